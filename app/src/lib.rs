@@ -1,0 +1,80 @@
+//! Onair's web app: pages, components, server functions, and the types shared by
+//! the browser (`hydrate`) and the server (`ssr`).
+//!
+//! # Layout
+//! - [`shell`] and [`App`]: the HTML document and the router.
+//! - `components/`: the layout shell (header, navigation, theme toggle, footer).
+//! - `pages/`: one file per page.
+//! - [`streams`]: stream types and the server functions that read them.
+//! - [`error`]: [`error::AppError`], the error type that crosses the wire.
+//! - [`backend`] (server only): the trait the server implements so server
+//!   functions can reach the database without this crate depending on it.
+
+pub mod components;
+pub mod error;
+pub mod pages;
+pub mod streams;
+
+#[cfg(feature = "ssr")]
+pub mod backend;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    StaticSegment,
+};
+
+use crate::components::layout::Layout;
+use crate::pages::{home::HomePage, not_found::NotFound};
+
+/// Sets the saved colour theme before first paint, so the page does not flash.
+const THEME_BOOTSTRAP: &str = "try{var t=localStorage.getItem('onair-theme');if(t==='light'||t==='dark'){document.documentElement.dataset.theme=t}}catch(e){}";
+
+/// The HTML document every page is rendered into.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en" data-theme="dark">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="description" content="Onair: go live from your browser with low-latency HLS." />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <script>{THEME_BOOTSTRAP}</script>
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The root component: meta context, stylesheet, layout and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    // Runs only in the browser, once hydration has attached the app. Browser
+    // tests wait for this marker before they interact with the page.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/onair.css" />
+        <Title text="Onair" />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

@@ -1,0 +1,416 @@
+//! Command line and configuration: one typed struct per subcommand, read from flags
+//! and `ONAIR_*` environment variables, with defaults that run out of the box.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Onair: self-hosted, browser-first live streaming.
+#[derive(Debug, Parser)]
+#[command(name = "onair", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of the `onair` binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the web server (HTTP, ingest, origin).
+    Serve(Box<ServeArgs>),
+}
+
+/// Options of `onair serve`. Every flag can also be set through the `ONAIR_*`
+/// variable named in its help.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "ONAIR_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Directory for everything Onair keeps locally: the embedded database, the
+    /// disk store, and upload spill files.
+    #[arg(long, env = "ONAIR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database. Empty: the embedded SurrealDB (surrealkv engine) under
+    /// `<data-dir>/db`. Otherwise `surrealkv:///abs/path`, `mem://` (nothing kept),
+    /// or `ws://host:port` for a SurrealDB server.
+    #[arg(long, env = "ONAIR_DB", default_value = "")]
+    pub db: String,
+
+    /// SurrealDB namespace.
+    #[arg(long, env = "ONAIR_DB_NAMESPACE", default_value = "onair")]
+    pub db_namespace: String,
+
+    /// SurrealDB database name.
+    #[arg(long, env = "ONAIR_DB_DATABASE", default_value = "onair")]
+    pub db_database: String,
+
+    /// Root user for a SurrealDB server (`ws://`); ignored for the embedded engine.
+    #[arg(long, env = "ONAIR_DB_USER")]
+    pub db_user: Option<String>,
+
+    /// Password for `--db-user`. Prefer the environment variable to the flag.
+    #[arg(long, env = "ONAIR_DB_PASSWORD", hide_env_values = true)]
+    pub db_password: Option<String>,
+
+    /// Object store for segments and recordings. Empty: local disk under
+    /// `<data-dir>/store`. Otherwise `file:///abs/path` or `s3://bucket/prefix`.
+    #[arg(long, env = "ONAIR_STORE", default_value = "")]
+    pub store: String,
+
+    /// S3 endpoint URL, for S3-compatible servers (e.g. `http://127.0.0.1:8333`).
+    /// Empty: AWS S3 in `--s3-region`.
+    #[arg(long, env = "ONAIR_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "ONAIR_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// Use path-style S3 URLs (`endpoint/bucket/key`), which most S3-compatible
+    /// servers need.
+    #[arg(long, env = "ONAIR_S3_PATH_STYLE", default_value_t = false)]
+    pub s3_path_style: bool,
+
+    /// S3 access key id. Falls back to `AWS_ACCESS_KEY_ID`.
+    #[arg(long, env = "ONAIR_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key. Falls back to `AWS_SECRET_ACCESS_KEY`. Prefer the
+    /// environment variable to the flag.
+    #[arg(long, env = "ONAIR_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Size of each part when uploading large objects to S3 in several parts (at
+    /// least 5 MiB, S3's minimum).
+    #[arg(long, env = "ONAIR_S3_PART_SIZE", default_value_t = 8 * 1024 * 1024)]
+    pub s3_part_size: usize,
+
+    /// Directory holding the built web assets (`pkg/` with the wasm bundle and CSS).
+    #[arg(long, env = "ONAIR_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Log format on stderr.
+    #[arg(long, env = "ONAIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the database lives, resolved from `--db`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbConfig {
+    /// The embedded engine on disk (surrealkv) at this path.
+    Embedded(PathBuf),
+    /// The embedded in-memory engine: nothing survives a restart.
+    Memory,
+    /// A SurrealDB server.
+    Remote {
+        /// `ws://host:port` or `wss://host:port`.
+        url: String,
+        /// Root user, if the server requires one.
+        user: Option<String>,
+        /// Root password.
+        password: Option<String>,
+    },
+}
+
+/// Database settings: engine plus namespace and database name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSettings {
+    /// The engine and its location.
+    pub engine: DbConfig,
+    /// SurrealDB namespace.
+    pub namespace: String,
+    /// SurrealDB database.
+    pub database: String,
+}
+
+/// Where objects are stored, resolved from `--store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A directory on local disk.
+    Disk(PathBuf),
+    /// An S3 bucket.
+    S3(S3Config),
+}
+
+/// S3 connection settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket (no leading or trailing slash; may be empty).
+    pub prefix: String,
+    /// Custom endpoint for S3-compatible servers.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Path-style addressing.
+    pub path_style: bool,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Multipart part size in bytes.
+    pub part_size: usize,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("part_size", &self.part_size)
+            .finish()
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `--db` is not a URL Onair understands.
+    #[error("--db {0:?}: expected empty, mem://, surrealkv:///path or ws://host:port")]
+    Db(String),
+    /// `--store` is not a URL Onair understands.
+    #[error("--store {0:?}: expected empty, file:///path or s3://bucket/prefix")]
+    Store(String),
+    /// S3 was selected without credentials.
+    #[error("--store is S3 but no credentials were given: set ONAIR_S3_ACCESS_KEY_ID and ONAIR_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")]
+    S3Credentials,
+    /// The multipart part size is below S3's minimum.
+    #[error("--s3-part-size {0} is below S3's minimum of 5 MiB")]
+    S3PartSize(usize),
+}
+
+/// The smallest part S3 accepts in a multipart upload (except the last).
+pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+impl ServeArgs {
+    /// Resolves `--db` and its companion options.
+    pub fn db_settings(&self) -> Result<DbSettings, ConfigError> {
+        let engine = parse_db(
+            &self.db,
+            &self.data_dir,
+            self.db_user.clone(),
+            self.db_password.clone(),
+        )?;
+        Ok(DbSettings {
+            engine,
+            namespace: self.db_namespace.clone(),
+            database: self.db_database.clone(),
+        })
+    }
+
+    /// Resolves `--store` and its companion options.
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        let raw = self.store.trim();
+        if raw.is_empty() {
+            return Ok(StoreConfig::Disk(self.data_dir.join("store")));
+        }
+        if let Some(path) = raw.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(ConfigError::Store(raw.into()));
+            }
+            return Ok(StoreConfig::Disk(PathBuf::from(path)));
+        }
+        let Some(rest) = raw.strip_prefix("s3://") else {
+            return Err(ConfigError::Store(raw.into()));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(ConfigError::Store(raw.into()));
+        }
+        let access_key_id = self
+            .s3_access_key_id
+            .clone()
+            .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok())
+            .filter(|s| !s.is_empty());
+        let secret_access_key = self
+            .s3_secret_access_key
+            .clone()
+            .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok())
+            .filter(|s| !s.is_empty());
+        let (Some(access_key_id), Some(secret_access_key)) = (access_key_id, secret_access_key)
+        else {
+            return Err(ConfigError::S3Credentials);
+        };
+        if self.s3_part_size < S3_MIN_PART_SIZE {
+            return Err(ConfigError::S3PartSize(self.s3_part_size));
+        }
+        Ok(StoreConfig::S3(S3Config {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            endpoint: self.s3_endpoint.clone().filter(|s| !s.is_empty()),
+            region: self.s3_region.clone(),
+            path_style: self.s3_path_style,
+            access_key_id,
+            secret_access_key,
+            part_size: self.s3_part_size,
+        }))
+    }
+}
+
+fn parse_db(
+    raw: &str,
+    data_dir: &Path,
+    user: Option<String>,
+    password: Option<String>,
+) -> Result<DbConfig, ConfigError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(DbConfig::Embedded(data_dir.join("db")));
+    }
+    if raw == "mem://" || raw == "memory" {
+        return Ok(DbConfig::Memory);
+    }
+    if let Some(path) = raw.strip_prefix("surrealkv://") {
+        if path.is_empty() {
+            return Err(ConfigError::Db(raw.into()));
+        }
+        return Ok(DbConfig::Embedded(PathBuf::from(path)));
+    }
+    if raw.starts_with("ws://") || raw.starts_with("wss://") {
+        return Ok(DbConfig::Remote {
+            url: raw.to_string(),
+            user,
+            password,
+        });
+    }
+    Err(ConfigError::Db(raw.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut full = vec!["onair", "serve"];
+        full.extend_from_slice(args);
+        match Cli::try_parse_from(full).expect("valid arguments").command {
+            Command::Serve(args) => *args,
+        }
+    }
+
+    #[test]
+    fn defaults_run_out_of_the_box() {
+        let args = serve(&[]);
+        assert_eq!(args.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            args.db_settings().expect("db").engine,
+            DbConfig::Embedded(PathBuf::from("./data/db"))
+        );
+        assert_eq!(
+            args.store_config().expect("store"),
+            StoreConfig::Disk(PathBuf::from("./data/store"))
+        );
+    }
+
+    #[test]
+    fn remote_db_and_s3_store_are_selected_by_url() {
+        let args = serve(&[
+            "--db",
+            "ws://127.0.0.1:8000",
+            "--db-user",
+            "root",
+            "--store",
+            "s3://media/live/onair/",
+            "--s3-endpoint",
+            "http://127.0.0.1:9000",
+            "--s3-path-style",
+            "--s3-access-key-id",
+            "AK",
+            "--s3-secret-access-key",
+            "SK",
+        ]);
+        assert!(matches!(
+            args.db_settings().expect("db").engine,
+            DbConfig::Remote { ref url, user: Some(ref u), .. } if url == "ws://127.0.0.1:8000" && u == "root"
+        ));
+        let StoreConfig::S3(s3) = args.store_config().expect("store") else {
+            panic!("expected S3");
+        };
+        assert_eq!(s3.bucket, "media");
+        assert_eq!(s3.prefix, "live/onair");
+        assert!(s3.path_style);
+        assert!(
+            !format!("{s3:?}").contains("SK"),
+            "the secret never reaches logs"
+        );
+    }
+
+    #[test]
+    fn bad_urls_and_settings_are_refused_with_a_reason() {
+        assert!(matches!(
+            serve(&["--db", "postgres://x"]).db_settings(),
+            Err(ConfigError::Db(_))
+        ));
+        assert!(matches!(
+            serve(&["--store", "ftp://x"]).store_config(),
+            Err(ConfigError::Store(_))
+        ));
+        assert!(matches!(
+            serve(&["--store", "s3:///nobucket"]).store_config(),
+            Err(ConfigError::Store(_))
+        ));
+        let small = serve(&[
+            "--store",
+            "s3://b",
+            "--s3-access-key-id",
+            "a",
+            "--s3-secret-access-key",
+            "b",
+            "--s3-part-size",
+            "1024",
+        ]);
+        assert!(matches!(
+            small.store_config(),
+            Err(ConfigError::S3PartSize(1024))
+        ));
+    }
+
+    #[test]
+    fn flags_are_also_read_from_the_environment() {
+        // clap reads env at parse time; use a variable no other test touches.
+        std::env::set_var("ONAIR_DB_NAMESPACE", "from-env");
+        let args = serve(&[]);
+        std::env::remove_var("ONAIR_DB_NAMESPACE");
+        assert_eq!(args.db_namespace, "from-env");
+    }
+
+    #[test]
+    fn help_documents_every_option() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let serve = cmd.find_subcommand_mut("serve").expect("serve subcommand");
+        let help = serve.render_long_help().to_string();
+        for flag in [
+            "--addr",
+            "--data-dir",
+            "--db",
+            "--store",
+            "--s3-endpoint",
+            "--s3-path-style",
+            "ONAIR_DB",
+        ] {
+            assert!(help.contains(flag), "help lacks {flag}");
+        }
+    }
+}

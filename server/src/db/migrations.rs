@@ -1,0 +1,105 @@
+//! Versioned schema migrations. Each migration runs once, in a transaction
+//! together with the row that records it in the `migration` table, so running
+//! [`apply`] again is a no-op and a failed migration leaves no half-applied schema.
+//! Add new migrations at the end of [`MIGRATIONS`]; never edit an applied one.
+
+use surrealdb::engine::any::Any;
+use surrealdb::Surreal;
+
+use super::DbError;
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Strictly increasing version number.
+    pub version: i64,
+    /// A short name for logs.
+    pub name: &'static str,
+    /// SurrealQL statements.
+    pub sql: &'static str,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Versions applied by this call, in order.
+    pub applied: Vec<i64>,
+    /// The schema version after the call.
+    pub current: i64,
+}
+
+/// The bookkeeping table itself; safe to run every time.
+const BOOKKEEPING: &str = "
+DEFINE TABLE IF NOT EXISTS migration SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS version ON migration TYPE int;
+DEFINE FIELD IF NOT EXISTS name ON migration TYPE string;
+DEFINE FIELD IF NOT EXISTS applied_at ON migration TYPE datetime DEFAULT time::now();
+DEFINE INDEX IF NOT EXISTS migration_version ON migration FIELDS version UNIQUE;
+";
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "users and streams",
+    sql: "
+DEFINE TABLE user SCHEMAFULL;
+DEFINE FIELD username ON user TYPE string ASSERT string::len($value) >= 3 AND string::len($value) <= 32;
+DEFINE FIELD password_hash ON user TYPE string;
+DEFINE FIELD role ON user TYPE string ASSERT $value IN ['admin', 'broadcaster', 'viewer'];
+DEFINE FIELD created_at ON user TYPE datetime DEFAULT time::now();
+DEFINE INDEX user_username ON user FIELDS username UNIQUE;
+
+DEFINE TABLE stream SCHEMAFULL;
+DEFINE FIELD owner ON stream TYPE record<user>;
+DEFINE FIELD title ON stream TYPE string ASSERT string::len($value) >= 1 AND string::len($value) <= 200;
+DEFINE FIELD description ON stream TYPE string DEFAULT '';
+DEFINE FIELD visibility ON stream TYPE string DEFAULT 'public' ASSERT $value IN ['public', 'unlisted', 'private'];
+DEFINE FIELD state ON stream TYPE string DEFAULT 'idle' ASSERT $value IN ['idle', 'live', 'ended', 'interrupted'];
+DEFINE FIELD ingest_token_hash ON stream TYPE string;
+DEFINE FIELD created_at ON stream TYPE datetime DEFAULT time::now();
+DEFINE FIELD started_at ON stream TYPE option<datetime>;
+DEFINE FIELD ended_at ON stream TYPE option<datetime>;
+DEFINE INDEX stream_state ON stream FIELDS state;
+DEFINE INDEX stream_owner ON stream FIELDS owner;
+",
+}];
+
+/// Applies the migrations in `all` that the database has not seen yet.
+pub async fn apply(db: &Surreal<Any>, all: &[Migration]) -> Result<Report, DbError> {
+    db.query(BOOKKEEPING).await?.check()?;
+    let mut done: Vec<i64> = db
+        .query("SELECT VALUE version FROM migration")
+        .await?
+        .check()?
+        .take(0)?;
+    done.sort_unstable();
+    let mut applied = Vec::new();
+    for m in all {
+        if done.binary_search(&m.version).is_ok() {
+            continue;
+        }
+        let sql = format!(
+            "BEGIN TRANSACTION;\n{}\nCREATE migration SET version = $version, name = $name;\nCOMMIT TRANSACTION;",
+            m.sql
+        );
+        let migration_error = |source| DbError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        db.query(sql)
+            .bind(("version", m.version))
+            .bind(("name", m.name))
+            .await
+            .and_then(|r| r.check())
+            .map_err(migration_error)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
+        applied.push(m.version);
+    }
+    let current = all.iter().map(|m| m.version).max().unwrap_or(0);
+    Ok(Report { applied, current })
+}

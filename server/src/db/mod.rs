@@ -1,0 +1,147 @@
+//! The database: a SurrealDB handle that is either the embedded engine (surrealkv
+//! on disk, or in memory) or a SurrealDB server over WebSocket, chosen by one
+//! config value. [`Database::connect`] opens it and [`Database::migrate`] brings
+//! the schema up to date.
+
+pub mod migrations;
+pub mod streams;
+
+use std::path::Path;
+
+use surrealdb::engine::any::Any;
+use surrealdb::opt::auth::Root;
+use surrealdb::Surreal;
+
+use crate::config::{DbConfig, DbSettings};
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The database could not be opened or reached.
+    #[error("could not open the database {target}: {source}")]
+    Connect {
+        /// Which database (path or URL, never credentials).
+        target: String,
+        /// What SurrealDB said.
+        source: surrealdb::Error,
+    },
+    /// The embedded database directory could not be created.
+    #[error("could not create the database directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Signing in to a SurrealDB server failed.
+    #[error("signing in to the database server as {user:?} failed: {source}")]
+    Auth {
+        /// The user name.
+        user: String,
+        /// What the server said.
+        source: surrealdb::Error,
+    },
+    /// A schema migration failed; the database is left at the previous version.
+    #[error("schema migration {version} ({name}) failed: {source}")]
+    Migration {
+        /// The migration's version number.
+        version: i64,
+        /// Its name.
+        name: &'static str,
+        /// What SurrealDB said.
+        source: surrealdb::Error,
+    },
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] surrealdb::Error),
+}
+
+/// A connected, migrated database handle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Database {
+    db: Surreal<Any>,
+    target: String,
+}
+
+impl Database {
+    /// Opens the database the settings name and selects its namespace and database.
+    pub async fn connect(settings: &DbSettings) -> Result<Self, DbError> {
+        let (url, target) = match &settings.engine {
+            DbConfig::Embedded(path) => {
+                std::fs::create_dir_all(path).map_err(|source| DbError::Dir {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                (
+                    format!("surrealkv://{}", abs.display()),
+                    format!("embedded surrealkv at {}", abs.display()),
+                )
+            }
+            DbConfig::Memory => ("mem://".to_string(), "embedded in-memory".to_string()),
+            DbConfig::Remote { url, .. } => (url.clone(), format!("server {url}")),
+        };
+        let db = surrealdb::engine::any::connect(url.as_str())
+            .await
+            .map_err(|source| DbError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        if let DbConfig::Remote {
+            user: Some(user),
+            password,
+            ..
+        } = &settings.engine
+        {
+            db.signin(Root {
+                username: user.clone(),
+                password: password.clone().unwrap_or_default(),
+            })
+            .await
+            .map_err(|source| DbError::Auth {
+                user: user.clone(),
+                source,
+            })?;
+        }
+        db.use_ns(settings.namespace.as_str())
+            .use_db(settings.database.as_str())
+            .await
+            .map_err(|source| DbError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        Ok(Database { db, target })
+    }
+
+    /// Opens an embedded on-disk database at `path` (a convenience for tools and tests).
+    pub async fn open_embedded(path: &Path) -> Result<Self, DbError> {
+        Database::connect(&DbSettings {
+            engine: DbConfig::Embedded(path.to_path_buf()),
+            namespace: "onair".into(),
+            database: "onair".into(),
+        })
+        .await
+    }
+
+    /// Where the data lives, for logs (never includes credentials).
+    pub fn describe(&self) -> &str {
+        &self.target
+    }
+
+    /// The SurrealDB client, for the typed queries in this module's children.
+    pub fn client(&self) -> &Surreal<Any> {
+        &self.db
+    }
+
+    /// Applies every migration not applied yet; see [`migrations`].
+    pub async fn migrate(&self) -> Result<migrations::Report, DbError> {
+        migrations::apply(&self.db, migrations::MIGRATIONS).await
+    }
+
+    /// Checks that the database answers a query, for `/readyz`.
+    pub async fn check(&self) -> Result<(), DbError> {
+        self.db.query("RETURN 1").await?.check()?;
+        Ok(())
+    }
+}

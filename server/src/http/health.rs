@@ -1,0 +1,103 @@
+//! `/healthz` (the process is up), `/readyz` (its dependencies answer) and
+//! `/metrics` (Prometheus text format).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+/// How long each readiness check may take before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The `/readyz` body.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// One entry per dependency.
+    pub checks: Vec<Check>,
+}
+
+/// The result of checking one dependency.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// `database` or `store`.
+    pub name: &'static str,
+    /// Whether it answered.
+    pub ok: bool,
+    /// What was checked (path or URL, without credentials).
+    pub target: String,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Always 200 while the process serves requests.
+pub async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn timed<F, E>(fut: F) -> Option<String>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+    }
+}
+
+/// 200 when the database and the store answer, 503 with the reasons otherwise.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let (db, store) = tokio::join!(timed(state.db.check()), timed(state.store.check()));
+    let checks = vec![
+        Check {
+            name: "database",
+            ok: db.is_none(),
+            target: state.db.describe().to_string(),
+            reason: db,
+        },
+        Check {
+            name: "store",
+            ok: store.is_none(),
+            target: state.store.describe(),
+            reason: store,
+        },
+    ];
+    let ready = checks.iter().all(|c| c.ok);
+    for c in checks.iter().filter(|c| !c.ok) {
+        tracing::warn!(
+            dependency = c.name,
+            reason = c.reason.as_deref().unwrap_or(""),
+            "not ready"
+        );
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks,
+    };
+    (status, Json(body))
+}
+
+/// The Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

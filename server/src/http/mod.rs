@@ -1,0 +1,71 @@
+//! The HTTP edge: routes, middleware, static files and error mapping.
+//!
+//! - `/healthz`, `/readyz`, `/metrics`: see [`health`].
+//! - `/api/v1/...`: the JSON API; unknown paths get a JSON 404 ([`error::ApiError`]).
+//! - `/api/fn/...`: Leptos server functions.
+//! - everything else: Leptos pages, then static files from the site root, then
+//!   the app's own 404 page.
+
+pub mod error;
+pub mod health;
+
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{Method, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use crate::telemetry;
+use error::ApiError;
+
+/// Builds the whole application router.
+pub fn router(state: AppState) -> Router {
+    let leptos_options = state.leptos_options.clone();
+    let routes = generate_route_list(app::App);
+    let backend = state.backend.clone();
+    let context = move || leptos::prelude::provide_context(backend.clone());
+
+    let files = leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        context.clone(),
+        app::shell,
+    );
+    let fallback = move |method: Method, uri: Uri, state: State<AppState>, req: Request| {
+        let files = files.clone();
+        async move {
+            let path = uri.path();
+            if path == "/api" || path.starts_with("/api/") {
+                return ApiError::not_found(format!("no API route {method} {path}"))
+                    .into_response();
+            }
+            files(uri, state, req).await
+        }
+    };
+
+    let api = Router::new().fallback(api_not_found);
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .nest("/api/v1", api)
+        .leptos_routes_with_context(&state, routes, context, {
+            let options = leptos_options.clone();
+            move || app::shell(options.clone())
+        })
+        .route_layer(middleware::from_fn(telemetry::remember_route))
+        .fallback(fallback)
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(telemetry::track_http))
+        .with_state(state)
+}
+
+async fn api_not_found(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    // OriginalUri: inside `nest`, `Uri` has the prefix stripped.
+    ApiError::not_found(format!("no API route {method} {}", uri.path())).into_response()
+}

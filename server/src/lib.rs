@@ -1,0 +1,25 @@
+//! The Onair server: one binary that serves the web app, takes live ingest,
+//! packages low-latency HLS, and keeps state in SurrealDB and media in an object
+//! store.
+//!
+//! # Layout
+//! - [`config`]: the command line and `ONAIR_*` environment, as typed structs.
+//! - [`server`]: start-up ([`server::build_state`]) and [`server::serve`], which
+//!   takes its listener and shutdown signal from outside so tests can bind
+//!   `127.0.0.1:0`.
+//! - [`http`]: routes, middleware, error mapping, health and metrics.
+//! - [`db`]: SurrealDB connection, migrations and typed queries.
+//! - [`store`]: the object store trait with disk and S3 implementations.
+//! - [`media`]: the FFmpeg libraries and what they can do.
+//! - [`telemetry`]: logging and the Prometheus recorder.
+//! - [`backend`]: what the web app's server functions may ask of the database.
+
+pub mod backend;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod media;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod telemetry;

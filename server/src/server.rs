@@ -1,0 +1,160 @@
+//! Start-up and serving: open the database and store, build the state, and serve
+//! HTTP until the shutdown signal.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use leptos::config::LeptosOptions;
+use tokio::net::TcpListener;
+
+use crate::backend::DbBackend;
+use crate::config::ServeArgs;
+use crate::db::{Database, DbError};
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+use crate::{http, media, telemetry};
+
+/// Start-up failed; the message says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A configuration value is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// FFmpeg could not be initialised.
+    #[error(transparent)]
+    Media(#[from] media::MediaInitError),
+    /// The listen address could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("the server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The name of the wasm-bindgen output in `<site-root>/pkg/`.
+pub const OUTPUT_NAME: &str = "onair";
+
+/// Leptos options for a site root and address.
+pub fn leptos_options(site_root: &Path, addr: std::net::SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+/// Opens everything `onair serve` needs and returns the shared state.
+pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
+    let ffmpeg = media::init()?;
+    tracing::info!(
+        avcodec = %ffmpeg.avcodec,
+        avformat = %ffmpeg.avformat,
+        libx264 = ffmpeg.libx264,
+        aac = ffmpeg.aac,
+        "FFmpeg ready"
+    );
+    if !ffmpeg.libx264 || !ffmpeg.aac {
+        tracing::warn!("the linked FFmpeg lacks libx264 or AAC: live transcoding will not work");
+    }
+
+    let db = Database::connect(&args.db_settings()?).await?;
+    let report = db.migrate().await?;
+    tracing::info!(version = report.current, applied = ?report.applied, "database schema up to date");
+
+    let store = store::open(&args.store_config()?).await?;
+    if let Err(e) = store.check().await {
+        // Keep running: /readyz reports it, and the store may come back.
+        tracing::warn!(store = %store.describe(), error = %e, "the object store is not reachable yet");
+    }
+
+    let pkg_js = args.site_root.join("pkg").join(format!("{OUTPUT_NAME}.js"));
+    if !pkg_js.exists() {
+        tracing::warn!(
+            missing = %pkg_js.display(),
+            "web assets are not built, pages will render but not become interactive: run `make build`"
+        );
+    }
+
+    Ok(AppState {
+        leptos_options: leptos_options(&args.site_root, args.addr),
+        backend: Arc::new(DbBackend::new(db.clone())),
+        db,
+        store,
+        metrics: telemetry::metrics_handle(),
+    })
+}
+
+/// Serves the app on `listener` until `shutdown` completes, then finishes the
+/// requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let app = http::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartError::Serve)
+}
+
+/// `onair serve`: builds the state, binds, logs where things are, and serves
+/// until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<(), StartError> {
+    let state = build_state(&args).await?;
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: args.addr,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(
+        url = %format!("http://{local}/"),
+        data_dir = %args.data_dir.display(),
+        database = %state.db.describe(),
+        store = %state.store.describe(),
+        "Onair is serving: open http://{local}/ (data in {}, database: {}, store: {})",
+        args.data_dir.display(),
+        state.db.describe(),
+        state.store.describe(),
+    );
+    serve(listener, state, shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,32 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use app::backend::Backend;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::db::Database;
+use crate::store::ObjectStore;
+
+/// Shared, cheaply cloned application state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Leptos rendering options (site root, output name).
+    pub leptos_options: LeptosOptions,
+    /// The database.
+    pub db: Database,
+    /// The object store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The Prometheus recorder's handle, rendered at `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// What server functions use to reach the database.
+    pub backend: Arc<dyn Backend>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}

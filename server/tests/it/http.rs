@@ -1,0 +1,199 @@
+//! The HTTP edge over a real socket: health, readiness (including a store
+//! outage), metrics, API errors and the pages.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{TestApp, Weed};
+
+#[tokio::test]
+async fn health_metrics_and_api_errors() {
+    let app = TestApp::start(&[]).await;
+
+    let res = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.expect("json")["status"], "ok");
+
+    let res = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"].as_array().map(Vec::len), Some(2));
+
+    for path in ["/api/v1/nope", "/api/nothing", "/api"] {
+        let res = app.http.get(app.url(path)).send().await.expect("api 404");
+        assert_eq!(res.status(), 404, "{path}");
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("application/json"));
+        let body: Value = res.json().await.expect("json error body");
+        assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(path),
+            "{body}"
+        );
+    }
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/plain"));
+    let text = metrics.text().await.expect("text");
+    let healthz_line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains("route=\"/healthz\"")
+                && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter for /healthz in:\n{text}"));
+    let count: f64 = healthz_line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert!(count >= 1.0, "{healthz_line}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "latency histogram missing"
+    );
+    assert!(
+        text.contains("route=\"fallback\""),
+        "404s are counted as fallback"
+    );
+}
+
+#[tokio::test]
+async fn pages_render_on_the_server() {
+    let app = TestApp::start(&[]).await;
+
+    let res = app.http.get(app.url("/")).send().await.expect("home");
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("html");
+    assert!(html.contains("Go live from a browser tab."), "hero missing");
+    assert!(html.contains("class=\"site-nav\""), "navigation missing");
+    assert!(
+        html.contains("Nobody is live right now."),
+        "the live list was not rendered from the database"
+    );
+    assert!(html.contains("/pkg/onair.js"), "hydration script missing");
+
+    let res = app
+        .http
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .expect("404 page");
+    assert_eq!(res.status(), 404);
+    let html = res.text().await.expect("html");
+    assert!(html.contains("Page not found"), "friendly 404 page missing");
+}
+
+#[tokio::test]
+async fn home_lists_live_streams_from_the_database() {
+    let app = TestApp::start(&[]).await;
+    app.state
+        .db
+        .client()
+        .query(
+            "CREATE user:bob SET username = 'bob', password_hash = 'x', role = 'broadcaster';
+             CREATE stream:live1 SET owner = user:bob, title = 'Bob builds a synth', state = 'live',
+                 ingest_token_hash = 'h', started_at = time::now();",
+        )
+        .await
+        .expect("seed")
+        .check()
+        .expect("seed ok");
+    let html = app
+        .http
+        .get(app.url("/"))
+        .send()
+        .await
+        .expect("home")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("Bob builds a synth"),
+        "live stream not listed"
+    );
+    assert!(!html.contains("Nobody is live right now."));
+}
+
+async fn readyz(app: &TestApp) -> (u16, Value) {
+    let res = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz answers");
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn readyz_follows_the_s3_store_and_the_process_keeps_running() {
+    let mut weed = Weed::start();
+    weed.create_bucket("media").await;
+    let app = TestApp::start(&weed.store_args("media", "live")).await;
+
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 200, "{body}");
+
+    weed.stop();
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    let store = body["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "store"))
+        .expect("store check");
+    assert_eq!(store["ok"], false);
+    assert!(
+        store["reason"].as_str().unwrap_or("").contains("S3"),
+        "{store}"
+    );
+    assert_eq!(store["target"], "s3://media/live");
+
+    // Still serving other requests.
+    let res = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(res.status(), 200);
+
+    weed.restart();
+    let mut last = (0, Value::Null);
+    for _ in 0..60 {
+        last = readyz(&app).await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(last.0, 200, "ready again after S3 came back: {}", last.1);
+}

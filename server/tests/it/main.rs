@@ -1,0 +1,8 @@
+//! Integration tests, in one binary so the large dependency graph links once.
+//! Each test starts the real servers it needs (SeaweedFS for S3, the SurrealDB
+//! server, Onair itself) on 127.0.0.1 and stops them when it ends.
+
+mod db;
+mod http;
+mod store;
+mod support;

