@@ -58,27 +58,27 @@ deps-test: deps
 build: build-server build-web
 
 build-server: deps
-	cargo build --quiet
+	@cargo build --quiet
 
 build-web: deps
-	cargo build --quiet -p frontend --target wasm32-unknown-unknown
+	@cargo build --quiet -p frontend --target wasm32-unknown-unknown
 	@mkdir -p $(SITE_ROOT)/pkg
-	wasm-bindgen --target web --no-typescript --out-dir $(SITE_ROOT)/pkg --out-name onair $(WASM_DIR)/frontend.wasm
+	@wasm-bindgen --target web --no-typescript --out-dir $(SITE_ROOT)/pkg --out-name onair $(WASM_DIR)/frontend.wasm
 	@cp style/main.css $(SITE_ROOT)/pkg/onair.css
 	@cp -r public/. $(SITE_ROOT)/
 
 # ---- run and test ------------------------------------------------------------
 
 run: build
-	$(ONAIR) serve --site-root $(SITE_ROOT)
+	@$(ONAIR) serve --site-root $(SITE_ROOT)
 
 test: deps-test build test-rust test-e2e
 
 test-rust:
-	cargo test --quiet
+	@cargo test --quiet
 
 test-e2e:
-	ONAIR_BIN=$(ONAIR) ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
+	@ONAIR_BIN=$(ONAIR) ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
 
 lint:
 	cargo fmt --all -- --check

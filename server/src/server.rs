@@ -124,14 +124,10 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(
-        url = %format!("http://{local}/"),
         data_dir = %args.data_dir.display(),
         database = %state.db.describe(),
         store = %state.store.describe(),
-        "Onair is serving: open http://{local}/ (data in {}, database: {}, store: {})",
-        args.data_dir.display(),
-        state.db.describe(),
-        state.store.describe(),
+        "Onair is serving: open http://{local}/",
     );
     serve(listener, state, shutdown_signal()).await
 }

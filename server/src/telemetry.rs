@@ -17,14 +17,18 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// The log filter when neither `ONAIR_LOG` nor `RUST_LOG` is set: our own
+/// `info`, and only warnings from the embedded database's internals.
+pub const DEFAULT_LOG_FILTER: &str = "info,surrealdb=warn,surrealdb_core=warn,surrealkv=warn";
+
 /// Starts logging to stderr. The filter comes from `ONAIR_LOG` (or `RUST_LOG`),
-/// default `info`. Safe to call more than once; later calls do nothing.
+/// default [`DEFAULT_LOG_FILTER`]. Safe to call more than once; later calls do nothing.
 pub fn init_logging(format: LogFormat) {
     let filter = std::env::var("ONAIR_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
