@@ -7,11 +7,13 @@
 //! - `pages/`: one file per page.
 //! - [`streams`]: stream types and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
+//! - [`ingest`]: the ingest WebSocket protocol messages.
 //! - [`backend`] (server only): the trait the server implements so server
 //!   functions can reach the database without this crate depending on it.
 
 pub mod components;
 pub mod error;
+pub mod ingest;
 pub mod pages;
 pub mod streams;
 

@@ -11,6 +11,8 @@
 //! - [`db`]: SurrealDB connection, migrations and typed queries.
 //! - [`store`]: the object store trait with disk and S3 implementations.
 //! - [`media`]: the FFmpeg libraries and what they can do.
+//! - [`packager`]: sans-IO CMAF/fMP4 and LL-HLS playlists.
+//! - [`origin`]: the live window in memory and blocking playlist reload.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`backend`]: what the web app's server functions may ask of the database.
 
@@ -19,6 +21,8 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod media;
+pub mod origin;
+pub mod packager;
 pub mod server;
 pub mod state;
 pub mod store;

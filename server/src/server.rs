@@ -95,6 +95,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         db,
         store,
         metrics: telemetry::metrics_handle(),
+        origin: crate::origin::Origin::new(),
     })
 }
 

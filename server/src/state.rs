@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::db::Database;
+use crate::origin::Origin;
 use crate::store::ObjectStore;
 
 /// Shared, cheaply cloned application state.
@@ -21,6 +22,8 @@ pub struct AppState {
     pub store: Arc<dyn ObjectStore>,
     /// The Prometheus recorder's handle, rendered at `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The live streams this node serves.
+    pub origin: Arc<Origin>,
     /// What server functions use to reach the database.
     pub backend: Arc<dyn Backend>,
 }

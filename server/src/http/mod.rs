@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod health;
+pub mod live;
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{Method, Uri};
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .nest("/api/v1", api)
+        .merge(live::routes())
         .leptos_routes_with_context(&state, routes, context, {
             let options = leptos_options.clone();
             move || app::shell(options.clone())

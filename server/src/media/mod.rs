@@ -1,5 +1,10 @@
-//! The media pipeline (FFmpeg through `ffmpeg-next`). For now: library start-up
-//! and a report of what the linked FFmpeg can do.
+//! The media pipeline (FFmpeg through `ffmpeg-next`): library start-up, and
+//! demuxing live input from memory ([`demux`]).
+
+pub mod demux;
+
+#[cfg(test)]
+mod demux_tests;
 
 /// What the linked FFmpeg libraries provide.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,151 @@
+//! The ingest WebSocket protocol (`WS /api/v1/streams/{id}/ingest`), shared by
+//! the studio page, `onair publish` and the server. See `docs/protocol.md`.
+//!
+//! Text frames carry JSON [`ClientMessage`]s and [`ServerMessage`]s. Binary
+//! frames carry media: an 8-byte big-endian sequence number, then one
+//! MediaRecorder chunk ([`encode_chunk`] / [`decode_chunk`]).
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// WebSocket close codes the server uses, each with a JSON [`CloseReason`].
+pub mod close {
+    /// The first message was not a valid `hello`.
+    pub const BAD_HELLO: u16 = 4000;
+    /// Missing or wrong ingest token.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// No such stream.
+    pub const NOT_FOUND: u16 = 4004;
+    /// Another publisher is live on this stream.
+    pub const ALREADY_PUBLISHING: u16 = 4009;
+    /// A message was larger than the limit.
+    pub const TOO_LARGE: u16 = 4013;
+    /// The ingest bitrate limit was exceeded.
+    pub const RATE_LIMITED: u16 = 4029;
+    /// The media could not be read (not a supported container or codec).
+    pub const BAD_MEDIA: u16 = 4015;
+    /// Nothing arrived within the idle timeout.
+    pub const IDLE: u16 = 4008;
+    /// A protocol rule was broken (bad sequence number, binary before hello).
+    pub const PROTOCOL: u16 = 4002;
+    /// The server failed; the stream may be resumed.
+    pub const INTERNAL: u16 = 4500;
+}
+
+/// The JSON body of a close frame's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseReason {
+    /// Stable machine-readable code, such as `too_large`.
+    pub code: String,
+    /// A message for the broadcaster.
+    pub message: String,
+}
+
+/// Messages from the publisher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// The first message on every connection.
+    Hello {
+        /// Must be [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The ingest token, unless sent as `Authorization: Bearer`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// The MIME type the recorder was created with (a hint only).
+        mime_type: String,
+        /// Wall-clock time (Unix ms) at which the first chunk's media was captured.
+        capture_start_ms: i64,
+        /// After a reconnect: the last sequence number the server acknowledged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_after: Option<u64>,
+        /// The recorder restarted: the next chunk starts a new container.
+        #[serde(default)]
+        new_period: bool,
+    },
+    /// The broadcaster ended the stream.
+    End,
+}
+
+/// Messages from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The hello was accepted.
+    Ready {
+        /// The next sequence number the server expects. After a resume, the
+        /// client re-sends everything from here.
+        next_seq: u64,
+        /// Limits that apply to this connection.
+        limits: IngestLimits,
+    },
+    /// Every chunk up to and including `seq` is safely received.
+    Ack {
+        /// The highest contiguous sequence number received.
+        seq: u64,
+    },
+    /// The stream has ended and its output is complete.
+    Ended,
+}
+
+/// Limits announced in [`ServerMessage::Ready`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestLimits {
+    /// Largest binary message, in bytes (including the 8-byte header).
+    pub max_message_bytes: u64,
+    /// Highest average ingest rate, in bits per second.
+    pub max_bitrate: u64,
+    /// Seconds without a message before the connection is closed.
+    pub idle_timeout_s: u64,
+}
+
+/// Frames a chunk: 8-byte big-endian sequence number, then the bytes.
+pub fn encode_chunk(seq: u64, chunk: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + chunk.len());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(chunk);
+    out
+}
+
+/// Splits a binary frame into sequence number and chunk; `None` if shorter than 8 bytes.
+pub fn decode_chunk(frame: &[u8]) -> Option<(u64, &[u8])> {
+    let (head, rest) = frame.split_at_checked(8)?;
+    Some((u64::from_be_bytes(head.try_into().ok()?), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip() {
+        let frame = encode_chunk(42, b"webm");
+        assert_eq!(decode_chunk(&frame), Some((42, &b"webm"[..])));
+        assert_eq!(decode_chunk(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn messages_have_a_stable_json_shape() {
+        let hello: ClientMessage = serde_json::from_str(
+            r#"{"type":"hello","version":1,"mime_type":"video/webm;codecs=vp8,opus","capture_start_ms":5,"resume_after":9}"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            hello,
+            ClientMessage::Hello {
+                version: 1,
+                token: None,
+                mime_type: "video/webm;codecs=vp8,opus".into(),
+                capture_start_ms: 5,
+                resume_after: Some(9),
+                new_period: false
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMessage::Ack { seq: 3 }).expect("json"),
+            r#"{"type":"ack","seq":3}"#
+        );
+    }
+}

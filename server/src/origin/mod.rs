@@ -1,0 +1,347 @@
+//! The origin: the live window in memory, and the waiting rules of LL-HLS
+//! blocking playlist reload.
+//!
+//! A [`LiveStream`] holds each rendition's init segment, recent parts and
+//! segments, and playlist state. Publishing bumps a `watch` channel; requests
+//! waiting for a part (`_HLS_msn`/`_HLS_part`, or the preload-hinted part) hold
+//! a receiver and are woken on publish: no thread and no polling per waiter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::packager::playlist::{self, MediaRequest, MediaSnapshot, RenditionReport};
+
+/// Why a live request cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginError {
+    /// No such stream or rendition is live here.
+    #[error("not live: {0}")]
+    NotFound(String),
+    /// `_HLS_msn`/`_HLS_part` asks for media too far in the future (more than
+    /// two segments past the last one), or the query is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The wait for the requested part hit its limit.
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
+}
+
+/// One rendition's window.
+#[derive(Debug, Default)]
+struct RenditionWindow {
+    init: Option<Bytes>,
+    snapshot: Option<MediaSnapshot>,
+    parts: HashMap<(u64, usize), Bytes>,
+    segments: BTreeMap<u64, Bytes>,
+}
+
+impl RenditionWindow {
+    fn has_part(&self, msn: u64, part: usize) -> bool {
+        if self.parts.contains_key(&(msn, part)) {
+            return true;
+        }
+        // A complete segment covers all its parts.
+        self.snapshot.as_ref().is_some_and(|s| {
+            s.segments
+                .iter()
+                .any(|seg| seg.msn == msn && part < seg.parts.len())
+        })
+    }
+
+    fn last_msn(&self) -> Option<u64> {
+        self.snapshot
+            .as_ref()
+            .and_then(|s| s.last_part().map(|(m, _)| m))
+    }
+
+    fn ended(&self) -> bool {
+        self.snapshot.as_ref().is_some_and(|s| s.ended)
+    }
+}
+
+/// A live stream's window, shared by the publishing session and the handlers.
+#[derive(Debug)]
+pub struct LiveStream {
+    renditions: RwLock<BTreeMap<String, RenditionWindow>>,
+    master: RwLock<Option<String>>,
+    version: watch::Sender<u64>,
+    max_wait: Duration,
+}
+
+/// What a handler needs to answer a media playlist request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlaylistQuery {
+    /// `_HLS_msn`.
+    pub msn: Option<u64>,
+    /// `_HLS_part` (only with `_HLS_msn`).
+    pub part: Option<usize>,
+    /// `_HLS_skip=YES`.
+    pub skip: bool,
+}
+
+impl LiveStream {
+    /// An empty window. Blocking requests wait at most `max_wait`.
+    pub fn new(max_wait: Duration) -> Arc<Self> {
+        let (version, _) = watch::channel(0);
+        Arc::new(LiveStream {
+            renditions: RwLock::new(BTreeMap::new()),
+            master: RwLock::new(None),
+            version,
+            max_wait,
+        })
+    }
+
+    fn bump(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Sets the master playlist.
+    pub fn set_master(&self, text: String) {
+        *self.master.write().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        self.bump();
+    }
+
+    /// Sets a rendition's init segment.
+    pub fn set_init(&self, rendition: &str, init: Bytes) {
+        let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
+        r.entry(rendition.to_string()).or_default().init = Some(init);
+        drop(r);
+        self.bump();
+    }
+
+    /// Publishes a part and the playlist state that lists it, then wakes waiters.
+    pub fn publish_part(
+        &self,
+        rendition: &str,
+        msn: u64,
+        index: usize,
+        bytes: Bytes,
+        snapshot: MediaSnapshot,
+    ) {
+        let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
+        let w = r.entry(rendition.to_string()).or_default();
+        w.parts.insert((msn, index), bytes);
+        w.snapshot = Some(snapshot);
+        drop(r);
+        self.bump();
+    }
+
+    /// Publishes a complete segment and the playlist state, drops parts that
+    /// left the playlist and segments that left the window, then wakes waiters.
+    pub fn publish_segment(
+        &self,
+        rendition: &str,
+        msn: u64,
+        bytes: Bytes,
+        snapshot: MediaSnapshot,
+    ) {
+        let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
+        let w = r.entry(rendition.to_string()).or_default();
+        w.segments.insert(msn, bytes);
+        let oldest = snapshot.segments.first().map(|s| s.msn).unwrap_or(msn);
+        // Parts are listed for about three target durations: keep a margin of
+        // a few more segments for clients that are a little behind.
+        let keep_parts_from = msn.saturating_sub(6);
+        w.parts.retain(|(m, _), _| *m >= keep_parts_from);
+        w.segments.retain(|m, _| *m >= oldest);
+        w.snapshot = Some(snapshot);
+        drop(r);
+        self.bump();
+    }
+
+    /// Updates only the playlist state (for example on end of stream).
+    pub fn set_snapshot(&self, rendition: &str, snapshot: MediaSnapshot) {
+        let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
+        r.entry(rendition.to_string()).or_default().snapshot = Some(snapshot);
+        drop(r);
+        self.bump();
+    }
+
+    /// The master playlist, if the stream has produced one.
+    pub fn master(&self) -> Option<String> {
+        self.master
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A rendition's init segment.
+    pub fn init(&self, rendition: &str) -> Option<Bytes> {
+        let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        r.get(rendition).and_then(|w| w.init.clone())
+    }
+
+    /// Waits (bounded) until `check` on the rendition's window returns `Some`.
+    async fn wait_for<T>(
+        &self,
+        rendition: &str,
+        what: &str,
+        mut check: impl FnMut(&RenditionWindow) -> Result<Option<T>, OriginError>,
+    ) -> Result<T, OriginError> {
+        let mut rx = self.version.subscribe();
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        loop {
+            {
+                let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+                let w = r
+                    .get(rendition)
+                    .ok_or_else(|| OriginError::NotFound(format!("rendition {rendition}")))?;
+                if let Some(v) = check(w)? {
+                    return Ok(v);
+                }
+                rx.borrow_and_update();
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                // The stream was dropped: nothing more will come.
+                Ok(Err(_)) => return Err(OriginError::NotFound(format!("rendition {rendition}"))),
+                Err(_) => return Err(OriginError::Timeout(what.to_string())),
+            }
+        }
+    }
+
+    /// Answers a media playlist request, blocking per `_HLS_msn`/`_HLS_part`.
+    pub async fn media_playlist(
+        &self,
+        rendition: &str,
+        q: PlaylistQuery,
+    ) -> Result<String, OriginError> {
+        if q.part.is_some() && q.msn.is_none() {
+            return Err(OriginError::BadRequest(
+                "_HLS_part requires _HLS_msn".into(),
+            ));
+        }
+        let what = match (q.msn, q.part) {
+            (Some(m), Some(p)) => format!("part {m}.{p}"),
+            (Some(m), None) => format!("segment {m}"),
+            _ => "the playlist".to_string(),
+        };
+        let snapshot = self
+            .wait_for(rendition, &what, |w| {
+                let Some(snap) = w.snapshot.as_ref() else {
+                    return Ok(None);
+                };
+                let Some(msn) = q.msn else {
+                    return Ok(Some(snap.clone()));
+                };
+                let last = w.last_msn().unwrap_or(0);
+                if msn > last + 2 {
+                    return Err(OriginError::BadRequest(format!(
+                        "_HLS_msn={msn} is more than two segments past the last one ({last})"
+                    )));
+                }
+                let ready = match q.part {
+                    Some(p) => {
+                        w.has_part(msn, p)
+                            || snap.segments.iter().any(|s| s.msn > msn)
+                            || snap.open.as_ref().is_some_and(|o| o.0 > msn)
+                    }
+                    // Without _HLS_part: the segment must be complete.
+                    None => snap.segments.iter().any(|s| s.msn >= msn),
+                };
+                Ok((ready || w.ended()).then(|| snap.clone()))
+            })
+            .await?;
+        let mut snapshot = snapshot;
+        snapshot.reports = self.reports_except(rendition);
+        Ok(playlist::render_media(
+            &snapshot,
+            MediaRequest { skip: q.skip },
+        ))
+    }
+
+    fn reports_except(&self, rendition: &str) -> Vec<RenditionReport> {
+        let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        r.iter()
+            .filter(|(name, _)| name.as_str() != rendition)
+            .filter_map(|(name, w)| {
+                let (msn, part) = w.snapshot.as_ref()?.last_part()?;
+                Some(RenditionReport {
+                    uri: format!("../{name}/index.m3u8"),
+                    last_msn: msn,
+                    last_part: part as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// A part's bytes. A request for a part that is not published yet but is at
+    /// most the next one (the preload hint) waits for it.
+    pub async fn part(
+        &self,
+        rendition: &str,
+        msn: u64,
+        index: usize,
+    ) -> Result<Bytes, OriginError> {
+        self.wait_for(rendition, &format!("part {msn}.{index}"), |w| {
+            if let Some(b) = w.parts.get(&(msn, index)) {
+                return Ok(Some(b.clone()));
+            }
+            let snap = w.snapshot.as_ref();
+            let next = snap.map(|s| s.next_part()).unwrap_or((0, 0));
+            let hinted = (msn, index) == next || (msn == next.0 + 1 && index == 0);
+            if !hinted || w.ended() {
+                return Err(OriginError::NotFound(format!("part {msn}.{index}")));
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// A complete segment's bytes, if still in the window.
+    pub fn segment(&self, rendition: &str, msn: u64) -> Option<Bytes> {
+        let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        r.get(rendition).and_then(|w| w.segments.get(&msn).cloned())
+    }
+
+    /// How many requests are waiting right now (for metrics and tests).
+    pub fn waiters(&self) -> usize {
+        self.version.receiver_count()
+    }
+}
+
+/// The live streams this node serves, by stream id.
+#[derive(Debug, Default)]
+pub struct Origin {
+    streams: RwLock<HashMap<String, Arc<LiveStream>>>,
+}
+
+impl Origin {
+    /// An origin with no streams.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Origin::default())
+    }
+
+    /// Registers a live stream (replacing any previous window with that id).
+    pub fn insert(&self, id: &str, stream: Arc<LiveStream>) {
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), stream);
+    }
+
+    /// Removes a stream; waiting requests end with "not live".
+    pub fn remove(&self, id: &str) {
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// A live stream's window.
+    pub fn get(&self, id: &str) -> Option<Arc<LiveStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests;

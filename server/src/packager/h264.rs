@@ -1,0 +1,323 @@
+//! Just enough H.264 for packaging: split Annex B byte streams into NAL units,
+//! convert to the length-prefixed form MP4 uses, and read the SPS for the
+//! picture size and the `avc1.PPCCLL` codec string. Input from outside is never
+//! trusted: malformed data yields `None`/errors, never a panic.
+
+/// NAL unit types the packager cares about.
+pub mod nal {
+    /// Coded slice of an IDR picture (a keyframe).
+    pub const IDR: u8 = 5;
+    /// Supplemental enhancement information.
+    pub const SEI: u8 = 6;
+    /// Sequence parameter set.
+    pub const SPS: u8 = 7;
+    /// Picture parameter set.
+    pub const PPS: u8 = 8;
+    /// Access unit delimiter.
+    pub const AUD: u8 = 9;
+}
+
+/// The type of a NAL unit (low five bits of its first byte).
+pub fn nal_type(nal: &[u8]) -> Option<u8> {
+    nal.first().map(|b| b & 0x1f)
+}
+
+/// Splits an Annex B byte stream (`00 00 01` / `00 00 00 01` start codes) into
+/// NAL units, without their start codes. Bytes before the first start code are
+/// ignored.
+pub fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &s) in starts.iter().enumerate() {
+        let mut end = starts
+            .get(n + 1)
+            .map(|&next| next - 3)
+            .unwrap_or(data.len());
+        // A 4-byte start code leaves a trailing zero on the previous unit.
+        while end > s && data[end - 1] == 0 {
+            end -= 1;
+        }
+        if end > s {
+            out.push(&data[s..end]);
+        }
+    }
+    out
+}
+
+/// Whether `data` looks like Annex B (starts with a start code).
+pub fn is_annex_b(data: &[u8]) -> bool {
+    data.starts_with(&[0, 0, 1]) || data.starts_with(&[0, 0, 0, 1])
+}
+
+/// Writes NAL units as 4-byte length-prefixed units (the MP4 sample format).
+pub fn to_length_prefixed<'a>(nals: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for nal in nals {
+        // NAL units larger than 4 GiB cannot occur in a sample we accept.
+        let len = u32::try_from(nal.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(nal);
+    }
+    out
+}
+
+/// Splits a 4-byte length-prefixed sample into NAL units; `None` if malformed.
+pub fn split_length_prefixed(mut data: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
+        let nal = data.get(4..4 + len)?;
+        out.push(nal);
+        data = &data[4 + len..];
+    }
+    Some(out)
+}
+
+/// What the packager needs from a sequence parameter set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpsInfo {
+    /// `profile_idc`.
+    pub profile: u8,
+    /// The constraint-flags byte.
+    pub constraints: u8,
+    /// `level_idc`.
+    pub level: u8,
+    /// Displayed width in pixels (after cropping).
+    pub width: u32,
+    /// Displayed height in pixels (after cropping).
+    pub height: u32,
+}
+
+impl SpsInfo {
+    /// The RFC 6381 codec string, such as `avc1.42e01f`.
+    pub fn codec_string(&self) -> String {
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile, self.constraints, self.level
+        )
+    }
+}
+
+/// Removes emulation-prevention bytes (`00 00 03` → `00 00`).
+fn unescape(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut zeros = 0;
+    for &b in data {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn bit(&mut self) -> Option<u32> {
+        let byte = *self.data.get(self.pos / 8)?;
+        let bit = (byte >> (7 - (self.pos % 8))) & 1;
+        self.pos += 1;
+        Some(u32::from(bit))
+    }
+
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        let mut v = 0;
+        for _ in 0..n {
+            v = (v << 1) | self.bit()?;
+        }
+        Some(v)
+    }
+
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some(((1u64 << zeros) - 1 + u64::from(self.bits(zeros)?)) as u32)
+    }
+
+    fn se(&mut self) -> Option<i32> {
+        let k = self.ue()?;
+        Some(if k % 2 == 1 {
+            k.div_ceil(2) as i32
+        } else {
+            -((k / 2) as i32)
+        })
+    }
+}
+
+fn skip_scaling_list(b: &mut Bits<'_>, size: usize) -> Option<()> {
+    let (mut last, mut next) = (8i32, 8i32);
+    for _ in 0..size {
+        if next != 0 {
+            next = (last + b.se()? + 256) % 256;
+        }
+        last = if next == 0 { last } else { next };
+    }
+    Some(())
+}
+
+/// Parses a sequence parameter set NAL unit (with its header byte).
+pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
+    if nal_type(nal)? != nal::SPS || nal.len() < 4 {
+        return None;
+    }
+    let rbsp = unescape(&nal[1..]);
+    let (profile, constraints, level) = (rbsp[0], rbsp[1], rbsp[2]);
+    let mut b = Bits {
+        data: &rbsp[3..],
+        pos: 0,
+    };
+    b.ue()?; // seq_parameter_set_id
+    let mut chroma_format_idc = 1;
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format_idc = b.ue()?;
+        if chroma_format_idc == 3 {
+            b.bit()?; // separate_colour_plane_flag
+        }
+        b.ue()?; // bit_depth_luma_minus8
+        b.ue()?; // bit_depth_chroma_minus8
+        b.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if b.bit()? == 1 {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if b.bit()? == 1 {
+                    skip_scaling_list(&mut b, if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    b.ue()?; // log2_max_frame_num_minus4
+    match b.ue()? {
+        0 => {
+            b.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+        }
+        1 => {
+            b.bit()?;
+            b.se()?;
+            b.se()?;
+            let n = b.ue()?;
+            if n > 255 {
+                return None;
+            }
+            for _ in 0..n {
+                b.se()?;
+            }
+        }
+        _ => {}
+    }
+    b.ue()?; // max_num_ref_frames
+    b.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = b.ue()? + 1;
+    let height_map_units = b.ue()? + 1;
+    let frame_mbs_only = b.bit()?;
+    if frame_mbs_only == 0 {
+        b.bit()?; // mb_adaptive_frame_field_flag
+    }
+    b.bit()?; // direct_8x8_inference_flag
+    let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0, 0, 0, 0);
+    if b.bit()? == 1 {
+        crop_l = b.ue()?;
+        crop_r = b.ue()?;
+        crop_t = b.ue()?;
+        crop_b = b.ue()?;
+    }
+    let (sub_w, sub_h) = match chroma_format_idc {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let crop_unit_y = sub_h * (2 - frame_mbs_only);
+    let width = (width_mbs * 16).checked_sub((crop_l + crop_r) * sub_w)?;
+    let height = (height_map_units * 16 * (2 - frame_mbs_only))
+        .checked_sub((crop_t + crop_b) * crop_unit_y)?;
+    Some(SpsInfo {
+        profile,
+        constraints,
+        level,
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Real SPS units from libx264: High profile level 3.1 at 1280x720 (80x45
+    // macroblocks), and Constrained Baseline 3.0 at 640x360 (23 macroblock rows
+    // = 368 lines, cropped by 8).
+    const SPS_720P: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03,
+        0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60,
+    ];
+
+    const SPS_360P_BASELINE: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
+        0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2e, 0x48,
+    ];
+
+    #[test]
+    fn parses_a_cropped_baseline_sps() {
+        let sps = parse_sps(SPS_360P_BASELINE).expect("valid sps");
+        assert_eq!((sps.width, sps.height), (640, 360));
+        assert_eq!(sps.codec_string(), "avc1.42c01e");
+    }
+
+    #[test]
+    fn splits_annex_b_with_both_start_code_lengths() {
+        let data = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
+        let nals = split_annex_b(&data);
+        assert_eq!(
+            nals,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
+        );
+        assert!(is_annex_b(&data));
+        let lp = to_length_prefixed(nals.iter().copied());
+        assert_eq!(split_length_prefixed(&lp).expect("well formed"), nals);
+        assert!(
+            split_length_prefixed(&[0, 0, 0, 9, 1]).is_none(),
+            "truncated unit"
+        );
+    }
+
+    #[test]
+    fn parses_a_real_high_profile_sps() {
+        let sps = parse_sps(SPS_720P).expect("valid sps");
+        assert_eq!((sps.width, sps.height), (1280, 720));
+        assert_eq!(sps.codec_string(), "avc1.64001f");
+    }
+
+    #[test]
+    fn garbage_sps_is_rejected_not_panicking() {
+        assert!(parse_sps(&[0x67]).is_none());
+        assert!(parse_sps(&[0x68, 1, 2, 3, 4]).is_none());
+        for n in 0..SPS_720P.len() {
+            let _ = parse_sps(&SPS_720P[..n]);
+        }
+        let _ = parse_sps(&[0x67, 0x64, 0, 0x1f, 0, 0, 0, 0, 0, 0]);
+    }
+}

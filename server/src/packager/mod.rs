@@ -1,0 +1,19 @@
+//! The CMAF / LL-HLS packager, sans-IO: samples in, bytes and playlists out.
+//! No sockets, files, clocks or locks: the live session feeds it samples and
+//! publishes what comes out, so everything here is unit-tested and benchmarked
+//! on its own.
+//!
+//! - [`time`]: integer media time with explicit timescales.
+//! - [`h264`]: Annex B / length-prefixed NAL units and SPS parsing.
+//! - [`fmp4`]: init segments and `moof` + `mdat` fragments.
+//! - [`segmenter`]: cuts a track into parts and segments, keeps the window.
+//! - [`playlist`]: renders media and master playlists with the LL-HLS tags.
+
+pub mod fmp4;
+pub mod h264;
+pub mod playlist;
+pub mod segmenter;
+pub mod time;
+
+#[cfg(test)]
+mod tests;

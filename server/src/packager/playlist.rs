@@ -1,0 +1,548 @@
+//! HLS playlists (rfc8216bis with the Low-Latency extensions), rendered as pure
+//! functions of a snapshot: no clock, no I/O. The same media playlist serves
+//! low-latency players (parts, preload hints, blocking reload, delta updates)
+//! and plain HLS players, which ignore the LL tags and play whole segments.
+
+use std::fmt::Write as _;
+
+use super::time::MediaTime;
+
+/// A part of a segment as listed in a playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartEntry {
+    /// Its duration.
+    pub duration: MediaTime,
+    /// Whether it starts with a sync sample (`INDEPENDENT=YES`).
+    pub independent: bool,
+}
+
+/// A segment in the live window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentEntry {
+    /// Media sequence number.
+    pub msn: u64,
+    /// Its duration (sum of its parts).
+    pub duration: MediaTime,
+    /// Its parts, in order.
+    pub parts: Vec<PartEntry>,
+    /// Wall-clock time of its first sample on the broadcaster's capture clock,
+    /// in milliseconds since the Unix epoch.
+    pub program_date_time_ms: Option<i64>,
+    /// It starts a new period (encoder restart): `EXT-X-DISCONTINUITY` before it.
+    pub discontinuity: bool,
+}
+
+/// Another rendition's position, for `EXT-X-RENDITION-REPORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenditionReport {
+    /// Relative URI of its media playlist.
+    pub uri: String,
+    /// Its last media sequence number.
+    pub last_msn: u64,
+    /// Its last part index within that segment.
+    pub last_part: u64,
+}
+
+/// Everything a media playlist shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSnapshot {
+    /// Configured segment target duration (rounded up to whole seconds when
+    /// rendered; raised if a longer segment is in the window).
+    pub segment_target: MediaTime,
+    /// Part target duration (`PART-TARGET`); parts are never longer.
+    pub part_target: MediaTime,
+    /// URI of the init segment.
+    pub init_uri: String,
+    /// `EXT-X-DISCONTINUITY-SEQUENCE` of the first segment in the window.
+    pub discontinuity_sequence: u64,
+    /// Complete segments in the window, oldest first.
+    pub segments: Vec<SegmentEntry>,
+    /// The segment being written: its msn and the parts published so far.
+    pub open: Option<(u64, Vec<PartEntry>, bool)>,
+    /// The stream has ended: `EXT-X-ENDLIST`, no preload hint.
+    pub ended: bool,
+    /// Other renditions' positions.
+    pub reports: Vec<RenditionReport>,
+}
+
+/// How the playlist was asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaRequest {
+    /// `_HLS_skip=YES`: a delta update.
+    pub skip: bool,
+}
+
+/// How long before the end of the playlist a client may skip from:
+/// six target durations, the minimum the spec allows.
+pub fn can_skip_until(target_duration_s: u64) -> u64 {
+    6 * target_duration_s
+}
+
+/// The URI of a whole segment.
+pub fn segment_uri(msn: u64) -> String {
+    format!("{msn}.m4s")
+}
+
+/// The URI of a part.
+pub fn part_uri(msn: u64, part: usize) -> String {
+    format!("{msn}.{part}.m4s")
+}
+
+impl MediaSnapshot {
+    /// `EXT-X-TARGETDURATION`: the configured target, raised to cover the
+    /// longest segment in the window.
+    pub fn target_duration_s(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| s.duration.ceil_seconds())
+            .chain(std::iter::once(self.segment_target.ceil_seconds()))
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The next part a client would ask for: `(msn, part index)`.
+    pub fn next_part(&self) -> (u64, usize) {
+        match &self.open {
+            Some((msn, parts, _)) => (*msn, parts.len()),
+            None => (self.segments.last().map(|s| s.msn + 1).unwrap_or(0), 0),
+        }
+    }
+
+    /// The last published part, `(msn, index)`, if any.
+    pub fn last_part(&self) -> Option<(u64, usize)> {
+        match &self.open {
+            Some((msn, parts, _)) if !parts.is_empty() => Some((*msn, parts.len() - 1)),
+            _ => self
+                .segments
+                .last()
+                .map(|s| (s.msn, s.parts.len().saturating_sub(1))),
+        }
+    }
+}
+
+/// Renders a media playlist.
+pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
+    let target = p.target_duration_s();
+    let part_target = p.part_target;
+    let mut out = String::with_capacity(256 + p.segments.len() * 160);
+    let _ = writeln!(out, "#EXTM3U");
+    let _ = writeln!(out, "#EXT-X-VERSION:9");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    // PART-HOLD-BACK: three part targets, the spec's recommendation.
+    let hold_back = MediaTime::new(part_target.ticks * 3, part_target.scale);
+    let _ = writeln!(
+        out,
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={}.000,PART-HOLD-BACK={}",
+        can_skip_until(target),
+        hold_back.seconds_3()
+    );
+    let _ = writeln!(
+        out,
+        "#EXT-X-PART-INF:PART-TARGET={}",
+        part_target.seconds_5_ceil()
+    );
+    let first_msn = p
+        .segments
+        .first()
+        .map(|s| s.msn)
+        .or(p.open.as_ref().map(|o| o.0))
+        .unwrap_or(0);
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
+    if p.discontinuity_sequence > 0 {
+        let _ = writeln!(
+            out,
+            "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+            p.discontinuity_sequence
+        );
+    }
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", p.init_uri);
+
+    // Segments older than the skip boundary can be left out of a delta update.
+    // Skipping stops at a discontinuity so its tag is never lost.
+    let mut skipped = 0usize;
+    if req.skip {
+        let total: u64 = p
+            .segments
+            .iter()
+            .map(|s| s.duration.as_millis())
+            .sum::<u64>()
+            + p.open
+                .as_ref()
+                .map(|(_, parts, _)| parts.iter().map(|x| x.duration.as_millis()).sum())
+                .unwrap_or(0);
+        let boundary = total.saturating_sub(can_skip_until(target) * 1000);
+        let mut end = 0u64;
+        for s in &p.segments {
+            end += s.duration.as_millis();
+            if end > boundary || s.discontinuity {
+                break;
+            }
+            skipped += 1;
+        }
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
+    }
+
+    // Parts are listed for the segments in the last three target durations.
+    let total_ms: u64 = p.segments.iter().map(|s| s.duration.as_millis()).sum();
+    let parts_from_ms = total_ms.saturating_sub(3 * target * 1000);
+    let mut start_ms = 0u64;
+    let mut need_pdt = true;
+    for (i, s) in p.segments.iter().enumerate() {
+        let seg_start = start_ms;
+        start_ms += s.duration.as_millis();
+        if i < skipped {
+            continue;
+        }
+        if s.discontinuity {
+            let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
+            need_pdt = true;
+        }
+        if need_pdt {
+            if let Some(ms) = s.program_date_time_ms {
+                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(ms));
+            }
+            need_pdt = false;
+        }
+        if seg_start + s.duration.as_millis() > parts_from_ms {
+            write_parts(&mut out, s.msn, &s.parts);
+        }
+        let _ = writeln!(out, "#EXTINF:{},", s.duration.seconds_3());
+        let _ = writeln!(out, "{}", segment_uri(s.msn));
+    }
+    if let Some((msn, parts, discontinuity)) = &p.open {
+        if *discontinuity {
+            let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
+        }
+        write_parts(&mut out, *msn, parts);
+    }
+    if p.ended {
+        let _ = writeln!(out, "#EXT-X-ENDLIST");
+    } else {
+        let (msn, part) = p.next_part();
+        let _ = writeln!(
+            out,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+            part_uri(msn, part)
+        );
+    }
+    for r in &p.reports {
+        let _ = writeln!(
+            out,
+            "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",
+            r.uri, r.last_msn, r.last_part
+        );
+    }
+    out
+}
+
+fn write_parts(out: &mut String, msn: u64, parts: &[PartEntry]) {
+    for (i, part) in parts.iter().enumerate() {
+        let _ = write!(
+            out,
+            "#EXT-X-PART:DURATION={},URI=\"{}\"",
+            part.duration.seconds_3(),
+            part_uri(msn, i)
+        );
+        if part.independent {
+            out.push_str(",INDEPENDENT=YES");
+        }
+        out.push('\n');
+    }
+}
+
+/// Formats Unix milliseconds as ISO 8601 UTC with milliseconds.
+pub fn format_pdt(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1000);
+    let ms = unix_ms.rem_euclid(1000);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            ms
+        ),
+        Err(_) => "1970-01-01T00:00:00.000Z".to_string(),
+    }
+}
+
+/// A variant (video rendition) in the master playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// Relative URI of its media playlist.
+    pub uri: String,
+    /// Peak bits per second, including audio.
+    pub bandwidth: u64,
+    /// Average bits per second, including audio.
+    pub average_bandwidth: u64,
+    /// `CODECS`: video plus the audio group's codec.
+    pub codecs: String,
+    /// Width × height.
+    pub resolution: Option<(u32, u32)>,
+    /// Frame rate as a fraction (numerator, denominator).
+    pub frame_rate: Option<(u32, u32)>,
+}
+
+/// An alternative audio rendition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioRendition {
+    /// Relative URI of its media playlist.
+    pub uri: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Renders the master playlist: audio group first, then variants, highest first.
+pub fn render_master(variants: &[Variant], audio: Option<&AudioRendition>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "#EXTM3U");
+    let _ = writeln!(out, "#EXT-X-VERSION:9");
+    let _ = writeln!(out, "#EXT-X-INDEPENDENT-SEGMENTS");
+    if let Some(a) = audio {
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES,URI=\"{}\"",
+            a.name, a.uri
+        );
+    }
+    for v in variants {
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+            v.bandwidth, v.average_bandwidth, v.codecs
+        );
+        if let Some((w, h)) = v.resolution {
+            let _ = write!(out, ",RESOLUTION={w}x{h}");
+        }
+        if let Some((num, den)) = v.frame_rate.filter(|&(_, d)| d > 0) {
+            // three decimals, rounded, with integer arithmetic
+            let milli = (u64::from(num) * 1000 + u64::from(den) / 2) / u64::from(den);
+            let _ = write!(out, ",FRAME-RATE={}.{:03}", milli / 1000, milli % 1000);
+        }
+        if audio.is_some() {
+            out.push_str(",AUDIO=\"audio\"");
+        }
+        out.push('\n');
+        let _ = writeln!(out, "{}", v.uri);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packager::time::VIDEO_TIMESCALE;
+
+    fn t(ms: u64) -> MediaTime {
+        MediaTime::new(ms * 90, VIDEO_TIMESCALE)
+    }
+
+    fn seg(msn: u64, parts: &[(u64, bool)]) -> SegmentEntry {
+        SegmentEntry {
+            msn,
+            duration: t(parts.iter().map(|p| p.0).sum()),
+            parts: parts
+                .iter()
+                .map(|&(ms, independent)| PartEntry {
+                    duration: t(ms),
+                    independent,
+                })
+                .collect(),
+            program_date_time_ms: Some(1_795_300_000_000 + msn as i64 * 2000),
+            discontinuity: false,
+        }
+    }
+
+    fn six_parts() -> Vec<(u64, bool)> {
+        vec![
+            (333, true),
+            (333, false),
+            (334, false),
+            (333, false),
+            (333, false),
+            (334, false),
+        ]
+    }
+
+    fn snapshot(n: u64) -> MediaSnapshot {
+        MediaSnapshot {
+            segment_target: t(2000),
+            part_target: t(334),
+            init_uri: "init.mp4".into(),
+            discontinuity_sequence: 0,
+            segments: (0..n).map(|m| seg(m, &six_parts())).collect(),
+            open: Some((
+                n,
+                vec![PartEntry {
+                    duration: t(333),
+                    independent: true,
+                }],
+                false,
+            )),
+            ended: false,
+            reports: vec![RenditionReport {
+                uri: "../360p/index.m3u8".into(),
+                last_msn: n,
+                last_part: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn golden_live_playlist() {
+        let got = render_media(&snapshot(4), MediaRequest::default());
+        let want = "\
+#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,PART-HOLD-BACK=1.002
+#EXT-X-PART-INF:PART-TARGET=0.33400
+#EXT-X-MEDIA-SEQUENCE:0
+#EXT-X-MAP:URI=\"init.mp4\"
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:26:40.000Z
+#EXTINF:2.000,
+0.m4s
+#EXT-X-PART:DURATION=0.333,URI=\"1.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.333,URI=\"1.1.m4s\"
+#EXT-X-PART:DURATION=0.334,URI=\"1.2.m4s\"
+#EXT-X-PART:DURATION=0.333,URI=\"1.3.m4s\"
+#EXT-X-PART:DURATION=0.333,URI=\"1.4.m4s\"
+#EXT-X-PART:DURATION=0.334,URI=\"1.5.m4s\"
+#EXTINF:2.000,
+1.m4s
+#EXT-X-PART:DURATION=0.333,URI=\"2.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.333,URI=\"2.1.m4s\"
+#EXT-X-PART:DURATION=0.334,URI=\"2.2.m4s\"
+#EXT-X-PART:DURATION=0.333,URI=\"2.3.m4s\"
+#EXT-X-PART:DURATION=0.333,URI=\"2.4.m4s\"
+#EXT-X-PART:DURATION=0.334,URI=\"2.5.m4s\"
+#EXTINF:2.000,
+2.m4s
+#EXT-X-PART:DURATION=0.333,URI=\"3.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.333,URI=\"3.1.m4s\"
+#EXT-X-PART:DURATION=0.334,URI=\"3.2.m4s\"
+#EXT-X-PART:DURATION=0.333,URI=\"3.3.m4s\"
+#EXT-X-PART:DURATION=0.333,URI=\"3.4.m4s\"
+#EXT-X-PART:DURATION=0.334,URI=\"3.5.m4s\"
+#EXTINF:2.000,
+3.m4s
+#EXT-X-PART:DURATION=0.333,URI=\"4.0.m4s\",INDEPENDENT=YES
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"4.1.m4s\"
+#EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8\",LAST-MSN=4,LAST-PART=0
+";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn delta_update_skips_old_segments_only() {
+        let p = snapshot(20); // 40 s window
+        let full = render_media(&p, MediaRequest::default());
+        let delta = render_media(&p, MediaRequest { skip: true });
+        // 40.333 s in total, skip boundary at 28.333 s: segments ending by then (0..=13) go.
+        assert!(
+            delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n"),
+            "{delta}"
+        );
+        assert!(!delta.contains("\n13.m4s\n") && delta.contains("\n14.m4s\n"));
+        assert!(
+            delta.contains("#EXT-X-MEDIA-SEQUENCE:0\n"),
+            "the sequence number is unchanged"
+        );
+        assert!(
+            delta.contains("#EXT-X-PROGRAM-DATE-TIME:"),
+            "the first listed segment carries a date"
+        );
+        assert!(full.contains("\n0.m4s\n") && !full.contains("EXT-X-SKIP"));
+        let listed = |text: &str| {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.ends_with(".m4s"))
+                .count()
+        };
+        assert_eq!((listed(&full), listed(&delta)), (20, 6));
+    }
+
+    #[test]
+    fn parts_only_near_the_live_edge_and_endlist_when_ended() {
+        let mut p = snapshot(10);
+        let text = render_media(&p, MediaRequest::default());
+        assert!(
+            !text.contains("URI=\"6.0.m4s\""),
+            "parts older than 3 target durations are dropped"
+        );
+        assert!(text.contains("URI=\"7.0.m4s\""));
+        p.open = None;
+        p.ended = true;
+        let text = render_media(&p, MediaRequest::default());
+        assert!(text.ends_with("#EXT-X-ENDLIST\n#EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8\",LAST-MSN=10,LAST-PART=0\n"));
+        assert!(!text.contains("PRELOAD-HINT"));
+    }
+
+    #[test]
+    fn discontinuities_and_long_segments() {
+        let mut p = snapshot(3);
+        p.segments[2].discontinuity = true;
+        p.segments[1] = seg(1, &[(2500, true)]);
+        p.discontinuity_sequence = 4;
+        let text = render_media(&p, MediaRequest::default());
+        assert!(
+            text.contains("#EXT-X-TARGETDURATION:3\n"),
+            "raised to cover a 2.5 s segment"
+        );
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:4\n"));
+        let disc = text
+            .find("#EXT-X-DISCONTINUITY\n")
+            .expect("discontinuity tag");
+        let pdt2 = text
+            .rfind("#EXT-X-PROGRAM-DATE-TIME:")
+            .expect("date after discontinuity");
+        assert!(
+            pdt2 > disc
+                && text[pdt2..].starts_with("#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:26:44.000Z")
+        );
+    }
+
+    #[test]
+    fn golden_master_playlist() {
+        let v = |uri: &str, bw, w, h| Variant {
+            uri: uri.into(),
+            bandwidth: bw,
+            average_bandwidth: bw * 4 / 5,
+            codecs: "avc1.64001f,mp4a.40.2".into(),
+            resolution: Some((w, h)),
+            frame_rate: Some((30_000, 1001)),
+        };
+        let got = render_master(
+            &[
+                v("720p/index.m3u8", 3_000_000, 1280, 720),
+                v("360p/index.m3u8", 800_000, 640, 360),
+            ],
+            Some(&AudioRendition {
+                uri: "audio/index.m3u8".into(),
+                name: "Audio".into(),
+            }),
+        );
+        let want = "\
+#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"audio/index.m3u8\"
+#EXT-X-STREAM-INF:BANDWIDTH=3000000,AVERAGE-BANDWIDTH=2400000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO=\"audio\"
+720p/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=800000,AVERAGE-BANDWIDTH=640000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=29.970,AUDIO=\"audio\"
+360p/index.m3u8
+";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn program_date_time_is_iso8601_utc_with_millis() {
+        assert_eq!(format_pdt(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_pdt(1_795_300_000_123), "2026-11-21T22:26:40.123Z");
+    }
+}

@@ -1,0 +1,317 @@
+//! The per-track state machine: samples in, parts and segments out.
+//!
+//! Cutting rules (all in the track's own timescale, integers only):
+//! - A part closes as soon as one more sample of the same length would push it
+//!   past the part target, so it is published without waiting for the next
+//!   frame; and, for variable frame rates, before a sample that would push it
+//!   past the target. Parts never exceed `PART-TARGET` (unless one frame alone
+//!   is longer).
+//! - A segment closes at the first sync sample at or after the next boundary of a
+//!   fixed grid (`first sample + k × segment target`). Rungs whose keyframes are
+//!   forced onto the grid, and audio, therefore get the same media sequence
+//!   numbers for the same media time. A late keyframe makes a longer segment and
+//!   skips grid points; it never shifts later boundaries.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use super::fmp4::{self, Sample, Track};
+use super::playlist::{MediaSnapshot, PartEntry, SegmentEntry};
+use super::time::{rescale, MediaTime, MILLIS};
+
+/// Timing settings for one track, in its own timescale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmenterConfig {
+    /// Segment target duration in ticks.
+    pub segment_target: u64,
+    /// Part target duration in ticks.
+    pub part_target: u64,
+    /// Complete segments kept in the playlist window.
+    pub window_segments: usize,
+}
+
+/// What the segmenter produced for the caller to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A part is complete: serve it, wake blocked playlist requests.
+    Part {
+        /// Media sequence number of its segment.
+        msn: u64,
+        /// Its index within the segment.
+        index: usize,
+        /// `moof` + `mdat`.
+        bytes: Bytes,
+        /// Duration in ticks.
+        duration: u64,
+        /// Starts with a sync sample.
+        independent: bool,
+    },
+    /// A segment is complete (the concatenation of its parts): store it.
+    Segment {
+        /// Media sequence number.
+        msn: u64,
+        /// The whole segment.
+        bytes: Bytes,
+        /// Duration in ticks.
+        duration: u64,
+    },
+}
+
+/// A sample was refused; the segmenter state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// Decode timestamps must increase.
+    #[error("decode time went backwards: {dts} after {last}")]
+    NonMonotonic {
+        /// The refused sample's dts.
+        dts: u64,
+        /// The previous sample's dts.
+        last: u64,
+    },
+    /// The first sample of a video track must be a sync sample.
+    #[error("the first sample is not a sync sample")]
+    NoKeyframe,
+    /// A sample has zero duration.
+    #[error("a sample has zero duration")]
+    ZeroDuration,
+}
+
+#[derive(Debug)]
+struct OpenSegment {
+    msn: u64,
+    parts: Vec<(PartEntry, Bytes)>,
+    pending: Vec<Sample>,
+    pending_duration: u64,
+    program_date_time_ms: Option<i64>,
+    discontinuity: bool,
+}
+
+/// Packages one track into CMAF parts and segments and keeps its playlist window.
+#[derive(Debug)]
+pub struct Segmenter {
+    track: Track,
+    cfg: SegmenterConfig,
+    init: Bytes,
+    origin_dts: Option<u64>,
+    next_boundary: u64,
+    last_dts: Option<u64>,
+    next_msn: u64,
+    fragment_seq: u32,
+    open: Option<OpenSegment>,
+    window: VecDeque<SegmentEntry>,
+    discontinuity_sequence: u64,
+    discontinuity_next: bool,
+    capture_start_ms: Option<i64>,
+    ended: bool,
+}
+
+impl Segmenter {
+    /// A segmenter for `track`. `capture_start_ms` is the broadcaster's wall
+    /// clock (Unix ms) at the first sample, for `EXT-X-PROGRAM-DATE-TIME`.
+    pub fn new(track: Track, cfg: SegmenterConfig, capture_start_ms: Option<i64>) -> Self {
+        let init = fmp4::init_segment(&track);
+        Segmenter {
+            track,
+            cfg: SegmenterConfig {
+                segment_target: cfg.segment_target.max(1),
+                part_target: cfg.part_target.max(1),
+                window_segments: cfg.window_segments.max(1),
+            },
+            init,
+            origin_dts: None,
+            next_boundary: 0,
+            last_dts: None,
+            next_msn: 0,
+            fragment_seq: 0,
+            open: None,
+            window: VecDeque::new(),
+            discontinuity_sequence: 0,
+            discontinuity_next: false,
+            capture_start_ms,
+            ended: false,
+        }
+    }
+
+    /// The init segment (`ftyp` + `moov`).
+    pub fn init_segment(&self) -> &Bytes {
+        &self.init
+    }
+
+    /// The track being packaged.
+    pub fn track(&self) -> &Track {
+        &self.track
+    }
+
+    fn is_video(&self) -> bool {
+        matches!(self.track.codec, fmp4::Codec::Avc { .. })
+    }
+
+    /// Adds one sample (in decode order) and returns what completed.
+    pub fn push(&mut self, sample: Sample) -> Result<Vec<Output>, PushError> {
+        if sample.duration == 0 {
+            return Err(PushError::ZeroDuration);
+        }
+        if let Some(last) = self.last_dts {
+            if sample.dts <= last {
+                return Err(PushError::NonMonotonic {
+                    dts: sample.dts,
+                    last,
+                });
+            }
+        }
+        let sync = sample.keyframe || !self.is_video();
+        if self.open.is_none() && !sync {
+            return Err(PushError::NoKeyframe);
+        }
+        let mut out = Vec::new();
+        let origin = *self.origin_dts.get_or_insert(sample.dts);
+        if self.open.is_none() {
+            self.next_boundary = sample.dts + self.cfg.segment_target;
+        }
+        self.last_dts = Some(sample.dts);
+
+        if self.open.is_some() && sync && sample.dts >= self.next_boundary {
+            self.close_segment(&mut out);
+            // Next grid point strictly after this sample.
+            let k = (sample.dts - origin) / self.cfg.segment_target + 1;
+            self.next_boundary = origin + k * self.cfg.segment_target;
+        }
+        if self.open.is_none() {
+            let pdt = self.capture_start_ms.map(|start| {
+                let since = rescale(sample.dts - origin, self.track.timescale, MILLIS);
+                start.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+            });
+            self.open = Some(OpenSegment {
+                msn: self.next_msn,
+                parts: Vec::new(),
+                pending: Vec::new(),
+                pending_duration: 0,
+                program_date_time_ms: pdt,
+                discontinuity: std::mem::take(&mut self.discontinuity_next),
+            });
+            self.next_msn += 1;
+        }
+        let duration = u64::from(sample.duration);
+        // Close the part first if this sample would push it past the target.
+        if self.open.as_ref().is_some_and(|s| {
+            !s.pending.is_empty() && s.pending_duration + duration > self.cfg.part_target
+        }) {
+            self.close_part(&mut out);
+        }
+        let seg = self.open.as_mut().expect("opened above");
+        seg.pending_duration += duration;
+        seg.pending.push(sample);
+        // Close the part now if one more sample like this one would overshoot.
+        if seg.pending_duration + duration > self.cfg.part_target {
+            self.close_part(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// Marks the next sample as the start of a new period (after an encoder or
+    /// recorder restart): the open segment closes and the next one carries
+    /// `EXT-X-DISCONTINUITY`. Timestamps may restart after this.
+    pub fn discontinuity(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.open.is_some() {
+            self.close_segment(&mut out);
+        }
+        self.discontinuity_next = true;
+        self.origin_dts = None;
+        self.last_dts = None;
+        out
+    }
+
+    /// Ends the stream: closes the open segment. Later pushes are still accepted
+    /// but the playlist says `EXT-X-ENDLIST`.
+    pub fn finish(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.open.is_some() {
+            self.close_segment(&mut out);
+        }
+        self.ended = true;
+        out
+    }
+
+    fn close_part(&mut self, out: &mut Vec<Output>) {
+        let Some(seg) = self.open.as_mut() else {
+            return;
+        };
+        if seg.pending.is_empty() {
+            return;
+        }
+        self.fragment_seq = self.fragment_seq.wrapping_add(1);
+        let bytes = fmp4::fragment(&self.track, self.fragment_seq, &seg.pending);
+        let independent =
+            seg.pending[0].keyframe || !matches!(self.track.codec, fmp4::Codec::Avc { .. });
+        let duration = seg.pending_duration;
+        let entry = PartEntry {
+            duration: MediaTime::new(duration, self.track.timescale),
+            independent,
+        };
+        out.push(Output::Part {
+            msn: seg.msn,
+            index: seg.parts.len(),
+            bytes: bytes.clone(),
+            duration,
+            independent,
+        });
+        seg.parts.push((entry, bytes));
+        seg.pending.clear();
+        seg.pending_duration = 0;
+    }
+
+    fn close_segment(&mut self, out: &mut Vec<Output>) {
+        self.close_part(out);
+        let Some(seg) = self.open.take() else { return };
+        if seg.parts.is_empty() {
+            return;
+        }
+        let duration: u64 = seg.parts.iter().map(|(p, _)| p.duration.ticks).sum();
+        let mut bytes = BytesMut::with_capacity(seg.parts.iter().map(|(_, b)| b.len()).sum());
+        for (_, b) in &seg.parts {
+            bytes.extend_from_slice(b);
+        }
+        out.push(Output::Segment {
+            msn: seg.msn,
+            bytes: bytes.freeze(),
+            duration,
+        });
+        self.window.push_back(SegmentEntry {
+            msn: seg.msn,
+            duration: MediaTime::new(duration, self.track.timescale),
+            parts: seg.parts.into_iter().map(|(p, _)| p).collect(),
+            program_date_time_ms: seg.program_date_time_ms,
+            discontinuity: seg.discontinuity,
+        });
+        while self.window.len() > self.cfg.window_segments {
+            // Removing a segment that carries EXT-X-DISCONTINUITY bumps the sequence.
+            if self.window.pop_front().is_some_and(|old| old.discontinuity) {
+                self.discontinuity_sequence += 1;
+            }
+        }
+    }
+
+    /// The playlist state right now.
+    pub fn snapshot(&self, init_uri: &str) -> MediaSnapshot {
+        let scale = self.track.timescale;
+        MediaSnapshot {
+            segment_target: MediaTime::new(self.cfg.segment_target, scale),
+            part_target: MediaTime::new(self.cfg.part_target, scale),
+            init_uri: init_uri.to_string(),
+            discontinuity_sequence: self.discontinuity_sequence,
+            segments: self.window.iter().cloned().collect(),
+            open: self.open.as_ref().map(|s| {
+                (
+                    s.msn,
+                    s.parts.iter().map(|(p, _)| p.clone()).collect(),
+                    s.discontinuity,
+                )
+            }),
+            ended: self.ended,
+            reports: Vec::new(),
+        }
+    }
+}

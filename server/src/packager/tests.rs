@@ -1,0 +1,479 @@
+//! Packager tests on real media made by the FFmpeg CLI at test time, read back
+//! by independent readers (ffprobe, and FFmpeg's HLS demuxer as a plain-HLS
+//! client).
+
+use std::path::Path;
+use std::process::Command;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::fmp4::{Codec, Sample, Track};
+use super::h264::{self, nal};
+use super::playlist::{render_media, MediaRequest};
+use super::segmenter::{Output, PushError, Segmenter, SegmenterConfig};
+use super::time::{Timescale, VIDEO_TIMESCALE};
+
+fn ffmpeg(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// 640x360 30 fps H.264 (Annex B with access unit delimiters), keyframe every 2 s.
+fn h264_stream(seconds: u32) -> Vec<u8> {
+    let dur = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30",
+        "-t",
+        &dur,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-bf",
+        "0",
+        "-g",
+        "60",
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+        "-x264-params",
+        "aud=1",
+        "-f",
+        "h264",
+        "-",
+    ])
+}
+
+/// Splits an Annex B stream with AUDs into access units of NAL units.
+fn access_units(stream: &[u8]) -> Vec<Vec<&[u8]>> {
+    let mut aus: Vec<Vec<&[u8]>> = Vec::new();
+    for unit in h264::split_annex_b(stream) {
+        if h264::nal_type(unit) == Some(nal::AUD) || aus.is_empty() {
+            aus.push(Vec::new());
+        }
+        if h264::nal_type(unit) != Some(nal::AUD) {
+            if let Some(au) = aus.last_mut() {
+                au.push(unit);
+            }
+        }
+    }
+    aus.retain(|au| !au.is_empty());
+    aus
+}
+
+fn video_track_and_samples(seconds: u32) -> (Track, Vec<Sample>) {
+    let stream = h264_stream(seconds);
+    let aus = access_units(&stream);
+    let sps = aus[0]
+        .iter()
+        .find(|n| h264::nal_type(n) == Some(nal::SPS))
+        .expect("sps");
+    let pps = aus[0]
+        .iter()
+        .find(|n| h264::nal_type(n) == Some(nal::PPS))
+        .expect("pps");
+    let info = h264::parse_sps(sps).expect("parse sps");
+    let track = Track {
+        id: 1,
+        timescale: VIDEO_TIMESCALE,
+        codec: Codec::Avc {
+            sps: vec![Bytes::copy_from_slice(sps)],
+            pps: vec![Bytes::copy_from_slice(pps)],
+            info,
+        },
+    };
+    let samples = aus
+        .iter()
+        .enumerate()
+        .map(|(i, au)| Sample {
+            dts: 3000 * i as u64,
+            cts_offset: 0,
+            duration: 3000,
+            keyframe: au.iter().any(|n| h264::nal_type(n) == Some(nal::IDR)),
+            data: Bytes::from(h264::to_length_prefixed(au.iter().copied())),
+        })
+        .collect();
+    (track, samples)
+}
+
+/// Stereo 48 kHz AAC-LC: returns the AudioSpecificConfig and raw frames.
+fn aac_frames(seconds: u32) -> (Bytes, Vec<Bytes>) {
+    let dur = seconds.to_string();
+    let adts = ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &dur,
+        "-ac",
+        "2",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-f",
+        "adts",
+        "-",
+    ]);
+    let mut frames = Vec::new();
+    let mut asc = None;
+    let mut at = 0;
+    while at + 7 <= adts.len() {
+        let h = &adts[at..at + 7];
+        assert_eq!((h[0], h[1] & 0xf0), (0xff, 0xf0), "ADTS sync");
+        let protection_absent = h[1] & 1 == 1;
+        let profile = (h[2] >> 6) & 3;
+        let sf_index = (h[2] >> 2) & 0xf;
+        let channels = ((h[2] & 1) << 2) | (h[3] >> 6);
+        let len =
+            ((usize::from(h[3] & 3)) << 11) | (usize::from(h[4]) << 3) | (usize::from(h[5]) >> 5);
+        let header = if protection_absent { 7 } else { 9 };
+        asc.get_or_insert_with(|| {
+            let v: u16 = (u16::from(profile + 1) << 11)
+                | (u16::from(sf_index) << 7)
+                | (u16::from(channels) << 3);
+            Bytes::copy_from_slice(&v.to_be_bytes())
+        });
+        frames.push(Bytes::copy_from_slice(&adts[at + header..at + len]));
+        at += len;
+    }
+    (asc.expect("at least one frame"), frames)
+}
+
+fn config(track: &Track) -> SegmenterConfig {
+    let per_ms = u64::from(track.timescale.get()) / 1000;
+    SegmenterConfig {
+        segment_target: 2000 * per_ms,
+        part_target: 334 * per_ms,
+        window_segments: 20,
+    }
+}
+
+/// Runs samples through a segmenter and writes init + segments + playlist.
+fn package(track: Track, samples: Vec<Sample>, dir: &Path) -> (Vec<Output>, String) {
+    let cfg = config(&track);
+    let mut seg = Segmenter::new(track, cfg, Some(1_795_300_000_000));
+    std::fs::write(dir.join("init.mp4"), seg.init_segment()).expect("write init");
+    let mut outputs = Vec::new();
+    for s in samples {
+        outputs.extend(seg.push(s).expect("valid sample"));
+    }
+    outputs.extend(seg.finish());
+    for o in &outputs {
+        if let Output::Segment { msn, bytes, .. } = o {
+            std::fs::write(dir.join(format!("{msn}.m4s")), bytes).expect("write segment");
+        }
+    }
+    let playlist = render_media(&seg.snapshot("init.mp4"), MediaRequest::default());
+    std::fs::write(dir.join("index.m3u8"), &playlist).expect("write playlist");
+    (outputs, playlist)
+}
+
+fn ffprobe_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+fn decode_errors(input: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(input)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "decode failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn h264_is_packaged_into_parts_and_segments_ffprobe_agrees() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (track, samples) = video_track_and_samples(5);
+    assert_eq!(samples.len(), 150);
+    let (outputs, playlist) = package(track, samples, dir.path());
+
+    // Segments at 0, 2, 4 s; parts of 10 frames (333 ms), never over the target.
+    let segments: Vec<(u64, u64)> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Segment { msn, duration, .. } => Some((*msn, *duration)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(segments, vec![(0, 180_000), (1, 180_000), (2, 90_000)]);
+    for o in &outputs {
+        if let Output::Part {
+            index,
+            duration,
+            independent,
+            ..
+        } = o
+        {
+            assert!(*duration <= 334 * 90, "part of {duration} ticks");
+            assert_eq!(
+                *independent,
+                *index == 0,
+                "only the first part of a segment starts with an IDR"
+            );
+        }
+    }
+
+    // Concatenate init + segments: a fragmented MP4 any reader can open.
+    let mut file = std::fs::read(dir.path().join("init.mp4")).expect("init");
+    for msn in 0..3 {
+        file.extend(std::fs::read(dir.path().join(format!("{msn}.m4s"))).expect("segment"));
+    }
+    let mp4 = dir.path().join("all.mp4");
+    std::fs::write(&mp4, &file).expect("write");
+    let probe = ffprobe_json(&[
+        "-show_streams",
+        "-show_packets",
+        mp4.to_str().expect("utf8"),
+    ]);
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "h264");
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(stream["time_base"], "1/90000");
+    let packets = probe["packets"].as_array().expect("packets");
+    assert_eq!(packets.len(), 150);
+    for (i, p) in packets.iter().enumerate() {
+        assert_eq!(p["pts"].as_u64(), Some(3000 * i as u64), "packet {i}");
+        assert_eq!(p["duration"].as_u64(), Some(3000));
+        let key = p["flags"].as_str().unwrap_or("").starts_with('K');
+        assert_eq!(key, i % 60 == 0, "keyframe flag of packet {i}");
+    }
+    assert!(decode_errors(&mp4).is_empty());
+
+    // The playlist as a plain HLS client reads it: FFmpeg's HLS demuxer decodes all of it.
+    assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+    assert!(decode_errors(&dir.path().join("index.m3u8")).is_empty());
+    let probe = ffprobe_json(&[
+        "-show_format",
+        dir.path().join("index.m3u8").to_str().expect("utf8"),
+    ]);
+    let seconds: f64 = probe["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("duration");
+    assert!((seconds - 5.0).abs() < 0.05, "duration {seconds}");
+}
+
+#[test]
+fn aac_is_packaged_and_ffprobe_reads_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (asc, frames) = aac_frames(4);
+    let scale = Timescale::new(48_000).expect("rate");
+    let track = Track {
+        id: 1,
+        timescale: scale,
+        codec: Codec::Aac {
+            sample_rate: 48_000,
+            channels: 2,
+            asc,
+        },
+    };
+    assert_eq!(track.codec.codec_string(), "mp4a.40.2");
+    let n = frames.len();
+    let samples = frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| Sample {
+            dts: 1024 * i as u64,
+            cts_offset: 0,
+            duration: 1024,
+            keyframe: true,
+            data,
+        })
+        .collect();
+    let (outputs, _) = package(track, samples, dir.path());
+    // Audio parts hold 15 frames (320 ms); every part is independent.
+    for o in &outputs {
+        if let Output::Part {
+            duration,
+            independent,
+            ..
+        } = o
+        {
+            assert!(*independent);
+            assert!(*duration <= 15 * 1024, "{duration}");
+        }
+    }
+    let probe = ffprobe_json(&[
+        "-show_streams",
+        "-count_packets",
+        dir.path().join("index.m3u8").to_str().expect("utf8"),
+    ]);
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "aac");
+    assert_eq!(stream["sample_rate"], "48000");
+    assert_eq!(stream["channels"].as_u64(), Some(2));
+    assert_eq!(
+        stream["nb_read_packets"]
+            .as_str()
+            .and_then(|v| v.parse::<usize>().ok()),
+        Some(n)
+    );
+    assert!(decode_errors(&dir.path().join("index.m3u8")).is_empty());
+}
+
+#[test]
+fn bad_samples_are_refused_without_changing_state() {
+    let (track, samples) = video_track_and_samples(1);
+    let mut seg = Segmenter::new(
+        track,
+        SegmenterConfig {
+            segment_target: 180_000,
+            part_target: 30_060,
+            window_segments: 5,
+        },
+        None,
+    );
+    assert_eq!(seg.push(samples[1].clone()), Err(PushError::NoKeyframe));
+    seg.push(samples[0].clone()).expect("keyframe first");
+    assert!(matches!(
+        seg.push(samples[0].clone()),
+        Err(PushError::NonMonotonic { .. })
+    ));
+    let mut zero = samples[1].clone();
+    zero.duration = 0;
+    assert_eq!(seg.push(zero), Err(PushError::ZeroDuration));
+    seg.push(samples[1].clone())
+        .expect("state unchanged by refusals");
+}
+
+#[test]
+fn discontinuity_starts_a_new_period_and_is_counted_when_it_leaves_the_window() {
+    let (track, samples) = video_track_and_samples(6); // keyframes at frames 0, 60, 120
+    let cfg = SegmenterConfig {
+        segment_target: 180_000,
+        part_target: 30_060,
+        window_segments: 2,
+    };
+    let mut seg = Segmenter::new(track, cfg, None);
+    for s in samples.iter().take(30) {
+        seg.push(s.clone()).expect("push");
+    }
+    seg.discontinuity();
+    // The recorder restarted: timestamps start again from zero.
+    for s in samples.iter().take(70) {
+        seg.push(s.clone()).expect("push after restart");
+    }
+    let text = render_media(&seg.snapshot("init.mp4"), MediaRequest::default());
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    assert!(!text.contains("DISCONTINUITY-SEQUENCE"), "{text}");
+    for s in samples.iter().skip(70) {
+        seg.push(s.clone()).expect("push");
+    }
+    seg.finish();
+    // Window of 2: the segment that carried the tag has left it.
+    let text = render_media(&seg.snapshot("init.mp4"), MediaRequest::default());
+    assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
+    assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{text}");
+}
+
+fn synthetic_track(video: bool) -> Track {
+    let codec = if video {
+        Codec::Avc {
+            sps: vec![Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e])],
+            pps: vec![Bytes::from_static(&[0x68, 0xce])],
+            info: h264::SpsInfo {
+                profile: 0x42,
+                constraints: 0xc0,
+                level: 0x1e,
+                width: 64,
+                height: 64,
+            },
+        }
+    } else {
+        Codec::Aac {
+            sample_rate: 48_000,
+            channels: 1,
+            asc: Bytes::from_static(&[0x11, 0x88]),
+        }
+    };
+    Track {
+        id: 1,
+        timescale: VIDEO_TIMESCALE,
+        codec,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Variable frame durations (VFR) and irregular keyframes: no media time is
+    /// lost or invented, parts never exceed the target, every segment starts
+    /// with an independent part, and media sequence numbers are consecutive.
+    #[test]
+    fn segmenter_accounts_for_every_tick(
+        video in proptest::bool::ANY,
+        frames in proptest::collection::vec((1u32..4500, proptest::bool::weighted(0.05)), 1..400),
+        part_ms in 100u64..1000,
+        seg_s in 1u64..6,
+    ) {
+        let cfg = SegmenterConfig { segment_target: seg_s * 90_000, part_target: part_ms * 90, window_segments: 1000 };
+        let mut seg = Segmenter::new(synthetic_track(video), cfg, None);
+        let mut dts = 0u64;
+        let mut outputs = Vec::new();
+        for (i, (duration, key)) in frames.iter().enumerate() {
+            let s = Sample { dts, cts_offset: 0, duration: *duration, keyframe: i == 0 || *key, data: Bytes::from_static(b"x") };
+            outputs.extend(seg.push(s).expect("valid"));
+            dts += u64::from(*duration);
+        }
+        outputs.extend(seg.finish());
+        let (mut part_sum, mut seg_sum, mut expect_msn) = (0u64, 0u64, 0u64);
+        for o in &outputs {
+            match o {
+                Output::Part { duration, index, independent, msn, .. } => {
+                    part_sum += duration;
+                    prop_assert!(*duration <= cfg.part_target, "part of {} > {}", duration, cfg.part_target);
+                    prop_assert_eq!(*msn, expect_msn);
+                    if *index == 0 {
+                        prop_assert!(*independent, "segment {} does not start with a keyframe", msn);
+                    }
+                }
+                Output::Segment { msn, duration, .. } => {
+                    prop_assert_eq!(*msn, expect_msn);
+                    expect_msn += 1;
+                    seg_sum += duration;
+                }
+            }
+        }
+        prop_assert_eq!(part_sum, dts);
+        prop_assert_eq!(seg_sum, dts);
+    }
+}
