@@ -94,6 +94,34 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
+    /// Largest ingest WebSocket message in bytes (a MediaRecorder chunk plus 8 bytes).
+    #[arg(long, env = "ONAIR_INGEST_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub ingest_max_message_bytes: usize,
+
+    /// Highest sustained ingest rate per stream, bits per second (2 s bursts allowed).
+    #[arg(long, env = "ONAIR_INGEST_MAX_BITRATE", default_value_t = 20_000_000)]
+    pub ingest_max_bitrate: u64,
+
+    /// Seconds without a message before an ingest socket is closed.
+    #[arg(long, env = "ONAIR_INGEST_IDLE_TIMEOUT", default_value_t = 15)]
+    pub ingest_idle_timeout: u64,
+
+    /// Seconds a dropped publisher has to resume before the stream is interrupted.
+    #[arg(long, env = "ONAIR_INGEST_RESUME_GRACE", default_value_t = 30)]
+    pub ingest_resume_grace: u64,
+
+    /// HLS segment target duration in milliseconds.
+    #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 2000)]
+    pub hls_segment_ms: u64,
+
+    /// LL-HLS part target duration in milliseconds (parts never exceed it).
+    #[arg(long, env = "ONAIR_HLS_PART_MS", default_value_t = 334)]
+    pub hls_part_ms: u64,
+
+    /// Segments in the live playlist window (at least 30 s at the default).
+    #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 20)]
+    pub hls_window_segments: usize,
+
     /// Log format on stderr.
     #[arg(long, env = "ONAIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -204,6 +232,27 @@ pub enum ConfigError {
 pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 impl ServeArgs {
+    /// The ingest limits from the flags.
+    pub fn ingest_limits(&self) -> crate::ingest::IngestLimits {
+        crate::ingest::IngestLimits {
+            max_message_bytes: self.ingest_max_message_bytes.max(1024),
+            max_bitrate: self.ingest_max_bitrate.max(1000),
+            idle_timeout: std::time::Duration::from_secs(self.ingest_idle_timeout.max(1)),
+            resume_grace: std::time::Duration::from_secs(self.ingest_resume_grace),
+            ..Default::default()
+        }
+    }
+
+    /// Live output timing from the flags.
+    pub fn live_config(&self) -> crate::media::live::LiveConfig {
+        crate::media::live::LiveConfig {
+            segment_ms: self.hls_segment_ms.max(500),
+            part_ms: self.hls_part_ms.clamp(100, self.hls_segment_ms.max(500)),
+            window_segments: self.hls_window_segments.max(3),
+            ..Default::default()
+        }
+    }
+
     /// Resolves `--db` and its companion options.
     pub fn db_settings(&self) -> Result<DbSettings, ConfigError> {
         let engine = parse_db(

@@ -8,6 +8,7 @@
 //!   takes its listener and shutdown signal from outside so tests can bind
 //!   `127.0.0.1:0`.
 //! - [`http`]: routes, middleware, error mapping, health and metrics.
+//! - [`ingest`]: the ingest WebSocket and per-stream sessions.
 //! - [`db`]: SurrealDB connection, migrations and typed queries.
 //! - [`store`]: the object store trait with disk and S3 implementations.
 //! - [`media`]: the FFmpeg libraries and what they can do.
@@ -20,6 +21,7 @@ pub mod backend;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod ingest;
 pub mod media;
 pub mod origin;
 pub mod packager;

@@ -89,13 +89,21 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         );
     }
 
+    let origin = crate::origin::Origin::new();
+    let ingest = crate::ingest::IngestHub::new(
+        args.ingest_limits(),
+        args.live_config(),
+        origin.clone(),
+        db.clone(),
+    );
     Ok(AppState {
         leptos_options: leptos_options(&args.site_root, args.addr),
+        ingest,
         backend: Arc::new(DbBackend::new(db.clone())),
         db,
         store,
         metrics: telemetry::metrics_handle(),
-        origin: crate::origin::Origin::new(),
+        origin,
     })
 }
 

@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::db::Database;
+use crate::ingest::IngestHub;
 use crate::origin::Origin;
 use crate::store::ObjectStore;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The live streams this node serves.
     pub origin: Arc<Origin>,
+    /// Live ingest sessions.
+    pub ingest: Arc<IngestHub>,
     /// What server functions use to reach the database.
     pub backend: Arc<dyn Backend>,
 }

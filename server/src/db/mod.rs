@@ -55,6 +55,9 @@ pub enum DbError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] surrealdb::Error),
+    /// The OS random number generator failed.
+    #[error("could not generate a random token: {0}")]
+    Random(String),
 }
 
 /// A connected, migrated database handle. Cheap to clone.

@@ -47,7 +47,9 @@ pub fn router(state: AppState) -> Router {
         }
     };
 
-    let api = Router::new().fallback(api_not_found);
+    let api = Router::new()
+        .route("/streams/{id}/ingest", get(crate::ingest::ingest_route))
+        .fallback(api_not_found);
 
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -1,10 +1,14 @@
 //! The media pipeline (FFmpeg through `ffmpeg-next`): library start-up, and
 //! demuxing live input from memory ([`demux`]).
 
+pub mod audio;
 pub mod demux;
+pub mod live;
 
 #[cfg(test)]
 mod demux_tests;
+#[cfg(test)]
+mod live_tests;
 
 /// What the linked FFmpeg libraries provide.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,5 +4,6 @@
 
 mod db;
 mod http;
+mod ingest;
 mod store;
 mod support;

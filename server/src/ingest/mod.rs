@@ -1,0 +1,207 @@
+//! Live ingest over WebSocket (`/api/v1/streams/{id}/ingest`), protocol in
+//! `docs/protocol.md`. A [`Session`] per live stream outlives its socket: the
+//! publisher can drop and resume, and the pipeline keeps running meanwhile.
+
+mod socket;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::db::Database;
+use crate::media::demux::ChunkReader;
+use crate::media::live::{self, LiveConfig};
+use crate::origin::{LiveStream, Origin};
+
+pub use socket::ingest_route;
+
+/// Ingest limits; each is a flag (see the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Largest binary message in bytes (8-byte header included).
+    pub max_message_bytes: usize,
+    /// Highest sustained ingest rate in bits per second (bursts of two seconds' worth are allowed).
+    pub max_bitrate: u64,
+    /// Close the socket after this long without a message.
+    pub idle_timeout: Duration,
+    /// How long a dropped publisher may take to resume before the stream is interrupted.
+    pub resume_grace: Duration,
+    /// Chunks buffered between the socket and the pipeline.
+    pub queue_chunks: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_bitrate: 20_000_000,
+            idle_timeout: Duration::from_secs(15),
+            resume_grace: Duration::from_secs(30),
+            queue_chunks: 64,
+        }
+    }
+}
+
+/// One live stream's ingest state, shared by its socket(s) and its pipeline.
+#[derive(Debug)]
+pub struct Session {
+    stream_id: String,
+    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+    next_seq: AtomicU64,
+    attached: AtomicBool,
+    /// Bumped on every attach, so a grace timer knows whether the publisher came back.
+    generation: AtomicU64,
+    /// Set when the pipeline stops: `Some(error)` if it failed.
+    outcome: watch::Receiver<Option<Result<(), String>>>,
+}
+
+impl Session {
+    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Ends the input: the pipeline flushes and closes the playlists.
+    fn close_input(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// All ingest sessions on this node.
+#[derive(Debug)]
+pub struct IngestHub {
+    /// Limits applied to every connection.
+    pub limits: IngestLimits,
+    /// Output timing.
+    pub live: LiveConfig,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    origin: Arc<Origin>,
+    db: Database,
+}
+
+/// Why a publisher cannot attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachError {
+    /// Another socket is publishing to this stream.
+    AlreadyPublishing,
+}
+
+impl IngestHub {
+    /// A hub publishing into `origin` and recording stream states in `db`.
+    pub fn new(
+        limits: IngestLimits,
+        live: LiveConfig,
+        origin: Arc<Origin>,
+        db: Database,
+    ) -> Arc<Self> {
+        Arc::new(IngestHub {
+            limits,
+            live,
+            sessions: Mutex::new(HashMap::new()),
+            origin,
+            db,
+        })
+    }
+
+    /// Attaches a publisher: resumes the stream's session or starts a new one
+    /// (and its pipeline). Returns the session, the next expected sequence
+    /// number, and whether the session is new.
+    pub fn attach(
+        self: &Arc<Self>,
+        stream_id: &str,
+        capture_start_ms: i64,
+        resume_after: Option<u64>,
+    ) -> Result<(Arc<Session>, u64, bool), AttachError> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = sessions.get(stream_id) {
+            if s.attached.swap(true, Ordering::SeqCst) {
+                return Err(AttachError::AlreadyPublishing);
+            }
+            s.generation.fetch_add(1, Ordering::SeqCst);
+            return Ok((s.clone(), s.next_seq.load(Ordering::SeqCst), false));
+        }
+        // A new session. A client resuming a session this node no longer has
+        // continues its numbering; its next chunk must start a new container.
+        let first_seq = resume_after.map(|n| n + 1).unwrap_or(0);
+        let (tx, reader) = ChunkReader::channel(self.limits.queue_chunks);
+        let (outcome_tx, outcome) = watch::channel(None);
+        let session = Arc::new(Session {
+            stream_id: stream_id.to_string(),
+            tx: Mutex::new(Some(tx)),
+            next_seq: AtomicU64::new(first_seq),
+            attached: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
+            outcome,
+        });
+        sessions.insert(stream_id.to_string(), session.clone());
+        drop(sessions);
+
+        let window = LiveStream::new(Duration::from_millis(self.live.segment_ms * 3));
+        self.origin.insert(stream_id, window.clone());
+        let cfg = self.live;
+        let hub = self.clone();
+        let id = stream_id.to_string();
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || {
+                live::run(reader, window, cfg, Some(capture_start_ms))
+            })
+            .await;
+            let outcome = match result {
+                Ok(Ok(report)) => {
+                    tracing::info!(stream = %id, format = %report.format, video_frames = report.video_frames, audio_frames = report.audio_frames, "pipeline finished");
+                    Ok(())
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(stream = %id, error = %e, "pipeline stopped");
+                    Err(e.to_string())
+                }
+                Err(e) => Err(format!("the pipeline crashed: {e}")),
+            };
+            let _ = outcome_tx.send(Some(outcome));
+            hub.finished(&id).await;
+        });
+        Ok((session, first_seq, true))
+    }
+
+    /// The publisher's socket closed without `end`: wait for a resume, then
+    /// end the input so the stream is marked interrupted.
+    pub fn detach(self: &Arc<Self>, session: &Arc<Session>) {
+        session.attached.store(false, Ordering::SeqCst);
+        let generation = session.generation.load(Ordering::SeqCst);
+        let grace = self.limits.resume_grace;
+        let session = session.clone();
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if !session.attached.load(Ordering::SeqCst)
+                && session.generation.load(Ordering::SeqCst) == generation
+            {
+                tracing::info!(stream = %session.stream_id, "publisher did not come back: stream interrupted");
+                let _ = hub
+                    .db
+                    .set_stream_state(&session.stream_id, "interrupted")
+                    .await;
+                session.close_input();
+            }
+        });
+    }
+
+    async fn finished(&self, id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// The stream's session, if one is running (for tests and metrics).
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+}

@@ -1,0 +1,332 @@
+//! The ingest WebSocket handler: hello, auth, chunks with acks, end, and a
+//! close code plus JSON reason for every refusal.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::ingest::{
+    close, decode_chunk, ClientMessage, CloseReason, IngestLimits as WireLimits, ServerMessage,
+    PROTOCOL_VERSION,
+};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+
+use super::{AttachError, IngestHub, Session};
+use crate::state::AppState;
+
+/// `GET /api/v1/streams/{id}/ingest` (WebSocket upgrade).
+pub async fn ingest_route(
+    ws: WebSocketUpgrade,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Response {
+    let hub = state.ingest.clone();
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    ws.max_message_size(hub.limits.max_message_bytes)
+        .max_frame_size(hub.limits.max_message_bytes)
+        .on_upgrade(move |socket| async move {
+            let mut conn = Conn { socket };
+            if let Err((code, reason, message)) = serve(&mut conn, &hub, &state, &id, bearer).await {
+                tracing::info!(stream = %id, code, reason, message = %message, "ingest connection closed");
+                conn.close(code, reason, &message).await;
+            }
+        })
+}
+
+struct Conn {
+    socket: WebSocket,
+}
+
+type Refusal = (u16, &'static str, String);
+
+impl Conn {
+    async fn send(&mut self, msg: &ServerMessage) -> Result<(), Refusal> {
+        let text =
+            serde_json::to_string(msg).map_err(|e| (close::INTERNAL, "internal", e.to_string()))?;
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| {
+                (
+                    close::INTERNAL,
+                    "internal",
+                    "the connection dropped".to_string(),
+                )
+            })
+    }
+
+    async fn close(&mut self, code: u16, reason: &str, message: &str) {
+        // A close reason is limited to 123 bytes: shorten the message to fit.
+        let mut body = CloseReason {
+            code: reason.to_string(),
+            message: message.to_string(),
+        };
+        let mut json = serde_json::to_string(&body).unwrap_or_default();
+        while json.len() > 123 && !body.message.is_empty() {
+            let cut = body
+                .message
+                .char_indices()
+                .rev()
+                .nth(4)
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            body.message.truncate(cut);
+            json = serde_json::to_string(&body).unwrap_or_default();
+        }
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(json),
+        };
+        let _ = self.socket.send(Message::Close(Some(frame))).await;
+    }
+
+    /// The next message, or a refusal on timeout, size violation or disconnect (`None`).
+    async fn recv(&mut self, idle: Duration) -> Result<Option<Message>, Refusal> {
+        match tokio::time::timeout(idle, self.socket.recv()).await {
+            Err(_) => Err((
+                close::IDLE,
+                "idle",
+                format!("nothing received for {} s", idle.as_secs()),
+            )),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(m))) => Ok(Some(m)),
+            Ok(Some(Err(e))) => {
+                let text = e.to_string();
+                if text.contains("too long")
+                    || text.contains("Space limit")
+                    || text.contains("too big")
+                {
+                    Err((
+                        close::TOO_LARGE,
+                        "too_large",
+                        "a message exceeded the size limit".into(),
+                    ))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    conn: &mut Conn,
+    hub: &Arc<IngestHub>,
+    state: &AppState,
+    id: &str,
+    bearer: Option<String>,
+) -> Result<(), Refusal> {
+    let limits = hub.limits;
+    // 1. hello
+    let hello = match conn.recv(limits.idle_timeout).await? {
+        Some(Message::Text(t)) => serde_json::from_str::<ClientMessage>(&t)
+            .map_err(|e| (close::BAD_HELLO, "bad_hello", format!("invalid hello: {e}")))?,
+        Some(_) => {
+            return Err((
+                close::PROTOCOL,
+                "protocol",
+                "the first message must be a text hello".into(),
+            ))
+        }
+        None => return Ok(()),
+    };
+    let ClientMessage::Hello {
+        version,
+        token,
+        capture_start_ms,
+        resume_after,
+        new_period,
+        ..
+    } = hello
+    else {
+        return Err((
+            close::BAD_HELLO,
+            "bad_hello",
+            "the first message must be hello".into(),
+        ));
+    };
+    if version != PROTOCOL_VERSION {
+        return Err((
+            close::BAD_HELLO,
+            "bad_hello",
+            format!("protocol version {version} is not supported; use {PROTOCOL_VERSION}"),
+        ));
+    }
+    if new_period {
+        return Err((
+            close::PROTOCOL,
+            "protocol",
+            "new periods are not supported by this server yet".into(),
+        ));
+    }
+    // 2. auth (the token is never logged)
+    let Some(token) = bearer.or(token) else {
+        return Err((
+            close::UNAUTHORIZED,
+            "unauthorized",
+            "no ingest token".into(),
+        ));
+    };
+    match state.db.check_ingest_token(id, &token).await {
+        Ok(Some(true)) => {}
+        Ok(Some(false)) => {
+            return Err((
+                close::UNAUTHORIZED,
+                "unauthorized",
+                "wrong ingest token".into(),
+            ))
+        }
+        Ok(None) => return Err((close::NOT_FOUND, "not_found", format!("no stream {id}"))),
+        Err(e) => return Err((close::INTERNAL, "internal", format!("database: {e}"))),
+    }
+    // 3. attach
+    let (session, next_seq, is_new) =
+        hub.attach(id, capture_start_ms, resume_after)
+            .map_err(|e| match e {
+                AttachError::AlreadyPublishing => (
+                    close::ALREADY_PUBLISHING,
+                    "already_publishing",
+                    "another publisher is live on this stream".into(),
+                ),
+            })?;
+    if is_new {
+        // Viewers and the studio see "live" as soon as the publisher is told it is.
+        if let Err(e) = hub.db.set_stream_state(id, "live").await {
+            tracing::error!(stream = %id, error = %e, "could not mark the stream live");
+        }
+    }
+    let result = publish(conn, hub, &session, next_seq).await;
+    match &result {
+        Ok(true) => {}
+        _ => hub.detach(&session),
+    }
+    result.map(|_| ())
+}
+
+/// Receives chunks until `end` (returns `Ok(true)`) or a disconnect (`Ok(false)`).
+async fn publish(
+    conn: &mut Conn,
+    hub: &Arc<IngestHub>,
+    session: &Arc<Session>,
+    next_seq: u64,
+) -> Result<bool, Refusal> {
+    let limits = hub.limits;
+    conn.send(&ServerMessage::Ready {
+        next_seq,
+        limits: WireLimits {
+            max_message_bytes: limits.max_message_bytes as u64,
+            max_bitrate: limits.max_bitrate,
+            idle_timeout_s: limits.idle_timeout.as_secs(),
+        },
+    })
+    .await?;
+    let mut outcome = session.outcome.clone();
+    // Token bucket in bytes: refills at max_bitrate/8 per second, holds two seconds.
+    let rate = limits.max_bitrate / 8;
+    let capacity = rate * 2;
+    let mut bucket = capacity as f64;
+    let mut last = Instant::now();
+    loop {
+        let msg = tokio::select! {
+            m = conn.recv(limits.idle_timeout) => m?,
+            _ = outcome.changed() => {
+                let failed = outcome.borrow().clone();
+                return match failed {
+                    Some(Err(e)) => Err((close::BAD_MEDIA, "bad_media", e)),
+                    _ => Ok(false),
+                };
+            }
+        };
+        match msg {
+            None | Some(Message::Close(_)) => return Ok(false),
+            Some(Message::Binary(frame)) => {
+                let Some((seq, chunk)) = decode_chunk(&frame) else {
+                    return Err((
+                        close::PROTOCOL,
+                        "protocol",
+                        "a binary message is shorter than its 8-byte header".into(),
+                    ));
+                };
+                let expected = session.next_seq.load(Ordering::SeqCst);
+                if seq < expected {
+                    continue; // a resend of something we have
+                }
+                if seq > expected {
+                    return Err((
+                        close::PROTOCOL,
+                        "protocol",
+                        format!("chunk {seq} arrived, expected {expected}"),
+                    ));
+                }
+                let now = Instant::now();
+                bucket = (bucket + now.duration_since(last).as_secs_f64() * rate as f64)
+                    .min(capacity as f64);
+                last = now;
+                bucket -= frame.len() as f64;
+                if bucket < 0.0 {
+                    return Err((
+                        close::RATE_LIMITED,
+                        "rate_limited",
+                        format!("ingest exceeds {} bit/s", limits.max_bitrate),
+                    ));
+                }
+                let Some(tx) = session.sender() else {
+                    return Err((
+                        close::INTERNAL,
+                        "internal",
+                        "the stream has already ended".into(),
+                    ));
+                };
+                if tx.send(Bytes::copy_from_slice(chunk)).await.is_err() {
+                    let reason = outcome.borrow().clone();
+                    let message = match reason {
+                        Some(Err(e)) => e,
+                        _ => "the media pipeline stopped".into(),
+                    };
+                    return Err((close::BAD_MEDIA, "bad_media", message));
+                }
+                session.next_seq.store(seq + 1, Ordering::SeqCst);
+                conn.send(&ServerMessage::Ack { seq }).await?;
+            }
+            Some(Message::Text(t)) => match serde_json::from_str::<ClientMessage>(&t) {
+                Ok(ClientMessage::End) => {
+                    session.close_input();
+                    session.attached.store(false, Ordering::SeqCst);
+                    // Wait (bounded) for the pipeline to flush the last segment.
+                    let failed = match tokio::time::timeout(
+                        Duration::from_secs(30),
+                        outcome.wait_for(|o| o.is_some()),
+                    )
+                    .await
+                    {
+                        Ok(Ok(o)) => o.clone().and_then(|r| r.err()),
+                        _ => None,
+                    };
+                    if let Some(e) = failed {
+                        return Err((close::BAD_MEDIA, "bad_media", e));
+                    }
+                    let _ = hub.db.set_stream_state(&session.stream_id, "ended").await;
+                    conn.send(&ServerMessage::Ended).await?;
+                    conn.close(1000, "ended", "the stream has ended").await;
+                    return Ok(true);
+                }
+                Ok(ClientMessage::Hello { .. }) => {
+                    return Err((close::PROTOCOL, "protocol", "hello was already sent".into()))
+                }
+                Err(e) => {
+                    return Err((close::PROTOCOL, "protocol", format!("unknown message: {e}")))
+                }
+            },
+            Some(_) => {} // ping/pong are answered by the library
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! One live stream's media pipeline, run on a blocking thread: demux the
+//! incoming bytes, pass H.264 through (the top rung) or refuse what cannot be
+//! handled yet, transcode audio to AAC, and publish parts, segments and
+//! playlists into the origin's live window.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ffmpeg_next::codec::Id;
+use ffmpeg_next::media::Type;
+
+use super::audio::{AacTranscoder, AudioError, AAC_FRAME, AAC_RATE};
+use super::demux::{DemuxError, MemoryInput, ProbeLimits};
+use crate::origin::LiveStream;
+use crate::packager::fmp4::{Codec, Sample, Track};
+use crate::packager::h264::{self, nal};
+use crate::packager::playlist::{render_master, AudioRendition, Variant};
+use crate::packager::segmenter::{Output, Segmenter, SegmenterConfig};
+use crate::packager::time::{rescale, Timescale, VIDEO_TIMESCALE};
+
+/// Timing and quality settings for live output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// Segment target duration, milliseconds.
+    pub segment_ms: u64,
+    /// Part target duration, milliseconds.
+    pub part_ms: u64,
+    /// Segments kept in the live playlist.
+    pub window_segments: usize,
+    /// AAC bitrate, bits per second.
+    pub audio_bitrate: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            segment_ms: 2000,
+            part_ms: 334,
+            window_segments: 20,
+            audio_bitrate: 128_000,
+        }
+    }
+}
+
+/// The pipeline stopped with an error the broadcaster should see.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The bytes are not media FFmpeg can read.
+    #[error(transparent)]
+    Demux(#[from] DemuxError),
+    /// The input has neither audio nor video.
+    #[error("the recording has no audio or video stream")]
+    NoStreams,
+    /// A codec this build cannot handle.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Audio transcoding failed.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+}
+
+/// What a finished pipeline did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineReport {
+    /// Container FFmpeg detected.
+    pub format: String,
+    /// Video frames packaged.
+    pub video_frames: u64,
+    /// AAC frames packaged.
+    pub audio_frames: u64,
+}
+
+/// Rendition names in URLs.
+pub const AUDIO_RENDITION: &str = "audio";
+
+struct VideoState {
+    stream_index: usize,
+    time_base: (i32, i32),
+    sps: Vec<Bytes>,
+    pps: Vec<Bytes>,
+    pending: Option<Sample>,
+    last_duration: u32,
+    segmenter: Option<Segmenter>,
+    name: String,
+    frames: u64,
+    bytes: u64,
+}
+
+struct AudioState {
+    stream_index: usize,
+    transcoder: AacTranscoder,
+    segmenter: Segmenter,
+    frames: u64,
+}
+
+fn seg_config(cfg: &LiveConfig, scale: Timescale) -> SegmenterConfig {
+    let per_ms = |ms: u64| rescale(ms, crate::packager::time::MILLIS, scale);
+    SegmenterConfig {
+        segment_target: per_ms(cfg.segment_ms),
+        part_target: per_ms(cfg.part_ms),
+        window_segments: cfg.window_segments,
+    }
+}
+
+fn publish(live: &LiveStream, name: &str, seg: &Segmenter, outputs: Vec<Output>) {
+    for o in outputs {
+        let snapshot = seg.snapshot("init.mp4");
+        match o {
+            Output::Part {
+                msn, index, bytes, ..
+            } => live.publish_part(name, msn, index, bytes, snapshot),
+            Output::Segment { msn, bytes, .. } => live.publish_segment(name, msn, bytes, snapshot),
+        }
+    }
+}
+
+/// Parameter sets from an `avcC` record (MP4 input, or Matroska with CodecPrivate).
+fn parse_avcc(extradata: &[u8]) -> Option<(Vec<Bytes>, Vec<Bytes>)> {
+    if extradata.first() != Some(&1) || extradata.len() < 7 {
+        return None;
+    }
+    let mut at = 5;
+    let take = |count: usize, data: &[u8], at: &mut usize| -> Option<Vec<Bytes>> {
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes([*data.get(*at)?, *data.get(*at + 1)?]));
+            out.push(Bytes::copy_from_slice(data.get(*at + 2..*at + 2 + len)?));
+            *at += 2 + len;
+        }
+        Some(out)
+    };
+    let n_sps = usize::from(extradata[at] & 0x1f);
+    at += 1;
+    let sps = take(n_sps, extradata, &mut at)?;
+    let n_pps = usize::from(*extradata.get(at)?);
+    at += 1;
+    let pps = take(n_pps, extradata, &mut at)?;
+    Some((sps, pps))
+}
+
+fn extradata(params: &ffmpeg_next::codec::Parameters) -> Vec<u8> {
+    // SAFETY: reading the codec parameters' extradata, owned by the stream.
+    unsafe {
+        let p = params.as_ptr();
+        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+        }
+    }
+}
+
+impl VideoState {
+    /// Turns a demuxed packet into a sample (length-prefixed NAL units without
+    /// parameter sets or delimiters), remembering in-band SPS/PPS.
+    fn sample(&mut self, packet: &ffmpeg_next::Packet) -> Option<Sample> {
+        let data = packet.data()?;
+        let nals: Vec<&[u8]> = if h264::is_annex_b(data) {
+            h264::split_annex_b(data)
+        } else {
+            h264::split_length_prefixed(data)?
+        };
+        let mut keep = Vec::with_capacity(nals.len());
+        let mut idr = false;
+        for unit in nals {
+            match h264::nal_type(unit) {
+                Some(nal::SPS) => self.sps = vec![Bytes::copy_from_slice(unit)],
+                Some(nal::PPS) => self.pps = vec![Bytes::copy_from_slice(unit)],
+                Some(nal::AUD) => {}
+                Some(t) => {
+                    idr |= t == nal::IDR;
+                    keep.push(unit);
+                }
+                None => {}
+            }
+        }
+        if keep.is_empty() {
+            return None;
+        }
+        let (num, den) = self.time_base;
+        let to_90k = |ts: i64| -> u64 {
+            let ts = u64::try_from(ts.max(0)).unwrap_or(0);
+            // time_base is num/den seconds per tick: ticks * num / den * 90000
+            let scale = Timescale::new(u32::try_from(den).unwrap_or(1)).unwrap_or(VIDEO_TIMESCALE);
+            rescale(
+                ts * u64::try_from(num.max(1)).unwrap_or(1),
+                scale,
+                VIDEO_TIMESCALE,
+            )
+        };
+        let dts = to_90k(packet.dts().or(packet.pts())?);
+        let pts = packet.pts().map(to_90k).unwrap_or(dts);
+        Some(Sample {
+            dts,
+            cts_offset: i32::try_from(pts as i64 - dts as i64).unwrap_or(0),
+            duration: 0,
+            keyframe: idr || packet.is_key(),
+            data: Bytes::from(h264::to_length_prefixed(keep)),
+        })
+    }
+}
+
+/// Runs the pipeline until the input ends. Blocks: call it on a blocking thread.
+pub fn run(
+    reader: impl Read + Send + 'static,
+    live: Arc<LiveStream>,
+    cfg: LiveConfig,
+    capture_start_ms: Option<i64>,
+) -> Result<PipelineReport, PipelineError> {
+    let mut input = MemoryInput::open(reader, ProbeLimits::default())?;
+    let format = input.format_name();
+
+    let mut video: Option<VideoState> = None;
+    let mut audio: Option<AudioState> = None;
+    for stream in input.input().streams() {
+        let params = stream.parameters();
+        match (params.medium(), params.id()) {
+            (Type::Video, Id::H264) if video.is_none() => {
+                let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
+                let tb = stream.time_base();
+                video = Some(VideoState {
+                    stream_index: stream.index(),
+                    time_base: (tb.numerator(), tb.denominator()),
+                    sps,
+                    pps,
+                    pending: None,
+                    last_duration: 3000,
+                    segmenter: None,
+                    name: "video".into(),
+                    frames: 0,
+                    bytes: 0,
+                });
+            }
+            (Type::Video, other) if video.is_none() => {
+                return Err(PipelineError::Unsupported(format!(
+                    "{other:?} video needs transcoding, which this build does not do yet; record H.264"
+                )));
+            }
+            (Type::Audio, _) if audio.is_none() => {
+                let transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
+                let track = Track {
+                    id: 1,
+                    timescale: scale,
+                    codec: Codec::Aac {
+                        sample_rate: AAC_RATE,
+                        channels: 2,
+                        asc: transcoder.audio_specific_config().clone(),
+                    },
+                };
+                let segmenter = Segmenter::new(track, seg_config(&cfg, scale), capture_start_ms);
+                live.set_init(AUDIO_RENDITION, segmenter.init_segment().clone());
+                audio = Some(AudioState {
+                    stream_index: stream.index(),
+                    transcoder,
+                    segmenter,
+                    frames: 0,
+                });
+            }
+            _ => {}
+        }
+    }
+    if video.is_none() && audio.is_none() {
+        return Err(PipelineError::NoStreams);
+    }
+
+    let mut master_written = false;
+    for (stream, packet) in input.input().packets() {
+        let index = stream.index();
+        if let Some(v) = video.as_mut().filter(|v| v.stream_index == index) {
+            let Some(mut sample) = v.sample(&packet) else {
+                continue;
+            };
+            if let Some(mut prev) = v.pending.take() {
+                let gap = sample.dts.saturating_sub(prev.dts);
+                prev.duration = u32::try_from(gap)
+                    .ok()
+                    .filter(|&d| d > 0)
+                    .unwrap_or(v.last_duration);
+                v.last_duration = prev.duration;
+                if sample.dts <= prev.dts {
+                    sample.dts = prev.dts + u64::from(prev.duration);
+                }
+                push_video(v, &live, &cfg, capture_start_ms, prev);
+            }
+            v.pending = Some(sample);
+        } else if let Some(a) = audio.as_mut().filter(|a| a.stream_index == index) {
+            let frames = a.transcoder.push(&packet)?;
+            push_audio(a, &live, frames);
+        }
+        if !master_written && video.as_ref().is_none_or(|v| v.segmenter.is_some()) {
+            live.set_master(master(video.as_ref(), audio.is_some()));
+            master_written = true;
+        }
+    }
+
+    // End of input: flush what is pending and close the playlists.
+    if let Some(v) = video.as_mut() {
+        if let Some(mut last) = v.pending.take() {
+            last.duration = v.last_duration;
+            push_video(v, &live, &cfg, capture_start_ms, last);
+        }
+        if let Some(seg) = v.segmenter.as_mut() {
+            let outputs = seg.finish();
+            publish(&live, &v.name, seg, outputs);
+            live.set_snapshot(&v.name, seg.snapshot("init.mp4"));
+        }
+    }
+    if let Some(a) = audio.as_mut() {
+        let frames = a.transcoder.finish()?;
+        push_audio(a, &live, frames);
+        let outputs = a.segmenter.finish();
+        publish(&live, AUDIO_RENDITION, &a.segmenter, outputs);
+        live.set_snapshot(AUDIO_RENDITION, a.segmenter.snapshot("init.mp4"));
+    }
+    live.set_master(master(video.as_ref(), audio.is_some()));
+    Ok(PipelineReport {
+        format,
+        video_frames: video.as_ref().map(|v| v.frames).unwrap_or(0),
+        audio_frames: audio.as_ref().map(|a| a.frames).unwrap_or(0),
+    })
+}
+
+fn push_video(
+    v: &mut VideoState,
+    live: &LiveStream,
+    cfg: &LiveConfig,
+    capture_start_ms: Option<i64>,
+    sample: Sample,
+) {
+    if v.segmenter.is_none() {
+        // Start at the first keyframe whose parameter sets we know.
+        let Some(info) = v.sps.first().and_then(|s| h264::parse_sps(s)) else {
+            return;
+        };
+        if !sample.keyframe || v.pps.is_empty() {
+            return;
+        }
+        v.name = format!("{}p", info.height);
+        let track = Track {
+            id: 1,
+            timescale: VIDEO_TIMESCALE,
+            codec: Codec::Avc {
+                sps: v.sps.clone(),
+                pps: v.pps.clone(),
+                info,
+            },
+        };
+        let seg = Segmenter::new(track, seg_config(cfg, VIDEO_TIMESCALE), capture_start_ms);
+        live.set_init(&v.name, seg.init_segment().clone());
+        v.segmenter = Some(seg);
+    }
+    let Some(seg) = v.segmenter.as_mut() else {
+        return;
+    };
+    v.bytes += sample.data.len() as u64;
+    match seg.push(sample) {
+        Ok(outputs) => {
+            v.frames += 1;
+            publish(live, &v.name, seg, outputs);
+        }
+        Err(e) => tracing::warn!(error = %e, "dropped a video frame"),
+    }
+}
+
+fn push_audio(a: &mut AudioState, live: &LiveStream, frames: Vec<super::audio::AacFrame>) {
+    for f in frames {
+        let sample = Sample {
+            dts: f.pts,
+            cts_offset: 0,
+            duration: AAC_FRAME as u32,
+            keyframe: true,
+            data: f.data,
+        };
+        match a.segmenter.push(sample) {
+            Ok(outputs) => {
+                a.frames += 1;
+                publish(live, AUDIO_RENDITION, &a.segmenter, outputs);
+            }
+            Err(e) => tracing::warn!(error = %e, "dropped an audio frame"),
+        }
+    }
+}
+
+/// The master playlist for the renditions running now.
+fn master(video: Option<&VideoState>, has_audio: bool) -> String {
+    let audio_codec = "mp4a.40.2";
+    let audio = has_audio.then(|| AudioRendition {
+        uri: format!("{AUDIO_RENDITION}/index.m3u8"),
+        name: "Audio".into(),
+    });
+    let variants: Vec<Variant> = video
+        .and_then(|v| {
+            let seg = v.segmenter.as_ref()?;
+            let Codec::Avc { info, .. } = &seg.track().codec else {
+                return None;
+            };
+            // Until a segment is measured, estimate from the picture size.
+            let pixels = u64::from(info.width) * u64::from(info.height);
+            let bandwidth =
+                (pixels * 3).clamp(300_000, 8_000_000) + if has_audio { 128_000 } else { 0 };
+            let codecs = if has_audio {
+                format!("{},{audio_codec}", info.codec_string())
+            } else {
+                info.codec_string()
+            };
+            Some(vec![Variant {
+                uri: format!("{}/index.m3u8", v.name),
+                bandwidth,
+                average_bandwidth: bandwidth * 4 / 5,
+                codecs,
+                resolution: Some((info.width, info.height)),
+                frame_rate: None,
+            }])
+        })
+        .unwrap_or_else(|| {
+            // Audio only: the audio playlist is the variant.
+            vec![Variant {
+                uri: format!("{AUDIO_RENDITION}/index.m3u8"),
+                bandwidth: 160_000,
+                average_bandwidth: 128_000,
+                codecs: audio_codec.into(),
+                resolution: None,
+                frame_rate: None,
+            }]
+        });
+    let audio_group = if video.is_some_and(|v| v.segmenter.is_some()) {
+        audio.as_ref()
+    } else {
+        None
+    };
+    render_master(&variants, audio_group)
+}

@@ -1,0 +1,390 @@
+//! Live ingest over a real WebSocket into a running server, played back over HTTP.
+
+use std::process::Command;
+use std::time::Duration;
+
+use app::ingest::{encode_chunk, ClientMessage, CloseReason, ServerMessage};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::TestApp;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ffmpeg_bytes(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(args)
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// What Chromium records with `video/webm;codecs=h264,opus`.
+pub fn mkv_h264_opus(seconds: u32) -> Vec<u8> {
+    let t = seconds.to_string();
+    ffmpeg_bytes(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &t,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "baseline",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "60",
+        "-c:a",
+        "libopus",
+        "-live",
+        "1",
+        "-f",
+        "matroska",
+        "-",
+    ])
+}
+
+async fn new_stream(app: &TestApp) -> (String, String) {
+    app.state
+        .db
+        .client()
+        .query(
+            "UPSERT user:caster SET username = 'caster', password_hash = 'x', role = 'broadcaster'",
+        )
+        .await
+        .expect("user")
+        .check()
+        .expect("user ok");
+    let s = app
+        .state
+        .db
+        .create_stream("caster", "Test stream")
+        .await
+        .expect("stream");
+    (s.id, s.ingest_token)
+}
+
+async fn connect(app: &TestApp, id: &str, token: Option<&str>) -> Ws {
+    let mut req = format!("ws://{}/api/v1/streams/{id}/ingest", app.addr)
+        .into_client_request()
+        .expect("request");
+    if let Some(t) = token {
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket connects")
+        .0
+}
+
+fn hello(resume_after: Option<u64>) -> Message {
+    let m = ClientMessage::Hello {
+        version: 1,
+        token: None,
+        mime_type: "video/x-matroska;codecs=avc1,opus".into(),
+        capture_start_ms: 1_795_300_000_000,
+        resume_after,
+        new_period: false,
+    };
+    Message::Text(serde_json::to_string(&m).expect("json").into())
+}
+
+/// Reads until a server message or a close frame.
+async fn next(ws: &mut Ws) -> Result<ServerMessage, (u16, CloseReason)> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("server answers in time")
+        {
+            Some(Ok(Message::Text(t))) => {
+                return Ok(serde_json::from_str(&t).expect("server message"))
+            }
+            Some(Ok(Message::Close(Some(f)))) => {
+                let reason: CloseReason =
+                    serde_json::from_str(&f.reason).expect("JSON close reason");
+                return Err((u16::from(f.code), reason));
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("connection ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+/// Connects and says hello, retrying while the server still sees the old socket.
+async fn attach(app: &TestApp, id: &str, token: &str, resume_after: Option<u64>) -> (Ws, u64) {
+    for _ in 0..50 {
+        let mut ws = connect(app, id, Some(token)).await;
+        ws.send(hello(resume_after)).await.expect("send hello");
+        match next(&mut ws).await {
+            Ok(ServerMessage::Ready { next_seq, .. }) => return (ws, next_seq),
+            Err((4009, _)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected answer to hello: {other:?}"),
+        }
+    }
+    panic!("could not attach");
+}
+
+async fn send_chunks(ws: &mut Ws, chunks: &[Vec<u8>], from: u64, to: u64) -> u64 {
+    let mut acked = from.wrapping_sub(1);
+    for seq in from..to {
+        ws.send(Message::Binary(
+            encode_chunk(seq, &chunks[seq as usize]).into(),
+        ))
+        .await
+        .expect("send chunk");
+        match next(ws).await {
+            Ok(ServerMessage::Ack { seq: a }) => {
+                assert_eq!(a, seq, "acks are in order");
+                acked = a;
+            }
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+    acked
+}
+
+// Multi-threaded: ffmpeg/ffprobe block a thread while the in-process server answers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_drop_resume_end_and_play_over_http() {
+    let app = TestApp::start(&[]).await;
+    let (id, token) = new_stream(&app).await;
+    let media = mkv_h264_opus(6);
+    let chunks: Vec<Vec<u8>> = media.chunks(32 * 1024).map(<[u8]>::to_vec).collect();
+    let n = chunks.len() as u64;
+    assert!(n > 4);
+
+    let (mut ws, next_seq) = attach(&app, &id, &token, None).await;
+    assert_eq!(next_seq, 0);
+    let acked = send_chunks(&mut ws, &chunks, 0, n / 2).await;
+    // The studio saw "live" by now.
+    let live: Vec<String> = app
+        .state
+        .db
+        .live_streams(10)
+        .await
+        .expect("live")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert!(live.contains(&id), "{live:?}");
+    drop(ws); // the connection dies without a goodbye
+
+    let (mut ws, next_seq) = attach(&app, &id, &token, Some(acked)).await;
+    assert_eq!(next_seq, acked + 1, "resume where the acks left off");
+    // Re-sending an already acknowledged chunk is harmless.
+    ws.send(Message::Binary(
+        encode_chunk(acked, &chunks[acked as usize]).into(),
+    ))
+    .await
+    .expect("resend");
+    send_chunks(&mut ws, &chunks, next_seq, n).await;
+    ws.send(Message::Text(
+        serde_json::to_string(&ClientMessage::End)
+            .expect("json")
+            .into(),
+    ))
+    .await
+    .expect("end");
+    assert_eq!(next(&mut ws).await.expect("ended"), ServerMessage::Ended);
+
+    let master_url = app.url(&format!("/live/{id}/master.m3u8"));
+    let res = app.http.get(&master_url).send().await.expect("master");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    let video = app
+        .http
+        .get(app.url(&format!("/live/{id}/360p/index.m3u8")))
+        .send()
+        .await
+        .expect("media playlist");
+    assert_eq!(video.headers()["cache-control"], "no-cache");
+    let text = video.text().await.expect("text");
+    let msns: Vec<u64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.trim_end_matches(".m4s").parse().expect("msn"))
+        .collect();
+    assert_eq!(
+        msns,
+        (0..msns.len() as u64).collect::<Vec<_>>(),
+        "no gap and no duplicate: {text}"
+    );
+    let part = app
+        .http
+        .get(app.url(&format!("/live/{id}/360p/0.0.m4s")))
+        .send()
+        .await
+        .expect("part");
+    assert_eq!(
+        part.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+            &master_url,
+        ])
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let seconds: f64 = json["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("duration");
+    assert!(
+        (seconds - 6.0).abs() <= 2.0,
+        "within one segment of the input: {seconds}"
+    );
+    let decode = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            &master_url,
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        decode.status.success() && decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_a_close_code_and_a_reason_and_other_streams_are_unaffected() {
+    let app = TestApp::start(&[
+        "--ingest-max-message-bytes".into(),
+        (4 * 1024 * 1024).to_string(),
+    ])
+    .await;
+    let (id, token) = new_stream(&app).await;
+
+    // wrong token
+    let mut ws = connect(&app, &id, Some("not-the-token")).await;
+    ws.send(hello(None)).await.expect("hello");
+    let (code, reason) = next(&mut ws).await.expect_err("refused");
+    assert_eq!((code, reason.code.as_str()), (4001, "unauthorized"));
+
+    // no such stream
+    let mut ws = connect(&app, "nosuchstream", Some(&token)).await;
+    ws.send(hello(None)).await.expect("hello");
+    assert_eq!(next(&mut ws).await.expect_err("refused").0, 4004);
+
+    // a second publisher while the first is live
+    let (mut first, _) = attach(&app, &id, &token, None).await;
+    let mut second = connect(&app, &id, Some(&token)).await;
+    second.send(hello(None)).await.expect("hello");
+    let (code, reason) = next(&mut second).await.expect_err("refused");
+    assert_eq!((code, reason.code.as_str()), (4009, "already_publishing"));
+
+    // a 10 MiB message
+    first
+        .send(Message::Binary(
+            encode_chunk(0, &vec![0u8; 10 * 1024 * 1024]).into(),
+        ))
+        .await
+        .ok();
+    let (code, reason) = next(&mut first).await.expect_err("refused");
+    assert_eq!(
+        (code, reason.code.as_str()),
+        (4013, "too_large"),
+        "{reason:?}"
+    );
+
+    // garbage on another stream is refused as bad media ...
+    let (bad_id, bad_token) = new_stream(&app).await;
+    let (mut bad, _) = attach(&app, &bad_id, &bad_token, None).await;
+    let garbage: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let mut closed = None;
+    for (seq, piece) in garbage.chunks(64 * 1024).enumerate() {
+        if bad
+            .send(Message::Binary(encode_chunk(seq as u64, piece).into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        match next(&mut bad).await {
+            Ok(_) => continue,
+            Err(c) => {
+                closed = Some(c);
+                break;
+            }
+        }
+    }
+    if closed.is_none() {
+        closed = next(&mut bad).await.err();
+    }
+    let (code, reason) = closed.expect("garbage is refused");
+    assert_eq!(
+        (code, reason.code.as_str()),
+        (4015, "bad_media"),
+        "{reason:?}"
+    );
+    assert!(
+        reason.message.contains("not a supported media container"),
+        "{reason:?}"
+    );
+
+    // ... while a good stream on the same server still goes through.
+    let (good_id, good_token) = new_stream(&app).await;
+    let (mut good, _) = attach(&app, &good_id, &good_token, None).await;
+    let media = mkv_h264_opus(3);
+    let chunks: Vec<Vec<u8>> = media.chunks(32 * 1024).map(<[u8]>::to_vec).collect();
+    send_chunks(&mut good, &chunks, 0, chunks.len() as u64).await;
+    good.send(Message::Text(
+        serde_json::to_string(&ClientMessage::End)
+            .expect("json")
+            .into(),
+    ))
+    .await
+    .expect("end");
+    assert_eq!(next(&mut good).await.expect("ended"), ServerMessage::Ended);
+    let res = app
+        .http
+        .get(app.url(&format!("/live/{good_id}/master.m3u8")))
+        .send()
+        .await
+        .expect("master");
+    assert_eq!(res.status(), 200);
+}
