@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Start the web server (HTTP, ingest, origin).
     Serve(Box<ServeArgs>),
+    /// Publish a media file to a stream over the ingest protocol, as the studio does.
+    Publish(Box<crate::publish::PublishArgs>),
 }
 
 /// Options of `onair serve`. Every flag can also be set through the `ONAIR_*`
@@ -355,6 +357,7 @@ mod tests {
         full.extend_from_slice(args);
         match Cli::try_parse_from(full).expect("valid arguments").command {
             Command::Serve(args) => *args,
+            Command::Publish(_) => panic!("expected serve"),
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`media`]: the FFmpeg libraries and what they can do.
 //! - [`packager`]: sans-IO CMAF/fMP4 and LL-HLS playlists.
 //! - [`origin`]: the live window in memory and blocking playlist reload.
+//! - [`publish`]: `onair publish`, the command-line publisher.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`backend`]: what the web app's server functions may ask of the database.
 
@@ -25,6 +26,7 @@ pub mod ingest;
 pub mod media;
 pub mod origin;
 pub mod packager;
+pub mod publish;
 pub mod server;
 pub mod state;
 pub mod store;

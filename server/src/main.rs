@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use onair_server::config::{Cli, Command};
-use onair_server::{server, telemetry};
+use onair_server::{media, publish, server, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -17,6 +17,30 @@ async fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("onair: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Publish(args) => {
+            telemetry::init_logging(onair_server::config::LogFormat::Text);
+            if let Err(e) = media::init() {
+                eprintln!("onair publish: {e}");
+                return ExitCode::FAILURE;
+            }
+            match publish::run(*args).await {
+                Ok(r) => {
+                    eprintln!(
+                        "published {} chunks, {} bytes, {}.{:03} s of media ({} reconnects); the stream has ended",
+                        r.chunks,
+                        r.bytes,
+                        r.media_us / 1_000_000,
+                        (r.media_us / 1000) % 1000,
+                        r.reconnects
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("onair publish: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod demux;
 pub mod live;
+pub mod remux;
 
 #[cfg(test)]
 mod demux_tests;

@@ -5,5 +5,6 @@
 mod db;
 mod http;
 mod ingest;
+mod publish;
 mod store;
 mod support;

@@ -1,0 +1,211 @@
+//! `onair publish` (the real binary) against a running server.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::TestApp;
+
+fn make_file(dir: &std::path::Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args(args)
+        .arg(&path)
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+async fn stream(app: &TestApp) -> (String, String) {
+    app.state
+        .db
+        .client()
+        .query(
+            "UPSERT user:op SET username = 'operator', password_hash = 'x', role = 'broadcaster'",
+        )
+        .await
+        .expect("user")
+        .check()
+        .expect("user ok");
+    let s = app
+        .state
+        .db
+        .create_stream("op", "Published")
+        .await
+        .expect("stream");
+    (s.id, s.ingest_token)
+}
+
+async fn publish(
+    app: &TestApp,
+    id: &str,
+    token: &str,
+    file: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
+        .args([
+            "publish",
+            "--server",
+            &format!("http://{}", app.addr),
+            "--stream",
+            id,
+            "--token",
+            token,
+        ])
+        .args(extra)
+        .arg(file)
+        .output()
+        .await
+        .expect("onair publish runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mp4_file_is_published_and_plays() {
+    let app = TestApp::start(&[]).await;
+    let (id, token) = stream(&app).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = make_file(
+        dir.path(),
+        "in.mp4",
+        &[
+            "-t",
+            "6",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let out = publish(&app, &id, &token, &mp4, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("the stream has ended"), "{stderr}");
+
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let probe = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+            &url,
+        ])
+        .output()
+        .await
+        .expect("ffprobe");
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("json");
+    let codecs: Vec<&str> = json["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str())
+        .collect();
+    assert!(
+        codecs.contains(&"h264") && codecs.contains(&"aac"),
+        "{codecs:?}"
+    );
+    let seconds: f64 = json["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("duration");
+    assert!(
+        (seconds - 6.0).abs() <= 2.0,
+        "within one segment of the input: {seconds}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_pacing_and_a_clear_refusal() {
+    let app = TestApp::start(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // --realtime sends at the media's pace: 3 s of media takes about 3 s.
+    let (id, token) = stream(&app).await;
+    let mkv = make_file(
+        dir.path(),
+        "in.mkv",
+        &[
+            "-t",
+            "3",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-c:a",
+            "libopus",
+        ],
+    );
+    let started = Instant::now();
+    let out = publish(&app, &id, &token, &mkv, &["--realtime"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "paced: {:?}",
+        started.elapsed()
+    );
+
+    // VP8 is refused with the server's reason, and publish exits non-zero.
+    let (id, token) = stream(&app).await;
+    let webm = make_file(
+        dir.path(),
+        "in.webm",
+        &[
+            "-t",
+            "2",
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-c:a",
+            "libopus",
+        ],
+    );
+    let out = publish(&app, &id, &token, &webm, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("4015") && stderr.contains("VP8"),
+        "{stderr}"
+    );
+
+    // A wrong token is refused too.
+    let out = publish(&app, &id, "wrong", &mkv, &[]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4001"));
+}
