@@ -124,6 +124,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 20)]
     pub hls_window_segments: usize,
 
+    /// Most bytes of segments kept on local disk while the store is unreachable
+    /// (under `<data-dir>/spill`); they are uploaded when it is back.
+    #[arg(long, env = "ONAIR_UPLOAD_MAX_SPILL_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub upload_max_spill_bytes: u64,
+
     /// Log format on stderr.
     #[arg(long, env = "ONAIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -242,6 +247,14 @@ impl ServeArgs {
             idle_timeout: std::time::Duration::from_secs(self.ingest_idle_timeout.max(1)),
             resume_grace: std::time::Duration::from_secs(self.ingest_resume_grace),
             ..Default::default()
+        }
+    }
+
+    /// Upload queue settings, spilling to `dir`.
+    pub fn uploader_config(&self, dir: PathBuf) -> crate::store::uploader::UploaderConfig {
+        crate::store::uploader::UploaderConfig {
+            max_spill_bytes: self.upload_max_spill_bytes,
+            ..crate::store::uploader::UploaderConfig::new(dir)
         }
     }
 

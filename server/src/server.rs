@@ -31,6 +31,14 @@ pub enum StartError {
     /// FFmpeg could not be initialised.
     #[error(transparent)]
     Media(#[from] media::MediaInitError),
+    /// The upload spill directory could not be used.
+    #[error("cannot use the upload spill directory {path}: {source}")]
+    Spill {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -89,16 +97,28 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         );
     }
 
+    let spill_dir = args.data_dir.join("spill");
+    let uploader = crate::store::uploader::Uploader::start(
+        store.clone(),
+        args.uploader_config(spill_dir.clone()),
+    )
+    .await
+    .map_err(|source| StartError::Spill {
+        path: spill_dir.display().to_string(),
+        source,
+    })?;
     let origin = crate::origin::Origin::new();
     let ingest = crate::ingest::IngestHub::new(
         args.ingest_limits(),
         args.live_config(),
         origin.clone(),
         db.clone(),
+        uploader.clone(),
     );
     Ok(AppState {
         leptos_options: leptos_options(&args.site_root, args.addr),
         ingest,
+        uploader,
         backend: Arc::new(DbBackend::new(db.clone())),
         db,
         store,

@@ -25,6 +25,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The live streams this node serves.
     pub origin: Arc<Origin>,
+    /// The queue that archives segments to the store.
+    pub uploader: crate::store::uploader::Uploader,
     /// Live ingest sessions.
     pub ingest: Arc<IngestHub>,
     /// What server functions use to reach the database.

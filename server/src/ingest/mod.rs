@@ -16,6 +16,7 @@ use crate::db::Database;
 use crate::media::demux::ChunkReader;
 use crate::media::live::{self, LiveConfig};
 use crate::origin::{LiveStream, Origin};
+use crate::store::uploader::Uploader;
 
 pub use socket::ingest_route;
 
@@ -80,6 +81,7 @@ pub struct IngestHub {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     origin: Arc<Origin>,
     db: Database,
+    uploader: Uploader,
 }
 
 /// Why a publisher cannot attach.
@@ -96,6 +98,7 @@ impl IngestHub {
         live: LiveConfig,
         origin: Arc<Origin>,
         db: Database,
+        uploader: Uploader,
     ) -> Arc<Self> {
         Arc::new(IngestHub {
             limits,
@@ -103,6 +106,7 @@ impl IngestHub {
             sessions: Mutex::new(HashMap::new()),
             origin,
             db,
+            uploader,
         })
     }
 
@@ -144,9 +148,13 @@ impl IngestHub {
         let cfg = self.live;
         let hub = self.clone();
         let id = stream_id.to_string();
+        let archive = live::Archive {
+            uploader: self.uploader.clone(),
+            stream: id.clone(),
+        };
         tokio::spawn(async move {
             let result = tokio::task::spawn_blocking(move || {
-                live::run(reader, window, cfg, Some(capture_start_ms))
+                live::run(reader, window, cfg, Some(capture_start_ms), Some(archive))
             })
             .await;
             let outcome = match result {

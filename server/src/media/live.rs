@@ -18,6 +18,27 @@ use crate::packager::h264::{self, nal};
 use crate::packager::playlist::{render_master, AudioRendition, Variant};
 use crate::packager::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::packager::time::{rescale, Timescale, VIDEO_TIMESCALE};
+use crate::store::uploader::{segment_key, Uploader};
+
+/// Where completed segments are archived: the upload queue and the stream id.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    /// The upload queue.
+    pub uploader: Uploader,
+    /// The stream id (first part of the object keys).
+    pub stream: String,
+}
+
+impl Archive {
+    fn put(&self, rendition: &str, file: &str, bytes: Bytes) {
+        match segment_key(&self.stream, rendition, file) {
+            Some(key) => self.uploader.enqueue(key, bytes),
+            None => {
+                tracing::error!(stream = %self.stream, rendition, file, "invalid object key; not archived")
+            }
+        }
+    }
+}
 
 /// Timing and quality settings for live output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,16 +125,34 @@ fn seg_config(cfg: &LiveConfig, scale: Timescale) -> SegmenterConfig {
     }
 }
 
-fn publish(live: &LiveStream, name: &str, seg: &Segmenter, outputs: Vec<Output>) {
+fn publish(
+    live: &LiveStream,
+    archive: Option<&Archive>,
+    name: &str,
+    seg: &Segmenter,
+    outputs: Vec<Output>,
+) {
     for o in outputs {
         let snapshot = seg.snapshot("init.mp4");
         match o {
             Output::Part {
                 msn, index, bytes, ..
             } => live.publish_part(name, msn, index, bytes, snapshot),
-            Output::Segment { msn, bytes, .. } => live.publish_segment(name, msn, bytes, snapshot),
+            Output::Segment { msn, bytes, .. } => {
+                if let Some(a) = archive {
+                    a.put(name, &format!("{msn}.m4s"), bytes.clone());
+                }
+                live.publish_segment(name, msn, bytes, snapshot)
+            }
         }
     }
+}
+
+fn set_init(live: &LiveStream, archive: Option<&Archive>, name: &str, init: &Bytes) {
+    if let Some(a) = archive {
+        a.put(name, "init.mp4", init.clone());
+    }
+    live.set_init(name, init.clone());
 }
 
 /// Parameter sets from an `avcC` record (MP4 input, or Matroska with CodecPrivate).
@@ -208,7 +247,9 @@ pub fn run(
     live: Arc<LiveStream>,
     cfg: LiveConfig,
     capture_start_ms: Option<i64>,
+    archive: Option<Archive>,
 ) -> Result<PipelineReport, PipelineError> {
+    let archive = archive.as_ref();
     let mut input = MemoryInput::open(reader, ProbeLimits::default())?;
     let format = input.format_name();
 
@@ -251,7 +292,7 @@ pub fn run(
                     },
                 };
                 let segmenter = Segmenter::new(track, seg_config(&cfg, scale), capture_start_ms);
-                live.set_init(AUDIO_RENDITION, segmenter.init_segment().clone());
+                set_init(&live, archive, AUDIO_RENDITION, segmenter.init_segment());
                 audio = Some(AudioState {
                     stream_index: stream.index(),
                     transcoder,
@@ -283,12 +324,12 @@ pub fn run(
                 if sample.dts <= prev.dts {
                     sample.dts = prev.dts + u64::from(prev.duration);
                 }
-                push_video(v, &live, &cfg, capture_start_ms, prev);
+                push_video(v, &live, archive, &cfg, capture_start_ms, prev);
             }
             v.pending = Some(sample);
         } else if let Some(a) = audio.as_mut().filter(|a| a.stream_index == index) {
             let frames = a.transcoder.push(&packet)?;
-            push_audio(a, &live, frames);
+            push_audio(a, &live, archive, frames);
         }
         if !master_written && video.as_ref().is_none_or(|v| v.segmenter.is_some()) {
             live.set_master(master(video.as_ref(), audio.is_some()));
@@ -300,19 +341,19 @@ pub fn run(
     if let Some(v) = video.as_mut() {
         if let Some(mut last) = v.pending.take() {
             last.duration = v.last_duration;
-            push_video(v, &live, &cfg, capture_start_ms, last);
+            push_video(v, &live, archive, &cfg, capture_start_ms, last);
         }
         if let Some(seg) = v.segmenter.as_mut() {
             let outputs = seg.finish();
-            publish(&live, &v.name, seg, outputs);
+            publish(&live, archive, &v.name, seg, outputs);
             live.set_snapshot(&v.name, seg.snapshot("init.mp4"));
         }
     }
     if let Some(a) = audio.as_mut() {
         let frames = a.transcoder.finish()?;
-        push_audio(a, &live, frames);
+        push_audio(a, &live, archive, frames);
         let outputs = a.segmenter.finish();
-        publish(&live, AUDIO_RENDITION, &a.segmenter, outputs);
+        publish(&live, archive, AUDIO_RENDITION, &a.segmenter, outputs);
         live.set_snapshot(AUDIO_RENDITION, a.segmenter.snapshot("init.mp4"));
     }
     live.set_master(master(video.as_ref(), audio.is_some()));
@@ -326,6 +367,7 @@ pub fn run(
 fn push_video(
     v: &mut VideoState,
     live: &LiveStream,
+    archive: Option<&Archive>,
     cfg: &LiveConfig,
     capture_start_ms: Option<i64>,
     sample: Sample,
@@ -349,7 +391,7 @@ fn push_video(
             },
         };
         let seg = Segmenter::new(track, seg_config(cfg, VIDEO_TIMESCALE), capture_start_ms);
-        live.set_init(&v.name, seg.init_segment().clone());
+        set_init(live, archive, &v.name, seg.init_segment());
         v.segmenter = Some(seg);
     }
     let Some(seg) = v.segmenter.as_mut() else {
@@ -359,13 +401,18 @@ fn push_video(
     match seg.push(sample) {
         Ok(outputs) => {
             v.frames += 1;
-            publish(live, &v.name, seg, outputs);
+            publish(live, archive, &v.name, seg, outputs);
         }
         Err(e) => tracing::warn!(error = %e, "dropped a video frame"),
     }
 }
 
-fn push_audio(a: &mut AudioState, live: &LiveStream, frames: Vec<super::audio::AacFrame>) {
+fn push_audio(
+    a: &mut AudioState,
+    live: &LiveStream,
+    archive: Option<&Archive>,
+    frames: Vec<super::audio::AacFrame>,
+) {
     for f in frames {
         let sample = Sample {
             dts: f.pts,
@@ -377,7 +424,7 @@ fn push_audio(a: &mut AudioState, live: &LiveStream, frames: Vec<super::audio::A
         match a.segmenter.push(sample) {
             Ok(outputs) => {
                 a.frames += 1;
-                publish(live, AUDIO_RENDITION, &a.segmenter, outputs);
+                publish(live, archive, AUDIO_RENDITION, &a.segmenter, outputs);
             }
             Err(e) => tracing::warn!(error = %e, "dropped an audio frame"),
         }

@@ -58,6 +58,7 @@ async fn h264_and_opus_become_passthrough_video_and_aac_audio() {
                 live,
                 LiveConfig::default(),
                 Some(1_795_300_000_000),
+                None,
             )
         }
     })
@@ -146,11 +147,12 @@ async fn vp8_is_refused_with_a_clear_reason_until_the_ladder_exists() {
     ffmpeg_next::init().expect("init");
     let live = LiveStream::new(Duration::from_secs(1));
     let input = webm_vp8_opus(1);
-    let err =
-        tokio::task::spawn_blocking(move || run(feed(input), live, LiveConfig::default(), None))
-            .await
-            .expect("join")
-            .expect_err("VP8 is not passed through");
+    let err = tokio::task::spawn_blocking(move || {
+        run(feed(input), live, LiveConfig::default(), None, None)
+    })
+    .await
+    .expect("join")
+    .expect_err("VP8 is not passed through");
     assert!(matches!(err, PipelineError::Unsupported(_)), "{err:?}");
     assert!(err.to_string().contains("VP8"), "{err}");
 }

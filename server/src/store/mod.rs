@@ -6,6 +6,7 @@
 pub mod disk;
 pub mod key;
 pub mod s3;
+pub mod uploader;
 
 use std::fmt;
 use std::path::Path;

@@ -290,3 +290,121 @@ async fn s3_store_reports_a_wrong_secret_and_a_missing_bucket() {
         "a missing bucket is not ready"
     );
 }
+
+mod upload_queue {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use onair_server::config::StoreConfig;
+    use onair_server::store::uploader::{Uploader, UploaderConfig};
+    use onair_server::store::{self, ObjectKey};
+
+    use super::{pattern, s3_config};
+    use crate::support::{Weed, S3_SECRET_KEY};
+
+    fn cfg(dir: &std::path::Path) -> UploaderConfig {
+        UploaderConfig {
+            attempts: 2,
+            backoff: Duration::from_millis(50),
+            drain_every: Duration::from_millis(200),
+            ..UploaderConfig::new(dir.to_path_buf())
+        }
+    }
+
+    fn spilled(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
+    async fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
+        for _ in 0..200 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn segments_spill_while_s3_is_down_and_nothing_is_lost() {
+        let mut weed = Weed::start();
+        weed.create_bucket("media").await;
+        let store = store::open(&StoreConfig::S3(s3_config(
+            &weed,
+            "media",
+            "",
+            S3_SECRET_KEY,
+        )))
+        .await
+        .expect("open");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spill = dir.path().join("spill");
+        let uploader = Uploader::start(store.clone(), cfg(&spill))
+            .await
+            .expect("start");
+        let key = |i: usize| ObjectKey::new(format!("streams/s/720p/{i}.m4s")).expect("key");
+
+        for i in 0..3 {
+            uploader.enqueue(key(i), Bytes::from(pattern(10_000, i as u32)));
+        }
+        assert!(
+            uploader.drained(Duration::from_secs(20)).await,
+            "uploaded while S3 is up"
+        );
+
+        weed.stop();
+        for i in 3..8 {
+            uploader.enqueue(key(i), Bytes::from(pattern(10_000, i as u32)));
+        }
+        wait_for(|| spilled(&spill) == 5, "five objects spilled to disk").await;
+        assert_eq!(uploader.pending(), 5);
+
+        weed.restart();
+        assert!(
+            uploader.drained(Duration::from_secs(30)).await,
+            "the spill drained after S3 came back"
+        );
+        assert_eq!(spilled(&spill), 0);
+        for i in 0..8 {
+            let got = store.get(&key(i)).await.expect("every object is in S3");
+            assert!(
+                got.to_vec() == pattern(10_000, i as u32),
+                "object {i} intact"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spill_left_by_a_previous_run_is_uploaded_on_start() {
+        let mut weed = Weed::start();
+        weed.create_bucket("media").await;
+        let store = store::open(&StoreConfig::S3(s3_config(
+            &weed,
+            "media",
+            "",
+            S3_SECRET_KEY,
+        )))
+        .await
+        .expect("open");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spill = dir.path().join("spill");
+        let key = ObjectKey::new("streams/s/init.mp4").expect("key");
+        {
+            weed.stop();
+            let uploader = Uploader::start(store.clone(), cfg(&spill))
+                .await
+                .expect("start");
+            uploader.enqueue(key.clone(), Bytes::from_static(b"init segment"));
+            wait_for(|| spilled(&spill) == 1, "the object spilled").await;
+        } // the process "stops"; the spill stays on disk
+        weed.restart();
+        let uploader = Uploader::start(store.clone(), cfg(&spill))
+            .await
+            .expect("restart");
+        assert!(uploader.drained(Duration::from_secs(30)).await);
+        assert_eq!(
+            &store.get(&key).await.expect("uploaded after restart")[..],
+            b"init segment"
+        );
+    }
+}
