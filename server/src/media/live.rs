@@ -12,6 +12,7 @@ use ffmpeg_next::media::Type;
 
 use super::audio::{AacTranscoder, AudioError, AAC_FRAME, AAC_RATE};
 use super::demux::{DemuxError, MemoryInput, ProbeLimits};
+use super::ladder::{plan, Ladder, LadderError};
 use crate::origin::LiveStream;
 use crate::packager::fmp4::{Codec, Sample, Track};
 use crate::packager::h264::{self, nal};
@@ -80,6 +81,12 @@ pub enum PipelineError {
     /// Audio transcoding failed.
     #[error(transparent)]
     Audio(#[from] AudioError),
+    /// Video transcoding failed.
+    #[error(transparent)]
+    Ladder(#[from] LadderError),
+    /// The video decoder could not be opened.
+    #[error("cannot decode the video: {0}")]
+    VideoDecoder(ffmpeg_next::Error),
 }
 
 /// What a finished pipeline did.
@@ -107,6 +114,114 @@ struct VideoState {
     name: String,
     frames: u64,
     bytes: u64,
+    /// Encoder target for a transcoded rung (for the master playlist).
+    bitrate: Option<u64>,
+}
+
+/// What every output needs to publish.
+struct Ctx<'a> {
+    live: &'a LiveStream,
+    archive: Option<&'a Archive>,
+    cfg: &'a LiveConfig,
+    capture_start_ms: Option<i64>,
+}
+
+/// Decoding plus the transcoded rungs.
+struct Transcode {
+    stream_index: usize,
+    time_base: (i32, i32),
+    fps: (i32, i32),
+    decoder: ffmpeg_next::decoder::Video,
+    ladder: Option<Ladder>,
+    outs: Vec<VideoState>,
+    /// Mirror the passthrough rung's keyframes (else: force them on the grid).
+    follow_source_keys: bool,
+    next_boundary: Option<u64>,
+    segment_90k: u64,
+    disabled: bool,
+}
+
+impl Transcode {
+    fn frames(&mut self, ctx: &Ctx<'_>) -> Result<(), PipelineError> {
+        let mut frame = ffmpeg_next::util::frame::video::Video::empty();
+        while self.decoder.receive_frame(&mut frame).is_ok() {
+            if self.disabled {
+                continue;
+            }
+            let Some(ts) = frame.timestamp() else {
+                continue;
+            };
+            let (num, den) = self.time_base;
+            let pts = rescale(
+                u64::try_from(ts.max(0)).unwrap_or(0) * u64::try_from(num.max(1)).unwrap_or(1),
+                Timescale::new(u32::try_from(den).unwrap_or(1)).unwrap_or(VIDEO_TIMESCALE),
+                VIDEO_TIMESCALE,
+            );
+            if self.ladder.is_none() {
+                let specs = plan(frame.width(), frame.height(), self.follow_source_keys);
+                if specs.is_empty() {
+                    // Passthrough already covers every rung this source gets.
+                    self.disabled = true;
+                    continue;
+                }
+                self.outs = specs
+                    .iter()
+                    .map(|spec| {
+                        let mut v =
+                            VideoState::new(usize::MAX, (1, 90_000), Vec::new(), Vec::new());
+                        v.bitrate = Some(spec.bitrate);
+                        v
+                    })
+                    .collect();
+                self.ladder = Some(Ladder::new(&specs, self.fps)?);
+            }
+            let key = if self.follow_source_keys {
+                frame.is_key()
+            } else {
+                match self.next_boundary {
+                    None => true,
+                    Some(b) => pts >= b,
+                }
+            };
+            if key && !self.follow_source_keys {
+                let start = self.next_boundary.unwrap_or(pts);
+                let mut next = start;
+                while next <= pts {
+                    next += self.segment_90k.max(1);
+                }
+                self.next_boundary = Some(next);
+            }
+            let Some(ladder) = self.ladder.as_mut() else {
+                continue;
+            };
+            let packets = ladder.push(&frame, i64::try_from(pts).unwrap_or(i64::MAX), key)?;
+            self.deliver(packets, ctx);
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, packets: Vec<Vec<ffmpeg_next::Packet>>, ctx: &Ctx<'_>) {
+        for (out, packets) in self.outs.iter_mut().zip(packets) {
+            for p in packets {
+                if let Some(sample) = out.sample(&p) {
+                    out.accept(sample, ctx);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, ctx: &Ctx<'_>) -> Result<(), PipelineError> {
+        let _ = self.decoder.send_eof();
+        self.frames(ctx)?;
+        if let Some(ladder) = self.ladder.as_mut() {
+            let packets = ladder.finish();
+            self.deliver(packets, ctx);
+        }
+        for out in &mut self.outs {
+            out.flush(ctx);
+        }
+        Ok(())
+    }
 }
 
 struct AudioState {
@@ -192,6 +307,67 @@ fn extradata(params: &ffmpeg_next::codec::Parameters) -> Vec<u8> {
 }
 
 impl VideoState {
+    fn new(stream_index: usize, time_base: (i32, i32), sps: Vec<Bytes>, pps: Vec<Bytes>) -> Self {
+        VideoState {
+            stream_index,
+            time_base,
+            sps,
+            pps,
+            pending: None,
+            last_duration: 3000,
+            segmenter: None,
+            name: "video".into(),
+            frames: 0,
+            bytes: 0,
+            bitrate: None,
+        }
+    }
+
+    /// Takes the next sample in decode order; the previous one gets its duration
+    /// from the gap and goes to the segmenter.
+    fn accept(&mut self, mut sample: Sample, ctx: &Ctx<'_>) {
+        if let Some(mut prev) = self.pending.take() {
+            let gap = sample.dts.saturating_sub(prev.dts);
+            prev.duration = u32::try_from(gap)
+                .ok()
+                .filter(|&d| d > 0)
+                .unwrap_or(self.last_duration);
+            self.last_duration = prev.duration;
+            if sample.dts <= prev.dts {
+                sample.dts = prev.dts + u64::from(prev.duration);
+            }
+            push_video(
+                self,
+                ctx.live,
+                ctx.archive,
+                ctx.cfg,
+                ctx.capture_start_ms,
+                prev,
+            );
+        }
+        self.pending = Some(sample);
+    }
+
+    /// End of stream: the last sample, then the segmenter's last segment.
+    fn flush(&mut self, ctx: &Ctx<'_>) {
+        if let Some(mut last) = self.pending.take() {
+            last.duration = self.last_duration;
+            push_video(
+                self,
+                ctx.live,
+                ctx.archive,
+                ctx.cfg,
+                ctx.capture_start_ms,
+                last,
+            );
+        }
+        if let Some(seg) = self.segmenter.as_mut() {
+            let outputs = seg.finish();
+            publish(ctx.live, ctx.archive, &self.name, seg, outputs);
+            ctx.live.set_snapshot(&self.name, seg.snapshot("init.mp4"));
+        }
+    }
+
     /// Turns a demuxed packet into a sample (length-prefixed NAL units without
     /// parameter sets or delimiters), remembering in-band SPS/PPS.
     fn sample(&mut self, packet: &ffmpeg_next::Packet) -> Option<Sample> {
@@ -254,32 +430,47 @@ pub fn run(
     let format = input.format_name();
 
     let mut video: Option<VideoState> = None;
+    let mut transcode: Option<Transcode> = None;
     let mut audio: Option<AudioState> = None;
+    let segment_90k = rescale(
+        cfg.segment_ms,
+        crate::packager::time::MILLIS,
+        VIDEO_TIMESCALE,
+    );
     for stream in input.input().streams() {
         let params = stream.parameters();
-        match (params.medium(), params.id()) {
-            (Type::Video, Id::H264) if video.is_none() => {
-                let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
+        match params.medium() {
+            Type::Video if video.is_none() && transcode.is_none() => {
                 let tb = stream.time_base();
-                video = Some(VideoState {
+                let time_base = (tb.numerator(), tb.denominator());
+                let passthrough = params.id() == Id::H264;
+                if passthrough {
+                    let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
+                    video = Some(VideoState::new(stream.index(), time_base, sps, pps));
+                }
+                let rate = stream.avg_frame_rate();
+                let fps = if rate.numerator() > 0 && rate.denominator() > 0 {
+                    (rate.numerator(), rate.denominator())
+                } else {
+                    (30, 1)
+                };
+                let decoder = ffmpeg_next::codec::context::Context::from_parameters(params.clone())
+                    .and_then(|c| c.decoder().video())
+                    .map_err(PipelineError::VideoDecoder)?;
+                transcode = Some(Transcode {
                     stream_index: stream.index(),
-                    time_base: (tb.numerator(), tb.denominator()),
-                    sps,
-                    pps,
-                    pending: None,
-                    last_duration: 3000,
-                    segmenter: None,
-                    name: "video".into(),
-                    frames: 0,
-                    bytes: 0,
+                    time_base,
+                    fps,
+                    decoder,
+                    ladder: None,
+                    outs: Vec::new(),
+                    follow_source_keys: passthrough,
+                    next_boundary: None,
+                    segment_90k,
+                    disabled: false,
                 });
             }
-            (Type::Video, other) if video.is_none() => {
-                return Err(PipelineError::Unsupported(format!(
-                    "{other:?} video needs transcoding, which this build does not do yet; record H.264"
-                )));
-            }
-            (Type::Audio, _) if audio.is_none() => {
+            Type::Audio if audio.is_none() => {
                 let transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
                 let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
                 let track = Track {
@@ -303,51 +494,51 @@ pub fn run(
             _ => {}
         }
     }
-    if video.is_none() && audio.is_none() {
+    if video.is_none() && transcode.is_none() && audio.is_none() {
         return Err(PipelineError::NoStreams);
     }
+    let ctx = Ctx {
+        live: &live,
+        archive,
+        cfg: &cfg,
+        capture_start_ms,
+    };
 
     let mut master_written = false;
     for (stream, packet) in input.input().packets() {
         let index = stream.index();
         if let Some(v) = video.as_mut().filter(|v| v.stream_index == index) {
-            let Some(mut sample) = v.sample(&packet) else {
-                continue;
-            };
-            if let Some(mut prev) = v.pending.take() {
-                let gap = sample.dts.saturating_sub(prev.dts);
-                prev.duration = u32::try_from(gap)
-                    .ok()
-                    .filter(|&d| d > 0)
-                    .unwrap_or(v.last_duration);
-                v.last_duration = prev.duration;
-                if sample.dts <= prev.dts {
-                    sample.dts = prev.dts + u64::from(prev.duration);
-                }
-                push_video(v, &live, archive, &cfg, capture_start_ms, prev);
+            if let Some(sample) = v.sample(&packet) {
+                v.accept(sample, &ctx);
             }
-            v.pending = Some(sample);
-        } else if let Some(a) = audio.as_mut().filter(|a| a.stream_index == index) {
+        }
+        if let Some(t) = transcode
+            .as_mut()
+            .filter(|t| t.stream_index == index && !t.disabled)
+        {
+            // A corrupt packet is skipped; the decoder resynchronises at the next keyframe.
+            if t.decoder.send_packet(&packet).is_ok() {
+                t.frames(&ctx)?;
+            }
+        }
+        if let Some(a) = audio.as_mut().filter(|a| a.stream_index == index) {
             let frames = a.transcoder.push(&packet)?;
             push_audio(a, &live, archive, frames);
         }
-        if !master_written && video.as_ref().is_none_or(|v| v.segmenter.is_some()) {
-            live.set_master(master(video.as_ref(), audio.is_some()));
+        let outputs = outputs(video.as_ref(), transcode.as_ref());
+        let video_ready = !outputs.is_empty() || (video.is_none() && transcode.is_none());
+        if !master_written && video_ready {
+            live.set_master(master(&outputs, audio.is_some()));
             master_written = true;
         }
     }
 
     // End of input: flush what is pending and close the playlists.
     if let Some(v) = video.as_mut() {
-        if let Some(mut last) = v.pending.take() {
-            last.duration = v.last_duration;
-            push_video(v, &live, archive, &cfg, capture_start_ms, last);
-        }
-        if let Some(seg) = v.segmenter.as_mut() {
-            let outputs = seg.finish();
-            publish(&live, archive, &v.name, seg, outputs);
-            live.set_snapshot(&v.name, seg.snapshot("init.mp4"));
-        }
+        v.flush(&ctx);
+    }
+    if let Some(t) = transcode.as_mut() {
+        t.finish(&ctx)?;
     }
     if let Some(a) = audio.as_mut() {
         let frames = a.transcoder.finish()?;
@@ -356,12 +547,44 @@ pub fn run(
         publish(&live, archive, AUDIO_RENDITION, &a.segmenter, outputs);
         live.set_snapshot(AUDIO_RENDITION, a.segmenter.snapshot("init.mp4"));
     }
-    live.set_master(master(video.as_ref(), audio.is_some()));
+    live.set_master(master(
+        &outputs(video.as_ref(), transcode.as_ref()),
+        audio.is_some(),
+    ));
+    let video_frames = video
+        .as_ref()
+        .map(|v| v.frames)
+        .or_else(|| {
+            transcode
+                .as_ref()
+                .and_then(|t| t.outs.first())
+                .map(|o| o.frames)
+        })
+        .unwrap_or(0);
     Ok(PipelineReport {
         format,
-        video_frames: video.as_ref().map(|v| v.frames).unwrap_or(0),
+        video_frames,
         audio_frames: audio.as_ref().map(|a| a.frames).unwrap_or(0),
     })
+}
+
+/// Every video output that has started, highest first.
+fn outputs<'a>(
+    video: Option<&'a VideoState>,
+    transcode: Option<&'a Transcode>,
+) -> Vec<&'a VideoState> {
+    let mut all: Vec<&VideoState> = video
+        .into_iter()
+        .chain(transcode.into_iter().flat_map(|t| t.outs.iter()))
+        .filter(|v| v.segmenter.is_some())
+        .collect();
+    all.sort_by_key(|v| {
+        std::cmp::Reverse(v.segmenter.as_ref().map(|s| match &s.track().codec {
+            Codec::Avc { info, .. } => info.height,
+            Codec::Aac { .. } => 0,
+        }))
+    });
+    all
 }
 
 fn push_video(
@@ -432,51 +655,51 @@ fn push_audio(
 }
 
 /// The master playlist for the renditions running now.
-fn master(video: Option<&VideoState>, has_audio: bool) -> String {
+fn master(videos: &[&VideoState], has_audio: bool) -> String {
     let audio_codec = "mp4a.40.2";
     let audio = has_audio.then(|| AudioRendition {
         uri: format!("{AUDIO_RENDITION}/index.m3u8"),
         name: "Audio".into(),
     });
-    let variants: Vec<Variant> = video
-        .and_then(|v| {
+    let mut variants: Vec<Variant> = videos
+        .iter()
+        .filter_map(|v| {
             let seg = v.segmenter.as_ref()?;
             let Codec::Avc { info, .. } = &seg.track().codec else {
                 return None;
             };
-            // Until a segment is measured, estimate from the picture size.
+            // Transcoded rungs: their encoder target; passthrough: an estimate from the picture size.
             let pixels = u64::from(info.width) * u64::from(info.height);
-            let bandwidth =
-                (pixels * 3).clamp(300_000, 8_000_000) + if has_audio { 128_000 } else { 0 };
+            let video_bw = v
+                .bitrate
+                .unwrap_or_else(|| (pixels * 3).clamp(300_000, 8_000_000));
+            let bandwidth = video_bw + if has_audio { 128_000 } else { 0 };
             let codecs = if has_audio {
                 format!("{},{audio_codec}", info.codec_string())
             } else {
                 info.codec_string()
             };
-            Some(vec![Variant {
+            Some(Variant {
                 uri: format!("{}/index.m3u8", v.name),
                 bandwidth,
                 average_bandwidth: bandwidth * 4 / 5,
                 codecs,
                 resolution: Some((info.width, info.height)),
                 frame_rate: None,
-            }])
+            })
         })
-        .unwrap_or_else(|| {
-            // Audio only: the audio playlist is the variant.
-            vec![Variant {
-                uri: format!("{AUDIO_RENDITION}/index.m3u8"),
-                bandwidth: 160_000,
-                average_bandwidth: 128_000,
-                codecs: audio_codec.into(),
-                resolution: None,
-                frame_rate: None,
-            }]
+        .collect();
+    if variants.is_empty() {
+        // Audio only: the audio playlist is the variant.
+        variants.push(Variant {
+            uri: format!("{AUDIO_RENDITION}/index.m3u8"),
+            bandwidth: 160_000,
+            average_bandwidth: 128_000,
+            codecs: audio_codec.into(),
+            resolution: None,
+            frame_rate: None,
         });
-    let audio_group = if video.is_some_and(|v| v.segmenter.is_some()) {
-        audio.as_ref()
-    } else {
-        None
-    };
-    render_master(&variants, audio_group)
+        return render_master(&variants, None);
+    }
+    render_master(&variants, audio.as_ref())
 }

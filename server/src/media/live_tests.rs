@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::demux::ChunkReader;
-use super::demux_tests::{mkv_h264_opus, webm_vp8_opus};
-use super::live::{run, LiveConfig, PipelineError, AUDIO_RENDITION};
+use super::demux_tests::mkv_h264_opus;
+use super::live::{run, LiveConfig, AUDIO_RENDITION};
 use crate::origin::{LiveStream, PlaylistQuery};
 
 fn feed(data: Vec<u8>) -> ChunkReader {
@@ -142,17 +142,149 @@ async fn h264_and_opus_become_passthrough_video_and_aac_audio() {
     assert!((seconds - 6.0).abs() < 0.2, "duration {seconds}");
 }
 
-#[tokio::test]
-async fn vp8_is_refused_with_a_clear_reason_until_the_ladder_exists() {
+fn source(size: &str, video: &[&str], seconds: u32, format: &str) -> Vec<u8> {
+    let t = seconds.to_string();
+    let lavfi = format!("testsrc2=size={size}:rate=30");
+    let mut args = vec![
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &t,
+    ];
+    args.extend_from_slice(video);
+    args.extend(["-c:a", "libopus", "-f", format, "-"]);
+    let out = Command::new("ffmpeg").args(&args).output().expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs the pipeline and checks the ladder: the expected rungs, identical
+/// segment durations on every rung (aligned keyframes), and FFmpeg decodes all.
+async fn check_ladder(input: Vec<u8>, rungs: &[(&str, &str)]) {
     ffmpeg_next::init().expect("init");
-    let live = LiveStream::new(Duration::from_secs(1));
-    let input = webm_vp8_opus(1);
-    let err = tokio::task::spawn_blocking(move || {
-        run(feed(input), live, LiveConfig::default(), None, None)
+    let live = LiveStream::new(Duration::from_secs(5));
+    tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || run(feed(input), live, LiveConfig::default(), None, None)
     })
     .await
     .expect("join")
-    .expect_err("VP8 is not passed through");
-    assert!(matches!(err, PipelineError::Unsupported(_)), "{err:?}");
-    assert!(err.to_string().contains("VP8"), "{err}");
+    .expect("pipeline");
+    let master = live.master().expect("master");
+    for (name, resolution) in rungs {
+        assert!(
+            master.contains(&format!("RESOLUTION={resolution}")),
+            "{name}: {master}"
+        );
+        assert!(
+            master.contains(&format!("{name}/index.m3u8")),
+            "{name}: {master}"
+        );
+    }
+    let mut durations = Vec::new();
+    for (name, _) in rungs {
+        let text = live
+            .media_playlist(name, PlaylistQuery::default())
+            .await
+            .expect("playlist");
+        let extinf: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("#EXTINF"))
+            .map(str::to_string)
+            .collect();
+        assert!(extinf.len() >= 2, "{name}: {text}");
+        durations.push(extinf);
+    }
+    assert!(
+        durations.windows(2).all(|w| w[0] == w[1]),
+        "segments differ across rungs: {durations:?}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut names: Vec<&str> = rungs.iter().map(|r| r.0).collect();
+    names.push(AUDIO_RENDITION);
+    dump(&live, dir.path(), &names).await;
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(dir.path().join("master.m3u8"))
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn vp8_720p_is_transcoded_into_an_aligned_ladder() {
+    let input = source(
+        "1280x720",
+        &[
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "1500k",
+            "-g",
+            "90",
+        ],
+        5,
+        "webm",
+    );
+    check_ladder(
+        input,
+        &[
+            ("720p", "1280x720"),
+            ("480p", "854x480"),
+            ("360p", "640x360"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
+    let input = source(
+        "1280x720",
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+        ],
+        5,
+        "matroska",
+    );
+    check_ladder(
+        input,
+        &[
+            ("720p", "1280x720"),
+            ("480p", "854x480"),
+            ("360p", "640x360"),
+        ],
+    )
+    .await;
 }

@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod demux;
+pub mod ladder;
 pub mod live;
 pub mod remux;
 

@@ -144,7 +144,7 @@ async fn an_mp4_file_is_published_and_plays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn realtime_pacing_and_a_clear_refusal() {
+async fn realtime_pacing_refusals_and_vp8() {
     let app = TestApp::start(&[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -181,7 +181,16 @@ async fn realtime_pacing_and_a_clear_refusal() {
         started.elapsed()
     );
 
-    // VP8 is refused with the server's reason, and publish exits non-zero.
+    // A file that is not media fails before anything is sent, with the reason.
+    let (id, token) = stream(&app).await;
+    let junk = dir.path().join("notes.txt");
+    std::fs::write(&junk, "not a video").expect("write");
+    let out = publish(&app, &id, &token, &junk, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("cannot open"), "{stderr}");
+
+    // A VP8 WebM (what Chromium records by default) is published and transcoded.
     let (id, token) = stream(&app).await;
     let webm = make_file(
         dir.path(),
@@ -198,12 +207,22 @@ async fn realtime_pacing_and_a_clear_refusal() {
         ],
     );
     let out = publish(&app, &id, &token, &webm, &[]).await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
     assert!(
-        stderr.contains("4015") && stderr.contains("VP8"),
-        "{stderr}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let master = app
+        .http
+        .get(app.url(&format!("/live/{id}/master.m3u8")))
+        .send()
+        .await
+        .expect("master");
+    assert!(master
+        .text()
+        .await
+        .expect("text")
+        .contains("RESOLUTION=640x360"));
 
     // A wrong token is refused too.
     let out = publish(&app, &id, "wrong", &mkv, &[]).await;
