@@ -78,7 +78,7 @@ test-rust:
 	@cargo test --quiet
 
 test-e2e:
-	@ONAIR_BIN=$(ONAIR) ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
+	@ONAIR_BIN=$(ONAIR) ONAIR_SURREAL_BIN=$(PROFILE_DIR)/surreal ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
 
 lint:
 	cargo fmt --all -- --check

@@ -56,5 +56,69 @@ export function watchErrors(page) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(`http ${r.status()}: ${r.url()}`); });
   return errors;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.on('error', reject);
+  });
+}
+
+/** Starts the SurrealDB server built by this workspace (ONAIR_SURREAL_BIN). */
+export async function startSurreal(password) {
+  const bin = process.env.ONAIR_SURREAL_BIN;
+  if (!bin) throw new Error('set ONAIR_SURREAL_BIN (make test does)');
+  const port = await freePort();
+  const child = spawn(bin, ['start', '--no-banner', '--bind', `127.0.0.1:${port}`, '--user', 'root', '--pass', password, 'memory'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    ws: `ws://127.0.0.1:${port}`,
+    /** Runs SurrealQL over the server's HTTP API; throws on any statement error. */
+    async sql(query, ns = 'onair', db = 'onair') {
+      const res = await fetch(`${url}/sql`, {
+        method: 'POST',
+        headers: { Accept: 'application/json', 'surreal-ns': ns, 'surreal-db': db,
+          Authorization: `Basic ${Buffer.from(`root:${password}`).toString('base64')}` },
+        body: query,
+      });
+      const body = await res.json();
+      const failed = Array.isArray(body) ? body.filter((r) => r.status !== 'OK') : [body];
+      if (!res.ok || failed.length) throw new Error(`SurrealQL failed: ${JSON.stringify(body)}`);
+      return body;
+    },
+    stop() { child.kill('SIGTERM'); },
+  };
+}
+
+/** Serves end2end/fixtures and hls.js on 127.0.0.1. */
+export async function serveFixtures() {
+  const http = await import('node:http');
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const here = fileURLToPath(new URL('..', import.meta.url));
+  const files = {
+    '/publish.html': [`${here}/fixtures/publish.html`, 'text/html'],
+    '/watch.html': [`${here}/fixtures/watch.html`, 'text/html'],
+    '/hls.js': [`${here}/node_modules/hls.js/dist/hls.min.js`, 'text/javascript'],
+  };
+  const server = http.createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (path === '/favicon.ico') { res.writeHead(204).end(); return; }
+    const f = files[path];
+    if (!f) { res.writeHead(404).end(); return; }
+    res.writeHead(200, { 'content-type': f[1] }).end(readFileSync(f[0]));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
 }

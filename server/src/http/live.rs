@@ -33,10 +33,16 @@ const M3U8: &str = "application/vnd.apple.mpegurl";
 
 /// The `/live` routes.
 pub fn routes() -> Router<AppState> {
+    // Open CORS on every answer, errors included, so a player on another
+    // origin (or behind a CDN) can read a 503 and retry.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD]);
     Router::new()
         .route("/live/{stream}/master.m3u8", get(master))
         .route("/live/{stream}/{rendition}/index.m3u8", get(media_playlist))
         .route("/live/{stream}/{rendition}/{file}", get(media_file))
+        .layer(cors)
 }
 
 impl From<OriginError> for ApiError {

@@ -1,0 +1,71 @@
+// A browser publishes with MediaRecorder over the ingest socket; another page
+// plays the stream with hls.js in low-latency mode.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { startOnair, startSurreal, serveFixtures, launchBrowser, watchErrors } from './harness.mjs';
+
+const PASSWORD = 'e2e-root-pw';
+let surreal;
+let server;
+let fixtures;
+let browser;
+
+before(async () => {
+  surreal = await startSurreal(PASSWORD);
+  server = await startOnair(['--db', surreal.ws, '--db-user', 'root', '--db-password', PASSWORD]);
+  fixtures = await serveFixtures();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  fixtures?.close();
+  await server?.stop();
+  surreal?.stop();
+});
+
+test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mode', async () => {
+  const id = randomBytes(8).toString('hex');
+  const token = randomBytes(32).toString('hex');
+  const hash = createHash('sha256').update(token).digest('hex');
+  await surreal.sql(`UPSERT user:e2e SET username = 'e2e', password_hash = 'x', role = 'broadcaster';
+    CREATE stream:\`${id}\` SET owner = user:e2e, title = 'E2E', ingest_token_hash = '${hash}';`);
+
+  const studio = await browser.newPage();
+  const studioErrors = watchErrors(studio);
+  await studio.goto(`${fixtures.url}/publish.html`);
+  await studio.evaluate(([s, i, t]) => start(s, i, t), [server.url.replace(/\/$/, ''), id, token]);
+  await studio.waitForFunction(() => window.stats.acked >= 8 || window.stats.closed, null, { timeout: 30_000 });
+  const stats = await studio.evaluate(() => window.stats);
+  assert.equal(stats.closed, null, `the ingest socket closed: ${stats.closed}`);
+  assert.ok(stats.mime.startsWith('video/webm'), stats.mime);
+
+  const master = new URL(`live/${id}/master.m3u8`, server.url).href;
+  for (let i = 0; i < 100; i++) {
+    if ((await fetch(master)).ok) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+
+  const viewer = await browser.newPage();
+  const viewerErrors = watchErrors(viewer);
+  await viewer.goto(`${fixtures.url}/watch.html`);
+  await viewer.evaluate((url) => play(url, true), master);
+  await viewer.waitForFunction(() => {
+    const v = document.getElementById('v');
+    return window.player.fatal || (v.currentTime > 2 && v.videoWidth > 0);
+  }, null, { timeout: 45_000 });
+  const result = await viewer.evaluate(() => {
+    const v = document.getElementById('v');
+    return { fatal: window.player.fatal, currentTime: v.currentTime, width: v.videoWidth, levels: window.player.levels, lowLatency: window.hls.lowLatencyMode };
+  });
+  assert.equal(result.fatal, null, `hls.js reported a fatal error: ${result.fatal}`);
+  assert.ok(result.currentTime > 2, `playback advanced: ${result.currentTime}`);
+  assert.ok(result.width > 0);
+  assert.ok(result.levels >= 2, `an adaptive ladder: ${result.levels} levels`);
+  assert.equal(result.lowLatency, true);
+
+  await studio.evaluate(() => window.recorder.stop());
+  assert.deepEqual(studioErrors, []);
+  assert.deepEqual(viewerErrors.filter((e) => !e.includes('net::ERR')), []);
+});
