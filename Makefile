@@ -19,13 +19,14 @@ APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev l
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
 APT_TEST := chromium
 
-.PHONY: help deps deps-test build build-server build-web run test test-rust test-e2e lint fmt clean cargo-leptos
+.PHONY: help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
 help:
 	@echo "make run     install what is missing, build, and serve on http://127.0.0.1:3000"
 	@echo "make test    install what is missing (incl. test servers), build, run every test"
 	@echo "make build   build the server and the web bundle"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make bench   media benchmarks against the FFmpeg CLI; writes docs/benchmarks.md"
 
 # ---- installs (each step checks first, so reruns are quiet) -----------------
 
@@ -79,6 +80,10 @@ test-rust:
 
 test-e2e:
 	@ONAIR_BIN=$(ONAIR) ONAIR_SURREAL_BIN=$(PROFILE_DIR)/surreal ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
+
+# Prints a table and records it in docs/benchmarks.md (dev profile: shares the test build).
+bench: deps
+	@cargo bench --quiet --profile dev --bench pipeline
 
 lint:
 	cargo fmt --all -- --check

@@ -124,6 +124,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 20)]
     pub hls_window_segments: usize,
 
+    /// With H.264 input, publish only the source rendition: no decoding and no
+    /// lower rungs (far less CPU; viewers get no adaptive switching).
+    #[arg(long, env = "ONAIR_PASSTHROUGH_ONLY", default_value_t = false)]
+    pub passthrough_only: bool,
+
     /// Most bytes of segments kept on local disk while the store is unreachable
     /// (under `<data-dir>/spill`); they are uploaded when it is back.
     #[arg(long, env = "ONAIR_UPLOAD_MAX_SPILL_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
@@ -264,6 +269,7 @@ impl ServeArgs {
             segment_ms: self.hls_segment_ms.max(500),
             part_ms: self.hls_part_ms.clamp(100, self.hls_segment_ms.max(500)),
             window_segments: self.hls_window_segments.max(3),
+            passthrough_only: self.passthrough_only,
             ..Default::default()
         }
     }

@@ -52,6 +52,8 @@ pub struct LiveConfig {
     pub window_segments: usize,
     /// AAC bitrate, bits per second.
     pub audio_bitrate: usize,
+    /// With H.264 input, publish only the source rendition (no lower rungs).
+    pub passthrough_only: bool,
 }
 
 impl Default for LiveConfig {
@@ -61,6 +63,7 @@ impl Default for LiveConfig {
             part_ms: 334,
             window_segments: 20,
             audio_bitrate: 128_000,
+            passthrough_only: false,
         }
     }
 }
@@ -447,6 +450,9 @@ pub fn run(
                 if passthrough {
                     let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
                     video = Some(VideoState::new(stream.index(), time_base, sps, pps));
+                }
+                if passthrough && cfg.passthrough_only {
+                    continue;
                 }
                 let rate = stream.avg_frame_rate();
                 let fps = if rate.numerator() > 0 && rate.denominator() > 0 {

@@ -299,6 +299,18 @@ impl LiveStream {
         r.get(rendition).and_then(|w| w.segments.get(&msn).cloned())
     }
 
+    /// A receiver that changes on every publish (for realtime features and benchmarks).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// The last published part of a rendition, `(msn, index)`.
+    pub fn last_part(&self, rendition: &str) -> Option<(u64, usize)> {
+        let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        r.get(rendition)
+            .and_then(|w| w.snapshot.as_ref()?.last_part())
+    }
+
     /// How many requests are waiting right now (for metrics and tests).
     pub fn waiters(&self) -> usize {
         self.version.receiver_count()
