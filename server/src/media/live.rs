@@ -119,6 +119,8 @@ struct VideoState {
     bytes: u64,
     /// Encoder target for a transcoded rung (for the master playlist).
     bitrate: Option<u64>,
+    /// Nominal frame rate of the source, for `FRAME-RATE`.
+    fps: Option<(u32, u32)>,
 }
 
 /// What every output needs to publish.
@@ -142,6 +144,11 @@ struct Transcode {
     next_boundary: Option<u64>,
     segment_90k: u64,
     disabled: bool,
+    /// Wall time spent encoding, and media time encoded, since the last report.
+    busy: std::time::Duration,
+    encoded_90k: u64,
+    last_pts: Option<u64>,
+    stream_id: String,
 }
 
 impl Transcode {
@@ -197,10 +204,35 @@ impl Transcode {
             let Some(ladder) = self.ladder.as_mut() else {
                 continue;
             };
+            let started = std::time::Instant::now();
             let packets = ladder.push(&frame, i64::try_from(pts).unwrap_or(i64::MAX), key)?;
+            self.busy += started.elapsed();
+            if let Some(last) = self.last_pts.replace(pts) {
+                self.encoded_90k += pts.saturating_sub(last);
+            }
+            self.report_speed();
             self.deliver(packets, ctx);
         }
         Ok(())
+    }
+
+    /// Every segment's worth of media: how many times faster than real time the
+    /// ladder encodes. Below 1.0 the stream falls behind: logged and exported.
+    fn report_speed(&mut self) {
+        if self.encoded_90k < self.segment_90k.max(1) {
+            return;
+        }
+        let media_s = self.encoded_90k as f64 / 90_000.0;
+        let factor = media_s / self.busy.as_secs_f64().max(1e-6);
+        metrics::gauge!("onair_ladder_realtime_factor", "stream" => self.stream_id.clone())
+            .set(factor);
+        if factor < 1.0 {
+            metrics::counter!("onair_ladder_behind_total", "stream" => self.stream_id.clone())
+                .increment(1);
+            tracing::warn!(stream = %self.stream_id, factor, "the ladder encodes slower than real time: viewers will fall behind");
+        }
+        self.busy = std::time::Duration::ZERO;
+        self.encoded_90k = 0;
     }
 
     fn deliver(&mut self, packets: Vec<Vec<ffmpeg_next::Packet>>, ctx: &Ctx<'_>) {
@@ -323,6 +355,7 @@ impl VideoState {
             frames: 0,
             bytes: 0,
             bitrate: None,
+            fps: None,
         }
     }
 
@@ -451,15 +484,21 @@ pub fn run(
                     let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
                     video = Some(VideoState::new(stream.index(), time_base, sps, pps));
                 }
+                let rate = stream.avg_frame_rate();
+                let known = (rate.numerator() > 0 && rate.denominator() > 0).then(|| {
+                    (
+                        rate.numerator().unsigned_abs(),
+                        rate.denominator().unsigned_abs(),
+                    )
+                });
+                if let Some(v) = video.as_mut() {
+                    v.fps = known;
+                }
                 if passthrough && cfg.passthrough_only {
                     continue;
                 }
-                let rate = stream.avg_frame_rate();
-                let fps = if rate.numerator() > 0 && rate.denominator() > 0 {
-                    (rate.numerator(), rate.denominator())
-                } else {
-                    (30, 1)
-                };
+                let fps = (rate.numerator(), rate.denominator());
+                let fps = if known.is_some() { fps } else { (30, 1) };
                 let decoder = ffmpeg_next::codec::context::Context::from_parameters(params.clone())
                     .and_then(|c| c.decoder().video())
                     .map_err(PipelineError::VideoDecoder)?;
@@ -474,6 +513,10 @@ pub fn run(
                     next_boundary: None,
                     segment_90k,
                     disabled: false,
+                    busy: std::time::Duration::ZERO,
+                    encoded_90k: 0,
+                    last_pts: None,
+                    stream_id: archive.map(|a| a.stream.clone()).unwrap_or_default(),
                 });
             }
             Type::Audio if audio.is_none() => {
@@ -691,7 +734,7 @@ fn master(videos: &[&VideoState], has_audio: bool) -> String {
                 average_bandwidth: bandwidth * 4 / 5,
                 codecs,
                 resolution: Some((info.width, info.height)),
-                frame_rate: None,
+                frame_rate: v.fps,
             })
         })
         .collect();

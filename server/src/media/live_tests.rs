@@ -175,6 +175,7 @@ fn source(size: &str, video: &[&str], seconds: u32, format: &str) -> Vec<u8> {
 /// segment durations on every rung (aligned keyframes), and FFmpeg decodes all.
 async fn check_ladder(input: Vec<u8>, rungs: &[(&str, &str)]) {
     ffmpeg_next::init().expect("init");
+    let metrics = crate::telemetry::metrics_handle();
     let live = LiveStream::new(Duration::from_secs(5));
     tokio::task::spawn_blocking({
         let live = live.clone();
@@ -212,6 +213,15 @@ async fn check_ladder(input: Vec<u8>, rungs: &[(&str, &str)]) {
         durations.windows(2).all(|w| w[0] == w[1]),
         "segments differ across rungs: {durations:?}"
     );
+    // The encoder's speed against real time is exported once per segment of media.
+    let text = metrics.render();
+    let factor = text
+        .lines()
+        .find(|l| l.starts_with("onair_ladder_realtime_factor"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no realtime factor in:\n{text}"));
+    assert!(factor > 0.0, "{factor}");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut names: Vec<&str> = rungs.iter().map(|r| r.0).collect();
     names.push(AUDIO_RENDITION);
@@ -287,4 +297,62 @@ async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn audio_only_input_becomes_an_audio_only_stream() {
+    ffmpeg_next::init().expect("init");
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "4",
+        ])
+        .args(["-c:a", "libopus", "-f", "webm", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success());
+    let live = LiveStream::new(Duration::from_secs(5));
+    let report = tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || run(feed(out.stdout), live, LiveConfig::default(), None, None)
+    })
+    .await
+    .expect("join")
+    .expect("pipeline");
+    assert_eq!(report.video_frames, 0);
+    assert!(report.audio_frames >= 180, "{}", report.audio_frames);
+    let master = live.master().expect("master");
+    assert!(
+        master.contains("CODECS=\"mp4a.40.2\"") && master.contains("\naudio/index.m3u8\n"),
+        "{master}"
+    );
+    assert!(!master.contains("RESOLUTION"), "{master}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    dump(&live, dir.path(), &[AUDIO_RENDITION]).await;
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(dir.path().join("master.m3u8"))
+        .output()
+        .expect("ffprobe");
+    let json: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("json");
+    assert_eq!(json["streams"][0]["codec_name"], "aac");
+    let seconds: f64 = json["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("duration");
+    assert!((seconds - 4.0).abs() < 0.2, "{seconds}");
 }
