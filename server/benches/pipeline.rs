@@ -6,7 +6,6 @@
 //! process, every thread), cutime+cstime for the FFmpeg child.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,19 +40,8 @@ fn cpu() -> (f64, f64) {
     (get(14) + get(15), get(16) + get(17))
 }
 
-fn ffmpeg(args: &[&str]) -> Duration {
-    let start = Instant::now();
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    start.elapsed()
+fn ffmpeg(args: &[&str]) {
+    onair_server::media::testsrc::ffmpeg(args).expect("ffmpeg runs");
 }
 
 fn make_input(dir: &Path, name: &str, video: &[&str], audio: bool) -> std::path::PathBuf {

@@ -1,90 +1,16 @@
 //! Demuxing real browser-like recordings from memory.
 
-use std::process::Command;
-
 use bytes::Bytes;
 use ffmpeg_next::media::Type;
 
 use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits};
 
-fn ffmpeg(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-const AV: [&str; 8] = [
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc2=size=640x360:rate=30",
-    "-f",
-    "lavfi",
-    "-i",
-    "sine=frequency=440:sample_rate=48000",
-];
-
-/// Like Chromium's `video/webm;codecs=vp8,opus`: a live (unseekable) WebM.
 pub(crate) fn webm_vp8_opus(seconds: u32) -> Vec<u8> {
-    let t = seconds.to_string();
-    let mut args = AV.to_vec();
-    args.extend([
-        "-t",
-        &t,
-        "-c:v",
-        "libvpx",
-        "-deadline",
-        "realtime",
-        "-cpu-used",
-        "8",
-        "-b:v",
-        "800k",
-        "-g",
-        "30",
-    ]);
-    args.extend(["-c:a", "libopus", "-live", "1", "-f", "webm", "-"]);
-    ffmpeg(&args)
+    super::testsrc::webm_vp8_opus(seconds).expect("test media")
 }
 
-/// Like Chromium's `video/x-matroska;codecs=avc1,opus`: H.264 with in-band
-/// parameter sets (Annex B, no CodecPrivate) and Opus.
 pub(crate) fn mkv_h264_opus(seconds: u32) -> Vec<u8> {
-    let t = seconds.to_string();
-    let mut args = AV.to_vec();
-    args.extend([
-        "-t",
-        &t,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:v",
-        "libx264",
-        "-profile:v",
-        "baseline",
-        "-preset",
-        "ultrafast",
-    ]);
-    args.extend([
-        "-g",
-        "30",
-        "-bsf:v",
-        "h264_metadata=aud=insert",
-        "-c:a",
-        "libopus",
-        "-live",
-        "1",
-        "-f",
-        "matroska",
-        "-",
-    ]);
-    ffmpeg(&args)
+    super::testsrc::mkv_h264_opus(seconds).expect("test media")
 }
 
 /// Feeds `data` in small chunks from another thread, as the ingest socket would.

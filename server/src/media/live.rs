@@ -372,14 +372,7 @@ impl VideoState {
             if sample.dts <= prev.dts {
                 sample.dts = prev.dts + u64::from(prev.duration);
             }
-            push_video(
-                self,
-                ctx.live,
-                ctx.archive,
-                ctx.cfg,
-                ctx.capture_start_ms,
-                prev,
-            );
+            push_video(self, ctx, prev);
         }
         self.pending = Some(sample);
     }
@@ -388,14 +381,7 @@ impl VideoState {
     fn flush(&mut self, ctx: &Ctx<'_>) {
         if let Some(mut last) = self.pending.take() {
             last.duration = self.last_duration;
-            push_video(
-                self,
-                ctx.live,
-                ctx.archive,
-                ctx.cfg,
-                ctx.capture_start_ms,
-                last,
-            );
+            push_video(self, ctx, last);
         }
         if let Some(seg) = self.segmenter.as_mut() {
             let outputs = seg.finish();
@@ -636,14 +622,7 @@ fn outputs<'a>(
     all
 }
 
-fn push_video(
-    v: &mut VideoState,
-    live: &LiveStream,
-    archive: Option<&Archive>,
-    cfg: &LiveConfig,
-    capture_start_ms: Option<i64>,
-    sample: Sample,
-) {
+fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
     if v.segmenter.is_none() {
         // Start at the first keyframe whose parameter sets we know.
         let Some(info) = v.sps.first().and_then(|s| h264::parse_sps(s)) else {
@@ -662,8 +641,12 @@ fn push_video(
                 info,
             },
         };
-        let seg = Segmenter::new(track, seg_config(cfg, VIDEO_TIMESCALE), capture_start_ms);
-        set_init(live, archive, &v.name, seg.init_segment());
+        let seg = Segmenter::new(
+            track,
+            seg_config(ctx.cfg, VIDEO_TIMESCALE),
+            ctx.capture_start_ms,
+        );
+        set_init(ctx.live, ctx.archive, &v.name, seg.init_segment());
         v.segmenter = Some(seg);
     }
     let Some(seg) = v.segmenter.as_mut() else {
@@ -673,7 +656,7 @@ fn push_video(
     match seg.push(sample) {
         Ok(outputs) => {
             v.frames += 1;
-            publish(live, archive, &v.name, seg, outputs);
+            publish(ctx.live, ctx.archive, &v.name, seg, outputs);
         }
         Err(e) => tracing::warn!(error = %e, "dropped a video frame"),
     }

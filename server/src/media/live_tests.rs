@@ -143,32 +143,9 @@ async fn h264_and_opus_become_passthrough_video_and_aac_audio() {
 }
 
 fn source(size: &str, video: &[&str], seconds: u32, format: &str) -> Vec<u8> {
-    let t = seconds.to_string();
-    let lavfi = format!("testsrc2=size={size}:rate=30");
-    let mut args = vec![
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-f",
-        "lavfi",
-        "-i",
-        &lavfi,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &t,
-    ];
-    args.extend_from_slice(video);
-    args.extend(["-c:a", "libopus", "-f", format, "-"]);
-    let out = Command::new("ffmpeg").args(&args).output().expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let mut args = video.to_vec();
+    args.extend(["-c:a", "libopus", "-f", format]);
+    super::testsrc::av(size, seconds, &args, "-").expect("test media")
 }
 
 /// Runs the pipeline and checks the ladder: the expected rungs, identical
@@ -302,26 +279,24 @@ async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
 #[tokio::test]
 async fn audio_only_input_becomes_an_audio_only_stream() {
     ffmpeg_next::init().expect("init");
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "4",
-        ])
-        .args(["-c:a", "libopus", "-f", "webm", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(out.status.success());
+    let audio = super::testsrc::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "4",
+        "-c:a",
+        "libopus",
+        "-f",
+        "webm",
+        "-",
+    ])
+    .expect("test media");
     let live = LiveStream::new(Duration::from_secs(5));
     let report = tokio::task::spawn_blocking({
         let live = live.clone();
-        move || run(feed(out.stdout), live, LiveConfig::default(), None, None)
+        move || run(feed(audio), live, LiveConfig::default(), None, None)
     })
     .await
     .expect("join")

@@ -6,6 +6,8 @@ pub mod demux;
 pub mod ladder;
 pub mod live;
 pub mod remux;
+#[doc(hidden)]
+pub mod testsrc;
 
 #[cfg(test)]
 mod demux_tests;

@@ -15,17 +15,7 @@ use super::segmenter::{Output, PushError, Segmenter, SegmenterConfig};
 use super::time::{Timescale, VIDEO_TIMESCALE};
 
 fn ffmpeg(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    crate::media::testsrc::ffmpeg(args).expect("test media")
 }
 
 /// 640x360 30 fps H.264 (Annex B with access unit delimiters), keyframe every 2 s.

@@ -13,52 +13,9 @@ use crate::support::TestApp;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn ffmpeg_bytes(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(args)
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// What Chromium records with `video/webm;codecs=h264,opus`.
 pub fn mkv_h264_opus(seconds: u32) -> Vec<u8> {
-    let t = seconds.to_string();
-    ffmpeg_bytes(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &t,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:v",
-        "libx264",
-        "-profile:v",
-        "baseline",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "60",
-        "-c:a",
-        "libopus",
-        "-live",
-        "1",
-        "-f",
-        "matroska",
-        "-",
-    ])
+    onair_server::media::testsrc::mkv_h264_opus(seconds).expect("test media")
 }
 
 async fn new_stream(app: &TestApp) -> (String, String) {

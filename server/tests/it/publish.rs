@@ -1,33 +1,23 @@
 //! `onair publish` (the real binary) against a running server.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::TestApp;
 
-fn make_file(dir: &std::path::Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+fn make_file(
+    dir: &std::path::Path,
+    name: &str,
+    seconds: u32,
+    codec_args: &[&str],
+) -> std::path::PathBuf {
     let path = dir.join(name);
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
-        .args(args)
-        .arg(&path)
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    onair_server::media::testsrc::av(
+        "640x360",
+        seconds,
+        codec_args,
+        path.to_str().expect("utf8 path"),
+    )
+    .expect("test media");
     path
 }
 
@@ -83,9 +73,8 @@ async fn an_mp4_file_is_published_and_plays() {
     let mp4 = make_file(
         dir.path(),
         "in.mp4",
+        6,
         &[
-            "-t",
-            "6",
             "-pix_fmt",
             "yuv420p",
             "-c:v",
@@ -153,9 +142,8 @@ async fn realtime_pacing_refusals_and_vp8() {
     let mkv = make_file(
         dir.path(),
         "in.mkv",
+        3,
         &[
-            "-t",
-            "3",
             "-pix_fmt",
             "yuv420p",
             "-c:v",
@@ -195,16 +183,8 @@ async fn realtime_pacing_refusals_and_vp8() {
     let webm = make_file(
         dir.path(),
         "in.webm",
-        &[
-            "-t",
-            "2",
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-c:a",
-            "libopus",
-        ],
+        2,
+        &["-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus"],
     );
     let out = publish(&app, &id, &token, &webm, &[]).await;
     assert!(
