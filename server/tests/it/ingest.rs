@@ -18,26 +18,6 @@ pub fn mkv_h264_opus(seconds: u32) -> Vec<u8> {
     onair_server::media::testsrc::mkv_h264_opus(seconds).expect("test media")
 }
 
-async fn new_stream(app: &TestApp) -> (String, String) {
-    app.state
-        .db
-        .client()
-        .query(
-            "UPSERT user:caster SET username = 'caster', password_hash = 'x', role = 'broadcaster'",
-        )
-        .await
-        .expect("user")
-        .check()
-        .expect("user ok");
-    let s = app
-        .state
-        .db
-        .create_stream("caster", "Test stream")
-        .await
-        .expect("stream");
-    (s.id, s.ingest_token)
-}
-
 async fn connect(app: &TestApp, id: &str, token: Option<&str>) -> Ws {
     let mut req = format!("ws://{}/api/v1/streams/{id}/ingest", app.addr)
         .into_client_request()
@@ -124,7 +104,7 @@ async fn send_chunks(ws: &mut Ws, chunks: &[Vec<u8>], from: u64, to: u64) -> u64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_drop_resume_end_and_play_over_http() {
     let app = TestApp::start(&[]).await;
-    let (id, token) = new_stream(&app).await;
+    let (id, token) = app.new_stream().await;
     let media = mkv_h264_opus(6);
     let chunks: Vec<Vec<u8>> = media.chunks(32 * 1024).map(<[u8]>::to_vec).collect();
     let n = chunks.len() as u64;
@@ -252,7 +232,7 @@ async fn refusals_carry_a_close_code_and_a_reason_and_other_streams_are_unaffect
         (4 * 1024 * 1024).to_string(),
     ])
     .await;
-    let (id, token) = new_stream(&app).await;
+    let (id, token) = app.new_stream().await;
 
     // wrong token
     let mut ws = connect(&app, &id, Some("not-the-token")).await;
@@ -287,7 +267,7 @@ async fn refusals_carry_a_close_code_and_a_reason_and_other_streams_are_unaffect
     );
 
     // garbage on another stream is refused as bad media ...
-    let (bad_id, bad_token) = new_stream(&app).await;
+    let (bad_id, bad_token) = app.new_stream().await;
     let (mut bad, _) = attach(&app, &bad_id, &bad_token, None).await;
     let garbage: Vec<u8> = (0..4_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
@@ -324,7 +304,7 @@ async fn refusals_carry_a_close_code_and_a_reason_and_other_streams_are_unaffect
     );
 
     // ... while a good stream on the same server still goes through.
-    let (good_id, good_token) = new_stream(&app).await;
+    let (good_id, good_token) = app.new_stream().await;
     let (mut good, _) = attach(&app, &good_id, &good_token, None).await;
     let media = mkv_h264_opus(3);
     let chunks: Vec<Vec<u8>> = media.chunks(32 * 1024).map(<[u8]>::to_vec).collect();

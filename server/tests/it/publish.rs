@@ -21,26 +21,6 @@ fn make_file(
     path
 }
 
-async fn stream(app: &TestApp) -> (String, String) {
-    app.state
-        .db
-        .client()
-        .query(
-            "UPSERT user:op SET username = 'operator', password_hash = 'x', role = 'broadcaster'",
-        )
-        .await
-        .expect("user")
-        .check()
-        .expect("user ok");
-    let s = app
-        .state
-        .db
-        .create_stream("op", "Published")
-        .await
-        .expect("stream");
-    (s.id, s.ingest_token)
-}
-
 async fn publish(
     app: &TestApp,
     id: &str,
@@ -68,7 +48,7 @@ async fn publish(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mp4_file_is_published_and_plays() {
     let app = TestApp::start(&[]).await;
-    let (id, token) = stream(&app).await;
+    let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mp4 = make_file(
         dir.path(),
@@ -138,7 +118,7 @@ async fn realtime_pacing_refusals_and_vp8() {
     let dir = tempfile::tempdir().expect("tempdir");
 
     // --realtime sends at the media's pace: 3 s of media takes about 3 s.
-    let (id, token) = stream(&app).await;
+    let (id, token) = app.new_stream().await;
     let mkv = make_file(
         dir.path(),
         "in.mkv",
@@ -170,7 +150,7 @@ async fn realtime_pacing_refusals_and_vp8() {
     );
 
     // A file that is not media fails before anything is sent, with the reason.
-    let (id, token) = stream(&app).await;
+    let (id, token) = app.new_stream().await;
     let junk = dir.path().join("notes.txt");
     std::fs::write(&junk, "not a video").expect("write");
     let out = publish(&app, &id, &token, &junk, &[]).await;
@@ -179,7 +159,7 @@ async fn realtime_pacing_refusals_and_vp8() {
     assert!(stderr.contains("cannot open"), "{stderr}");
 
     // A VP8 WebM (what Chromium records by default) is published and transcoded.
-    let (id, token) = stream(&app).await;
+    let (id, token) = app.new_stream().await;
     let webm = make_file(
         dir.path(),
         "in.webm",

@@ -389,6 +389,26 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Creates a broadcaster and a stream straight in the database (until the
+    /// accounts API exists); returns the stream id and its ingest token.
+    pub async fn new_stream(&self) -> (String, String) {
+        self.state
+            .db
+            .client()
+            .query("UPSERT user:caster SET username = 'caster', password_hash = 'x', role = 'broadcaster'")
+            .await
+            .expect("user")
+            .check()
+            .expect("user ok");
+        let s = self
+            .state
+            .db
+            .create_stream("caster", "Test stream")
+            .await
+            .expect("stream");
+        (s.id, s.ingest_token)
+    }
 }
 
 impl Drop for TestApp {
