@@ -331,3 +331,50 @@ async fn audio_only_input_becomes_an_audio_only_stream() {
         .expect("duration");
     assert!((seconds - 4.0).abs() < 0.2, "{seconds}");
 }
+
+#[tokio::test]
+async fn fragmented_mp4_as_chromium_records_it_is_accepted() {
+    // Chromium's `video/mp4;codecs=avc1.42E01E,opus`: ftyp+moov first, then one
+    // moof+mdat per GOP, on a stream that cannot seek.
+    let input = super::testsrc::av(
+        "640x360",
+        4,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-c:a",
+            "libopus",
+            "-movflags",
+            "frag_keyframe+empty_moov+default_base_moof",
+            "-f",
+            "mp4",
+        ],
+        "-",
+    )
+    .expect("test media");
+    ffmpeg_next::init().expect("init");
+    let live = LiveStream::new(Duration::from_secs(5));
+    let report = tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || run(feed(input), live, LiveConfig::default(), None, None)
+    })
+    .await
+    .expect("join")
+    .expect("pipeline");
+    assert!(report.format.contains("mp4"), "{}", report.format);
+    assert_eq!(report.video_frames, 120);
+    assert!(report.audio_frames >= 180, "{}", report.audio_frames);
+    let master = live.master().expect("master");
+    assert!(
+        master.contains("CODECS=\"avc1.42c01e,mp4a.40.2\""),
+        "{master}"
+    );
+}
