@@ -40,10 +40,12 @@ pub struct ProbeLimits {
 }
 
 impl Default for ProbeLimits {
+    /// Half a second of media: a recorder's stream starts with a keyframe that
+    /// carries its parameter sets, so more only delays the first part.
     fn default() -> Self {
         ProbeLimits {
-            probesize: 2 * 1024 * 1024,
-            analyze_duration_us: 2_000_000,
+            probesize: 1024 * 1024,
+            analyze_duration_us: 500_000,
         }
     }
 }
