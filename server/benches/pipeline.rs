@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use onair_server::media::demux::ChunkReader;
+use onair_server::media::ladder::plan;
 use onair_server::media::live::{run, LiveConfig};
 use onair_server::media::remux::Remuxer;
 use onair_server::origin::LiveStream;
@@ -185,6 +186,52 @@ fn latency(file: &Path) -> (f64, f64, f64, usize) {
     )
 }
 
+/// The FFmpeg CLI doing what Onair's ladder does, in one process: the rungs
+/// come from `ladder::plan` (same sizes and bitrates), scaled bilinearly like
+/// Onair's swscale, encoded with the same x264 settings, plus AAC audio.
+fn cli_ladder_args(input: &str) -> Vec<String> {
+    let rungs = plan(1280, 720, false);
+    let labels: Vec<String> = (0..rungs.len()).map(|i| format!("[r{i}]")).collect();
+    let mut filter = format!("[0:v]split={}{}", rungs.len(), labels.join(""));
+    for (i, r) in rungs.iter().enumerate() {
+        filter.push_str(&format!(
+            ";[r{i}]scale={}:{}:flags=bilinear[s{i}]",
+            r.width, r.height
+        ));
+    }
+    let mut args: Vec<String> = ["-i", input, "-filter_complex", &filter]
+        .map(String::from)
+        .to_vec();
+    for (i, r) in rungs.iter().enumerate() {
+        let rate = r.bitrate.to_string();
+        args.extend([
+            "-map".into(),
+            format!("[s{i}]"),
+            "-c:v".into(),
+            "libx264".into(),
+            "-preset".into(),
+            "veryfast".into(),
+            "-tune".into(),
+            "zerolatency".into(),
+            "-b:v".into(),
+            rate.clone(),
+            "-maxrate".into(),
+            rate.clone(),
+            "-bufsize".into(),
+            rate,
+            "-x264-params".into(),
+            "scenecut=0:repeat-headers=1:bframes=0".into(),
+            "-g".into(),
+            "60".into(),
+        ]);
+        if i + 1 == rungs.len() {
+            args.extend(["-map", "0:a", "-c:a", "aac", "-b:a", "128k"].map(String::from));
+        }
+        args.extend(["-f", "null", "-"].map(String::from));
+    }
+    args
+}
+
 fn main() {
     onair_server::media::init().expect("ffmpeg");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -228,82 +275,8 @@ fn main() {
     eprintln!("ladder: Onair ...");
     let onair_ladder = onair_cpu(&vp8, LiveConfig::default());
     eprintln!("ladder: FFmpeg CLI ...");
-    let x264 = "scenecut=0:repeat-headers=1:bframes=0";
-    let cli_ladder = ffmpeg_cpu(&[
-        "-i",
-        vp8.to_str().expect("utf8"),
-        "-filter_complex",
-        "[0:v]split=3[a][b][c];[b]scale=854:480[b2];[c]scale=640:360[c2]",
-        "-map",
-        "[a]",
-        "-c:v:0",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-tune",
-        "zerolatency",
-        "-b:v:0",
-        "6000k",
-        "-maxrate:v:0",
-        "6000k",
-        "-bufsize:v:0",
-        "6000k",
-        "-x264-params",
-        x264,
-        "-g",
-        "60",
-        "-f",
-        "null",
-        "-",
-        "-map",
-        "[b2]",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-tune",
-        "zerolatency",
-        "-b:v",
-        "2800k",
-        "-maxrate",
-        "2800k",
-        "-bufsize",
-        "2800k",
-        "-x264-params",
-        x264,
-        "-g",
-        "60",
-        "-f",
-        "null",
-        "-",
-        "-map",
-        "[c2]",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-tune",
-        "zerolatency",
-        "-b:v",
-        "1600k",
-        "-maxrate",
-        "1600k",
-        "-bufsize",
-        "1600k",
-        "-x264-params",
-        x264,
-        "-g",
-        "60",
-        "-map",
-        "0:a",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
-        "-f",
-        "null",
-        "-",
-    ]);
+    let cli_args = cli_ladder_args(vp8.to_str().expect("utf8"));
+    let cli_ladder = ffmpeg_cpu(&cli_args.iter().map(String::as_str).collect::<Vec<_>>());
 
     eprintln!("passthrough: Onair ...");
     let onair_copy = onair_cpu(
@@ -357,8 +330,9 @@ fn main() {
 Measured on the project's 2-core, 24 GiB machine. Both sides run on the same generated input, one after the other. \
 CPU is user+system time from `/proc/self/stat` (Onair: the whole process; FFmpeg: the waited-for child). \
 Onair's own Rust code runs in the dev profile (unoptimized), sharing the test build; FFmpeg, x264 and \
-libvpx are optimized C in both columns, so Onair's numbers are pessimistic. The ladder row has the same x264 settings on both sides \
-(veryfast, zerolatency, no B-frames, scenecut off, capped bitrate) plus AAC audio. The latency row runs \
+libvpx are optimized C in both columns, so Onair's numbers are pessimistic. The ladder row gives both sides the same rungs \
+(sizes and bitrates from `ladder::plan`), bilinear scaling and x264 settings (veryfast, zerolatency, no B-frames, \
+scenecut off, VBV capped at the target), plus AAC audio. The latency row runs \
 in-process: a part counts as published when the origin's live window lists it, which is when a blocked \
 playlist request is woken; it includes one frame of wait, because a frame's duration is known only when \
 the next one arrives. CPU is counted in 10 ms ticks: the passthrough row is tens of milliseconds on each side, \
