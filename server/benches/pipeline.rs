@@ -14,6 +14,7 @@ use onair_server::media::demux::ChunkReader;
 use onair_server::media::ladder::plan;
 use onair_server::media::live::{run, LiveConfig};
 use onair_server::media::remux::Remuxer;
+use onair_server::media::testsrc;
 use onair_server::origin::LiveStream;
 
 const SECONDS: u32 = 20;
@@ -240,16 +241,7 @@ fn main() {
     let vp8 = make_input(
         dir.path(),
         "vp8.webm",
-        &[
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-b:v",
-            "3M",
-        ],
+        &[testsrc::VP8_REALTIME, &["-b:v", "3M"]].concat(),
         true,
     );
     let h264 = make_input(

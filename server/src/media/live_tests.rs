@@ -1,6 +1,5 @@
 //! The live pipeline from chunked browser-like input to a playable window.
 
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -101,45 +100,11 @@ async fn h264_and_opus_become_passthrough_video_and_aac_audio() {
     let dir = tempfile::tempdir().expect("tempdir");
     dump(&live, dir.path(), &["360p", AUDIO_RENDITION]).await;
     let master_path = dir.path().join("master.m3u8");
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(&master_path)
-        .args(["-map", "0", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(&master_path)
-        .output()
-        .expect("ffprobe");
-    let json: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("json");
-    let codecs: Vec<&str> = json["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .filter_map(|s| s["codec_name"].as_str())
-        .collect();
-    assert!(
-        codecs.contains(&"h264") && codecs.contains(&"aac"),
-        "{codecs:?}"
-    );
-    let seconds: f64 = json["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .expect("duration");
-    assert!((seconds - 6.0).abs() < 0.2, "duration {seconds}");
+    let master_path = master_path.to_str().expect("utf8 path");
+    super::testsrc::decode(master_path).expect("every stream decodes");
+    let summary = super::testsrc::probe(master_path).expect("ffprobe");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
+    assert!((summary.duration_s - 6.0).abs() < 0.2, "{summary:?}");
 }
 
 fn source(size: &str, video: &[&str], seconds: u32, format: &str) -> Vec<u8> {
@@ -203,17 +168,8 @@ async fn check_ladder(input: Vec<u8>, rungs: &[(&str, &str)]) {
     let mut names: Vec<&str> = rungs.iter().map(|r| r.0).collect();
     names.push(AUDIO_RENDITION);
     dump(&live, dir.path(), &names).await;
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(dir.path().join("master.m3u8"))
-        .args(["-map", "0", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::testsrc::decode(dir.path().join("master.m3u8").to_str().expect("utf8 path"))
+        .expect("every variant decodes");
 }
 
 #[tokio::test]
@@ -250,18 +206,7 @@ async fn vp8_720p_is_transcoded_into_an_aligned_ladder() {
 async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
     let input = source(
         "1280x720",
-        &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "60",
-        ],
+        &[super::testsrc::H264_BASELINE, &["-g", "60"]].concat(),
         5,
         "matroska",
     );
@@ -311,25 +256,11 @@ async fn audio_only_input_becomes_an_audio_only_stream() {
     assert!(!master.contains("RESOLUTION"), "{master}");
     let dir = tempfile::tempdir().expect("tempdir");
     dump(&live, dir.path(), &[AUDIO_RENDITION]).await;
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(dir.path().join("master.m3u8"))
-        .output()
-        .expect("ffprobe");
-    let json: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("json");
-    assert_eq!(json["streams"][0]["codec_name"], "aac");
-    let seconds: f64 = json["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .expect("duration");
-    assert!((seconds - 4.0).abs() < 0.2, "{seconds}");
+    let summary =
+        super::testsrc::probe(dir.path().join("master.m3u8").to_str().expect("utf8 path"))
+            .expect("ffprobe");
+    assert_eq!(summary.codecs, vec!["aac"]);
+    assert!((summary.duration_s - 4.0).abs() < 0.2, "{summary:?}");
 }
 
 #[tokio::test]

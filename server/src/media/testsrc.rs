@@ -46,54 +46,114 @@ pub fn av(size: &str, seconds: u32, codec_args: &[&str], output: &str) -> Result
 /// What Chromium records with `video/webm;codecs=h264,opus`: H.264 with
 /// in-band parameter sets and Opus in live Matroska, 640x360.
 pub fn mkv_h264_opus(seconds: u32) -> Result<Vec<u8>, String> {
-    av(
-        "640x360",
-        seconds,
+    let args = [
+        H264_BASELINE,
         &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "60",
-            "-c:a",
-            "libopus",
-            "-live",
-            "1",
-            "-f",
-            "matroska",
+            "-g", "60", "-c:a", "libopus", "-live", "1", "-f", "matroska",
         ],
-        "-",
-    )
+    ]
+    .concat();
+    av("640x360", seconds, &args, "-")
 }
 
 /// Chromium's default `video/webm;codecs=vp8,opus`, 640x360.
 pub fn webm_vp8_opus(seconds: u32) -> Result<Vec<u8>, String> {
-    av(
-        "640x360",
-        seconds,
+    let args = [
+        VP8_REALTIME,
         &[
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-b:v",
-            "800k",
-            "-g",
-            "30",
-            "-c:a",
-            "libopus",
-            "-live",
-            "1",
-            "-f",
-            "webm",
+            "-b:v", "800k", "-g", "30", "-c:a", "libopus", "-live", "1", "-f", "webm",
         ],
-        "-",
-    )
+    ]
+    .concat();
+    av("640x360", seconds, &args, "-")
+}
+
+/// Encoder arguments for H.264 Constrained Baseline, as Chromium records it.
+pub const H264_BASELINE: &[&str] = &[
+    "-pix_fmt",
+    "yuv420p",
+    "-c:v",
+    "libx264",
+    "-profile:v",
+    "baseline",
+    "-preset",
+    "ultrafast",
+];
+
+/// Encoder arguments for VP8 as a browser's real-time encoder produces it.
+pub const VP8_REALTIME: &[&str] = &["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"];
+
+/// Runs `ffprobe -v error -of json ARGS` and parses its output.
+pub fn ffprobe_json(args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ffprobe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe printed invalid JSON: {e}"))
+}
+
+/// What ffprobe says about a file or URL: its streams' codecs and its duration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// `codec_name` of every stream, in order.
+    pub codecs: Vec<String>,
+    /// The container's duration in seconds.
+    pub duration_s: f64,
+}
+
+impl Summary {
+    /// Whether every codec in `wanted` is among the streams.
+    pub fn has(&self, wanted: &[&str]) -> bool {
+        wanted.iter().all(|w| self.codecs.iter().any(|c| c == w))
+    }
+}
+
+/// Probes `input` (a path or URL) for its codecs and duration.
+pub fn probe(input: &str) -> Result<Summary, String> {
+    let json = ffprobe_json(&["-show_entries", "stream=codec_name:format=duration", input])?;
+    let codecs = json["streams"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let duration_s = json["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| format!("ffprobe reported no duration for {input}"))?;
+    Ok(Summary { codecs, duration_s })
+}
+
+/// Decodes every stream of `input` (a path or URL) with the FFmpeg CLI; an
+/// error if it fails or prints anything at all at the error level.
+pub fn decode(input: &str) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            input,
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !stderr.is_empty() {
+        return Err(format!("decoding {input} failed: {stderr}"));
+    }
+    Ok(())
 }

@@ -3,7 +3,6 @@
 //! client).
 
 use std::path::Path;
-use std::process::Command;
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -177,32 +176,12 @@ fn package(track: Track, samples: Vec<Sample>, dir: &Path) -> (Vec<Output>, Stri
 }
 
 fn ffprobe_json(args: &[&str]) -> serde_json::Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(args)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+    crate::media::testsrc::ffprobe_json(args).expect("ffprobe")
 }
 
-fn decode_errors(input: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(input)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "decode failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
+fn decodes(input: &Path) {
+    crate::media::testsrc::decode(input.to_str().expect("utf8 path"))
+        .expect("decodes without errors");
 }
 
 #[test]
@@ -265,11 +244,11 @@ fn h264_is_packaged_into_parts_and_segments_ffprobe_agrees() {
         let key = p["flags"].as_str().unwrap_or("").starts_with('K');
         assert_eq!(key, i % 60 == 0, "keyframe flag of packet {i}");
     }
-    assert!(decode_errors(&mp4).is_empty());
+    decodes(&mp4);
 
     // The playlist as a plain HLS client reads it: FFmpeg's HLS demuxer decodes all of it.
     assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
-    assert!(decode_errors(&dir.path().join("index.m3u8")).is_empty());
+    decodes(&dir.path().join("index.m3u8"));
     let probe = ffprobe_json(&[
         "-show_format",
         dir.path().join("index.m3u8").to_str().expect("utf8"),
@@ -336,7 +315,7 @@ fn aac_is_packaged_and_ffprobe_reads_it() {
             .and_then(|v| v.parse::<usize>().ok()),
         Some(n)
     );
-    assert!(decode_errors(&dir.path().join("index.m3u8")).is_empty());
+    decodes(&dir.path().join("index.m3u8"));
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Live ingest over a real WebSocket into a running server, played back over HTTP.
 
-use std::process::Command;
 use std::time::Duration;
 
 use app::ingest::{encode_chunk, ClientMessage, CloseReason, ServerMessage};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+use onair_server::media::testsrc;
 
 use crate::support::TestApp;
 
@@ -177,52 +178,12 @@ async fn publish_drop_resume_end_and_play_over_http() {
         "public, max-age=31536000, immutable"
     );
 
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-            "-of",
-            "json",
-            &master_url,
-        ])
-        .output()
-        .expect("ffprobe");
+    let summary = testsrc::probe(&master_url).expect("ffprobe");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        (summary.duration_s - 6.0).abs() <= 2.0,
+        "within one segment of the input: {summary:?}"
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let seconds: f64 = json["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .expect("duration");
-    assert!(
-        (seconds - 6.0).abs() <= 2.0,
-        "within one segment of the input: {seconds}"
-    );
-    let decode = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-v",
-            "error",
-            "-i",
-            &master_url,
-            "-map",
-            "0",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        decode.status.success() && decode.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&decode.stderr)
-    );
+    testsrc::decode(&master_url).expect("every stream decodes over HTTP");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,42 +73,11 @@ async fn an_mp4_file_is_published_and_plays() {
     assert!(stderr.contains("the stream has ended"), "{stderr}");
 
     let url = app.url(&format!("/live/{id}/master.m3u8"));
-    let probe = tokio::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-            "-of",
-            "json",
-            &url,
-        ])
-        .output()
-        .await
-        .expect("ffprobe");
+    let summary = onair_server::media::testsrc::probe(&url).expect("ffprobe");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
     assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("json");
-    let codecs: Vec<&str> = json["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .filter_map(|s| s["codec_name"].as_str())
-        .collect();
-    assert!(
-        codecs.contains(&"h264") && codecs.contains(&"aac"),
-        "{codecs:?}"
-    );
-    let seconds: f64 = json["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .expect("duration");
-    assert!(
-        (seconds - 6.0).abs() <= 2.0,
-        "within one segment of the input: {seconds}"
+        (summary.duration_s - 6.0).abs() <= 2.0,
+        "within one segment of the input: {summary:?}"
     );
 }
 

@@ -297,7 +297,9 @@ mod upload_queue {
     use bytes::Bytes;
     use onair_server::config::StoreConfig;
     use onair_server::store::uploader::{Uploader, UploaderConfig};
-    use onair_server::store::{self, ObjectKey};
+    use std::sync::Arc;
+
+    use onair_server::store::{self, ObjectKey, ObjectStore};
 
     use super::{pattern, s3_config};
     use crate::support::{Weed, S3_SECRET_KEY};
@@ -309,6 +311,21 @@ mod upload_queue {
             drain_every: Duration::from_millis(200),
             ..UploaderConfig::new(dir.to_path_buf())
         }
+    }
+
+    /// A fresh SeaweedFS with a `media` bucket, the S3 store on it, and a temp dir for the spill.
+    async fn s3_with_spill_dir() -> (Weed, Arc<dyn ObjectStore>, tempfile::TempDir) {
+        let weed = Weed::start();
+        weed.create_bucket("media").await;
+        let store = store::open(&StoreConfig::S3(s3_config(
+            &weed,
+            "media",
+            "",
+            S3_SECRET_KEY,
+        )))
+        .await
+        .expect("open");
+        (weed, store, tempfile::tempdir().expect("tempdir"))
     }
 
     fn spilled(dir: &std::path::Path) -> usize {
@@ -327,17 +344,7 @@ mod upload_queue {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn segments_spill_while_s3_is_down_and_nothing_is_lost() {
-        let mut weed = Weed::start();
-        weed.create_bucket("media").await;
-        let store = store::open(&StoreConfig::S3(s3_config(
-            &weed,
-            "media",
-            "",
-            S3_SECRET_KEY,
-        )))
-        .await
-        .expect("open");
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut weed, store, dir) = s3_with_spill_dir().await;
         let spill = dir.path().join("spill");
         let uploader = Uploader::start(store.clone(), cfg(&spill))
             .await
@@ -376,17 +383,7 @@ mod upload_queue {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_spill_left_by_a_previous_run_is_uploaded_on_start() {
-        let mut weed = Weed::start();
-        weed.create_bucket("media").await;
-        let store = store::open(&StoreConfig::S3(s3_config(
-            &weed,
-            "media",
-            "",
-            S3_SECRET_KEY,
-        )))
-        .await
-        .expect("open");
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut weed, store, dir) = s3_with_spill_dir().await;
         let spill = dir.path().join("spill");
         let key = ObjectKey::new("streams/s/init.mp4").expect("key");
         {
