@@ -271,23 +271,16 @@ async fn fragmented_mp4_as_chromium_records_it_is_accepted() {
         "640x360",
         4,
         &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "libopus",
-            "-movflags",
-            "frag_keyframe+empty_moov+default_base_moof",
-            "-f",
-            "mp4",
-        ],
+            super::testsrc::H264_BASELINE,
+            &["-g", "30", "-c:a", "libopus"],
+            &[
+                "-movflags",
+                "frag_keyframe+empty_moov+default_base_moof",
+                "-f",
+                "mp4",
+            ],
+        ]
+        .concat(),
         "-",
     )
     .expect("test media");
