@@ -123,6 +123,18 @@ struct VideoState {
     fps: Option<(u32, u32)>,
 }
 
+/// Converts a timestamp in a stream's time base (`num/den` seconds per tick)
+/// to 90 kHz ticks. Negative timestamps clamp to zero.
+fn to_90k(ts: i64, (num, den): (i32, i32)) -> u64 {
+    let ts = u64::try_from(ts.max(0)).unwrap_or(0);
+    let scale = Timescale::new(u32::try_from(den).unwrap_or(1)).unwrap_or(VIDEO_TIMESCALE);
+    rescale(
+        ts * u64::try_from(num.max(1)).unwrap_or(1),
+        scale,
+        VIDEO_TIMESCALE,
+    )
+}
+
 /// What every output needs to publish.
 struct Ctx<'a> {
     live: &'a LiveStream,
@@ -161,12 +173,7 @@ impl Transcode {
             let Some(ts) = frame.timestamp() else {
                 continue;
             };
-            let (num, den) = self.time_base;
-            let pts = rescale(
-                u64::try_from(ts.max(0)).unwrap_or(0) * u64::try_from(num.max(1)).unwrap_or(1),
-                Timescale::new(u32::try_from(den).unwrap_or(1)).unwrap_or(VIDEO_TIMESCALE),
-                VIDEO_TIMESCALE,
-            );
+            let pts = to_90k(ts, self.time_base);
             if self.ladder.is_none() {
                 let specs = plan(frame.width(), frame.height(), self.follow_source_keys);
                 if specs.is_empty() {
@@ -416,17 +423,7 @@ impl VideoState {
         if keep.is_empty() {
             return None;
         }
-        let (num, den) = self.time_base;
-        let to_90k = |ts: i64| -> u64 {
-            let ts = u64::try_from(ts.max(0)).unwrap_or(0);
-            // time_base is num/den seconds per tick: ticks * num / den * 90000
-            let scale = Timescale::new(u32::try_from(den).unwrap_or(1)).unwrap_or(VIDEO_TIMESCALE);
-            rescale(
-                ts * u64::try_from(num.max(1)).unwrap_or(1),
-                scale,
-                VIDEO_TIMESCALE,
-            )
-        };
+        let to_90k = |ts: i64| to_90k(ts, self.time_base);
         let dts = to_90k(packet.dts().or(packet.pts())?);
         let pts = packet.pts().map(to_90k).unwrap_or(dts);
         Some(Sample {
