@@ -61,9 +61,15 @@ pub enum ClientMessage {
         /// After a reconnect: the last sequence number the server acknowledged.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_after: Option<u64>,
-        /// The recorder restarted: the next chunk starts a new container.
+        /// The recorder restarted: the chunk at `next_seq` starts a new container.
         #[serde(default)]
         new_period: bool,
+    },
+    /// The recorder restarted (new device, new settings): the next chunk
+    /// starts a new container. Viewers see `EXT-X-DISCONTINUITY`.
+    NewPeriod {
+        /// Wall-clock time (Unix ms) at which the new recorder started capturing.
+        capture_start_ms: i64,
     },
     /// The broadcaster ended the stream.
     End,
@@ -146,6 +152,13 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ServerMessage::Ack { seq: 3 }).expect("json"),
             r#"{"type":"ack","seq":3}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ClientMessage::NewPeriod {
+                capture_start_ms: 7
+            })
+            .expect("json"),
+            r#"{"type":"new_period","capture_start_ms":7}"#
         );
     }
 }

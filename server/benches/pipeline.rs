@@ -73,7 +73,7 @@ fn onair_cpu(file: &Path, cfg: LiveConfig) -> f64 {
     }
     let (tx, reader) = ChunkReader::channel(1024);
     for c in chunks {
-        tx.try_send(c).expect("queue");
+        tx.try_send(c.into()).expect("queue");
     }
     drop(tx);
     let live = LiveStream::new(Duration::from_secs(1));
@@ -143,7 +143,7 @@ fn latency(file: &Path) -> (f64, f64, f64, usize) {
                     std::thread::sleep(wait);
                 }
                 sent.lock().expect("lock").push((Instant::now(), media_us));
-                if tx.blocking_send(bytes).is_err() {
+                if tx.blocking_send(bytes.into()).is_err() {
                     return;
                 }
             }

@@ -114,6 +114,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         origin.clone(),
         db.clone(),
         uploader.clone(),
+        store.clone(),
     );
     Ok(AppState {
         leptos_options: leptos_options(&args.site_root, args.addr),

@@ -4,14 +4,18 @@
 //! |---|---|
 //! | `/live/{stream}/master.m3u8` | the master playlist |
 //! | `/live/{stream}/{rendition}/index.m3u8` | media playlist; `_HLS_msn`, `_HLS_part`, `_HLS_skip=YES` |
-//! | `/live/{stream}/{rendition}/init.mp4` | init segment |
+//! | `/live/{stream}/{rendition}/init.mp4` | init segment (`init-<n>.mp4` after codec parameters changed) |
 //! | `/live/{stream}/{rendition}/{msn}.m4s` | a complete segment |
 //! | `/live/{stream}/{rendition}/{msn}.{part}.m4s` | a part (the preload-hinted one waits) |
+//!
+//! Media answers carry a strong `ETag` (a hash of the bytes) and honour
+//! `If-None-Match` (304) and single-range `Range` requests (206, or 416 when
+//! unsatisfiable; `If-Range` with another ETag gets the whole body).
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -20,6 +24,7 @@ use bytes::Bytes;
 use super::error::ApiError;
 use crate::origin::{OriginError, PlaylistQuery};
 use crate::state::AppState;
+use crate::store::ByteRange;
 
 /// Media that never changes once published.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -144,7 +149,7 @@ async fn media_playlist(
     Ok(with_headers(text, M3U8, cache))
 }
 
-/// `init.mp4`, `{msn}.m4s` or `{msn}.{part}.m4s`.
+/// `init.mp4` (or `init-<n>.mp4`), `{msn}.m4s` or `{msn}.{part}.m4s`.
 #[derive(Debug, PartialEq, Eq)]
 enum MediaFile {
     Init,
@@ -156,6 +161,12 @@ fn parse_file(name: &str) -> Option<MediaFile> {
     if name == "init.mp4" {
         return Some(MediaFile::Init);
     }
+    if let Some(n) = name
+        .strip_prefix("init-")
+        .and_then(|r| r.strip_suffix(".mp4"))
+    {
+        return (!n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())).then_some(MediaFile::Init);
+    }
     let stem = name.strip_suffix(".m4s")?;
     match stem.split_once('.') {
         None => stem.parse().ok().map(MediaFile::Segment),
@@ -166,13 +177,14 @@ fn parse_file(name: &str) -> Option<MediaFile> {
 async fn media_file(
     State(state): State<AppState>,
     Path((id, rendition, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let live = stream(&state, &id)?;
     let kind = parse_file(&file).ok_or_else(|| ApiError::not_found(format!("no file {file}")))?;
     let bytes: Bytes = match kind {
-        MediaFile::Init => live
-            .init(&rendition)
-            .ok_or_else(|| ApiError::not_found(format!("no init segment for {rendition}")))?,
+        MediaFile::Init => live.init(&rendition, &file).ok_or_else(|| {
+            ApiError::not_found(format!("no init segment {file} for {rendition}"))
+        })?,
         MediaFile::Segment(msn) => live.segment(&rendition, msn).ok_or_else(|| {
             ApiError::not_found(format!("segment {msn} is not in the live window"))
         })?,
@@ -183,7 +195,64 @@ async fn media_file(
     } else {
         "video/iso.segment"
     };
-    Ok(with_headers(bytes, content_type, IMMUTABLE))
+    Ok(immutable_media(bytes, content_type, &headers))
+}
+
+/// A strong validator for immutable bytes: their length and a 64-bit hash.
+fn etag(bytes: &[u8]) -> String {
+    use std::hash::Hasher;
+    // SipHash with fixed keys: the same bytes give the same tag on every node.
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(bytes);
+    format!("\"{:x}-{:016x}\"", bytes.len(), h.finish())
+}
+
+fn etag_matches(list: &str, tag: &str) -> bool {
+    list.split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == tag)
+}
+
+/// Answers a media request: 200, 304 for a matching `If-None-Match`, 206 for
+/// one satisfiable range, 416 for an unsatisfiable one.
+fn immutable_media(bytes: Bytes, content_type: &'static str, req: &HeaderMap) -> Response {
+    let tag = etag(&bytes);
+    let header_str = |name| req.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let mut res = if header_str(header::IF_NONE_MATCH).is_some_and(|l| etag_matches(l, &tag)) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let if_range_ok = header_str(header::IF_RANGE).is_none_or(|t| t.trim() == tag);
+        let range = header_str(header::RANGE)
+            .filter(|_| if_range_ok)
+            .and_then(ByteRange::parse_header);
+        let total = bytes.len() as u64;
+        match range.map(|r| r.resolve(total)) {
+            None => bytes.into_response(),
+            Some(Some((first, last))) => {
+                let body = bytes.slice(first as usize..=last as usize);
+                let mut res = (StatusCode::PARTIAL_CONTENT, body).into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{total}")) {
+                    res.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                res
+            }
+            Some(None) => {
+                let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                    res.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                res
+            }
+        }
+    };
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    res
 }
 
 #[cfg(test)]
@@ -193,11 +262,63 @@ mod tests {
     #[test]
     fn file_names_parse() {
         assert_eq!(parse_file("init.mp4"), Some(MediaFile::Init));
+        assert_eq!(parse_file("init-2.mp4"), Some(MediaFile::Init));
+        assert_eq!(parse_file("init-.mp4"), None);
+        assert_eq!(parse_file("init-x.mp4"), None);
         assert_eq!(parse_file("12.m4s"), Some(MediaFile::Segment(12)));
         assert_eq!(parse_file("12.3.m4s"), Some(MediaFile::Part(12, 3)));
         for bad in ["x.m4s", "1.2.3.m4s", "12.mp4", "-1.m4s", "../etc.m4s", ""] {
             assert_eq!(parse_file(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn media_answers_validators_and_ranges() {
+        let bytes = Bytes::from_static(b"0123456789");
+        let get = |pairs: &[(header::HeaderName, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(k.clone(), HeaderValue::from_str(v).expect("value"));
+            }
+            immutable_media(bytes.clone(), "video/iso.segment", &h)
+        };
+        let body = |res: Response| async move {
+            axum::body::to_bytes(res.into_body(), 1024)
+                .await
+                .expect("body")
+        };
+        let full = get(&[]);
+        assert_eq!(full.status(), StatusCode::OK);
+        let tag = full.headers()[header::ETAG]
+            .to_str()
+            .expect("etag")
+            .to_string();
+        assert_eq!(full.headers()[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(body(full).await, "0123456789");
+
+        let cached = get(&[(header::IF_NONE_MATCH, &format!("\"x\", {tag}"))]);
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+        assert!(body(cached).await.is_empty());
+        assert_eq!(
+            get(&[(header::IF_NONE_MATCH, "\"other\"")]).status(),
+            StatusCode::OK
+        );
+
+        let part = get(&[(header::RANGE, "bytes=2-4")]);
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(part.headers()[header::CONTENT_RANGE], "bytes 2-4/10");
+        assert_eq!(body(part).await, "234");
+        assert_eq!(body(get(&[(header::RANGE, "bytes=-3")])).await, "789");
+
+        let bad = get(&[(header::RANGE, "bytes=10-")]);
+        assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(bad.headers()[header::CONTENT_RANGE], "bytes */10");
+        // A stale If-Range gets the whole, current body.
+        let stale = get(&[(header::RANGE, "bytes=0-1"), (header::IF_RANGE, "\"old\"")]);
+        assert_eq!(stale.status(), StatusCode::OK);
+        let fresh = get(&[(header::RANGE, "bytes=0-1"), (header::IF_RANGE, &tag)]);
+        assert_eq!(fresh.status(), StatusCode::PARTIAL_CONTENT);
+        assert_ne!(etag(b"0123456788"), tag, "different bytes, different tag");
     }
 
     #[test]

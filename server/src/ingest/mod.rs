@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::db::Database;
-use crate::media::demux::ChunkReader;
+use crate::media::demux::{ChunkReader, Feed};
 use crate::media::live::{self, LiveConfig};
 use crate::origin::{LiveStream, Origin};
 use crate::store::uploader::Uploader;
+use crate::store::ObjectStore;
 
 pub use socket::ingest_route;
 
@@ -51,7 +51,7 @@ impl Default for IngestLimits {
 #[derive(Debug)]
 pub struct Session {
     stream_id: String,
-    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+    tx: Mutex<Option<mpsc::Sender<Feed>>>,
     next_seq: AtomicU64,
     attached: AtomicBool,
     /// Bumped on every attach, so a grace timer knows whether the publisher came back.
@@ -61,7 +61,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
+    fn sender(&self) -> Option<mpsc::Sender<Feed>> {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -79,9 +79,12 @@ pub struct IngestHub {
     /// Output timing.
     pub live: LiveConfig,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Per stream, the media sequence number its next session starts at.
+    next_msn: Mutex<HashMap<String, u64>>,
     origin: Arc<Origin>,
     db: Database,
     uploader: Uploader,
+    store: Arc<dyn ObjectStore>,
 }
 
 /// Why a publisher cannot attach.
@@ -99,15 +102,48 @@ impl IngestHub {
         origin: Arc<Origin>,
         db: Database,
         uploader: Uploader,
+        store: Arc<dyn ObjectStore>,
     ) -> Arc<Self> {
         Arc::new(IngestHub {
             limits,
             live,
             sessions: Mutex::new(HashMap::new()),
+            next_msn: Mutex::new(HashMap::new()),
             origin,
             db,
             uploader,
+            store,
         })
+    }
+
+    /// Where a new session of `stream` starts numbering segments: after the
+    /// last one this node produced, and after the highest one in the store
+    /// (from before a restart), so no URL or object key is ever reused.
+    async fn first_msn(&self, stream: &str) -> u64 {
+        let known = self
+            .next_msn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stream)
+            .copied()
+            .unwrap_or(0);
+        let prefix = format!("streams/{stream}/");
+        let stored = match self.store.list(&prefix).await {
+            Ok(objects) => objects
+                .iter()
+                .filter_map(|o| {
+                    let name = o.key.rsplit('/').next()?;
+                    name.strip_suffix(".m4s")?.parse::<u64>().ok()
+                })
+                .max()
+                .map(|m| m + 1)
+                .unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "cannot list earlier segments; numbering from what this node knows");
+                0
+            }
+        };
+        known.max(stored)
     }
 
     /// Attaches a publisher: resumes the stream's session or starts a new one
@@ -153,13 +189,26 @@ impl IngestHub {
             stream: id.clone(),
         };
         tokio::spawn(async move {
-            let result = tokio::task::spawn_blocking(move || {
-                live::run(reader, window, cfg, Some(capture_start_ms), Some(archive))
-            })
-            .await;
+            let first_msn = hub.first_msn(&id).await;
+            let opts = live::RunOptions {
+                capture_start_ms: Some(capture_start_ms),
+                archive: Some(archive),
+                first_msn,
+            };
+            let published = window.clone();
+            let result =
+                tokio::task::spawn_blocking(move || live::run_with(reader, window, cfg, opts))
+                    .await;
+            // Whatever the outcome, a later session numbers after what was published.
+            if let Some(next) = published.next_msn() {
+                hub.next_msn
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), next);
+            }
             let outcome = match result {
                 Ok(Ok(report)) => {
-                    tracing::info!(stream = %id, format = %report.format, video_frames = report.video_frames, audio_frames = report.audio_frames, "pipeline finished");
+                    tracing::info!(stream = %id, format = %report.format, video_frames = report.video_frames, audio_frames = report.audio_frames, periods = report.periods, next_msn = report.next_msn, "pipeline finished");
                     Ok(())
                 }
                 Ok(Err(e)) => {

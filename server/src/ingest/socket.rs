@@ -16,6 +16,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::{AttachError, IngestHub, Session};
+use crate::media::demux::Feed;
 use crate::state::AppState;
 
 /// `GET /api/v1/streams/{id}/ingest` (WebSocket upgrade).
@@ -161,13 +162,6 @@ async fn serve(
             format!("protocol version {version} is not supported; use {PROTOCOL_VERSION}"),
         ));
     }
-    if new_period {
-        return Err((
-            close::PROTOCOL,
-            "protocol",
-            "new periods are not supported by this server yet".into(),
-        ));
-    }
     // 2. auth (the token is never logged)
     let Some(token) = bearer.or(token) else {
         return Err((
@@ -204,12 +198,39 @@ async fn serve(
             tracing::error!(stream = %id, error = %e, "could not mark the stream live");
         }
     }
+    if new_period && !is_new {
+        // The recorder restarted while disconnected: the chunk at next_seq
+        // starts a new container. (A new session starts fresh anyway.)
+        start_period(&session, capture_start_ms).await?;
+    }
     let result = publish(conn, hub, &session, next_seq).await;
     match &result {
         Ok(true) => {}
         _ => hub.detach(&session),
     }
     result.map(|_| ())
+}
+
+/// Tells the pipeline that the next chunk starts a new container.
+async fn start_period(session: &Arc<Session>, capture_start_ms: i64) -> Result<(), Refusal> {
+    let Some(tx) = session.sender() else {
+        return Err((
+            close::INTERNAL,
+            "internal",
+            "the stream has already ended".into(),
+        ));
+    };
+    tx.send(Feed::Period {
+        capture_start_ms: Some(capture_start_ms),
+    })
+    .await
+    .map_err(|_| {
+        (
+            close::BAD_MEDIA,
+            "bad_media",
+            "the media pipeline stopped".into(),
+        )
+    })
 }
 
 /// Receives chunks until `end` (returns `Ok(true)`) or a disconnect (`Ok(false)`).
@@ -286,7 +307,11 @@ async fn publish(
                         "the stream has already ended".into(),
                     ));
                 };
-                if tx.send(Bytes::copy_from_slice(chunk)).await.is_err() {
+                if tx
+                    .send(Feed::Chunk(Bytes::copy_from_slice(chunk)))
+                    .await
+                    .is_err()
+                {
                     let reason = outcome.borrow().clone();
                     let message = match reason {
                         Some(Err(e)) => e,
@@ -318,6 +343,10 @@ async fn publish(
                     conn.send(&ServerMessage::Ended).await?;
                     conn.close(1000, "ended", "the stream has ended").await;
                     return Ok(true);
+                }
+                Ok(ClientMessage::NewPeriod { capture_start_ms }) => {
+                    tracing::info!(stream = %session.stream_id, "the publisher started a new period");
+                    start_period(session, capture_start_ms).await?;
                 }
                 Ok(ClientMessage::Hello { .. }) => {
                     return Err((close::PROTOCOL, "protocol", "hello was already sent".into()))

@@ -176,34 +176,91 @@ impl Drop for MemoryInput {
     }
 }
 
+/// What the ingest side feeds the pipeline: container bytes, or the start of a
+/// new period (the recorder restarted and the next bytes begin a new container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    /// The next bytes of the current container.
+    Chunk(Bytes),
+    /// A new container starts with the next chunk.
+    Period {
+        /// Wall-clock time (Unix ms) at which the new recorder started capturing.
+        capture_start_ms: Option<i64>,
+    },
+}
+
+impl From<Bytes> for Feed {
+    fn from(b: Bytes) -> Self {
+        Feed::Chunk(b)
+    }
+}
+
 /// A blocking [`Read`] over chunks arriving on a bounded channel: the bridge
-/// from the async ingest socket to the blocking pipeline thread. End of stream
-/// when every sender is dropped.
+/// from the async ingest socket to the blocking pipeline thread. A period
+/// marker reads as end of file; [`ChunkReader::next_period`] then moves on to
+/// the next container. End of stream when every sender is dropped.
 #[derive(Debug)]
 pub struct ChunkReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    rx: tokio::sync::mpsc::Receiver<Feed>,
     current: Bytes,
+    /// A period marker was reached (with its capture clock).
+    boundary: Option<Option<i64>>,
 }
 
 impl ChunkReader {
-    /// A reader and the sender that feeds it, with room for `capacity` chunks.
-    pub fn channel(capacity: usize) -> (tokio::sync::mpsc::Sender<Bytes>, ChunkReader) {
+    /// A reader and the sender that feeds it, with room for `capacity` items.
+    pub fn channel(capacity: usize) -> (tokio::sync::mpsc::Sender<Feed>, ChunkReader) {
         let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
         (
             tx,
             ChunkReader {
                 rx,
                 current: Bytes::new(),
+                boundary: None,
             },
         )
+    }
+
+    /// Skips what is left of the current period and waits for the next one to
+    /// bring bytes. Returns its capture clock (`Some(None)` if it has none), or
+    /// `None` at end of stream. Back-to-back markers and empty periods collapse
+    /// into one.
+    pub fn next_period(&mut self) -> Option<Option<i64>> {
+        self.current = Bytes::new();
+        let mut capture = loop {
+            if let Some(c) = self.boundary.take() {
+                break c;
+            }
+            match self.rx.blocking_recv()? {
+                Feed::Chunk(_) => {} // the rest of a period the demuxer did not read
+                Feed::Period { capture_start_ms } => self.boundary = Some(capture_start_ms),
+            }
+        };
+        loop {
+            match self.rx.blocking_recv()? {
+                Feed::Chunk(b) if !b.is_empty() => {
+                    self.current = b;
+                    return Some(capture);
+                }
+                Feed::Chunk(_) => {}
+                Feed::Period { capture_start_ms } => capture = capture_start_ms.or(capture),
+            }
+        }
     }
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
+            if self.boundary.is_some() {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(chunk) => self.current = chunk,
+                Some(Feed::Chunk(chunk)) => self.current = chunk,
+                Some(Feed::Period { capture_start_ms }) => {
+                    self.boundary = Some(capture_start_ms);
+                    return Ok(0);
+                }
                 None => return Ok(0),
             }
         }
@@ -211,5 +268,16 @@ impl Read for ChunkReader {
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current.advance(n);
         Ok(n)
+    }
+}
+
+/// A [`ChunkReader`] shared between the demuxer of one period (which reads it)
+/// and the pipeline (which moves it to the next period).
+#[derive(Debug, Clone)]
+pub struct SharedReader(pub std::sync::Arc<std::sync::Mutex<ChunkReader>>);
+
+impl Read for SharedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).read(buf)
     }
 }

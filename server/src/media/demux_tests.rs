@@ -18,7 +18,10 @@ fn chunked(data: Vec<u8>, chunk: usize) -> ChunkReader {
     let (tx, reader) = ChunkReader::channel(4);
     std::thread::spawn(move || {
         for piece in data.chunks(chunk) {
-            if tx.blocking_send(Bytes::copy_from_slice(piece)).is_err() {
+            if tx
+                .blocking_send(Bytes::copy_from_slice(piece).into())
+                .is_err()
+            {
                 return;
             }
         }

@@ -3,16 +3,15 @@
 //! handled yet, transcode audio to AAC, and publish parts, segments and
 //! playlists into the origin's live window.
 
-use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ffmpeg_next::codec::Id;
 use ffmpeg_next::media::Type;
 
 use super::audio::{AacTranscoder, AudioError, AAC_FRAME, AAC_RATE};
-use super::demux::{DemuxError, MemoryInput, ProbeLimits};
-use super::ladder::{plan, Ladder, LadderError};
+use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits, SharedReader};
+use super::ladder::{bitrate_for, plan, Ladder, LadderError, RungSpec};
 use crate::origin::LiveStream;
 use crate::packager::fmp4::{Codec, Sample, Track};
 use crate::packager::h264::{self, nal};
@@ -101,10 +100,26 @@ pub struct PipelineReport {
     pub video_frames: u64,
     /// AAC frames packaged.
     pub audio_frames: u64,
+    /// Periods in the input (1 plus the number of recorder restarts).
+    pub periods: u64,
+    /// The first media sequence number a later session must use.
+    pub next_msn: u64,
 }
 
 /// Rendition names in URLs.
 pub const AUDIO_RENDITION: &str = "audio";
+
+/// Everything about one run that is not timing or quality.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The broadcaster's wall clock (Unix ms) at the first sample.
+    pub capture_start_ms: Option<i64>,
+    /// Where completed segments are archived.
+    pub archive: Option<Archive>,
+    /// The media sequence number of the first segment: a stream that was live
+    /// before continues its numbering, so no media URL or object key is reused.
+    pub first_msn: u64,
+}
 
 struct VideoState {
     stream_index: usize,
@@ -116,11 +131,16 @@ struct VideoState {
     segmenter: Option<Segmenter>,
     name: String,
     frames: u64,
-    bytes: u64,
     /// Encoder target for a transcoded rung (for the master playlist).
     bitrate: Option<u64>,
     /// Nominal frame rate of the source, for `FRAME-RATE`.
     fps: Option<(u32, u32)>,
+    /// 90 kHz ticks added to source timestamps (non-zero after a new period).
+    offset: i64,
+    /// End of the last sample pushed, 90 kHz.
+    end_90k: u64,
+    /// A new period started: the next keyframe may bring new parameter sets.
+    period_start: bool,
 }
 
 /// Converts a timestamp in a stream's time base (`num/den` seconds per tick)
@@ -140,7 +160,12 @@ struct Ctx<'a> {
     live: &'a LiveStream,
     archive: Option<&'a Archive>,
     cfg: &'a LiveConfig,
+    /// The current period's capture clock, for segmenters created now.
     capture_start_ms: Option<i64>,
+    first_msn: u64,
+    /// Segments completed so far on any rendition (the master playlist's
+    /// measured bandwidth is refreshed when this moves).
+    completed: std::cell::Cell<u64>,
 }
 
 /// Decoding plus the transcoded rungs.
@@ -156,6 +181,8 @@ struct Transcode {
     next_boundary: Option<u64>,
     segment_90k: u64,
     disabled: bool,
+    /// 90 kHz ticks added to decoded timestamps (non-zero after a new period).
+    offset: i64,
     /// Wall time spent encoding, and media time encoded, since the last report.
     busy: std::time::Duration,
     encoded_90k: u64,
@@ -173,7 +200,7 @@ impl Transcode {
             let Some(ts) = frame.timestamp() else {
                 continue;
             };
-            let pts = to_90k(ts, self.time_base);
+            let pts = to_90k(ts, self.time_base).saturating_add_signed(self.offset);
             if self.ladder.is_none() {
                 let specs = plan(frame.width(), frame.height(), self.follow_source_keys);
                 if specs.is_empty() {
@@ -252,9 +279,14 @@ impl Transcode {
         }
     }
 
-    fn finish(&mut self, ctx: &Ctx<'_>) -> Result<(), PipelineError> {
+    /// Decodes what the decoder still holds (end of a period or of the stream).
+    fn drain(&mut self, ctx: &Ctx<'_>) -> Result<(), PipelineError> {
         let _ = self.decoder.send_eof();
-        self.frames(ctx)?;
+        self.frames(ctx)
+    }
+
+    fn finish(&mut self, ctx: &Ctx<'_>) -> Result<(), PipelineError> {
+        self.drain(ctx)?;
         if let Some(ladder) = self.ladder.as_mut() {
             let packets = ladder.finish();
             self.deliver(packets, ctx);
@@ -271,6 +303,12 @@ struct AudioState {
     transcoder: AacTranscoder,
     segmenter: Segmenter,
     frames: u64,
+    /// Ticks at `AAC_RATE` added to the transcoder's timestamps (after a new period).
+    base: u64,
+    /// The base is known for this period (set at its first audio packet).
+    based: bool,
+    /// End of the last frame pushed, at `AAC_RATE`.
+    end: u64,
 }
 
 fn seg_config(cfg: &LiveConfig, scale: Timescale) -> SegmenterConfig {
@@ -282,34 +320,37 @@ fn seg_config(cfg: &LiveConfig, scale: Timescale) -> SegmenterConfig {
     }
 }
 
-fn publish(
-    live: &LiveStream,
-    archive: Option<&Archive>,
-    name: &str,
-    seg: &Segmenter,
-    outputs: Vec<Output>,
-) {
+fn new_segmenter(track: Track, scale: Timescale, ctx: &Ctx<'_>) -> Segmenter {
+    let mut seg = Segmenter::new(track, seg_config(ctx.cfg, scale), ctx.capture_start_ms);
+    seg.start_at(ctx.first_msn);
+    seg
+}
+
+fn publish(ctx: &Ctx<'_>, name: &str, seg: &Segmenter, outputs: Vec<Output>) {
     for o in outputs {
-        let snapshot = seg.snapshot("init.mp4");
+        let snapshot = seg.snapshot();
         match o {
             Output::Part {
                 msn, index, bytes, ..
-            } => live.publish_part(name, msn, index, bytes, snapshot),
+            } => ctx.live.publish_part(name, msn, index, bytes, snapshot),
             Output::Segment { msn, bytes, .. } => {
-                if let Some(a) = archive {
+                if let Some(a) = ctx.archive {
                     a.put(name, &format!("{msn}.m4s"), bytes.clone());
                 }
-                live.publish_segment(name, msn, bytes, snapshot)
+                ctx.live.publish_segment(name, msn, bytes, snapshot);
+                ctx.completed.set(ctx.completed.get() + 1);
             }
         }
     }
 }
 
-fn set_init(live: &LiveStream, archive: Option<&Archive>, name: &str, init: &Bytes) {
-    if let Some(a) = archive {
-        a.put(name, "init.mp4", init.clone());
+/// Publishes the segmenter's current init segment under its URI.
+fn set_init(ctx: &Ctx<'_>, name: &str, seg: &Segmenter) {
+    let init = seg.init_segment();
+    if let Some(a) = ctx.archive {
+        a.put(name, seg.init_uri(), init.clone());
     }
-    live.set_init(name, init.clone());
+    ctx.live.set_init(name, seg.init_uri(), init.clone());
 }
 
 /// Parameter sets from an `avcC` record (MP4 input, or Matroska with CodecPrivate).
@@ -360,9 +401,11 @@ impl VideoState {
             segmenter: None,
             name: "video".into(),
             frames: 0,
-            bytes: 0,
             bitrate: None,
             fps: None,
+            offset: 0,
+            end_90k: 0,
+            period_start: false,
         }
     }
 
@@ -384,16 +427,32 @@ impl VideoState {
         self.pending = Some(sample);
     }
 
-    /// End of stream: the last sample, then the segmenter's last segment.
-    fn flush(&mut self, ctx: &Ctx<'_>) {
+    /// Pushes the held-back last sample (end of a period or of the stream).
+    fn flush_pending(&mut self, ctx: &Ctx<'_>) {
         if let Some(mut last) = self.pending.take() {
             last.duration = self.last_duration;
             push_video(self, ctx, last);
         }
+    }
+
+    /// End of a period: the open segment closes and the next one starts a
+    /// discontinuity, dated from `capture_start_ms`.
+    fn end_period(&mut self, ctx: &Ctx<'_>, capture_start_ms: Option<i64>) {
+        self.flush_pending(ctx);
+        if let Some(seg) = self.segmenter.as_mut() {
+            let outputs = seg.new_period(capture_start_ms);
+            publish(ctx, &self.name, seg, outputs);
+        }
+        self.period_start = true;
+    }
+
+    /// End of stream: the last sample, then the segmenter's last segment.
+    fn flush(&mut self, ctx: &Ctx<'_>) {
+        self.flush_pending(ctx);
         if let Some(seg) = self.segmenter.as_mut() {
             let outputs = seg.finish();
-            publish(ctx.live, ctx.archive, &self.name, seg, outputs);
-            ctx.live.set_snapshot(&self.name, seg.snapshot("init.mp4"));
+            publish(ctx, &self.name, seg, outputs);
+            ctx.live.set_snapshot(&self.name, seg.snapshot());
         }
     }
 
@@ -423,7 +482,8 @@ impl VideoState {
         if keep.is_empty() {
             return None;
         }
-        let to_90k = |ts: i64| to_90k(ts, self.time_base);
+        let offset = self.offset;
+        let to_90k = |ts: i64| to_90k(ts, self.time_base).saturating_add_signed(offset);
         let dts = to_90k(packet.dts().or(packet.pts())?);
         let pts = packet.pts().map(to_90k).unwrap_or(dts);
         Some(Sample {
@@ -434,170 +494,548 @@ impl VideoState {
             data: Bytes::from(h264::to_length_prefixed(keep)),
         })
     }
+
+    /// The track its parameter sets describe, if they are known.
+    fn track(&self) -> Option<Track> {
+        let info = self.sps.first().and_then(|s| h264::parse_sps(s))?;
+        if self.pps.is_empty() {
+            return None;
+        }
+        Some(Track {
+            id: 1,
+            timescale: VIDEO_TIMESCALE,
+            codec: Codec::Avc {
+                sps: self.sps.clone(),
+                pps: self.pps.clone(),
+                info,
+            },
+        })
+    }
 }
 
 /// Runs the pipeline until the input ends. Blocks: call it on a blocking thread.
 pub fn run(
-    reader: impl Read + Send + 'static,
+    reader: ChunkReader,
     live: Arc<LiveStream>,
     cfg: LiveConfig,
     capture_start_ms: Option<i64>,
     archive: Option<Archive>,
 ) -> Result<PipelineReport, PipelineError> {
-    let archive = archive.as_ref();
-    let mut input = MemoryInput::open(reader, ProbeLimits::default())?;
-    let format = input.format_name();
+    run_with(
+        reader,
+        live,
+        cfg,
+        RunOptions {
+            capture_start_ms,
+            archive,
+            first_msn: 0,
+        },
+    )
+}
 
-    let mut video: Option<VideoState> = None;
-    let mut transcode: Option<Transcode> = None;
-    let mut audio: Option<AudioState> = None;
-    let segment_90k = rescale(
-        cfg.segment_ms,
-        crate::packager::time::MILLIS,
-        VIDEO_TIMESCALE,
-    );
-    for stream in input.input().streams() {
-        let params = stream.parameters();
-        match params.medium() {
-            Type::Video if video.is_none() && transcode.is_none() => {
-                let tb = stream.time_base();
-                let time_base = (tb.numerator(), tb.denominator());
-                let passthrough = params.id() == Id::H264;
-                if passthrough {
-                    let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
-                    video = Some(VideoState::new(stream.index(), time_base, sps, pps));
+/// [`run`] with every option. Each period of the input (a new container after
+/// a [`Feed::Period`](super::demux::Feed::Period) marker) is demuxed on its own;
+/// the renditions continue across periods with `EXT-X-DISCONTINUITY`, and media
+/// time continues where the previous period ended.
+pub fn run_with(
+    reader: ChunkReader,
+    live: Arc<LiveStream>,
+    cfg: LiveConfig,
+    opts: RunOptions,
+) -> Result<PipelineReport, PipelineError> {
+    let shared = SharedReader(Arc::new(Mutex::new(reader)));
+    let ctx = Ctx {
+        live: &live,
+        archive: opts.archive.as_ref(),
+        cfg: &cfg,
+        capture_start_ms: opts.capture_start_ms,
+        first_msn: opts.first_msn,
+        completed: std::cell::Cell::new(0),
+    };
+    let mut p = Pipeline {
+        ctx,
+        video: None,
+        transcode: None,
+        audio: None,
+        master: None,
+        completed_seen: 0,
+        segment_90k: rescale(
+            cfg.segment_ms,
+            crate::packager::time::MILLIS,
+            VIDEO_TIMESCALE,
+        ),
+        period_offset: None,
+        prev_end_90k: 0,
+        periods: 0,
+        format: String::new(),
+    };
+    loop {
+        let mut input = MemoryInput::open(shared.clone(), ProbeLimits::default())?;
+        if p.periods == 0 {
+            p.format = input.format_name();
+            p.open_first(&mut input)?;
+        } else {
+            p.open_next(&mut input)?;
+        }
+        p.demux(&mut input)?;
+        drop(input);
+        let next = shared
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_period();
+        let Some(capture) = next else { break };
+        p.end_period(capture)?;
+    }
+    p.finish()
+}
+
+struct Pipeline<'a> {
+    ctx: Ctx<'a>,
+    video: Option<VideoState>,
+    transcode: Option<Transcode>,
+    audio: Option<AudioState>,
+    /// The master playlist last published.
+    master: Option<String>,
+    completed_seen: u64,
+    segment_90k: u64,
+    /// Added to this period's timestamps: set at its first packet.
+    period_offset: Option<i64>,
+    /// Where the previous period ended, 90 kHz.
+    prev_end_90k: u64,
+    periods: u64,
+    format: String,
+}
+
+fn nominal_fps(stream: &ffmpeg_next::format::stream::Stream<'_>) -> Option<(u32, u32)> {
+    let rate = stream.avg_frame_rate();
+    (rate.numerator() > 0 && rate.denominator() > 0).then(|| {
+        (
+            rate.numerator().unsigned_abs(),
+            rate.denominator().unsigned_abs(),
+        )
+    })
+}
+
+fn fps_for_encoder(known: Option<(u32, u32)>) -> (i32, i32) {
+    known
+        .and_then(|(n, d)| Some((i32::try_from(n).ok()?, i32::try_from(d).ok()?)))
+        .unwrap_or((30, 1))
+}
+
+impl Pipeline<'_> {
+    /// The first period decides the renditions.
+    fn open_first(&mut self, input: &mut MemoryInput) -> Result<(), PipelineError> {
+        let cfg = *self.ctx.cfg;
+        for stream in input.input().streams() {
+            let params = stream.parameters();
+            match params.medium() {
+                Type::Video if self.video.is_none() && self.transcode.is_none() => {
+                    let tb = stream.time_base();
+                    let time_base = (tb.numerator(), tb.denominator());
+                    let passthrough = params.id() == Id::H264;
+                    let known = nominal_fps(&stream);
+                    if passthrough {
+                        let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
+                        let mut v = VideoState::new(stream.index(), time_base, sps, pps);
+                        v.fps = known;
+                        self.video = Some(v);
+                        if cfg.passthrough_only {
+                            continue;
+                        }
+                    }
+                    let decoder =
+                        ffmpeg_next::codec::context::Context::from_parameters(params.clone())
+                            .and_then(|c| c.decoder().video())
+                            .map_err(PipelineError::VideoDecoder)?;
+                    self.transcode = Some(Transcode {
+                        stream_index: stream.index(),
+                        time_base,
+                        fps: fps_for_encoder(known),
+                        decoder,
+                        ladder: None,
+                        outs: Vec::new(),
+                        follow_source_keys: passthrough,
+                        next_boundary: None,
+                        segment_90k: self.segment_90k,
+                        disabled: false,
+                        offset: 0,
+                        busy: std::time::Duration::ZERO,
+                        encoded_90k: 0,
+                        last_pts: None,
+                        stream_id: self
+                            .ctx
+                            .archive
+                            .map(|a| a.stream.clone())
+                            .unwrap_or_default(),
+                    });
                 }
-                let rate = stream.avg_frame_rate();
-                let known = (rate.numerator() > 0 && rate.denominator() > 0).then(|| {
-                    (
-                        rate.numerator().unsigned_abs(),
-                        rate.denominator().unsigned_abs(),
-                    )
-                });
-                if let Some(v) = video.as_mut() {
-                    v.fps = known;
+                Type::Audio if self.audio.is_none() => {
+                    let transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                    let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
+                    let segmenter = new_segmenter(aac_track(&transcoder, scale), scale, &self.ctx);
+                    set_init(&self.ctx, AUDIO_RENDITION, &segmenter);
+                    self.audio = Some(AudioState {
+                        stream_index: stream.index(),
+                        transcoder,
+                        segmenter,
+                        frames: 0,
+                        base: 0,
+                        based: true,
+                        end: 0,
+                    });
                 }
-                if passthrough && cfg.passthrough_only {
-                    continue;
+                _ => {}
+            }
+        }
+        if self.video.is_none() && self.transcode.is_none() && self.audio.is_none() {
+            return Err(PipelineError::NoStreams);
+        }
+        self.period_offset = Some(0);
+        Ok(())
+    }
+
+    /// A later period feeds the same renditions. Streams the first period did
+    /// not have are ignored; a rendition whose stream is missing pauses.
+    fn open_next(&mut self, input: &mut MemoryInput) -> Result<(), PipelineError> {
+        let cfg = *self.ctx.cfg;
+        if let Some(v) = self.video.as_mut() {
+            v.stream_index = usize::MAX;
+        }
+        if let Some(t) = self.transcode.as_mut() {
+            t.stream_index = usize::MAX;
+        }
+        if let Some(a) = self.audio.as_mut() {
+            a.stream_index = usize::MAX;
+        }
+        let mut video_seen = false;
+        let mut audio_seen = false;
+        for stream in input.input().streams() {
+            let params = stream.parameters();
+            match params.medium() {
+                Type::Video
+                    if !video_seen && (self.video.is_some() || self.transcode.is_some()) =>
+                {
+                    video_seen = true;
+                    let tb = stream.time_base();
+                    let time_base = (tb.numerator(), tb.denominator());
+                    let known = nominal_fps(&stream);
+                    let h264 = params.id() == Id::H264;
+                    let decoder = || {
+                        ffmpeg_next::codec::context::Context::from_parameters(params.clone())
+                            .and_then(|c| c.decoder().video())
+                            .map_err(PipelineError::VideoDecoder)
+                    };
+                    if !h264 && self.video.is_some() {
+                        // The passthrough rung can no longer be copied: from now
+                        // on it is encoded like the others.
+                        self.encode_passthrough_rung(decoder()?)?;
+                    }
+                    if let Some(v) = self.video.as_mut() {
+                        if let Some((sps, pps)) = parse_avcc(&extradata(&params)) {
+                            v.sps = sps;
+                            v.pps = pps;
+                        }
+                        v.stream_index = stream.index();
+                        v.time_base = time_base;
+                        v.fps = known.or(v.fps);
+                    }
+                    let passthrough_active = self.video.is_some();
+                    if let Some(t) = self.transcode.as_mut() {
+                        t.decoder = decoder()?;
+                        t.stream_index = stream.index();
+                        t.time_base = time_base;
+                        t.follow_source_keys = passthrough_active;
+                        t.next_boundary = None;
+                        t.last_pts = None;
+                    }
                 }
-                let fps = (rate.numerator(), rate.denominator());
-                let fps = if known.is_some() { fps } else { (30, 1) };
-                let decoder = ffmpeg_next::codec::context::Context::from_parameters(params.clone())
-                    .and_then(|c| c.decoder().video())
-                    .map_err(PipelineError::VideoDecoder)?;
-                transcode = Some(Transcode {
-                    stream_index: stream.index(),
-                    time_base,
-                    fps,
+                Type::Audio if !audio_seen => {
+                    if let Some(a) = self.audio.as_mut() {
+                        audio_seen = true;
+                        a.transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                        a.stream_index = stream.index();
+                        a.based = false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.period_offset = None;
+        Ok(())
+    }
+
+    /// Moves the passthrough rung into the ladder, encoded at its own size.
+    /// `decoder` decodes the new source if there was no ladder yet.
+    fn encode_passthrough_rung(
+        &mut self,
+        decoder: ffmpeg_next::decoder::Video,
+    ) -> Result<(), PipelineError> {
+        let Some(mut v) = self.video.take() else {
+            return Ok(());
+        };
+        let Some(Codec::Avc { info, .. }) = v.segmenter.as_ref().map(|s| s.track().codec.clone())
+        else {
+            // It never started: drop it; the ladder (if any) carries on.
+            return Ok(());
+        };
+        let spec = RungSpec {
+            width: info.width,
+            height: info.height,
+            bitrate: v
+                .segmenter
+                .as_ref()
+                .and_then(|s| s.measured_bitrate())
+                .map(|(_, avg)| avg)
+                .unwrap_or_else(|| bitrate_for(info.width, info.height)),
+        };
+        v.bitrate = Some(spec.bitrate);
+        v.period_start = true;
+        // From now on its packets come from our encoder: 90 kHz, already shifted.
+        v.stream_index = usize::MAX;
+        v.time_base = (1, 90_000);
+        v.offset = 0;
+        tracing::info!(
+            width = spec.width,
+            height = spec.height,
+            "the source is no longer H.264: encoding the top rung"
+        );
+        let t = match self.transcode.as_mut() {
+            Some(t) => t,
+            None => {
+                // Passthrough only so far: start a one-rung ladder.
+                self.transcode.insert(Transcode {
+                    stream_index: usize::MAX,
+                    time_base: (1, 90_000),
+                    fps: fps_for_encoder(v.fps),
                     decoder,
                     ladder: None,
                     outs: Vec::new(),
-                    follow_source_keys: passthrough,
+                    follow_source_keys: false,
                     next_boundary: None,
-                    segment_90k,
+                    segment_90k: self.segment_90k,
                     disabled: false,
+                    offset: 0,
                     busy: std::time::Duration::ZERO,
                     encoded_90k: 0,
                     last_pts: None,
-                    stream_id: archive.map(|a| a.stream.clone()).unwrap_or_default(),
-                });
+                    stream_id: self
+                        .ctx
+                        .archive
+                        .map(|a| a.stream.clone())
+                        .unwrap_or_default(),
+                })
             }
-            Type::Audio if audio.is_none() => {
-                let transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
-                let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
-                let track = Track {
-                    id: 1,
-                    timescale: scale,
-                    codec: Codec::Aac {
-                        sample_rate: AAC_RATE,
-                        channels: 2,
-                        asc: transcoder.audio_specific_config().clone(),
-                    },
-                };
-                let segmenter = Segmenter::new(track, seg_config(&cfg, scale), capture_start_ms);
-                set_init(&live, archive, AUDIO_RENDITION, segmenter.init_segment());
-                audio = Some(AudioState {
-                    stream_index: stream.index(),
-                    transcoder,
-                    segmenter,
-                    frames: 0,
-                });
-            }
-            _ => {}
+        };
+        let mut specs = vec![spec];
+        specs.extend(t.ladder.as_ref().map(|l| l.specs()).unwrap_or_default());
+        // New encoders for every rung: their parameter sets are checked at
+        // their first keyframe, like the new source's.
+        for out in &mut t.outs {
+            out.period_start = true;
         }
-    }
-    if video.is_none() && transcode.is_none() && audio.is_none() {
-        return Err(PipelineError::NoStreams);
-    }
-    let ctx = Ctx {
-        live: &live,
-        archive,
-        cfg: &cfg,
-        capture_start_ms,
-    };
-
-    let mut master_written = false;
-    for (stream, packet) in input.input().packets() {
-        let index = stream.index();
-        if let Some(v) = video.as_mut().filter(|v| v.stream_index == index) {
-            if let Some(sample) = v.sample(&packet) {
-                v.accept(sample, &ctx);
-            }
-        }
-        if let Some(t) = transcode
-            .as_mut()
-            .filter(|t| t.stream_index == index && !t.disabled)
-        {
-            // A corrupt packet is skipped; the decoder resynchronises at the next keyframe.
-            if t.decoder.send_packet(&packet).is_ok() {
-                t.frames(&ctx)?;
-            }
-        }
-        if let Some(a) = audio.as_mut().filter(|a| a.stream_index == index) {
-            let frames = a.transcoder.push(&packet)?;
-            push_audio(a, &live, archive, frames);
-        }
-        let outputs = outputs(video.as_ref(), transcode.as_ref());
-        let video_ready = !outputs.is_empty() || (video.is_none() && transcode.is_none());
-        if !master_written && video_ready {
-            live.set_master(master(&outputs, audio.is_some()));
-            master_written = true;
-        }
+        t.outs.insert(0, v);
+        t.ladder = Some(Ladder::new(&specs, t.fps)?);
+        t.disabled = false;
+        Ok(())
     }
 
-    // End of input: flush what is pending and close the playlists.
-    if let Some(v) = video.as_mut() {
-        v.flush(&ctx);
+    /// The first packet of a period fixes its offset: media time continues
+    /// where the previous period ended.
+    fn offset_for(&mut self, first_ts_90k: u64) -> i64 {
+        let prev = i64::try_from(self.prev_end_90k).unwrap_or(i64::MAX);
+        let first = i64::try_from(first_ts_90k).unwrap_or(0);
+        let off = *self.period_offset.get_or_insert(prev - first);
+        if let Some(v) = self.video.as_mut() {
+            v.offset = off;
+        }
+        if let Some(t) = self.transcode.as_mut() {
+            t.offset = off;
+        }
+        off
     }
-    if let Some(t) = transcode.as_mut() {
-        t.finish(&ctx)?;
+
+    fn demux(&mut self, input: &mut MemoryInput) -> Result<(), PipelineError> {
+        for (stream, packet) in input.input().packets() {
+            let index = stream.index();
+            if self.period_offset.is_none() {
+                let tb = stream.time_base();
+                let ts = packet.dts().or(packet.pts()).unwrap_or(0);
+                self.offset_for(to_90k(ts, (tb.numerator(), tb.denominator())));
+            }
+            let ctx = &self.ctx;
+            if let Some(v) = self.video.as_mut().filter(|v| v.stream_index == index) {
+                if let Some(sample) = v.sample(&packet) {
+                    v.accept(sample, ctx);
+                }
+            }
+            if let Some(t) = self
+                .transcode
+                .as_mut()
+                .filter(|t| t.stream_index == index && !t.disabled)
+            {
+                // A corrupt packet is skipped; the decoder resynchronises at the next keyframe.
+                if t.decoder.send_packet(&packet).is_ok() {
+                    t.frames(ctx)?;
+                }
+            }
+            if let Some(a) = self.audio.as_mut().filter(|a| a.stream_index == index) {
+                if !a.based {
+                    // This period's audio starts where its first packet sits
+                    // on the shifted timeline, never before the last frame.
+                    let tb = stream.time_base();
+                    let ts = packet.pts().or(packet.dts()).unwrap_or(0);
+                    let at = to_90k(ts, (tb.numerator(), tb.denominator()))
+                        .saturating_add_signed(self.period_offset.unwrap_or(0));
+                    a.base = rescale(at, VIDEO_TIMESCALE, aac_scale()).max(a.end);
+                    a.based = true;
+                }
+                let frames = a.transcoder.push(&packet)?;
+                push_audio(a, ctx, frames);
+            }
+            self.refresh_master(false);
+        }
+        Ok(())
     }
-    if let Some(a) = audio.as_mut() {
-        let frames = a.transcoder.finish()?;
-        push_audio(a, &live, archive, frames);
-        let outputs = a.segmenter.finish();
-        publish(&live, archive, AUDIO_RENDITION, &a.segmenter, outputs);
-        live.set_snapshot(AUDIO_RENDITION, a.segmenter.snapshot("init.mp4"));
+
+    /// End of a period: flush decoders, close every open segment, and mark
+    /// the next segments as a discontinuity.
+    fn end_period(&mut self, capture_start_ms: Option<i64>) -> Result<(), PipelineError> {
+        let ctx = &self.ctx;
+        if let Some(t) = self.transcode.as_mut() {
+            t.drain(ctx)?;
+        }
+        if let Some(v) = self.video.as_mut() {
+            v.end_period(ctx, capture_start_ms);
+        }
+        if let Some(t) = self.transcode.as_mut() {
+            for out in &mut t.outs {
+                out.end_period(ctx, capture_start_ms);
+            }
+        }
+        if let Some(a) = self.audio.as_mut() {
+            let frames = a.transcoder.finish()?;
+            push_audio(a, ctx, frames);
+            let outputs = a.segmenter.new_period(capture_start_ms);
+            publish(ctx, AUDIO_RENDITION, &a.segmenter, outputs);
+        }
+        let video_end = self
+            .video
+            .iter()
+            .chain(self.transcode.iter().flat_map(|t| t.outs.iter()))
+            .map(|v| v.end_90k)
+            .max()
+            .unwrap_or(0);
+        let audio_end = self
+            .audio
+            .as_ref()
+            .map(|a| rescale(a.end, aac_scale(), VIDEO_TIMESCALE))
+            .unwrap_or(0);
+        self.prev_end_90k = video_end.max(audio_end);
+        self.ctx.capture_start_ms = capture_start_ms.or(self.ctx.capture_start_ms);
+        self.periods += 1;
+        tracing::info!(
+            period = self.periods,
+            at_90k = self.prev_end_90k,
+            "a new period starts"
+        );
+        self.refresh_master(true);
+        Ok(())
     }
-    live.set_master(master(
-        &outputs(video.as_ref(), transcode.as_ref()),
-        audio.is_some(),
-    ));
-    let video_frames = video
-        .as_ref()
-        .map(|v| v.frames)
-        .or_else(|| {
-            transcode
-                .as_ref()
-                .and_then(|t| t.outs.first())
-                .map(|o| o.frames)
+
+    /// Publishes the master playlist once video is ready, and again when a
+    /// completed segment changes the measured bandwidth.
+    fn refresh_master(&mut self, force: bool) {
+        let outputs = outputs(self.video.as_ref(), self.transcode.as_ref());
+        let video_ready = !outputs.is_empty() || (self.video.is_none() && self.transcode.is_none());
+        if !video_ready {
+            return;
+        }
+        let completed = self.ctx.completed.get();
+        if self.master.is_some() && !force && completed == self.completed_seen {
+            return;
+        }
+        self.completed_seen = completed;
+        let text = master(&outputs, self.audio.as_ref().map(|a| &a.segmenter));
+        if self.master.as_ref() != Some(&text) {
+            self.ctx.live.set_master(text.clone());
+            self.master = Some(text);
+        }
+    }
+
+    fn finish(mut self) -> Result<PipelineReport, PipelineError> {
+        let ctx = &self.ctx;
+        if let Some(v) = self.video.as_mut() {
+            v.flush(ctx);
+        }
+        if let Some(t) = self.transcode.as_mut() {
+            t.finish(ctx)?;
+        }
+        if let Some(a) = self.audio.as_mut() {
+            let frames = a.transcoder.finish()?;
+            push_audio(a, ctx, frames);
+            let outputs = a.segmenter.finish();
+            publish(ctx, AUDIO_RENDITION, &a.segmenter, outputs);
+            ctx.live
+                .set_snapshot(AUDIO_RENDITION, a.segmenter.snapshot());
+        }
+        self.refresh_master(true);
+        let video_frames = self
+            .video
+            .as_ref()
+            .map(|v| v.frames)
+            .or_else(|| {
+                self.transcode
+                    .as_ref()
+                    .and_then(|t| t.outs.first())
+                    .map(|o| o.frames)
+            })
+            .unwrap_or(0);
+        let next_msn = self.next_msn();
+        Ok(PipelineReport {
+            format: self.format,
+            video_frames,
+            audio_frames: self.audio.as_ref().map(|a| a.frames).unwrap_or(0),
+            periods: self.periods + 1,
+            next_msn,
         })
-        .unwrap_or(0);
-    Ok(PipelineReport {
-        format,
-        video_frames,
-        audio_frames: audio.as_ref().map(|a| a.frames).unwrap_or(0),
-    })
+    }
+
+    /// The sequence number a later session of this stream should start at.
+    fn next_msn(&self) -> u64 {
+        let mut next = self.ctx.first_msn;
+        let mut see = |seg: Option<&Segmenter>| {
+            if let Some((msn, _)) = seg.and_then(|s| s.snapshot().last_part()) {
+                next = next.max(msn + 1);
+            }
+        };
+        if let Some(v) = self.video.as_ref() {
+            see(v.segmenter.as_ref());
+        }
+        if let Some(t) = self.transcode.as_ref() {
+            for o in &t.outs {
+                see(o.segmenter.as_ref());
+            }
+        }
+        see(self.audio.as_ref().map(|a| &a.segmenter));
+        next
+    }
+}
+
+fn aac_scale() -> Timescale {
+    Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE)
+}
+
+fn aac_track(transcoder: &AacTranscoder, scale: Timescale) -> Track {
+    Track {
+        id: 1,
+        timescale: scale,
+        codec: Codec::Aac {
+            sample_rate: AAC_RATE,
+            channels: 2,
+            asc: transcoder.audio_specific_config().clone(),
+        },
+    }
 }
 
 /// Every video output that has started, highest first.
@@ -622,52 +1060,54 @@ fn outputs<'a>(
 fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
     if v.segmenter.is_none() {
         // Start at the first keyframe whose parameter sets we know.
-        let Some(info) = v.sps.first().and_then(|s| h264::parse_sps(s)) else {
-            return;
-        };
-        if !sample.keyframe || v.pps.is_empty() {
+        if !sample.keyframe {
             return;
         }
-        v.name = format!("{}p", info.height);
-        let track = Track {
-            id: 1,
-            timescale: VIDEO_TIMESCALE,
-            codec: Codec::Avc {
-                sps: v.sps.clone(),
-                pps: v.pps.clone(),
-                info,
-            },
+        let Some(track) = v.track() else {
+            return;
         };
-        let seg = Segmenter::new(
-            track,
-            seg_config(ctx.cfg, VIDEO_TIMESCALE),
-            ctx.capture_start_ms,
-        );
-        set_init(ctx.live, ctx.archive, &v.name, seg.init_segment());
+        if let Codec::Avc { info, .. } = &track.codec {
+            v.name = format!("{}p", info.height);
+        }
+        let seg = new_segmenter(track, VIDEO_TIMESCALE, ctx);
+        set_init(ctx, &v.name, &seg);
         v.segmenter = Some(seg);
+        v.period_start = false;
+    }
+    if v.period_start {
+        // A new period's first keyframe: new parameter sets get a new init segment.
+        if !sample.keyframe {
+            return;
+        }
+        let track = v.track();
+        if let (Some(track), Some(seg)) = (track, v.segmenter.as_mut()) {
+            let (outputs, changed) = seg.set_track(track);
+            publish(ctx, &v.name, seg, outputs);
+            if changed.is_some() {
+                set_init(ctx, &v.name, seg);
+            }
+        }
+        v.period_start = false;
     }
     let Some(seg) = v.segmenter.as_mut() else {
         return;
     };
-    v.bytes += sample.data.len() as u64;
+    let end = sample.dts + u64::from(sample.duration);
     match seg.push(sample) {
         Ok(outputs) => {
             v.frames += 1;
-            publish(ctx.live, ctx.archive, &v.name, seg, outputs);
+            v.end_90k = v.end_90k.max(end);
+            publish(ctx, &v.name, seg, outputs);
         }
         Err(e) => tracing::warn!(error = %e, "dropped a video frame"),
     }
 }
 
-fn push_audio(
-    a: &mut AudioState,
-    live: &LiveStream,
-    archive: Option<&Archive>,
-    frames: Vec<super::audio::AacFrame>,
-) {
+fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFrame>) {
     for f in frames {
+        let dts = f.pts + a.base;
         let sample = Sample {
-            dts: f.pts,
+            dts,
             cts_offset: 0,
             duration: AAC_FRAME as u32,
             keyframe: true,
@@ -676,20 +1116,26 @@ fn push_audio(
         match a.segmenter.push(sample) {
             Ok(outputs) => {
                 a.frames += 1;
-                publish(live, archive, AUDIO_RENDITION, &a.segmenter, outputs);
+                a.end = a.end.max(dts + AAC_FRAME as u64);
+                publish(ctx, AUDIO_RENDITION, &a.segmenter, outputs);
             }
             Err(e) => tracing::warn!(error = %e, "dropped an audio frame"),
         }
     }
 }
 
-/// The master playlist for the renditions running now.
-fn master(videos: &[&VideoState], has_audio: bool) -> String {
+/// The master playlist for the renditions running now. `BANDWIDTH` and
+/// `AVERAGE-BANDWIDTH` are measured over the segments in each window (video
+/// plus audio); before a rendition's first segment completes they are the
+/// encoder target or, for passthrough, an estimate from the picture size.
+fn master(videos: &[&VideoState], audio: Option<&Segmenter>) -> String {
     let audio_codec = "mp4a.40.2";
-    let audio = has_audio.then(|| AudioRendition {
+    let audio_bw = audio.map(|a| a.measured_bitrate().unwrap_or((160_000, 128_000)));
+    let rendition = audio.map(|_| AudioRendition {
         uri: format!("{AUDIO_RENDITION}/index.m3u8"),
         name: "Audio".into(),
     });
+    let (audio_peak, audio_avg) = audio_bw.unwrap_or((0, 0));
     let mut variants: Vec<Variant> = videos
         .iter()
         .filter_map(|v| {
@@ -697,21 +1143,22 @@ fn master(videos: &[&VideoState], has_audio: bool) -> String {
             let Codec::Avc { info, .. } = &seg.track().codec else {
                 return None;
             };
-            // Transcoded rungs: their encoder target; passthrough: an estimate from the picture size.
-            let pixels = u64::from(info.width) * u64::from(info.height);
-            let video_bw = v
-                .bitrate
-                .unwrap_or_else(|| (pixels * 3).clamp(300_000, 8_000_000));
-            let bandwidth = video_bw + if has_audio { 128_000 } else { 0 };
-            let codecs = if has_audio {
+            let (peak, avg) = seg.measured_bitrate().unwrap_or_else(|| {
+                let pixels = u64::from(info.width) * u64::from(info.height);
+                let target = v
+                    .bitrate
+                    .unwrap_or_else(|| (pixels * 3).clamp(300_000, 8_000_000));
+                (target, target * 4 / 5)
+            });
+            let codecs = if audio.is_some() {
                 format!("{},{audio_codec}", info.codec_string())
             } else {
                 info.codec_string()
             };
             Some(Variant {
                 uri: format!("{}/index.m3u8", v.name),
-                bandwidth,
-                average_bandwidth: bandwidth * 4 / 5,
+                bandwidth: peak + audio_peak,
+                average_bandwidth: avg + audio_avg,
                 codecs,
                 resolution: Some((info.width, info.height)),
                 frame_rate: v.fps,
@@ -722,13 +1169,13 @@ fn master(videos: &[&VideoState], has_audio: bool) -> String {
         // Audio only: the audio playlist is the variant.
         variants.push(Variant {
             uri: format!("{AUDIO_RENDITION}/index.m3u8"),
-            bandwidth: 160_000,
-            average_bandwidth: 128_000,
+            bandwidth: audio_peak.max(1),
+            average_bandwidth: audio_avg.max(1),
             codecs: audio_codec.into(),
             resolution: None,
             frame_rate: None,
         });
         return render_master(&variants, None);
     }
-    render_master(&variants, audio.as_ref())
+    render_master(&variants, rendition.as_ref())
 }

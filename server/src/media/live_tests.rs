@@ -6,14 +6,17 @@ use bytes::Bytes;
 
 use super::demux::ChunkReader;
 use super::demux_tests::mkv_h264_opus;
-use super::live::{run, LiveConfig, AUDIO_RENDITION};
+use super::live::{run, run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
 use crate::origin::{LiveStream, PlaylistQuery};
 
 fn feed(data: Vec<u8>) -> ChunkReader {
     let (tx, reader) = ChunkReader::channel(8);
     std::thread::spawn(move || {
         for piece in data.chunks(16 * 1024) {
-            if tx.blocking_send(Bytes::copy_from_slice(piece)).is_err() {
+            if tx
+                .blocking_send(Bytes::copy_from_slice(piece).into())
+                .is_err()
+            {
                 return;
             }
         }
@@ -31,6 +34,14 @@ async fn dump(live: &LiveStream, dir: &std::path::Path, renditions: &[&str]) {
             .media_playlist(name, PlaylistQuery::default())
             .await
             .expect("playlist");
+        for uri in text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+            .filter_map(|l| l.strip_suffix('"'))
+        {
+            let init = live.init(name, uri).expect("every named init segment");
+            std::fs::write(rdir.join(uri), init).expect("write");
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let msn: u64 = line.trim_end_matches(".m4s").parse().expect("segment name");
             std::fs::write(
@@ -39,7 +50,6 @@ async fn dump(live: &LiveStream, dir: &std::path::Path, renditions: &[&str]) {
             )
             .expect("write");
         }
-        std::fs::write(rdir.join("init.mp4"), live.init(name).expect("init")).expect("write");
         std::fs::write(rdir.join("index.m3u8"), text).expect("write");
     }
 }
@@ -301,4 +311,152 @@ async fn fragmented_mp4_as_chromium_records_it_is_accepted() {
         master.contains("CODECS=\"avc1.42c01e,mp4a.40.2\""),
         "{master}"
     );
+}
+
+/// Feeds each container in turn, with a period marker (new capture clock)
+/// before every one but the first, as the ingest socket does on a recorder restart.
+fn feed_periods(parts: Vec<(Vec<u8>, i64)>) -> ChunkReader {
+    let (tx, reader) = ChunkReader::channel(8);
+    std::thread::spawn(move || {
+        for (i, (data, capture)) in parts.into_iter().enumerate() {
+            if i > 0 {
+                let marker = super::demux::Feed::Period {
+                    capture_start_ms: Some(capture),
+                };
+                if tx.blocking_send(marker).is_err() {
+                    return;
+                }
+            }
+            for piece in data.chunks(16 * 1024) {
+                if tx
+                    .blocking_send(Bytes::copy_from_slice(piece).into())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    reader
+}
+
+#[tokio::test]
+async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
+    ffmpeg_next::init().expect("init");
+    let live = LiveStream::new(Duration::from_secs(5));
+    let start = 1_795_300_000_000;
+    // H.264 (passed through), then the broadcaster switches to a VP8 source
+    // of another size: the same renditions go on, the top one now encoded.
+    let first = mkv_h264_opus(3);
+    let second = source("320x240", super::testsrc::VP8_REALTIME, 3, "webm");
+    let report = tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || {
+            let opts = RunOptions {
+                capture_start_ms: Some(start),
+                archive: None,
+                first_msn: 7,
+            };
+            let reader = feed_periods(vec![(first, start), (second, start + 60_000)]);
+            run_with(reader, live, LiveConfig::default(), opts)
+        }
+    })
+    .await
+    .expect("join")
+    .expect("pipeline");
+    assert_eq!(report.periods, 2);
+
+    let master = live.master().expect("master");
+    assert!(master.contains("RESOLUTION=640x360"), "{master}");
+    let video = live
+        .media_playlist("360p", PlaylistQuery::default())
+        .await
+        .expect("video playlist");
+    let audio = live
+        .media_playlist(AUDIO_RENDITION, PlaylistQuery::default())
+        .await
+        .expect("audio playlist");
+    for text in [&video, &audio] {
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:7\n"), "{text}");
+        // The second period is dated from the restarted recorder's clock.
+        let disc = text.find("#EXT-X-DISCONTINUITY\n").expect("tag");
+        assert!(
+            text[disc..].contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:27:40.000Z"),
+            "{text}"
+        );
+    }
+    let last: u64 = video
+        .lines()
+        .filter_map(|l| l.strip_suffix(".m4s")?.parse().ok())
+        .max()
+        .expect("segments");
+    assert_eq!(
+        report.next_msn,
+        last + 1,
+        "a later session continues here: {video}\n{audio}"
+    );
+    assert!(
+        last >= 7 + 3,
+        "at least two segments per 3 s period: {video}"
+    );
+    // The encoder's parameter sets differ from the source's: a second init segment.
+    assert!(video.contains("#EXT-X-MAP:URI=\"init-1.mp4\""), "{video}");
+    assert!(
+        !audio.contains("init-1.mp4"),
+        "same AAC settings, same init: {audio}"
+    );
+
+    // Each period, as its init segment plus its segments, is a valid fragmented
+    // MP4 that FFmpeg decodes. (FFmpeg's HLS demuxer keeps the first init
+    // segment's parameter sets across EXT-X-MAP, so the playlist as a whole is
+    // checked with the audio rendition and in the browser test.)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ends = Vec::new();
+    let mut map = String::new();
+    let mut periods: Vec<(String, Vec<u64>)> = Vec::new();
+    let mut starts_period = true;
+    for line in video.lines() {
+        if let Some(uri) = line
+            .strip_prefix("#EXT-X-MAP:URI=\"")
+            .and_then(|l| l.strip_suffix('"'))
+        {
+            map = uri.to_string();
+        }
+        starts_period |= line == "#EXT-X-DISCONTINUITY";
+        if let Some(msn) = line.strip_suffix(".m4s").and_then(|m| m.parse().ok()) {
+            if std::mem::take(&mut starts_period) {
+                periods.push((map.clone(), Vec::new()));
+            }
+            if let Some(current) = periods.last_mut() {
+                current.1.push(msn);
+            }
+        }
+    }
+    assert_eq!(periods.len(), 2, "{video}");
+    assert_eq!(periods[0].0, "init.mp4");
+    assert_eq!(periods[1].0, "init-1.mp4");
+    for (i, (init, msns)) in periods.iter().enumerate() {
+        let mut file = live.init("360p", init).expect("init").to_vec();
+        for msn in msns {
+            file.extend_from_slice(&live.segment("360p", *msn).expect("segment"));
+        }
+        let path = dir.path().join(format!("period{i}.mp4"));
+        std::fs::write(&path, file).expect("write");
+        let path = path.to_str().expect("utf8 path");
+        super::testsrc::decode(path).expect("the period decodes");
+        let summary = super::testsrc::probe(path).expect("ffprobe");
+        assert!(summary.has(&["h264"]), "{summary:?}");
+        ends.push(summary.duration_s);
+    }
+    // Media time continues across the restart: the first period ends at 3 s,
+    // the second (whose timestamps start where the first ended) at 6 s.
+    assert!((ends[0] - 3.0).abs() < 0.3, "{ends:?}");
+    assert!((ends[1] - 6.0).abs() < 0.3, "{ends:?}");
+    dump(&live, dir.path(), &[AUDIO_RENDITION]).await;
+    let audio_path = dir.path().join(AUDIO_RENDITION).join("index.m3u8");
+    let audio_path = audio_path.to_str().expect("utf8 path");
+    super::testsrc::decode(audio_path).expect("the audio decodes across the restart");
+    let summary = super::testsrc::probe(audio_path).expect("ffprobe");
+    assert!((summary.duration_s - 6.0).abs() < 0.3, "{summary:?}");
 }

@@ -34,7 +34,8 @@ pub enum OriginError {
 /// One rendition's window.
 #[derive(Debug, Default)]
 struct RenditionWindow {
-    init: Option<Bytes>,
+    /// Init segments by file name (`init.mp4`, `init-1.mp4` after a change).
+    inits: HashMap<String, Bytes>,
     snapshot: Option<MediaSnapshot>,
     parts: HashMap<(u64, usize), Bytes>,
     segments: BTreeMap<u64, Bytes>,
@@ -106,10 +107,14 @@ impl LiveStream {
         self.bump();
     }
 
-    /// Sets a rendition's init segment.
-    pub fn set_init(&self, rendition: &str, init: Bytes) {
+    /// Adds a rendition's init segment under its file name (`init.mp4`, or
+    /// `init-<n>.mp4` when the codec parameters changed in a new period).
+    pub fn set_init(&self, rendition: &str, name: &str, init: Bytes) {
         let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
-        r.entry(rendition.to_string()).or_default().init = Some(init);
+        r.entry(rendition.to_string())
+            .or_default()
+            .inits
+            .insert(name.to_string(), init);
         drop(r);
         self.bump();
     }
@@ -170,10 +175,10 @@ impl LiveStream {
             .clone()
     }
 
-    /// A rendition's init segment.
-    pub fn init(&self, rendition: &str) -> Option<Bytes> {
+    /// A rendition's init segment by file name.
+    pub fn init(&self, rendition: &str, name: &str) -> Option<Bytes> {
         let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
-        r.get(rendition).and_then(|w| w.init.clone())
+        r.get(rendition).and_then(|w| w.inits.get(name).cloned())
     }
 
     /// Waits (bounded) until `check` on the rendition's window returns `Some`.
@@ -239,7 +244,7 @@ impl LiveStream {
                     Some(p) => {
                         w.has_part(msn, p)
                             || snap.segments.iter().any(|s| s.msn > msn)
-                            || snap.open.as_ref().is_some_and(|o| o.0 > msn)
+                            || snap.open.as_ref().is_some_and(|o| o.msn > msn)
                     }
                     // Without _HLS_part: the segment must be complete.
                     None => snap.segments.iter().any(|s| s.msn >= msn),
@@ -309,6 +314,15 @@ impl LiveStream {
         let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
         r.get(rendition)
             .and_then(|w| w.snapshot.as_ref()?.last_part())
+    }
+
+    /// One past the highest media sequence number published on any rendition
+    /// (where a later session of the stream continues); `None` if nothing was.
+    pub fn next_msn(&self) -> Option<u64> {
+        let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        r.values()
+            .filter_map(|w| w.snapshot.as_ref()?.last_part().map(|(m, _)| m + 1))
+            .max()
     }
 
     /// How many requests are waiting right now (for metrics and tests).

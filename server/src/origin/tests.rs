@@ -36,7 +36,7 @@ impl Feed {
             window_segments: 30,
         };
         let seg = Segmenter::new(track, cfg, None);
-        live.set_init(name, seg.init_segment().clone());
+        live.set_init(name, "init.mp4", seg.init_segment().clone());
         Feed {
             seg,
             dts: 0,
@@ -56,7 +56,7 @@ impl Feed {
             };
             self.dts += 100;
             for o in self.seg.push(sample).expect("push") {
-                let snap = self.seg.snapshot("init.mp4");
+                let snap = self.seg.snapshot();
                 match o {
                     Output::Part {
                         msn, index, bytes, ..

@@ -30,6 +30,22 @@ pub struct SegmentEntry {
     pub program_date_time_ms: Option<i64>,
     /// It starts a new period (encoder restart): `EXT-X-DISCONTINUITY` before it.
     pub discontinuity: bool,
+    /// A different init segment applies from this segment on (only after a
+    /// discontinuity): `EXT-X-MAP` with this URI before it.
+    pub map: Option<String>,
+}
+
+/// The segment being written, as listed in a playlist: its parts so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSegmentEntry {
+    /// Media sequence number.
+    pub msn: u64,
+    /// The parts published so far.
+    pub parts: Vec<PartEntry>,
+    /// It starts a new period: `EXT-X-DISCONTINUITY` before it.
+    pub discontinuity: bool,
+    /// A different init segment applies from this segment on: `EXT-X-MAP`.
+    pub map: Option<String>,
 }
 
 /// Another rendition's position, for `EXT-X-RENDITION-REPORT`.
@@ -51,14 +67,15 @@ pub struct MediaSnapshot {
     pub segment_target: MediaTime,
     /// Part target duration (`PART-TARGET`); parts are never longer.
     pub part_target: MediaTime,
-    /// URI of the init segment.
+    /// URI of the init segment of the first segment listed; a later segment
+    /// with another init segment carries its own [`SegmentEntry::map`].
     pub init_uri: String,
     /// `EXT-X-DISCONTINUITY-SEQUENCE` of the first segment in the window.
     pub discontinuity_sequence: u64,
     /// Complete segments in the window, oldest first.
     pub segments: Vec<SegmentEntry>,
     /// The segment being written: its msn and the parts published so far.
-    pub open: Option<(u64, Vec<PartEntry>, bool)>,
+    pub open: Option<OpenSegmentEntry>,
     /// The stream has ended: `EXT-X-ENDLIST`, no preload hint.
     pub ended: bool,
     /// Other renditions' positions.
@@ -104,7 +121,7 @@ impl MediaSnapshot {
     /// The next part a client would ask for: `(msn, part index)`.
     pub fn next_part(&self) -> (u64, usize) {
         match &self.open {
-            Some((msn, parts, _)) => (*msn, parts.len()),
+            Some(o) => (o.msn, o.parts.len()),
             None => (self.segments.last().map(|s| s.msn + 1).unwrap_or(0), 0),
         }
     }
@@ -112,7 +129,7 @@ impl MediaSnapshot {
     /// The last published part, `(msn, index)`, if any.
     pub fn last_part(&self) -> Option<(u64, usize)> {
         match &self.open {
-            Some((msn, parts, _)) if !parts.is_empty() => Some((*msn, parts.len() - 1)),
+            Some(o) if !o.parts.is_empty() => Some((o.msn, o.parts.len() - 1)),
             _ => self
                 .segments
                 .last()
@@ -146,7 +163,7 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
         .segments
         .first()
         .map(|s| s.msn)
-        .or(p.open.as_ref().map(|o| o.0))
+        .or(p.open.as_ref().map(|o| o.msn))
         .unwrap_or(0);
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
     if p.discontinuity_sequence > 0 {
@@ -169,7 +186,7 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
             .sum::<u64>()
             + p.open
                 .as_ref()
-                .map(|(_, parts, _)| parts.iter().map(|x| x.duration.as_millis()).sum())
+                .map(|o| o.parts.iter().map(|x| x.duration.as_millis()).sum())
                 .unwrap_or(0);
         let boundary = total.saturating_sub(can_skip_until(target) * 1000);
         let mut end = 0u64;
@@ -200,6 +217,10 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
             let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
             need_pdt = true;
         }
+        // The first listed segment's init segment is the MAP at the top.
+        if let Some(map) = s.map.as_ref().filter(|_| i > 0) {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+        }
         if need_pdt {
             if let Some(ms) = s.program_date_time_ms {
                 let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(ms));
@@ -212,11 +233,14 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
         let _ = writeln!(out, "#EXTINF:{},", s.duration.seconds_3());
         let _ = writeln!(out, "{}", segment_uri(s.msn));
     }
-    if let Some((msn, parts, discontinuity)) = &p.open {
-        if *discontinuity {
+    if let Some(o) = &p.open {
+        if o.discontinuity {
             let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
         }
-        write_parts(&mut out, *msn, parts);
+        if let Some(map) = o.map.as_ref().filter(|_| !p.segments.is_empty()) {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+        }
+        write_parts(&mut out, o.msn, &o.parts);
     }
     if p.ended {
         let _ = writeln!(out, "#EXT-X-ENDLIST");
@@ -356,6 +380,7 @@ mod tests {
                 .collect(),
             program_date_time_ms: Some(1_795_300_000_000 + msn as i64 * 2000),
             discontinuity: false,
+            map: None,
         }
     }
 
@@ -377,14 +402,15 @@ mod tests {
             init_uri: "init.mp4".into(),
             discontinuity_sequence: 0,
             segments: (0..n).map(|m| seg(m, &six_parts())).collect(),
-            open: Some((
-                n,
-                vec![PartEntry {
+            open: Some(OpenSegmentEntry {
+                msn: n,
+                parts: vec![PartEntry {
                     duration: t(333),
                     independent: true,
                 }],
-                false,
-            )),
+                discontinuity: false,
+                map: None,
+            }),
             ended: false,
             reports: vec![RenditionReport {
                 uri: "../360p/index.m3u8".into(),

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use super::fmp4::{self, Sample, Track};
-use super::playlist::{MediaSnapshot, PartEntry, SegmentEntry};
+use super::playlist::{MediaSnapshot, OpenSegmentEntry, PartEntry, SegmentEntry};
 use super::time::{rescale, MediaTime, MILLIS};
 
 /// Timing settings for one track, in its own timescale.
@@ -100,7 +100,12 @@ pub struct Segmenter {
     next_msn: u64,
     fragment_seq: u32,
     open: Option<OpenSegment>,
-    window: VecDeque<SegmentEntry>,
+    /// Complete segments with the URI of the init segment each one uses and
+    /// their size in bytes.
+    window: VecDeque<(SegmentEntry, String, u64)>,
+    /// The init segment's URI: `init.mp4`, then `init-<n>.mp4` after a change.
+    init_uri: String,
+    init_version: u32,
     discontinuity_sequence: u64,
     discontinuity_next: bool,
     capture_start_ms: Option<i64>,
@@ -127,6 +132,8 @@ impl Segmenter {
             fragment_seq: 0,
             open: None,
             window: VecDeque::new(),
+            init_uri: "init.mp4".to_string(),
+            init_version: 0,
             discontinuity_sequence: 0,
             discontinuity_next: false,
             capture_start_ms,
@@ -142,6 +149,33 @@ impl Segmenter {
     /// The track being packaged.
     pub fn track(&self) -> &Track {
         &self.track
+    }
+
+    /// The URI of the current init segment (relative to the media playlist).
+    pub fn init_uri(&self) -> &str {
+        &self.init_uri
+    }
+
+    /// Changes the track (new codec parameters after a restart) at the start of
+    /// a period, before its first sample. If the init segment changes it gets a
+    /// new URI (`init-<n>.mp4`, returned as the second value) and the playlist
+    /// names it with `EXT-X-MAP` from the next segment on. A segment still open
+    /// is closed first (returned for publishing) and the next one starts a
+    /// new period.
+    pub fn set_track(&mut self, track: Track) -> (Vec<Output>, Option<String>) {
+        let init = fmp4::init_segment(&track);
+        self.track = track;
+        let mut out = Vec::new();
+        if init == self.init {
+            return (out, None);
+        }
+        if self.open.is_some() {
+            out = self.new_period(None);
+        }
+        self.init = init;
+        self.init_version += 1;
+        self.init_uri = format!("init-{}.mp4", self.init_version);
+        (out, Some(self.init_uri.clone()))
     }
 
     fn is_video(&self) -> bool {
@@ -214,14 +248,36 @@ impl Segmenter {
     /// recorder restart): the open segment closes and the next one carries
     /// `EXT-X-DISCONTINUITY`. Timestamps may restart after this.
     pub fn discontinuity(&mut self) -> Vec<Output> {
+        self.new_period(None)
+    }
+
+    /// Like [`Segmenter::discontinuity`], and the new period's first sample was
+    /// captured at `capture_start_ms` (Unix ms, for `EXT-X-PROGRAM-DATE-TIME`);
+    /// `None` keeps the previous clock.
+    pub fn new_period(&mut self, capture_start_ms: Option<i64>) -> Vec<Output> {
         let mut out = Vec::new();
         if self.open.is_some() {
             self.close_segment(&mut out);
         }
         self.discontinuity_next = true;
+        // Without a new capture clock, the dates continue where the last segment ended.
+        let continued = self.window.back().and_then(|(s, _, _)| {
+            let ms = rescale(s.duration.ticks, self.track.timescale, MILLIS);
+            Some(s.program_date_time_ms? + i64::try_from(ms).ok()?)
+        });
+        self.capture_start_ms = capture_start_ms.or(continued).or(self.capture_start_ms);
         self.origin_dts = None;
         self.last_dts = None;
         out
+    }
+
+    /// Numbers the next segment `msn` (a stream continuing after an earlier
+    /// session keeps its sequence, so no URL is ever reused). Only before the
+    /// first sample; later calls are ignored.
+    pub fn start_at(&mut self, msn: u64) {
+        if self.open.is_none() && self.window.is_empty() && self.next_msn == 0 {
+            self.next_msn = msn;
+        }
     }
 
     /// Ends the stream: closes the open segment. Later pushes are still accepted
@@ -274,41 +330,86 @@ impl Segmenter {
         for (_, b) in &seg.parts {
             bytes.extend_from_slice(b);
         }
+        let bytes = bytes.freeze();
         out.push(Output::Segment {
             msn: seg.msn,
-            bytes: bytes.freeze(),
+            bytes: bytes.clone(),
             duration,
         });
-        self.window.push_back(SegmentEntry {
-            msn: seg.msn,
-            duration: MediaTime::new(duration, self.track.timescale),
-            parts: seg.parts.into_iter().map(|(p, _)| p).collect(),
-            program_date_time_ms: seg.program_date_time_ms,
-            discontinuity: seg.discontinuity,
-        });
+        self.window.push_back((
+            SegmentEntry {
+                msn: seg.msn,
+                duration: MediaTime::new(duration, self.track.timescale),
+                parts: seg.parts.into_iter().map(|(p, _)| p).collect(),
+                program_date_time_ms: seg.program_date_time_ms,
+                discontinuity: seg.discontinuity,
+                map: None,
+            },
+            self.init_uri.clone(),
+            bytes.len() as u64,
+        ));
         while self.window.len() > self.cfg.window_segments {
             // Removing a segment that carries EXT-X-DISCONTINUITY bumps the sequence.
-            if self.window.pop_front().is_some_and(|old| old.discontinuity) {
+            if self
+                .window
+                .pop_front()
+                .is_some_and(|(old, _, _)| old.discontinuity)
+            {
                 self.discontinuity_sequence += 1;
             }
         }
     }
 
-    /// The playlist state right now.
-    pub fn snapshot(&self, init_uri: &str) -> MediaSnapshot {
+    /// Measured bits per second over the complete segments in the window:
+    /// `(peak segment, average)`, for the master playlist's `BANDWIDTH` and
+    /// `AVERAGE-BANDWIDTH`. `None` before the first segment completes.
+    pub fn measured_bitrate(&self) -> Option<(u64, u64)> {
+        let scale = u128::from(self.track.timescale.get());
+        let bps = |bytes: u64, ticks: u64| {
+            u64::try_from(u128::from(bytes) * 8 * scale / u128::from(ticks.max(1)))
+                .unwrap_or(u64::MAX)
+        };
+        let peak = self
+            .window
+            .iter()
+            .map(|(e, _, b)| bps(*b, e.duration.ticks))
+            .max()?;
+        let (bytes, ticks) = self.window.iter().fold((0u64, 0u64), |(b, t), (e, _, n)| {
+            (b + n, t + e.duration.ticks)
+        });
+        Some((peak, bps(bytes, ticks)))
+    }
+
+    /// The playlist state right now. Init segment URIs are relative to the
+    /// media playlist; `EXT-X-MAP` is repeated where the init segment changes.
+    pub fn snapshot(&self) -> MediaSnapshot {
         let scale = self.track.timescale;
+        let mut previous: Option<&str> = None;
+        let mut segments = Vec::with_capacity(self.window.len());
+        for (entry, uri, _) in &self.window {
+            let mut e = entry.clone();
+            e.map = previous.filter(|p| p != uri).map(|_| uri.clone());
+            previous = Some(uri);
+            segments.push(e);
+        }
+        let open_map = previous
+            .filter(|p| *p != self.init_uri)
+            .map(|_| self.init_uri.clone());
         MediaSnapshot {
             segment_target: MediaTime::new(self.cfg.segment_target, scale),
             part_target: MediaTime::new(self.cfg.part_target, scale),
-            init_uri: init_uri.to_string(),
+            init_uri: self
+                .window
+                .front()
+                .map(|(_, uri, _)| uri.clone())
+                .unwrap_or_else(|| self.init_uri.clone()),
             discontinuity_sequence: self.discontinuity_sequence,
-            segments: self.window.iter().cloned().collect(),
-            open: self.open.as_ref().map(|s| {
-                (
-                    s.msn,
-                    s.parts.iter().map(|(p, _)| p.clone()).collect(),
-                    s.discontinuity,
-                )
+            segments,
+            open: self.open.as_ref().map(|s| OpenSegmentEntry {
+                msn: s.msn,
+                parts: s.parts.iter().map(|(p, _)| p.clone()).collect(),
+                discontinuity: s.discontinuity,
+                map: open_map,
             }),
             ended: self.ended,
             reports: Vec::new(),

@@ -170,7 +170,7 @@ fn package(track: Track, samples: Vec<Sample>, dir: &Path) -> (Vec<Output>, Stri
             std::fs::write(dir.join(format!("{msn}.m4s")), bytes).expect("write segment");
         }
     }
-    let playlist = render_media(&seg.snapshot("init.mp4"), MediaRequest::default());
+    let playlist = render_media(&seg.snapshot(), MediaRequest::default());
     std::fs::write(dir.join("index.m3u8"), &playlist).expect("write playlist");
     (outputs, playlist)
 }
@@ -360,7 +360,7 @@ fn discontinuity_starts_a_new_period_and_is_counted_when_it_leaves_the_window() 
     for s in samples.iter().take(70) {
         seg.push(s.clone()).expect("push after restart");
     }
-    let text = render_media(&seg.snapshot("init.mp4"), MediaRequest::default());
+    let text = render_media(&seg.snapshot(), MediaRequest::default());
     assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
     assert!(!text.contains("DISCONTINUITY-SEQUENCE"), "{text}");
     for s in samples.iter().skip(70) {
@@ -368,10 +368,115 @@ fn discontinuity_starts_a_new_period_and_is_counted_when_it_leaves_the_window() 
     }
     seg.finish();
     // Window of 2: the segment that carried the tag has left it.
-    let text = render_media(&seg.snapshot("init.mp4"), MediaRequest::default());
+    let text = render_media(&seg.snapshot(), MediaRequest::default());
     assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
     assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
     assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{text}");
+}
+
+#[test]
+fn new_parameter_sets_get_a_new_init_segment_named_in_the_playlist() {
+    let cfg = SegmenterConfig {
+        segment_target: 90_000,
+        part_target: 30_000,
+        window_segments: 10,
+    };
+    let mut seg = Segmenter::new(synthetic_track(true), cfg, Some(1_795_300_000_000));
+    seg.start_at(40);
+    let push = |seg: &mut Segmenter, from: u64, n: u64| {
+        for i in 0..n {
+            let s = Sample {
+                dts: from + i * 3000,
+                cts_offset: 0,
+                duration: 3000,
+                keyframe: i % 30 == 0,
+                data: Bytes::from_static(b"frame"),
+            };
+            seg.push(s).expect("push");
+        }
+    };
+    push(&mut seg, 0, 60); // two 1 s segments, 40 and 41 (41 still open)
+    let old_init = seg.init_segment().clone();
+    // Same parameters: no new init segment.
+    assert_eq!(seg.set_track(synthetic_track(true)).1, None);
+    let closed = seg.new_period(Some(1_795_300_100_000));
+    assert!(
+        matches!(closed.last(), Some(Output::Segment { msn: 41, .. })),
+        "the open segment closes at the period boundary"
+    );
+    let mut bigger = synthetic_track(true);
+    if let Codec::Avc { info, sps, .. } = &mut bigger.codec {
+        info.width = 128;
+        sps[0] = Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f]);
+    }
+    let (outputs, uri) = seg.set_track(bigger);
+    assert!(outputs.is_empty(), "nothing was open");
+    assert_eq!(uri.as_deref(), Some("init-1.mp4"));
+    assert_ne!(seg.init_segment(), &old_init);
+    assert_eq!(seg.init_uri(), "init-1.mp4");
+    // Media time continues after the restart.
+    push(&mut seg, 180_000, 31);
+    let text = render_media(&seg.snapshot(), MediaRequest::default());
+    let expect = "#EXT-X-MAP:URI=\"init.mp4\"\n";
+    assert!(text.contains(expect), "{text}");
+    let disc = text.find("#EXT-X-DISCONTINUITY\n").expect("discontinuity");
+    let map = text
+        .find("#EXT-X-MAP:URI=\"init-1.mp4\"\n")
+        .expect("second map");
+    let first_new = text.find("\n42.m4s\n").expect("segment 42");
+    assert!(disc < map && map < first_new, "{text}");
+    assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:40\n"), "{text}");
+    // The new period is dated from its own capture clock.
+    assert!(
+        text[disc..].contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:28:20.000Z"),
+        "{text}"
+    );
+    // Once the old segments leave the window, the new init is the top MAP.
+    let mut small = Segmenter::new(
+        synthetic_track(true),
+        SegmenterConfig {
+            window_segments: 1,
+            ..cfg
+        },
+        None,
+    );
+    push(&mut small, 0, 31);
+    small.new_period(None);
+    let mut other = synthetic_track(true);
+    if let Codec::Avc { pps, .. } = &mut other.codec {
+        pps[0] = Bytes::from_static(&[0x68, 0xcf]);
+    }
+    small.set_track(other);
+    push(&mut small, 93_000, 61);
+    let text = render_media(&small.snapshot(), MediaRequest::default());
+    assert!(text.contains("#EXT-X-MAP:URI=\"init-1.mp4\"\n"), "{text}");
+    assert_eq!(text.matches("EXT-X-MAP").count(), 1, "{text}");
+}
+
+#[test]
+fn measured_bitrate_is_the_peak_and_the_average_of_the_window() {
+    let cfg = SegmenterConfig {
+        segment_target: 90_000,
+        part_target: 90_000,
+        window_segments: 10,
+    };
+    let mut seg = Segmenter::new(synthetic_track(false), cfg, None);
+    assert_eq!(seg.measured_bitrate(), None);
+    // Two 1 s segments: 1000 bytes of payload, then 3000.
+    for (i, size) in [1000usize, 3000, 10].into_iter().enumerate() {
+        let s = Sample {
+            dts: i as u64 * 90_000,
+            cts_offset: 0,
+            duration: 90_000,
+            keyframe: true,
+            data: Bytes::from(vec![0u8; size]),
+        };
+        seg.push(s).expect("push");
+    }
+    let (peak, avg) = seg.measured_bitrate().expect("two segments");
+    // Each segment also has its moof and mdat headers (about 100 bytes).
+    assert!((24_000..25_600).contains(&peak), "peak {peak}");
+    assert!((16_000..17_600).contains(&avg), "average {avg}");
 }
 
 fn synthetic_track(video: bool) -> Track {

@@ -85,6 +85,29 @@ impl ByteRange {
         }
     }
 
+    /// Parses an HTTP `Range` header with a single range (`bytes=A-B`,
+    /// `bytes=A-`, `bytes=-N`). Multiple ranges and other units give `None`,
+    /// and a server then answers with the whole object.
+    pub fn parse_header(value: &str) -> Option<ByteRange> {
+        let spec = value.trim().strip_prefix("bytes=")?.trim();
+        if spec.contains(',') {
+            return None;
+        }
+        let (a, b) = spec.split_once('-')?;
+        let num = |t: &str| -> Option<u64> {
+            let t = t.trim();
+            (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| t.parse().ok())
+                .flatten()
+        };
+        match (a.trim().is_empty(), b.trim().is_empty()) {
+            (true, false) => Some(ByteRange::Suffix(num(b)?)),
+            (false, true) => Some(ByteRange::From(num(a)?)),
+            (false, false) => Some(ByteRange::Inclusive(num(a)?, num(b)?)),
+            (true, true) => None,
+        }
+    }
+
     /// The value of an HTTP or S3 `Range` header for this range.
     pub fn header_value(self) -> String {
         match self {
@@ -177,5 +200,24 @@ mod tests {
         assert_eq!(ByteRange::Inclusive(5, 4).resolve(10), None);
         assert_eq!(ByteRange::Suffix(0).resolve(10), None);
         assert_eq!(ByteRange::From(0).resolve(0), None);
+    }
+
+    #[test]
+    fn range_headers_parse_one_range_only() {
+        let p = ByteRange::parse_header;
+        assert_eq!(p("bytes=0-99"), Some(ByteRange::Inclusive(0, 99)));
+        assert_eq!(p("bytes=100-"), Some(ByteRange::From(100)));
+        assert_eq!(p("bytes=-5"), Some(ByteRange::Suffix(5)));
+        assert_eq!(p(" bytes= 1 - 2 "), Some(ByteRange::Inclusive(1, 2)));
+        for bad in [
+            "bytes=0-1,4-5",
+            "items=0-1",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "0-1",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
     }
 }

@@ -286,3 +286,168 @@ async fn refusals_carry_a_close_code_and_a_reason_and_other_streams_are_unaffect
         .expect("master");
     assert_eq!(res.status(), 200);
 }
+
+fn hello_new_period(resume_after: u64, capture_start_ms: i64) -> Message {
+    let m = ClientMessage::Hello {
+        version: 1,
+        token: None,
+        mime_type: "video/x-matroska;codecs=avc1,opus".into(),
+        capture_start_ms,
+        resume_after: Some(resume_after),
+        new_period: true,
+    };
+    Message::Text(serde_json::to_string(&m).expect("json").into())
+}
+
+async fn end(ws: &mut Ws) {
+    let text = serde_json::to_string(&ClientMessage::End).expect("json");
+    ws.send(Message::Text(text.into())).await.expect("end");
+    assert_eq!(next(ws).await.expect("ended"), ServerMessage::Ended);
+}
+
+fn msns(playlist: &str) -> Vec<u64> {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_suffix(".m4s")?.parse().ok())
+        .collect()
+}
+
+/// Three recorder sessions in one stream (a restart announced in a reconnect's
+/// hello, then one announced mid-connection) become periods with
+/// discontinuities; a later live session continues the sequence numbers, so no
+/// URL or stored object is reused; media answers carry ETags and serve ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_become_periods_and_a_later_session_continues_the_numbering() {
+    let app = TestApp::start(&[]).await;
+    let (id, token) = app.new_stream().await;
+    let split =
+        |media: Vec<u8>| -> Vec<Vec<u8>> { media.chunks(32 * 1024).map(<[u8]>::to_vec).collect() };
+    let periods = [
+        split(mkv_h264_opus(3)),
+        split(mkv_h264_opus(3)),
+        split(mkv_h264_opus(3)),
+    ];
+
+    let (mut ws, _) = attach(&app, &id, &token, None).await;
+    let mut seq = periods[0].len() as u64;
+    send_chunks(&mut ws, &periods[0], 0, seq).await;
+    drop(ws);
+    // Reconnect with a restarted recorder.
+    let mut ws = loop {
+        let mut ws = connect(&app, &id, Some(&token)).await;
+        ws.send(hello_new_period(seq - 1, 1_795_300_060_000))
+            .await
+            .expect("hello");
+        match next(&mut ws).await {
+            Ok(ServerMessage::Ready { next_seq, .. }) => {
+                assert_eq!(next_seq, seq);
+                break ws;
+            }
+            Err((4009, _)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    };
+    for period in &periods[1..] {
+        if std::ptr::eq(period, &periods[2]) {
+            let text = serde_json::to_string(&ClientMessage::NewPeriod {
+                capture_start_ms: 1_795_300_120_000,
+            })
+            .expect("json");
+            ws.send(Message::Text(text.into()))
+                .await
+                .expect("new period");
+        }
+        for chunk in period {
+            ws.send(Message::Binary(encode_chunk(seq, chunk).into()))
+                .await
+                .expect("chunk");
+            assert_eq!(next(&mut ws).await, Ok(ServerMessage::Ack { seq }));
+            seq += 1;
+        }
+    }
+    end(&mut ws).await;
+
+    let get = |path: String| {
+        let app = &app;
+        async move { app.http.get(app.url(&path)).send().await.expect("GET") }
+    };
+    let text = get(format!("/live/{id}/360p/index.m3u8"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 2, "{text}");
+    assert!(
+        text.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:27:40.000Z"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:28:40.000Z"),
+        "{text}"
+    );
+    let first = msns(&text);
+    assert_eq!(first, (0..first.len() as u64).collect::<Vec<_>>(), "{text}");
+    // Same recorder settings each time: one init segment serves all periods,
+    // so any HLS client (FFmpeg here) plays straight through.
+    assert!(!text.contains("init-1.mp4"), "{text}");
+    let master_url = app.url(&format!("/live/{id}/master.m3u8"));
+    let summary = testsrc::probe(&master_url).expect("ffprobe");
+    assert!((summary.duration_s - 9.0).abs() <= 2.0, "{summary:?}");
+    testsrc::decode(&master_url).expect("all three periods decode over HTTP");
+
+    // Validators and ranges on media.
+    let seg = get(format!("/live/{id}/360p/0.m4s")).await;
+    let etag = seg.headers()["etag"].to_str().expect("etag").to_string();
+    let whole = seg.bytes().await.expect("bytes");
+    let res = app
+        .http
+        .get(app.url(&format!("/live/{id}/360p/0.m4s")))
+        .header("range", "bytes=4-11")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(res.status(), 206);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 4-11/{}", whole.len()).as_str()
+    );
+    assert_eq!(res.bytes().await.expect("bytes"), whole.slice(4..12));
+    let res = app
+        .http
+        .get(app.url(&format!("/live/{id}/360p/0.m4s")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(res.status(), 304);
+
+    // A later session of the same stream numbers after the first.
+    let (mut ws, next_seq) = attach(&app, &id, &token, None).await;
+    assert_eq!(next_seq, 0, "a new session");
+    let again = split(mkv_h264_opus(3));
+    send_chunks(&mut ws, &again, 0, again.len() as u64).await;
+    end(&mut ws).await;
+    let text = get(format!("/live/{id}/360p/index.m3u8"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    let second = msns(&text);
+    let last_first = *first.last().expect("segments");
+    assert_eq!(second.first(), Some(&(last_first + 1)), "{text}");
+    // Both sessions' segments are in the store, none overwritten.
+    assert!(app.state.uploader.drained(Duration::from_secs(20)).await);
+    let stored = app
+        .state
+        .store
+        .list(&format!("streams/{id}/360p/"))
+        .await
+        .expect("list");
+    let mut stored: Vec<u64> = stored
+        .iter()
+        .filter_map(|o| o.key.rsplit('/').next()?.strip_suffix(".m4s")?.parse().ok())
+        .collect();
+    stored.sort_unstable();
+    let all: Vec<u64> = first.iter().chain(second.iter()).copied().collect();
+    assert_eq!(stored, all);
+}
