@@ -8,6 +8,8 @@
 //! - [`streams`]: stream types and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
+//! - [`publisher`]: the studio's side of that protocol as a sans-IO state
+//!   machine (numbering, acks, resend after a drop, recorder restarts).
 //! - [`backend`] (server only): the trait the server implements so server
 //!   functions can reach the database without this crate depending on it.
 
@@ -15,6 +17,7 @@ pub mod components;
 pub mod error;
 pub mod ingest;
 pub mod pages;
+pub mod publisher;
 pub mod streams;
 
 #[cfg(feature = "ssr")]

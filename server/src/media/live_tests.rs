@@ -107,6 +107,32 @@ async fn h264_and_opus_become_passthrough_video_and_aac_audio() {
         "{video}"
     );
 
+    // BANDWIDTH is the peak segment bitrate, AVERAGE-BANDWIDTH the average,
+    // video plus audio, measured from what was published.
+    let audio = live
+        .media_playlist(AUDIO_RENDITION, PlaylistQuery::default())
+        .await
+        .expect("audio playlist");
+    let (vp, va) = measured(&live, "360p", &video);
+    let (ap, aa) = measured(&live, AUDIO_RENDITION, &audio);
+    let attr = |name: &str| -> u64 {
+        let at = master
+            .find(&format!(",{name}="))
+            .or_else(|| master.find(&format!(":{name}=")));
+        let rest = &master[at.expect("attribute") + name.len() + 2..];
+        rest.split([',', '\n'])
+            .next()
+            .expect("value")
+            .parse()
+            .expect("number")
+    };
+    let close = |a: u64, b: u64| a.abs_diff(b) * 100 <= b;
+    assert!(close(attr("BANDWIDTH"), vp + ap), "{master} vs {vp}+{ap}");
+    assert!(
+        close(attr("AVERAGE-BANDWIDTH"), va + aa),
+        "{master} vs {va}+{aa}"
+    );
+
     let dir = tempfile::tempdir().expect("tempdir");
     dump(&live, dir.path(), &["360p", AUDIO_RENDITION]).await;
     let master_path = dir.path().join("master.m3u8");
@@ -115,6 +141,26 @@ async fn h264_and_opus_become_passthrough_video_and_aac_audio() {
     let summary = super::testsrc::probe(master_path).expect("ffprobe");
     assert!(summary.has(&["h264", "aac"]), "{summary:?}");
     assert!((summary.duration_s - 6.0).abs() < 0.2, "{summary:?}");
+}
+
+/// Peak and average bits per second of the segments a playlist lists, from
+/// their published sizes and EXTINF durations.
+fn measured(live: &LiveStream, rendition: &str, playlist: &str) -> (u64, u64) {
+    let mut duration_ms = 0u64;
+    let (mut peak, mut bytes, mut total_ms) = (0u64, 0u64, 0u64);
+    for line in playlist.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            let d = d.trim_end_matches(',');
+            let (s, ms) = d.split_once('.').expect("three decimals");
+            duration_ms = s.parse::<u64>().expect("s") * 1000 + ms.parse::<u64>().expect("ms");
+        } else if let Some(msn) = line.strip_suffix(".m4s").and_then(|m| m.parse().ok()) {
+            let size = live.segment(rendition, msn).expect("segment").len() as u64;
+            peak = peak.max(size * 8 * 1000 / duration_ms);
+            bytes += size;
+            total_ms += duration_ms;
+        }
+    }
+    (peak, bytes * 8 * 1000 / total_ms.max(1))
 }
 
 fn source(size: &str, video: &[&str], seconds: u32, format: &str) -> Vec<u8> {

@@ -1,0 +1,515 @@
+//! The publishing side of the ingest protocol as a sans-IO state machine:
+//! recorder chunks and server messages in, frames to send out. The studio page
+//! drives it from a `MediaRecorder` and a browser WebSocket; it has no clock,
+//! no socket and no browser API, so it is tested natively.
+//!
+//! Rules it keeps (see `docs/protocol.md`):
+//! - every chunk gets the next sequence number and stays buffered until acked,
+//!   so nothing is lost across a dropped connection;
+//! - after a reconnect, `hello` carries `resume_after` and every chunk from the
+//!   server's `next_seq` on is sent again;
+//! - a recorder restart is announced before the new recorder's first chunk;
+//! - the buffer is bounded: past the limit the publisher stops with an error
+//!   instead of growing without end.
+
+use std::collections::VecDeque;
+
+use crate::ingest::{encode_chunk, ClientMessage, CloseReason, ServerMessage, PROTOCOL_VERSION};
+
+/// Something to send on the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A JSON text frame.
+    Text(String),
+    /// A binary frame: sequence number and chunk.
+    Binary(Vec<u8>),
+}
+
+/// Where the connection stands, for the status panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No socket yet, or between a drop and the next attempt.
+    Disconnected,
+    /// `hello` sent, waiting for `ready`.
+    Connecting,
+    /// Chunks flow.
+    Live,
+    /// `end` sent, waiting for `ended`.
+    Ending,
+    /// The stream ended.
+    Ended,
+    /// The server refused, or the buffer overflowed: the studio must show why.
+    Failed,
+}
+
+/// Why publishing stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishFailure {
+    /// The server closed with a refusal (code and reason).
+    #[error("{message} ({code})")]
+    Refused {
+        /// WebSocket close code.
+        code: u16,
+        /// Machine-readable reason.
+        reason: String,
+        /// Text for the broadcaster.
+        message: String,
+    },
+    /// Unacknowledged media exceeded the buffer limit while the server was away.
+    #[error("the connection has been down too long: {0} bytes are waiting to be sent")]
+    BufferFull(usize),
+    /// The server answered something the protocol does not allow.
+    #[error("the server broke the protocol: {0}")]
+    Protocol(String),
+}
+
+/// Close codes after which reconnecting cannot help.
+fn is_final(code: u16) -> bool {
+    // 1000 is a normal close; 4500 (internal) and 1006 (dropped) may be retried.
+    matches!(code, 4000 | 4001 | 4002 | 4004 | 4009 | 4013 | 4015 | 4029)
+}
+
+/// Counters for the studio's status panel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Chunks the recorder produced.
+    pub chunks: u64,
+    /// The highest sequence number the server acknowledged.
+    pub acked: Option<u64>,
+    /// Chunks waiting for an ack.
+    pub pending: usize,
+    /// Bytes waiting for an ack.
+    pub pending_bytes: usize,
+    /// Media bytes sent (resends included).
+    pub bytes_sent: u64,
+    /// Successful reconnects.
+    pub reconnects: u32,
+}
+
+/// The publishing state machine for one stream.
+#[derive(Debug)]
+pub struct Publisher {
+    token: String,
+    mime_type: String,
+    capture_start_ms: i64,
+    max_pending_bytes: usize,
+    phase: Phase,
+    /// Unacked chunks, oldest first, each with its sequence number.
+    pending: VecDeque<(u64, Vec<u8>)>,
+    next_seq: u64,
+    /// A recorder restart not yet announced: the capture clock of the new recorder,
+    /// and the sequence number of its first chunk.
+    period: Option<(i64, u64)>,
+    ever_connected: bool,
+    ending_after_reconnect: bool,
+    stats: Stats,
+    failure: Option<PublishFailure>,
+}
+
+impl Publisher {
+    /// A publisher for chunks recorded as `mime_type`, captured from
+    /// `capture_start_ms` (Unix ms), holding at most `max_pending_bytes` unacked.
+    pub fn new(
+        token: impl Into<String>,
+        mime_type: impl Into<String>,
+        capture_start_ms: i64,
+        max_pending_bytes: usize,
+    ) -> Self {
+        Publisher {
+            token: token.into(),
+            mime_type: mime_type.into(),
+            capture_start_ms,
+            max_pending_bytes,
+            phase: Phase::Disconnected,
+            pending: VecDeque::new(),
+            next_seq: 0,
+            period: None,
+            ever_connected: false,
+            ending_after_reconnect: false,
+            stats: Stats::default(),
+            failure: None,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The status counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Why publishing stopped, if it failed.
+    pub fn failure(&self) -> Option<&PublishFailure> {
+        self.failure.as_ref()
+    }
+
+    /// Whether the studio should open a new socket (after a drop) now.
+    pub fn wants_connection(&self) -> bool {
+        self.phase == Phase::Disconnected
+    }
+
+    /// A socket opened: the `hello` to send first.
+    pub fn on_open(&mut self) -> Frame {
+        self.phase = Phase::Connecting;
+        let resume_after = self.stats.acked.filter(|_| self.ever_connected);
+        // A restart that happened while we were away is announced in the hello
+        // when the new recorder's first chunk is the next the server expects.
+        let new_period = self
+            .period
+            .is_some_and(|(_, first)| Some(first) == resume_after.map(|a| a + 1));
+        let capture_start_ms = match (new_period, self.period) {
+            (true, Some((clock, _))) => clock,
+            _ => self.capture_start_ms,
+        };
+        if new_period {
+            self.period = None;
+        }
+        Frame::Text(json(&ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            token: Some(self.token.clone()),
+            mime_type: self.mime_type.clone(),
+            capture_start_ms,
+            resume_after,
+            new_period,
+        }))
+    }
+
+    /// The recorder produced a chunk: it is buffered, and returned framed if
+    /// the connection is live. Empty chunks are ignored.
+    pub fn on_chunk(&mut self, chunk: Vec<u8>) -> Vec<Frame> {
+        if chunk.is_empty() || matches!(self.phase, Phase::Ended | Phase::Failed) {
+            return Vec::new();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.chunks += 1;
+        self.stats.pending_bytes += chunk.len();
+        self.pending.push_back((seq, chunk));
+        self.stats.pending = self.pending.len();
+        if self.stats.pending_bytes > self.max_pending_bytes {
+            self.fail(PublishFailure::BufferFull(self.stats.pending_bytes));
+            return Vec::new();
+        }
+        if self.phase != Phase::Live {
+            return Vec::new();
+        }
+        let mut out = self.announce_period(seq);
+        out.push(self.frame(seq));
+        out
+    }
+
+    /// The recorder was restarted (new source or settings) at `capture_start_ms`:
+    /// its first chunk starts a new period.
+    pub fn restart_recorder(&mut self, capture_start_ms: i64) {
+        self.period = Some((capture_start_ms, self.next_seq));
+    }
+
+    /// The broadcaster ends the stream: `end` goes out once everything is acked
+    /// (now, or from [`Publisher::on_message`] when the last ack arrives).
+    pub fn end(&mut self) -> Vec<Frame> {
+        if matches!(self.phase, Phase::Ended | Phase::Failed) {
+            return Vec::new();
+        }
+        match self.phase {
+            Phase::Live | Phase::Ending => self.phase = Phase::Ending,
+            // Not connected: end once the next connection has sent everything.
+            _ => self.ending_after_reconnect = true,
+        }
+        self.finish_if_drained()
+    }
+
+    fn finish_if_drained(&mut self) -> Vec<Frame> {
+        if self.phase == Phase::Ending && self.pending.is_empty() {
+            return vec![Frame::Text(json(&ClientMessage::End))];
+        }
+        Vec::new()
+    }
+
+    /// A text frame from the server. Returns frames to send.
+    pub fn on_message(&mut self, text: &str) -> Vec<Frame> {
+        let msg: ServerMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail(PublishFailure::Protocol(e.to_string()));
+                return Vec::new();
+            }
+        };
+        match msg {
+            ServerMessage::Ready { next_seq, .. } => {
+                let ending = self.phase == Phase::Ending || self.ending_after_reconnect;
+                self.ending_after_reconnect = false;
+                if self.ever_connected {
+                    self.stats.reconnects += 1;
+                }
+                self.ever_connected = true;
+                self.phase = if ending { Phase::Ending } else { Phase::Live };
+                // The server has everything before next_seq.
+                if next_seq > 0 {
+                    self.ack(next_seq - 1);
+                }
+                let mut out = Vec::new();
+                let resend: Vec<u64> = self.pending.iter().map(|(s, _)| *s).collect();
+                for seq in resend {
+                    out.extend(self.announce_period(seq));
+                    out.push(self.frame(seq));
+                }
+                out.extend(self.finish_if_drained());
+                out
+            }
+            ServerMessage::Ack { seq } => {
+                self.ack(seq);
+                self.finish_if_drained()
+            }
+            ServerMessage::Ended => {
+                self.phase = Phase::Ended;
+                Vec::new()
+            }
+        }
+    }
+
+    /// The socket closed with `code` and the server's reason (if any).
+    pub fn on_close(&mut self, code: u16, reason: &str) {
+        if matches!(self.phase, Phase::Ended | Phase::Failed) {
+            return;
+        }
+        if is_final(code) {
+            let parsed: Option<CloseReason> = serde_json::from_str(reason).ok();
+            let (reason, message) = parsed.map(|r| (r.code, r.message)).unwrap_or_else(|| {
+                (
+                    "closed".into(),
+                    format!("the server closed the connection ({code})"),
+                )
+            });
+            self.fail(PublishFailure::Refused {
+                code,
+                reason,
+                message,
+            });
+            return;
+        }
+        // Dropped: keep everything and try again (the studio backs off). An
+        // `end` in progress is sent again once the resent chunks are acked.
+        self.ending_after_reconnect |= self.phase == Phase::Ending;
+        self.phase = Phase::Disconnected;
+    }
+
+    fn ack(&mut self, seq: u64) {
+        while self.pending.front().is_some_and(|(s, _)| *s <= seq) {
+            if let Some((_, c)) = self.pending.pop_front() {
+                self.stats.pending_bytes -= c.len();
+            }
+        }
+        self.stats.pending = self.pending.len();
+        self.stats.acked = Some(self.stats.acked.map_or(seq, |a| a.max(seq)));
+    }
+
+    /// The new-period message, if `seq` is the restarted recorder's first chunk.
+    fn announce_period(&mut self, seq: u64) -> Vec<Frame> {
+        match self.period {
+            Some((clock, first)) if first == seq => {
+                self.period = None;
+                vec![Frame::Text(json(&ClientMessage::NewPeriod {
+                    capture_start_ms: clock,
+                }))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn frame(&mut self, seq: u64) -> Frame {
+        let chunk = self
+            .pending
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, c)| c.as_slice())
+            .unwrap_or_default();
+        self.stats.bytes_sent += chunk.len() as u64;
+        Frame::Binary(encode_chunk(seq, chunk))
+    }
+
+    fn fail(&mut self, failure: PublishFailure) {
+        self.phase = Phase::Failed;
+        self.failure = Some(failure);
+    }
+}
+
+fn json(msg: &ClientMessage) -> String {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_string(msg).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{decode_chunk, IngestLimits};
+
+    fn ready(next_seq: u64) -> String {
+        serde_json::to_string(&ServerMessage::Ready {
+            next_seq,
+            limits: IngestLimits {
+                max_message_bytes: 4 << 20,
+                max_bitrate: 20_000_000,
+                idle_timeout_s: 15,
+            },
+        })
+        .expect("json")
+    }
+
+    fn ack(seq: u64) -> String {
+        serde_json::to_string(&ServerMessage::Ack { seq }).expect("json")
+    }
+
+    fn hello(frame: &Frame) -> ClientMessage {
+        match frame {
+            Frame::Text(t) => serde_json::from_str(t).expect("client message"),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    fn seqs(frames: &[Frame]) -> Vec<u64> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Binary(b) => decode_chunk(b).map(|(s, _)| s),
+                Frame::Text(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_are_numbered_buffered_until_acked_and_resent_after_a_drop() {
+        let mut p = Publisher::new("tok", "video/webm;codecs=vp8,opus", 5, 1 << 20);
+        assert!(p.wants_connection());
+        let first = p.on_open();
+        assert!(matches!(
+            hello(&first),
+            ClientMessage::Hello {
+                resume_after: None,
+                new_period: false,
+                capture_start_ms: 5,
+                ..
+            }
+        ));
+        // A chunk recorded before `ready` waits, then goes out.
+        assert!(p.on_chunk(b"header".to_vec()).is_empty());
+        assert_eq!(seqs(&p.on_message(&ready(0))), vec![0]);
+        assert_eq!(p.phase(), Phase::Live);
+        assert_eq!(seqs(&p.on_chunk(b"one".to_vec())), vec![1]);
+        assert_eq!(seqs(&p.on_chunk(b"two".to_vec())), vec![2]);
+        p.on_message(&ack(1));
+        assert_eq!(p.stats().pending, 1);
+        assert_eq!(p.stats().acked, Some(1));
+
+        // The connection drops; the recorder keeps going.
+        p.on_close(1006, "");
+        assert!(p.wants_connection());
+        assert!(p.on_chunk(b"three".to_vec()).is_empty());
+        let again = p.on_open();
+        assert!(matches!(
+            hello(&again),
+            ClientMessage::Hello {
+                resume_after: Some(1),
+                ..
+            }
+        ));
+        // The server had chunk 2 after all: only 3 is resent.
+        let resent = p.on_message(&ready(3));
+        assert_eq!(seqs(&resent), vec![3]);
+        assert_eq!(p.stats().reconnects, 1);
+        match &resent[0] {
+            Frame::Binary(b) => assert_eq!(decode_chunk(b), Some((3, &b"three"[..]))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn end_waits_for_the_last_ack() {
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        p.on_message(&ready(0));
+        p.on_chunk(b"a".to_vec());
+        assert!(p.end().is_empty(), "chunk 0 is not acked yet");
+        assert_eq!(p.phase(), Phase::Ending);
+        let out = p.on_message(&ack(0));
+        assert_eq!(hello(&out[0]), ClientMessage::End);
+        p.on_message(&serde_json::to_string(&ServerMessage::Ended).expect("json"));
+        assert_eq!(p.phase(), Phase::Ended);
+        assert!(p.on_chunk(b"late".to_vec()).is_empty());
+
+        // Ending while the connection is down: resend, wait for acks, then end.
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        p.on_message(&ready(0));
+        p.on_chunk(b"a".to_vec());
+        p.on_close(1006, "");
+        assert!(p.end().is_empty());
+        p.on_open();
+        let out = p.on_message(&ready(0));
+        assert_eq!(seqs(&out), vec![0]);
+        assert_eq!(out.len(), 1, "end waits for the ack: {out:?}");
+        assert_eq!(hello(&p.on_message(&ack(0))[0]), ClientMessage::End);
+    }
+
+    #[test]
+    fn a_recorder_restart_is_announced_before_its_first_chunk() {
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        p.on_message(&ready(0));
+        p.on_chunk(b"a".to_vec());
+        p.on_message(&ack(0));
+        p.restart_recorder(9_000);
+        let out = p.on_chunk(b"new header".to_vec());
+        assert_eq!(
+            hello(&out[0]),
+            ClientMessage::NewPeriod {
+                capture_start_ms: 9_000
+            }
+        );
+        assert_eq!(seqs(&out), vec![1]);
+
+        // A restart while disconnected goes into the reconnect's hello.
+        p.on_message(&ack(1));
+        p.on_close(1006, "");
+        p.restart_recorder(12_000);
+        p.on_chunk(b"newer header".to_vec());
+        match hello(&p.on_open()) {
+            ClientMessage::Hello {
+                new_period,
+                resume_after,
+                capture_start_ms,
+                ..
+            } => assert_eq!(
+                (new_period, resume_after, capture_start_ms),
+                (true, Some(1), 12_000)
+            ),
+            other => panic!("{other:?}"),
+        }
+        let out = p.on_message(&ready(2));
+        assert_eq!(out.len(), 1, "no second announcement: {out:?}");
+        assert_eq!(seqs(&out), vec![2]);
+    }
+
+    #[test]
+    fn refusals_stop_with_the_servers_reason_and_the_buffer_is_bounded() {
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        p.on_close(
+            4001,
+            r#"{"code":"unauthorized","message":"wrong ingest token"}"#,
+        );
+        assert_eq!(p.phase(), Phase::Failed);
+        assert_eq!(
+            p.failure().map(ToString::to_string).as_deref(),
+            Some("wrong ingest token (4001)")
+        );
+        assert!(!p.wants_connection());
+
+        let mut p = Publisher::new("tok", "video/webm", 0, 10);
+        p.on_chunk(vec![0; 6]);
+        p.on_chunk(vec![0; 6]);
+        assert_eq!(p.failure(), Some(&PublishFailure::BufferFull(12)));
+    }
+}
