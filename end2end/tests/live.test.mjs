@@ -36,7 +36,8 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   const studioErrors = watchErrors(studio);
   await studio.goto(`${fixtures.url}/publish.html`);
   await studio.evaluate(([s, i, t]) => start(s, i, t), [server.url.replace(/\/$/, ''), id, token]);
-  await studio.waitForFunction(() => window.stats.acked >= 8 || window.stats.closed, null, { timeout: 30_000 });
+  await studio.waitForFunction(() => window.stats.acked >= 8 || window.stats.closed, null, { timeout: 30_000 })
+    .catch(async (e) => { throw new Error(`${e.message}\nstudio: ${JSON.stringify(await studio.evaluate(() => window.stats))}\nerrors: ${studioErrors}\nserver log:\n${server.log().slice(-3000)}`); });
   const stats = await studio.evaluate(() => window.stats);
   assert.equal(stats.closed, null, `the ingest socket closed: ${stats.closed}`);
   assert.ok(stats.mime.startsWith('video/webm'), stats.mime);
@@ -65,7 +66,30 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   assert.ok(result.levels >= 2, `an adaptive ladder: ${result.levels} levels`);
   assert.equal(result.lowLatency, true);
 
+  // The product's own watch page plays the same stream (Rust + hls.js).
+  const watch = await browser.newPage();
+  const watchErrorsSeen = watchErrors(watch);
+  await watch.goto(new URL(`watch/${id}`, server.url).href);
+  await watch.waitForFunction(() => {
+    const v = document.querySelector('[data-testid=player]');
+    return v && v.currentTime > 1 && v.videoWidth > 0;
+  }, null, { timeout: 45_000 });
+  const state = await watch.getAttribute('[data-testid=player-status]', 'data-state');
+  assert.equal(state, 'playing');
+  assert.equal(await watch.evaluate(() => window.onairPlayer.lowLatencyMode), true);
+  assert.deepEqual(watchErrorsSeen.filter((e) => !e.includes('net::ERR')), []);
+
   await studio.evaluate(() => window.recorder.stop());
   assert.deepEqual(studioErrors, []);
   assert.deepEqual(viewerErrors.filter((e) => !e.includes('net::ERR')), []);
+});
+
+test('the watch page says when a stream is not live, and keeps waiting', async () => {
+  const page = await browser.newPage();
+  await page.goto(new URL('watch/notlive123', server.url).href);
+  await page.waitForSelector('[data-testid=player-status][data-state=waiting]', { timeout: 20_000 });
+  const text = await page.textContent('[data-testid=player-status]');
+  assert.match(text, /not live yet/);
+  await page.goto(new URL('watch/bad%20id', server.url).href);
+  await page.waitForSelector('[data-testid=watch-invalid]');
 });

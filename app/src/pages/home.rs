@@ -76,7 +76,7 @@ fn StreamItem(stream: StreamCard) -> impl IntoView {
     view! {
         <li class="stream-item">
             <span class="live-badge">"LIVE"</span>
-            <strong>{stream.title}</strong>
+            <a href=format!("/watch/{}", stream.id)><strong>{stream.title}</strong></a>
             <span class="muted">{format!(" by {}", stream.owner)}</span>
         </li>
     }
