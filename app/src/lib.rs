@@ -13,6 +13,8 @@
 //! - [`backend`] (server only): the trait the server implements so server
 //!   functions can reach the database without this crate depending on it.
 
+#![recursion_limit = "256"]
+
 pub mod components;
 pub mod error;
 pub mod ingest;
@@ -31,7 +33,7 @@ use leptos_router::{
 };
 
 use crate::components::layout::Layout;
-use crate::pages::{home::HomePage, not_found::NotFound, watch::WatchPage};
+use crate::pages::{home::HomePage, not_found::NotFound, studio::StudioPage, watch::WatchPage};
 
 /// Sets the saved colour theme before first paint, so the page does not flash.
 const THEME_BOOTSTRAP: &str = "try{var t=localStorage.getItem('onair-theme');if(t==='light'||t==='dark'){document.documentElement.dataset.theme=t}}catch(e){}";
@@ -79,6 +81,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage />
+                    <Route path=(StaticSegment("studio"), ParamSegment("id")) view=StudioPage />
                 </Routes>
             </Layout>
         </Router>

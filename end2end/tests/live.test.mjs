@@ -93,3 +93,46 @@ test('the watch page says when a stream is not live, and keeps waiting', async (
   await page.goto(new URL('watch/bad%20id', server.url).href);
   await page.waitForSelector('[data-testid=watch-invalid]');
 });
+
+test('the studio page goes live from a fake camera, viewers watch, and End with confirmation ends it', async () => {
+  const id = randomBytes(8).toString('hex');
+  const token = randomBytes(32).toString('hex');
+  const hash = createHash('sha256').update(token).digest('hex');
+  await surreal.sql(`UPSERT user:e2e SET username = 'e2e', password_hash = 'x', role = 'broadcaster';
+    CREATE stream:\`${id}\` SET owner = user:e2e, title = 'Studio E2E', ingest_token_hash = '${hash}';`);
+
+  const studio = await browser.newPage();
+  const errors = watchErrors(studio);
+  await studio.goto(new URL(`studio/${id}`, server.url).href);
+  await studio.waitForSelector('body[data-hydrated=true]');
+  assert.equal(await studio.isDisabled('[data-testid=go-live]'), true, 'nothing to send before a preview');
+  await studio.fill('[data-testid=token]', token);
+  await studio.click('[data-testid=preview-button]');
+  await studio.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 });
+  await studio.waitForFunction(() => document.querySelector('[data-testid=preview]').videoWidth > 0);
+  await studio.click('[data-testid=go-live]');
+  await studio.waitForFunction(() => Number(document.querySelector('[data-testid=status-acked]').textContent) >= 8,
+    null, { timeout: 45_000 })
+    .catch(async (e) => { throw new Error(`${e.message}: ${await studio.textContent('[data-testid=status]')} ${errors}\n${server.log().slice(-2500)}`); });
+  assert.equal(await studio.getAttribute('[data-testid=status]', 'data-phase'), 'live');
+  assert.match(await studio.textContent('[data-testid=status-mime]'), /h264|avc1/);
+  assert.match(await studio.textContent('[data-testid=status-bitrate]'), /bit\/s/);
+
+  const watch = await browser.newPage();
+  await watch.goto(new URL(`watch/${id}`, server.url).href);
+  await watch.waitForFunction(() => {
+    const v = document.querySelector('[data-testid=player]');
+    return v && v.currentTime > 1 && v.videoWidth > 0;
+  }, null, { timeout: 45_000 });
+
+  // End asks first; cancelling keeps the stream live.
+  await studio.click('[data-testid=end]');
+  await studio.click('[data-testid=end-cancel]');
+  assert.equal(await studio.getAttribute('[data-testid=status]', 'data-phase'), 'live');
+  await studio.click('[data-testid=end]');
+  await studio.click('[data-testid=end-confirm]');
+  await studio.waitForSelector('[data-testid=status][data-phase=ended]', { timeout: 30_000 });
+  const playlist = await (await fetch(new URL(`live/${id}/audio/index.m3u8`, server.url))).text();
+  assert.match(playlist, /#EXT-X-ENDLIST/);
+  assert.deepEqual(errors.filter((e) => !e.includes('net::ERR')), []);
+});

@@ -1,0 +1,261 @@
+//! The broadcaster studio (`/studio/:id`): pick a camera and microphone or a
+//! screen, preview, go live, end. The browser records with `MediaRecorder`
+//! and sends the chunks over the ingest WebSocket; [`crate::publisher`] keeps
+//! the protocol (numbering, acks, resend after a drop, recorder restarts).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+/// The recorder MIME types the studio tries, best first: H.264 (copied by the
+/// server without re-encoding), then VP9, then VP8.
+pub const PREFERRED_MIME_TYPES: [&str; 6] = [
+    "video/webm;codecs=h264,opus",
+    "video/x-matroska;codecs=avc1,opus",
+    "video/mp4;codecs=avc1,mp4a.40.2",
+    "video/webm;codecs=vp9,opus",
+    "video/webm;codecs=vp8,opus",
+    "video/webm",
+];
+
+/// A resolution and bitrate preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    /// Label in the picker.
+    pub label: &'static str,
+    /// Requested width and height.
+    pub width: u32,
+    /// Requested height.
+    pub height: u32,
+    /// Video bits per second given to the recorder.
+    pub video_bps: u32,
+}
+
+/// The presets in the picker; the first is the default.
+pub const PRESETS: [Preset; 3] = [
+    Preset {
+        label: "720p · 2.5 Mbit/s",
+        width: 1280,
+        height: 720,
+        video_bps: 2_500_000,
+    },
+    Preset {
+        label: "1080p · 5 Mbit/s",
+        width: 1920,
+        height: 1080,
+        video_bps: 5_000_000,
+    },
+    Preset {
+        label: "480p · 1 Mbit/s",
+        width: 854,
+        height: 480,
+        video_bps: 1_000_000,
+    },
+];
+
+/// What the status panel shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StudioStatus {
+    /// Connection phase: idle, previewing, connecting, live, reconnecting, ending, ended, failed.
+    pub phase: String,
+    /// The error to show, if any.
+    pub error: Option<String>,
+    /// Recorder MIME type in use.
+    pub mime_type: String,
+    /// Bits per second sent over the last few seconds.
+    pub bitrate: u64,
+    /// Highest acked chunk.
+    pub acked: Option<u64>,
+    /// Chunks waiting for an ack.
+    pub pending: usize,
+    /// Reconnects so far.
+    pub reconnects: u32,
+    /// Seconds since going live.
+    pub elapsed_s: u64,
+}
+
+/// Formats seconds as `h:mm:ss` or `m:ss`.
+pub fn clock(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// Formats bits per second for people.
+pub fn rate(bps: u64) -> String {
+    if bps >= 1_000_000 {
+        format!("{}.{} Mbit/s", bps / 1_000_000, bps / 100_000 % 10)
+    } else {
+        format!("{} kbit/s", bps / 1000)
+    }
+}
+
+/// The studio page.
+#[component]
+pub fn StudioPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let status = RwSignal::new(StudioStatus {
+        phase: "idle".into(),
+        ..StudioStatus::default()
+    });
+    let source = RwSignal::new(String::from("camera"));
+    let preset = RwSignal::new(0usize);
+    let pip = RwSignal::new(false);
+    let token = RwSignal::new(String::new());
+    let confirming = RwSignal::new(false);
+    let video = NodeRef::<leptos::html::Video>::new();
+    let cameras = RwSignal::new(Vec::<(String, String)>::new());
+    let mics = RwSignal::new(Vec::<(String, String)>::new());
+    let camera = RwSignal::new(String::new());
+    let mic = RwSignal::new(String::new());
+
+    let phase = move || status.get().phase;
+    let live = move || matches!(phase().as_str(), "connecting" | "live" | "reconnecting" | "ending");
+    let can_preview = move || matches!(phase().as_str(), "idle" | "previewing" | "ended" | "failed");
+    let can_go_live = move || phase() == "previewing";
+
+    let preview = move |_| {
+        #[cfg(feature = "hydrate")]
+        media::preview(media::Choice {
+            screen: source.get_untracked() == "screen",
+            pip: pip.get_untracked(),
+            camera: camera.get_untracked(),
+            mic: mic.get_untracked(),
+            preset: PRESETS[preset.get_untracked().min(PRESETS.len() - 1)],
+        }, video, status, cameras, mics);
+    };
+    let go_live = move |_| {
+        #[cfg(feature = "hydrate")]
+        media::go_live(id(), token.get_untracked(), PRESETS[preset.get_untracked().min(PRESETS.len() - 1)], status);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = id();
+    };
+    let end = move |_| {
+        confirming.set(false);
+        #[cfg(feature = "hydrate")]
+        media::end(status);
+    };
+
+    view! {
+        <Title text="Studio · Onair" />
+        <section class="studio" data-testid="studio">
+            <h1>"Studio"</h1>
+            <div class="studio-grid">
+                <div class="studio-preview">
+                    <video node_ref=video data-testid="preview" muted=true autoplay=true playsinline=true></video>
+                </div>
+                <form class="studio-controls" on:submit=|e| e.prevent_default()>
+                    <fieldset disabled=live>
+                        <legend>"Source"</legend>
+                        <label>
+                            <input type="radio" name="source" value="camera" data-testid="source-camera"
+                                prop:checked=move || source.get() == "camera"
+                                on:change=move |_| source.set("camera".into()) />
+                            " Camera and microphone"
+                        </label>
+                        <label>
+                            <input type="radio" name="source" value="screen" data-testid="source-screen"
+                                prop:checked=move || source.get() == "screen"
+                                on:change=move |_| source.set("screen".into()) />
+                            " Screen"
+                        </label>
+                        <label class:hidden=move || source.get() != "screen">
+                            <input type="checkbox" data-testid="pip" prop:checked=move || pip.get()
+                                on:change=move |e| pip.set(event_target_checked(&e)) />
+                            " Camera picture-in-picture"
+                        </label>
+                        <label>
+                            "Camera "
+                            <select data-testid="camera" on:change=move |e| camera.set(event_target_value(&e))>
+                                <option value="">"Default"</option>
+                                {move || cameras.get().into_iter().map(|(id, label)| view! { <option value=id>{label}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <label>
+                            "Microphone "
+                            <select data-testid="mic" on:change=move |e| mic.set(event_target_value(&e))>
+                                <option value="">"Default"</option>
+                                {move || mics.get().into_iter().map(|(id, label)| view! { <option value=id>{label}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <label>
+                            "Quality "
+                            <select data-testid="preset" on:change=move |e| preset.set(event_target_value(&e).parse().unwrap_or(0))>
+                                {PRESETS.iter().enumerate().map(|(i, p)| view! { <option value=i.to_string()>{p.label}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <label>
+                            "Ingest token "
+                            <input type="password" autocomplete="off" data-testid="token"
+                                placeholder="shown when the stream was created"
+                                on:input=move |e| token.set(event_target_value(&e)) />
+                        </label>
+                    </fieldset>
+                    <div class="studio-buttons">
+                        <button type="button" data-testid="preview-button" disabled=move || !can_preview() on:click=preview>
+                            "Preview"
+                        </button>
+                        <button type="button" class="button-primary" data-testid="go-live" disabled=move || !can_go_live() on:click=go_live>
+                            "Go live"
+                        </button>
+                        <Show when=move || live() && !confirming.get()>
+                            <button type="button" class="button-danger" data-testid="end" on:click=move |_| confirming.set(true)>
+                                "End stream"
+                            </button>
+                        </Show>
+                        <Show when=move || confirming.get()>
+                            <span class="confirm" data-testid="end-confirm-box">
+                                "End the stream for everyone? "
+                                <button type="button" class="button-danger" data-testid="end-confirm" on:click=end>"End now"</button>
+                                <button type="button" data-testid="end-cancel" on:click=move |_| confirming.set(false)>"Keep streaming"</button>
+                            </span>
+                        </Show>
+                    </div>
+                </form>
+            </div>
+            <dl class="studio-status" data-testid="status" data-phase=phase>
+                <dt>"Status"</dt><dd data-testid="status-phase">{phase}</dd>
+                <dt>"Elapsed"</dt><dd data-testid="status-elapsed">{move || clock(status.get().elapsed_s)}</dd>
+                <dt>"Sending"</dt><dd data-testid="status-bitrate">{move || rate(status.get().bitrate)}</dd>
+                <dt>"Chunks acked"</dt><dd data-testid="status-acked">{move || status.get().acked.map(|a| (a + 1).to_string()).unwrap_or_else(|| "0".into())}</dd>
+                <dt>"Pending"</dt><dd data-testid="status-pending">{move || status.get().pending}</dd>
+                <dt>"Reconnects"</dt><dd data-testid="status-reconnects">{move || status.get().reconnects}</dd>
+                <dt>"Recorder"</dt><dd data-testid="status-mime">{move || status.get().mime_type}</dd>
+                <dt>"Viewers"</dt><dd data-testid="status-viewers" title="Viewer counts arrive with the realtime events socket">"—"</dd>
+            </dl>
+            {move || status.get().error.map(|e| view! { <p class="error" role="alert" data-testid="status-error">{e}</p> })}
+            <p class="muted">
+                "Viewers watch at " <a href=move || format!("/watch/{}", id())>{move || format!("/watch/{}", id())}</a>
+            </p>
+        </section>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod media;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_and_rates_read_well() {
+        assert_eq!(clock(5), "0:05");
+        assert_eq!(clock(125), "2:05");
+        assert_eq!(clock(3725), "1:02:05");
+        assert_eq!(rate(2_540_000), "2.5 Mbit/s");
+        assert_eq!(rate(640_000), "640 kbit/s");
+    }
+
+    #[test]
+    fn h264_is_preferred() {
+        assert!(PREFERRED_MIME_TYPES[0].contains("h264"));
+        let vp9 = PREFERRED_MIME_TYPES.iter().position(|m| m.contains("vp9"));
+        let vp8 = PREFERRED_MIME_TYPES.iter().position(|m| m.contains("vp8"));
+        assert!(vp9 < vp8);
+    }
+}
