@@ -16,4 +16,6 @@ pub mod segmenter;
 pub mod time;
 
 #[cfg(test)]
+mod m3u8_tests;
+#[cfg(test)]
 mod tests;

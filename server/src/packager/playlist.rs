@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::time::MediaTime;
+use super::time::{MediaTime, MILLIS};
 
 /// A part of a segment as listed in a playlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,12 +262,21 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
     out
 }
 
+/// Each part's `DURATION` is the difference of its end and start within the
+/// segment, both rounded to the millisecond, so the parts add up to exactly the
+/// segment's `EXTINF` (six parts of 333.33 ms are 0.333, 0.334, 0.333, … = 2.000,
+/// not 6 × 0.333 = 1.998). Each is within 1 ms of the part's real duration.
 fn write_parts(out: &mut String, msn: u64, parts: &[PartEntry]) {
+    let mut end = 0u64;
     for (i, part) in parts.iter().enumerate() {
+        let scale = part.duration.scale;
+        let start_ms = MediaTime::new(end, scale).as_millis();
+        end += part.duration.ticks;
+        let ms = MediaTime::new(end, scale).as_millis() - start_ms;
         let _ = write!(
             out,
             "#EXT-X-PART:DURATION={},URI=\"{}\"",
-            part.duration.seconds_3(),
+            MediaTime::new(ms, MILLIS).seconds_3(),
             part_uri(msn, i)
         );
         if part.independent {
@@ -531,6 +540,39 @@ mod tests {
             pdt2 > disc
                 && text[pdt2..].starts_with("#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:26:44.000Z")
         );
+    }
+
+    #[test]
+    fn part_durations_add_up_to_the_segment_duration() {
+        // Six parts of 333.33 ms (30 fps, 10 frames each): a 2 s segment.
+        let third = MediaTime::new(30_000, VIDEO_TIMESCALE);
+        let part = |independent| PartEntry {
+            duration: third,
+            independent,
+        };
+        let mut p = snapshot(1);
+        p.segments[0].parts = vec![
+            part(true),
+            part(false),
+            part(false),
+            part(false),
+            part(false),
+            part(false),
+        ];
+        p.segments[0].duration = MediaTime::new(180_000, VIDEO_TIMESCALE);
+        let text = render_media(&p, MediaRequest::default());
+        let durations: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("\"0."))
+            .filter_map(|l| l.strip_prefix("#EXT-X-PART:DURATION="))
+            .map(|l| &l[..5])
+            .collect();
+        assert_eq!(
+            durations,
+            ["0.333", "0.334", "0.333", "0.333", "0.334", "0.333"],
+            "{text}"
+        );
+        assert!(text.contains("#EXTINF:2.000,\n0.m4s\n"), "{text}");
     }
 
     #[test]
