@@ -12,6 +12,8 @@ pub mod testsrc;
 #[cfg(test)]
 mod demux_tests;
 #[cfg(test)]
+mod drift_tests;
+#[cfg(test)]
 mod live_tests;
 
 /// What the linked FFmpeg libraries provide.
