@@ -550,3 +550,96 @@ async fn known_bug_avcc_frames_that_look_like_annex_b_are_damaged() {
         out.len()
     );
 }
+
+/// Audio that is not at 48 kHz (AAC at 44.1 kHz, as most MP4 files carry it)
+/// is resampled: two minutes must come out as two minutes, with every marker
+/// at a constant offset.
+#[tokio::test]
+async fn audio_at_44_1_khz_is_resampled_without_drift() {
+    ffmpeg_next::init().expect("init");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("aac44.mkv");
+    let seconds = 120u64;
+    let tone = format!(
+        "aevalsrc='0.5*sin(2*PI*1000*t)*gte(mod(t*1000+{}\\,{GAP_EVERY_MS})\\,50)':s=44100:d={seconds}",
+        GAP_EVERY_MS - GAP_FIRST_MS,
+    );
+    testsrc::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &tone,
+        "-c:a",
+        "aac",
+        "-f",
+        "matroska",
+        path.to_str().expect("utf8 path"),
+    ])
+    .expect("test media");
+    let in_pcm = decode_pcm(path.to_str().expect("utf8 path"));
+    let in_samples = in_pcm.len() as u64 / 2;
+    let in_marks = gap_ends(&in_pcm);
+    drop(in_pcm);
+    assert_eq!(
+        in_marks.len() as u64,
+        (seconds * 1000 - GAP_FIRST_MS - 50) / GAP_EVERY_MS + 1
+    );
+
+    let live = LiveStream::new(Duration::from_secs(5));
+    let data = std::fs::read(&path).expect("read");
+    let cfg = LiveConfig {
+        window_segments: 1000,
+        ..LiveConfig::default()
+    };
+    tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || run(feed(data), live, cfg, None, None)
+    })
+    .await
+    .expect("join")
+    .expect("pipeline");
+    let mut audio = Track::default();
+    let mut mp4 = live.init(AUDIO_RENDITION).expect("init").to_vec();
+    let mut msn = 0;
+    while let Some(segment) = live.segment(AUDIO_RENDITION, msn) {
+        add_segment(&mut audio, &segment);
+        mp4.extend_from_slice(&segment);
+        msn += 1;
+    }
+    let out_samples = audio.sample_dts.last().expect("frames") + audio.last_duration;
+    let out_path = dir.path().join("audio.mp4");
+    std::fs::write(&out_path, &mp4).expect("write");
+    let out_pcm = decode_pcm(out_path.to_str().expect("utf8 path"));
+    let out_marks = gap_ends(&out_pcm);
+    let offsets: Vec<i64> = out_marks
+        .iter()
+        .zip(&in_marks)
+        .map(|(o, i)| *o as i64 - *i as i64)
+        .collect();
+    eprintln!(
+        "44.1 kHz: {} of {} markers; offsets first {:?} last {:?}; {out_samples} samples out, {in_samples} in",
+        out_marks.len(),
+        in_marks.len(),
+        offsets.first(),
+        offsets.last()
+    );
+    assert_eq!(
+        out_marks.len(),
+        in_marks.len(),
+        "every marker is in the output"
+    );
+    let (lo, hi) = (
+        *offsets.iter().min().expect("offsets"),
+        *offsets.iter().max().expect("offsets"),
+    );
+    assert!(
+        hi - lo <= (RATE / 1000) as i64,
+        "audio drifts: marker offsets from {lo} to {hi} samples (first {}, last {})",
+        offsets[0],
+        offsets[offsets.len() - 1]
+    );
+    assert!(
+        out_samples.abs_diff(in_samples) <= 2 * AAC_FRAME,
+        "audio has {out_samples} samples at 48 kHz, the input {in_samples}"
+    );
+}
