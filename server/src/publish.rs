@@ -1,6 +1,7 @@
 //! `onair publish`: sends a media file over the ingest protocol exactly as the
 //! studio page does: live Matroska chunks at a fixed interval, numbered, acked,
-//! resent after a reconnect.
+//! resent after a reconnect. Streams the server takes are copied, others are
+//! encoded first (see [`crate::media::remux`]).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::media::remux::{RemuxError, Remuxer};
+use crate::media::remux::{RemuxError, Remuxer, StreamPlan};
 
 /// Options of `onair publish`.
 #[derive(Debug, Clone, Args)]
@@ -33,7 +34,9 @@ pub struct PublishArgs {
     /// Chunk interval in milliseconds (MediaRecorder's timeslice).
     #[arg(long, default_value_t = 500)]
     pub chunk_ms: u64,
-    /// Any file FFmpeg can read; its streams are copied into Matroska.
+    /// Any file FFmpeg can read. Video in H.264, VP8 or VP9 and audio in Opus
+    /// or AAC are copied into Matroska; other codecs are encoded to H.264 and
+    /// Opus (AAC if this FFmpeg has no libopus) first.
     pub file: PathBuf,
 }
 
@@ -73,6 +76,16 @@ pub struct PublishReport {
     pub media_us: i64,
     /// Reconnects needed.
     pub reconnects: u32,
+    /// The streams sent, and whether each was copied or encoded.
+    pub streams: Vec<StreamPlan>,
+}
+
+/// What the remuxing thread hands to the sender.
+enum Remuxed {
+    /// The streams, once, before any chunk.
+    Plan(Vec<StreamPlan>),
+    /// A chunk and the media time it reaches (µs).
+    Chunk(Bytes, i64),
 }
 
 type Ws =
@@ -164,7 +177,7 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
         time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
 
     // Remux on a blocking thread; pace by media time when --realtime.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Bytes, i64), RemuxError>>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Remuxed, RemuxError>>(16);
     let file = args.file.clone();
     let (chunk_ms, realtime) = (args.chunk_ms, args.realtime);
     tokio::task::spawn_blocking(move || {
@@ -175,6 +188,12 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
                 return;
             }
         };
+        if tx
+            .blocking_send(Ok(Remuxed::Plan(remuxer.plan().to_vec())))
+            .is_err()
+        {
+            return;
+        }
         let start = Instant::now();
         loop {
             match remuxer.next_chunk() {
@@ -185,7 +204,10 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
                             std::thread::sleep(wait);
                         }
                     }
-                    if tx.blocking_send(Ok((chunk.bytes, chunk.media_us))).is_err() {
+                    if tx
+                        .blocking_send(Ok(Remuxed::Chunk(chunk.bytes, chunk.media_us)))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -203,6 +225,7 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
         bytes: 0,
         media_us: 0,
         reconnects: 0,
+        streams: Vec::new(),
     };
     let (mut ws, mut next_seq) = attach(&url, &args.token, capture_start_ms, None).await?;
     let mut unacked: VecDeque<(u64, Bytes)> = VecDeque::new();
@@ -216,7 +239,8 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
             None
         };
         match next {
-            Some(Ok((bytes, media_us))) => {
+            Some(Ok(Remuxed::Plan(streams))) => report.streams = streams,
+            Some(Ok(Remuxed::Chunk(bytes, media_us))) => {
                 report.bytes += bytes.len() as u64;
                 report.media_us = media_us;
                 let seq = next_seq;

@@ -114,6 +114,7 @@ impl AacTranscoder {
     pub fn finish(&mut self) -> Result<Vec<AacFrame>, AudioError> {
         let _ = self.decoder.send_eof();
         let mut out = self.drain_decoder()?;
+        self.drain_resampler()?;
         if !self.fifo[0].is_empty() {
             let missing = AAC_FRAME - self.fifo[0].len() % AAC_FRAME;
             if missing < AAC_FRAME {
@@ -149,17 +150,36 @@ impl AacTranscoder {
                     .map_err(AudioError::Resample)?,
                 ),
             };
-            let mut resampled = AudioFrame::empty();
-            resampler
-                .run(&decoded, &mut resampled)
+            let resampled = resample(resampler, Some(&decoded), OUT_FORMAT, ChannelLayout::STEREO)
                 .map_err(AudioError::Resample)?;
-            let n = resampled.samples();
-            for (ch, fifo) in self.fifo.iter_mut().enumerate() {
-                fifo.extend_from_slice(&resampled.plane::<f32>(ch)[..n]);
-            }
+            self.queue(&resampled);
             out.extend(self.encode_fifo()?);
         }
         Ok(out)
+    }
+
+    /// Appends resampled samples to the FIFO.
+    fn queue(&mut self, resampled: &AudioFrame) {
+        let n = resampled.samples();
+        if n == 0 {
+            return;
+        }
+        for (ch, fifo) in self.fifo.iter_mut().enumerate() {
+            fifo.extend_from_slice(&resampled.plane::<f32>(ch)[..n]);
+        }
+    }
+
+    /// What the resampler still holds at end of stream.
+    fn drain_resampler(&mut self) -> Result<(), AudioError> {
+        while let Some(resampler) = self.resampler.as_mut() {
+            let rest = resample(resampler, None, OUT_FORMAT, ChannelLayout::STEREO)
+                .map_err(AudioError::Resample)?;
+            if rest.samples() == 0 {
+                break;
+            }
+            self.queue(&rest);
+        }
+        Ok(())
     }
 
     fn encode_fifo(&mut self) -> Result<Vec<AacFrame>, AudioError> {
@@ -197,4 +217,39 @@ impl AacTranscoder {
         }
         out
     }
+}
+
+/// Converts `input` (or, with `None`, what the resampler still buffers) into a
+/// new frame with room for every sample the conversion yields. A frame only as
+/// large as the input would leave the surplus in the resampler whenever the
+/// output rate is higher (44.1 -> 48 kHz): the audio would fall further behind
+/// with every frame, and the buffered tail would be lost at the end.
+pub(crate) fn resample(
+    resampler: &mut resampling::Context,
+    input: Option<&AudioFrame>,
+    format: SampleFormat,
+    layout: ChannelLayout,
+) -> Result<AudioFrame, ffmpeg_next::Error> {
+    let in_samples = input.map(|f| f.samples()).unwrap_or(0);
+    // SAFETY: the resampler is a valid, initialised SwrContext owned by the caller.
+    let capacity = unsafe {
+        ffmpeg_next::ffi::swr_get_out_samples(
+            resampler.as_mut_ptr(),
+            i32::try_from(in_samples).unwrap_or(i32::MAX),
+        )
+    };
+    let capacity = usize::try_from(capacity)
+        .unwrap_or(0)
+        .max(in_samples)
+        .max(1);
+    let mut output = AudioFrame::new(format, capacity, layout);
+    match input {
+        Some(frame) => {
+            resampler.run(frame, &mut output)?;
+        }
+        None => {
+            resampler.flush(&mut output)?;
+        }
+    }
+    Ok(output)
 }

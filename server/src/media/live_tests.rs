@@ -9,7 +9,8 @@ use super::demux_tests::mkv_h264_opus;
 use super::live::{run, run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
 use crate::origin::{LiveStream, PlaylistQuery};
 
-fn feed(data: Vec<u8>) -> ChunkReader {
+/// Feeds `data` to the pipeline in 16 KiB chunks from another thread.
+pub(super) fn feed(data: Vec<u8>) -> ChunkReader {
     let (tx, reader) = ChunkReader::channel(8);
     std::thread::spawn(move || {
         for piece in data.chunks(16 * 1024) {

@@ -8,11 +8,16 @@ pub mod live;
 pub mod remux;
 #[doc(hidden)]
 pub mod testsrc;
+pub mod transcode;
 
 #[cfg(test)]
 mod demux_tests;
 #[cfg(test)]
+mod drift_tests;
+#[cfg(test)]
 mod live_tests;
+#[cfg(test)]
+mod remux_tests;
 
 /// What the linked FFmpeg libraries provide.
 #[derive(Debug, Clone, PartialEq, Eq)]

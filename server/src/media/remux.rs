@@ -1,6 +1,9 @@
 //! Remuxing any file FFmpeg reads into a live Matroska byte stream in memory,
 //! cut into chunks at a fixed media-time interval: what a browser's
-//! MediaRecorder sends, for `onair publish`. Streams are copied, not re-encoded.
+//! MediaRecorder sends, for `onair publish`. Streams the server takes (video
+//! H.264, VP8, VP9; audio Opus, AAC) are copied; others are decoded and
+//! encoded in-process ([`super::transcode`]): video to H.264, audio to Opus
+//! (AAC without libopus). The first video and the first audio stream are sent.
 
 use std::ffi::{c_int, c_void};
 use std::path::Path;
@@ -10,6 +13,10 @@ use bytes::Bytes;
 use ffmpeg_next::format::context::{Input, Output};
 use ffmpeg_next::media::Type;
 use ffmpeg_next::{codec, encoder, ffi, Dictionary, Packet, Rational};
+
+use super::transcode::{
+    audio_encoder, AudioEncode, TranscodeError, VideoEncode, SERVER_AUDIO, SERVER_VIDEO,
+};
 
 /// The input could not be remuxed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +36,9 @@ pub enum RemuxError {
     /// FFmpeg failed while remuxing.
     #[error("remuxing failed: {0}")]
     Ffmpeg(#[from] ffmpeg_next::Error),
+    /// A stream the server does not take could not be encoded.
+    #[error(transparent)]
+    Transcode(#[from] TranscodeError),
     /// Allocation failed.
     #[error("out of memory")]
     Alloc,
@@ -56,13 +66,56 @@ unsafe extern "C" fn write_packet(opaque: *mut c_void, buf: *mut u8, size: c_int
     size
 }
 
+/// What happens to one stream of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Copied as it is: the server takes this codec.
+    Copy,
+    /// Decoded and encoded to [`StreamPlan::output_codec`].
+    Encode,
+}
+
+/// One input stream that is published, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPlan {
+    /// Index of the stream in the input.
+    pub index: usize,
+    /// `video` or `audio`.
+    pub medium: &'static str,
+    /// The input codec (FFmpeg's name).
+    pub codec: String,
+    /// The codec sent to the server.
+    pub output_codec: String,
+    /// Copy or encode.
+    pub action: Action,
+}
+
+/// How packets of one input stream reach the output.
+enum Route {
+    Copy {
+        out: usize,
+        in_tb: Rational,
+    },
+    Video {
+        out: usize,
+        encode: Box<VideoEncode>,
+    },
+    Audio {
+        out: usize,
+        encode: Box<AudioEncode>,
+    },
+}
+
 /// Reads a file and yields live Matroska chunks.
 pub struct Remuxer {
     input: Input,
     output: Option<Output>,
     avio: *mut ffi::AVIOContext,
     sink: *mut Vec<u8>,
-    map: Vec<Option<(usize, Rational, Rational)>>,
+    routes: Vec<Option<Route>>,
+    /// Output stream time bases, by output index (known after the header).
+    out_tbs: Vec<Rational>,
+    plan: Vec<StreamPlan>,
     interval_us: i64,
     next_cut_us: i64,
     last_us: i64,
@@ -70,7 +123,9 @@ pub struct Remuxer {
     done: bool,
 }
 
-// SAFETY: the raw pointers are owned exclusively by this value.
+// SAFETY: the raw pointers and the FFmpeg contexts (demuxer, muxer, decoders,
+// encoders, scaler, resampler) are owned exclusively by this value, which is
+// used from one thread at a time.
 unsafe impl Send for Remuxer {}
 
 impl Remuxer {
@@ -120,7 +175,9 @@ impl Remuxer {
             output: Some(output),
             avio,
             sink,
-            map: Vec::new(),
+            routes: Vec::new(),
+            out_tbs: Vec::new(),
+            plan: Vec::new(),
             interval_us: (interval_ms.max(50) * 1000) as i64,
             next_cut_us: 0,
             last_us: 0,
@@ -136,16 +193,31 @@ impl Remuxer {
         self.output.as_mut().expect("output is open")
     }
 
+    /// The streams that are published, and whether each is copied or encoded.
+    pub fn plan(&self) -> &[StreamPlan] {
+        &self.plan
+    }
+
     fn setup_streams(&mut self, path: &Path) -> Result<(), RemuxError> {
-        let mut map = Vec::new();
-        let mut out_index = 0;
-        let inputs: Vec<(Type, codec::Parameters, Rational)> = self
+        let inputs: Vec<(Type, codec::Parameters, Rational, Rational)> = self
             .input
             .streams()
-            .map(|s| (s.parameters().medium(), s.parameters(), s.time_base()))
+            .map(|s| {
+                (
+                    s.parameters().medium(),
+                    s.parameters(),
+                    s.time_base(),
+                    s.avg_frame_rate(),
+                )
+            })
             .collect();
+        // SAFETY: reading the flags of the output format we allocated.
+        let global_header =
+            unsafe { (*(*self.output().as_ptr()).oformat).flags & ffi::AVFMT_GLOBALHEADER != 0 };
         let (mut have_video, mut have_audio) = (false, false);
-        for (medium, params, tb) in inputs {
+        let mut routes = Vec::new();
+        let mut out_tbs = Vec::new();
+        for (index, (medium, params, tb, rate)) in inputs.into_iter().enumerate() {
             let wanted = match medium {
                 Type::Video if !have_video => {
                     have_video = true;
@@ -158,20 +230,82 @@ impl Remuxer {
                 _ => false,
             };
             if !wanted {
-                map.push(None);
+                routes.push(None);
                 continue;
             }
-            let mut ost = self.output().add_stream(encoder::find(codec::Id::None))?;
-            ost.set_parameters(params);
-            // SAFETY: clearing the codec tag of the stream we just added, so the
-            // muxer picks Matroska's own.
-            unsafe {
-                (*ost.parameters().as_mut_ptr()).codec_tag = 0;
-            }
-            map.push(Some((out_index, tb, Rational::new(1, 1000))));
-            out_index += 1;
+            let out = out_tbs.len();
+            let id = params.id();
+            let codec = id.name().to_string();
+            let (medium, copy) = if medium == Type::Video {
+                ("video", SERVER_VIDEO.contains(&id))
+            } else {
+                ("audio", SERVER_AUDIO.contains(&id))
+            };
+            let route = if copy {
+                let mut ost = self.output().add_stream(encoder::find(codec::Id::None))?;
+                ost.set_parameters(params);
+                // SAFETY: clearing the codec tag of the stream we just added, so the
+                // muxer picks Matroska's own.
+                unsafe {
+                    (*ost.parameters().as_mut_ptr()).codec_tag = 0;
+                }
+                out_tbs.push(Rational::new(1, 1000));
+                tracing::info!("copying {medium} stream {index} ({codec})");
+                self.plan.push(StreamPlan {
+                    index,
+                    medium,
+                    output_codec: codec.clone(),
+                    codec,
+                    action: Action::Copy,
+                });
+                Route::Copy { out, in_tb: tb }
+            } else if medium == "video" {
+                let rate = (rate.numerator() > 0 && rate.denominator() > 0).then_some(rate);
+                let encode = VideoEncode::new(params, tb, rate, global_header)?;
+                let mut ost = self.output().add_stream(encoder::find(codec::Id::H264))?;
+                ost.set_parameters(encode.encoder());
+                ost.set_time_base(encode.time_base());
+                out_tbs.push(encode.time_base());
+                tracing::info!(
+                    "encoding {medium} stream {index} ({codec}) to H.264 with libx264: the server does not take {codec}"
+                );
+                self.plan.push(StreamPlan {
+                    index,
+                    medium,
+                    codec,
+                    output_codec: "h264".into(),
+                    action: Action::Encode,
+                });
+                Route::Video {
+                    out,
+                    encode: Box::new(encode),
+                }
+            } else {
+                let encode = AudioEncode::new(params, tb, global_header)?;
+                let (_, encoder_name, output_codec) =
+                    audio_encoder().ok_or(TranscodeError::NoEncoder("Opus"))?;
+                let mut ost = self.output().add_stream(encoder::find(codec::Id::None))?;
+                ost.set_parameters(encode.encoder());
+                ost.set_time_base(encode.time_base());
+                out_tbs.push(encode.time_base());
+                tracing::info!(
+                    "encoding {medium} stream {index} ({codec}) to {output_codec} with {encoder_name}: the server does not take {codec}"
+                );
+                self.plan.push(StreamPlan {
+                    index,
+                    medium,
+                    codec,
+                    output_codec: output_codec.into(),
+                    action: Action::Encode,
+                });
+                Route::Audio {
+                    out,
+                    encode: Box::new(encode),
+                }
+            };
+            routes.push(Some(route));
         }
-        if out_index == 0 {
+        if out_tbs.is_empty() {
             return Err(RemuxError::NoStreams(path.display().to_string()));
         }
         let mut opts = Dictionary::new();
@@ -179,14 +313,76 @@ impl Remuxer {
         opts.set("cluster_time_limit", &(self.interval_us / 1000).to_string());
         self.output().write_header_with(opts)?;
         // The muxer may have changed the output time bases.
-        for (o, _, out_tb) in map.iter_mut().flatten() {
-            *out_tb = self
+        for (o, tb) in out_tbs.iter_mut().enumerate() {
+            *tb = self
                 .output()
-                .stream(*o)
+                .stream(o)
                 .map(|s| s.time_base())
-                .unwrap_or(*out_tb);
+                .unwrap_or(*tb);
         }
-        self.map = map;
+        self.routes = routes;
+        self.out_tbs = out_tbs;
+        Ok(())
+    }
+
+    /// Writes one packet (timestamps in `from`) to output stream `out`, and
+    /// tracks the media time reached.
+    fn write(&mut self, mut packet: Packet, out: usize, from: Rational) -> Result<(), RemuxError> {
+        let to = self
+            .out_tbs
+            .get(out)
+            .copied()
+            .unwrap_or(Rational::new(1, 1000));
+        packet.rescale_ts(from, to);
+        if let Some(ts) = packet.dts().or(packet.pts()) {
+            let us = ts
+                .saturating_mul(i64::from(to.numerator()))
+                .saturating_mul(1_000_000)
+                / i64::from(to.denominator().max(1));
+            let start = *self.start_us.get_or_insert(us);
+            self.last_us = self.last_us.max(us - start);
+        }
+        packet.set_stream(out);
+        packet.set_position(-1);
+        packet.write_interleaved(self.output())?;
+        Ok(())
+    }
+
+    /// Routes one input packet: copied, or through its encoder.
+    fn route(&mut self, packet: Packet) -> Result<(), RemuxError> {
+        let Some(Some(route)) = self.routes.get_mut(packet.stream()) else {
+            return Ok(());
+        };
+        let (out, from, packets) = match route {
+            Route::Copy { out, in_tb } => (*out, *in_tb, vec![packet]),
+            Route::Video { out, encode } => (*out, encode.time_base(), encode.push(&packet)?),
+            Route::Audio { out, encode } => (*out, encode.time_base(), encode.push(&packet)?),
+        };
+        for p in packets {
+            self.write(p, out, from)?;
+        }
+        Ok(())
+    }
+
+    /// End of input: flushes every encoder into the output.
+    fn flush_encoders(&mut self) -> Result<(), RemuxError> {
+        let mut pending = Vec::new();
+        for route in self.routes.iter_mut().flatten() {
+            match route {
+                Route::Copy { .. } => {}
+                Route::Video { out, encode } => {
+                    pending.push((*out, encode.time_base(), encode.finish()?))
+                }
+                Route::Audio { out, encode } => {
+                    pending.push((*out, encode.time_base(), encode.finish()?))
+                }
+            }
+        }
+        for (out, from, packets) in pending {
+            for p in packets {
+                self.write(p, out, from)?;
+            }
+        }
         Ok(())
     }
 
@@ -209,6 +405,7 @@ impl Remuxer {
             match packet.read(&mut self.input) {
                 Ok(()) => {}
                 Err(ffmpeg_next::Error::Eof) => {
+                    self.flush_encoders()?;
                     self.output().write_trailer()?;
                     self.done = true;
                     let bytes = self.take_sink();
@@ -219,22 +416,7 @@ impl Remuxer {
                 }
                 Err(e) => return Err(RemuxError::Ffmpeg(e)),
             }
-            let Some(Some((out_index, in_tb, out_tb))) = self.map.get(packet.stream()).copied()
-            else {
-                continue;
-            };
-            if let Some(ts) = packet.dts().or(packet.pts()) {
-                let us = ts
-                    .saturating_mul(i64::from(in_tb.numerator()))
-                    .saturating_mul(1_000_000)
-                    / i64::from(in_tb.denominator().max(1));
-                let start = *self.start_us.get_or_insert(us);
-                self.last_us = self.last_us.max(us - start);
-            }
-            packet.rescale_ts(in_tb, out_tb);
-            packet.set_stream(out_index);
-            packet.set_position(-1);
-            packet.write_interleaved(self.output())?;
+            self.route(packet)?;
             if self.last_us >= self.next_cut_us + self.interval_us {
                 self.next_cut_us = self.last_us;
                 let bytes = self.take_sink();

@@ -5,6 +5,7 @@
 mod db;
 mod http;
 mod ingest;
+mod outage;
 mod publish;
 mod store;
 mod support;

@@ -71,6 +71,13 @@ async fn an_mp4_file_is_published_and_plays() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("the stream has ended"), "{stderr}");
+    // Codecs the server takes are copied, not re-encoded.
+    assert!(
+        stderr.contains("copying video stream 0 (h264)")
+            && stderr.contains("copying audio stream 1 (aac)")
+            && !stderr.contains("encoding"),
+        "{stderr}"
+    );
 
     let url = app.url(&format!("/live/{id}/master.m3u8"));
     let summary = onair_server::media::testsrc::probe(&url).expect("ffprobe");
@@ -156,4 +163,47 @@ async fn realtime_pacing_refusals_and_vp8() {
     // A wrong token is refused too.
     let out = publish(&app, &id, "wrong", &mkv, &[]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("4001"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mpeg4_video_and_mp3_audio_are_encoded_published_and_play() {
+    let app = TestApp::start(&[]).await;
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An old-style AVI the server does not take: MPEG-4 Part 2 and MP3.
+    let avi = make_file(
+        dir.path(),
+        "in.avi",
+        6,
+        &["-c:v", "mpeg4", "-q:v", "5", "-c:a", "libmp3lame"],
+    );
+    let out = publish(&app, &id, &token, &avi, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("encoding video stream 0 (mpeg4) to H.264 with libx264")
+            && stderr.contains("encoding audio stream 1 (mp3) to opus with libopus")
+            && !stderr.contains("copying"),
+        "{stderr}"
+    );
+
+    // The server passes the H.264 through and makes AAC of the Opus.
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let master = app
+        .http
+        .get(&url)
+        .send()
+        .await
+        .expect("master")
+        .text()
+        .await
+        .expect("text");
+    assert!(master.contains("RESOLUTION=640x360"), "{master}");
+    let summary = onair_server::media::testsrc::probe(&url).expect("ffprobe");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
+    assert!(
+        (summary.duration_s - 6.0).abs() <= 2.0,
+        "within one segment of the input: {summary:?}"
+    );
+    onair_server::media::testsrc::decode(&url).expect("every stream decodes over HTTP");
 }

@@ -344,6 +344,7 @@ mod upload_queue {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn segments_spill_while_s3_is_down_and_nothing_is_lost() {
+        let _spill = crate::support::spill_metrics_lock().await;
         let (mut weed, store, dir) = s3_with_spill_dir().await;
         let spill = dir.path().join("spill");
         let uploader = Uploader::start(store.clone(), cfg(&spill))
@@ -383,6 +384,7 @@ mod upload_queue {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_spill_left_by_a_previous_run_is_uploaded_on_start() {
+        let _spill = crate::support::spill_metrics_lock().await;
         let (mut weed, store, dir) = s3_with_spill_dir().await;
         let spill = dir.path().join("spill");
         let key = ObjectKey::new("streams/s/init.mp4").expect("key");

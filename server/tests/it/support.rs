@@ -15,6 +15,14 @@ pub const S3_ACCESS_KEY: &str = "onair-test-key";
 pub const S3_SECRET_KEY: &str = "onair-test-secret-0123456789";
 pub const SURREAL_PASSWORD: &str = "onair-test-root-pw";
 
+/// The upload spill gauges (`onair_upload_spill_*`) are process-wide, and the
+/// tests share one process: a test that makes them non-zero, or asserts they
+/// went up and back to zero, holds this lock so it never sees another's spill.
+pub async fn spill_metrics_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// Hands out ports that are free now and whose +10000 twin is free too
 /// (SeaweedFS puts each gRPC port at its HTTP port + 10000).
 pub fn free_port_pair() -> u16 {
