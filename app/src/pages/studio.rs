@@ -114,23 +114,40 @@ pub fn StudioPage() -> impl IntoView {
     let mic = RwSignal::new(String::new());
 
     let phase = move || status.get().phase;
-    let live = move || matches!(phase().as_str(), "connecting" | "live" | "reconnecting" | "ending");
-    let can_preview = move || matches!(phase().as_str(), "idle" | "previewing" | "ended" | "failed");
+    let live = move || {
+        matches!(
+            phase().as_str(),
+            "connecting" | "live" | "reconnecting" | "ending"
+        )
+    };
+    let can_preview =
+        move || matches!(phase().as_str(), "idle" | "previewing" | "ended" | "failed");
     let can_go_live = move || phase() == "previewing";
 
     let preview = move |_| {
         #[cfg(feature = "hydrate")]
-        media::preview(media::Choice {
-            screen: source.get_untracked() == "screen",
-            pip: pip.get_untracked(),
-            camera: camera.get_untracked(),
-            mic: mic.get_untracked(),
-            preset: PRESETS[preset.get_untracked().min(PRESETS.len() - 1)],
-        }, video, status, cameras, mics);
+        media::preview(
+            media::Choice {
+                screen: source.get_untracked() == "screen",
+                pip: pip.get_untracked(),
+                camera: camera.get_untracked(),
+                mic: mic.get_untracked(),
+                preset: PRESETS[preset.get_untracked().min(PRESETS.len() - 1)],
+            },
+            video,
+            status,
+            cameras,
+            mics,
+        );
     };
     let go_live = move |_| {
         #[cfg(feature = "hydrate")]
-        media::go_live(id(), token.get_untracked(), PRESETS[preset.get_untracked().min(PRESETS.len() - 1)], status);
+        media::go_live(
+            id(),
+            token.get_untracked(),
+            PRESETS[preset.get_untracked().min(PRESETS.len() - 1)],
+            status,
+        );
         #[cfg(not(feature = "hydrate"))]
         let _ = id();
     };

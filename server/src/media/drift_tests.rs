@@ -9,8 +9,7 @@
 //! Then, over the whole ten minutes:
 //!
 //! - every output video frame has exactly the timestamp and the bytes it had
-//!   in the input (except frames hit by the known bug described at
-//!   `known_bug_avcc_frames_that_look_like_annex_b_are_damaged`);
+//!   in the input;
 //! - every marker is at the same audio position (± 1 ms) relative to where it
 //!   is in the input, so audio media time keeps pace with the input's clock
 //!   (the constant offset is the AAC encoder's priming, one frame);
@@ -332,7 +331,7 @@ async fn ten_minutes_of_variable_frame_rate_video_do_not_drift_from_the_audio() 
 
     let collect = |name: &str| {
         let mut track = Track::default();
-        let mut bytes = live.init(name).expect("init segment").to_vec();
+        let mut bytes = live.init(name, "init.mp4").expect("init segment").to_vec();
         let mut msn = 0;
         while let Some(segment) = live.segment(name, msn) {
             add_segment(&mut track, &segment);
@@ -375,23 +374,13 @@ async fn ten_minutes_of_variable_frame_rate_video_do_not_drift_from_the_audio() 
         }
     }
     lost.extend(next_in);
-    // KNOWN BUG (packager::h264::is_annex_b, as media::live uses it): a
-    // length-prefixed sample whose first NAL unit is 256-511 bytes long starts
-    // with `00 00 01` and is taken for Annex B. Split at that "start code", the
-    // frame keeps a NAL unit with a bogus header (the length's low byte), or is
-    // dropped when that byte reads as a parameter set or delimiter. Only such
-    // frames may be lost or damaged here; the ignored test
-    // `known_bug_avcc_frames_that_look_like_annex_b_are_damaged` fails until
-    // the bug is fixed, and then this should become "every frame is intact".
-    let unexplained: Vec<u64> = lost
-        .iter()
-        .chain(&damaged)
-        .filter(|f| !f.looks_like_annex_b)
-        .map(|f| f.pts_ms)
-        .collect();
+    // Every frame arrives intact, including length-prefixed frames whose first
+    // NAL unit is 256-511 bytes long (they start with `00 00 01`; see
+    // `avcc_frames_that_look_like_annex_b_stay_intact`).
+    let changed: Vec<u64> = lost.iter().chain(&damaged).map(|f| f.pts_ms).collect();
     assert!(
-        unexplained.is_empty(),
-        "video frames lost or changed at (ms): {unexplained:?}"
+        changed.is_empty(),
+        "video frames lost or changed at (ms): {changed:?}"
     );
 
     // 2. Audio media time keeps pace with the input: each marker sits at the
@@ -486,19 +475,13 @@ async fn ten_minutes_of_variable_frame_rate_video_do_not_drift_from_the_audio() 
     );
 }
 
-/// Frames of length-prefixed H.264 (MP4, or Matroska with an avcC
-/// CodecPrivate: what `onair publish` sends for most files) whose first NAL
-/// unit is 256-511 bytes long begin with `00 00 01`, so
-/// `packager::h264::is_annex_b` takes them for Annex B and `media::live` splits
-/// them at that "start code": the frame is packaged with a NAL unit whose
-/// header is the length's low byte (players see corrupt slices), or dropped
-/// when that byte reads as SPS/PPS/AUD. Neither file may be edited on this
-/// branch: the fix (decide the format once per stream from the avcC extradata,
-/// or take a sample as Annex B only if it does not parse as length-prefixed)
-/// is for the live pipeline's owner. Run with `--ignored` to see it fail.
+/// Regression: frames of length-prefixed H.264 (MP4, or Matroska with an
+/// avcC CodecPrivate: what `onair publish` sends for most files) whose first
+/// NAL unit is 256-511 bytes long begin with `00 00 01`. They were once taken
+/// for Annex B and split at that "start code" (corrupt slices, or dropped
+/// frames). The pipeline now takes the framing from the stream's avcC record.
 #[tokio::test]
-#[ignore = "KNOWN BUG, fails today: AVCC frames whose first NAL is 256-511 bytes are damaged or dropped (packager::h264::is_annex_b)"]
-async fn known_bug_avcc_frames_that_look_like_annex_b_are_damaged() {
+async fn avcc_frames_that_look_like_annex_b_stay_intact() {
     ffmpeg_next::init().expect("init");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("small-frames.mkv");
@@ -599,7 +582,10 @@ async fn audio_at_44_1_khz_is_resampled_without_drift() {
     .expect("join")
     .expect("pipeline");
     let mut audio = Track::default();
-    let mut mp4 = live.init(AUDIO_RENDITION).expect("init").to_vec();
+    let mut mp4 = live
+        .init(AUDIO_RENDITION, "init.mp4")
+        .expect("init")
+        .to_vec();
     let mut msn = 0;
     while let Some(segment) = live.segment(AUDIO_RENDITION, msn) {
         add_segment(&mut audio, &segment);

@@ -141,6 +141,10 @@ struct VideoState {
     end_90k: u64,
     /// A new period started: the next keyframe may bring new parameter sets.
     period_start: bool,
+    /// The packets' NAL framing: `Some(true)` for length-prefixed (the stream
+    /// has an `avcC` record), `Some(false)` for Annex B (our encoders), `None`
+    /// to decide per packet.
+    length_prefixed: Option<bool>,
 }
 
 /// Converts a timestamp in a stream's time base (`num/den` seconds per tick)
@@ -214,6 +218,7 @@ impl Transcode {
                         let mut v =
                             VideoState::new(usize::MAX, (1, 90_000), Vec::new(), Vec::new());
                         v.bitrate = Some(spec.bitrate);
+                        v.length_prefixed = Some(false);
                         v
                     })
                     .collect();
@@ -406,6 +411,7 @@ impl VideoState {
             offset: 0,
             end_90k: 0,
             period_start: false,
+            length_prefixed: None,
         }
     }
 
@@ -460,10 +466,24 @@ impl VideoState {
     /// parameter sets or delimiters), remembering in-band SPS/PPS.
     fn sample(&mut self, packet: &ffmpeg_next::Packet) -> Option<Sample> {
         let data = packet.data()?;
-        let nals: Vec<&[u8]> = if h264::is_annex_b(data) {
-            h264::split_annex_b(data)
-        } else {
-            h264::split_length_prefixed(data)?
+        // A length-prefixed frame whose first NAL is 256-511 bytes long starts
+        // with 00 00 01 too, so the framing is never guessed from the start
+        // code alone: the stream's avcC record decides, or else a packet that
+        // parses exactly as length-prefixed units is taken as such.
+        let nals: Vec<&[u8]> = match self.length_prefixed {
+            Some(true) => h264::split_length_prefixed(data)?,
+            Some(false) => h264::split_annex_b(data),
+            None => match h264::split_length_prefixed(data) {
+                Some(units)
+                    if units
+                        .iter()
+                        .all(|u| u.first().is_some_and(|b| b & 0x80 == 0)) =>
+                {
+                    units
+                }
+                _ if h264::is_annex_b(data) => h264::split_annex_b(data),
+                _ => return None,
+            },
         };
         let mut keep = Vec::with_capacity(nals.len());
         let mut idr = false;
@@ -636,9 +656,12 @@ impl Pipeline<'_> {
                     let passthrough = params.id() == Id::H264;
                     let known = nominal_fps(&stream);
                     if passthrough {
-                        let (sps, pps) = parse_avcc(&extradata(&params)).unwrap_or_default();
+                        let avcc = parse_avcc(&extradata(&params));
+                        let length_prefixed = avcc.is_some().then_some(true);
+                        let (sps, pps) = avcc.unwrap_or_default();
                         let mut v = VideoState::new(stream.index(), time_base, sps, pps);
                         v.fps = known;
+                        v.length_prefixed = length_prefixed;
                         self.video = Some(v);
                         if cfg.passthrough_only {
                             continue;
@@ -732,7 +755,9 @@ impl Pipeline<'_> {
                         self.encode_passthrough_rung(decoder()?)?;
                     }
                     if let Some(v) = self.video.as_mut() {
-                        if let Some((sps, pps)) = parse_avcc(&extradata(&params)) {
+                        let avcc = parse_avcc(&extradata(&params));
+                        v.length_prefixed = avcc.is_some().then_some(true);
+                        if let Some((sps, pps)) = avcc {
                             v.sps = sps;
                             v.pps = pps;
                         }
@@ -795,6 +820,7 @@ impl Pipeline<'_> {
         v.stream_index = usize::MAX;
         v.time_base = (1, 90_000);
         v.offset = 0;
+        v.length_prefixed = Some(false);
         tracing::info!(
             width = spec.width,
             height = spec.height,

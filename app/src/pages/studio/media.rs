@@ -141,7 +141,9 @@ async fn devices() -> Result<(Vec<(String, String)>, Vec<(String, String)>), JsV
         .ok_or(JsValue::NULL)?
         .navigator()
         .media_devices()?;
-    let list: Array = JsFuture::from(md.enumerate_devices()?).await?.unchecked_into();
+    let list: Array = JsFuture::from(md.enumerate_devices()?)
+        .await?
+        .unchecked_into();
     let (mut cams, mut mics) = (Vec::new(), Vec::new());
     for d in list.iter() {
         let d: MediaDeviceInfo = d.unchecked_into();
@@ -168,10 +170,13 @@ async fn user_media(video: JsValue, audio: JsValue) -> Result<MediaStream, JsVal
         .ok_or(JsValue::NULL)?
         .navigator()
         .media_devices()?;
-    let constraints: MediaStreamConstraints = obj(&[("video", video), ("audio", audio)]).unchecked_into();
-    Ok(JsFuture::from(md.get_user_media_with_constraints(&constraints)?)
-        .await?
-        .unchecked_into())
+    let constraints: MediaStreamConstraints =
+        obj(&[("video", video), ("audio", audio)]).unchecked_into();
+    Ok(
+        JsFuture::from(md.get_user_media_with_constraints(&constraints)?)
+            .await?
+            .unchecked_into(),
+    )
 }
 
 fn tracks_of(stream: &MediaStream) -> Vec<MediaStreamTrack> {
@@ -186,8 +191,14 @@ fn tracks_of(stream: &MediaStream) -> Vec<MediaStreamTrack> {
 /// stop later.
 async fn capture(choice: &Choice) -> Result<(MediaStream, Vec<MediaStreamTrack>), JsValue> {
     let size = [
-        ("width", obj(&[("ideal", choice.preset.width.into())]).into()),
-        ("height", obj(&[("ideal", choice.preset.height.into())]).into()),
+        (
+            "width",
+            obj(&[("ideal", choice.preset.width.into())]).into(),
+        ),
+        (
+            "height",
+            obj(&[("ideal", choice.preset.height.into())]).into(),
+        ),
         ("frameRate", obj(&[("ideal", 30.into())]).into()),
     ];
     let mic = device(&choice.mic, &[]);
@@ -200,7 +211,9 @@ async fn capture(choice: &Choice) -> Result<(MediaStream, Vec<MediaStreamTrack>)
         .ok_or(JsValue::NULL)?
         .navigator()
         .media_devices()?;
-    let screen: MediaStream = JsFuture::from(md.get_display_media()?).await?.unchecked_into();
+    let screen: MediaStream = JsFuture::from(md.get_display_media()?)
+        .await?
+        .unchecked_into();
     let voice = user_media(JsValue::FALSE, mic).await?;
     let mut tracks = tracks_of(&screen);
     tracks.extend(tracks_of(&voice));
@@ -246,10 +259,14 @@ fn composite(screen: &MediaStream, camera: &MediaStream) -> Result<MediaStream, 
         .unchecked_into();
     let draw = Closure::<dyn FnMut()>::new(move || {
         let _ = ctx.draw_image_with_html_video_element_and_dw_and_dh(&big, 0.0, 0.0, 1280.0, 720.0);
-        let _ = ctx.draw_image_with_html_video_element_and_dw_and_dh(&small, 960.0, 520.0, 300.0, 180.0);
+        let _ = ctx
+            .draw_image_with_html_video_element_and_dw_and_dh(&small, 960.0, 520.0, 300.0, 180.0);
     });
     if let Some(w) = web_sys::window() {
-        if let Ok(id) = w.set_interval_with_callback_and_timeout_and_arguments_0(draw.as_ref().unchecked_ref(), 33) {
+        if let Ok(id) = w.set_interval_with_callback_and_timeout_and_arguments_0(
+            draw.as_ref().unchecked_ref(),
+            33,
+        ) {
             CORE.with(|c| c.borrow_mut().timers.push(id));
         }
     }
@@ -346,7 +363,10 @@ pub fn go_live(stream_id: String, token: String, preset: Preset, status: RwSigna
     // The status panel ticks once a second (elapsed time, bitrate).
     let tick = Closure::<dyn FnMut()>::new(refresh);
     if let Some(w) = web_sys::window() {
-        if let Ok(id) = w.set_interval_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), 1000) {
+        if let Ok(id) = w.set_interval_with_callback_and_timeout_and_arguments_0(
+            tick.as_ref().unchecked_ref(),
+            1000,
+        ) {
             CORE.with(|c| c.borrow_mut().timers.push(id));
         }
     }
@@ -370,8 +390,15 @@ fn send(frames: Vec<Frame>) {
 
 fn ingest_url(stream_id: &str) -> Option<String> {
     let loc = web_sys::window()?.location();
-    let scheme = if loc.protocol().ok()? == "https:" { "wss" } else { "ws" };
-    Some(format!("{scheme}://{}/api/v1/streams/{stream_id}/ingest", loc.host().ok()?))
+    let scheme = if loc.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!(
+        "{scheme}://{}/api/v1/streams/{stream_id}/ingest",
+        loc.host().ok()?
+    ))
 }
 
 fn connect() {
@@ -434,7 +461,10 @@ fn schedule_reconnect() {
     let delay = base * (0.5 + js_sys::Math::random() * 0.5);
     let again = Closure::once_into_js(connect);
     if let Some(w) = web_sys::window() {
-        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(again.unchecked_ref(), delay as i32);
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+            again.unchecked_ref(),
+            delay as i32,
+        );
     }
 }
 
@@ -452,7 +482,10 @@ pub fn end(status: RwSignal<StudioStatus>) {
                 refresh();
             });
             if let Some(w) = web_sys::window() {
-                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 200);
+                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+                    later.unchecked_ref(),
+                    200,
+                );
             }
         });
         r.set_onstop(Some(onstop.unchecked_ref()));
@@ -490,7 +523,9 @@ fn refresh() {
             c.sent.pop_front();
         }
         let sent = match (c.sent.front(), c.sent.back()) {
-            (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => ((b1 - b0) as f64 * 8000.0 / (t1 - t0)) as u64,
+            (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => {
+                ((b1 - b0) as f64 * 8000.0 / (t1 - t0)) as u64
+            }
             _ => 0,
         };
         Some((phase, stats, failure, started, sent))
