@@ -507,3 +507,31 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
     let summary = super::testsrc::probe(audio_path).expect("ffprobe");
     assert!((summary.duration_s - 6.0).abs() < 0.3, "{summary:?}");
 }
+
+#[tokio::test]
+async fn video_only_input_becomes_a_video_only_ladder() {
+    ffmpeg_next::init().expect("init");
+    let args = [super::testsrc::VP8_REALTIME, &["-an", "-f", "webm"]].concat();
+    let input = super::testsrc::av("854x480", 4, &args, "-").expect("test media");
+    let live = LiveStream::new(Duration::from_secs(5));
+    let report = tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || run(feed(input), live, LiveConfig::default(), None, None)
+    })
+    .await
+    .expect("join")
+    .expect("pipeline");
+    assert_eq!(report.audio_frames, 0);
+    assert!(report.video_frames >= 110, "{report:?}");
+    let master = live.master().expect("master");
+    assert!(!master.contains("EXT-X-MEDIA:TYPE=AUDIO"), "{master}");
+    assert!(!master.contains("mp4a"), "{master}");
+    assert!(master.contains("480p/index.m3u8") && master.contains("360p/index.m3u8"), "{master}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    dump(&live, dir.path(), &["480p", "360p"]).await;
+    let path = dir.path().join("master.m3u8");
+    let path = path.to_str().expect("utf8 path");
+    super::testsrc::decode(path).expect("decodes");
+    let summary = super::testsrc::probe(path).expect("ffprobe");
+    assert!(summary.has(&["h264"]) && !summary.has(&["aac"]), "{summary:?}");
+}
