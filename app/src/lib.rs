@@ -5,12 +5,14 @@
 //! - [`shell`] and [`App`]: the HTML document and the router.
 //! - `components/`: the layout shell (header, navigation, theme toggle, footer).
 //! - `pages/`: one file per page.
-//! - [`streams`]: stream types and the server functions that read them.
+//! - [`accounts`]: users, roles, credentials and the username/password rules.
+//! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
 //! - [`backend`] (server only): the trait the server implements so server
 //!   functions can reach the database without this crate depending on it.
 
+pub mod accounts;
 pub mod components;
 pub mod error;
 pub mod ingest;
