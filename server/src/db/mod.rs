@@ -5,6 +5,7 @@
 
 pub mod migrations;
 pub mod streams;
+pub mod users;
 
 use std::path::Path;
 
@@ -58,6 +59,12 @@ pub enum DbError {
     /// The OS random number generator failed.
     #[error("could not generate a random token: {0}")]
     Random(String),
+    /// A unique value (such as a username) is already taken.
+    #[error("{0} is already taken")]
+    Duplicate(String),
+    /// A write succeeded but returned nothing.
+    #[error("the database returned no row for {0}")]
+    Missing(String),
 }
 
 /// A connected, migrated database handle. Cheap to clone.
