@@ -17,7 +17,11 @@
 //! - [`publish`]: `onair publish`, the command-line publisher.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`backend`]: what the web app's server functions may ask of the database.
+//! - [`auth`]: password hashing, sessions, login throttling, playback tokens.
+//! - [`admin`]: `onair admin`, such as creating the first admin.
 
+pub mod admin;
+pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod db;
