@@ -1,9 +1,12 @@
 //! Accounts as the API and the pages see them: users, roles, the credentials a
 //! client sends, and the rules usernames and passwords must follow (shared, so
 //! the browser can check a form before it is sent and the server enforces the
-//! same rules).
+//! same rules); and the server functions that sign in and out.
 
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,6 +138,34 @@ pub fn validate_password(password: &str) -> Result<(), FieldError> {
         ));
     }
     Ok(())
+}
+
+/// The signed-in user, if any.
+#[server(prefix = "/api/fn")]
+pub async fn current_user() -> Result<Option<User>, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.current_user(request()?).await)
+}
+
+/// Registers a broadcaster account and signs it in (sets the session cookie).
+#[server(prefix = "/api/fn")]
+pub async fn register(creds: Credentials) -> Result<User, AppError> {
+    use crate::backend::{backend, request, respond};
+    respond(backend()?.register(request()?, creds).await)
+}
+
+/// Signs in (sets the session cookie). Throttled like the JSON API.
+#[server(prefix = "/api/fn")]
+pub async fn login(creds: Credentials) -> Result<User, AppError> {
+    use crate::backend::{backend, request, respond};
+    respond(backend()?.login(request()?, creds).await)
+}
+
+/// Signs out (clears the session cookie).
+#[server(prefix = "/api/fn")]
+pub async fn logout() -> Result<(), AppError> {
+    use crate::backend::{backend, request, respond};
+    respond(backend()?.logout(request()?).await)
 }
 
 #[cfg(test)]

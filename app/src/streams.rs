@@ -226,6 +226,48 @@ pub async fn live_streams() -> Result<Vec<StreamCard>, AppError> {
     crate::backend::backend()?.live_streams().await
 }
 
+/// The signed-in user's streams (every visibility), newest first.
+#[server(prefix = "/api/fn")]
+pub async fn my_streams() -> Result<Vec<Stream>, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.my_streams(request()?).await)
+}
+
+/// Creates a stream; the answer holds its ingest token, shown only now.
+#[server(prefix = "/api/fn")]
+pub async fn create_stream(stream: NewStream) -> Result<Stream, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.create_stream(request()?, stream).await)
+}
+
+/// Changes a stream's title, description or visibility.
+#[server(prefix = "/api/fn")]
+pub async fn update_stream(id: String, patch: StreamPatch) -> Result<Stream, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.update_stream(request()?, id, patch).await)
+}
+
+/// Deletes a stream that is not live.
+#[server(prefix = "/api/fn")]
+pub async fn delete_stream(id: String) -> Result<(), AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.delete_stream(request()?, id).await)
+}
+
+/// A new ingest token; the old one stops working for new connections.
+#[server(prefix = "/api/fn")]
+pub async fn regenerate_ingest_token(id: String) -> Result<Stream, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.regenerate_ingest_token(request()?, id).await)
+}
+
+/// What a player should load (with a playback token for private streams).
+#[server(prefix = "/api/fn")]
+pub async fn watch_stream(id: String) -> Result<WatchInfo, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.watch(request()?, id).await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

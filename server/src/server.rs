@@ -130,7 +130,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         leptos_options: leptos_options(&args.site_root, args.addr),
         ingest,
         uploader,
-        backend: Arc::new(DbBackend::new(db.clone())),
+        backend: Arc::new(DbBackend::new(db.clone(), accounts.clone())),
         db,
         store,
         metrics: telemetry::metrics_handle(),

@@ -22,8 +22,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::session_cookie;
 use super::error::ApiError;
+use crate::service::session_cookie;
 use crate::state::AppState;
 
 /// Middleware applying the rule above.

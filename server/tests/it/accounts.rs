@@ -1181,3 +1181,105 @@ async fn admin_cli_creates_and_updates_users() {
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.body["role"], "admin");
 }
+
+/// Calls a server function the way the browser's hydrated app does (URL-encoded
+/// arguments, JSON answer).
+async fn server_fn(app: &TestApp, path: &str, form: &[(&str, &str)], session: Option<&str>) -> Res {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut req = app
+        .http
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", format!("http://{}", app.addr))
+        .body(body);
+    if let Some(s) = session {
+        req = req.header("cookie", format!("onair_session={s}"));
+    }
+    let res = req.send().await.expect("server function answers");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body");
+    Res {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+#[tokio::test]
+async fn server_functions_follow_the_api_rules() {
+    use app::accounts::{CurrentUser, Login, Logout, Register};
+    use app::streams::{CreateStream, DeleteStream, MyStreams, WatchStream};
+    use leptos::server_fn::ServerFn;
+
+    let app = TestApp::start(&[]).await;
+    let reg = server_fn(
+        &app,
+        Register::PATH,
+        &[
+            ("creds[username]", "sam"),
+            ("creds[password]", "correct horse"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(reg.status, 200, "{}", reg.body);
+    assert_eq!(reg.body["username"], "sam");
+    assert!(reg.header("set-cookie").contains("HttpOnly; SameSite=Lax"));
+    let sam = reg.session();
+
+    let me = server_fn(&app, CurrentUser::PATH, &[], Some(&sam)).await;
+    assert_eq!(me.body["role"], "broadcaster", "{}", me.body);
+    let anon = server_fn(&app, CurrentUser::PATH, &[], None).await;
+    assert_eq!(anon.body, Value::Null);
+
+    let created = server_fn(
+        &app,
+        CreateStream::PATH,
+        &[
+            ("stream[title]", "Quiet"),
+            ("stream[visibility]", "private"),
+        ],
+        Some(&sam),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_string();
+    assert!(created.body["ingest_token"].is_string());
+    let mine = server_fn(&app, MyStreams::PATH, &[], Some(&sam)).await;
+    assert_eq!(mine.body.as_array().map(Vec::len), Some(1));
+    let watch = server_fn(&app, WatchStream::PATH, &[("id", &id)], Some(&sam)).await;
+    assert!(watch.body["path"]
+        .as_str()
+        .is_some_and(|p| p.starts_with(&format!("/live/{id}/t/"))));
+
+    // Refusals carry the API's status and code.
+    let (_, other) = mint(&app, "other", "broadcaster").await;
+    let res = server_fn(&app, DeleteStream::PATH, &[("id", &id)], Some(&other)).await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.body["Refused"]["code"], "not_found", "{}", res.body);
+    let res = server_fn(&app, MyStreams::PATH, &[], None).await;
+    assert_eq!(res.status, 401);
+    let res = server_fn(
+        &app,
+        Login::PATH,
+        &[
+            ("creds[username]", "sam"),
+            ("creds[password]", "wrong horse"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (res.status, &res.body["Refused"]["code"]),
+        (401, &json!("invalid_credentials"))
+    );
+
+    let out = server_fn(&app, Logout::PATH, &[], Some(&sam)).await;
+    assert_eq!(out.status, 200);
+    assert!(out.header("set-cookie").contains("Max-Age=0"));
+    let me = server_fn(&app, CurrentUser::PATH, &[], Some(&sam)).await;
+    assert_eq!(me.body, Value::Null, "signed out");
+}
