@@ -8,6 +8,7 @@ pub mod streams;
 pub mod users;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
@@ -67,10 +68,17 @@ pub enum DbError {
     Missing(String),
 }
 
-/// A connected, migrated database handle. Cheap to clone.
+/// A connected, migrated database handle. Cheap to clone: clones share one
+/// client session.
+///
+/// The `Surreal` handle sits behind an `Arc` on purpose: cloning a `Surreal`
+/// opens a new session on the server and replays the sign-in on it (a
+/// password check on a SurrealDB server), and dropping it detaches. The
+/// state is cloned into every request and every router layer, so without the
+/// `Arc` a `ws://` database was kept busy with session churn.
 #[derive(Debug, Clone)]
 pub struct Database {
-    db: Surreal<Any>,
+    db: Arc<Surreal<Any>>,
     target: String,
 }
 
@@ -121,7 +129,10 @@ impl Database {
                 target: target.clone(),
                 source,
             })?;
-        Ok(Database { db, target })
+        Ok(Database {
+            db: Arc::new(db),
+            target,
+        })
     }
 
     /// Opens an embedded on-disk database at `path` (a convenience for tools and tests).
