@@ -15,14 +15,27 @@ pub enum AppError {
     /// The request failed on the way (network, encoding) before a server answer.
     #[error("request failed: {0}")]
     Transport(String),
+    /// The server refused the request, as the JSON API would: `code` is the
+    /// API's error code (`unauthenticated`, `forbidden`, `validation_failed`,
+    /// `too_many_attempts`, ... see docs/api.md) and `status` its HTTP status.
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The JSON API error code.
+        code: String,
+        /// A message safe to show.
+        message: String,
+    },
 }
 
 impl AppError {
     /// The stable code also used in JSON API error bodies.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             AppError::Unavailable(_) => "unavailable",
             AppError::Transport(_) => "transport",
+            AppError::Refused { code, .. } => code,
         }
     }
 
@@ -31,6 +44,7 @@ impl AppError {
         match self {
             AppError::Unavailable(_) => 503,
             AppError::Transport(_) => 502,
+            AppError::Refused { status, .. } => *status,
         }
     }
 }

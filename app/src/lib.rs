@@ -5,7 +5,8 @@
 //! - [`shell`] and [`App`]: the HTML document and the router.
 //! - `components/`: the layout shell (header, navigation, theme toggle, footer).
 //! - `pages/`: one file per page.
-//! - [`streams`]: stream types and the server functions that read them.
+//! - [`accounts`]: users, roles, credentials and the username/password rules.
+//! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
 //! - [`publisher`]: the studio's side of that protocol as a sans-IO state
@@ -15,6 +16,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod accounts;
 pub mod components;
 pub mod error;
 pub mod ingest;

@@ -1,8 +1,10 @@
-//! Streams as the pages see them, and the server functions that list them.
+//! Streams as the API and the pages see them, the rules their fields follow,
+//! and the server functions that list them.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::FieldError;
 use crate::error::AppError;
 
 /// The lifecycle state of a stream.
@@ -17,6 +19,192 @@ pub enum StreamState {
     Ended,
     /// The broadcaster vanished and did not come back in the grace period.
     Interrupted,
+}
+
+impl StreamState {
+    /// Every state.
+    pub const ALL: [StreamState; 4] = [
+        StreamState::Idle,
+        StreamState::Live,
+        StreamState::Ended,
+        StreamState::Interrupted,
+    ];
+
+    /// The name stored in the database and sent in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Idle => "idle",
+            StreamState::Live => "live",
+            StreamState::Ended => "ended",
+            StreamState::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<StreamState> {
+        StreamState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Who may see and play a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Listed, and playable by anyone.
+    Public,
+    /// Not listed; anyone with the link can play it.
+    Unlisted,
+    /// Only the owner and admins see it; playback needs a signed token.
+    Private,
+}
+
+impl Visibility {
+    /// Every visibility.
+    pub const ALL: [Visibility; 3] = [
+        Visibility::Public,
+        Visibility::Unlisted,
+        Visibility::Private,
+    ];
+
+    /// The name stored in the database and sent in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Unlisted => "unlisted",
+            Visibility::Private => "private",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Visibility> {
+        Visibility::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// The owner of a stream, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOwner {
+    /// The user id.
+    pub id: String,
+    /// The username.
+    pub username: String,
+}
+
+/// A stream as `/api/v1/streams` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stream {
+    /// The stream id used in URLs.
+    pub id: String,
+    /// Who owns it.
+    pub owner: StreamOwner,
+    /// Title, 1 to 120 characters.
+    pub title: String,
+    /// Description, at most 2000 characters (may be empty).
+    pub description: String,
+    /// Who may see and play it.
+    pub visibility: Visibility,
+    /// Lifecycle state.
+    pub state: StreamState,
+    /// When it was created, RFC 3339 (UTC, seconds).
+    pub created_at: String,
+    /// When it first went live.
+    pub started_at: Option<String>,
+    /// When it last ended or was interrupted (cleared when it goes live again).
+    pub ended_at: Option<String>,
+    /// The secret the publisher presents. Only in the answers to creation and
+    /// to `POST /api/v1/streams/{id}/token`, and only to the owner or an admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_token: Option<String>,
+}
+
+/// The body of `POST /api/v1/streams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewStream {
+    /// Title, 1 to 120 characters after trimming.
+    pub title: String,
+    /// Description, at most 2000 characters; empty when left out.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who may see and play it.
+    pub visibility: Visibility,
+}
+
+/// The body of `PATCH /api/v1/streams/{id}`: every field is optional, and only
+/// the fields present (and not `null`) change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamPatch {
+    /// New title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New description (`""` clears it).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New visibility.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+}
+
+/// The answer of `GET /api/v1/streams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamList {
+    /// The streams, newest first (live streams: most recently started first).
+    pub streams: Vec<Stream>,
+}
+
+/// The answer of `GET /api/v1/streams/{id}/watch`: what a player should load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchInfo {
+    /// The stream id.
+    pub stream_id: String,
+    /// The stream's visibility.
+    pub visibility: Visibility,
+    /// The stream's state (only a `live` stream has a playlist to load).
+    pub state: StreamState,
+    /// The master playlist's path on this server (with the token for private streams).
+    pub path: String,
+    /// The master playlist's absolute URL.
+    pub url: String,
+    /// The playback token, for private streams.
+    pub token: Option<String>,
+    /// When the token expires, RFC 3339, for private streams.
+    pub expires_at: Option<String>,
+}
+
+/// Titles: at most this many characters.
+pub const TITLE_MAX_CHARS: usize = 120;
+/// Descriptions: at most this many characters.
+pub const DESCRIPTION_MAX_CHARS: usize = 2000;
+
+/// Checks a title and returns it trimmed: 1 to 120 characters, no control characters.
+pub fn validate_title(title: &str) -> Result<String, FieldError> {
+    let t = title.trim();
+    let n = t.chars().count();
+    if n == 0 || n > TITLE_MAX_CHARS {
+        return Err(FieldError::new(
+            "title",
+            format!("must be 1 to {TITLE_MAX_CHARS} characters"),
+        ));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "title",
+            "must not contain control characters such as line breaks",
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Checks a description: at most 2000 characters (line breaks allowed).
+pub fn validate_description(description: &str) -> Result<(), FieldError> {
+    if description.chars().count() > DESCRIPTION_MAX_CHARS {
+        return Err(FieldError::new(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// A stream as listed on the home page.
@@ -36,4 +224,97 @@ pub struct StreamCard {
 #[server(prefix = "/api/fn")]
 pub async fn live_streams() -> Result<Vec<StreamCard>, AppError> {
     crate::backend::backend()?.live_streams().await
+}
+
+/// The signed-in user's streams (every visibility), newest first.
+#[server(prefix = "/api/fn")]
+pub async fn my_streams() -> Result<Vec<Stream>, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.my_streams(request()?).await)
+}
+
+/// Creates a stream; the answer holds its ingest token, shown only now.
+#[server(prefix = "/api/fn")]
+pub async fn create_stream(stream: NewStream) -> Result<Stream, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.create_stream(request()?, stream).await)
+}
+
+/// Changes a stream's title, description or visibility.
+#[server(prefix = "/api/fn")]
+pub async fn update_stream(id: String, patch: StreamPatch) -> Result<Stream, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.update_stream(request()?, id, patch).await)
+}
+
+/// Deletes a stream that is not live.
+#[server(prefix = "/api/fn")]
+pub async fn delete_stream(id: String) -> Result<(), AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.delete_stream(request()?, id).await)
+}
+
+/// A new ingest token; the old one stops working for new connections.
+#[server(prefix = "/api/fn")]
+pub async fn regenerate_ingest_token(id: String) -> Result<Stream, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.regenerate_ingest_token(request()?, id).await)
+}
+
+/// What a player should load (with a playback token for private streams).
+#[server(prefix = "/api/fn")]
+pub async fn watch_stream(id: String) -> Result<WatchInfo, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.watch(request()?, id).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_and_descriptions_follow_the_rules() {
+        assert_eq!(validate_title("  Hello  ").as_deref(), Ok("Hello"));
+        assert_eq!(
+            validate_title(&"é".repeat(120)).map(|t| t.chars().count()),
+            Ok(120)
+        );
+        for bad in ["", "   ", "two\nlines", &"x".repeat(121)] {
+            assert_eq!(validate_title(bad).expect_err(bad).field, "title");
+        }
+        assert!(validate_description(&"x".repeat(2000)).is_ok());
+        assert!(validate_description(&"x".repeat(2001)).is_err());
+    }
+
+    #[test]
+    fn stream_json_hides_the_token_unless_set() {
+        let s = Stream {
+            id: "s1".into(),
+            owner: StreamOwner {
+                id: "u1".into(),
+                username: "alice".into(),
+            },
+            title: "T".into(),
+            description: String::new(),
+            visibility: Visibility::Unlisted,
+            state: StreamState::Idle,
+            created_at: "2026-11-21T08:00:00Z".into(),
+            started_at: None,
+            ended_at: None,
+            ingest_token: None,
+        };
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["visibility"], "unlisted");
+        assert_eq!(json["state"], "idle");
+        assert!(json.get("ingest_token").is_none());
+        for v in Visibility::ALL {
+            assert_eq!(Visibility::parse(v.as_str()), Some(v));
+        }
+        for v in StreamState::ALL {
+            assert_eq!(StreamState::parse(v.as_str()), Some(v));
+        }
+        let patch: StreamPatch = serde_json::from_str(r#"{"title":"x"}"#).expect("patch");
+        assert_eq!(patch.visibility, None);
+        assert!(serde_json::from_str::<StreamPatch>(r#"{"state":"live"}"#).is_err());
+    }
 }

@@ -1,28 +1,57 @@
-//! The server's implementation of [`app::backend::Backend`]: what server functions
-//! may ask of the database.
+//! The server's implementation of [`app::backend::Backend`]: what server
+//! functions may ask of the server. Each method is a thin adapter over
+//! [`crate::service`], like the JSON API handlers, so both follow the same
+//! rules; refusals carry the JSON API's status and code.
 
-use app::backend::{Backend, BoxFuture};
+use std::sync::Arc;
+
+use app::accounts::{Credentials, User};
+use app::backend::{Backend, BoxFuture, Reply};
 use app::error::AppError;
-use app::streams::StreamCard;
+use app::streams::{NewStream, Stream, StreamCard, StreamPatch, WatchInfo};
+use axum::http::request::Parts;
 
+use crate::auth::Accounts;
 use crate::db::Database;
+use crate::http::error::ApiError;
+use crate::service::streams::{self, ListParams, MAX_LIMIT};
+use crate::service::{accounts, RequestInfo, SessionUser};
 
-/// Server functions' view of the database.
+/// Server functions' view of the server.
 #[derive(Debug, Clone)]
 pub struct DbBackend {
     db: Database,
+    accounts: Arc<Accounts>,
 }
 
 impl DbBackend {
-    /// Wraps a database handle.
-    pub fn new(db: Database) -> Self {
-        DbBackend { db }
+    /// Wraps the database and the accounts state.
+    pub fn new(db: Database, accounts: Arc<Accounts>) -> Self {
+        DbBackend { db, accounts }
+    }
+
+    async fn user(&self, req: &Parts) -> Result<(RequestInfo, Option<SessionUser>), AppError> {
+        let info = RequestInfo::from_parts(req, &self.accounts);
+        let user = accounts::current_user(&self.db, &info)
+            .await
+            .map_err(refused)?;
+        Ok((info, user))
     }
 }
 
 fn unavailable(err: impl std::fmt::Display) -> AppError {
     tracing::error!(error = %err, "database error in a server function");
     AppError::Unavailable("the database is not answering right now; try again shortly".into())
+}
+
+/// The JSON API's answer to an error, as an [`AppError`].
+fn refused(e: impl Into<ApiError>) -> AppError {
+    let api = e.into();
+    AppError::Refused {
+        status: api.status.as_u16(),
+        code: api.code.to_string(),
+        message: api.message,
+    }
 }
 
 impl Backend for DbBackend {
@@ -38,6 +67,130 @@ impl Backend for DbBackend {
                     started_at: r.started_at,
                 })
                 .collect())
+        })
+    }
+
+    fn current_user(&self, req: Parts) -> BoxFuture<'_, Result<Option<User>, AppError>> {
+        Box::pin(async move { Ok(self.user(&req).await?.1.map(|s| s.user)) })
+    }
+
+    fn register(
+        &self,
+        req: Parts,
+        creds: Credentials,
+    ) -> BoxFuture<'_, Result<Reply<User>, AppError>> {
+        Box::pin(async move {
+            let info = RequestInfo::from_parts(&req, &self.accounts);
+            let (user, cookie) = accounts::register(&self.db, &self.accounts, &info, creds)
+                .await
+                .map_err(refused)?;
+            Ok(Reply {
+                value: user,
+                set_cookie: Some(cookie.0),
+            })
+        })
+    }
+
+    fn login(
+        &self,
+        req: Parts,
+        creds: Credentials,
+    ) -> BoxFuture<'_, Result<Reply<User>, AppError>> {
+        Box::pin(async move {
+            let info = RequestInfo::from_parts(&req, &self.accounts);
+            let (user, cookie) = accounts::login(&self.db, &self.accounts, &info, creds)
+                .await
+                .map_err(refused)?;
+            Ok(Reply {
+                value: user,
+                set_cookie: Some(cookie.0),
+            })
+        })
+    }
+
+    fn logout(&self, req: Parts) -> BoxFuture<'_, Result<Reply<()>, AppError>> {
+        Box::pin(async move {
+            let info = RequestInfo::from_parts(&req, &self.accounts);
+            let cookie = accounts::logout(&self.db, &self.accounts, &info)
+                .await
+                .map_err(refused)?;
+            Ok(Reply {
+                value: (),
+                set_cookie: Some(cookie.0),
+            })
+        })
+    }
+
+    fn my_streams(&self, req: Parts) -> BoxFuture<'_, Result<Vec<Stream>, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            let query = ListParams {
+                mine: Some(true),
+                limit: Some(MAX_LIMIT),
+                ..Default::default()
+            };
+            let list = streams::list(&self.db, user.as_ref(), query)
+                .await
+                .map_err(refused)?;
+            Ok(list.streams)
+        })
+    }
+
+    fn create_stream(
+        &self,
+        req: Parts,
+        body: NewStream,
+    ) -> BoxFuture<'_, Result<Stream, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            streams::create(&self.db, user.as_ref(), body)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn update_stream(
+        &self,
+        req: Parts,
+        id: String,
+        patch: StreamPatch,
+    ) -> BoxFuture<'_, Result<Stream, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            streams::update(&self.db, &self.accounts, user.as_ref(), &id, patch)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn delete_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            streams::delete(&self.db, &self.accounts, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn regenerate_ingest_token(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<Stream, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            streams::regenerate_token(&self.db, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn watch(&self, req: Parts, id: String) -> BoxFuture<'_, Result<WatchInfo, AppError>> {
+        Box::pin(async move {
+            let (info, user) = self.user(&req).await?;
+            streams::watch(&self.db, &self.accounts, user.as_ref(), &id, &info)
+                .await
+                .map_err(refused)
         })
     }
 }

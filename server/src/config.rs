@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// Onair: self-hosted, browser-first live streaming.
 #[derive(Debug, Parser)]
@@ -22,18 +22,16 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Publish a media file to a stream over the ingest protocol, as the studio does.
     Publish(Box<crate::publish::PublishArgs>),
+    /// Administration on the configured database (for example, the first admin).
+    Admin(AdminArgs),
 }
 
-/// Options of `onair serve`. Every flag can also be set through the `ONAIR_*`
-/// variable named in its help.
+/// Where the data lives: the data dir and the database. Shared by `serve` and
+/// `admin`, so both open the same database from the same flags.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, env = "ONAIR_ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: SocketAddr,
-
+pub struct DbArgs {
     /// Directory for everything Onair keeps locally: the embedded database, the
-    /// disk store, and upload spill files.
+    /// disk store, upload spill files and the generated playback secret.
     #[arg(long, env = "ONAIR_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
@@ -58,6 +56,135 @@ pub struct ServeArgs {
     /// Password for `--db-user`. Prefer the environment variable to the flag.
     #[arg(long, env = "ONAIR_DB_PASSWORD", hide_env_values = true)]
     pub db_password: Option<String>,
+}
+
+impl DbArgs {
+    /// Resolves `--db` and its companion options.
+    pub fn db_settings(&self) -> Result<DbSettings, ConfigError> {
+        let engine = parse_db(
+            &self.db,
+            &self.data_dir,
+            self.db_user.clone(),
+            self.db_password.clone(),
+        )?;
+        Ok(DbSettings {
+            engine,
+            namespace: self.db_namespace.clone(),
+            database: self.db_database.clone(),
+        })
+    }
+}
+
+/// A secret from the command line or environment: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself; keep it out of logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// When the session cookie gets the `Secure` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecureCookies {
+    /// When the request came over HTTPS: `X-Forwarded-Proto: https` from a
+    /// proxy, or `--public-url` is `https://`.
+    Auto,
+    /// Always (the server is only reached over HTTPS).
+    Always,
+    /// Never (plain HTTP, for example on a LAN).
+    Never,
+}
+
+/// `onair admin ...`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// The administration subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user, or set an existing user's password and role (their
+    /// sessions end). Opens the configured database and migrates it first; with
+    /// the embedded database, stop `onair serve` on this data dir first.
+    CreateUser(CreateUserArgs),
+}
+
+/// A role on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Everything, including other people's streams.
+    Admin,
+    /// Creates and runs their own streams.
+    Broadcaster,
+    /// Watches only.
+    Viewer,
+}
+
+impl From<RoleArg> for app::accounts::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => app::accounts::Role::Admin,
+            RoleArg::Broadcaster => app::accounts::Role::Broadcaster,
+            RoleArg::Viewer => app::accounts::Role::Viewer,
+        }
+    }
+}
+
+/// Options of `onair admin create-user`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("password_source").required(true).args(["password", "password_stdin"])))]
+pub struct CreateUserArgs {
+    /// Where the data lives (the same flags and variables as `onair serve`).
+    #[command(flatten)]
+    pub database: DbArgs,
+
+    /// The username: 3 to 32 of a-z, 0-9, _ and -.
+    #[arg(long)]
+    pub username: String,
+
+    /// The password (at least 8 characters). Visible to other local users in
+    /// the process list: prefer --password-stdin.
+    #[arg(long)]
+    pub password: Option<Secret>,
+
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// The user's role.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+}
+
+/// Options of `onair serve`. Every flag can also be set through the `ONAIR_*`
+/// variable named in its help.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "ONAIR_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Where the data lives.
+    #[command(flatten)]
+    pub database: DbArgs,
 
     /// Object store for segments and recordings. Empty: local disk under
     /// `<data-dir>/store`. Otherwise `file:///abs/path` or `s3://bucket/prefix`.
@@ -133,6 +260,58 @@ pub struct ServeArgs {
     /// (under `<data-dir>/spill`); they are uploaded when it is back.
     #[arg(long, env = "ONAIR_UPLOAD_MAX_SPILL_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub upload_max_spill_bytes: u64,
+
+    /// The URL viewers and browsers use to reach this server, such as
+    /// `https://live.example.com` (behind a proxy or CDN). Used for absolute
+    /// playback URLs, the CSRF origin check and `--secure-cookies auto`.
+    /// Empty: taken from each request's `Host` header.
+    #[arg(long, env = "ONAIR_PUBLIC_URL", default_value = "")]
+    pub public_url: String,
+
+    /// When the session cookie is marked `Secure`.
+    #[arg(long, env = "ONAIR_SECURE_COOKIES", value_enum, default_value_t = SecureCookies::Auto)]
+    pub secure_cookies: SecureCookies,
+
+    /// How long a login session lasts, in seconds (default 30 days).
+    #[arg(long, env = "ONAIR_SESSION_TTL", default_value_t = 30 * 24 * 3600)]
+    pub session_ttl: u64,
+
+    /// Whether anyone may register an account (as a broadcaster). With `false`,
+    /// accounts come from `onair admin create-user`.
+    #[arg(long, env = "ONAIR_OPEN_REGISTRATION", default_value_t = true, action = ArgAction::Set)]
+    pub open_registration: bool,
+
+    /// Failed logins allowed per username in the window; then 429.
+    #[arg(long, env = "ONAIR_LOGIN_MAX_FAILURES_PER_USER", default_value_t = 5)]
+    pub login_max_failures_per_user: u32,
+
+    /// Failed logins allowed per client IP in the window; then 429.
+    #[arg(long, env = "ONAIR_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20)]
+    pub login_max_failures_per_ip: u32,
+
+    /// The login-throttling window in seconds (default 15 minutes).
+    #[arg(long, env = "ONAIR_LOGIN_FAILURE_WINDOW", default_value_t = 900)]
+    pub login_failure_window: u64,
+
+    /// Take the client IP (for login throttling) from the last `X-Forwarded-For`
+    /// entry. Only behind a proxy that sets it; otherwise clients could pick their IP.
+    #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// Largest request body accepted under `/api/`, in bytes (bigger: 413).
+    #[arg(long, env = "ONAIR_API_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub api_max_body_bytes: usize,
+
+    /// The key that signs playback tokens of private streams (at least 32
+    /// characters; every node of a cluster needs the same one). Empty: a random
+    /// key generated at first start and kept in `<data-dir>/playback-secret`.
+    #[arg(long, env = "ONAIR_PLAYBACK_SECRET", hide_env_values = true)]
+    pub playback_secret: Option<Secret>,
+
+    /// How long a playback token for a private stream is valid, in seconds
+    /// (default 6 hours; rounded up to 5 minutes).
+    #[arg(long, env = "ONAIR_PLAYBACK_TOKEN_TTL", default_value_t = 6 * 3600)]
+    pub playback_token_ttl: u64,
 
     /// Log format on stderr.
     #[arg(long, env = "ONAIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -238,6 +417,14 @@ pub enum ConfigError {
     /// The multipart part size is below S3's minimum.
     #[error("--s3-part-size {0} is below S3's minimum of 5 MiB")]
     S3PartSize(usize),
+    /// `--public-url` is not an http(s) URL.
+    #[error("--public-url {0:?}: expected empty or an http:// or https:// URL such as https://live.example.com")]
+    PublicUrl(String),
+    /// `--playback-secret` is too short to be a key.
+    #[error(
+        "--playback-secret must be at least 32 characters (or leave it empty to generate one)"
+    )]
+    PlaybackSecret,
 }
 
 /// The smallest part S3 accepts in a multipart upload (except the last).
@@ -276,16 +463,56 @@ impl ServeArgs {
 
     /// Resolves `--db` and its companion options.
     pub fn db_settings(&self) -> Result<DbSettings, ConfigError> {
-        let engine = parse_db(
-            &self.db,
-            &self.data_dir,
-            self.db_user.clone(),
-            self.db_password.clone(),
-        )?;
-        Ok(DbSettings {
-            engine,
-            namespace: self.db_namespace.clone(),
-            database: self.db_database.clone(),
+        self.database.db_settings()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.database.data_dir
+    }
+
+    /// `--public-url`, parsed; `None` when empty.
+    pub fn public_url(&self) -> Result<Option<url::Url>, ConfigError> {
+        let raw = self.public_url.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        match url::Url::parse(raw) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
+                Ok(Some(u))
+            }
+            _ => Err(ConfigError::PublicUrl(raw.into())),
+        }
+    }
+
+    /// `--playback-secret` as key bytes, if set (and long enough).
+    pub fn playback_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        match &self.playback_secret {
+            Some(s) if s.expose().is_empty() => Ok(None),
+            Some(s) if s.expose().len() < crate::auth::playback::MIN_SECRET_BYTES => {
+                Err(ConfigError::PlaybackSecret)
+            }
+            Some(s) => Ok(Some(s.expose().as_bytes().to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    /// Accounts, sessions and playback settings from the flags.
+    pub fn accounts_config(&self) -> Result<crate::auth::AccountsConfig, ConfigError> {
+        use std::time::Duration;
+        Ok(crate::auth::AccountsConfig {
+            session_ttl: Duration::from_secs(self.session_ttl.max(60)),
+            open_registration: self.open_registration,
+            secure_cookies: self.secure_cookies,
+            public_url: self.public_url()?,
+            trust_forwarded_for: self.trust_forwarded_for,
+            throttle: crate::auth::throttle::ThrottleLimits {
+                per_user: self.login_max_failures_per_user.max(1),
+                per_ip: self.login_max_failures_per_ip.max(1),
+                window: Duration::from_secs(self.login_failure_window.max(1)),
+            },
+            playback_ttl: Duration::from_secs(self.playback_token_ttl.max(60)),
+            visibility_ttl: Duration::from_secs(5),
         })
     }
 
@@ -293,7 +520,7 @@ impl ServeArgs {
     pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
         let raw = self.store.trim();
         if raw.is_empty() {
-            return Ok(StoreConfig::Disk(self.data_dir.join("store")));
+            return Ok(StoreConfig::Disk(self.data_dir().join("store")));
         }
         if let Some(path) = raw.strip_prefix("file://") {
             if path.is_empty() {
@@ -376,7 +603,7 @@ mod tests {
         full.extend_from_slice(args);
         match Cli::try_parse_from(full).expect("valid arguments").command {
             Command::Serve(args) => *args,
-            Command::Publish(_) => panic!("expected serve"),
+            _ => panic!("expected serve"),
         }
     }
 
@@ -463,7 +690,7 @@ mod tests {
         std::env::set_var("ONAIR_DB_NAMESPACE", "from-env");
         let args = serve(&[]);
         std::env::remove_var("ONAIR_DB_NAMESPACE");
-        assert_eq!(args.db_namespace, "from-env");
+        assert_eq!(args.database.db_namespace, "from-env");
     }
 
     #[test]
@@ -480,8 +707,109 @@ mod tests {
             "--s3-endpoint",
             "--s3-path-style",
             "ONAIR_DB",
+            "--public-url",
+            "--secure-cookies",
+            "--open-registration",
+            "--login-failure-window",
+            "--playback-secret",
+            "--playback-token-ttl",
+            "--api-max-body-bytes",
         ] {
             assert!(help.contains(flag), "help lacks {flag}");
         }
+    }
+
+    #[test]
+    fn accounts_settings_have_safe_defaults_and_are_checked() {
+        let args = serve(&[]);
+        let acc = args.accounts_config().expect("accounts");
+        assert!(acc.open_registration);
+        assert_eq!(acc.secure_cookies, SecureCookies::Auto);
+        assert_eq!(acc.throttle.per_user, 5);
+        assert_eq!(acc.throttle.per_ip, 20);
+        assert_eq!(acc.throttle.window.as_secs(), 900);
+        assert_eq!(acc.playback_ttl.as_secs(), 6 * 3600);
+        assert_eq!(acc.public_url, None);
+        assert_eq!(args.playback_key().expect("key"), None);
+
+        let closed = serve(&[
+            "--open-registration=false",
+            "--public-url",
+            "https://live.example.com",
+        ]);
+        let acc = closed.accounts_config().expect("accounts");
+        assert!(!acc.open_registration);
+        assert_eq!(
+            acc.public_url.as_ref().map(url::Url::as_str),
+            Some("https://live.example.com/")
+        );
+        assert!(matches!(
+            serve(&["--public-url", "ftp://x"]).accounts_config(),
+            Err(ConfigError::PublicUrl(_))
+        ));
+        assert!(matches!(
+            serve(&["--playback-secret", "short"]).playback_key(),
+            Err(ConfigError::PlaybackSecret)
+        ));
+        let long = "k".repeat(40);
+        let keyed = serve(&["--playback-secret", &long]);
+        assert_eq!(
+            keyed.playback_key().expect("key").map(|k| k.len()),
+            Some(40)
+        );
+        assert!(
+            !format!("{keyed:?}").contains(&long),
+            "the playback secret stays out of Debug"
+        );
+    }
+
+    #[test]
+    fn admin_create_user_needs_a_password_source_and_a_role() {
+        let parse = |args: &[&str]| {
+            let mut full = vec!["onair", "admin", "create-user"];
+            full.extend_from_slice(args);
+            Cli::try_parse_from(full)
+        };
+        let cli = parse(&[
+            "--username",
+            "root",
+            "--password-stdin",
+            "--role",
+            "admin",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .expect("valid");
+        let Command::Admin(AdminArgs {
+            command: AdminCommand::CreateUser(args),
+        }) = cli.command
+        else {
+            panic!("expected admin create-user");
+        };
+        assert!(args.password_stdin);
+        assert_eq!(args.role, RoleArg::Admin);
+        assert_eq!(args.database.data_dir, PathBuf::from("/tmp/x"));
+        assert!(parse(&["--username", "root", "--role", "admin"]).is_err());
+        assert!(parse(&["--username", "root", "--password-stdin"]).is_err());
+        assert!(parse(&[
+            "--username",
+            "root",
+            "--password",
+            "p",
+            "--password-stdin",
+            "--role",
+            "admin"
+        ])
+        .is_err());
+        let with_pw = parse(&[
+            "--username",
+            "root",
+            "--password",
+            "hunter2hunter2",
+            "--role",
+            "viewer",
+        ])
+        .expect("valid");
+        assert!(!format!("{with_pw:?}").contains("hunter2hunter2"));
     }
 }

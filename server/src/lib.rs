@@ -17,7 +17,13 @@
 //! - [`publish`]: `onair publish`, the command-line publisher.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`backend`]: what the web app's server functions may ask of the database.
+//! - [`auth`]: password hashing, sessions, login throttling, playback tokens.
+//! - [`admin`]: `onair admin`, such as creating the first admin.
+//! - [`service`]: account and stream operations shared by the JSON API and
+//!   the server functions.
 
+pub mod admin;
+pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod db;
@@ -28,6 +34,7 @@ pub mod origin;
 pub mod packager;
 pub mod publish;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;

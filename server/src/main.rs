@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use onair_server::config::{Cli, Command};
-use onair_server::{media, publish, server, telemetry};
+use onair_server::{admin, media, publish, server, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -17,6 +17,19 @@ async fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("onair: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Admin(args) => {
+            telemetry::init_logging(onair_server::config::LogFormat::Text);
+            match admin::run(args).await {
+                Ok(outcome) => {
+                    println!("{outcome}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("onair admin: {e}");
                     ExitCode::FAILURE
                 }
             }

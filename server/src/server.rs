@@ -31,6 +31,9 @@ pub enum StartError {
     /// FFmpeg could not be initialised.
     #[error(transparent)]
     Media(#[from] media::MediaInitError),
+    /// The playback secret could not be read or created.
+    #[error(transparent)]
+    PlaybackSecret(#[from] crate::auth::playback::SecretError),
     /// The upload spill directory could not be used.
     #[error("cannot use the upload spill directory {path}: {source}")]
     Spill {
@@ -79,6 +82,14 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         tracing::warn!("the linked FFmpeg lacks libx264 or AAC: live transcoding will not work");
     }
 
+    // Accounts settings first: a bad flag fails before anything is opened.
+    let accounts_config = args.accounts_config()?;
+    let playback_key = match args.playback_key()? {
+        Some(key) => key,
+        None => crate::auth::playback::load_or_create_secret(args.data_dir())?,
+    };
+    let accounts = Arc::new(crate::auth::Accounts::new(accounts_config, &playback_key));
+
     let db = Database::connect(&args.db_settings()?).await?;
     let report = db.migrate().await?;
     tracing::info!(version = report.current, applied = ?report.applied, "database schema up to date");
@@ -97,7 +108,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         );
     }
 
-    let spill_dir = args.data_dir.join("spill");
+    let spill_dir = args.data_dir().join("spill");
     let uploader = crate::store::uploader::Uploader::start(
         store.clone(),
         args.uploader_config(spill_dir.clone()),
@@ -120,11 +131,13 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         leptos_options: leptos_options(&args.site_root, args.addr),
         ingest,
         uploader,
-        backend: Arc::new(DbBackend::new(db.clone())),
+        backend: Arc::new(DbBackend::new(db.clone(), accounts.clone())),
         db,
         store,
         metrics: telemetry::metrics_handle(),
         origin,
+        accounts,
+        api_max_body_bytes: args.api_max_body_bytes.max(1024),
     })
 }
 
@@ -136,10 +149,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let app = http::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartError::Serve)
+    // The peer address is the client IP for login throttling.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(StartError::Serve)
 }
 
 /// `onair serve`: builds the state, binds, logs where things are, and serves
@@ -154,7 +171,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(
-        data_dir = %args.data_dir.display(),
+        data_dir = %args.data_dir().display(),
         database = %state.db.describe(),
         store = %state.store.describe(),
         "Onair is serving: open http://{local}/",

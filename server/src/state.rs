@@ -31,6 +31,10 @@ pub struct AppState {
     pub ingest: Arc<IngestHub>,
     /// What server functions use to reach the database.
     pub backend: Arc<dyn Backend>,
+    /// Accounts, sessions, login throttling and playback tokens.
+    pub accounts: Arc<crate::auth::Accounts>,
+    /// Largest request body under `/api/`, in bytes.
+    pub api_max_body_bytes: usize,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -1,7 +1,8 @@
 //! The watch page (`/watch/:id`): the live player for one stream.
 //!
 //! A private stream's link carries `?token=…` (a signed playback token); the
-//! page passes it on to the playlist URL.
+//! page plays `/live/{id}/t/{token}/master.m3u8`, so every relative playlist
+//! and media URI below it carries the token too.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,7 +13,7 @@ use crate::components::player::Player;
 /// The master playlist URL for a stream, with its playback token if any.
 pub fn master_url(stream: &str, token: Option<&str>) -> String {
     match token.filter(|t| !t.is_empty()) {
-        Some(t) => format!("/live/{stream}/master.m3u8?token={t}"),
+        Some(t) => format!("/live/{stream}/t/{t}/master.m3u8"),
         None => format!("/live/{stream}/master.m3u8"),
     }
 }

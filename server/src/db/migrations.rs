@@ -38,10 +38,11 @@ DEFINE INDEX IF NOT EXISTS migration_version ON migration FIELDS version UNIQUE;
 ";
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "users and streams",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "users and streams",
+        sql: "
 DEFINE TABLE user SCHEMAFULL;
 DEFINE FIELD username ON user TYPE string ASSERT string::len($value) >= 3 AND string::len($value) <= 32;
 DEFINE FIELD password_hash ON user TYPE string;
@@ -62,7 +63,29 @@ DEFINE FIELD ended_at ON stream TYPE option<datetime>;
 DEFINE INDEX stream_state ON stream FIELDS state;
 DEFINE INDEX stream_owner ON stream FIELDS owner;
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "accounts: sessions, stream field limits",
+        sql: "
+-- Sessions: the record key is the SHA-256 (hex) of the cookie value, so the
+-- database never holds a usable session id.
+DEFINE TABLE session SCHEMAFULL;
+DEFINE FIELD user ON session TYPE record<user>;
+DEFINE FIELD created_at ON session TYPE datetime DEFAULT time::now();
+DEFINE FIELD expires_at ON session TYPE datetime;
+DEFINE INDEX session_user ON session FIELDS user;
+DEFINE INDEX session_expires ON session FIELDS expires_at;
+
+-- The API limits titles to 120 characters and descriptions to 2000.
+UPDATE stream SET title = string::slice(title, 0, 120) WHERE string::len(title) > 120;
+UPDATE stream SET description = string::slice(description, 0, 2000) WHERE string::len(description) > 2000;
+DEFINE FIELD OVERWRITE title ON stream TYPE string ASSERT string::len($value) >= 1 AND string::len($value) <= 120;
+DEFINE FIELD OVERWRITE description ON stream TYPE string DEFAULT '' ASSERT string::len($value) <= 2000;
+DEFINE INDEX stream_visibility_state ON stream FIELDS visibility, state;
+",
+    },
+];
 
 /// Applies the migrations in `all` that the database has not seen yet.
 pub async fn apply(db: &Surreal<Any>, all: &[Migration]) -> Result<Report, DbError> {

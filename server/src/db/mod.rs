@@ -5,8 +5,10 @@
 
 pub mod migrations;
 pub mod streams;
+pub mod users;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
@@ -58,12 +60,25 @@ pub enum DbError {
     /// The OS random number generator failed.
     #[error("could not generate a random token: {0}")]
     Random(String),
+    /// A unique value (such as a username) is already taken.
+    #[error("{0} is already taken")]
+    Duplicate(String),
+    /// A write succeeded but returned nothing.
+    #[error("the database returned no row for {0}")]
+    Missing(String),
 }
 
-/// A connected, migrated database handle. Cheap to clone.
+/// A connected, migrated database handle. Cheap to clone: clones share one
+/// client session.
+///
+/// The `Surreal` handle sits behind an `Arc` on purpose: cloning a `Surreal`
+/// opens a new session on the server and replays the sign-in on it (a
+/// password check on a SurrealDB server), and dropping it detaches. The
+/// state is cloned into every request and every router layer, so without the
+/// `Arc` a `ws://` database was kept busy with session churn.
 #[derive(Debug, Clone)]
 pub struct Database {
-    db: Surreal<Any>,
+    db: Arc<Surreal<Any>>,
     target: String,
 }
 
@@ -114,7 +129,10 @@ impl Database {
                 target: target.clone(),
                 source,
             })?;
-        Ok(Database { db, target })
+        Ok(Database {
+            db: Arc::new(db),
+            target,
+        })
     }
 
     /// Opens an embedded on-disk database at `path` (a convenience for tools and tests).

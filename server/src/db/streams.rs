@@ -2,6 +2,7 @@
 
 use surrealdb::types::SurrealValue;
 
+use super::users::new_record_key;
 use super::{Database, DbError};
 
 /// A live stream as the home page lists it.
@@ -18,14 +19,14 @@ pub struct LiveStreamRow {
 }
 
 impl Database {
-    /// Streams in the `live` state, most recently started first (at most `limit`).
+    /// Public streams in the `live` state, most recently started first (at most `limit`).
     pub async fn live_streams(&self, limit: i64) -> Result<Vec<LiveStreamRow>, DbError> {
         let rows: Vec<LiveStreamRow> = self
             .client()
             .query(
                 "SELECT <string> record::id(id) AS id, title, owner.username AS owner, \
                  (IF started_at != NONE THEN time::format(started_at, '%Y-%m-%dT%H:%M:%SZ') ELSE NONE END) AS started_at \
-                 FROM stream WHERE state = 'live' ORDER BY started_at DESC LIMIT $limit",
+                 FROM stream WHERE state = 'live' AND visibility = 'public' ORDER BY started_at DESC LIMIT $limit",
             )
             .bind(("limit", limit))
             .await?
@@ -65,7 +66,7 @@ struct TokenRow {
 }
 
 /// Ids are lower-case letters and digits: safe in URLs, keys and SurrealQL.
-fn valid_id(id: &str) -> bool {
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id
@@ -73,25 +74,258 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+/// A stream as the API shows it, with its owner's id and username.
+#[derive(Debug, Clone, PartialEq, Eq, SurrealValue)]
+pub struct StreamRow {
+    /// The record key (the id used in URLs).
+    pub id: String,
+    /// The owner's user id.
+    pub owner_id: String,
+    /// The owner's username (empty if the user no longer exists).
+    pub owner_username: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// `public`, `unlisted` or `private`.
+    pub visibility: String,
+    /// `idle`, `live`, `ended` or `interrupted`.
+    pub state: String,
+    /// RFC 3339, UTC, seconds.
+    pub created_at: String,
+    /// When it first went live.
+    pub started_at: Option<String>,
+    /// When it last ended or was interrupted.
+    pub ended_at: Option<String>,
+}
+
+/// Every column of [`StreamRow`], times formatted as RFC 3339.
+const STREAM_FIELDS: &str = "<string> record::id(id) AS id, \
+    <string> record::id(owner) AS owner_id, owner.username AS owner_username, \
+    title, description, visibility, state, \
+    time::format(created_at, '%Y-%m-%dT%H:%M:%SZ') AS created_at, \
+    (IF started_at != NONE THEN time::format(started_at, '%Y-%m-%dT%H:%M:%SZ') ELSE NONE END) AS started_at, \
+    (IF ended_at != NONE THEN time::format(ended_at, '%Y-%m-%dT%H:%M:%SZ') ELSE NONE END) AS ended_at";
+
+/// Which streams [`Database::list_streams`] returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamFilter<'a> {
+    /// Only this owner's streams (a user id).
+    pub owner: Option<&'a str>,
+    /// Only this visibility.
+    pub visibility: Option<&'a str>,
+    /// Only this state.
+    pub state: Option<&'a str>,
+    /// At most this many.
+    pub limit: i64,
+    /// Skip this many first.
+    pub offset: i64,
+}
+
+/// What [`Database::update_stream`] changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamChanges {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New visibility.
+    pub visibility: Option<String>,
+}
+
 impl Database {
-    /// Creates a stream owned by `owner` (a user record key) and returns its id and token.
+    /// Creates a public stream owned by `owner` (a user record key) and returns
+    /// its id and token.
     pub async fn create_stream(&self, owner: &str, title: &str) -> Result<NewStream, DbError> {
+        let (row, ingest_token) = self.create_stream_with(owner, title, "", "public").await?;
+        Ok(NewStream {
+            id: row.id,
+            ingest_token,
+        })
+    }
+
+    /// Creates a stream and returns it with its ingest token (only the token's
+    /// hash is stored).
+    pub async fn create_stream_with(
+        &self,
+        owner: &str,
+        title: &str,
+        description: &str,
+        visibility: &str,
+    ) -> Result<(StreamRow, String), DbError> {
         let token = new_ingest_token().map_err(|e| DbError::Random(e.to_string()))?;
-        let mut raw = [0u8; 10];
-        getrandom::fill(&mut raw).map_err(|e| DbError::Random(e.to_string()))?;
-        let id = hex::encode(raw);
-        self.client()
-            .query("CREATE type::record('stream', $id) SET owner = type::record('user', $owner), title = $title, ingest_token_hash = $hash")
+        let id = new_record_key().map_err(|e| DbError::Random(e.to_string()))?;
+        let row: Option<StreamRow> = self
+            .client()
+            .query(
+                "CREATE type::record('stream', $id) SET owner = type::record('user', $owner), \
+                 title = $title, description = $description, visibility = $visibility, \
+                 ingest_token_hash = $hash RETURN NONE",
+            )
+            .query(format!(
+                "SELECT {STREAM_FIELDS} FROM type::record('stream', $id)"
+            ))
             .bind(("id", id.clone()))
             .bind(("owner", owner.to_string()))
             .bind(("title", title.to_string()))
+            .bind(("description", description.to_string()))
+            .bind(("visibility", visibility.to_string()))
             .bind(("hash", hash_token(&token)))
             .await?
-            .check()?;
-        Ok(NewStream {
-            id,
-            ingest_token: token,
-        })
+            .check()?
+            .take(1)?;
+        let row = row.ok_or_else(|| DbError::Missing(format!("stream {id}")))?;
+        Ok((row, token))
+    }
+
+    /// One stream, or `None`.
+    pub async fn get_stream(&self, id: &str) -> Result<Option<StreamRow>, DbError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let row: Option<StreamRow> = self
+            .client()
+            .query(format!(
+                "SELECT {STREAM_FIELDS} FROM type::record('stream', $id)"
+            ))
+            .bind(("id", id.to_string()))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(row)
+    }
+
+    /// A stream's visibility, or `None` if there is no such stream (what the
+    /// playback check needs, and nothing more).
+    pub async fn stream_visibility(&self, id: &str) -> Result<Option<String>, DbError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let v: Option<String> = self
+            .client()
+            .query("SELECT VALUE visibility FROM type::record('stream', $id)")
+            .bind(("id", id.to_string()))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(v)
+    }
+
+    /// Streams matching `filter`. With a `live` state filter the most recently
+    /// started come first, otherwise the most recently created.
+    pub async fn list_streams(&self, filter: StreamFilter<'_>) -> Result<Vec<StreamRow>, DbError> {
+        let mut conditions = Vec::new();
+        if filter.owner.is_some() {
+            conditions.push("owner = type::record('user', $owner)");
+        }
+        if filter.visibility.is_some() {
+            conditions.push("visibility = $visibility");
+        }
+        if filter.state.is_some() {
+            conditions.push("state = $state");
+        }
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let order = if filter.state == Some("live") {
+            "started_at DESC, created_at DESC, id"
+        } else {
+            "created_at DESC, id"
+        };
+        let rows: Vec<StreamRow> = self
+            .client()
+            .query(format!(
+                "SELECT {STREAM_FIELDS} FROM stream {where_clause} ORDER BY {order} \
+                 LIMIT $limit START $offset"
+            ))
+            .bind(("owner", filter.owner.unwrap_or_default().to_string()))
+            .bind((
+                "visibility",
+                filter.visibility.unwrap_or_default().to_string(),
+            ))
+            .bind(("state", filter.state.unwrap_or_default().to_string()))
+            .bind(("limit", filter.limit.max(0)))
+            .bind(("offset", filter.offset.max(0)))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(rows)
+    }
+
+    /// Changes a stream's title, description or visibility; returns it as it
+    /// is now, or `None` if there is no such stream.
+    pub async fn update_stream(
+        &self,
+        id: &str,
+        changes: StreamChanges,
+    ) -> Result<Option<StreamRow>, DbError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let mut sets = Vec::new();
+        if changes.title.is_some() {
+            sets.push("title = $title");
+        }
+        if changes.description.is_some() {
+            sets.push("description = $description");
+        }
+        if changes.visibility.is_some() {
+            sets.push("visibility = $visibility");
+        }
+        let mut query = self.client().query(if sets.is_empty() {
+            "RETURN NONE".to_string()
+        } else {
+            format!(
+                "UPDATE type::record('stream', $id) SET {} RETURN NONE",
+                sets.join(", ")
+            )
+        });
+        query = query
+            .query(format!(
+                "SELECT {STREAM_FIELDS} FROM type::record('stream', $id)"
+            ))
+            .bind(("id", id.to_string()))
+            .bind(("title", changes.title.unwrap_or_default()))
+            .bind(("description", changes.description.unwrap_or_default()))
+            .bind(("visibility", changes.visibility.unwrap_or_default()));
+        let row: Option<StreamRow> = query.await?.check()?.take(1)?;
+        Ok(row)
+    }
+
+    /// Deletes a stream; `false` if there was none.
+    pub async fn delete_stream(&self, id: &str) -> Result<bool, DbError> {
+        if !valid_id(id) {
+            return Ok(false);
+        }
+        let gone: Vec<surrealdb::types::Value> = self
+            .client()
+            .query("DELETE type::record('stream', $id) RETURN BEFORE")
+            .bind(("id", id.to_string()))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(!gone.is_empty())
+    }
+
+    /// Gives a stream a new ingest token and returns it; the old one stops
+    /// working for new connections. `None` if there is no such stream.
+    pub async fn regenerate_ingest_token(&self, id: &str) -> Result<Option<String>, DbError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let token = new_ingest_token().map_err(|e| DbError::Random(e.to_string()))?;
+        let updated: Vec<surrealdb::types::Value> = self
+            .client()
+            .query("UPDATE type::record('stream', $id) SET ingest_token_hash = $hash RETURN NONE")
+            .query("SELECT VALUE id FROM type::record('stream', $id)")
+            .bind(("id", id.to_string()))
+            .bind(("hash", hash_token(&token)))
+            .await?
+            .check()?
+            .take(1)?;
+        Ok((!updated.is_empty()).then_some(token))
     }
 
     /// Whether `token` is the stream's ingest token. `None` if there is no such stream.

@@ -1,23 +1,33 @@
 //! The HTTP edge: routes, middleware, static files and error mapping.
 //!
 //! - `/healthz`, `/readyz`, `/metrics`: see [`health`].
-//! - `/api/v1/...`: the JSON API; unknown paths get a JSON 404 ([`error::ApiError`]).
+//! - `/api/v1/...`: the JSON API ([`auth`], [`streams`]); unknown paths get a
+//!   JSON 404 ([`error::ApiError`]).
 //! - `/api/fn/...`: Leptos server functions.
+//! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]).
+//! - everything under `/api/`: body size limit ([`json::limit_api_body`]) and
+//!   the cross-site request check ([`csrf`]).
 //! - everything else: Leptos pages, then static files from the site root, then
 //!   the app's own 404 page.
 
+pub mod auth;
+pub mod csrf;
 pub mod error;
 pub mod health;
+pub mod json;
 pub mod live;
+pub mod playback;
+pub mod streams;
 
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{Method, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
@@ -49,24 +59,46 @@ pub fn router(state: AppState) -> Router {
 
     let api = Router::new()
         .route("/streams/{id}/ingest", get(crate::ingest::ingest_route))
-        .fallback(api_not_found);
+        .merge(auth::routes())
+        .merge(streams::routes())
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(api_method_not_allowed)
+        // API answers are per user (and may hold tokens): never cached.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
 
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .nest("/api/v1", api)
-        .merge(live::routes())
+        .merge(playback::routes(&state))
         .leptos_routes_with_context(&state, routes, context, {
             let options = leptos_options.clone();
             move || app::shell(options.clone())
         })
         .route_layer(middleware::from_fn(telemetry::remember_route))
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            json::limit_api_body,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(telemetry::track_http))
         .with_state(state)
+}
+
+async fn api_method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+    .into_response()
 }
 
 async fn api_not_found(method: Method, OriginalUri(uri): OriginalUri) -> Response {

@@ -526,12 +526,18 @@ async fn video_only_input_becomes_a_video_only_ladder() {
     let master = live.master().expect("master");
     assert!(!master.contains("EXT-X-MEDIA:TYPE=AUDIO"), "{master}");
     assert!(!master.contains("mp4a"), "{master}");
-    assert!(master.contains("480p/index.m3u8") && master.contains("360p/index.m3u8"), "{master}");
+    assert!(
+        master.contains("480p/index.m3u8") && master.contains("360p/index.m3u8"),
+        "{master}"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     dump(&live, dir.path(), &["480p", "360p"]).await;
     let path = dir.path().join("master.m3u8");
     let path = path.to_str().expect("utf8 path");
     super::testsrc::decode(path).expect("decodes");
     let summary = super::testsrc::probe(path).expect("ffprobe");
-    assert!(summary.has(&["h264"]) && !summary.has(&["aac"]), "{summary:?}");
+    assert!(
+        summary.has(&["h264"]) && !summary.has(&["aac"]),
+        "{summary:?}"
+    );
 }

@@ -1,8 +1,11 @@
 //! The database layer, embedded (surrealkv on disk) and against a real
 //! SurrealDB server over WebSocket.
 
+use std::time::Duration;
+
 use onair_server::config::{DbConfig, DbSettings};
-use onair_server::db::{Database, DbError};
+use onair_server::db::users::Upserted;
+use onair_server::db::{migrations, Database, DbError};
 
 use crate::support::{SurrealServer, SURREAL_PASSWORD};
 
@@ -23,8 +26,8 @@ async fn seed(db: &Database) {
 
 async fn assert_schema_and_queries(db: &Database) {
     let first = db.migrate().await.expect("migrate");
-    assert_eq!(first.applied, vec![1]);
-    assert_eq!(first.current, 1);
+    assert_eq!(first.applied, vec![1, 2]);
+    assert_eq!(first.current, 2);
     let again = db.migrate().await.expect("migrate again");
     assert!(
         again.applied.is_empty(),
@@ -55,6 +58,111 @@ async fn assert_schema_and_queries(db: &Database) {
         .check();
     assert!(dup.is_err(), "usernames are unique");
     db.check().await.expect("ready");
+    // Private and unlisted live streams are not on the home page.
+    db.client()
+        .query("CREATE stream:s3 SET owner = user:alice, title = 'Secret', state = 'live', visibility = 'private', ingest_token_hash = 'h'")
+        .await
+        .expect("seed")
+        .check()
+        .expect("seed ok");
+    assert_eq!(db.live_streams(10).await.expect("live").len(), 1);
+
+    assert_users_and_sessions(db).await;
+}
+
+/// Users and sessions through the typed queries; the duplicate-username
+/// detection reads SurrealDB's error, so it runs on both engines.
+async fn assert_users_and_sessions(db: &Database) {
+    let carol = db
+        .create_user("carol", "$argon2id$fake", "viewer")
+        .await
+        .expect("create carol");
+    assert_eq!(carol.username, "carol");
+    assert_eq!(carol.role, "viewer");
+    let dup = db.create_user("carol", "$argon2id$other", "admin").await;
+    assert!(matches!(dup, Err(DbError::Duplicate(_))), "{dup:?}");
+    let found = db
+        .user_by_username("carol")
+        .await
+        .expect("lookup")
+        .expect("carol exists");
+    assert_eq!(found.id, carol.id);
+    assert_eq!(found.password_hash, "$argon2id$fake");
+    assert!(
+        !format!("{found:?}").contains("fake"),
+        "hash kept out of Debug"
+    );
+
+    db.create_session("hash-a", &carol.id, Duration::from_secs(3600))
+        .await
+        .expect("session a");
+    db.create_session("hash-b", &carol.id, Duration::from_secs(1))
+        .await
+        .expect("session b");
+    assert_eq!(
+        db.session_user("hash-a").await.expect("a"),
+        Some(carol.clone())
+    );
+    assert_eq!(db.session_user("nope").await.expect("none"), None);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(db.session_user("hash-b").await.expect("b"), None, "expired");
+    db.purge_expired_sessions(&carol.id).await.expect("purge");
+
+    // The CLI's upsert: a new password and role end the user's sessions.
+    match db
+        .upsert_user("carol", "$argon2id$new", "admin")
+        .await
+        .expect("upsert")
+    {
+        Upserted::Updated(u, ended) => {
+            assert_eq!(u.role, "admin");
+            assert_eq!(ended, 1, "only the unexpired session was left");
+        }
+        other => panic!("expected an update, got {other:?}"),
+    }
+    assert_eq!(db.session_user("hash-a").await.expect("a"), None);
+    assert!(matches!(
+        db.upsert_user("dave", "$argon2id$d", "broadcaster").await,
+        Ok(Upserted::Created(_))
+    ));
+    db.delete_session("hash-a")
+        .await
+        .expect("deleting twice is fine");
+}
+
+#[tokio::test]
+async fn migration_2_trims_long_titles_and_descriptions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open_embedded(&dir.path().join("db"))
+        .await
+        .expect("open");
+    migrations::apply(db.client(), &migrations::MIGRATIONS[..1])
+        .await
+        .expect("migration 1");
+    db.client()
+        .query(format!(
+            "CREATE user:alice SET username = 'alice', password_hash = 'x', role = 'broadcaster';
+             CREATE stream:long SET owner = user:alice, title = '{}', ingest_token_hash = 'h';",
+            "t".repeat(150)
+        ))
+        .await
+        .expect("seed")
+        .check()
+        .expect("seed ok");
+    assert_eq!(db.migrate().await.expect("migrate").applied, vec![2]);
+    let row = db.get_stream("long").await.expect("get").expect("row");
+    assert_eq!(row.title.chars().count(), 120);
+    // The new limit holds from now on.
+    let too_long = db
+        .client()
+        .query(format!(
+            "UPDATE stream:long SET title = '{}'",
+            "t".repeat(121)
+        ))
+        .await
+        .expect("sent")
+        .check();
+    assert!(too_long.is_err());
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! Each test starts the real servers it needs (SeaweedFS for S3, the SurrealDB
 //! server, Onair itself) on 127.0.0.1 and stops them when it ends.
 
+mod accounts;
 mod db;
 mod http;
 mod ingest;

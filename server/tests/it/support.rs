@@ -343,7 +343,7 @@ pub fn serve_args(extra: &[String]) -> ServeArgs {
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("valid flags").command {
         Sub::Serve(args) => *args,
-        Sub::Publish(_) => panic!("expected serve"),
+        _ => panic!("expected serve"),
     }
 }
 

@@ -1,0 +1,301 @@
+//! Playback access for `/live/{stream}/...`: private streams need a valid,
+//! unexpired playback token on every playlist and media request.
+//!
+//! The token (see [`crate::auth::playback`]) is accepted in two places:
+//!
+//! - a path prefix: `/live/{stream}/t/{token}/master.m3u8`. Playlists use
+//!   relative URIs (`720p/index.m3u8`, `init.mp4`, `12.3.m4s`,
+//!   `../480p/index.m3u8`), so every request a player derives from this URL
+//!   carries the token with no rewriting, and a CDN caches keyed on the path.
+//!   This is the URL `GET /api/v1/streams/{id}/watch` hands out.
+//! - a query parameter: `/live/{stream}/master.m3u8?token=...`, for players
+//!   that add a query to every request themselves.
+//!
+//! The gate wraps the `/live` routes of [`super::live`] without changing them.
+//! It asks the database for a stream's visibility at most once per
+//! [`VisibilityCache`] lifetime (5 s), only for streams this node serves, and
+//! keeps using the last answer for a while if the database stops answering.
+//! Refusals are JSON errors with the same open CORS headers as the rest of
+//! `/live`, so a player on another origin can read them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use app::streams::Visibility;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceExt;
+
+use super::error::ApiError;
+use crate::auth::playback::{unix_now, TokenError};
+use crate::db::{Database, DbError};
+use crate::state::AppState;
+
+/// How long a visibility answer may still be used while the database does not answer.
+const STALE_FOR: Duration = Duration::from_secs(300);
+/// Above this many cached streams, old entries are swept (and all of them if
+/// that is not enough).
+const MAX_ENTRIES: usize = 10_000;
+
+/// A token taken from the path prefix `/live/{stream}/t/{token}/`.
+#[derive(Debug, Clone)]
+struct PathToken(String);
+
+/// Recent answers to "what is this stream's visibility?" (`None`: no such stream).
+#[derive(Debug)]
+pub struct VisibilityCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, Option<Visibility>)>>,
+}
+
+impl VisibilityCache {
+    /// A cache whose answers are fresh for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        VisibilityCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, id: &str, max_age: Duration) -> Option<Option<Visibility>> {
+        let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|(at, _)| at.elapsed() < max_age)
+            .map(|(_, v)| *v)
+    }
+
+    /// The stream's visibility, from the cache while fresh, else from the
+    /// database (falling back to a stale answer if the database fails).
+    pub async fn lookup(&self, db: &Database, id: &str) -> Result<Option<Visibility>, DbError> {
+        if let Some(v) = self.cached(id, self.ttl) {
+            return Ok(v);
+        }
+        match db.stream_visibility(id).await {
+            Ok(raw) => {
+                // Anything unexpected is treated as private.
+                let v = raw.map(|s| Visibility::parse(&s).unwrap_or(Visibility::Private));
+                let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                if map.len() >= MAX_ENTRIES {
+                    map.retain(|_, (at, _)| at.elapsed() < STALE_FOR);
+                    if map.len() >= MAX_ENTRIES {
+                        map.clear();
+                    }
+                }
+                map.insert(id.to_string(), (Instant::now(), v));
+                Ok(v)
+            }
+            Err(e) => match self.cached(id, STALE_FOR) {
+                Some(v) => {
+                    tracing::warn!(stream = %id, error = %e, "database lookup failed; using the last known visibility");
+                    Ok(v)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Forgets a stream's visibility (after a change or deletion).
+    pub fn invalidate(&self, id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+}
+
+/// The same open CORS as `live::routes`, around the gate, so its refusals
+/// carry it too.
+fn cors() -> tower_http::cors::CorsLayer {
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::HEAD])
+}
+
+/// The `/live` routes behind the playback gate, plus the token path prefix.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let gated = super::live::routes()
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(cors());
+    let inner: Router = gated.clone().with_state(state.clone());
+    gated.route(
+        "/live/{stream}/t/{token}/{*rest}",
+        get(move |req: Request| forward(inner.clone(), req)),
+    )
+}
+
+/// `/live/{stream}/t/{token}/{rest}` → `/live/{stream}/{rest}` with the token
+/// attached, through the gated routes.
+async fn forward(inner: Router, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let mut seg = path.splitn(6, '/');
+    let (Some(""), Some("live"), Some(stream), Some("t"), Some(token), Some(rest)) = (
+        seg.next(),
+        seg.next(),
+        seg.next(),
+        seg.next(),
+        seg.next(),
+        seg.next(),
+    ) else {
+        return ApiError::not_found(format!("no live path {path}")).into_response();
+    };
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let Ok(uri) = format!("/live/{stream}/{rest}{query}").parse::<Uri>() else {
+        return ApiError::not_found(format!("no live path {path}")).into_response();
+    };
+    // A fresh request: the outer route's path parameters must not leak into
+    // the inner routing (axum would append the inner ones to them).
+    let (parts, body) = req.into_parts();
+    let mut fresh = Request::new(body);
+    *fresh.method_mut() = parts.method;
+    *fresh.uri_mut() = uri;
+    *fresh.version_mut() = parts.version;
+    *fresh.headers_mut() = parts.headers;
+    if let Some(info) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        fresh.extensions_mut().insert(*info);
+    }
+    fresh.extensions_mut().insert(PathToken(token.to_string()));
+    match inner.oneshot(fresh).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
+}
+
+fn stream_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/live/")?
+        .split('/')
+        .next()
+        .filter(|s| !s.is_empty())
+}
+
+fn query_token(uri: &Uri) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn refuse(code: &'static str, message: &str) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
+}
+
+/// Middleware: lets requests for public and unlisted streams through, and for
+/// private streams only with a valid token.
+async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let Some(id) = stream_id(req.uri().path()).map(str::to_string) else {
+        return next.run(req).await;
+    };
+    // Not served here: the handler answers 404 without a database lookup.
+    if state.origin.get(&id).is_none() {
+        return next.run(req).await;
+    }
+    let visibility = match state.accounts.visibility.lookup(&state.db, &id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return ApiError::not_found(format!("stream {id} is not live")).into_response(),
+        Err(e) => {
+            tracing::error!(stream = %id, error = %e, "cannot check the stream's visibility");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "cannot check access to this stream right now; retry",
+            )
+            .into_response();
+        }
+    };
+    if visibility != Visibility::Private {
+        return next.run(req).await;
+    }
+    let token = req
+        .extensions()
+        .get::<PathToken>()
+        .map(|t| t.0.clone())
+        .or_else(|| query_token(req.uri()));
+    let Some(token) = token else {
+        return refuse(
+            "playback_token_required",
+            "this stream is private: play it through the URL from /api/v1/streams/{id}/watch",
+        );
+    };
+    let now = unix_now();
+    let expires = match state.accounts.playback.verify(&id, &token, now) {
+        Ok(exp) => exp,
+        Err(TokenError::Expired) => {
+            return refuse(
+                "playback_token_expired",
+                "the playback token has expired: get a new URL from /api/v1/streams/{id}/watch",
+            )
+        }
+        Err(e) => return refuse("playback_token_invalid", &e.to_string()),
+    };
+    let mut res = next.run(req).await;
+    cap_max_age(&mut res, expires.saturating_sub(now));
+    res
+}
+
+/// Shared caches must not keep a private stream's answers past the token's
+/// expiry: a longer `max-age` is cut to the time left.
+fn cap_max_age(res: &mut Response, remaining: u64) {
+    let current = res
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .filter_map(|d| d.trim().strip_prefix("max-age="))
+                .find_map(|n| n.parse::<u64>().ok())
+        });
+    if current.is_some_and(|age| age > remaining) {
+        if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={remaining}")) {
+            res.headers_mut().insert(header::CACHE_CONTROL, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_and_query_tokens_are_read_from_the_uri() {
+        assert_eq!(stream_id("/live/abc/master.m3u8"), Some("abc"));
+        assert_eq!(stream_id("/live/abc/720p/1.m4s"), Some("abc"));
+        assert_eq!(stream_id("/live//x"), None);
+        assert_eq!(stream_id("/other/abc"), None);
+        let uri: Uri = "/live/a/720p/index.m3u8?_HLS_msn=3&token=123.abc-_"
+            .parse()
+            .expect("uri");
+        assert_eq!(query_token(&uri).as_deref(), Some("123.abc-_"));
+        let none: Uri = "/live/a/master.m3u8".parse().expect("uri");
+        assert_eq!(query_token(&none), None);
+    }
+
+    #[test]
+    fn max_age_is_capped_to_the_token_lifetime() {
+        let mut res = Response::new(axum::body::Body::empty());
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        cap_max_age(&mut res, 600);
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "public, max-age=600");
+        let mut short = Response::new(axum::body::Body::empty());
+        short
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        cap_max_age(&mut short, 600);
+        assert_eq!(short.headers()[header::CACHE_CONTROL], "no-cache");
+    }
+}
