@@ -78,6 +78,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What a player should load for a stream.
     fn watch(&self, req: Parts, id: String) -> BoxFuture<'_, Result<WatchInfo, AppError>>;
+
+    /// One stream, if the caller may see it.
+    fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>>;
 }
 
 /// Fetches the backend from the Leptos context inside a server function.

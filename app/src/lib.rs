@@ -31,7 +31,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    ParamSegment, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
 use crate::components::layout::Layout;
@@ -82,7 +82,9 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
-                    <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage />
+                    // Async SSR: the stream's title and Open Graph tags are in the first
+                    // response, so shared links preview.
+                    <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("studio"), ParamSegment("id")) view=StudioPage />
                 </Routes>
             </Layout>

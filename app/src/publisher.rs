@@ -169,7 +169,8 @@ impl Publisher {
         }
         Frame::Text(json(&ClientMessage::Hello {
             version: PROTOCOL_VERSION,
-            token: Some(self.token.clone()),
+            // Empty: the studio of a signed-in owner authenticates by session.
+            token: (!self.token.is_empty()).then(|| self.token.clone()),
             mime_type: self.mime_type.clone(),
             capture_start_ms,
             resume_after,

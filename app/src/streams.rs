@@ -261,6 +261,13 @@ pub async fn regenerate_ingest_token(id: String) -> Result<Stream, AppError> {
     status(backend()?.regenerate_ingest_token(request()?, id).await)
 }
 
+/// One stream (title, description, owner, state), if the caller may see it.
+#[server(prefix = "/api/fn")]
+pub async fn get_stream(id: String) -> Result<Stream, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.get_stream(request()?, id).await)
+}
+
 /// What a player should load (with a playback token for private streams).
 #[server(prefix = "/api/fn")]
 pub async fn watch_stream(id: String) -> Result<WatchInfo, AppError> {

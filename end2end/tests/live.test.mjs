@@ -95,18 +95,22 @@ test('the watch page says when a stream is not live, and keeps waiting', async (
 });
 
 test('the studio page goes live from a fake camera, viewers watch, and End with confirmation ends it', async () => {
-  const id = randomBytes(8).toString('hex');
-  const token = randomBytes(32).toString('hex');
-  const hash = createHash('sha256').update(token).digest('hex');
-  await surreal.sql(`UPSERT user:e2e SET username = 'e2e', password_hash = 'x', role = 'broadcaster';
-    CREATE stream:\`${id}\` SET owner = user:e2e, title = 'Studio E2E', ingest_token_hash = '${hash}';`);
-
-  const studio = await browser.newPage();
+  // A broadcaster signs up and creates a stream through the JSON API, in the
+  // browser's own cookie jar: the studio then publishes with that session.
+  const context = await browser.newContext();
+  const studio = await context.newPage();
   const errors = watchErrors(studio);
+  const origin = new URL(server.url).origin;
+  const api = (path, data) => studio.request.post(new URL(path, server.url).href, { data, headers: { Origin: origin } });
+  const user = `studio${randomBytes(4).toString('hex')}`;
+  assert.equal((await api('api/v1/auth/register', { username: user, password: 'correct horse battery' })).status(), 201);
+  const created = await api('api/v1/streams', { title: 'Studio E2E', visibility: 'public' });
+  assert.equal(created.status(), 201);
+  const { id } = await created.json();
+
   await studio.goto(new URL(`studio/${id}`, server.url).href);
   await studio.waitForSelector('body[data-hydrated=true]');
   assert.equal(await studio.isDisabled('[data-testid=go-live]'), true, 'nothing to send before a preview');
-  await studio.fill('[data-testid=token]', token);
   await studio.click('[data-testid=preview-button]');
   await studio.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 });
   await studio.waitForFunction(() => document.querySelector('[data-testid=preview]').videoWidth > 0);
@@ -118,8 +122,13 @@ test('the studio page goes live from a fake camera, viewers watch, and End with 
   assert.match(await studio.textContent('[data-testid=status-mime]'), /h264|avc1/);
   assert.match(await studio.textContent('[data-testid=status-bitrate]'), /bit\/s/);
 
-  const watch = await browser.newPage();
+  // A viewer in another browser context.
+  const viewerContext = await browser.newContext();
+  const watch = await viewerContext.newPage();
   await watch.goto(new URL(`watch/${id}`, server.url).href);
+  assert.equal(await watch.title(), 'Studio E2E · Onair', 'the title is rendered on the server');
+  assert.equal(await watch.getAttribute('meta[property="og:title"]', 'content'), 'Studio E2E');
+  assert.match(await watch.textContent('[data-testid=watch-owner]'), new RegExp(user));
   await watch.waitForFunction(() => {
     const v = document.querySelector('[data-testid=player]');
     return v && v.currentTime > 1 && v.videoWidth > 0;
@@ -134,5 +143,9 @@ test('the studio page goes live from a fake camera, viewers watch, and End with 
   await studio.waitForSelector('[data-testid=status][data-phase=ended]', { timeout: 30_000 });
   const playlist = await (await fetch(new URL(`live/${id}/audio/index.m3u8`, server.url))).text();
   assert.match(playlist, /#EXT-X-ENDLIST/);
+  // The viewer's page plays to the end and says so.
+  await watch.waitForSelector('[data-testid=player-status][data-state=ended]', { timeout: 45_000 });
+  await viewerContext.close();
   assert.deepEqual(errors.filter((e) => !e.includes('net::ERR')), []);
+  await context.close();
 });

@@ -193,4 +193,13 @@ impl Backend for DbBackend {
                 .map_err(refused)
         })
     }
+
+    fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            streams::read(&self.db, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
 }

@@ -16,6 +16,9 @@ pub enum PlayerStatus {
     Waiting,
     /// Playing.
     Playing,
+    /// The broadcaster ended the stream (the playlist says `EXT-X-ENDLIST`, or
+    /// playback reached the end).
+    Ended,
     /// Something failed: the message, and whether a retry is scheduled.
     Error(String),
 }
@@ -26,6 +29,7 @@ impl PlayerStatus {
             PlayerStatus::Connecting => "Connecting…".into(),
             PlayerStatus::Waiting => "The stream is not live yet. Waiting for it to start…".into(),
             PlayerStatus::Playing => "Live".into(),
+            PlayerStatus::Ended => "The stream has ended.".into(),
             PlayerStatus::Error(m) => format!("{m} Retrying…"),
         }
     }
@@ -67,6 +71,7 @@ pub fn Player(
                     PlayerStatus::Connecting => "connecting",
                     PlayerStatus::Waiting => "waiting",
                     PlayerStatus::Playing => "playing",
+                    PlayerStatus::Ended => "ended",
                     PlayerStatus::Error(_) => "error",
                 }
             >
@@ -157,7 +162,13 @@ mod hls {
         // Browser tests and support staff can inspect the live player.
         let _ = js_sys::Reflect::set(&js_sys::global(), &"onairPlayer".into(), &handle);
 
-        let on_playing = Closure::<dyn FnMut()>::new(move || status.set(PlayerStatus::Playing));
+        let on_playing = Closure::<dyn FnMut()>::new(move || {
+            status.update(|s| {
+                if *s != PlayerStatus::Ended {
+                    *s = PlayerStatus::Playing;
+                }
+            })
+        });
         let _ =
             video.add_event_listener_with_callback("playing", on_playing.as_ref().unchecked_ref());
         on_playing.forget();
@@ -203,6 +214,20 @@ mod hls {
             });
         hls.on("hlsError", on_error.as_ref());
         on_error.forget();
+        // The playlist says EXT-X-ENDLIST: the broadcaster ended the stream
+        // (what is buffered still plays out).
+        let on_level =
+            Closure::<dyn FnMut(JsValue, JsValue)>::new(move |_event: JsValue, data: JsValue| {
+                let live = js_sys::Reflect::get(&data, &"details".into())
+                    .and_then(|d| js_sys::Reflect::get(&d, &"live".into()))
+                    .ok()
+                    .and_then(|v| v.as_bool());
+                if live == Some(false) {
+                    status.set(PlayerStatus::Ended);
+                }
+            });
+        hls.on("hlsLevelUpdated", on_level.as_ref());
+        on_level.forget();
         hls.load_source(&src);
         hls.attach_media(&video);
     }

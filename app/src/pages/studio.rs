@@ -208,7 +208,7 @@ pub fn StudioPage() -> impl IntoView {
                         <label>
                             "Ingest token "
                             <input type="password" autocomplete="off" data-testid="token"
-                                placeholder="shown when the stream was created"
+                                placeholder="not needed when signed in as the owner"
                                 on:input=move |e| token.set(event_target_value(&e)) />
                         </label>
                     </fieldset>

@@ -32,11 +32,17 @@ pub async fn ingest_route(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
+    // The owner's own studio page may publish with its session instead of the
+    // token, but only from this site (cross-site WebSocket hijacking).
+    let session = crate::service::session_cookie(&headers)
+        .filter(|_| same_origin(&headers))
+        .map(str::to_string);
     ws.max_message_size(hub.limits.max_message_bytes)
         .max_frame_size(hub.limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
             let mut conn = Conn { socket };
-            if let Err((code, reason, message)) = serve(&mut conn, &hub, &state, &id, bearer).await {
+            let auth = Credentials { bearer, session };
+            if let Err((code, reason, message)) = serve(&mut conn, &hub, &state, &id, auth).await {
                 tracing::info!(stream = %id, code, reason, message = %message, "ingest connection closed");
                 conn.close(code, reason, &message).await;
             }
@@ -45,6 +51,53 @@ pub async fn ingest_route(
 
 struct Conn {
     socket: WebSocket,
+}
+
+/// What the upgrade request carried for authentication.
+struct Credentials {
+    bearer: Option<String>,
+    session: Option<String>,
+}
+
+/// The `Origin` header names the host the request was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|o| o.split_once("://").map(|(_, rest)| rest));
+    matches!((host, origin), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+/// A signed-in owner or admin may publish without the token.
+async fn authorize_session(state: &AppState, id: &str, session: &str) -> Result<(), Refusal> {
+    let internal = |e: crate::db::DbError| (close::INTERNAL, "internal", format!("database: {e}"));
+    let user = state
+        .db
+        .session_user(&crate::auth::session_hash(session))
+        .await
+        .map_err(internal)?
+        .ok_or((
+            close::UNAUTHORIZED,
+            "unauthorized",
+            "no ingest token, and the session has expired: sign in again".to_string(),
+        ))?;
+    let stream = state.db.get_stream(id).await.map_err(internal)?.ok_or((
+        close::NOT_FOUND,
+        "not_found",
+        format!("no stream {id}"),
+    ))?;
+    if stream.owner_id == user.id || user.role == "admin" {
+        Ok(())
+    } else {
+        Err((
+            close::UNAUTHORIZED,
+            "unauthorized",
+            "only the stream's owner or an admin may publish to it".to_string(),
+        ))
+    }
 }
 
 type Refusal = (u16, &'static str, String);
@@ -124,7 +177,7 @@ async fn serve(
     hub: &Arc<IngestHub>,
     state: &AppState,
     id: &str,
-    bearer: Option<String>,
+    auth: Credentials,
 ) -> Result<(), Refusal> {
     let limits = hub.limits;
     // 1. hello
@@ -163,24 +216,30 @@ async fn serve(
         ));
     }
     // 2. auth (the token is never logged)
-    let Some(token) = bearer.or(token) else {
-        return Err((
-            close::UNAUTHORIZED,
-            "unauthorized",
-            "no ingest token".into(),
-        ));
-    };
-    match state.db.check_ingest_token(id, &token).await {
-        Ok(Some(true)) => {}
-        Ok(Some(false)) => {
+    match (
+        auth.bearer.or(token).filter(|t| !t.is_empty()),
+        auth.session,
+    ) {
+        (Some(token), _) => match state.db.check_ingest_token(id, &token).await {
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => {
+                return Err((
+                    close::UNAUTHORIZED,
+                    "unauthorized",
+                    "wrong ingest token".into(),
+                ))
+            }
+            Ok(None) => return Err((close::NOT_FOUND, "not_found", format!("no stream {id}"))),
+            Err(e) => return Err((close::INTERNAL, "internal", format!("database: {e}"))),
+        },
+        (None, Some(session)) => authorize_session(state, id, &session).await?,
+        (None, None) => {
             return Err((
                 close::UNAUTHORIZED,
                 "unauthorized",
-                "wrong ingest token".into(),
+                "no ingest token".into(),
             ))
         }
-        Ok(None) => return Err((close::NOT_FOUND, "not_found", format!("no stream {id}"))),
-        Err(e) => return Err((close::INTERNAL, "internal", format!("database: {e}"))),
     }
     // 3. attach
     let (session, next_seq, is_new) =

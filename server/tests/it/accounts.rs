@@ -108,7 +108,7 @@ const ANON: Opts<'static> = Opts {
 };
 
 /// A user and a session made straight in the database (no argon2 in the way).
-async fn mint(app: &TestApp, username: &str, role: &str) -> (String, String) {
+pub(crate) async fn mint(app: &TestApp, username: &str, role: &str) -> (String, String) {
     let user = app
         .state
         .db
@@ -124,7 +124,12 @@ async fn mint(app: &TestApp, username: &str, role: &str) -> (String, String) {
     (user.id, token)
 }
 
-async fn create_stream(app: &TestApp, session: &str, title: &str, visibility: &str) -> Value {
+pub(crate) async fn create_stream(
+    app: &TestApp,
+    session: &str,
+    title: &str,
+    visibility: &str,
+) -> Value {
     let res = call(
         app,
         Method::POST,

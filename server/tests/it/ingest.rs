@@ -451,3 +451,64 @@ async fn restarts_become_periods_and_a_later_session_continues_the_numbering() {
     let all: Vec<u64> = first.iter().chain(second.iter()).copied().collect();
     assert_eq!(stored, all);
 }
+
+/// The owner's studio publishes with its session instead of the token, from
+/// this site only; another user's session is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_owner_publishes_without_the_token_from_this_site_only() {
+    let app = TestApp::start(&[]).await;
+    let (_, owner) = crate::accounts::mint(&app, "owner1", "broadcaster").await;
+    let (_, other) = crate::accounts::mint(&app, "other1", "broadcaster").await;
+    let stream = crate::accounts::create_stream(&app, &owner, "Mine", "public").await;
+    let id = stream["id"].as_str().expect("id").to_string();
+    let hello_without_token = || {
+        let m = ClientMessage::Hello {
+            version: 1,
+            token: None,
+            mime_type: "video/webm".into(),
+            capture_start_ms: 1_795_300_000_000,
+            resume_after: None,
+            new_period: false,
+        };
+        Message::Text(serde_json::to_string(&m).expect("json").into())
+    };
+    let connect_as = |session: String, origin: String| {
+        let url = format!("ws://{}/api/v1/streams/{id}/ingest", app.addr);
+        async move {
+            let mut req = url.into_client_request().expect("request");
+            let h = req.headers_mut();
+            h.insert(
+                "cookie",
+                format!("onair_session={session}").parse().expect("cookie"),
+            );
+            h.insert("origin", origin.parse().expect("origin"));
+            tokio_tungstenite::connect_async(req)
+                .await
+                .expect("connects")
+                .0
+        }
+    };
+    let here = format!("http://{}", app.addr);
+
+    let mut ws = connect_as(other.clone(), here.clone()).await;
+    ws.send(hello_without_token()).await.expect("hello");
+    let (code, reason) = next(&mut ws).await.expect_err("refused");
+    assert_eq!((code, reason.code.as_str()), (4001, "unauthorized"));
+    assert!(reason.message.contains("owner"), "{}", reason.message);
+
+    let mut ws = connect_as(owner.clone(), "http://evil.example".into()).await;
+    ws.send(hello_without_token()).await.expect("hello");
+    let (code, reason) = next(&mut ws).await.expect_err("refused");
+    assert_eq!((code, reason.message.as_str()), (4001, "no ingest token"));
+
+    let mut ws = connect_as(owner, here).await;
+    ws.send(hello_without_token()).await.expect("hello");
+    assert!(matches!(
+        next(&mut ws).await,
+        Ok(ServerMessage::Ready { next_seq: 0, .. })
+    ));
+    let media = mkv_h264_opus(2);
+    let chunks: Vec<Vec<u8>> = media.chunks(32 * 1024).map(<[u8]>::to_vec).collect();
+    send_chunks(&mut ws, &chunks, 0, chunks.len() as u64).await;
+    end(&mut ws).await;
+}
