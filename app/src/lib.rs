@@ -35,7 +35,14 @@ use leptos_router::{
 };
 
 use crate::components::layout::Layout;
-use crate::pages::{home::HomePage, not_found::NotFound, studio::StudioPage, watch::WatchPage};
+use crate::pages::{
+    account::{LoginPage, RegisterPage},
+    home::HomePage,
+    my_streams::MyStreamsPage,
+    not_found::NotFound,
+    studio::StudioPage,
+    watch::WatchPage,
+};
 
 /// Sets the saved colour theme before first paint, so the page does not flash.
 const THEME_BOOTSTRAP: &str = "try{var t=localStorage.getItem('onair-theme');if(t==='light'||t==='dark'){document.documentElement.dataset.theme=t}}catch(e){}";
@@ -82,6 +89,9 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
+                    <Route path=StaticSegment("login") view=LoginPage />
+                    <Route path=StaticSegment("register") view=RegisterPage />
+                    <Route path=StaticSegment("streams") view=MyStreamsPage />
                     // Async SSR: the stream's title and Open Graph tags are in the first
                     // response, so shared links preview.
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />

@@ -149,3 +149,44 @@ test('the studio page goes live from a fake camera, viewers watch, and End with 
   assert.deepEqual(errors.filter((e) => !e.includes('net::ERR')), []);
   await context.close();
 });
+
+test('sign up, create a stream and open its studio from the pages', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(new URL('register', server.url).href);
+  await page.waitForSelector('body[data-hydrated=true]');
+  const user = `ui${randomBytes(4).toString('hex')}`;
+  await page.fill('[data-testid=username]', user);
+  await page.fill('[data-testid=password]', 'short');
+  await page.click('[data-testid=submit]');
+  assert.equal(await page.$eval('[data-testid=password]', (el) => el.validity.tooShort), true, 'the form says the password is too short');
+  await page.fill('[data-testid=password]', 'correct horse battery');
+  await page.click('[data-testid=submit]');
+  await page.waitForURL(/\/streams$/);
+  await page.waitForSelector('body[data-hydrated=true]');
+  await page.waitForSelector('[data-testid=no-streams]');
+  await page.fill('[data-testid=new-title]', '<script>alert(1)</script> UI stream');
+  await page.click('[data-testid=create]');
+  await page.waitForSelector('[data-testid=created]');
+  assert.ok((await page.textContent('[data-testid=created-token]')).length >= 32, 'the ingest token is shown once');
+  await page.waitForSelector('[data-testid=stream-list] li');
+  // The title is text, never markup.
+  assert.match(await page.textContent('[data-testid=stream-list]'), /<script>alert\(1\)<\/script> UI stream/);
+  await page.click('[data-testid=created-studio]');
+  await page.waitForSelector('[data-testid=studio]');
+  assert.match(page.url(), /\/studio\/[a-z0-9]+$/);
+  await page.click('[data-testid=sign-out]');
+  await page.waitForURL(new URL('/', server.url).href);
+  // A wrong password gets the server's message.
+  await page.goto(new URL('login', server.url).href);
+  await page.waitForSelector('body[data-hydrated=true]');
+  await page.fill('[data-testid=username]', user);
+  await page.fill('[data-testid=password]', 'not the password');
+  await page.click('[data-testid=submit]');
+  await page.waitForSelector('[data-testid=account-error]', { timeout: 30_000 });
+  assert.match(await page.textContent('[data-testid=account-error]'), /password/i);
+  // The only expected failure is the 401 for the wrong password.
+  assert.deepEqual(errors.filter((e) => !e.includes('net::ERR') && !e.includes('http 4') && !e.includes('status of 401')), []);
+  await context.close();
+});

@@ -18,6 +18,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             <nav class="site-nav" aria-label="Main">
                 <A href="/" exact=true>"Home"</A>
                 <a href="/#live">"Live now"</a>
+                <AccountLinks />
             </nav>
             <ThemeToggle />
         </header>
@@ -29,5 +30,36 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/metrics">"Metrics"</a>
             </p>
         </footer>
+    }
+}
+
+/// "My streams" and "Sign out" for a signed-in user, else "Sign in".
+#[component]
+fn AccountLinks() -> impl IntoView {
+    let user = Resource::new(|| (), |_| crate::accounts::current_user());
+    let logout = ServerAction::<crate::accounts::Logout>::new();
+    Effect::new(move |_| {
+        if logout.value().get().is_some_and(|r| r.is_ok()) {
+            if let Some(w) = leptos::web_sys::window() {
+                let _ = w.location().set_href("/");
+            }
+        }
+    });
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(u)) => view! {
+                        <A href="/streams">"My streams"</A>
+                        <button type="button" class="link-button" data-testid="sign-out"
+                            title=format!("Signed in as {}", u.username)
+                            on:click=move |_| { logout.dispatch(crate::accounts::Logout {}); }>
+                            "Sign out"
+                        </button>
+                    }.into_any(),
+                    _ => view! { <A href="/login">"Sign in"</A> }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }

@@ -1,6 +1,8 @@
 //! One module per page.
 
+pub mod account;
 pub mod home;
+pub mod my_streams;
 pub mod not_found;
 pub mod studio;
 pub mod watch;
