@@ -671,27 +671,11 @@ impl Pipeline<'_> {
                         ffmpeg_next::codec::context::Context::from_parameters(params.clone())
                             .and_then(|c| c.decoder().video())
                             .map_err(PipelineError::VideoDecoder)?;
-                    self.transcode = Some(Transcode {
-                        stream_index: stream.index(),
-                        time_base,
-                        fps: fps_for_encoder(known),
-                        decoder,
-                        ladder: None,
-                        outs: Vec::new(),
-                        follow_source_keys: passthrough,
-                        next_boundary: None,
-                        segment_90k: self.segment_90k,
-                        disabled: false,
-                        offset: 0,
-                        busy: std::time::Duration::ZERO,
-                        encoded_90k: 0,
-                        last_pts: None,
-                        stream_id: self
-                            .ctx
-                            .archive
-                            .map(|a| a.stream.clone())
-                            .unwrap_or_default(),
-                    });
+                    let mut t = self.new_transcode(decoder, fps_for_encoder(known));
+                    t.stream_index = stream.index();
+                    t.time_base = time_base;
+                    t.follow_source_keys = passthrough;
+                    self.transcode = Some(t);
                 }
                 Type::Audio if self.audio.is_none() => {
                     let transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
@@ -790,6 +774,31 @@ impl Pipeline<'_> {
         Ok(())
     }
 
+    /// A transcode with no rungs yet, for a stream to be set by the caller.
+    fn new_transcode(&self, decoder: ffmpeg_next::decoder::Video, fps: (i32, i32)) -> Transcode {
+        Transcode {
+            stream_index: usize::MAX,
+            time_base: (1, 90_000),
+            fps,
+            decoder,
+            ladder: None,
+            outs: Vec::new(),
+            follow_source_keys: false,
+            next_boundary: None,
+            segment_90k: self.segment_90k,
+            disabled: false,
+            offset: 0,
+            busy: std::time::Duration::ZERO,
+            encoded_90k: 0,
+            last_pts: None,
+            stream_id: self
+                .ctx
+                .archive
+                .map(|a| a.stream.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Moves the passthrough rung into the ladder, encoded at its own size.
     /// `decoder` decodes the new source if there was no ladder yet.
     fn encode_passthrough_rung(
@@ -830,27 +839,8 @@ impl Pipeline<'_> {
             Some(t) => t,
             None => {
                 // Passthrough only so far: start a one-rung ladder.
-                self.transcode.insert(Transcode {
-                    stream_index: usize::MAX,
-                    time_base: (1, 90_000),
-                    fps: fps_for_encoder(v.fps),
-                    decoder,
-                    ladder: None,
-                    outs: Vec::new(),
-                    follow_source_keys: false,
-                    next_boundary: None,
-                    segment_90k: self.segment_90k,
-                    disabled: false,
-                    offset: 0,
-                    busy: std::time::Duration::ZERO,
-                    encoded_90k: 0,
-                    last_pts: None,
-                    stream_id: self
-                        .ctx
-                        .archive
-                        .map(|a| a.stream.clone())
-                        .unwrap_or_default(),
-                })
+                let t = self.new_transcode(decoder, fps_for_encoder(v.fps));
+                self.transcode.insert(t)
             }
         };
         let mut specs = vec![spec];

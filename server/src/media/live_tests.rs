@@ -11,18 +11,7 @@ use crate::origin::{LiveStream, PlaylistQuery};
 
 /// Feeds `data` to the pipeline in 16 KiB chunks from another thread.
 pub(super) fn feed(data: Vec<u8>) -> ChunkReader {
-    let (tx, reader) = ChunkReader::channel(8);
-    std::thread::spawn(move || {
-        for piece in data.chunks(16 * 1024) {
-            if tx
-                .blocking_send(Bytes::copy_from_slice(piece).into())
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    reader
+    feed_periods(vec![(data, 0)])
 }
 
 /// Writes the master, media playlists, init segments and segments to `dir`.

@@ -62,9 +62,12 @@ impl S3Store {
             None,
             "onair-config",
         );
+        // A server that stops answering mid-request (killed, or a dead pooled
+        // connection) is given up on after 10 s without a byte, so the upload
+        // queue spills instead of waiting.
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
-            .read_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(10))
             .build();
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())

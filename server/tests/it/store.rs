@@ -332,8 +332,10 @@ mod upload_queue {
         std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
     }
 
+    /// Waits up to 60 s: long enough for a request on a connection that died
+    /// with the server to hit the S3 client's 10 s read timeout twice.
     async fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if check() {
                 return;
             }
