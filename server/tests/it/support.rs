@@ -26,22 +26,21 @@ pub async fn spill_metrics_lock() -> tokio::sync::MutexGuard<'static, ()> {
 /// Hands out ports that are free now and whose +10000 twin is free too
 /// (SeaweedFS puts each gRPC port at its HTTP port + 10000).
 pub fn free_port_pair() -> u16 {
+    // Ports 15000..25000 (their twins 25000..35000), starting at a place that
+    // depends on the process id so parallel test runs rarely collide, and
+    // wrapping around so every start has the whole range.
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        15000 + (std::process::id() % 500) as u16 * 20,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    loop {
-        let p = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(p < 25000, "ran out of test ports");
+    let start = (std::process::id() % 500) as u16 * 20;
+    for _ in 0..10_000 {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst);
+        let p = 15000 + start.wrapping_add(offset) % 10_000;
         let ok = TcpListener::bind(("127.0.0.1", p)).is_ok()
             && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok();
         if ok {
             return p;
         }
     }
+    panic!("no free test port pair in 15000..25000");
 }
 
 fn wait_for_http(url: &str, timeout: Duration, what: &str, log: &Path) {
