@@ -74,9 +74,29 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
     const v = document.querySelector('[data-testid=player]');
     return v && v.currentTime > 1 && v.videoWidth > 0;
   }, null, { timeout: 45_000 });
-  const state = await watch.getAttribute('[data-testid=player-status]', 'data-state');
-  assert.equal(state, 'playing');
+  await watch.waitForSelector('[data-testid=player-status][data-state=playing]', { timeout: 10_000 })
+    .catch(async (e) => { throw new Error(`${e.message}: ${await watch.textContent('.player-bar')}`); });
   assert.equal(await watch.evaluate(() => window.onairPlayer.lowLatencyMode), true);
+  // The quality menu: Auto and one entry per rendition; choosing one plays it.
+  const options = await watch.$$eval('[data-testid=quality] option', (os) => os.map((o) => [o.value, o.textContent]));
+  assert.ok(options.length >= 3, `Auto and the renditions: ${JSON.stringify(options)}`);
+  assert.equal(options[0][0], '-1');
+  assert.match(options[0][1], /^Auto/);
+  assert.match(options[1][1], /^\d+p$/);
+  const lowest = options[options.length - 1][0];
+  await watch.selectOption('[data-testid=quality]', lowest);
+  await watch.waitForFunction((l) => window.onairPlayer.currentLevel === Number(l), lowest, { timeout: 10_000 });
+  await watch.selectOption('[data-testid=quality]', '-1');
+  await watch.waitForFunction(() => window.onairPlayer.autoLevelEnabled, null, { timeout: 10_000 });
+  // At the live edge the badge says LIVE; after a pause it offers to jump back.
+  assert.equal(await watch.textContent('[data-testid=live-edge]'), 'LIVE');
+  await watch.evaluate(() => document.querySelector('[data-testid=player]').pause());
+  await new Promise((r) => setTimeout(r, 6000));
+  await watch.evaluate(() => document.querySelector('[data-testid=player]').play());
+  await watch.waitForSelector('[data-testid=live-edge][data-behind=true]', { timeout: 10_000 });
+  assert.equal(await watch.textContent('[data-testid=live-edge]'), 'Go live');
+  await watch.click('[data-testid=live-edge]');
+  await watch.waitForSelector('[data-testid=live-edge][data-behind=false]', { timeout: 10_000 });
   assert.deepEqual(watchErrorsSeen.filter((e) => !e.includes('net::ERR')), []);
 
   await studio.evaluate(() => window.recorder.stop());

@@ -3,7 +3,13 @@
 //!
 //! The page shows what is happening instead of a black box: waiting for the
 //! stream to start (the master playlist is not there yet), buffering, playing,
-//! or a playback error, and it retries by itself.
+//! or a playback error, and it retries by itself (or at once, on "Retry").
+//!
+//! Under the video: a LIVE badge that turns into "Go live" when the viewer is
+//! behind the live edge (a click jumps back), and a quality menu with Auto and
+//! each rendition. Volume and fullscreen are the video element's own controls.
+//! When the component goes away (client-side navigation), hls.js is destroyed
+//! and no retry stays scheduled.
 
 use leptos::prelude::*;
 
@@ -35,6 +41,66 @@ impl PlayerStatus {
     }
 }
 
+/// One quality level as the menu shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualityLevel {
+    /// hls.js's level index.
+    pub index: i32,
+    /// "720p", or the bitrate when the height is unknown.
+    pub label: String,
+}
+
+/// The label of a level: its height, or its bitrate.
+pub fn level_label(height: u32, bitrate: u32) -> String {
+    if height > 0 {
+        format!("{height}p")
+    } else {
+        format!("{} kbit/s", bitrate / 1000)
+    }
+}
+
+/// Whether the viewer is far enough behind the live edge to offer "Go live":
+/// more than three seconds, or more than 1.5 target latencies, behind. Times
+/// are in milliseconds.
+pub fn behind_live(edge_ms: i64, position_ms: i64, target_latency_ms: i64) -> bool {
+    let threshold = 3000.max(target_latency_ms.saturating_mul(3) / 2);
+    edge_ms.saturating_sub(position_ms) > threshold
+}
+
+/// Everything the controls under the video show, shared with the hls.js glue.
+#[derive(Clone, Copy)]
+pub struct PlayerState {
+    /// What is happening.
+    pub status: RwSignal<PlayerStatus>,
+    /// The renditions, lowest first (empty until the master playlist loads,
+    /// and on Safari, which picks by itself).
+    pub levels: RwSignal<Vec<QualityLevel>>,
+    /// The chosen level: -1 is Auto.
+    pub chosen: RwSignal<i32>,
+    /// The level Auto plays now.
+    pub playing_level: RwSignal<i32>,
+    /// Behind the live edge.
+    pub behind: RwSignal<bool>,
+    /// Bumped by "Retry now" and "Go live".
+    pub retry: RwSignal<u32>,
+    /// Bumped by "Go live".
+    pub go_live: RwSignal<u32>,
+}
+
+impl PlayerState {
+    fn new() -> Self {
+        Self {
+            status: RwSignal::new(PlayerStatus::Connecting),
+            levels: RwSignal::new(Vec::new()),
+            chosen: RwSignal::new(-1),
+            playing_level: RwSignal::new(-1),
+            behind: RwSignal::new(false),
+            retry: RwSignal::new(0),
+            go_live: RwSignal::new(0),
+        }
+    }
+}
+
 /// A video element playing the HLS stream at `src` (a master playlist URL).
 #[component]
 pub fn Player(
@@ -42,18 +108,48 @@ pub fn Player(
     src: String,
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
-    let status = RwSignal::new(PlayerStatus::Connecting);
+    let state = PlayerState::new();
+    let status = state.status;
     #[cfg(feature = "hydrate")]
     {
-        let src = src.clone();
+        let session = hls::Session::new(src.clone(), state);
+        let started = session.clone();
         Effect::new(move |_| {
             if let Some(el) = video.get() {
-                hls::start(el, src.clone(), status);
+                started.start(el);
             }
+        });
+        // hls.js and any scheduled retry go with the page.
+        let ended = send_wrapper::SendWrapper::new(session.clone());
+        on_cleanup(move || ended.stop());
+        let retried = send_wrapper::SendWrapper::new(session.clone());
+        Effect::new(move |prev: Option<u32>| {
+            let n = state.retry.get();
+            if prev.is_some_and(|p| p != n) {
+                retried.retry_now();
+            }
+            n
+        });
+        let live = send_wrapper::SendWrapper::new(session.clone());
+        Effect::new(move |prev: Option<u32>| {
+            let n = state.go_live.get();
+            if prev.is_some_and(|p| p != n) {
+                live.jump_to_live();
+            }
+            n
+        });
+        let chooser = send_wrapper::SendWrapper::new(session);
+        Effect::new(move |prev: Option<i32>| {
+            let level = state.chosen.get();
+            if prev.is_some_and(|p| p != level) {
+                chooser.choose_level(level);
+            }
+            level
         });
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = &src;
+    let playing = move || status.get() == PlayerStatus::Playing;
     view! {
         <div class="player">
             <video
@@ -64,31 +160,79 @@ pub fn Player(
                 autoplay=true
                 playsinline=true
             ></video>
-            <p
-                class="player-status"
-                data-testid="player-status"
-                data-state=move || match status.get() {
-                    PlayerStatus::Connecting => "connecting",
-                    PlayerStatus::Waiting => "waiting",
-                    PlayerStatus::Playing => "playing",
-                    PlayerStatus::Ended => "ended",
-                    PlayerStatus::Error(_) => "error",
-                }
-            >
-                {move || status.get().text()}
-            </p>
+            <div class="player-bar">
+                <button
+                    type="button"
+                    class="live-edge"
+                    data-testid="live-edge"
+                    data-behind=move || state.behind.get().to_string()
+                    hidden=move || !playing()
+                    disabled=move || !state.behind.get()
+                    title=move || if state.behind.get() { "Jump to the live edge" } else { "You are watching live" }
+                    on:click=move |_| state.go_live.update(|n| *n += 1)
+                >
+                    {move || if state.behind.get() { "Go live" } else { "LIVE" }}
+                </button>
+                <p
+                    class="player-status"
+                    data-testid="player-status"
+                    data-state=move || match status.get() {
+                        PlayerStatus::Connecting => "connecting",
+                        PlayerStatus::Waiting => "waiting",
+                        PlayerStatus::Playing => "playing",
+                        PlayerStatus::Ended => "ended",
+                        PlayerStatus::Error(_) => "error",
+                    }
+                >
+                    {move || status.get().text()}
+                </p>
+                {move || matches!(status.get(), PlayerStatus::Error(_)).then(|| view! {
+                    <button type="button" data-testid="player-retry" on:click=move |_| state.retry.update(|n| *n += 1)>
+                        "Retry now"
+                    </button>
+                })}
+                <label class="quality" hidden=move || state.levels.with(|l| l.len() < 2)>
+                    "Quality "
+                    <select
+                        data-testid="quality"
+                        prop:value=move || state.chosen.get().to_string()
+                        on:change=move |ev| {
+                            if let Ok(level) = event_target_value(&ev).parse::<i32>() {
+                                state.chosen.set(level);
+                            }
+                        }
+                    >
+                        <option value="-1">
+                            {move || {
+                                let now = state.playing_level.get();
+                                let label = state.levels.with(|l| l.iter().find(|q| q.index == now).map(|q| q.label.clone()));
+                                match label {
+                                    Some(l) if state.chosen.get() == -1 => format!("Auto ({l})"),
+                                    _ => "Auto".to_string(),
+                                }
+                            }}
+                        </option>
+                        <For each=move || state.levels.get().into_iter().rev() key=|q| q.index let:q>
+                            <option value=q.index.to_string()>{q.label.clone()}</option>
+                        </For>
+                    </select>
+                </label>
+            </div>
         </div>
     }
 }
 
 #[cfg(feature = "hydrate")]
 mod hls {
+    use std::cell::{Cell, RefCell};
+    use std::rc::{Rc, Weak};
+
     use leptos::prelude::*;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
     use web_sys::HtmlVideoElement;
 
-    use super::PlayerStatus;
+    use super::{behind_live, level_label, PlayerState, PlayerStatus, QualityLevel};
 
     /// Where `make build` puts hls.js.
     const HLS_JS: &str = "/pkg/hls.min.js";
@@ -113,122 +257,437 @@ mod hls {
         fn recover_media_error(this: &Hls);
         #[wasm_bindgen(method)]
         fn destroy(this: &Hls);
+        #[wasm_bindgen(method, getter)]
+        fn levels(this: &Hls) -> js_sys::Array;
+        #[wasm_bindgen(method, setter = currentLevel)]
+        fn set_current_level(this: &Hls, level: i32);
+        #[wasm_bindgen(method, getter = liveSyncPosition)]
+        fn live_sync_position(this: &Hls) -> Option<f64>;
+        #[wasm_bindgen(method, getter = targetLatency)]
+        fn target_latency(this: &Hls) -> Option<f64>;
     }
 
     fn global_has_hls() -> bool {
         js_sys::Reflect::has(&js_sys::global(), &JsValue::from_str("Hls")).unwrap_or(false)
     }
 
-    /// Loads hls.js once, then plays `src` in `video`.
-    pub fn start(video: HtmlVideoElement, src: String, status: RwSignal<PlayerStatus>) {
-        if global_has_hls() {
-            play(video, src, status);
-            return;
+    /// Seconds from a browser API as integer milliseconds.
+    fn ms(seconds: f64) -> i64 {
+        (seconds * 1000.0).round() as i64
+    }
+
+    fn get(obj: &JsValue, key: &str) -> JsValue {
+        js_sys::Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// The JS callbacks, made once per player and shared by every hls.js
+    /// instance it creates, so retries do not pile up closures.
+    struct Callbacks {
+        on_error: Closure<dyn FnMut(JsValue, JsValue)>,
+        on_level_updated: Closure<dyn FnMut(JsValue, JsValue)>,
+        on_manifest: Closure<dyn FnMut(JsValue, JsValue)>,
+        on_level_switched: Closure<dyn FnMut(JsValue, JsValue)>,
+        on_playing: Closure<dyn FnMut()>,
+        on_timeupdate: Closure<dyn FnMut()>,
+        on_retry: Closure<dyn FnMut()>,
+        on_script: Closure<dyn FnMut()>,
+        on_script_error: Closure<dyn FnMut()>,
+    }
+
+    struct Inner {
+        src: String,
+        state: PlayerState,
+        video: RefCell<Option<HtmlVideoElement>>,
+        hls: RefCell<Option<Hls>>,
+        native: Cell<bool>,
+        timer: Cell<Option<i32>>,
+        stopped: Cell<bool>,
+        callbacks: RefCell<Option<Callbacks>>,
+    }
+
+    /// One player on the page: its video element, its hls.js instance (or
+    /// native playback) and its retry timer.
+    #[derive(Clone)]
+    pub struct Session(Rc<Inner>);
+
+    impl Session {
+        /// A player for `src` that reports into `state`.
+        pub fn new(src: String, state: PlayerState) -> Self {
+            Session(Rc::new(Inner {
+                src,
+                state,
+                video: RefCell::new(None),
+                hls: RefCell::new(None),
+                native: Cell::new(false),
+                timer: Cell::new(None),
+                stopped: Cell::new(false),
+                callbacks: RefCell::new(None),
+            }))
         }
-        let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-            return;
-        };
-        let Ok(script) = doc.create_element("script") else {
-            return;
-        };
-        let Ok(script) = script.dyn_into::<web_sys::HtmlScriptElement>() else {
-            return;
-        };
-        script.set_src(HLS_JS);
-        let onload = Closure::once_into_js(move || play(video, src, status));
-        script.set_onload(Some(onload.unchecked_ref()));
-        let onerror = Closure::once_into_js(move || {
-            status.set(PlayerStatus::Error(
-                "The player could not be loaded.".into(),
-            ))
-        });
-        script.set_onerror(Some(onerror.unchecked_ref()));
-        if let Some(head) = doc.head() {
-            let _ = head.append_child(&script);
+
+        /// Plays in `video`: loads hls.js once, then the stream.
+        pub fn start(&self, video: HtmlVideoElement) {
+            if self.0.stopped.get() || self.0.video.borrow().is_some() {
+                return;
+            }
+            let callbacks = callbacks(Rc::downgrade(&self.0));
+            for (event, cb) in [
+                ("playing", &callbacks.on_playing),
+                ("timeupdate", &callbacks.on_timeupdate),
+            ] {
+                let _ = video.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref());
+            }
+            *self.0.video.borrow_mut() = Some(video);
+            let script_onload = callbacks.on_script.as_ref().clone();
+            let script_onerror = callbacks.on_script_error.as_ref().clone();
+            *self.0.callbacks.borrow_mut() = Some(callbacks);
+            if global_has_hls() {
+                play(&self.0);
+                return;
+            }
+            let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+                return;
+            };
+            let Some(script) = doc
+                .create_element("script")
+                .ok()
+                .and_then(|s| s.dyn_into::<web_sys::HtmlScriptElement>().ok())
+            else {
+                return;
+            };
+            script.set_src(HLS_JS);
+            script.set_onload(Some(script_onload.unchecked_ref()));
+            script.set_onerror(Some(script_onerror.unchecked_ref()));
+            if let Some(head) = doc.head() {
+                let _ = head.append_child(&script);
+            }
+        }
+
+        /// The page is going away: destroys hls.js and cancels any retry.
+        pub fn stop(&self) {
+            let inner = &self.0;
+            inner.stopped.set(true);
+            cancel_timer(inner);
+            if let Some(hls) = inner.hls.borrow_mut().take() {
+                hls.destroy();
+            }
+            if let (Some(video), Some(cb)) = (
+                inner.video.borrow().as_ref(),
+                inner.callbacks.borrow().as_ref(),
+            ) {
+                for (event, f) in [
+                    ("playing", &cb.on_playing),
+                    ("timeupdate", &cb.on_timeupdate),
+                ] {
+                    let _ = video
+                        .remove_event_listener_with_callback(event, f.as_ref().unchecked_ref());
+                }
+            }
+            // The callbacks are dropped later, never from inside one of them.
+            let leftover = inner.callbacks.borrow_mut().take();
+            if let Some(cb) = leftover {
+                let later = Closure::once_into_js(move || drop(cb));
+                if let Some(w) = web_sys::window() {
+                    let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+                        later.unchecked_ref(),
+                        0,
+                    );
+                }
+            }
+        }
+
+        /// "Retry now": starts over at once.
+        pub fn retry_now(&self) {
+            let inner = &self.0;
+            if inner.stopped.get() || inner.video.borrow().is_none() {
+                return;
+            }
+            cancel_timer(inner);
+            if let Some(hls) = inner.hls.borrow_mut().take() {
+                hls.destroy();
+            }
+            let _ = inner.state.status.try_set(PlayerStatus::Connecting);
+            if global_has_hls() {
+                play(inner);
+            }
+        }
+
+        /// "Go live": seeks to where hls.js would play at the target latency
+        /// (natively: the end of the seekable range) and plays.
+        pub fn jump_to_live(&self) {
+            let inner = &self.0;
+            let Some(video) = inner.video.borrow().clone() else {
+                return;
+            };
+            if let Some(edge) = live_edge(inner, &video) {
+                video.set_current_time(edge as f64 / 1000.0);
+            }
+            let _ = video.play();
+            let _ = inner.state.behind.try_set(false);
+        }
+
+        /// The quality menu: -1 is Auto.
+        pub fn choose_level(&self, level: i32) {
+            if let Some(hls) = self.0.hls.borrow().as_ref() {
+                hls.set_current_level(level);
+            }
         }
     }
 
-    fn play(video: HtmlVideoElement, src: String, status: RwSignal<PlayerStatus>) {
-        if !Hls::is_supported() {
-            // Safari and iOS play HLS natively.
-            video.set_src(&src);
-            status.set(PlayerStatus::Playing);
-            return;
+    fn cancel_timer(inner: &Inner) {
+        if let (Some(id), Some(w)) = (inner.timer.take(), web_sys::window()) {
+            w.clear_timeout_with_handle(id);
         }
-        let config = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&config, &"lowLatencyMode".into(), &true.into());
-        let handle: JsValue = Hls::new(&config).into();
-        let hls: &Hls = handle.unchecked_ref();
-        // Browser tests and support staff can inspect the live player.
-        let _ = js_sys::Reflect::set(&js_sys::global(), &"onairPlayer".into(), &handle);
+    }
 
+    /// The live edge in milliseconds of media time.
+    fn live_edge(inner: &Inner, video: &HtmlVideoElement) -> Option<i64> {
+        if inner.native.get() {
+            let seekable = video.seekable();
+            let n = seekable.length();
+            return (n > 0).then(|| seekable.end(n - 1).ok()).flatten().map(ms);
+        }
+        inner
+            .hls
+            .borrow()
+            .as_ref()
+            .and_then(|h| h.live_sync_position())
+            .map(ms)
+    }
+
+    fn callbacks(weak: Weak<Inner>) -> Callbacks {
+        let w = weak.clone();
         let on_playing = Closure::<dyn FnMut()>::new(move || {
-            status.update(|s| {
-                if *s != PlayerStatus::Ended {
-                    *s = PlayerStatus::Playing;
-                }
-            })
+            if let Some(inner) = w.upgrade() {
+                set_playing(&inner);
+            }
         });
-        let _ =
-            video.add_event_listener_with_callback("playing", on_playing.as_ref().unchecked_ref());
-        on_playing.forget();
-
-        let current = handle.clone();
-        let retry_video = video.clone();
-        let retry_src = src.clone();
+        let w = weak.clone();
+        let on_timeupdate = Closure::<dyn FnMut()>::new(move || {
+            let Some(inner) = w.upgrade() else { return };
+            let Some(video) = inner.video.borrow().clone() else {
+                return;
+            };
+            if video.paused() {
+                return;
+            }
+            // Playback advancing means playing, whichever event came first.
+            set_playing(&inner);
+            let target = inner
+                .hls
+                .borrow()
+                .as_ref()
+                .and_then(|h| h.target_latency())
+                .map(ms)
+                .unwrap_or(3000);
+            if let Some(edge) = live_edge(&inner, &video) {
+                let behind = behind_live(edge, ms(video.current_time()), target);
+                if inner.state.behind.try_get_untracked() != Some(behind) {
+                    let _ = inner.state.behind.try_set(behind);
+                }
+            }
+        });
+        let w = weak.clone();
         let on_error =
             Closure::<dyn FnMut(JsValue, JsValue)>::new(move |_event: JsValue, data: JsValue| {
-                let get = |k: &str| js_sys::Reflect::get(&data, &k.into()).ok();
-                let fatal = get("fatal").and_then(|v| v.as_bool()).unwrap_or(false);
-                if !fatal {
+                let Some(inner) = w.upgrade() else { return };
+                if get(&data, "fatal").as_bool() != Some(true) {
                     return;
                 }
-                let kind = get("type").and_then(|v| v.as_string()).unwrap_or_default();
-                let details = get("details")
-                    .and_then(|v| v.as_string())
-                    .unwrap_or_default();
-                let this: &Hls = current.unchecked_ref();
+                let kind = get(&data, "type").as_string().unwrap_or_default();
+                let details = get(&data, "details").as_string().unwrap_or_default();
                 if kind == "mediaError" {
-                    status.set(PlayerStatus::Error(
+                    let _ = inner.state.status.try_set(PlayerStatus::Error(
                         "The video could not be decoded.".into(),
                     ));
-                    this.recover_media_error();
+                    if let Some(hls) = inner.hls.borrow().as_ref() {
+                        hls.recover_media_error();
+                    }
                     return;
                 }
-                this.destroy();
-                if details.starts_with("manifestLoad") || details.starts_with("levelLoad") {
-                    status.set(PlayerStatus::Waiting);
-                } else {
-                    status.set(PlayerStatus::Error(format!("Playback failed ({details}).")));
+                if let Some(hls) = inner.hls.borrow_mut().take() {
+                    hls.destroy();
                 }
+                let status =
+                    if details.starts_with("manifestLoad") || details.starts_with("levelLoad") {
+                        PlayerStatus::Waiting
+                    } else {
+                        PlayerStatus::Error(format!("Playback failed ({details})."))
+                    };
+                let _ = inner.state.status.try_set(status);
+                let _ = inner.state.levels.try_set(Vec::new());
                 // Start over after a pause: the stream may go live, or come back.
-                let video = retry_video.clone();
-                let src = retry_src.clone();
-                let again = Closure::once_into_js(move || play(video, src, status));
-                if let Some(w) = web_sys::window() {
-                    let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
-                        again.unchecked_ref(),
-                        RETRY_MS,
-                    );
-                }
+                schedule_retry(&inner);
             });
-        hls.on("hlsError", on_error.as_ref());
-        on_error.forget();
+        let w = weak.clone();
         // The playlist says EXT-X-ENDLIST: the broadcaster ended the stream
         // (what is buffered still plays out).
-        let on_level =
+        let on_level_updated =
             Closure::<dyn FnMut(JsValue, JsValue)>::new(move |_event: JsValue, data: JsValue| {
-                let live = js_sys::Reflect::get(&data, &"details".into())
-                    .and_then(|d| js_sys::Reflect::get(&d, &"live".into()))
-                    .ok()
-                    .and_then(|v| v.as_bool());
-                if live == Some(false) {
-                    status.set(PlayerStatus::Ended);
+                let Some(inner) = w.upgrade() else { return };
+                if get(&get(&data, "details"), "live").as_bool() == Some(false) {
+                    let _ = inner.state.status.try_set(PlayerStatus::Ended);
                 }
             });
-        hls.on("hlsLevelUpdated", on_level.as_ref());
-        on_level.forget();
-        hls.load_source(&src);
+        let w = weak.clone();
+        let on_manifest =
+            Closure::<dyn FnMut(JsValue, JsValue)>::new(move |_event: JsValue, _data: JsValue| {
+                let Some(inner) = w.upgrade() else { return };
+                let levels = match inner.hls.borrow().as_ref() {
+                    Some(h) => h.levels(),
+                    None => return,
+                };
+                let out: Vec<QualityLevel> = levels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let height = get(&l, "height").as_f64().unwrap_or(0.0) as u32;
+                        let bitrate = get(&l, "bitrate").as_f64().unwrap_or(0.0) as u32;
+                        QualityLevel {
+                            index: i as i32,
+                            label: level_label(height, bitrate),
+                        }
+                    })
+                    .collect();
+                let _ = inner.state.levels.try_set(out);
+                let chosen = inner.state.chosen.try_get_untracked().unwrap_or(-1);
+                if chosen >= 0 {
+                    if let Some(h) = inner.hls.borrow().as_ref() {
+                        h.set_current_level(chosen);
+                    }
+                }
+            });
+        let w = weak.clone();
+        let on_level_switched =
+            Closure::<dyn FnMut(JsValue, JsValue)>::new(move |_event: JsValue, data: JsValue| {
+                let Some(inner) = w.upgrade() else { return };
+                if let Some(level) = get(&data, "level").as_f64() {
+                    let _ = inner.state.playing_level.try_set(level as i32);
+                }
+            });
+        let w = weak.clone();
+        let on_retry = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = w.upgrade() {
+                inner.timer.set(None);
+                play(&inner);
+            }
+        });
+        let w = weak.clone();
+        let on_script = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = w.upgrade() {
+                play(&inner);
+            }
+        });
+        let w = weak;
+        let on_script_error = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = w.upgrade() {
+                let _ = inner.state.status.try_set(PlayerStatus::Error(
+                    "The player could not be loaded.".into(),
+                ));
+            }
+        });
+        Callbacks {
+            on_error,
+            on_level_updated,
+            on_manifest,
+            on_level_switched,
+            on_playing,
+            on_timeupdate,
+            on_retry,
+            on_script,
+            on_script_error,
+        }
+    }
+
+    fn set_playing(inner: &Inner) {
+        let _ = inner.state.status.try_update(|s| {
+            if !matches!(s, PlayerStatus::Ended | PlayerStatus::Playing) {
+                *s = PlayerStatus::Playing;
+            }
+        });
+    }
+
+    fn schedule_retry(inner: &Inner) {
+        if inner.stopped.get() {
+            return;
+        }
+        cancel_timer(inner);
+        let cb = inner.callbacks.borrow();
+        let (Some(cb), Some(w)) = (cb.as_ref(), web_sys::window()) else {
+            return;
+        };
+        if let Ok(id) = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+            cb.on_retry.as_ref().unchecked_ref(),
+            RETRY_MS,
+        ) {
+            inner.timer.set(Some(id));
+        }
+    }
+
+    fn play(inner: &Inner) {
+        if inner.stopped.get() || inner.hls.borrow().is_some() {
+            return;
+        }
+        let Some(video) = inner.video.borrow().clone() else {
+            return;
+        };
+        if !global_has_hls() || !Hls::is_supported() {
+            // Safari on iOS plays HLS natively. (Chromium also answers
+            // canPlayType for HLS now, so hls.js, with low-latency mode and the
+            // quality menu, is preferred wherever it runs.)
+            if video
+                .can_play_type("application/vnd.apple.mpegurl")
+                .is_empty()
+            {
+                let _ = inner.state.status.try_set(PlayerStatus::Error(
+                    "This browser cannot play live video (no Media Source Extensions or HLS)."
+                        .into(),
+                ));
+                return;
+            }
+            inner.native.set(true);
+            video.set_src(&inner.src);
+            let _ = video.play();
+            return;
+        }
+        let cb = inner.callbacks.borrow();
+        let Some(cb) = cb.as_ref() else {
+            return;
+        };
+        let config = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&config, &"lowLatencyMode".into(), &true.into());
+        let hls = Hls::new(&config);
+        // Browser tests and support staff can inspect the live player.
+        let _ = js_sys::Reflect::set(&js_sys::global(), &"onairPlayer".into(), &hls);
+        hls.on("hlsError", cb.on_error.as_ref());
+        hls.on("hlsLevelUpdated", cb.on_level_updated.as_ref());
+        hls.on("hlsManifestParsed", cb.on_manifest.as_ref());
+        hls.on("hlsLevelSwitched", cb.on_level_switched.as_ref());
+        hls.load_source(&inner.src);
         hls.attach_media(&video);
+        *inner.hls.borrow_mut() = Some(hls);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{behind_live, level_label};
+
+    #[test]
+    fn levels_are_named_by_height_or_bitrate() {
+        assert_eq!(level_label(720, 2_500_000), "720p");
+        assert_eq!(level_label(0, 96_000), "96 kbit/s");
+    }
+
+    #[test]
+    fn go_live_is_offered_only_well_behind_the_edge() {
+        // Within three seconds of the edge: live.
+        assert!(!behind_live(20_000, 17_500, 1_000));
+        assert!(behind_live(20_000, 16_000, 1_000));
+        // A long target latency widens the margin to 1.5 of it.
+        assert!(!behind_live(20_000, 14_500, 4_000));
+        assert!(behind_live(20_000, 13_500, 4_000));
+        // Ahead of the computed edge (it moves in steps) is not behind.
+        assert!(!behind_live(20_000, 21_000, 1_000));
     }
 }

@@ -96,7 +96,7 @@ fn Header(stream: Option<Stream>) -> impl IntoView {
                 {live.then(|| view! { <span class="live-badge">"LIVE"</span> " " })}
                 {s.title.clone()}
             </h1>
-            <p class="muted" data-testid="watch-owner">"by " {s.owner.username.clone()}</p>
+            <p class="muted" data-testid="watch-owner">"by " <a href=format!("/u/{}", s.owner.username)>{s.owner.username.clone()}</a></p>
             {(!s.description.is_empty()).then(|| view! { <p class="watch-description" data-testid="watch-description">{s.description.clone()}</p> })}
         </header>
     }
