@@ -9,6 +9,8 @@
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
+//! - [`events`]: the events WebSocket protocol (viewer count, stream state,
+//!   chat, moderation, captions) and the client's room reducer.
 //! - [`publisher`]: the studio's side of that protocol as a sans-IO state
 //!   machine (numbering, acks, resend after a drop, recorder restarts).
 //! - [`backend`] (server only): the trait the server implements so server
@@ -19,6 +21,7 @@
 pub mod accounts;
 pub mod components;
 pub mod error;
+pub mod events;
 pub mod ingest;
 pub mod pages;
 pub mod publisher;
