@@ -11,6 +11,7 @@
 //! - [`ingest`]: the ingest WebSocket protocol messages.
 //! - [`events`]: the events WebSocket protocol (viewer count, stream state,
 //!   chat, moderation, captions) and the client's room reducer.
+//! - [`retry`]: reconnect backoff shared by the browser's sockets.
 //! - [`publisher`]: the studio's side of that protocol as a sans-IO state
 //!   machine (numbering, acks, resend after a drop, recorder restarts).
 //! - [`backend`] (server only): the trait the server implements so server
@@ -25,6 +26,7 @@ pub mod events;
 pub mod ingest;
 pub mod pages;
 pub mod publisher;
+pub mod retry;
 pub mod streams;
 
 #[cfg(feature = "ssr")]

@@ -457,8 +457,8 @@ fn schedule_reconnect() {
         c.attempts += 1;
         c.attempts
     });
-    let base = (BACKOFF_MS.0 * 2f64.powi(attempts.min(10) as i32 - 1)).min(BACKOFF_MS.1);
-    let delay = base * (0.5 + js_sys::Math::random() * 0.5);
+    let delay =
+        crate::retry::backoff_ms(attempts, BACKOFF_MS.0, BACKOFF_MS.1, js_sys::Math::random());
     let again = Closure::once_into_js(connect);
     if let Some(w) = web_sys::window() {
         let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
