@@ -11,7 +11,8 @@
 //! - [`ingest`]: the ingest WebSocket protocol messages.
 //! - [`events`]: the events WebSocket protocol (viewer count, stream state,
 //!   chat, moderation, captions) and the client's room reducer.
-//! - [`retry`]: reconnect backoff shared by the browser's sockets.
+//! - [`realtime`]: the browser's events socket (heartbeat, reconnect and
+//!   resume) feeding a room into signals; [`retry`]: reconnect backoff.
 //! - [`publisher`]: the studio's side of that protocol as a sans-IO state
 //!   machine (numbering, acks, resend after a drop, recorder restarts).
 //! - [`backend`] (server only): the trait the server implements so server
@@ -26,6 +27,7 @@ pub mod events;
 pub mod ingest;
 pub mod pages;
 pub mod publisher;
+pub mod realtime;
 pub mod retry;
 pub mod streams;
 
