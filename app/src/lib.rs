@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`shell`] and [`App`]: the HTML document and the router.
-//! - `components/`: the layout shell (header, navigation, theme toggle, footer).
+//! - `components/`: the layout shell (header, navigation, theme toggle,
+//!   footer), the live player, and the chat with the viewer count.
 //! - `pages/`: one file per page.
 //! - [`accounts`]: users, roles, credentials and the username/password rules.
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.

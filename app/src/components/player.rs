@@ -106,10 +106,21 @@ impl PlayerState {
 pub fn Player(
     /// The master playlist URL.
     src: String,
+    /// Becomes true when the page learns that the stream ended (from the
+    /// events socket), before the playlist says so: the status says "ended".
+    #[prop(optional, into)]
+    ended: Option<Signal<bool>>,
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
     let state = PlayerState::new();
     let status = state.status;
+    if let Some(ended) = ended {
+        Effect::new(move |_| {
+            if ended.get() {
+                status.set(PlayerStatus::Ended);
+            }
+        });
+    }
     #[cfg(feature = "hydrate")]
     {
         let session = hls::Session::new(src.clone(), state);

@@ -2,10 +2,18 @@
 //! screen, preview, go live, end. The browser records with `MediaRecorder`
 //! and sends the chunks over the ingest WebSocket; [`crate::publisher`] keeps
 //! the protocol (numbering, acks, resend after a drop, recorder restarts).
+//!
+//! The studio also joins the stream's room ([`crate::realtime`]) as the
+//! studio, which is not counted as a viewer: the status panel shows the viewer
+//! count, and the chat is there to read, answer and moderate.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
+
+use crate::components::chat::Chat;
+use crate::events::ClientRole;
+use crate::realtime::use_room;
 
 /// The recorder MIME types the studio tries, best first: H.264 (copied by the
 /// server without re-encoding), then VP9, then VP8.
@@ -98,6 +106,11 @@ pub fn rate(bps: u64) -> String {
 pub fn StudioPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
+    let room = use_room(
+        params.read_untracked().get("id").unwrap_or_default(),
+        ClientRole::Studio,
+        None,
+    );
     let status = RwSignal::new(StudioStatus {
         phase: "idle".into(),
         ..StudioStatus::default()
@@ -242,12 +255,15 @@ pub fn StudioPage() -> impl IntoView {
                 <dt>"Pending"</dt><dd data-testid="status-pending">{move || status.get().pending}</dd>
                 <dt>"Reconnects"</dt><dd data-testid="status-reconnects">{move || status.get().reconnects}</dd>
                 <dt>"Recorder"</dt><dd data-testid="status-mime">{move || status.get().mime_type}</dd>
-                <dt>"Viewers"</dt><dd data-testid="status-viewers" title="Viewer counts arrive with the realtime events socket">"—"</dd>
+                <dt>"Viewers"</dt><dd data-testid="status-viewers" title="Distinct viewers watching now (this studio is not counted)">
+                    {move || if room.welcomed() { room.viewers().to_string() } else { "—".to_string() }}
+                </dd>
             </dl>
             {move || status.get().error.map(|e| view! { <p class="error" role="alert" data-testid="status-error">{e}</p> })}
             <p class="muted">
                 "Viewers watch at " <a href=move || format!("/watch/{}", id())>{move || format!("/watch/{}", id())}</a>
             </p>
+            <Chat room=room />
         </section>
     }
 }

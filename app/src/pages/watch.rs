@@ -5,12 +5,20 @@
 //! A private stream's link carries `?token=…` (a signed playback token); the
 //! page plays `/live/{id}/t/{token}/master.m3u8`, so every relative playlist
 //! and media URI below it carries the token too.
+//!
+//! Once in the browser, the page joins the stream's room (the events socket,
+//! [`crate::realtime`], with the same token): the viewer count, the chat, and
+//! the stream's state, so the LIVE badge and "This stream has ended" follow
+//! the broadcaster without a reload.
 
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use crate::components::chat::{Chat, ViewerCount};
 use crate::components::player::Player;
+use crate::events::ClientRole;
+use crate::realtime::{use_room, RoomHandle};
 use crate::streams::{get_stream, watch_stream, Stream, StreamState};
 
 /// The master playlist URL for a stream, with its playback token if any.
@@ -63,7 +71,7 @@ pub fn WatchPage() -> impl IntoView {
                                 (_, Some(p)) => p,
                                 _ => master_url(&id, None),
                             };
-                            view! { <Header stream=stream.clone() /> <Body stream=stream src=src /> }.into_any()
+                            view! { <Live id=id token=token stream=stream src=src /> }.into_any()
                         }
                     }
                 })}
@@ -72,11 +80,51 @@ pub fn WatchPage() -> impl IntoView {
     }
 }
 
-/// Title, broadcaster and description, with the page title and link previews.
+/// Whether a state means the stream is over.
+fn is_over(state: Option<StreamState>) -> bool {
+    matches!(state, Some(StreamState::Ended | StreamState::Interrupted))
+}
+
+/// The page for a known stream id: header, player, viewer count and chat,
+/// following the stream's room.
 #[component]
-fn Header(stream: Option<Stream>) -> impl IntoView {
+fn Live(id: String, token: Option<String>, stream: Option<Stream>, src: String) -> impl IntoView {
+    let room = use_room(id, ClientRole::Viewer, token);
+    let initial = stream.as_ref().map(|s| s.state);
+    // The room's word once it is connected, the server-rendered state before.
+    let state = Signal::derive(move || room.state().or(initial));
+    view! {
+        <Header stream=stream state=state room=room />
+        <div class="watch-layout">
+            <div class="watch-main">
+                <Body initial=initial state=state src=src />
+            </div>
+            <Chat room=room />
+        </div>
+    }
+}
+
+/// Title, broadcaster, viewers and description, with the page title and
+/// link previews.
+#[component]
+fn Header(
+    stream: Option<Stream>,
+    state: Signal<Option<StreamState>>,
+    room: RoomHandle,
+) -> impl IntoView {
+    let badge = move || {
+        (state.get() == Some(StreamState::Live))
+            .then(|| view! { <span class="live-badge" data-testid="live-badge">"LIVE"</span> " " })
+    };
     let Some(s) = stream else {
-        return view! { <Title text="Watch · Onair" /> <h1 data-testid="watch-title">"Live stream"</h1> }.into_any();
+        return view! {
+            <Title text="Watch · Onair" />
+            <header class="watch-head">
+                <h1 data-testid="watch-title">{badge} "Live stream"</h1>
+                <p class="watch-viewers"><ViewerCount room=room /></p>
+            </header>
+        }
+        .into_any();
     };
     let page_title = format!("{} · Onair", s.title);
     let summary = if s.description.is_empty() {
@@ -84,7 +132,6 @@ fn Header(stream: Option<Stream>) -> impl IntoView {
     } else {
         s.description.chars().take(200).collect()
     };
-    let live = s.state == StreamState::Live;
     view! {
         <Title text=page_title.clone() />
         <Meta property="og:title" content=s.title.clone() />
@@ -93,31 +140,59 @@ fn Header(stream: Option<Stream>) -> impl IntoView {
         <Meta name="description" content=summary />
         <header class="watch-head">
             <h1 data-testid="watch-title">
-                {live.then(|| view! { <span class="live-badge">"LIVE"</span> " " })}
+                {badge}
                 {s.title.clone()}
             </h1>
             <p class="muted" data-testid="watch-owner">"by " <a href=format!("/u/{}", s.owner.username)>{s.owner.username.clone()}</a></p>
+            <p class="watch-viewers"><ViewerCount room=room /></p>
             {(!s.description.is_empty()).then(|| view! { <p class="watch-description" data-testid="watch-description">{s.description.clone()}</p> })}
         </header>
     }
     .into_any()
 }
 
-/// The player, or what to say instead.
+/// The player, or what to say instead. `initial` is the state the page was
+/// rendered with; `state` follows the room.
 #[component]
-fn Body(stream: Option<Stream>, src: String) -> impl IntoView {
-    match stream.map(|s| s.state) {
-        Some(StreamState::Ended) | Some(StreamState::Interrupted) => view! {
-            <p class="muted" data-testid="watch-ended">"This stream has ended."</p>
+fn Body(
+    initial: Option<StreamState>,
+    state: Signal<Option<StreamState>>,
+    src: String,
+) -> impl IntoView {
+    let ended = Signal::derive(move || is_over(state.get()));
+    // Once over, the player has stopped for good: a new live session needs
+    // a reload.
+    let saw_end = RwSignal::new(is_over(initial));
+    Effect::new(move |_| {
+        if ended.get() {
+            saw_end.set(true);
         }
-        .into_any(),
-        Some(StreamState::Idle) => view! {
-            <p class="muted" data-testid="watch-not-started">"The stream starts when the broadcaster goes live. This page starts it by itself."</p>
-            <Player src=src />
+    });
+    let live_again = move || saw_end.get() && state.get() == Some(StreamState::Live);
+    let notes = move || {
+        view! {
+            {move || ended.get().then(|| view! {
+                <p class="watch-ended" data-testid="watch-ended" role="status">"This stream has ended."</p>
+            })}
+            {move || (state.get() == Some(StreamState::Idle)).then(|| view! {
+                <p class="muted" data-testid="watch-not-started">"The stream starts when the broadcaster goes live. This page starts it by itself."</p>
+            })}
+            {move || live_again().then(|| view! {
+                <p class="watch-again" data-testid="watch-live-again" role="status">
+                    "The broadcaster is live again. "
+                    <button type="button" class="link-button" on:click=|_| { let _ = window().location().reload(); }>"Reload to watch"</button>
+                </p>
+            })}
         }
-        .into_any(),
-        _ => view! { <Player src=src /> }.into_any(),
+    };
+    if is_over(initial) {
+        return notes().into_any();
     }
+    view! {
+        {notes}
+        <Player src=src ended=ended />
+    }
+    .into_any()
 }
 
 #[cfg(test)]
