@@ -209,7 +209,7 @@ pub fn Chat(
                         text.set(event_target_value(&e));
                         local_error.set(None);
                     } />
-                <button type="submit" class="button-primary chat-send" data-testid="chat-send" disabled=send_disabled>
+                <button type="submit" class="chat-send" data-testid="chat-send" disabled=send_disabled>
                     "Send"
                 </button>
             </form>

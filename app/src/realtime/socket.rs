@@ -62,6 +62,8 @@ struct Inner {
     ws: RefCell<Option<WebSocket>>,
     /// Reconnect attempts since the last welcome.
     attempts: Cell<u32>,
+    /// A welcome arrived once: later drops are "reconnecting".
+    welcomed: Cell<bool>,
     last_heard: Cell<f64>,
     last_ping: Cell<f64>,
     tick: Cell<Option<i32>>,
@@ -96,6 +98,7 @@ impl Conn {
             handle,
             ws: RefCell::new(None),
             attempts: Cell::new(0),
+            welcomed: Cell::new(false),
             last_heard: Cell::new(now_ms()),
             last_ping: Cell::new(now_ms()),
             tick: Cell::new(None),
@@ -221,6 +224,18 @@ fn schedule_retry(inner: &Inner) {
     }
 }
 
+/// Says so and schedules the next attempt: "reconnecting" once the room was
+/// joined, still "connecting" before.
+fn set_retrying(inner: &Inner) {
+    let link = if inner.welcomed.get() {
+        Link::Reconnecting
+    } else {
+        Link::Connecting
+    };
+    let _ = inner.handle.link.try_set(link);
+    schedule_retry(inner);
+}
+
 /// Whether an event came from the socket in use (not one already replaced).
 fn is_current(inner: &Inner, event: &Event) -> bool {
     let ws = inner.ws.borrow();
@@ -264,6 +279,7 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
             ServerEvent::Pong => return,
             ServerEvent::Welcome { .. } => {
                 inner.attempts.set(0);
+                inner.welcomed.set(true);
                 let _ = inner.handle.link.try_set(Link::Open);
             }
             _ => {}
@@ -304,8 +320,7 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
                 .try_set(Link::Closed(close_message(code, &e.reason())));
             return;
         }
-        let _ = inner.handle.link.try_set(Link::Reconnecting);
-        schedule_retry(&inner);
+        set_retrying(&inner);
     });
     let w = weak.clone();
     let on_tick = Closure::<dyn FnMut()>::new(move || {
@@ -326,8 +341,7 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
                 // A half-open connection may take minutes to report its close:
                 // leave it and start a new one.
                 drop_socket(&inner);
-                let _ = inner.handle.link.try_set(Link::Reconnecting);
-                schedule_retry(&inner);
+                set_retrying(&inner);
             }
         }
     });
