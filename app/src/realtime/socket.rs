@@ -15,7 +15,9 @@ use super::{
     close_message, events_url, heartbeat, is_final_close, new_viewer_id, Beat, Link, RoomHandle,
     BACKOFF_MS, TICK_MS, VIEWER_ID_KEY,
 };
-use crate::events::{valid_viewer_id, ClientMessage, ClientRole, Envelope, ServerEvent};
+use crate::events::{
+    valid_viewer_id, ClientMessage, ClientRole, Envelope, ModerationAction, ServerEvent,
+};
 use crate::retry::backoff_ms;
 
 /// The close code the client uses when it replaces or leaves a connection.
@@ -51,6 +53,7 @@ struct Callbacks {
     on_close: Closure<dyn FnMut(CloseEvent)>,
     on_tick: Closure<dyn FnMut()>,
     on_retry: Closure<dyn FnMut()>,
+    on_timeout_over: Closure<dyn FnMut()>,
 }
 
 struct Inner {
@@ -68,6 +71,8 @@ struct Inner {
     last_ping: Cell<f64>,
     tick: Cell<Option<i32>>,
     retry: Cell<Option<i32>>,
+    /// Gives the chat box back when this user's timeout ends.
+    timeout_over: Cell<Option<i32>>,
     stopped: Cell<bool>,
     callbacks: RefCell<Option<Callbacks>>,
 }
@@ -103,6 +108,7 @@ impl Conn {
             last_ping: Cell::new(now_ms()),
             tick: Cell::new(None),
             retry: Cell::new(None),
+            timeout_over: Cell::new(None),
             stopped: Cell::new(false),
             callbacks: RefCell::new(None),
         }));
@@ -133,8 +139,10 @@ impl Conn {
             if let Some(id) = inner.tick.take() {
                 w.clear_interval_with_handle(id);
             }
-            if let Some(id) = inner.retry.take() {
-                w.clear_timeout_with_handle(id);
+            for timer in [&inner.retry, &inner.timeout_over] {
+                if let Some(id) = timer.take() {
+                    w.clear_timeout_with_handle(id);
+                }
             }
         }
         drop_socket(inner);
@@ -224,6 +232,29 @@ fn schedule_retry(inner: &Inner) {
     }
 }
 
+/// This user was moderated: a timeout ends by itself (the server sends
+/// nothing then), so the chat box comes back at `until_ms`; a ban or an
+/// unban cancels that.
+fn watch_timeout(inner: &Inner, action: ModerationAction, until_ms: Option<i64>) {
+    let Some(w) = web_sys::window() else { return };
+    if let Some(id) = inner.timeout_over.take() {
+        w.clear_timeout_with_handle(id);
+    }
+    let (ModerationAction::Timeout, Some(until)) = (action, until_ms) else {
+        return;
+    };
+    // A second of slack for clocks that differ a little.
+    let delay = (until as f64 - now_ms() + 1000.0).clamp(0.0, i32::MAX as f64) as i32;
+    let cb = inner.callbacks.borrow();
+    let Some(cb) = cb.as_ref() else { return };
+    if let Ok(id) = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+        cb.on_timeout_over.as_ref().unchecked_ref(),
+        delay,
+    ) {
+        inner.timeout_over.set(Some(id));
+    }
+}
+
 /// Says so and schedules the next attempt: "reconnecting" once the room was
 /// joined, still "connecting" before.
 fn set_retrying(inner: &Inner) {
@@ -286,8 +317,11 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
         }
         let moderation = match &envelope.event {
             ServerEvent::Moderation {
-                action, username, ..
-            } => Some((*action, username.clone())),
+                action,
+                username,
+                until_ms,
+                ..
+            } => Some((*action, username.clone(), *until_ms)),
             _ => None,
         };
         let applied = inner
@@ -298,8 +332,12 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
                 (applied, applied)
             })
             .unwrap_or(false);
-        if applied && moderation.is_some() {
-            let _ = inner.handle.moderation.try_set(moderation);
+        if let (true, Some((action, username, until_ms))) = (applied, moderation) {
+            let me = inner.handle.room.try_with_untracked(|r| r.username.clone());
+            if me.flatten().as_deref() == Some(username.as_str()) {
+                watch_timeout(&inner, action, until_ms);
+            }
+            let _ = inner.handle.moderation.try_set(Some((action, username)));
         }
     });
     let w = weak.clone();
@@ -345,11 +383,18 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
             }
         }
     });
-    let w = weak;
+    let w = weak.clone();
     let on_retry = Closure::<dyn FnMut()>::new(move || {
         if let Some(inner) = w.upgrade() {
             inner.retry.set(None);
             connect(&inner);
+        }
+    });
+    let w = weak;
+    let on_timeout_over = Closure::<dyn FnMut()>::new(move || {
+        if let Some(inner) = w.upgrade() {
+            inner.timeout_over.set(None);
+            let _ = inner.handle.room.try_update(|r| r.can_chat = true);
         }
     });
     Callbacks {
@@ -358,5 +403,6 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
         on_close,
         on_tick,
         on_retry,
+        on_timeout_over,
     }
 }
