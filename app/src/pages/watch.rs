@@ -71,7 +71,7 @@ pub fn WatchPage() -> impl IntoView {
                                 (_, Some(p)) => p,
                                 _ => master_url(&id, None),
                             };
-                            view! { <Live id=id token=token stream=stream src=src /> }.into_any()
+                            view! { <Watching id=id token=token stream=stream src=src /> }.into_any()
                         }
                     }
                 })}
@@ -88,7 +88,12 @@ fn is_over(state: Option<StreamState>) -> bool {
 /// The page for a known stream id: header, player, viewer count and chat,
 /// following the stream's room.
 #[component]
-fn Live(id: String, token: Option<String>, stream: Option<Stream>, src: String) -> impl IntoView {
+fn Watching(
+    id: String,
+    token: Option<String>,
+    stream: Option<Stream>,
+    src: String,
+) -> impl IntoView {
     let room = use_room(id, ClientRole::Viewer, token);
     let initial = stream.as_ref().map(|s| s.state);
     // The room's word once it is connected, the server-rendered state before.
