@@ -9,6 +9,7 @@
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
+//! - [`chat`]: chat rules, moderators and the moderation log (JSON API types).
 //! - [`events`]: the events WebSocket protocol (viewer count, stream state,
 //!   chat, moderation, captions) and the client's room reducer.
 //! - [`publisher`]: the studio's side of that protocol as a sans-IO state
@@ -19,6 +20,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
+pub mod chat;
 pub mod components;
 pub mod error;
 pub mod events;

@@ -239,6 +239,35 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_INGEST_RESUME_GRACE", default_value_t = 30)]
     pub ingest_resume_grace: u64,
 
+    /// Largest events-socket frame from a client, in bytes; larger ones get an
+    /// error (and over 16 times this the connection is closed).
+    #[arg(long, env = "ONAIR_EVENTS_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub events_max_message_bytes: usize,
+
+    /// Events-socket connections this node accepts; more are refused (close 4503).
+    #[arg(long, env = "ONAIR_EVENTS_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub events_max_connections: usize,
+
+    /// Events a client may fall behind before it is skipped ahead with a resync.
+    #[arg(long, env = "ONAIR_EVENTS_CLIENT_QUEUE", default_value_t = 256)]
+    pub events_client_queue: usize,
+
+    /// Events each room keeps so that reconnecting clients miss nothing.
+    #[arg(long, env = "ONAIR_EVENTS_BACKLOG", default_value_t = 512)]
+    pub events_backlog: usize,
+
+    /// Seconds between server heartbeats; a client silent for three is dropped.
+    #[arg(long, env = "ONAIR_EVENTS_HEARTBEAT", default_value_t = 15)]
+    pub events_heartbeat: u64,
+
+    /// Chat messages a user may send at once (per stream).
+    #[arg(long, env = "ONAIR_CHAT_BURST", default_value_t = 5)]
+    pub chat_burst: u32,
+
+    /// Milliseconds for a user to earn one more chat message after a burst.
+    #[arg(long, env = "ONAIR_CHAT_REFILL_MS", default_value_t = 1000)]
+    pub chat_refill_ms: u64,
+
     /// HLS segment target duration in milliseconds.
     #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 2000)]
     pub hls_segment_ms: u64,
@@ -438,6 +467,22 @@ impl ServeArgs {
             max_bitrate: self.ingest_max_bitrate.max(1000),
             idle_timeout: std::time::Duration::from_secs(self.ingest_idle_timeout.max(1)),
             resume_grace: std::time::Duration::from_secs(self.ingest_resume_grace),
+            ..Default::default()
+        }
+    }
+
+    /// Events socket and chat settings from the flags.
+    pub fn realtime_config(&self) -> crate::realtime::RealtimeConfig {
+        crate::realtime::RealtimeConfig {
+            max_message_bytes: self.events_max_message_bytes.max(256),
+            max_connections: self.events_max_connections.max(1),
+            client_queue: self.events_client_queue.max(16),
+            backlog: self.events_backlog.max(16),
+            rate: crate::realtime::rules::RateLimit {
+                burst: self.chat_burst.max(1),
+                refill_ms: self.chat_refill_ms.max(1),
+            },
+            heartbeat: std::time::Duration::from_secs(self.events_heartbeat.max(1)),
             ..Default::default()
         }
     }

@@ -127,7 +127,10 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         uploader.clone(),
         store.clone(),
     );
+    let rooms = crate::realtime::Rooms::new(db.clone(), args.realtime_config());
+    rooms.follow(ingest.subscribe_states());
     Ok(AppState {
+        rooms,
         leptos_options: leptos_options(&args.site_root, args.addr),
         ingest,
         uploader,

@@ -11,6 +11,7 @@
 //!   the app's own 404 page.
 
 pub mod auth;
+pub mod chat;
 pub mod csrf;
 pub mod error;
 pub mod health;
@@ -59,8 +60,10 @@ pub fn router(state: AppState) -> Router {
 
     let api = Router::new()
         .route("/streams/{id}/ingest", get(crate::ingest::ingest_route))
+        .route("/streams/{id}/events", get(crate::realtime::events_route))
         .merge(auth::routes())
         .merge(streams::routes())
+        .merge(chat::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed)
         // API answers are per user (and may hold tokens): never cached.

@@ -8,6 +8,7 @@
 //!   permission rules.
 
 pub mod accounts;
+pub mod chat;
 pub mod streams;
 
 use std::net::{IpAddr, SocketAddr};

@@ -118,7 +118,7 @@ async fn load_visible(
 }
 
 /// The stream if `user` may change it.
-async fn load_managed<'u>(
+pub(crate) async fn load_managed<'u>(
     db: &Database,
     id: &str,
     user: Option<&'u SessionUser>,

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod db;
+mod events;
 mod http;
 mod ingest;
 mod outage;
