@@ -7,6 +7,7 @@ mod db;
 mod http;
 mod ingest;
 mod outage;
+mod profiles;
 mod publish;
 mod store;
 mod support;
