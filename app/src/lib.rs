@@ -45,6 +45,7 @@ use crate::pages::{
     home::HomePage,
     my_streams::MyStreamsPage,
     not_found::NotFound,
+    profile::ProfilePage,
     studio::StudioPage,
     watch::WatchPage,
 };
@@ -101,6 +102,7 @@ pub fn App() -> impl IntoView {
                     // response, so shared links preview.
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("studio"), ParamSegment("id")) view=StudioPage />
+                    <Route path=(StaticSegment("u"), ParamSegment("name")) view=ProfilePage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

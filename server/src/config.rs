@@ -322,8 +322,18 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_LOGIN_FAILURE_WINDOW", default_value_t = 900)]
     pub login_failure_window: u64,
 
-    /// Take the client IP (for login throttling) from the last `X-Forwarded-For`
-    /// entry. Only behind a proxy that sets it; otherwise clients could pick their IP.
+    /// New accounts allowed per client IP (IPv6: per /64) in the registration
+    /// window; then 429. Refused registrations do not count. 0: no limit.
+    #[arg(long, env = "ONAIR_REGISTER_MAX_PER_IP", default_value_t = 5)]
+    pub register_max_per_ip: u32,
+
+    /// The registration-throttling window in seconds (default 1 hour).
+    #[arg(long, env = "ONAIR_REGISTER_WINDOW", default_value_t = 3600)]
+    pub register_window: u64,
+
+    /// Take the client IP (for login and registration throttling) from the last
+    /// `X-Forwarded-For` entry. Only behind a proxy that sets it; otherwise
+    /// clients could pick their IP.
     #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
@@ -556,6 +566,10 @@ impl ServeArgs {
                 per_ip: self.login_max_failures_per_ip.max(1),
                 window: Duration::from_secs(self.login_failure_window.max(1)),
             },
+            registration: crate::auth::throttle::RegistrationLimits {
+                per_ip: self.register_max_per_ip,
+                window: Duration::from_secs(self.register_window.max(1)),
+            },
             playback_ttl: Duration::from_secs(self.playback_token_ttl.max(60)),
             visibility_ttl: Duration::from_secs(5),
         })
@@ -756,6 +770,8 @@ mod tests {
             "--secure-cookies",
             "--open-registration",
             "--login-failure-window",
+            "--register-max-per-ip",
+            "ONAIR_REGISTER_WINDOW",
             "--playback-secret",
             "--playback-token-ttl",
             "--api-max-body-bytes",
@@ -773,6 +789,8 @@ mod tests {
         assert_eq!(acc.throttle.per_user, 5);
         assert_eq!(acc.throttle.per_ip, 20);
         assert_eq!(acc.throttle.window.as_secs(), 900);
+        assert_eq!(acc.registration.per_ip, 5);
+        assert_eq!(acc.registration.window.as_secs(), 3600);
         assert_eq!(acc.playback_ttl.as_secs(), 6 * 3600);
         assert_eq!(acc.public_url, None);
         assert_eq!(args.playback_key().expect("key"), None);

@@ -2,4 +2,5 @@
 
 pub mod layout;
 pub mod player;
+pub mod stream_meta;
 pub mod theme;

@@ -40,6 +40,9 @@ pub enum StreamError {
     /// No such stream, or a private one the caller may not see.
     #[error("no stream {0}")]
     NotFound(String),
+    /// No user with this name (profiles).
+    #[error("no user {0}")]
+    UserNotFound(String),
     /// The caller may see the stream but not change it.
     #[error("only the owner or an admin may change this stream")]
     NotOwner,

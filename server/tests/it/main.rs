@@ -8,6 +8,7 @@ mod events;
 mod http;
 mod ingest;
 mod outage;
+mod profiles;
 mod publish;
 mod store;
 mod support;
