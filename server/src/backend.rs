@@ -25,12 +25,23 @@ use crate::service::{accounts, RequestInfo, SessionUser};
 pub struct DbBackend {
     db: Database,
     accounts: Arc<Accounts>,
+    rooms: Option<Arc<crate::realtime::Rooms>>,
 }
 
 impl DbBackend {
     /// Wraps the database and the accounts state.
     pub fn new(db: Database, accounts: Arc<Accounts>) -> Self {
-        DbBackend { db, accounts }
+        DbBackend {
+            db,
+            accounts,
+            rooms: None,
+        }
+    }
+
+    /// Live listings carry the viewer counts of these rooms.
+    pub fn with_rooms(mut self, rooms: Arc<crate::realtime::Rooms>) -> Self {
+        self.rooms = Some(rooms);
+        self
     }
 
     async fn user(&self, req: &Parts) -> Result<(RequestInfo, Option<SessionUser>), AppError> {
@@ -84,7 +95,14 @@ impl Backend for DbBackend {
             let rows = self.db.live_streams(50).await.map_err(unavailable)?;
             Ok(rows
                 .into_iter()
-                .map(|r| listings::live_card(r.id, r.title, r.owner, r.started_at))
+                .map(|r| {
+                    let mut card = listings::live_card(r.id, r.title, r.owner, r.started_at);
+                    card.viewers = self
+                        .rooms
+                        .as_ref()
+                        .map(|rooms| rooms.viewer_count(&card.id));
+                    card
+                })
                 .collect())
         })
     }

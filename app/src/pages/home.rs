@@ -130,8 +130,7 @@ fn StreamItem(stream: StreamCard) -> impl IntoView {
             <a href=format!("/u/{owner}") data-testid="card-owner">{owner.clone()}</a>
             " "
             <StreamTime state started_at ended_at />
-            // Viewer count: `viewers` is filled by the realtime rooms (not built
-            // yet); until then it is `None` and nothing is shown.
+            // Viewers on this node's realtime room (live streams only).
             {viewers.map(|n| view! {
                 <span class="muted viewers" data-testid="card-viewers">
                     {format!(" · {n} watching")}

@@ -93,7 +93,7 @@ pub fn live_card(
         state: StreamState::Live,
         started_at,
         ended_at: None,
-        // The realtime viewer count (not built yet) fills this in.
+        // The caller adds the room's viewer count.
         viewers: None,
     }
 }
