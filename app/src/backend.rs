@@ -14,7 +14,7 @@ use http::request::Parts;
 
 use crate::accounts::{Credentials, User};
 use crate::error::AppError;
-use crate::streams::{NewStream, Stream, StreamCard, StreamPatch, WatchInfo};
+use crate::streams::{NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo};
 
 /// A boxed future, so [`Backend`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -33,6 +33,13 @@ pub struct Reply<T> {
 pub trait Backend: Send + Sync + 'static {
     /// Public streams that are live now, most recently started first.
     fn live_streams(&self) -> BoxFuture<'_, Result<Vec<StreamCard>, AppError>>;
+
+    /// Public streams that ended most recently, most recent first (at most
+    /// [`crate::streams::RECENT_STREAMS`]).
+    fn recent_streams(&self) -> BoxFuture<'_, Result<Vec<StreamCard>, AppError>>;
+
+    /// A broadcaster's public streams; 404 `not_found` for an unknown user.
+    fn profile(&self, name: String) -> BoxFuture<'_, Result<Profile, AppError>>;
 
     /// The signed-in user, if any.
     fn current_user(&self, req: Parts) -> BoxFuture<'_, Result<Option<User>, AppError>>;

@@ -259,6 +259,14 @@ pub enum ServerEvent {
         /// Distinct viewers now.
         viewers: u32,
     },
+    /// This client's own standing changed (the owner named or dropped them
+    /// as a moderator). Sent to that client only.
+    You {
+        /// Whether they may moderate now.
+        moderator: bool,
+        /// Whether they may post now.
+        can_chat: bool,
+    },
     /// A heartbeat answer.
     Pong,
 }
@@ -431,6 +439,13 @@ impl Room {
             }
             ServerEvent::Settings(s) => self.settings = s,
             ServerEvent::Error { code, message } => self.error = Some((code, message)),
+            ServerEvent::You {
+                moderator,
+                can_chat,
+            } => {
+                self.moderator = moderator;
+                self.can_chat = can_chat;
+            }
             ServerEvent::Pong => {}
         }
         true

@@ -10,6 +10,7 @@
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
+//! - [`chat`]: chat rules, moderators and the moderation log (JSON API types).
 //! - [`events`]: the events WebSocket protocol (viewer count, stream state,
 //!   chat, moderation, captions) and the client's room reducer.
 //! - [`realtime`]: the browser's events socket (heartbeat, reconnect and
@@ -22,6 +23,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
+pub mod chat;
 pub mod components;
 pub mod error;
 pub mod events;
@@ -48,6 +50,7 @@ use crate::pages::{
     home::HomePage,
     my_streams::MyStreamsPage,
     not_found::NotFound,
+    profile::ProfilePage,
     studio::StudioPage,
     watch::WatchPage,
 };
@@ -104,6 +107,7 @@ pub fn App() -> impl IntoView {
                     // response, so shared links preview.
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("studio"), ParamSegment("id")) view=StudioPage />
+                    <Route path=(StaticSegment("u"), ParamSegment("name")) view=ProfilePage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

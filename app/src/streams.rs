@@ -216,14 +216,53 @@ pub struct StreamCard {
     pub title: String,
     /// The owner's username.
     pub owner: String,
+    /// Lifecycle state (`live` in the live list; `ended` or `interrupted` in
+    /// the recent list).
+    pub state: StreamState,
     /// When it went live, RFC 3339.
     pub started_at: Option<String>,
+    /// When it last ended, RFC 3339.
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    /// How many people watch it now. Reserved for the realtime viewer count
+    /// (not built yet): always `None` until then, and the pages show nothing.
+    #[serde(default)]
+    pub viewers: Option<u32>,
+}
+
+/// Streams on the home page's "Recently live" list: at most this many.
+pub const RECENT_STREAMS: usize = 12;
+
+/// A broadcaster's profile as `GET /api/v1/users/{name}` returns it: the user
+/// and their public streams, live ones first, then the rest by when they last
+/// ended (most recent first), then streams that never went live (newest first).
+/// Unlisted and private streams are never included, not even for the owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The broadcaster.
+    pub user: StreamOwner,
+    /// Their public streams (no `ingest_token`).
+    pub streams: Vec<Stream>,
 }
 
 /// Lists the streams that are live now.
 #[server(prefix = "/api/fn")]
 pub async fn live_streams() -> Result<Vec<StreamCard>, AppError> {
     crate::backend::backend()?.live_streams().await
+}
+
+/// Public streams that ended most recently (at most [`RECENT_STREAMS`]).
+#[server(prefix = "/api/fn")]
+pub async fn recent_streams() -> Result<Vec<StreamCard>, AppError> {
+    crate::backend::backend()?.recent_streams().await
+}
+
+/// A broadcaster's profile: their public streams. An unknown user is a
+/// refusal with status 404 (`not_found`).
+#[server(prefix = "/api/fn")]
+pub async fn user_profile(name: String) -> Result<Profile, AppError> {
+    use crate::backend::{backend, status};
+    status(backend()?.profile(name).await)
 }
 
 /// The signed-in user's streams (every visibility), newest first.

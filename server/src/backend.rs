@@ -8,12 +8,15 @@ use std::sync::Arc;
 use app::accounts::{Credentials, User};
 use app::backend::{Backend, BoxFuture, Reply};
 use app::error::AppError;
-use app::streams::{NewStream, Stream, StreamCard, StreamPatch, WatchInfo};
+use app::streams::{
+    NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo, RECENT_STREAMS,
+};
 use axum::http::request::Parts;
 
-use crate::auth::Accounts;
+use crate::auth::{ceil_secs, Accounts, AuthError};
 use crate::db::Database;
 use crate::http::error::ApiError;
+use crate::service::listings::{self, ProfileParams};
 use crate::service::streams::{self, ListParams, MAX_LIMIT};
 use crate::service::{accounts, RequestInfo, SessionUser};
 
@@ -22,12 +25,23 @@ use crate::service::{accounts, RequestInfo, SessionUser};
 pub struct DbBackend {
     db: Database,
     accounts: Arc<Accounts>,
+    rooms: Option<Arc<crate::realtime::Rooms>>,
 }
 
 impl DbBackend {
     /// Wraps the database and the accounts state.
     pub fn new(db: Database, accounts: Arc<Accounts>) -> Self {
-        DbBackend { db, accounts }
+        DbBackend {
+            db,
+            accounts,
+            rooms: None,
+        }
+    }
+
+    /// Live listings carry the viewer counts of these rooms.
+    pub fn with_rooms(mut self, rooms: Arc<crate::realtime::Rooms>) -> Self {
+        self.rooms = Some(rooms);
+        self
     }
 
     async fn user(&self, req: &Parts) -> Result<(RequestInfo, Option<SessionUser>), AppError> {
@@ -42,6 +56,27 @@ impl DbBackend {
 fn unavailable(err: impl std::fmt::Display) -> AppError {
     tracing::error!(error = %err, "database error in a server function");
     AppError::Unavailable("the database is not answering right now; try again shortly".into())
+}
+
+/// A throttled login or registration: the server function's answer gets the
+/// same `Retry-After` header as the JSON API's.
+fn auth_refused(e: AuthError) -> AppError {
+    let wait = match &e {
+        AuthError::TooManyAttempts(wait) | AuthError::TooManyRegistrations(wait) => {
+            Some(ceil_secs(*wait))
+        }
+        _ => None,
+    };
+    if let (Some(secs), Some(res)) = (
+        wait,
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        res.insert_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs),
+        );
+    }
+    refused(e)
 }
 
 /// The JSON API's answer to an error, as an [`AppError`].
@@ -60,13 +95,31 @@ impl Backend for DbBackend {
             let rows = self.db.live_streams(50).await.map_err(unavailable)?;
             Ok(rows
                 .into_iter()
-                .map(|r| StreamCard {
-                    id: r.id,
-                    title: r.title,
-                    owner: r.owner,
-                    started_at: r.started_at,
+                .map(|r| {
+                    let mut card = listings::live_card(r.id, r.title, r.owner, r.started_at);
+                    card.viewers = self
+                        .rooms
+                        .as_ref()
+                        .map(|rooms| rooms.viewer_count(&card.id));
+                    card
                 })
                 .collect())
+        })
+    }
+
+    fn recent_streams(&self) -> BoxFuture<'_, Result<Vec<StreamCard>, AppError>> {
+        Box::pin(async move {
+            listings::recent(&self.db, RECENT_STREAMS)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn profile(&self, name: String) -> BoxFuture<'_, Result<Profile, AppError>> {
+        Box::pin(async move {
+            listings::profile(&self.db, &name, ProfileParams::default())
+                .await
+                .map_err(refused)
         })
     }
 
@@ -83,7 +136,7 @@ impl Backend for DbBackend {
             let info = RequestInfo::from_parts(&req, &self.accounts);
             let (user, cookie) = accounts::register(&self.db, &self.accounts, &info, creds)
                 .await
-                .map_err(refused)?;
+                .map_err(auth_refused)?;
             Ok(Reply {
                 value: user,
                 set_cookie: Some(cookie.0),
@@ -100,7 +153,7 @@ impl Backend for DbBackend {
             let info = RequestInfo::from_parts(&req, &self.accounts);
             let (user, cookie) = accounts::login(&self.db, &self.accounts, &info, creds)
                 .await
-                .map_err(refused)?;
+                .map_err(auth_refused)?;
             Ok(Reply {
                 value: user,
                 set_cookie: Some(cookie.0),

@@ -239,6 +239,35 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_INGEST_RESUME_GRACE", default_value_t = 30)]
     pub ingest_resume_grace: u64,
 
+    /// Largest events-socket frame from a client, in bytes; larger ones get an
+    /// error (and over 16 times this the connection is closed).
+    #[arg(long, env = "ONAIR_EVENTS_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub events_max_message_bytes: usize,
+
+    /// Events-socket connections this node accepts; more are refused (close 4503).
+    #[arg(long, env = "ONAIR_EVENTS_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub events_max_connections: usize,
+
+    /// Events a client may fall behind before it is skipped ahead with a resync.
+    #[arg(long, env = "ONAIR_EVENTS_CLIENT_QUEUE", default_value_t = 256)]
+    pub events_client_queue: usize,
+
+    /// Events each room keeps so that reconnecting clients miss nothing.
+    #[arg(long, env = "ONAIR_EVENTS_BACKLOG", default_value_t = 512)]
+    pub events_backlog: usize,
+
+    /// Seconds between server heartbeats; a client silent for three is dropped.
+    #[arg(long, env = "ONAIR_EVENTS_HEARTBEAT", default_value_t = 15)]
+    pub events_heartbeat: u64,
+
+    /// Chat messages a user may send at once (per stream).
+    #[arg(long, env = "ONAIR_CHAT_BURST", default_value_t = 5)]
+    pub chat_burst: u32,
+
+    /// Milliseconds for a user to earn one more chat message after a burst.
+    #[arg(long, env = "ONAIR_CHAT_REFILL_MS", default_value_t = 1000)]
+    pub chat_refill_ms: u64,
+
     /// HLS segment target duration in milliseconds.
     #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 2000)]
     pub hls_segment_ms: u64,
@@ -293,8 +322,18 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_LOGIN_FAILURE_WINDOW", default_value_t = 900)]
     pub login_failure_window: u64,
 
-    /// Take the client IP (for login throttling) from the last `X-Forwarded-For`
-    /// entry. Only behind a proxy that sets it; otherwise clients could pick their IP.
+    /// New accounts allowed per client IP (IPv6: per /64) in the registration
+    /// window; then 429. Refused registrations do not count. 0: no limit.
+    #[arg(long, env = "ONAIR_REGISTER_MAX_PER_IP", default_value_t = 5)]
+    pub register_max_per_ip: u32,
+
+    /// The registration-throttling window in seconds (default 1 hour).
+    #[arg(long, env = "ONAIR_REGISTER_WINDOW", default_value_t = 3600)]
+    pub register_window: u64,
+
+    /// Take the client IP (for login and registration throttling) from the last
+    /// `X-Forwarded-For` entry. Only behind a proxy that sets it; otherwise
+    /// clients could pick their IP.
     #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
@@ -442,6 +481,22 @@ impl ServeArgs {
         }
     }
 
+    /// Events socket and chat settings from the flags.
+    pub fn realtime_config(&self) -> crate::realtime::RealtimeConfig {
+        crate::realtime::RealtimeConfig {
+            max_message_bytes: self.events_max_message_bytes.max(256),
+            max_connections: self.events_max_connections.max(1),
+            client_queue: self.events_client_queue.max(16),
+            backlog: self.events_backlog.max(16),
+            rate: crate::realtime::rules::RateLimit {
+                burst: self.chat_burst.max(1),
+                refill_ms: self.chat_refill_ms.max(1),
+            },
+            heartbeat: std::time::Duration::from_secs(self.events_heartbeat.max(1)),
+            ..Default::default()
+        }
+    }
+
     /// Upload queue settings, spilling to `dir`.
     pub fn uploader_config(&self, dir: PathBuf) -> crate::store::uploader::UploaderConfig {
         crate::store::uploader::UploaderConfig {
@@ -510,6 +565,10 @@ impl ServeArgs {
                 per_user: self.login_max_failures_per_user.max(1),
                 per_ip: self.login_max_failures_per_ip.max(1),
                 window: Duration::from_secs(self.login_failure_window.max(1)),
+            },
+            registration: crate::auth::throttle::RegistrationLimits {
+                per_ip: self.register_max_per_ip,
+                window: Duration::from_secs(self.register_window.max(1)),
             },
             playback_ttl: Duration::from_secs(self.playback_token_ttl.max(60)),
             visibility_ttl: Duration::from_secs(5),
@@ -711,6 +770,8 @@ mod tests {
             "--secure-cookies",
             "--open-registration",
             "--login-failure-window",
+            "--register-max-per-ip",
+            "ONAIR_REGISTER_WINDOW",
             "--playback-secret",
             "--playback-token-ttl",
             "--api-max-body-bytes",
@@ -728,6 +789,8 @@ mod tests {
         assert_eq!(acc.throttle.per_user, 5);
         assert_eq!(acc.throttle.per_ip, 20);
         assert_eq!(acc.throttle.window.as_secs(), 900);
+        assert_eq!(acc.registration.per_ip, 5);
+        assert_eq!(acc.registration.window.as_secs(), 3600);
         assert_eq!(acc.playback_ttl.as_secs(), 6 * 3600);
         assert_eq!(acc.public_url, None);
         assert_eq!(args.playback_key().expect("key"), None);

@@ -33,6 +33,7 @@ pub mod media;
 pub mod origin;
 pub mod packager;
 pub mod publish;
+pub mod realtime;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -127,11 +127,14 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         uploader.clone(),
         store.clone(),
     );
+    let rooms = crate::realtime::Rooms::new(db.clone(), args.realtime_config());
+    rooms.follow(ingest.subscribe_states());
     Ok(AppState {
+        rooms: rooms.clone(),
         leptos_options: leptos_options(&args.site_root, args.addr),
         ingest,
         uploader,
-        backend: Arc::new(DbBackend::new(db.clone(), accounts.clone())),
+        backend: Arc::new(DbBackend::new(db.clone(), accounts.clone()).with_rooms(rooms.clone())),
         db,
         store,
         metrics: telemetry::metrics_handle(),

@@ -3,4 +3,5 @@
 pub mod chat;
 pub mod layout;
 pub mod player;
+pub mod stream_meta;
 pub mod theme;

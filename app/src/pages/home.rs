@@ -1,12 +1,16 @@
-//! The home page: what Onair is, and who is live now.
+//! The home page: what Onair is, who is live now, and what was live recently.
 
 use leptos::prelude::*;
 
-use crate::streams::{live_streams, StreamCard};
+use crate::components::stream_meta::{StateBadge, StreamTime};
+use crate::error::AppError;
+use crate::streams::{live_streams, recent_streams, StreamCard};
 
 /// The landing page.
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let live = Resource::new(|| (), |_| live_streams());
+    let recent = Resource::new(|| (), |_| recent_streams());
     view! {
         <section class="hero">
             <h1>"Go live from a browser tab."</h1>
@@ -29,14 +33,18 @@ pub fn HomePage() -> impl IntoView {
                 <p>"Live captions, searchable transcripts, and a dashboard of who watched and how well it played."</p>
             </article>
         </section>
-        <LiveNow />
+        <LiveNow live recent />
+        <RecentlyLive recent />
     }
 }
 
-/// The list of live streams, loaded through a server function.
+/// The streams that are live now, loaded through a server function. Refresh
+/// reloads this list and the recent one.
 #[component]
-fn LiveNow() -> impl IntoView {
-    let streams = Resource::new(|| (), |_| live_streams());
+fn LiveNow(
+    live: Resource<Result<Vec<StreamCard>, AppError>>,
+    recent: Resource<Result<Vec<StreamCard>, AppError>>,
+) -> impl IntoView {
     view! {
         <section id="live" class="live-now" aria-labelledby="live-heading">
             <div class="section-head">
@@ -45,14 +53,17 @@ fn LiveNow() -> impl IntoView {
                     type="button"
                     class="button-secondary"
                     data-testid="refresh-live"
-                    on:click=move |_| streams.refetch()
+                    on:click=move |_| {
+                        live.refetch();
+                        recent.refetch();
+                    }
                 >
                     "Refresh"
                 </button>
             </div>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    match streams.await {
+                    match live.await {
                         Ok(list) if list.is_empty() => view! {
                             <p class="muted" data-testid="live-empty">"Nobody is live right now."</p>
                         }.into_any(),
@@ -71,13 +82,60 @@ fn LiveNow() -> impl IntoView {
     }
 }
 
+/// Public streams that ended most recently, newest first.
+#[component]
+fn RecentlyLive(recent: Resource<Result<Vec<StreamCard>, AppError>>) -> impl IntoView {
+    view! {
+        <section id="recent" class="recent" aria-labelledby="recent-heading">
+            <h2 id="recent-heading">"Recently live"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match recent.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <p class="muted" data-testid="recent-empty">"No past broadcasts yet."</p>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <ul class="stream-list" data-testid="recent-list">
+                                {list.into_iter().map(|s| view! { <StreamItem stream=s /> }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                        Err(err) => view! {
+                            <p class="error" role="alert">{format!("Could not load recent streams: {err}")}</p>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// One stream: state, title (to the watch page), broadcaster (to their
+/// profile), time, and the viewer count once there is one.
 #[component]
 fn StreamItem(stream: StreamCard) -> impl IntoView {
+    let StreamCard {
+        id,
+        title,
+        owner,
+        state,
+        started_at,
+        ended_at,
+        viewers,
+    } = stream;
     view! {
-        <li class="stream-item">
-            <span class="live-badge">"LIVE"</span>
-            <a href=format!("/watch/{}", stream.id)><strong>{stream.title}</strong></a>
-            <span class="muted">{format!(" by {}", stream.owner)}</span>
+        <li class="stream-item" data-testid="stream-card" data-id=id.clone() data-state=state.as_str()>
+            <StateBadge state />
+            <a href=format!("/watch/{id}")><strong data-testid="card-title">{title}</strong></a>
+            <span class="muted">" by "</span>
+            <a href=format!("/u/{owner}") data-testid="card-owner">{owner.clone()}</a>
+            " "
+            <StreamTime state started_at ended_at />
+            // Viewers on this node's realtime room (live streams only).
+            {viewers.map(|n| view! {
+                <span class="muted viewers" data-testid="card-viewers">
+                    {format!(" · {n} watching")}
+                </span>
+            })}
         </li>
     }
 }

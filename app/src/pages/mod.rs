@@ -4,5 +4,6 @@ pub mod account;
 pub mod home;
 pub mod my_streams;
 pub mod not_found;
+pub mod profile;
 pub mod studio;
 pub mod watch;

@@ -1,7 +1,8 @@
 //! Accounts: password hashing, sessions, login throttling and playback tokens.
 //!
 //! - [`passwords`]: argon2id on the blocking pool, bounded concurrency.
-//! - [`throttle`]: failed-login counters per username and per client IP.
+//! - [`throttle`]: failed-login counters per username and per client IP, and
+//!   new-account counters per client IP.
 //! - [`playback`]: HMAC-signed playback tokens for private streams, and the
 //!   secret they are signed with.
 //!
@@ -21,7 +22,7 @@ use crate::db::DbError;
 use crate::http::playback::VisibilityCache;
 use passwords::Passwords;
 use playback::PlaybackSigner;
-use throttle::{LoginThrottle, ThrottleLimits};
+use throttle::{LoginThrottle, RegistrationLimits, RegistrationThrottle, ThrottleLimits};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "onair_session";
@@ -39,6 +40,9 @@ pub enum AuthError {
     /// Too many failed logins; try again after this long.
     #[error("too many failed logins; try again in {} s", ceil_secs(*.0))]
     TooManyAttempts(Duration),
+    /// Too many new accounts from this client IP; try again after this long.
+    #[error("too many new accounts from this address; try again in {} s", ceil_secs(*.0))]
+    TooManyRegistrations(Duration),
     /// `--open-registration=false`.
     #[error("registration is closed on this server; ask an admin for an account")]
     RegistrationClosed,
@@ -78,6 +82,8 @@ pub struct Accounts {
     pub passwords: Passwords,
     /// Failed-login counters.
     pub throttle: LoginThrottle,
+    /// New-account counters per client IP.
+    pub registrations: RegistrationThrottle,
     /// How long a session lasts.
     pub session_ttl: Duration,
     /// Whether anyone may register.
@@ -111,6 +117,8 @@ pub struct AccountsConfig {
     pub trust_forwarded_for: bool,
     /// Login throttling.
     pub throttle: ThrottleLimits,
+    /// Registration throttling.
+    pub registration: RegistrationLimits,
     /// How long playback tokens last.
     pub playback_ttl: Duration,
     /// How long a visibility lookup is trusted.
@@ -126,6 +134,7 @@ impl Accounts {
         Accounts {
             passwords: Passwords::new(cpus),
             throttle: LoginThrottle::new(config.throttle),
+            registrations: RegistrationThrottle::new(config.registration),
             session_ttl: config.session_ttl,
             open_registration: config.open_registration,
             secure_cookies: config.secure_cookies,

@@ -1,10 +1,16 @@
-//! Login throttling: at most N failed logins per username and M per client IP
-//! in a sliding window. In memory, per process: with several nodes behind a
-//! load balancer each node counts on its own (documented in the README).
+//! Login and registration throttling, in sliding windows.
 //!
-//! An attempt is counted as a failure *before* the password is checked and
-//! taken back if it succeeds, so parallel guesses cannot slip past the limit
-//! while the (slow) hash runs.
+//! - [`LoginThrottle`]: at most N failed logins per username and M per client
+//!   IP. An attempt is counted as a failure *before* the password is checked
+//!   and taken back if it succeeds, so parallel guesses cannot slip past the
+//!   limit while the (slow) hash runs.
+//! - [`RegistrationThrottle`]: at most N new accounts per client IP (IPv6
+//!   addresses count per /64, what one host usually gets). A registration is
+//!   counted before the hash runs and taken back if it does not create an
+//!   account (name taken, database error), so only created accounts count.
+//!
+//! Both are in memory, per process: with several nodes behind a load balancer
+//! each node counts on its own (documented in the README).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -108,6 +114,126 @@ impl LoginThrottle {
     }
 }
 
+/// Limits for [`RegistrationThrottle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationLimits {
+    /// New accounts per client IP in the window; 0 turns the limit off.
+    pub per_ip: u32,
+    /// The sliding window.
+    pub window: Duration,
+}
+
+/// Sliding-window counters of new accounts per client IP.
+#[derive(Debug)]
+pub struct RegistrationThrottle {
+    limits: RegistrationLimits,
+    created: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+/// A registration counted against its IP. Dropped without
+/// [`Reservation::keep`], it is taken back (the account was not created).
+#[derive(Debug)]
+#[must_use = "call keep() once the account exists; dropping it takes the registration back"]
+pub struct Reservation<'a> {
+    throttle: &'a RegistrationThrottle,
+    ip: IpAddr,
+    at: Instant,
+    kept: bool,
+}
+
+impl Reservation<'_> {
+    /// The account was created: the registration stays counted.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let mut map = self
+            .throttle
+            .created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = map.get_mut(&self.ip) {
+            if let Some(pos) = q.iter().rposition(|t| *t == self.at) {
+                q.remove(pos);
+            }
+            if q.is_empty() {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The key an address is counted under: IPv4 as is, IPv6 by its /64 (an
+/// IPv4-mapped IPv6 address as its IPv4 address).
+fn registration_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+            }
+        },
+    }
+}
+
+impl RegistrationThrottle {
+    /// A throttle with these limits.
+    pub fn new(limits: RegistrationLimits) -> Self {
+        RegistrationThrottle {
+            limits,
+            created: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a registration from `ip`, or refuses it with how long to wait
+    /// until the oldest one leaves the window.
+    pub fn begin(&self, ip: IpAddr) -> Result<Reservation<'_>, Duration> {
+        let now = Instant::now();
+        let ip = registration_key(ip);
+        if self.limits.per_ip == 0 {
+            // No limit: nothing to count (and the reservation finds nothing to take back).
+            return Ok(Reservation {
+                throttle: self,
+                ip,
+                at: now,
+                kept: true,
+            });
+        }
+        let window = self.limits.window;
+        let mut map = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > SWEEP_ABOVE {
+            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        }
+        let q = map.entry(ip).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        let limit = self.limits.per_ip as usize;
+        if q.len() >= limit {
+            let wait = q
+                .get(q.len() - limit)
+                .map(|t| window.saturating_sub(now.duration_since(*t)))
+                .unwrap_or(window);
+            return Err(wait.max(Duration::from_secs(1)));
+        }
+        q.push_back(now);
+        Ok(Reservation {
+            throttle: self,
+            ip,
+            at: now,
+            kept: false,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +287,69 @@ mod tests {
         assert!(t.begin("alice", ip(1)).is_err());
         std::thread::sleep(Duration::from_millis(60));
         assert!(t.begin("alice", ip(1)).is_ok(), "the window slid past");
+    }
+
+    #[test]
+    fn registrations_are_limited_per_ip_and_only_kept_ones_count() {
+        let t = RegistrationThrottle::new(RegistrationLimits {
+            per_ip: 2,
+            window: Duration::from_secs(3600),
+        });
+        // Refused registrations (dropped reservations) do not count.
+        for _ in 0..5 {
+            drop(t.begin(ip(1)).expect("taken back each time"));
+        }
+        t.begin(ip(1)).expect("1").keep();
+        t.begin(ip(1)).expect("2").keep();
+        let wait = t.begin(ip(1)).expect_err("3rd account");
+        assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600));
+        t.begin(ip(2)).expect("another address").keep();
+        // A reservation in flight counts: two at once cannot both pass the last slot.
+        let held = t.begin(ip(3)).expect("1 of 2");
+        let second = t.begin(ip(3)).expect("2 of 2");
+        assert!(t.begin(ip(3)).is_err(), "both slots are held");
+        drop(second);
+        t.begin(ip(3)).expect("a slot came back").keep();
+        held.keep();
+    }
+
+    #[test]
+    fn ipv6_registrations_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let t = RegistrationThrottle::new(RegistrationLimits {
+            per_ip: 1,
+            window: Duration::from_secs(60),
+        });
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("v6");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        t.begin(a).expect("first").keep();
+        assert!(t.begin(b).is_err(), "same /64");
+        t.begin(other).expect("another /64").keep();
+        let mapped: IpAddr = "::ffff:10.0.0.9".parse().expect("mapped");
+        t.begin(ip(9)).expect("v4").keep();
+        assert!(t.begin(mapped).is_err(), "the same IPv4 host");
+    }
+
+    #[test]
+    fn a_zero_registration_limit_is_no_limit() {
+        let t = RegistrationThrottle::new(RegistrationLimits {
+            per_ip: 0,
+            window: Duration::from_secs(60),
+        });
+        for _ in 0..100 {
+            t.begin(ip(1)).expect("unlimited").keep();
+        }
+    }
+
+    #[test]
+    fn registrations_leave_the_window() {
+        let t = RegistrationThrottle::new(RegistrationLimits {
+            per_ip: 1,
+            window: Duration::from_millis(50),
+        });
+        t.begin(ip(1)).expect("1").keep();
+        assert!(t.begin(ip(1)).is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        t.begin(ip(1)).expect("the window slid past").keep();
     }
 }

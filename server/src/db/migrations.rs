@@ -85,6 +85,45 @@ DEFINE FIELD OVERWRITE description ON stream TYPE string DEFAULT '' ASSERT strin
 DEFINE INDEX stream_visibility_state ON stream FIELDS visibility, state;
 ",
     },
+    Migration {
+        version: 3,
+        name: "chat: messages, bans, moderation log, room settings",
+        sql: "
+DEFINE TABLE chat_message SCHEMAFULL;
+DEFINE FIELD stream ON chat_message TYPE record<stream>;
+DEFINE FIELD author ON chat_message TYPE record<user>;
+DEFINE FIELD username ON chat_message TYPE string;
+DEFINE FIELD text ON chat_message TYPE string ASSERT string::len($value) <= 2000;
+DEFINE FIELD at ON chat_message TYPE int;
+DEFINE FIELD deleted_by ON chat_message TYPE option<record<user>>;
+DEFINE FIELD deleted_at ON chat_message TYPE option<datetime>;
+DEFINE INDEX chat_message_stream_at ON chat_message FIELDS stream, at;
+
+-- One row per (stream, user): a ban (until NONE) or a timeout (until, Unix ms).
+DEFINE TABLE chat_ban SCHEMAFULL;
+DEFINE FIELD stream ON chat_ban TYPE record<stream>;
+DEFINE FIELD user ON chat_ban TYPE record<user>;
+DEFINE FIELD until ON chat_ban TYPE option<int>;
+DEFINE FIELD by ON chat_ban TYPE record<user>;
+DEFINE FIELD at ON chat_ban TYPE datetime DEFAULT time::now();
+DEFINE INDEX chat_ban_stream ON chat_ban FIELDS stream;
+
+-- Who did what to whom, and when.
+DEFINE TABLE moderation_log SCHEMAFULL;
+DEFINE FIELD stream ON moderation_log TYPE record<stream>;
+DEFINE FIELD actor ON moderation_log TYPE record<user>;
+DEFINE FIELD action ON moderation_log TYPE string;
+DEFINE FIELD target ON moderation_log TYPE option<record<user>>;
+DEFINE FIELD detail ON moderation_log TYPE string DEFAULT '';
+DEFINE FIELD at ON moderation_log TYPE datetime DEFAULT time::now();
+DEFINE INDEX moderation_log_stream_at ON moderation_log FIELDS stream, at;
+
+DEFINE FIELD chat_slow_mode_secs ON stream TYPE int DEFAULT 0;
+DEFINE FIELD chat_block_links ON stream TYPE bool DEFAULT false;
+DEFINE FIELD chat_banned_words ON stream TYPE array<string> DEFAULT [];
+DEFINE FIELD moderators ON stream TYPE array<record<user>> DEFAULT [];
+",
+    },
 ];
 
 /// Applies the migrations in `all` that the database has not seen yet.

@@ -254,6 +254,55 @@ impl Database {
         Ok(rows)
     }
 
+    /// Public streams that ended or were interrupted, the most recently ended
+    /// first (at most `limit`): the home page's "Recently live".
+    pub async fn recent_public_streams(&self, limit: i64) -> Result<Vec<StreamRow>, DbError> {
+        let rows: Vec<StreamRow> = self
+            .client()
+            .query(format!(
+                "SELECT {STREAM_FIELDS} FROM stream WHERE visibility = 'public' \
+                 AND state IN ['ended', 'interrupted'] ORDER BY ended_at DESC, id LIMIT $limit"
+            ))
+            .bind(("limit", limit.max(0)))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(rows)
+    }
+
+    /// One user's public streams, for their profile (at most `limit` in all):
+    /// live ones first (most recently started first), then the others, those
+    /// that ended most recently first and those that never went live last
+    /// (newest first). Unlisted and private streams are never returned.
+    pub async fn public_streams_of(
+        &self,
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<StreamRow>, DbError> {
+        let limit = limit.max(0);
+        let mut response = self
+            .client()
+            .query(format!(
+                "SELECT {STREAM_FIELDS} FROM stream WHERE owner = type::record('user', $owner) \
+                 AND visibility = 'public' AND state = 'live' \
+                 ORDER BY started_at DESC, id LIMIT $limit"
+            ))
+            .query(format!(
+                "SELECT {STREAM_FIELDS} FROM stream WHERE owner = type::record('user', $owner) \
+                 AND visibility = 'public' AND state != 'live' \
+                 ORDER BY ended_at DESC, created_at DESC, id LIMIT $limit"
+            ))
+            .bind(("owner", owner.to_string()))
+            .bind(("limit", limit))
+            .await?
+            .check()?;
+        let mut rows: Vec<StreamRow> = response.take(0)?;
+        let rest: Vec<StreamRow> = response.take(1)?;
+        rows.extend(rest);
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(rows)
+    }
+
     /// Changes a stream's title, description or visibility; returns it as it
     /// is now, or `None` if there is no such stream.
     pub async fn update_stream(

@@ -138,6 +138,21 @@ impl Database {
             .map(Upserted::Created)
     }
 
+    /// The user with this username, without the password hash (for public
+    /// pages such as profiles).
+    pub async fn user_named(&self, username: &str) -> Result<Option<UserRow>, DbError> {
+        let row: Option<UserRow> = self
+            .client()
+            .query(format!(
+                "SELECT {USER_FIELDS} FROM user WHERE username = $username LIMIT 1"
+            ))
+            .bind(("username", username.to_string()))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(row)
+    }
+
     /// The user with this username, with the password hash.
     pub async fn user_by_username(
         &self,

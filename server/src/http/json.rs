@@ -128,6 +128,11 @@ impl From<AuthError> for ApiError {
                 "too_many_attempts",
                 e.to_string(),
             ),
+            AuthError::TooManyRegistrations(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_registrations",
+                e.to_string(),
+            ),
             AuthError::RegistrationClosed => {
                 ApiError::new(StatusCode::FORBIDDEN, "registration_closed", e.to_string())
             }
@@ -152,10 +157,13 @@ impl From<DbError> for ApiError {
     }
 }
 
-/// Adds `Retry-After` to a 429 for [`AuthError::TooManyAttempts`].
+/// Adds `Retry-After` to a 429 for [`AuthError::TooManyAttempts`] and
+/// [`AuthError::TooManyRegistrations`].
 pub fn auth_error_response(e: AuthError) -> Response {
     let retry = match &e {
-        AuthError::TooManyAttempts(wait) => Some(crate::auth::ceil_secs(*wait)),
+        AuthError::TooManyAttempts(wait) | AuthError::TooManyRegistrations(wait) => {
+            Some(crate::auth::ceil_secs(*wait))
+        }
         _ => None,
     };
     let mut res = ApiError::from(e).into_response();

@@ -1,8 +1,8 @@
 //! The HTTP edge: routes, middleware, static files and error mapping.
 //!
 //! - `/healthz`, `/readyz`, `/metrics`: see [`health`].
-//! - `/api/v1/...`: the JSON API ([`auth`], [`streams`]); unknown paths get a
-//!   JSON 404 ([`error::ApiError`]).
+//! - `/api/v1/...`: the JSON API ([`auth`], [`streams`], [`users`]); unknown
+//!   paths get a JSON 404 ([`error::ApiError`]).
 //! - `/api/fn/...`: Leptos server functions.
 //! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]).
 //! - everything under `/api/`: body size limit ([`json::limit_api_body`]) and
@@ -11,6 +11,7 @@
 //!   the app's own 404 page.
 
 pub mod auth;
+pub mod chat;
 pub mod csrf;
 pub mod error;
 pub mod health;
@@ -18,6 +19,7 @@ pub mod json;
 pub mod live;
 pub mod playback;
 pub mod streams;
+pub mod users;
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -59,8 +61,11 @@ pub fn router(state: AppState) -> Router {
 
     let api = Router::new()
         .route("/streams/{id}/ingest", get(crate::ingest::ingest_route))
+        .route("/streams/{id}/events", get(crate::realtime::events_route))
         .merge(auth::routes())
         .merge(streams::routes())
+        .merge(chat::routes())
+        .merge(users::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed)
         // API answers are per user (and may hold tokens): never cached.

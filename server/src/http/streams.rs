@@ -34,7 +34,7 @@ impl From<StreamError> for ApiError {
             StreamError::Unauthenticated => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
             }
-            StreamError::NotFound(_) => ApiError::not_found(message),
+            StreamError::NotFound(_) | StreamError::UserNotFound(_) => ApiError::not_found(message),
             StreamError::NotOwner | StreamError::CannotBroadcast => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use app::streams::StreamState;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::db::Database;
 use crate::media::demux::{ChunkReader, Feed};
@@ -19,6 +20,7 @@ use crate::store::uploader::Uploader;
 use crate::store::ObjectStore;
 
 pub use socket::ingest_route;
+pub(crate) use socket::same_origin;
 
 /// Ingest limits; each is a flag (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,17 @@ pub struct IngestHub {
     db: Database,
     uploader: Uploader,
     store: Arc<dyn ObjectStore>,
+    /// Stream state changes, for the realtime rooms.
+    states: broadcast::Sender<StateChange>,
+}
+
+/// A stream went live, ended or was interrupted on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The stream.
+    pub stream_id: String,
+    /// Its new state.
+    pub state: StreamState,
 }
 
 /// Why a publisher cannot attach.
@@ -113,7 +126,24 @@ impl IngestHub {
             db,
             uploader,
             store,
+            states: broadcast::channel(256).0,
         })
+    }
+
+    /// Every state change from now on (live, ended, interrupted).
+    pub fn subscribe_states(&self) -> broadcast::Receiver<StateChange> {
+        self.states.subscribe()
+    }
+
+    /// Records a stream's new state in the database and announces it.
+    pub async fn set_state(&self, stream_id: &str, state: StreamState) {
+        if let Err(e) = self.db.set_stream_state(stream_id, state.as_str()).await {
+            tracing::error!(stream = %stream_id, state = state.as_str(), error = %e, "could not record the stream's state");
+        }
+        let _ = self.states.send(StateChange {
+            stream_id: stream_id.to_string(),
+            state,
+        });
     }
 
     /// Where a new session of `stream` starts numbering segments: after the
@@ -237,9 +267,7 @@ impl IngestHub {
                 && session.generation.load(Ordering::SeqCst) == generation
             {
                 tracing::info!(stream = %session.stream_id, "publisher did not come back: stream interrupted");
-                let _ = hub
-                    .db
-                    .set_stream_state(&session.stream_id, "interrupted")
+                hub.set_state(&session.stream_id, StreamState::Interrupted)
                     .await;
                 session.close_input();
             }

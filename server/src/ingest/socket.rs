@@ -60,7 +60,7 @@ struct Credentials {
 }
 
 /// The `Origin` header names the host the request was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|v| v.to_str().ok());
@@ -253,9 +253,7 @@ async fn serve(
             })?;
     if is_new {
         // Viewers and the studio see "live" as soon as the publisher is told it is.
-        if let Err(e) = hub.db.set_stream_state(id, "live").await {
-            tracing::error!(stream = %id, error = %e, "could not mark the stream live");
-        }
+        hub.set_state(id, app::streams::StreamState::Live).await;
     }
     if new_period && !is_new {
         // The recorder restarted while disconnected: the chunk at next_seq
@@ -398,7 +396,8 @@ async fn publish(
                     if let Some(e) = failed {
                         return Err((close::BAD_MEDIA, "bad_media", e));
                     }
-                    let _ = hub.db.set_stream_state(&session.stream_id, "ended").await;
+                    hub.set_state(&session.stream_id, app::streams::StreamState::Ended)
+                        .await;
                     conn.send(&ServerMessage::Ended).await?;
                     conn.close(1000, "ended", "the stream has ended").await;
                     return Ok(true);

@@ -66,7 +66,8 @@ async fn start_session(
     Ok(cookie(&token, ttl.as_secs(), info.secure_cookie(accounts)))
 }
 
-/// A new broadcaster account, signed in.
+/// A new broadcaster account, signed in. At most `--register-max-per-ip`
+/// accounts are created per client IP in `--register-window`.
 pub async fn register(
     db: &Database,
     accounts: &Accounts,
@@ -78,6 +79,13 @@ pub async fn register(
     }
     validate_username(&creds.username)?;
     validate_password(&creds.password)?;
+    // Counted before the hash runs; taken back (dropped) unless the account
+    // is created, so only new accounts count.
+    let ip = info.ip;
+    let reservation = accounts.registrations.begin(ip).map_err(|wait| {
+        tracing::warn!(%ip, "registration refused: too many new accounts from this address");
+        AuthError::TooManyRegistrations(wait)
+    })?;
     if db.user_by_username(&creds.username).await?.is_some() {
         return Err(AuthError::UsernameTaken(creds.username));
     }
@@ -90,7 +98,8 @@ pub async fn register(
         Err(DbError::Duplicate(_)) => return Err(AuthError::UsernameTaken(creds.username)),
         Err(e) => return Err(e.into()),
     };
-    tracing::info!(user = %row.id, username = %row.username, "registered");
+    reservation.keep();
+    tracing::info!(user = %row.id, username = %row.username, %ip, "registered");
     let cookie = start_session(db, accounts, info, &row.id).await?;
     Ok((user_from_row(row), cookie))
 }

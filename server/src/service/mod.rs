@@ -6,8 +6,13 @@
 //! - [`accounts`]: who is signed in, register, log in, log out.
 //! - [`streams`]: stream CRUD, ingest tokens and watch URLs, with the
 //!   permission rules.
+//! - [`chat`]: chat rules, moderators and the moderation log.
+//! - [`listings`]: what anyone may list: profiles (a user's public streams)
+//!   and the recently live public streams.
 
 pub mod accounts;
+pub mod chat;
+pub mod listings;
 pub mod streams;
 
 use std::net::{IpAddr, SocketAddr};

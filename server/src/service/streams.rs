@@ -40,6 +40,9 @@ pub enum StreamError {
     /// No such stream, or a private one the caller may not see.
     #[error("no stream {0}")]
     NotFound(String),
+    /// No user with this name (profiles).
+    #[error("no user {0}")]
+    UserNotFound(String),
     /// The caller may see the stream but not change it.
     #[error("only the owner or an admin may change this stream")]
     NotOwner,
@@ -118,7 +121,7 @@ async fn load_visible(
 }
 
 /// The stream if `user` may change it.
-async fn load_managed<'u>(
+pub(crate) async fn load_managed<'u>(
     db: &Database,
     id: &str,
     user: Option<&'u SessionUser>,

@@ -4,9 +4,11 @@
 
 mod accounts;
 mod db;
+mod events;
 mod http;
 mod ingest;
 mod outage;
+mod profiles;
 mod publish;
 mod store;
 mod support;

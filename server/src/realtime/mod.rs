@@ -1,0 +1,718 @@
+//! Realtime rooms: one per stream, behind `WS /api/v1/streams/{id}/events`
+//! (protocol in `app::events` and `docs/protocol.md`).
+//!
+//! - Fan-out inside the node is a [`tokio::sync::broadcast`] channel per room
+//!   carrying pre-serialised frames, so one message is encoded once however
+//!   many clients there are. A client that falls more than
+//!   [`RealtimeConfig::client_queue`] frames behind is skipped ahead with a
+//!   `resync`; one that keeps falling behind, or whose socket does not take
+//!   a frame within [`RealtimeConfig::send_timeout`], is dropped. Neither
+//!   ever slows the room.
+//! - Every broadcast frame has an id, one more than the last; ids start at
+//!   the room's creation time in microseconds, so they keep increasing across
+//!   restarts. The room keeps the last [`RealtimeConfig::backlog`] frames so
+//!   a reconnecting client gets exactly what it missed.
+//! - The viewer count is the number of distinct viewer keys (signed-in user,
+//!   or the browser's `viewer_id`, or the connection) among watch-page
+//!   connections. A ticker sends it at most once a second, and only when it
+//!   changed.
+//! - Chat rules and moderation are enforced here ([`rules`]); messages, bans
+//!   and the moderation log are in the database ([`crate::db::chat`]).
+
+pub mod rules;
+pub mod socket;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use app::events::{Caption, ChatAuthor, ChatMessage, ChatSettings, Envelope, ServerEvent};
+use app::streams::StreamState;
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::broadcast;
+
+use crate::db::chat::{ChatConfigRow, ChatRow};
+use crate::db::{Database, DbError};
+use crate::ingest::StateChange;
+use rules::{Bucket, RateLimit};
+
+pub use socket::events_route;
+
+/// Limits and timings of the events socket; each is a flag (see the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealtimeConfig {
+    /// Largest client frame in bytes; larger ones get an `error` and are ignored.
+    pub max_message_bytes: usize,
+    /// Events socket connections on this node; more are refused with 4503.
+    pub max_connections: usize,
+    /// Frames a client may fall behind before it is skipped ahead.
+    pub client_queue: usize,
+    /// Frames each room keeps for reconnecting clients.
+    pub backlog: usize,
+    /// The chat rate limit per user and room.
+    pub rate: RateLimit,
+    /// How often the server pings; a peer silent for three intervals is dropped.
+    pub heartbeat: Duration,
+    /// How long one frame may take to reach a client before it is dropped.
+    pub send_timeout: Duration,
+    /// How long an empty room (no connections) stays for resumes.
+    pub linger: Duration,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        RealtimeConfig {
+            max_message_bytes: 4096,
+            max_connections: 20_000,
+            client_queue: 256,
+            backlog: 512,
+            rate: RateLimit::default(),
+            heartbeat: Duration::from_secs(15),
+            send_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A frame ready to send: the room's event id and the JSON text.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The event id.
+    pub id: u64,
+    /// The serialised [`Envelope`].
+    pub json: Utf8Bytes,
+    /// A rules change (connections then check their moderator status).
+    pub settings: bool,
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A room's chat rules in the form the checks use.
+#[derive(Debug, Clone, Default)]
+struct Rules {
+    slow_mode_secs: u32,
+    block_links: bool,
+    banned_words: Vec<String>,
+    moderators: HashSet<String>,
+}
+
+impl Rules {
+    fn from_row(row: ChatConfigRow) -> Self {
+        Rules {
+            slow_mode_secs: u32::try_from(row.slow_mode_secs.max(0)).unwrap_or(u32::MAX),
+            block_links: row.block_links,
+            banned_words: row.banned_words,
+            moderators: row.moderator_ids.into_iter().collect(),
+        }
+    }
+
+    /// What the room is told: the banned words themselves stay with the owner.
+    fn public(&self) -> ChatSettings {
+        ChatSettings {
+            slow_mode_secs: self.slow_mode_secs,
+            block_links: self.block_links,
+            banned_words: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    next_id: u64,
+    backlog: VecDeque<Frame>,
+    /// Viewer key → open watch-page connections.
+    viewers: HashMap<String, u32>,
+    connections: usize,
+    empty_since: Option<Instant>,
+    sent_viewers: u32,
+    state: StreamState,
+    rules: Rules,
+    /// User id → until (Unix ms), or `None` for a ban.
+    bans: HashMap<String, Option<i64>>,
+    buckets: HashMap<String, Bucket>,
+    last_post: HashMap<String, i64>,
+}
+
+/// One stream's live room.
+#[derive(Debug)]
+pub struct Room {
+    /// The stream.
+    pub stream_id: String,
+    /// The stream's owner (user id).
+    pub owner_id: String,
+    tx: broadcast::Sender<Frame>,
+    inner: Mutex<Inner>,
+    config: RealtimeConfig,
+}
+
+/// Why a post or a moderation action was refused: a code and a message for
+/// the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Stable code, e.g. `rate_limited`.
+    pub code: &'static str,
+    /// What to tell them.
+    pub message: String,
+}
+
+impl Refused {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Refused {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a joining client gets: its receiver, and either a fresh start or
+/// the frames it missed.
+pub struct Joined {
+    /// New frames from now on.
+    pub rx: broadcast::Receiver<Frame>,
+    /// The newest event id at the moment of joining.
+    pub last_id: u64,
+    /// For a resume: the missed frames, or `None` if they are gone (resync).
+    pub replay: Option<Vec<Frame>>,
+    /// The stream's state.
+    pub state: StreamState,
+    /// The viewer count.
+    pub viewers: u32,
+    /// The rules as the room sees them.
+    pub settings: ChatSettings,
+}
+
+impl Room {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends an event to everyone in the room, numbered.
+    pub fn broadcast(&self, event: ServerEvent) {
+        let mut inner = self.lock();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let envelope = Envelope {
+            id: Some(id),
+            event,
+        };
+        let json = match serde_json::to_string(&envelope) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise an event");
+                return;
+            }
+        };
+        let frame = Frame {
+            id,
+            json: json.into(),
+            settings: matches!(envelope.event, ServerEvent::Settings(_)),
+        };
+        inner.backlog.push_back(frame.clone());
+        while inner.backlog.len() > self.config.backlog {
+            inner.backlog.pop_front();
+        }
+        // No receivers is fine: the backlog keeps it for resumes.
+        let _ = self.tx.send(frame);
+    }
+
+    /// Registers a connection. `viewer` is the viewer key for watch pages,
+    /// `None` for the studio. `last_id` is the client's resume point.
+    pub fn join(&self, viewer: Option<&str>, last_id: Option<u64>) -> Joined {
+        let mut inner = self.lock();
+        inner.connections += 1;
+        inner.empty_since = None;
+        if let Some(key) = viewer {
+            *inner.viewers.entry(key.to_string()).or_insert(0) += 1;
+        }
+        let rx = self.tx.subscribe();
+        let newest = inner.next_id - 1;
+        let replay = last_id.and_then(|l| {
+            if l == newest {
+                return Some(Vec::new());
+            }
+            let first = inner.backlog.front()?.id;
+            (l < newest && first <= l + 1)
+                .then(|| inner.backlog.iter().filter(|f| f.id > l).cloned().collect())
+        });
+        Joined {
+            rx,
+            last_id: newest,
+            replay,
+            state: inner.state,
+            viewers: inner.viewers.len() as u32,
+            settings: inner.rules.public(),
+        }
+    }
+
+    /// Unregisters a connection made with [`Room::join`].
+    pub fn leave(&self, viewer: Option<&str>) {
+        let mut inner = self.lock();
+        inner.connections = inner.connections.saturating_sub(1);
+        if inner.connections == 0 {
+            inner.empty_since = Some(Instant::now());
+        }
+        if let Some(key) = viewer {
+            if let Some(n) = inner.viewers.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    inner.viewers.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Distinct viewers now.
+    pub fn viewers(&self) -> u32 {
+        self.lock().viewers.len() as u32
+    }
+
+    /// The newest event id and the state and viewer count, for a resync.
+    pub fn snapshot(&self) -> (u64, StreamState, u32) {
+        let inner = self.lock();
+        (inner.next_id - 1, inner.state, inner.viewers.len() as u32)
+    }
+
+    /// Whether `user_id` (with `role`) may moderate this room.
+    pub fn is_moderator(&self, user_id: &str, role: &str) -> bool {
+        role == "admin"
+            || user_id == self.owner_id
+            || self.lock().rules.moderators.contains(user_id)
+    }
+
+    /// Whether `user_id` may post now: not banned and not timed out.
+    pub fn may_post(&self, user_id: &str, now: i64) -> bool {
+        match self.lock().bans.get(user_id) {
+            None => true,
+            Some(Some(until)) => *until <= now,
+            Some(None) => false,
+        }
+    }
+
+    /// Applies the chat rules to a post, and if it passes, takes its place in
+    /// the rate limit and slow mode. `text` is already length-checked.
+    pub fn check_post(
+        &self,
+        user_id: &str,
+        moderator: bool,
+        text: &str,
+        now: i64,
+    ) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        match inner.bans.get(user_id) {
+            Some(None) => return Err(Refused::new("banned", "You are banned from this chat.")),
+            Some(Some(until)) if *until > now => {
+                let mins = (until - now + 59_999) / 60_000;
+                return Err(Refused::new(
+                    "timed_out",
+                    format!("You are timed out; you can chat again in {mins} min."),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(word) = rules::banned_word(text, &inner.rules.banned_words) {
+            let _ = word;
+            return Err(Refused::new(
+                "banned_word",
+                "Your message contains a word this chat does not allow.",
+            ));
+        }
+        if inner.rules.block_links && !moderator && rules::has_link(text) {
+            return Err(Refused::new(
+                "links_blocked",
+                "Links are not allowed in this chat.",
+            ));
+        }
+        if !moderator && inner.rules.slow_mode_secs > 0 {
+            let wait = i64::from(inner.rules.slow_mode_secs) * 1000;
+            if let Some(last) = inner.last_post.get(user_id) {
+                if now - last < wait {
+                    let secs = (wait - (now - last) + 999) / 1000;
+                    return Err(Refused::new(
+                        "slow_mode",
+                        format!("Slow mode is on: you can send another message in {secs} s."),
+                    ));
+                }
+            }
+        }
+        let limit = self.config.rate;
+        let bucket = inner
+            .buckets
+            .entry(user_id.to_string())
+            .or_insert_with(|| Bucket::full(limit, now));
+        if let Err(wait_ms) = bucket.take(limit, now) {
+            let secs = wait_ms.div_ceil(1000);
+            return Err(Refused::new(
+                "rate_limited",
+                format!("You are sending messages too fast; wait {secs} s."),
+            ));
+        }
+        inner.last_post.insert(user_id.to_string(), now);
+        Ok(())
+    }
+
+    /// Records a ban (`until` = `None`), a timeout, or (`lift`) their end.
+    pub fn set_ban(&self, user_id: &str, until: Option<i64>, lift: bool) {
+        let mut inner = self.lock();
+        if lift {
+            inner.bans.remove(user_id);
+        } else {
+            inner.bans.insert(user_id.to_string(), until);
+        }
+    }
+
+    /// Replaces the rules and tells the room.
+    pub fn set_rules(&self, row: ChatConfigRow) {
+        let settings = {
+            let mut inner = self.lock();
+            inner.rules = Rules::from_row(row);
+            inner.rules.public()
+        };
+        self.broadcast(ServerEvent::Settings(settings));
+    }
+
+    fn set_state(&self, state: StreamState) {
+        {
+            let mut inner = self.lock();
+            if inner.state == state {
+                return;
+            }
+            inner.state = state;
+        }
+        self.broadcast(ServerEvent::State { state });
+    }
+
+    /// One tick: sends the viewer count if it changed. Returns whether the
+    /// room has been empty for longer than `linger`.
+    fn tick(&self, now: Instant) -> bool {
+        let (changed, expired) = {
+            let mut inner = self.lock();
+            let count = inner.viewers.len() as u32;
+            let changed = (count != inner.sent_viewers).then_some(count);
+            inner.sent_viewers = count;
+            let expired = inner
+                .empty_since
+                .is_some_and(|t| now.duration_since(t) >= self.config.linger);
+            (changed, expired)
+        };
+        if let Some(count) = changed {
+            self.broadcast(ServerEvent::Viewers { count });
+        }
+        expired
+    }
+}
+
+/// A stored message as the protocol shows it.
+pub fn chat_message(row: ChatRow, moderator: bool) -> ChatMessage {
+    ChatMessage {
+        id: row.id,
+        author: ChatAuthor {
+            username: row.username,
+            moderator,
+        },
+        text: row.text,
+        at_ms: row.at,
+    }
+}
+
+/// Every room on this node.
+#[derive(Debug)]
+pub struct Rooms {
+    /// Limits and timings.
+    pub config: RealtimeConfig,
+    db: Database,
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    connections: AtomicUsize,
+}
+
+impl Rooms {
+    /// No rooms yet; starts the ticker that sends viewer counts and drops
+    /// rooms that stayed empty.
+    pub fn new(db: Database, config: RealtimeConfig) -> Arc<Self> {
+        let rooms = Arc::new(Rooms {
+            config,
+            db,
+            rooms: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
+        });
+        let weak = Arc::downgrade(&rooms);
+        tokio::spawn(ticker(weak));
+        rooms
+    }
+
+    /// Forwards stream state changes from ingest to the rooms.
+    pub fn follow(self: &Arc<Self>, mut states: broadcast::Receiver<StateChange>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let change = match states.recv().await {
+                    Ok(c) => c,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(rooms) = weak.upgrade() else { return };
+                if let Some(room) = rooms.get(&change.stream_id) {
+                    room.set_state(change.state);
+                }
+            }
+        });
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The room of a stream, if it is open on this node.
+    pub fn get(&self, stream_id: &str) -> Option<Arc<Room>> {
+        self.map().get(stream_id).cloned()
+    }
+
+    /// Distinct viewers of a stream on this node.
+    pub fn viewer_count(&self, stream_id: &str) -> u32 {
+        self.get(stream_id).map(|r| r.viewers()).unwrap_or(0)
+    }
+
+    /// Sends a caption cue to a stream's room, if it is open.
+    pub fn publish_caption(&self, stream_id: &str, caption: Caption) {
+        if let Some(room) = self.get(stream_id) {
+            room.broadcast(ServerEvent::Caption(caption));
+        }
+    }
+
+    /// The room of a stream, opened (with its rules and bans from the
+    /// database) if needed.
+    pub async fn open(
+        &self,
+        stream_id: &str,
+        owner_id: &str,
+        state: StreamState,
+    ) -> Result<Arc<Room>, DbError> {
+        if let Some(room) = self.get(stream_id) {
+            return Ok(room);
+        }
+        let config = self.db.chat_config(stream_id).await?.unwrap_or_default();
+        let now = now_ms();
+        let bans = self
+            .db
+            .chat_bans(stream_id)
+            .await?
+            .into_iter()
+            .filter(|b| b.until.is_none_or(|u| u > now))
+            .map(|b| (b.user_id, b.until))
+            .collect();
+        let first_id = u64::try_from(now).unwrap_or(0).saturating_mul(1000).max(1);
+        let room = Arc::new(Room {
+            stream_id: stream_id.to_string(),
+            owner_id: owner_id.to_string(),
+            tx: broadcast::channel(self.config.client_queue.max(16)).0,
+            inner: Mutex::new(Inner {
+                next_id: first_id,
+                backlog: VecDeque::new(),
+                viewers: HashMap::new(),
+                connections: 0,
+                empty_since: Some(Instant::now()),
+                sent_viewers: 0,
+                state,
+                rules: Rules::from_row(config),
+                bans,
+                buckets: HashMap::new(),
+                last_post: HashMap::new(),
+            }),
+            config: self.config,
+        });
+        // Someone else may have opened it meanwhile: theirs wins.
+        Ok(self
+            .map()
+            .entry(stream_id.to_string())
+            .or_insert(room)
+            .clone())
+    }
+
+    /// Takes a connection slot, or `None` at the limit.
+    pub fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let n = self.connections.fetch_add(1, Ordering::SeqCst);
+        if n >= self.config.max_connections {
+            self.connections.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        metrics::gauge!("onair_events_connections").set((n + 1) as f64);
+        Some(Slot(self.clone()))
+    }
+}
+
+/// One admitted connection; frees its place when dropped.
+#[derive(Debug)]
+pub struct Slot(Arc<Rooms>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let n = self.0.connections.fetch_sub(1, Ordering::SeqCst);
+        metrics::gauge!("onair_events_connections").set(n.saturating_sub(1) as f64);
+    }
+}
+
+async fn ticker(rooms: Weak<Rooms>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        let Some(rooms) = rooms.upgrade() else { return };
+        let now = Instant::now();
+        let all: Vec<Arc<Room>> = rooms.map().values().cloned().collect();
+        let expired: Vec<String> = all
+            .iter()
+            .filter(|r| r.tick(now))
+            .map(|r| r.stream_id.clone())
+            .collect();
+        if !expired.is_empty() {
+            let mut map = rooms.map();
+            for id in expired {
+                // Only if still empty: someone may have joined since the tick.
+                if map.get(&id).is_some_and(|r| r.lock().connections == 0) {
+                    map.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> Room {
+        Room {
+            stream_id: "s".into(),
+            owner_id: "owner".into(),
+            tx: broadcast::channel(16).0,
+            inner: Mutex::new(Inner {
+                next_id: 100,
+                backlog: VecDeque::new(),
+                viewers: HashMap::new(),
+                connections: 0,
+                empty_since: None,
+                sent_viewers: 0,
+                state: StreamState::Live,
+                rules: Rules::default(),
+                bans: HashMap::new(),
+                buckets: HashMap::new(),
+                last_post: HashMap::new(),
+            }),
+            config: RealtimeConfig {
+                backlog: 4,
+                ..RealtimeConfig::default()
+            },
+        }
+    }
+
+    #[test]
+    fn tabs_of_one_browser_count_once() {
+        let r = room();
+        r.join(Some("v:a"), None);
+        r.join(Some("v:a"), None);
+        r.join(Some("v:b"), None);
+        r.join(None, None); // the studio
+        assert_eq!(r.viewers(), 2);
+        r.leave(Some("v:a"));
+        assert_eq!(r.viewers(), 2);
+        r.leave(Some("v:a"));
+        assert_eq!(r.viewers(), 1);
+        // The count goes out once per change.
+        assert!(!r.tick(Instant::now()));
+        let newest = r.snapshot().0;
+        assert!(!r.tick(Instant::now()));
+        assert_eq!(r.snapshot().0, newest, "no change, no event");
+    }
+
+    #[test]
+    fn resume_replays_what_was_missed_or_resyncs() {
+        let r = room();
+        for n in 0..6 {
+            r.broadcast(ServerEvent::Viewers { count: n });
+        }
+        // Ids 100..=105; the backlog holds the last four (102..=105).
+        let j = r.join(None, Some(103));
+        let ids: Vec<u64> = j.replay.unwrap().iter().map(|f| f.id).collect();
+        assert_eq!(ids, [104, 105]);
+        assert_eq!(r.join(None, Some(105)).replay.unwrap().len(), 0);
+        assert_eq!(r.join(None, Some(101)).replay.unwrap().len(), 4);
+        assert!(
+            r.join(None, Some(100)).replay.is_none(),
+            "102 is the oldest kept"
+        );
+        assert!(r.join(None, Some(7)).replay.is_none(), "another room's ids");
+        assert!(
+            r.join(None, Some(999)).replay.is_none(),
+            "ids from the future"
+        );
+    }
+
+    #[test]
+    fn posting_rules_in_order() {
+        let r = room();
+        r.set_rules(ChatConfigRow {
+            slow_mode_secs: 0,
+            block_links: true,
+            banned_words: vec!["darn".into()],
+            ..Default::default()
+        });
+        assert_eq!(
+            r.check_post("u", false, "darn", 0).unwrap_err().code,
+            "banned_word"
+        );
+        assert_eq!(
+            r.check_post("u", false, "see x.com", 0).unwrap_err().code,
+            "links_blocked"
+        );
+        assert!(
+            r.check_post("m", true, "see x.com", 0).is_ok(),
+            "moderators may link"
+        );
+        for _ in 0..5 {
+            assert!(r.check_post("u", false, "hi", 0).is_ok());
+        }
+        assert_eq!(
+            r.check_post("u", false, "hi", 0).unwrap_err().code,
+            "rate_limited"
+        );
+        r.set_ban("u", Some(60_000), false);
+        assert_eq!(
+            r.check_post("u", false, "hi", 5_000).unwrap_err().code,
+            "timed_out"
+        );
+        assert!(
+            r.check_post("u", false, "hi", 61_000).is_ok(),
+            "the timeout ran out"
+        );
+        r.set_ban("u", None, false);
+        assert_eq!(
+            r.check_post("u", false, "hi", 99_000).unwrap_err().code,
+            "banned"
+        );
+        r.set_ban("u", None, true);
+        assert!(r.check_post("u", false, "hi", 99_000).is_ok());
+    }
+
+    #[test]
+    fn slow_mode_spaces_each_users_messages() {
+        let r = room();
+        r.set_rules(ChatConfigRow {
+            slow_mode_secs: 10,
+            ..Default::default()
+        });
+        assert!(r.check_post("u", false, "one", 0).is_ok());
+        let e = r.check_post("u", false, "two", 4_000).unwrap_err();
+        assert_eq!(e.code, "slow_mode");
+        assert!(e.message.contains("6 s"), "{}", e.message);
+        assert!(r.check_post("v", false, "other user", 4_000).is_ok());
+        assert!(r.check_post("owner", true, "mods skip it", 4_000).is_ok());
+        assert!(r.check_post("owner", true, "again", 4_001).is_ok());
+        assert!(r.check_post("u", false, "two", 10_000).is_ok());
+    }
+}

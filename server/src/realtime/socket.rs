@@ -1,0 +1,647 @@
+//! The events WebSocket handler: hello, access check, welcome or replay,
+//! then frames both ways until either side goes away.
+//!
+//! Policy for bad input: a malformed frame (not JSON, unknown type, binary)
+//! or a frame over [`RealtimeConfig::max_message_bytes`] gets an `error`
+//! event and is ignored; the connection stays up. Ten bad frames in a row
+//! close it with 4002. A frame over 16 times the limit is cut off by the
+//! WebSocket layer and the connection is closed with 4013.
+//!
+//! [`RealtimeConfig::max_message_bytes`]: super::RealtimeConfig::max_message_bytes
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::events::{
+    check_chat_text, close, valid_viewer_id, ClientMessage, ClientRole, Envelope, ModerationAction,
+    ServerEvent, EVENTS_PROTOCOL_VERSION, HISTORY_MESSAGES,
+};
+use app::ingest::CloseReason;
+use app::streams::{StreamState, Visibility};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{chat_message, now_ms, Frame, Refused, Room, Rooms};
+use crate::db::users::UserRow;
+use crate::state::AppState;
+
+/// Time to send `hello` after connecting.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bad frames in a row before the connection is closed.
+const MAX_BAD_FRAMES: u32 = 10;
+/// Resyncs within [`LAG_WINDOW`] before a slow client is dropped.
+const MAX_LAGS: usize = 3;
+const LAG_WINDOW: Duration = Duration::from_secs(60);
+/// The longest timeout a moderator may give, in minutes (a week).
+const MAX_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
+
+type Closing = (u16, &'static str, String);
+
+/// `GET /api/v1/streams/{id}/events` (WebSocket upgrade).
+pub async fn events_route(
+    ws: WebSocketUpgrade,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Response {
+    let rooms = state.rooms.clone();
+    // The session counts only from this site (cross-site WebSocket hijacking).
+    let session = crate::service::session_cookie(&headers)
+        .filter(|_| crate::ingest::same_origin(&headers))
+        .map(str::to_string);
+    let limit = rooms.config.max_message_bytes;
+    ws.max_message_size(limit.saturating_mul(16))
+        .max_frame_size(limit.saturating_mul(16))
+        .on_upgrade(move |socket| async move {
+            let mut conn = Conn { socket };
+            let Some(_slot) = rooms.admit() else {
+                conn.close(close::FULL, "full", "this server is at its connection limit; retry later")
+                    .await;
+                return;
+            };
+            if let Err((code, reason, message)) = serve(&mut conn, &state, &rooms, &id, session).await {
+                tracing::debug!(stream = %id, code, reason, message = %message, "events connection closed");
+                conn.close(code, reason, &message).await;
+            }
+        })
+}
+
+struct Conn {
+    socket: WebSocket,
+}
+
+impl Conn {
+    async fn send_text(&mut self, text: Utf8Bytes, timeout: Duration) -> Result<(), Closing> {
+        match tokio::time::timeout(timeout, self.socket.send(Message::Text(text))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err((1000, "gone", "the connection dropped".into())),
+            Err(_) => Err((
+                close::TOO_SLOW,
+                "too_slow",
+                "the connection is too slow to keep up".into(),
+            )),
+        }
+    }
+
+    async fn send(&mut self, event: ServerEvent, timeout: Duration) -> Result<(), Closing> {
+        let json = serde_json::to_string(&Envelope { id: None, event })
+            .map_err(|e| (1011, "internal", e.to_string()))?;
+        self.send_text(json.into(), timeout).await
+    }
+
+    async fn error(&mut self, code: &str, message: &str, timeout: Duration) -> Result<(), Closing> {
+        self.send(
+            ServerEvent::Error {
+                code: code.into(),
+                message: message.into(),
+            },
+            timeout,
+        )
+        .await
+    }
+
+    async fn close(&mut self, code: u16, reason: &str, message: &str) {
+        let mut body = CloseReason {
+            code: reason.to_string(),
+            message: message.to_string(),
+        };
+        let mut json = serde_json::to_string(&body).unwrap_or_default();
+        while json.len() > 123 && !body.message.is_empty() {
+            let keep = body.message.chars().count().saturating_sub(5);
+            body.message = body.message.chars().take(keep).collect();
+            json = serde_json::to_string(&body).unwrap_or_default();
+        }
+        let frame = CloseFrame {
+            code,
+            reason: json.into(),
+        };
+        let _ = self.socket.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// Who is on the other end.
+struct Peer {
+    user: Option<UserRow>,
+}
+
+impl Peer {
+    /// Asked each time: the owner may name or drop moderators meanwhile.
+    fn moderator(&self, room: &Room) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|u| room.is_moderator(&u.id, &u.role))
+    }
+}
+
+async fn serve(
+    conn: &mut Conn,
+    state: &AppState,
+    rooms: &Arc<Rooms>,
+    id: &str,
+    session: Option<String>,
+) -> Result<(), Closing> {
+    let internal = |e: crate::db::DbError| (1011, "internal", format!("database: {e}"));
+    // 1. hello
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, conn.socket.recv()).await {
+        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<ClientMessage>(&t).ok(),
+        Ok(Some(Ok(_))) => None,
+        Ok(None) | Ok(Some(Err(_))) => return Ok(()),
+        Err(_) => return Err((close::BAD_HELLO, "bad_hello", "no hello within 10 s".into())),
+    };
+    let Some(ClientMessage::Hello {
+        version,
+        role,
+        viewer_id,
+        token,
+        last_id,
+    }) = hello
+    else {
+        return Err((
+            close::BAD_HELLO,
+            "bad_hello",
+            "the first message must be a hello".into(),
+        ));
+    };
+    if version != EVENTS_PROTOCOL_VERSION {
+        return Err((
+            close::BAD_HELLO,
+            "bad_version",
+            format!("this server speaks events protocol {EVENTS_PROTOCOL_VERSION}"),
+        ));
+    }
+    // 2. the stream and access to it
+    let stream = state.db.get_stream(id).await.map_err(internal)?.ok_or((
+        close::NOT_FOUND,
+        "not_found",
+        format!("no stream {id}"),
+    ))?;
+    let user = match &session {
+        Some(s) => state
+            .db
+            .session_user(&crate::auth::session_hash(s))
+            .await
+            .map_err(internal)?,
+        None => None,
+    };
+    let stream_state = StreamState::parse(&stream.state).unwrap_or(StreamState::Idle);
+    let room = rooms
+        .open(id, &stream.owner_id, stream_state)
+        .await
+        .map_err(internal)?;
+    let moderator = user
+        .as_ref()
+        .is_some_and(|u| room.is_moderator(&u.id, &u.role));
+    if Visibility::parse(&stream.visibility) != Some(Visibility::Public)
+        && Visibility::parse(&stream.visibility) != Some(Visibility::Unlisted)
+        && !moderator
+    {
+        let valid = token.as_deref().is_some_and(|t| {
+            state
+                .accounts
+                .playback
+                .verify(id, t, crate::auth::playback::unix_now())
+                .is_ok()
+        });
+        if !valid {
+            return Err((
+                close::FORBIDDEN,
+                "forbidden",
+                "this stream is private: open it from its watch link".into(),
+            ));
+        }
+    }
+    let peer = Peer { user };
+    // 3. join: the studio of the owner (or an admin) is not a viewer.
+    let is_studio = role == ClientRole::Studio
+        && peer
+            .user
+            .as_ref()
+            .is_some_and(|u| u.id == room.owner_id || u.role == "admin");
+    let viewer_key = (!is_studio).then(|| match (&peer.user, viewer_id.as_deref()) {
+        (Some(u), _) => format!("u:{}", u.id),
+        (None, Some(v)) if valid_viewer_id(v) => format!("v:{v}"),
+        _ => format!("c:{}", unique()),
+    });
+    let joined = room.join(viewer_key.as_deref(), last_id);
+    let result = run(conn, state, &room, &peer, joined, last_id.is_some()).await;
+    room.leave(viewer_key.as_deref());
+    result
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn history(state: &AppState, room: &Room) -> Result<Vec<app::events::ChatMessage>, Closing> {
+    let rows = state
+        .db
+        .chat_history(&room.stream_id, HISTORY_MESSAGES as i64)
+        .await
+        .map_err(|e| (1011, "internal", format!("database: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let m = room.is_moderator(&r.author_id, "");
+            chat_message(r, m)
+        })
+        .collect())
+}
+
+async fn resync(
+    conn: &mut Conn,
+    state: &AppState,
+    room: &Room,
+    timeout: Duration,
+) -> Result<(), Closing> {
+    let (last_id, stream_state, viewers) = room.snapshot();
+    let history = history(state, room).await?;
+    conn.send(
+        ServerEvent::Resync {
+            history,
+            last_id,
+            state: stream_state,
+            viewers,
+        },
+        timeout,
+    )
+    .await
+}
+
+async fn run(
+    conn: &mut Conn,
+    state: &AppState,
+    room: &Arc<Room>,
+    peer: &Peer,
+    joined: super::Joined,
+    resuming: bool,
+) -> Result<(), Closing> {
+    let config = room.config;
+    let timeout = config.send_timeout;
+    let super::Joined {
+        mut rx,
+        last_id,
+        replay,
+        state: stream_state,
+        viewers,
+        settings,
+    } = joined;
+    let can_chat = peer
+        .user
+        .as_ref()
+        .is_some_and(|u| room.may_post(&u.id, now_ms()));
+    let history = if resuming {
+        Vec::new()
+    } else {
+        history(state, room).await?
+    };
+    conn.send(
+        ServerEvent::Welcome {
+            version: EVENTS_PROTOCOL_VERSION,
+            username: peer.user.as_ref().map(|u| u.username.clone()),
+            moderator: peer.moderator(room),
+            can_chat,
+            state: stream_state,
+            viewers,
+            settings,
+            history,
+            last_id,
+        },
+        timeout,
+    )
+    .await?;
+    match replay {
+        Some(frames) => {
+            for f in frames {
+                conn.send_text(f.json, timeout).await?;
+            }
+        }
+        None if resuming => resync(conn, state, room, timeout).await?,
+        None => {}
+    }
+
+    let mut heartbeat = tokio::time::interval(config.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    let mut bad_frames = 0u32;
+    let mut lags: Vec<Instant> = Vec::new();
+    let mut was_moderator = peer.moderator(room);
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Ok(Frame { json, settings, .. }) => {
+                    conn.send_text(json, timeout).await?;
+                    // Named or dropped as a moderator: tell this client.
+                    if settings && peer.moderator(room) != was_moderator {
+                        was_moderator = !was_moderator;
+                        let can_chat = peer.user.as_ref().is_some_and(|u| room.may_post(&u.id, now_ms()));
+                        conn.send(ServerEvent::You { moderator: was_moderator, can_chat }, timeout).await?;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let now = Instant::now();
+                    lags.retain(|t| now.duration_since(*t) < LAG_WINDOW);
+                    lags.push(now);
+                    metrics::counter!("onair_events_lagged_total").increment(1);
+                    if lags.len() > MAX_LAGS {
+                        return Err((close::TOO_SLOW, "too_slow", format!("fell behind the room {} times in a minute", lags.len())));
+                    }
+                    tracing::debug!(stream = %room.stream_id, missed, "slow events client skipped ahead");
+                    resync(conn, state, room, timeout).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            msg = conn.socket.recv() => {
+                let msg = match msg {
+                    None => return Ok(()),
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
+                            return Err((close::TOO_LARGE, "too_large", "a frame exceeded the size limit".into()));
+                        }
+                        return Ok(());
+                    }
+                    Some(Ok(m)) => m,
+                };
+                last_heard = Instant::now();
+                let text = match msg {
+                    Message::Text(t) => t,
+                    Message::Close(_) => return Ok(()),
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Binary(_) => {
+                        bad_frames += 1;
+                        conn.error("bad_message", "binary frames are not part of this protocol", timeout).await?;
+                        if bad_frames >= MAX_BAD_FRAMES {
+                            return Err((close::PROTOCOL, "protocol", "too many malformed frames".into()));
+                        }
+                        continue;
+                    }
+                };
+                if text.len() > config.max_message_bytes {
+                    bad_frames += 1;
+                    conn.error("too_large", &format!("frames are at most {} bytes", config.max_message_bytes), timeout).await?;
+                } else {
+                    match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(m) => {
+                            bad_frames = 0;
+                            if let Err(r) = handle(conn, state, room, peer, m).await? {
+                                conn.error(r.code, &r.message, timeout).await?;
+                            }
+                        }
+                        Err(e) => {
+                            bad_frames += 1;
+                            conn.error("bad_message", &format!("not a valid message: {e}"), timeout).await?;
+                        }
+                    }
+                }
+                if bad_frames >= MAX_BAD_FRAMES {
+                    return Err((close::PROTOCOL, "protocol", "too many malformed frames".into()));
+                }
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > config.heartbeat * 3 {
+                    return Err((close::DEAD_PEER, "dead_peer", "no answer to heartbeats".into()));
+                }
+                if tokio::time::timeout(timeout, conn.socket.send(Message::Ping(Default::default()))).await.is_err() {
+                    return Err((close::TOO_SLOW, "too_slow", "the connection is too slow to keep up".into()));
+                }
+            },
+        }
+    }
+}
+
+/// One client message. The outer error closes the connection; the inner
+/// one is sent to this client as an `error`.
+async fn handle(
+    conn: &mut Conn,
+    state: &AppState,
+    room: &Arc<Room>,
+    peer: &Peer,
+    msg: ClientMessage,
+) -> Result<Result<(), Refused>, Closing> {
+    let timeout = room.config.send_timeout;
+    let db_failed = |e: crate::db::DbError| {
+        tracing::error!(stream = %room.stream_id, error = %e, "chat database error");
+        Refused::new("unavailable", "The chat could not save that; try again.")
+    };
+    let need_moderator = || -> Result<&UserRow, Refused> {
+        match &peer.user {
+            Some(u) if peer.moderator(room) => Ok(u),
+            Some(_) => Err(Refused::new("forbidden", "Only moderators can do that.")),
+            None => Err(Refused::new("sign_in_required", "Sign in first.")),
+        }
+    };
+    match msg {
+        ClientMessage::Ping => {
+            conn.send(ServerEvent::Pong, timeout).await?;
+            Ok(Ok(()))
+        }
+        ClientMessage::Hello { .. } => {
+            Ok(Err(Refused::new("bad_message", "hello was already sent")))
+        }
+        ClientMessage::Chat { text } => {
+            let Some(user) = &peer.user else {
+                return Ok(Err(Refused::new("sign_in_required", "Sign in to chat.")));
+            };
+            let text = match check_chat_text(&text) {
+                Ok(t) => t,
+                Err(m) => return Ok(Err(Refused::new("invalid_message", m))),
+            };
+            let now = now_ms();
+            if let Err(r) = room.check_post(&user.id, peer.moderator(room), text, now) {
+                return Ok(Err(r));
+            }
+            let row = match state
+                .db
+                .insert_chat(&room.stream_id, &user.id, &user.username, text, now)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(db_failed(e))),
+            };
+            metrics::counter!("onair_chat_messages_total").increment(1);
+            room.broadcast(ServerEvent::Chat {
+                message: chat_message(row, peer.moderator(room)),
+            });
+            Ok(Ok(()))
+        }
+        ClientMessage::Delete { message_id } => {
+            let me = match need_moderator() {
+                Ok(u) => u,
+                Err(r) => return Ok(Err(r)),
+            };
+            let row = match state
+                .db
+                .delete_chat(&room.stream_id, &message_id, &me.id)
+                .await
+            {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return Ok(Err(Refused::new(
+                        "not_found",
+                        "That message is gone already.",
+                    )))
+                }
+                Err(e) => return Ok(Err(db_failed(e))),
+            };
+            let detail: String = row.text.chars().take(200).collect();
+            if let Err(e) = state
+                .db
+                .log_moderation(
+                    &room.stream_id,
+                    &me.id,
+                    "delete",
+                    Some(&row.author_id),
+                    &detail,
+                )
+                .await
+            {
+                tracing::error!(error = %e, "could not log a moderation action");
+            }
+            room.broadcast(ServerEvent::ChatDeleted {
+                message_id: row.id.clone(),
+            });
+            room.broadcast(ServerEvent::Moderation {
+                action: ModerationAction::Delete,
+                username: row.username,
+                by: me.username.clone(),
+                until_ms: None,
+            });
+            Ok(Ok(()))
+        }
+        ClientMessage::Timeout { username, minutes } => {
+            if !(1..=MAX_TIMEOUT_MINUTES).contains(&minutes) {
+                return Ok(Err(Refused::new(
+                    "invalid_message",
+                    format!("A timeout is 1 to {MAX_TIMEOUT_MINUTES} minutes."),
+                )));
+            }
+            let until = now_ms() + i64::from(minutes) * 60_000;
+            moderate(
+                state,
+                room,
+                peer,
+                &username,
+                ModerationAction::Timeout,
+                Some(until),
+                &format!("{minutes} min"),
+            )
+            .await
+        }
+        ClientMessage::Ban { username } => {
+            moderate(
+                state,
+                room,
+                peer,
+                &username,
+                ModerationAction::Ban,
+                None,
+                "",
+            )
+            .await
+        }
+        ClientMessage::Unban { username } => {
+            moderate(
+                state,
+                room,
+                peer,
+                &username,
+                ModerationAction::Unban,
+                None,
+                "",
+            )
+            .await
+        }
+    }
+}
+
+async fn moderate(
+    state: &AppState,
+    room: &Arc<Room>,
+    peer: &Peer,
+    username: &str,
+    action: ModerationAction,
+    until: Option<i64>,
+    detail: &str,
+) -> Result<Result<(), Refused>, Closing> {
+    let me = match &peer.user {
+        Some(u) if peer.moderator(room) => u,
+        Some(_) => {
+            return Ok(Err(Refused::new(
+                "forbidden",
+                "Only moderators can do that.",
+            )))
+        }
+        None => return Ok(Err(Refused::new("sign_in_required", "Sign in first."))),
+    };
+    let failed = |e: crate::db::DbError| {
+        tracing::error!(stream = %room.stream_id, error = %e, "moderation database error");
+        Ok(Err(Refused::new(
+            "unavailable",
+            "That did not go through; try again.",
+        )))
+    };
+    let target = match state.db.user_by_username(username).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return Ok(Err(Refused::new(
+                "not_found",
+                format!("There is no user {username}."),
+            )))
+        }
+        Err(e) => return failed(e),
+    };
+    if action != ModerationAction::Unban && room.is_moderator(&target.id, &target.role) {
+        return Ok(Err(Refused::new(
+            "forbidden",
+            "Moderators cannot be timed out or banned.",
+        )));
+    }
+    let (name, stored) = match action {
+        ModerationAction::Unban => (
+            "unban",
+            state
+                .db
+                .remove_chat_ban(&room.stream_id, &target.id)
+                .await
+                .map(|_| ()),
+        ),
+        ModerationAction::Ban => (
+            "ban",
+            state
+                .db
+                .set_chat_ban(&room.stream_id, &target.id, None, &me.id)
+                .await,
+        ),
+        _ => (
+            "timeout",
+            state
+                .db
+                .set_chat_ban(&room.stream_id, &target.id, until, &me.id)
+                .await,
+        ),
+    };
+    if let Err(e) = stored {
+        return failed(e);
+    }
+    room.set_ban(&target.id, until, action == ModerationAction::Unban);
+    if let Err(e) = state
+        .db
+        .log_moderation(&room.stream_id, &me.id, name, Some(&target.id), detail)
+        .await
+    {
+        tracing::error!(error = %e, "could not log a moderation action");
+    }
+    room.broadcast(ServerEvent::Moderation {
+        action,
+        username: target.username,
+        by: me.username.clone(),
+        until_ms: until,
+    });
+    Ok(Ok(()))
+}
