@@ -17,6 +17,9 @@ use onair_server::media::remux::Remuxer;
 use onair_server::media::testsrc;
 use onair_server::origin::LiveStream;
 
+#[path = "report.rs"]
+mod report;
+
 const SECONDS: u32 = 20;
 
 /// When each part was published: (instant, (msn, part index)).
@@ -318,7 +321,7 @@ fn main() {
     );
     println!("{table}");
     let doc = format!(
-        "# Benchmarks\n\nProduced by `make bench` (`server/benches/pipeline.rs`); the last run is below. \
+        "## Media pipeline\n\nProduced by `make bench` (`server/benches/pipeline.rs`). \
 Measured on the project's 2-core, 24 GiB machine. Both sides run on the same generated input, one after the other. \
 CPU is user+system time from `/proc/self/stat` (Onair: the whole process; FFmpeg: the waited-for child). \
 Onair's own Rust code runs in the dev profile (unoptimized), sharing the test build; FFmpeg, x264 and \
@@ -332,8 +335,5 @@ so it is coarse, and the CLI's figure includes FFmpeg's own start-up. The first 
 (up to 0.5 s of media analysed before the first packet; it was 2 s, and the first part then took 1.5 s).\n\nLast run: {}\n\n{table}",
         time::OffsetDateTime::now_utc().date()
     );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
-    if let Err(e) = std::fs::write(&path, doc) {
-        eprintln!("could not write {}: {e}", path.display());
-    }
+    report::write_section("pipeline", &doc);
 }

@@ -120,22 +120,7 @@ impl Conn {
 
     async fn close(&mut self, code: u16, reason: &str, message: &str) {
         // A close reason is limited to 123 bytes: shorten the message to fit.
-        let mut body = CloseReason {
-            code: reason.to_string(),
-            message: message.to_string(),
-        };
-        let mut json = serde_json::to_string(&body).unwrap_or_default();
-        while json.len() > 123 && !body.message.is_empty() {
-            let cut = body
-                .message
-                .char_indices()
-                .rev()
-                .nth(4)
-                .map(|(i, _)| i)
-                .unwrap_or(0);
-            body.message.truncate(cut);
-            json = serde_json::to_string(&body).unwrap_or_default();
-        }
+        let json = CloseReason::frame_text(reason, message);
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from(json),

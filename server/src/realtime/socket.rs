@@ -28,6 +28,8 @@ use super::{chat_message, now_ms, Frame, Refused, Room, Rooms};
 use crate::db::users::UserRow;
 use crate::state::AppState;
 
+/// Bytes read from a client socket at a time.
+const READ_BUFFER: usize = 2048;
 /// Time to send `hello` after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bad frames in a row before the connection is closed.
@@ -53,8 +55,13 @@ pub async fn events_route(
         .filter(|_| crate::ingest::same_origin(&headers))
         .map(str::to_string);
     let limit = rooms.config.max_message_bytes;
+    // Small buffers: tungstenite's defaults (128 KiB each way) would make
+    // every idle viewer cost a quarter of a megabyte. Frames here are small;
+    // larger ones are still read, into a buffer that grows for them.
     ws.max_message_size(limit.saturating_mul(16))
         .max_frame_size(limit.saturating_mul(16))
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let mut conn = Conn { socket };
             let Some(_slot) = rooms.admit() else {
@@ -104,16 +111,7 @@ impl Conn {
     }
 
     async fn close(&mut self, code: u16, reason: &str, message: &str) {
-        let mut body = CloseReason {
-            code: reason.to_string(),
-            message: message.to_string(),
-        };
-        let mut json = serde_json::to_string(&body).unwrap_or_default();
-        while json.len() > 123 && !body.message.is_empty() {
-            let keep = body.message.chars().count().saturating_sub(5);
-            body.message = body.message.chars().take(keep).collect();
-            json = serde_json::to_string(&body).unwrap_or_default();
-        }
+        let json = CloseReason::frame_text(reason, message);
         let frame = CloseFrame {
             code,
             reason: json.into(),

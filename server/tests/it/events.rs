@@ -774,3 +774,85 @@ async fn the_connection_limit_refuses_with_4503() {
     send(&mut d, &hello(ClientRole::Viewer, None, None)).await;
     welcome(&mut d).await;
 }
+
+#[tokio::test]
+async fn a_slow_client_is_skipped_ahead_or_dropped_and_never_slows_the_room() {
+    let app = TestApp::start(&["--events-client-queue".into(), "16".into()]).await;
+    let r = room(&app, "public").await;
+    let mut fast = open(&app, &r.id, None, None).await;
+    send(
+        &mut fast,
+        &hello(ClientRole::Viewer, Some("fast-browser"), None),
+    )
+    .await;
+    welcome(&mut fast).await;
+    // This one never reads while the room is busy.
+    let mut slow = open(&app, &r.id, None, None).await;
+    send(
+        &mut slow,
+        &hello(ClientRole::Viewer, Some("slow-browser"), None),
+    )
+    .await;
+    welcome(&mut slow).await;
+    let room = app.state.rooms.get(&r.id).expect("the room is open");
+
+    // 20,000 events of about 600 bytes: far more than socket buffers hold.
+    const EVENTS: usize = 20_000;
+    let text = "z".repeat(500);
+    let reader = tokio::spawn(async move {
+        let mut got = 0usize;
+        let mut last = 0u64;
+        while got < EVENTS {
+            let e = next(&mut fast).await.expect("the fast client stays");
+            if let ServerEvent::Chat { .. } = e.event {
+                let id = e.id.expect("id");
+                assert!(id > last);
+                last = id;
+                got += 1;
+            }
+        }
+        got
+    });
+    for n in 0..EVENTS {
+        room.broadcast(ServerEvent::Chat {
+            message: ChatMessage {
+                id: format!("m{n}"),
+                author: app::events::ChatAuthor {
+                    username: "load".into(),
+                    moderator: false,
+                },
+                text: text.clone(),
+                at_ms: 0,
+            },
+        });
+        // A busy room, but one a client that reads can keep up with.
+        if n % 4 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let got = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the fast client gets everything in time")
+        .expect("reader");
+    assert_eq!(got, EVENTS, "the fast client got every event, in order");
+
+    // The slow one was skipped ahead (a resync) or dropped (4029), never
+    // handed a gap silently.
+    let mut last = 0u64;
+    let outcome = loop {
+        match next(&mut slow).await {
+            Ok(Envelope {
+                event: ServerEvent::Resync { .. },
+                ..
+            }) => break "resync",
+            Ok(Envelope { id: Some(id), .. }) => {
+                assert!(last == 0 || id == last + 1, "a silent gap: {last} → {id}");
+                last = id;
+            }
+            Ok(_) => {}
+            Err((4029, _)) => break "dropped",
+            Err(c) => panic!("unexpected close {c:?}"),
+        }
+    };
+    assert!(["resync", "dropped"].contains(&outcome));
+}
