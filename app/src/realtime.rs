@@ -21,6 +21,7 @@
 use leptos::prelude::*;
 
 use crate::events::{close, ClientMessage, ClientRole, ModerationAction, Room};
+use crate::ingest::CloseReason;
 use crate::streams::StreamState;
 
 /// How often the client sends `ping`, in milliseconds.
@@ -85,10 +86,11 @@ pub fn is_final_close(code: u16) -> bool {
 /// (`{"code":…,"message":…}`), else the reason as it is, else a default for
 /// the code.
 pub fn close_message(code: u16, reason: &str) -> String {
-    let from_json = serde_json::from_str::<serde_json::Value>(reason)
-        .ok()
-        .and_then(|v| v.get("message")?.as_str().map(str::to_owned));
-    if let Some(m) = from_json.filter(|m| !m.trim().is_empty()) {
+    let from_json = serde_json::from_str::<CloseReason>(reason).ok();
+    if let Some(m) = from_json
+        .map(|r| r.message)
+        .filter(|m| !m.trim().is_empty())
+    {
         return m;
     }
     if !reason.trim().is_empty() && !reason.trim_start().starts_with('{') {
