@@ -175,95 +175,99 @@ pub fn StudioPage() -> impl IntoView {
         <section class="studio" data-testid="studio">
             <h1>"Studio"</h1>
             <div class="studio-grid">
-                <div class="studio-preview">
-                    <video node_ref=video data-testid="preview" muted=true autoplay=true playsinline=true></video>
-                </div>
-                <form class="studio-controls" on:submit=|e| e.prevent_default()>
-                    <fieldset disabled=live>
-                        <legend>"Source"</legend>
-                        <label>
-                            <input type="radio" name="source" value="camera" data-testid="source-camera"
-                                prop:checked=move || source.get() == "camera"
-                                on:change=move |_| source.set("camera".into()) />
-                            " Camera and microphone"
-                        </label>
-                        <label>
-                            <input type="radio" name="source" value="screen" data-testid="source-screen"
-                                prop:checked=move || source.get() == "screen"
-                                on:change=move |_| source.set("screen".into()) />
-                            " Screen"
-                        </label>
-                        <label class:hidden=move || source.get() != "screen">
-                            <input type="checkbox" data-testid="pip" prop:checked=move || pip.get()
-                                on:change=move |e| pip.set(event_target_checked(&e)) />
-                            " Camera picture-in-picture"
-                        </label>
-                        <label>
-                            "Camera "
-                            <select data-testid="camera" on:change=move |e| camera.set(event_target_value(&e))>
-                                <option value="">"Default"</option>
-                                {move || cameras.get().into_iter().map(|(id, label)| view! { <option value=id>{label}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        <label>
-                            "Microphone "
-                            <select data-testid="mic" on:change=move |e| mic.set(event_target_value(&e))>
-                                <option value="">"Default"</option>
-                                {move || mics.get().into_iter().map(|(id, label)| view! { <option value=id>{label}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        <label>
-                            "Quality "
-                            <select data-testid="preset" on:change=move |e| preset.set(event_target_value(&e).parse().unwrap_or(0))>
-                                {PRESETS.iter().enumerate().map(|(i, p)| view! { <option value=i.to_string()>{p.label}</option> }).collect_view()}
-                            </select>
-                        </label>
-                        <label>
-                            "Ingest token "
-                            <input type="password" autocomplete="off" data-testid="token"
-                                placeholder="not needed when signed in as the owner"
-                                on:input=move |e| token.set(event_target_value(&e)) />
-                        </label>
-                    </fieldset>
-                    <div class="studio-buttons">
-                        <button type="button" data-testid="preview-button" disabled=move || !can_preview() on:click=preview>
-                            "Preview"
-                        </button>
-                        <button type="button" class="button-primary" data-testid="go-live" disabled=move || !can_go_live() on:click=go_live>
-                            "Go live"
-                        </button>
-                        <Show when=move || live() && !confirming.get()>
-                            <button type="button" class="button-danger" data-testid="end" on:click=move |_| confirming.set(true)>
-                                "End stream"
-                            </button>
-                        </Show>
-                        <Show when=move || confirming.get()>
-                            <span class="confirm" data-testid="end-confirm-box">
-                                "End the stream for everyone? "
-                                <button type="button" class="button-danger" data-testid="end-confirm" on:click=end>"End now"</button>
-                                <button type="button" data-testid="end-cancel" on:click=move |_| confirming.set(false)>"Keep streaming"</button>
-                            </span>
-                        </Show>
+                <div class="studio-main">
+                    <div class="studio-preview">
+                        <video node_ref=video data-testid="preview" muted=true autoplay=true playsinline=true></video>
                     </div>
-                </form>
+                    <dl class="studio-status" data-testid="status" data-phase=phase>
+                        <dt>"Status"</dt><dd data-testid="status-phase">{phase}</dd>
+                        <dt>"Elapsed"</dt><dd data-testid="status-elapsed">{move || clock(status.get().elapsed_s)}</dd>
+                        <dt>"Sending"</dt><dd data-testid="status-bitrate">{move || rate(status.get().bitrate)}</dd>
+                        <dt>"Chunks acked"</dt><dd data-testid="status-acked">{move || status.get().acked.map(|a| (a + 1).to_string()).unwrap_or_else(|| "0".into())}</dd>
+                        <dt>"Pending"</dt><dd data-testid="status-pending">{move || status.get().pending}</dd>
+                        <dt>"Reconnects"</dt><dd data-testid="status-reconnects">{move || status.get().reconnects}</dd>
+                        <dt>"Recorder"</dt><dd data-testid="status-mime">{move || status.get().mime_type}</dd>
+                        <dt>"Viewers"</dt><dd data-testid="status-viewers" title="Distinct viewers watching now (this studio is not counted)">
+                            {move || if room.welcomed() { room.viewers().to_string() } else { "—".to_string() }}
+                        </dd>
+                    </dl>
+                    {move || status.get().error.map(|e| view! { <p class="error" role="alert" data-testid="status-error">{e}</p> })}
+                    <p class="muted">
+                        "Viewers watch at " <a href=move || format!("/watch/{}", id())>{move || format!("/watch/{}", id())}</a>
+                    </p>
+                </div>
+                <div class="studio-side">
+                    <form class="studio-controls" on:submit=|e| e.prevent_default()>
+                        <fieldset disabled=live>
+                            <legend>"Source"</legend>
+                            <label>
+                                <input type="radio" name="source" value="camera" data-testid="source-camera"
+                                    prop:checked=move || source.get() == "camera"
+                                    on:change=move |_| source.set("camera".into()) />
+                                " Camera and microphone"
+                            </label>
+                            <label>
+                                <input type="radio" name="source" value="screen" data-testid="source-screen"
+                                    prop:checked=move || source.get() == "screen"
+                                    on:change=move |_| source.set("screen".into()) />
+                                " Screen"
+                            </label>
+                            <label class:hidden=move || source.get() != "screen">
+                                <input type="checkbox" data-testid="pip" prop:checked=move || pip.get()
+                                    on:change=move |e| pip.set(event_target_checked(&e)) />
+                                " Camera picture-in-picture"
+                            </label>
+                            <label>
+                                "Camera "
+                                <select data-testid="camera" on:change=move |e| camera.set(event_target_value(&e))>
+                                    <option value="">"Default"</option>
+                                    {move || cameras.get().into_iter().map(|(id, label)| view! { <option value=id>{label}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <label>
+                                "Microphone "
+                                <select data-testid="mic" on:change=move |e| mic.set(event_target_value(&e))>
+                                    <option value="">"Default"</option>
+                                    {move || mics.get().into_iter().map(|(id, label)| view! { <option value=id>{label}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <label>
+                                "Quality "
+                                <select data-testid="preset" on:change=move |e| preset.set(event_target_value(&e).parse().unwrap_or(0))>
+                                    {PRESETS.iter().enumerate().map(|(i, p)| view! { <option value=i.to_string()>{p.label}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <label>
+                                "Ingest token "
+                                <input type="password" autocomplete="off" data-testid="token"
+                                    placeholder="not needed when signed in as the owner"
+                                    on:input=move |e| token.set(event_target_value(&e)) />
+                            </label>
+                        </fieldset>
+                        <div class="studio-buttons">
+                            <button type="button" data-testid="preview-button" disabled=move || !can_preview() on:click=preview>
+                                "Preview"
+                            </button>
+                            <button type="button" class="button-primary" data-testid="go-live" disabled=move || !can_go_live() on:click=go_live>
+                                "Go live"
+                            </button>
+                            <Show when=move || live() && !confirming.get()>
+                                <button type="button" class="button-danger" data-testid="end" on:click=move |_| confirming.set(true)>
+                                    "End stream"
+                                </button>
+                            </Show>
+                            <Show when=move || confirming.get()>
+                                <span class="confirm" data-testid="end-confirm-box">
+                                    "End the stream for everyone? "
+                                    <button type="button" class="button-danger" data-testid="end-confirm" on:click=end>"End now"</button>
+                                    <button type="button" data-testid="end-cancel" on:click=move |_| confirming.set(false)>"Keep streaming"</button>
+                                </span>
+                            </Show>
+                        </div>
+                    </form>
+                    <Chat room=room />
+                </div>
             </div>
-            <dl class="studio-status" data-testid="status" data-phase=phase>
-                <dt>"Status"</dt><dd data-testid="status-phase">{phase}</dd>
-                <dt>"Elapsed"</dt><dd data-testid="status-elapsed">{move || clock(status.get().elapsed_s)}</dd>
-                <dt>"Sending"</dt><dd data-testid="status-bitrate">{move || rate(status.get().bitrate)}</dd>
-                <dt>"Chunks acked"</dt><dd data-testid="status-acked">{move || status.get().acked.map(|a| (a + 1).to_string()).unwrap_or_else(|| "0".into())}</dd>
-                <dt>"Pending"</dt><dd data-testid="status-pending">{move || status.get().pending}</dd>
-                <dt>"Reconnects"</dt><dd data-testid="status-reconnects">{move || status.get().reconnects}</dd>
-                <dt>"Recorder"</dt><dd data-testid="status-mime">{move || status.get().mime_type}</dd>
-                <dt>"Viewers"</dt><dd data-testid="status-viewers" title="Distinct viewers watching now (this studio is not counted)">
-                    {move || if room.welcomed() { room.viewers().to_string() } else { "—".to_string() }}
-                </dd>
-            </dl>
-            {move || status.get().error.map(|e| view! { <p class="error" role="alert" data-testid="status-error">{e}</p> })}
-            <p class="muted">
-                "Viewers watch at " <a href=move || format!("/watch/{}", id())>{move || format!("/watch/{}", id())}</a>
-            </p>
-            <Chat room=room />
         </section>
     }
 }
