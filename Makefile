@@ -83,7 +83,8 @@ test-e2e:
 	@ONAIR_BIN=$(ONAIR) ONAIR_SURREAL_BIN=$(PROFILE_DIR)/surreal ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
 
 # Prints the tables and records them in docs/benchmarks.md (dev profile: shares
-# the test build). ONAIR_BENCH_CLIENTS sets the events benchmark's client count.
+# the test build). ONAIR_BENCH_CLIENTS sets the events benchmark's client count;
+# ONAIR_BENCH_BIN=<path to a release onair> measures another build of the server.
 bench: deps
 	@cargo bench --quiet --profile dev --bench pipeline
 	@cargo bench --quiet --profile dev --bench events

@@ -53,7 +53,7 @@ fn start_server(clients: usize) -> Server {
     let data = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_onair"))
+    let child = Command::new(server_binary())
         .args(["serve", "--addr", &addr, "--db", "mem://", "--data-dir"])
         .arg(data.path())
         .args(["--events-max-connections", &(clients + 100).to_string()])
@@ -69,6 +69,12 @@ fn start_server(clients: usize) -> Server {
         addr,
         _data: data,
     }
+}
+
+/// The server under test: `ONAIR_BENCH_BIN` (e.g. a release build), or the
+/// dev-profile binary this bench was built with.
+fn server_binary() -> String {
+    std::env::var("ONAIR_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_onair").to_string())
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -168,7 +174,7 @@ async fn connect(addr: &str, id: &str, cookie: Option<&str>, n: usize) -> Ws {
 
 /// The `k` of a `chat` event whose text is `bench k`.
 fn message_number(frame: &str) -> Option<usize> {
-    let rest = &frame[frame.find("\"text\":\"bench ")? + 15..];
+    let rest = &frame[frame.find("\"text\":\"bench ")? + 14..];
     rest[..rest.find('"')?].parse().ok()
 }
 
@@ -356,12 +362,16 @@ async fn run(clients: usize) {
     println!("{table}");
     let doc = format!(
         "## Realtime rooms\n\nProduced by `make bench` (`server/benches/events.rs`): the real `onair` binary \
-(dev profile, like the tests) with an in-memory database, and a load generator in the bench process on \
-the same 2-core machine, so client parsing competes with the server for the CPU. One room; every client is an \
+({}) with an in-memory database, and a load generator in the bench process on \
+the same 2-core machine, so the clients compete with the server for the CPU (they find the message number with a string scan; one client checks the full JSON). One room; every client is an \
 anonymous viewer that sent `hello` and got `welcome`; the sender is the owner's studio socket. A message \
 is sent every {} ms; a delivery is timed when the client has read and parsed it. Memory is the server's \
 `VmRSS` growth between one connected client and all of them (after 5 s idle), divided by the clients.\n\n\
 Last run: {}\n\n{table}",
+        match std::env::var("ONAIR_BENCH_BIN") {
+            Ok(b) => format!("`{b}`, from `ONAIR_BENCH_BIN`"),
+            Err(_) => "dev profile, like the tests".to_string(),
+        },
         GAP.as_millis(),
         time::OffsetDateTime::now_utc().date()
     );

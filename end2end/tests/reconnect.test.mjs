@@ -1,0 +1,112 @@
+// The studio's reconnect path: the studio page is served through a TCP proxy
+// the test controls; cutting every proxied connection drops the ingest
+// socket. The studio shows "reconnecting", comes back by itself, and a viewer
+// connected straight to the server keeps playing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { startOnair, launchBrowser, watchErrors } from './harness.mjs';
+
+let server;
+let browser;
+let proxy;
+
+/** A loopback TCP proxy to `target` (host:port) whose connections can be cut. */
+async function startProxy(targetPort) {
+  const sockets = new Set();
+  const srv = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${srv.address().port}/`,
+    cut() {
+      const n = sockets.size;
+      for (const s of sockets) s.destroy();
+      return n;
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      srv.close();
+    },
+  };
+}
+
+before(async () => {
+  server = await startOnair();
+  proxy = await startProxy(Number(new URL(server.url).port));
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  proxy?.close();
+  await server?.stop();
+});
+
+test('a cut ingest socket shows reconnecting, recovers by itself, and the viewer keeps playing', async () => {
+  const context = await browser.newContext();
+  const studio = await context.newPage();
+  const errors = watchErrors(studio);
+  // Sign up and create the stream through the proxy: the session is this origin's.
+  const origin = new URL(proxy.url).origin;
+  const api = (path, data) => studio.request.post(new URL(path, proxy.url).href, { data, headers: { Origin: origin } });
+  const user = `recon${randomBytes(4).toString('hex')}`;
+  assert.equal((await api('api/v1/auth/register', { username: user, password: 'correct horse battery' })).status(), 201);
+  const created = await api('api/v1/streams', { title: 'Reconnect E2E', visibility: 'public' });
+  assert.equal(created.status(), 201);
+  const { id } = await created.json();
+
+  await studio.goto(new URL(`studio/${id}`, proxy.url).href);
+  await studio.waitForSelector('body[data-hydrated=true]');
+  await studio.click('[data-testid=preview-button]');
+  await studio.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 });
+  await studio.click('[data-testid=go-live]');
+  const acked = async () => Number(await studio.textContent('[data-testid=status-acked]'));
+  await studio.waitForFunction(() => Number(document.querySelector('[data-testid=status-acked]').textContent) >= 8,
+    null, { timeout: 45_000 })
+    .catch(async (e) => { throw new Error(`${e.message}: ${await studio.textContent('[data-testid=status]')} ${errors}\n${server.log().slice(-2500)}`); });
+
+  // A viewer straight to the server.
+  const viewerContext = await browser.newContext();
+  const watch = await viewerContext.newPage();
+  await watch.goto(new URL(`watch/${id}`, server.url).href);
+  await watch.waitForFunction(() => {
+    const v = document.querySelector('[data-testid=player]');
+    return v && v.currentTime > 1 && v.videoWidth > 0;
+  }, null, { timeout: 45_000 });
+
+  // Cut: the studio sees the drop and says so.
+  const before = await acked();
+  assert.ok(proxy.cut() > 0, 'the proxy carried connections');
+  await studio.waitForSelector('[data-testid=status][data-phase=reconnecting]', { timeout: 10_000 });
+  // It comes back by itself, and the chunks keep being acknowledged.
+  await studio.waitForSelector('[data-testid=status][data-phase=live]', { timeout: 30_000 });
+  assert.ok(Number(await studio.textContent('[data-testid=status-reconnects]')) >= 1);
+  await studio.waitForFunction((n) => Number(document.querySelector('[data-testid=status-acked]').textContent) >= n + 8,
+    before, { timeout: 30_000 });
+  // Nothing was lost: the server kept one session and no new period.
+  const log = server.log();
+  assert.doesNotMatch(log, /started a new period|stream interrupted/, 'a resume, not a restart');
+
+  // The viewer kept playing through it.
+  const t0 = await watch.evaluate(() => document.querySelector('[data-testid=player]').currentTime);
+  await watch.waitForFunction((t) => document.querySelector('[data-testid=player]').currentTime > t + 2,
+    t0, { timeout: 20_000 });
+  assert.equal(await watch.getAttribute('[data-testid=player-status]', 'data-state'), 'playing');
+
+  await studio.click('[data-testid=end]');
+  await studio.click('[data-testid=end-confirm]');
+  await studio.waitForSelector('[data-testid=status][data-phase=ended]', { timeout: 30_000 });
+  assert.deepEqual(errors.filter((e) => !e.includes('net::ERR') && !/WebSocket/i.test(e)), []);
+  await viewerContext.close();
+  await context.close();
+});
