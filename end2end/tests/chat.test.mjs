@@ -5,13 +5,17 @@
 //    two viewers in separate browser contexts (one signed in) watch; counts,
 //    chat, an XSS payload rendered as text, deletion and a ban by the
 //    broadcaster, and the end of the stream reaching the watch page.
-// 2. The client's connection logic against a scripted socket (Playwright's
+// 2. A dropped events socket on the real server: the page is served through
+//    a TCP proxy the test cuts and holds down while messages are posted; the
+//    page comes back by itself and shows each of them once.
+// 3. The client's connection logic against a scripted socket (Playwright's
 //    routeWebSocket stands in for the server): resume after a drop without
 //    duplicates, "Reconnecting…", a refused message put back into the input,
 //    the character counter, the "New messages" pill, the heartbeat ping, and
 //    a final refusal that stops reconnecting.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startOnair, launchBrowser, watchErrors } from './harness.mjs';
 
@@ -175,6 +179,80 @@ test('viewers are counted, chat flows as text, the broadcaster moderates, and th
   assert.deepEqual(unexpected(fanErrors), []);
   assert.deepEqual(unexpected(guestErrors), []);
   for (const c of [hostContext, fanContext, guestContext]) await c.close();
+});
+
+/** A loopback TCP proxy to `port` whose connections can be cut, and which
+ * can refuse new ones for a while. */
+async function startProxy(port) {
+  const sockets = new Set();
+  let down = false;
+  const srv = net.createServer((client) => {
+    if (down) { client.destroy(); return; }
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${srv.address().port}/`,
+    /** Cuts every connection and refuses new ones until `up()`. */
+    down() { down = true; for (const s of sockets) s.destroy(); },
+    up() { down = false; },
+    close() { for (const s of sockets) s.destroy(); srv.close(); },
+  };
+}
+
+test('a dropped events socket comes back by itself and shows what was said meanwhile, once', async () => {
+  const proxy = await startProxy(Number(new URL(server.url).port));
+  const posterContext = await browser.newContext();
+  const poster = await posterContext.newPage();
+  await register(poster, 'poster');
+  const created = await poster.request.post(url('api/v1/streams'),
+    { data: { title: 'Resume E2E', visibility: 'public' }, headers: { Origin: new URL(server.url).origin } });
+  assert.equal(created.status(), 201);
+  const { id } = await created.json();
+  await poster.goto(url(`watch/${id}`));
+  await poster.waitForSelector('[data-testid=chat][data-state=open]', { timeout: 20_000 });
+
+  const readerContext = await browser.newContext();
+  const reader = await readerContext.newPage();
+  const pageErrors = [];
+  reader.on('pageerror', (e) => pageErrors.push(e.message));
+  await reader.goto(new URL(`watch/${id}`, proxy.url).href);
+  await reader.waitForSelector('body[data-hydrated=true]');
+  await reader.waitForSelector('[data-testid=chat][data-state=open]', { timeout: 20_000 });
+
+  const say = async (text) => {
+    await poster.fill('[data-testid=chat-input]', text);
+    await poster.click('[data-testid=chat-send]');
+    await waitFor(poster, (t) => [...document.querySelectorAll('[data-testid=chat-text]')].some((e) => e.textContent === t),
+      text, 'the poster sees its message');
+  };
+  await say('before the drop');
+  await waitFor(reader, () => document.querySelectorAll('[data-testid=chat-message]').length === 1, null, 'the first message');
+
+  proxy.down();
+  await reader.waitForSelector('[data-testid=chat][data-state=reconnecting]', { timeout: 10_000 });
+  assert.match(await reader.textContent('[data-testid=chat-link]'), /Reconnecting/);
+  await say('while you were away 1');
+  await say('while you were away 2');
+  await new Promise((r) => setTimeout(r, 1500));
+  proxy.up();
+  await reader.waitForSelector('[data-testid=chat][data-state=open]', { timeout: 30_000 });
+  await waitFor(reader, () => document.querySelectorAll('[data-testid=chat-message]').length >= 3, null, 'the missed messages');
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(await texts(reader), ['before the drop', 'while you were away 1', 'while you were away 2']);
+  await say('after the drop');
+  await waitFor(reader, () => document.querySelectorAll('[data-testid=chat-message]').length === 4, null, 'live again');
+  assert.deepEqual(pageErrors, []);
+  await readerContext.close();
+  await posterContext.close();
+  proxy.close();
 });
 
 /** A chat message as the server sends it. */
