@@ -15,9 +15,8 @@
 //    a final refusal that stops reconnecting.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { startOnair, launchBrowser, watchErrors } from './harness.mjs';
+import { startOnair, launchBrowser, watchErrors, startProxy } from './harness.mjs';
 
 let server;
 let browser;
@@ -180,32 +179,6 @@ test('viewers are counted, chat flows as text, the broadcaster moderates, and th
   assert.deepEqual(unexpected(guestErrors), []);
   for (const c of [hostContext, fanContext, guestContext]) await c.close();
 });
-
-/** A loopback TCP proxy to `port` whose connections can be cut, and which
- * can refuse new ones for a while. */
-async function startProxy(port) {
-  const sockets = new Set();
-  let down = false;
-  const srv = net.createServer((client) => {
-    if (down) { client.destroy(); return; }
-    const upstream = net.connect(port, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${srv.address().port}/`,
-    /** Cuts every connection and refuses new ones until `up()`. */
-    down() { down = true; for (const s of sockets) s.destroy(); },
-    up() { down = false; },
-    close() { for (const s of sockets) s.destroy(); srv.close(); },
-  };
-}
 
 test('a dropped events socket comes back by itself and shows what was said meanwhile, once', async () => {
   const proxy = await startProxy(Number(new URL(server.url).port));

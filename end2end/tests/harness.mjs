@@ -1,6 +1,7 @@
 // Shared helpers for the browser tests: start Onair on a free loopback port with
 // a fresh data dir, and launch Debian's Chromium headless.
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,4 +122,32 @@ export async function serveFixtures() {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+}
+
+/** A loopback TCP proxy to `port` whose connections can be cut, and which
+ * can refuse new ones for a while. */
+export async function startProxy(port) {
+  const sockets = new Set();
+  let down = false;
+  const srv = net.createServer((client) => {
+    if (down) { client.destroy(); return; }
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${srv.address().port}/`,
+    /** Cuts every connection and refuses new ones until `up()`. */
+    down() { down = true; for (const s of sockets) s.destroy(); },
+    up() { down = false; },
+    /** Cuts every connection now; new ones are let through. Returns how many. */
+    cut() { const n = sockets.size; for (const s of sockets) s.destroy(); return n; },
+    close() { for (const s of sockets) s.destroy(); srv.close(); },
+  };
 }

@@ -4,41 +4,12 @@
 // connected straight to the server keeps playing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { startOnair, launchBrowser, watchErrors } from './harness.mjs';
+import { startOnair, launchBrowser, watchErrors, startProxy } from './harness.mjs';
 
 let server;
 let browser;
 let proxy;
-
-/** A loopback TCP proxy to `target` (host:port) whose connections can be cut. */
-async function startProxy(targetPort) {
-  const sockets = new Set();
-  const srv = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${srv.address().port}/`,
-    cut() {
-      const n = sockets.size;
-      for (const s of sockets) s.destroy();
-      return n;
-    },
-    close() {
-      for (const s of sockets) s.destroy();
-      srv.close();
-    },
-  };
-}
 
 before(async () => {
   server = await startOnair();
