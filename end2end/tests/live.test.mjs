@@ -52,10 +52,20 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   const viewerErrors = watchErrors(viewer);
   await viewer.goto(`${fixtures.url}/watch.html`);
   await viewer.evaluate((url) => play(url, true), master);
+  // Generous: on a loaded 2-core machine the ladder's first segments can take
+  // a while; the failure message says where playback stood.
   await viewer.waitForFunction(() => {
     const v = document.getElementById('v');
     return window.player.fatal || (v.currentTime > 2 && v.videoWidth > 0);
-  }, null, { timeout: 45_000 });
+  }, null, { timeout: 90_000 })
+    .catch(async (e) => {
+      const where = await viewer.evaluate(() => {
+        const v = document.getElementById('v');
+        const b = v.buffered.length ? `${v.buffered.start(0)}-${v.buffered.end(v.buffered.length - 1)}` : 'none';
+        return { t: v.currentTime, w: v.videoWidth, paused: v.paused, ready: v.readyState, buffered: b, player: window.player };
+      });
+      throw new Error(`${e.message}\nplayer: ${JSON.stringify(where)}\nerrors: ${viewerErrors}\nserver log:\n${server.log().slice(-3000)}`);
+    });
   const result = await viewer.evaluate(() => {
     const v = document.getElementById('v');
     return { fatal: window.player.fatal, currentTime: v.currentTime, width: v.videoWidth, levels: window.player.levels, lowLatency: window.hls.lowLatencyMode };
