@@ -316,8 +316,7 @@ impl Room {
             }
             _ => {}
         }
-        if let Some(word) = rules::banned_word(text, &inner.rules.banned_words) {
-            let _ = word;
+        if rules::banned_word(text, &inner.rules.banned_words).is_some() {
             return Err(Refused::new(
                 "banned_word",
                 "Your message contains a word this chat does not allow.",
