@@ -14,6 +14,7 @@ use http::request::Parts;
 
 use crate::accounts::{Credentials, User};
 use crate::error::AppError;
+use crate::recordings::Recording;
 use crate::streams::{NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo};
 
 /// A boxed future, so [`Backend`] stays object-safe.
@@ -88,6 +89,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// One stream, if the caller may see it.
     fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>>;
+
+    /// A stream's recording, if the caller may see the stream.
+    fn recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Recording, AppError>>;
+
+    /// Deletes a stream's recording (owner or admin; not while live).
+    fn delete_recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>>;
 }
 
 /// Fetches the backend from the Leptos context inside a server function.

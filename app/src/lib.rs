@@ -7,6 +7,7 @@
 //!   footer), the live player, and the chat with the viewer count.
 //! - `pages/`: one file per page.
 //! - [`accounts`]: users, roles, credentials and the username/password rules.
+//! - [`recordings`]: recordings (VOD, MP4, thumbnail) and their server functions.
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
@@ -31,6 +32,7 @@ pub mod ingest;
 pub mod pages;
 pub mod publisher;
 pub mod realtime;
+pub mod recordings;
 pub mod retry;
 pub mod streams;
 

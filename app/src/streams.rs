@@ -115,6 +115,10 @@ pub struct Stream {
     /// to `POST /api/v1/streams/{id}/token`, and only to the owner or an admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest_token: Option<String>,
+    /// Its recording's duration, thumbnail and MP4 state, in listings of
+    /// streams that have one (profiles, the owner's list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::recordings::RecordingSummary>,
 }
 
 /// The body of `POST /api/v1/streams`.
@@ -170,6 +174,10 @@ pub struct WatchInfo {
     pub token: Option<String>,
     /// When the token expires, RFC 3339, for private streams.
     pub expires_at: Option<String>,
+    /// The recording's VOD master playlist path (with the token for private
+    /// streams), once the stream has ended and its recording is written.
+    #[serde(default)]
+    pub vod: Option<String>,
 }
 
 /// Titles: at most this many characters.
@@ -348,6 +356,7 @@ mod tests {
             started_at: None,
             ended_at: None,
             ingest_token: None,
+            recording: None,
         };
         let json = serde_json::to_value(&s).expect("json");
         assert_eq!(json["visibility"], "unlisted");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use app::accounts::{Credentials, User};
 use app::backend::{Backend, BoxFuture, Reply};
 use app::error::AppError;
+use app::recordings::Recording;
 use app::streams::{
     NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo, RECENT_STREAMS,
 };
@@ -17,6 +18,7 @@ use crate::auth::{ceil_secs, Accounts, AuthError};
 use crate::db::Database;
 use crate::http::error::ApiError;
 use crate::service::listings::{self, ProfileParams};
+use crate::service::recordings;
 use crate::service::streams::{self, ListParams, MAX_LIMIT};
 use crate::service::{accounts, RequestInfo, SessionUser};
 
@@ -26,6 +28,7 @@ pub struct DbBackend {
     db: Database,
     accounts: Arc<Accounts>,
     rooms: Option<Arc<crate::realtime::Rooms>>,
+    recorder: Option<Arc<crate::recording::Recorder>>,
 }
 
 impl DbBackend {
@@ -35,7 +38,21 @@ impl DbBackend {
             db,
             accounts,
             rooms: None,
+            recorder: None,
         }
+    }
+
+    /// Recordings are deleted through this recorder.
+    pub fn with_recorder(mut self, recorder: Arc<crate::recording::Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Adds recording summaries to streams for a page.
+    async fn summaries(&self, streams: Vec<Stream>) -> Result<Vec<Stream>, AppError> {
+        recordings::with_summaries(&self.db, &self.accounts, streams)
+            .await
+            .map_err(refused)
     }
 
     /// Live listings carry the viewer counts of these rooms.
@@ -117,9 +134,11 @@ impl Backend for DbBackend {
 
     fn profile(&self, name: String) -> BoxFuture<'_, Result<Profile, AppError>> {
         Box::pin(async move {
-            listings::profile(&self.db, &name, ProfileParams::default())
+            let mut profile = listings::profile(&self.db, &name, ProfileParams::default())
                 .await
-                .map_err(refused)
+                .map_err(refused)?;
+            profile.streams = self.summaries(profile.streams).await?;
+            Ok(profile)
         })
     }
 
@@ -185,7 +204,7 @@ impl Backend for DbBackend {
             let list = streams::list(&self.db, user.as_ref(), query)
                 .await
                 .map_err(refused)?;
-            Ok(list.streams)
+            self.summaries(list.streams).await
         })
     }
 
@@ -219,7 +238,13 @@ impl Backend for DbBackend {
     fn delete_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>> {
         Box::pin(async move {
             let (_, user) = self.user(&req).await?;
-            streams::delete(&self.db, &self.accounts, user.as_ref(), &id)
+            streams::delete(
+                &self.db,
+                &self.accounts,
+                self.recorder.as_deref(),
+                user.as_ref(),
+                &id,
+            )
                 .await
                 .map_err(refused)
         })
@@ -250,7 +275,31 @@ impl Backend for DbBackend {
     fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>> {
         Box::pin(async move {
             let (_, user) = self.user(&req).await?;
-            streams::read(&self.db, user.as_ref(), &id)
+            let stream = streams::read(&self.db, user.as_ref(), &id)
+                .await
+                .map_err(refused)?;
+            let mut one = self.summaries(vec![stream]).await?;
+            one.pop()
+                .ok_or_else(|| AppError::Unavailable("the stream went away".into()))
+        })
+    }
+
+    fn recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Recording, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            recordings::get(&self.db, &self.accounts, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn delete_recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            let Some(recorder) = self.recorder.as_deref() else {
+                return Err(AppError::Unavailable("recordings are not set up".into()));
+            };
+            recordings::delete(&self.db, recorder, user.as_ref(), &id)
                 .await
                 .map_err(refused)
         })

@@ -290,6 +290,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_UPLOAD_MAX_SPILL_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub upload_max_spill_bytes: u64,
 
+    /// Make a progressive MP4 of every recording (top rendition plus audio,
+    /// no re-encode), downloadable at `/vod/{id}/recording.mp4`.
+    #[arg(long, env = "ONAIR_RECORDING_MP4", default_value_t = true, action = clap::ArgAction::Set)]
+    pub recording_mp4: bool,
+
+    /// Seconds a finished stream waits for its queued uploads before its VOD
+    /// is built anyway (it is rebuilt when late segments reach the store).
+    #[arg(long, env = "ONAIR_RECORDING_STORE_WAIT", default_value_t = 120)]
+    pub recording_store_wait: u64,
+
     /// The URL viewers and browsers use to reach this server, such as
     /// `https://live.example.com` (behind a proxy or CDN). Used for absolute
     /// playback URLs, the CSRF origin check and `--secure-cookies auto`.
@@ -502,6 +512,15 @@ impl ServeArgs {
         crate::store::uploader::UploaderConfig {
             max_spill_bytes: self.upload_max_spill_bytes,
             ..crate::store::uploader::UploaderConfig::new(dir)
+        }
+    }
+
+    /// Recording settings; MP4s are assembled under `<data-dir>/recording-work`.
+    pub fn recording_config(&self) -> crate::recording::RecordingConfig {
+        crate::recording::RecordingConfig {
+            work_dir: self.data_dir().join("recording-work"),
+            store_wait: std::time::Duration::from_secs(self.recording_store_wait),
+            mp4: self.recording_mp4,
         }
     }
 

@@ -34,6 +34,7 @@ pub mod origin;
 pub mod packager;
 pub mod publish;
 pub mod realtime;
+pub mod recording;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -119,6 +119,17 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         source,
     })?;
     let origin = crate::origin::Origin::new();
+    let recorder = crate::recording::Recorder::new(
+        db.clone(),
+        store.clone(),
+        uploader.clone(),
+        args.recording_config(),
+    );
+    match recorder.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(recordings = n, "finishing recordings a restart cut short"),
+        Err(e) => tracing::error!(error = %e, "could not recover streams that were live before the restart"),
+    }
     let ingest = crate::ingest::IngestHub::new(
         args.ingest_limits(),
         args.live_config(),
@@ -126,15 +137,21 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         db.clone(),
         uploader.clone(),
         store.clone(),
+        recorder.clone(),
     );
     let rooms = crate::realtime::Rooms::new(db.clone(), args.realtime_config());
     rooms.follow(ingest.subscribe_states());
     Ok(AppState {
         rooms: rooms.clone(),
+        recorder: recorder.clone(),
         leptos_options: leptos_options(&args.site_root, args.addr),
         ingest,
         uploader,
-        backend: Arc::new(DbBackend::new(db.clone(), accounts.clone()).with_rooms(rooms.clone())),
+        backend: Arc::new(
+            DbBackend::new(db.clone(), accounts.clone())
+                .with_rooms(rooms.clone())
+                .with_recorder(recorder.clone()),
+        ),
         db,
         store,
         metrics: telemetry::metrics_handle(),

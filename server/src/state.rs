@@ -33,6 +33,8 @@ pub struct AppState {
     pub backend: Arc<dyn Backend>,
     /// Accounts, sessions, login throttling and playback tokens.
     pub accounts: Arc<crate::auth::Accounts>,
+    /// Recordings: VOD playlists, MP4s, crash recovery.
+    pub recorder: Arc<crate::recording::Recorder>,
     /// The realtime rooms (events socket).
     pub rooms: Arc<crate::realtime::Rooms>,
     /// Largest request body under `/api/`, in bytes.

@@ -124,6 +124,56 @@ DEFINE FIELD chat_banned_words ON stream TYPE array<string> DEFAULT [];
 DEFINE FIELD moderators ON stream TYPE array<record<user>> DEFAULT [];
 ",
     },
+    Migration {
+        version: 4,
+        name: "recordings: segment and rendition catalog, recording state",
+        sql: "
+-- Every archived segment, written as the pipeline produces it: the VOD
+-- playlists are built from these rows and the store's listing.
+DEFINE TABLE segment SCHEMAFULL;
+DEFINE FIELD stream ON segment TYPE string;
+DEFINE FIELD rendition ON segment TYPE string;
+DEFINE FIELD msn ON segment TYPE int;
+DEFINE FIELD duration ON segment TYPE int;
+DEFINE FIELD timescale ON segment TYPE int;
+DEFINE FIELD pdt_ms ON segment TYPE option<int>;
+DEFINE FIELD discontinuity ON segment TYPE bool;
+DEFINE FIELD init ON segment TYPE string;
+DEFINE FIELD size ON segment TYPE int;
+DEFINE INDEX segment_stream ON segment FIELDS stream, rendition, msn;
+
+DEFINE TABLE rendition SCHEMAFULL;
+DEFINE FIELD stream ON rendition TYPE string;
+DEFINE FIELD name ON rendition TYPE string;
+DEFINE FIELD kind ON rendition TYPE string ASSERT $value IN ['video', 'audio'];
+DEFINE FIELD codecs ON rendition TYPE string;
+DEFINE FIELD width ON rendition TYPE option<int>;
+DEFINE FIELD height ON rendition TYPE option<int>;
+DEFINE FIELD fps_num ON rendition TYPE option<int>;
+DEFINE FIELD fps_den ON rendition TYPE option<int>;
+DEFINE INDEX rendition_stream ON rendition FIELDS stream;
+
+-- One recording per stream (the record key is the stream id), rebuilt each
+-- time the stream ends.
+DEFINE TABLE recording SCHEMAFULL;
+DEFINE FIELD stream ON recording TYPE record<stream>;
+DEFINE FIELD duration_ms ON recording TYPE int;
+DEFINE FIELD renditions ON recording TYPE array<object>;
+DEFINE FIELD renditions[*].name ON recording TYPE string;
+DEFINE FIELD renditions[*].segments ON recording TYPE int;
+DEFINE FIELD renditions[*].bytes ON recording TYPE int;
+DEFINE FIELD store_bytes ON recording TYPE int;
+DEFINE FIELD discontinuities ON recording TYPE int DEFAULT 0;
+DEFINE FIELD mp4_state ON recording TYPE string ASSERT $value IN ['pending', 'building', 'ready', 'failed'];
+DEFINE FIELD mp4_progress ON recording TYPE int DEFAULT 0;
+DEFINE FIELD mp4_error ON recording TYPE option<string>;
+DEFINE FIELD mp4_bytes ON recording TYPE option<int>;
+DEFINE FIELD mp4_duration_ms ON recording TYPE option<int>;
+DEFINE FIELD thumbnail ON recording TYPE bool DEFAULT false;
+DEFINE FIELD created_at ON recording TYPE datetime DEFAULT time::now();
+DEFINE FIELD updated_at ON recording TYPE datetime DEFAULT time::now();
+",
+    },
 ];
 
 /// Applies the migrations in `all` that the database has not seen yet.

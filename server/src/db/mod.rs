@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod migrations;
+pub mod recordings;
 pub mod streams;
 pub mod users;
 

@@ -151,13 +151,13 @@ async fn media_playlist(
 
 /// `init.mp4` (or `init-<n>.mp4`), `{msn}.m4s` or `{msn}.{part}.m4s`.
 #[derive(Debug, PartialEq, Eq)]
-enum MediaFile {
+pub(crate) enum MediaFile {
     Init,
     Segment(u64),
     Part(u64, usize),
 }
 
-fn parse_file(name: &str) -> Option<MediaFile> {
+pub(crate) fn parse_file(name: &str) -> Option<MediaFile> {
     if name == "init.mp4" {
         return Some(MediaFile::Init);
     }
@@ -165,7 +165,13 @@ fn parse_file(name: &str) -> Option<MediaFile> {
         .strip_prefix("init-")
         .and_then(|r| r.strip_suffix(".mp4"))
     {
-        return (!n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())).then_some(MediaFile::Init);
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+        // `init-<n>.mp4`, or `init-<msn>-<n>.mp4` in a later session.
+        let ok = match n.split_once('-') {
+            None => digits(n),
+            Some((a, b)) => digits(a) && digits(b),
+        };
+        return ok.then_some(MediaFile::Init);
     }
     let stem = name.strip_suffix(".m4s")?;
     match stem.split_once('.') {
@@ -215,7 +221,7 @@ fn etag_matches(list: &str, tag: &str) -> bool {
 
 /// Answers a media request: 200, 304 for a matching `If-None-Match`, 206 for
 /// one satisfiable range, 416 for an unsatisfiable one.
-fn immutable_media(bytes: Bytes, content_type: &'static str, req: &HeaderMap) -> Response {
+pub(crate) fn immutable_media(bytes: Bytes, content_type: &'static str, req: &HeaderMap) -> Response {
     let tag = etag(&bytes);
     let header_str = |name| req.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let mut res = if header_str(header::IF_NONE_MATCH).is_some_and(|l| etag_matches(l, &tag)) {
@@ -265,6 +271,9 @@ mod tests {
         assert_eq!(parse_file("init-2.mp4"), Some(MediaFile::Init));
         assert_eq!(parse_file("init-.mp4"), None);
         assert_eq!(parse_file("init-x.mp4"), None);
+        assert_eq!(parse_file("init-12-0.mp4"), Some(MediaFile::Init));
+        assert_eq!(parse_file("init-12-.mp4"), None);
+        assert_eq!(parse_file("init-1-2-3.mp4"), None);
         assert_eq!(parse_file("12.m4s"), Some(MediaFile::Segment(12)));
         assert_eq!(parse_file("12.3.m4s"), Some(MediaFile::Part(12, 3)));
         for bad in ["x.m4s", "1.2.3.m4s", "12.mp4", "-1.m4s", "../etc.m4s", ""] {

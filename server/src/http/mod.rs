@@ -20,6 +20,7 @@ pub mod live;
 pub mod playback;
 pub mod streams;
 pub mod users;
+pub mod vod;
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};

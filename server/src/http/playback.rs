@@ -1,4 +1,5 @@
-//! Playback access for `/live/{stream}/...`: private streams need a valid,
+//! Playback access for `/live/{stream}/...` and `/vod/{stream}/...`: private
+//! streams need a valid,
 //! unexpired playback token on every playlist and media request.
 //!
 //! The token (see [`crate::auth::playback`]) is accepted in two places:
@@ -116,24 +117,32 @@ fn cors() -> tower_http::cors::CorsLayer {
         .allow_methods([Method::GET, Method::HEAD])
 }
 
-/// The `/live` routes behind the playback gate, plus the token path prefix.
+/// The `/live` and `/vod` routes behind the playback gate, plus the token
+/// path prefixes.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let gated = super::live::routes()
+        .merge(super::vod::routes())
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(cors());
     let inner: Router = gated.clone().with_state(state.clone());
-    gated.route(
-        "/live/{stream}/t/{token}/{*rest}",
-        get(move |req: Request| forward(inner.clone(), req)),
-    )
+    let vod_inner = inner.clone();
+    gated
+        .route(
+            "/live/{stream}/t/{token}/{*rest}",
+            get(move |req: Request| forward(inner.clone(), "live", req)),
+        )
+        .route(
+            "/vod/{stream}/t/{token}/{*rest}",
+            get(move |req: Request| forward(vod_inner.clone(), "vod", req)),
+        )
 }
 
-/// `/live/{stream}/t/{token}/{rest}` → `/live/{stream}/{rest}` with the token
-/// attached, through the gated routes.
-async fn forward(inner: Router, req: Request) -> Response {
+/// `/{prefix}/{stream}/t/{token}/{rest}` → `/{prefix}/{stream}/{rest}` with
+/// the token attached, through the gated routes.
+async fn forward(inner: Router, prefix: &'static str, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let mut seg = path.splitn(6, '/');
-    let (Some(""), Some("live"), Some(stream), Some("t"), Some(token), Some(rest)) = (
+    let (Some(""), Some(p), Some(stream), Some("t"), Some(token), Some(rest)) = (
         seg.next(),
         seg.next(),
         seg.next(),
@@ -141,15 +150,18 @@ async fn forward(inner: Router, req: Request) -> Response {
         seg.next(),
         seg.next(),
     ) else {
-        return ApiError::not_found(format!("no live path {path}")).into_response();
+        return ApiError::not_found(format!("no {prefix} path {path}")).into_response();
     };
+    if p != prefix {
+        return ApiError::not_found(format!("no {prefix} path {path}")).into_response();
+    }
     let query = req
         .uri()
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let Ok(uri) = format!("/live/{stream}/{rest}{query}").parse::<Uri>() else {
-        return ApiError::not_found(format!("no live path {path}")).into_response();
+    let Ok(uri) = format!("/{prefix}/{stream}/{rest}{query}").parse::<Uri>() else {
+        return ApiError::not_found(format!("no {prefix} path {path}")).into_response();
     };
     // A fresh request: the outer route's path parameters must not leak into
     // the inner routing (axum would append the inner ones to them).
@@ -172,11 +184,16 @@ async fn forward(inner: Router, req: Request) -> Response {
     }
 }
 
-fn stream_id(path: &str) -> Option<&str> {
-    path.strip_prefix("/live/")?
-        .split('/')
+/// The stream id of a `/live/...` or `/vod/...` path, and whether it is live.
+fn stream_id(path: &str) -> Option<(&str, bool)> {
+    let (rest, live) = match path.strip_prefix("/live/") {
+        Some(rest) => (rest, true),
+        None => (path.strip_prefix("/vod/")?, false),
+    };
+    rest.split('/')
         .next()
         .filter(|s| !s.is_empty())
+        .map(|id| (id, live))
 }
 
 fn query_token(uri: &Uri) -> Option<String> {
@@ -195,16 +212,17 @@ async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Respon
     if req.method() == Method::OPTIONS {
         return next.run(req).await;
     }
-    let Some(id) = stream_id(req.uri().path()).map(str::to_string) else {
+    let Some((id, live)) = stream_id(req.uri().path()).map(|(id, live)| (id.to_string(), live))
+    else {
         return next.run(req).await;
     };
-    // Not served here: the handler answers 404 without a database lookup.
-    if state.origin.get(&id).is_none() {
+    // Not live here: the handler answers 404 without a database lookup.
+    if live && state.origin.get(&id).is_none() {
         return next.run(req).await;
     }
     let visibility = match state.accounts.visibility.lookup(&state.db, &id).await {
         Ok(Some(v)) => v,
-        Ok(None) => return ApiError::not_found(format!("stream {id} is not live")).into_response(),
+        Ok(None) => return ApiError::not_found(format!("no stream {id}")).into_response(),
         Err(e) => {
             tracing::error!(stream = %id, error = %e, "cannot check the stream's visibility");
             return ApiError::new(
@@ -270,8 +288,9 @@ mod tests {
 
     #[test]
     fn stream_ids_and_query_tokens_are_read_from_the_uri() {
-        assert_eq!(stream_id("/live/abc/master.m3u8"), Some("abc"));
-        assert_eq!(stream_id("/live/abc/720p/1.m4s"), Some("abc"));
+        assert_eq!(stream_id("/live/abc/master.m3u8"), Some(("abc", true)));
+        assert_eq!(stream_id("/live/abc/720p/1.m4s"), Some(("abc", true)));
+        assert_eq!(stream_id("/vod/abc/recording.mp4"), Some(("abc", false)));
         assert_eq!(stream_id("/live//x"), None);
         assert_eq!(stream_id("/other/abc"), None);
         let uri: Uri = "/live/a/720p/index.m3u8?_HLS_msn=3&token=123.abc-_"

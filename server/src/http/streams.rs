@@ -2,6 +2,7 @@
 //! regenerate the ingest token, and get the URL to watch. The work and the
 //! permission rules are in [`crate::service::streams`].
 
+use app::recordings::Recording;
 use app::streams::{NewStream, Stream, StreamList, StreamPatch, WatchInfo};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -12,6 +13,7 @@ use axum::{Json, Router};
 use super::auth::{Info, MaybeUser};
 use super::error::ApiError;
 use super::json::{ApiJson, ApiQuery};
+use crate::service::recordings;
 use crate::service::streams::{self, ListParams, StreamError};
 use crate::state::AppState;
 
@@ -25,6 +27,31 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/streams/{id}/token", post(regenerate_token))
         .route("/streams/{id}/watch", get(watch))
+        .route(
+            "/streams/{id}/recording",
+            get(read_recording).delete(delete_recording),
+        )
+}
+
+/// `GET /api/v1/streams/{id}/recording`.
+async fn read_recording(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Path(id): Path<String>,
+) -> Result<Json<Recording>, ApiError> {
+    Ok(Json(
+        recordings::get(&state.db, &state.accounts, user.as_ref(), &id).await?,
+    ))
+}
+
+/// `DELETE /api/v1/streams/{id}/recording`.
+async fn delete_recording(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    recordings::delete(&state.db, &state.recorder, user.as_ref(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 impl From<StreamError> for ApiError {
@@ -46,6 +73,9 @@ impl From<StreamError> for ApiError {
             ),
             StreamError::BadQuery(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+            }
+            StreamError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
             StreamError::Db(db) => (*db).into(),
         }
@@ -102,7 +132,14 @@ async fn delete_stream(
     MaybeUser(user): MaybeUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    streams::delete(&state.db, &state.accounts, user.as_ref(), &id).await?;
+    streams::delete(
+        &state.db,
+        &state.accounts,
+        Some(&state.recorder),
+        user.as_ref(),
+        &id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

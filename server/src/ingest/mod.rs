@@ -16,6 +16,7 @@ use crate::db::Database;
 use crate::media::demux::{ChunkReader, Feed};
 use crate::media::live::{self, LiveConfig};
 use crate::origin::{LiveStream, Origin};
+use crate::recording::Recorder;
 use crate::store::uploader::Uploader;
 use crate::store::ObjectStore;
 
@@ -87,6 +88,8 @@ pub struct IngestHub {
     db: Database,
     uploader: Uploader,
     store: Arc<dyn ObjectStore>,
+    /// Builds each stream's recording when its pipeline stops.
+    recorder: Arc<Recorder>,
     /// Stream state changes, for the realtime rooms.
     states: broadcast::Sender<StateChange>,
 }
@@ -116,6 +119,7 @@ impl IngestHub {
         db: Database,
         uploader: Uploader,
         store: Arc<dyn ObjectStore>,
+        recorder: Arc<Recorder>,
     ) -> Arc<Self> {
         Arc::new(IngestHub {
             limits,
@@ -126,6 +130,7 @@ impl IngestHub {
             db,
             uploader,
             store,
+            recorder,
             states: broadcast::channel(256).0,
         })
     }
@@ -217,6 +222,7 @@ impl IngestHub {
         let archive = live::Archive {
             uploader: self.uploader.clone(),
             stream: id.clone(),
+            catalog: Some(self.recorder.catalog()),
         };
         tokio::spawn(async move {
             let first_msn = hub.first_msn(&id).await;
@@ -249,6 +255,8 @@ impl IngestHub {
             };
             let _ = outcome_tx.send(Some(outcome));
             hub.finished(&id).await;
+            // Ended or interrupted: everything archived becomes the recording.
+            hub.recorder.stream_over(&id);
         });
         Ok((session, first_seq, true))
     }

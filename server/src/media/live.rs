@@ -18,15 +18,20 @@ use crate::packager::h264::{self, nal};
 use crate::packager::playlist::{render_master, AudioRendition, Variant};
 use crate::packager::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::packager::time::{rescale, Timescale, VIDEO_TIMESCALE};
+use crate::db::recordings::{RenditionRow, SegmentRow};
+use crate::recording::catalog::{Catalog, CatalogEntry};
 use crate::store::uploader::{segment_key, Uploader};
 
-/// Where completed segments are archived: the upload queue and the stream id.
+/// Where completed segments are archived: the upload queue, the stream id,
+/// and the catalog that records each segment for the recording.
 #[derive(Debug, Clone)]
 pub struct Archive {
     /// The upload queue.
     pub uploader: Uploader,
     /// The stream id (first part of the object keys).
     pub stream: String,
+    /// Where archived segments and renditions are recorded.
+    pub catalog: Option<Catalog>,
 }
 
 impl Archive {
@@ -37,6 +42,55 @@ impl Archive {
                 tracing::error!(stream = %self.stream, rendition, file, "invalid object key; not archived")
             }
         }
+    }
+
+    /// Records segment `msn` of `rendition` (just archived) in the catalog.
+    fn record_segment(&self, rendition: &str, seg: &Segmenter, msn: u64) {
+        let (Some(catalog), Some((entry, init, size))) = (&self.catalog, seg.completed(msn)) else {
+            return;
+        };
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        catalog.record(CatalogEntry::Segment(SegmentRow {
+            stream: self.stream.clone(),
+            rendition: rendition.to_string(),
+            msn: int(msn),
+            duration: int(entry.duration.ticks),
+            timescale: i64::from(entry.duration.scale.get()),
+            pdt_ms: entry.program_date_time_ms,
+            discontinuity: entry.discontinuity,
+            init: init.to_string(),
+            size: int(size),
+        }));
+    }
+
+    /// Records a rendition (its codecs and picture) in the catalog.
+    fn record_rendition(&self, rendition: &str, track: &Track, fps: Option<(u32, u32)>) {
+        let Some(catalog) = &self.catalog else {
+            return;
+        };
+        let row = match &track.codec {
+            Codec::Avc { info, .. } => RenditionRow {
+                stream: self.stream.clone(),
+                name: rendition.to_string(),
+                kind: "video".into(),
+                codecs: info.codec_string(),
+                width: Some(i64::from(info.width)),
+                height: Some(i64::from(info.height)),
+                fps_num: fps.map(|f| i64::from(f.0)),
+                fps_den: fps.map(|f| i64::from(f.1)),
+            },
+            Codec::Aac { .. } => RenditionRow {
+                stream: self.stream.clone(),
+                name: rendition.to_string(),
+                kind: "audio".into(),
+                codecs: "mp4a.40.2".into(),
+                width: None,
+                height: None,
+                fps_num: None,
+                fps_den: None,
+            },
+        };
+        catalog.record(CatalogEntry::Rendition(row));
     }
 }
 
@@ -341,6 +395,7 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &Segmenter, outputs: Vec<Output>) {
             Output::Segment { msn, bytes, .. } => {
                 if let Some(a) = ctx.archive {
                     a.put(name, &format!("{msn}.m4s"), bytes.clone());
+                    a.record_segment(name, seg, msn);
                 }
                 ctx.live.publish_segment(name, msn, bytes, snapshot);
                 ctx.completed.set(ctx.completed.get() + 1);
@@ -350,10 +405,11 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &Segmenter, outputs: Vec<Output>) {
 }
 
 /// Publishes the segmenter's current init segment under its URI.
-fn set_init(ctx: &Ctx<'_>, name: &str, seg: &Segmenter) {
+fn set_init(ctx: &Ctx<'_>, name: &str, fps: Option<(u32, u32)>, seg: &Segmenter) {
     let init = seg.init_segment();
     if let Some(a) = ctx.archive {
         a.put(name, seg.init_uri(), init.clone());
+        a.record_rendition(name, seg.track(), fps);
     }
     ctx.live.set_init(name, seg.init_uri(), init.clone());
 }
@@ -681,7 +737,7 @@ impl Pipeline<'_> {
                     let transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
                     let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
                     let segmenter = new_segmenter(aac_track(&transcoder, scale), scale, &self.ctx);
-                    set_init(&self.ctx, AUDIO_RENDITION, &segmenter);
+                    set_init(&self.ctx, AUDIO_RENDITION, None, &segmenter);
                     self.audio = Some(AudioState {
                         stream_index: stream.index(),
                         transcoder,
@@ -1086,7 +1142,7 @@ fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
             v.name = format!("{}p", info.height);
         }
         let seg = new_segmenter(track, VIDEO_TIMESCALE, ctx);
-        set_init(ctx, &v.name, &seg);
+        set_init(ctx, &v.name, v.fps, &seg);
         v.segmenter = Some(seg);
         v.period_start = false;
     }
@@ -1100,7 +1156,7 @@ fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
             let (outputs, changed) = seg.set_track(track);
             publish(ctx, &v.name, seg, outputs);
             if changed.is_some() {
-                set_init(ctx, &v.name, seg);
+                set_init(ctx, &v.name, v.fps, seg);
             }
         }
         v.period_start = false;

@@ -106,6 +106,10 @@ pub struct Segmenter {
     /// The init segment's URI: `init.mp4`, then `init-<n>.mp4` after a change.
     init_uri: String,
     init_version: u32,
+    /// The first msn of this session when it continues an earlier one (0
+    /// otherwise): init segment names carry it, so no session overwrites
+    /// another's init segment in the store.
+    session_base: u64,
     discontinuity_sequence: u64,
     discontinuity_next: bool,
     capture_start_ms: Option<i64>,
@@ -134,6 +138,7 @@ impl Segmenter {
             window: VecDeque::new(),
             init_uri: "init.mp4".to_string(),
             init_version: 0,
+            session_base: 0,
             discontinuity_sequence: 0,
             discontinuity_next: false,
             capture_start_ms,
@@ -174,7 +179,7 @@ impl Segmenter {
         }
         self.init = init;
         self.init_version += 1;
-        self.init_uri = format!("init-{}.mp4", self.init_version);
+        self.init_uri = init_name(self.session_base, self.init_version);
         (out, Some(self.init_uri.clone()))
     }
 
@@ -274,10 +279,28 @@ impl Segmenter {
     /// Numbers the next segment `msn` (a stream continuing after an earlier
     /// session keeps its sequence, so no URL is ever reused). Only before the
     /// first sample; later calls are ignored.
+    ///
+    /// A session that starts after segment 0 names its init segments
+    /// `init-<msn>-<n>.mp4` (`n` from 0), so they never replace an earlier
+    /// session's `init.mp4` or `init-<n>.mp4` in the store.
     pub fn start_at(&mut self, msn: u64) {
         if self.open.is_none() && self.window.is_empty() && self.next_msn == 0 {
             self.next_msn = msn;
+            if msn > 0 {
+                self.session_base = msn;
+                self.init_uri = init_name(msn, self.init_version);
+            }
         }
+    }
+
+    /// A complete segment still in the window: its playlist entry, the URI
+    /// of the init segment it uses, and its size in bytes.
+    pub fn completed(&self, msn: u64) -> Option<(&SegmentEntry, &str, u64)> {
+        self.window
+            .iter()
+            .rev()
+            .find(|(e, _, _)| e.msn == msn)
+            .map(|(e, uri, size)| (e, uri.as_str(), *size))
     }
 
     /// Ends the stream: closes the open segment. Later pushes are still accepted
@@ -414,5 +437,16 @@ impl Segmenter {
             ended: self.ended,
             reports: Vec::new(),
         }
+    }
+}
+
+/// The name of a session's init segment number `version`: `init.mp4`, then
+/// `init-<n>.mp4`; for a session starting at segment `base` > 0,
+/// `init-<base>-<n>.mp4`.
+pub fn init_name(base: u64, version: u32) -> String {
+    match (base, version) {
+        (0, 0) => "init.mp4".to_string(),
+        (0, v) => format!("init-{v}.mp4"),
+        (b, v) => format!("init-{b}-{v}.mp4"),
     }
 }

@@ -7,12 +7,14 @@
 //! - [`streams`]: stream CRUD, ingest tokens and watch URLs, with the
 //!   permission rules.
 //! - [`chat`]: chat rules, moderators and the moderation log.
+//! - [`recordings`]: read and delete recordings, and listing summaries.
 //! - [`listings`]: what anyone may list: profiles (a user's public streams)
 //!   and the recently live public streams.
 
 pub mod accounts;
 pub mod chat;
 pub mod listings;
+pub mod recordings;
 pub mod streams;
 
 use std::net::{IpAddr, SocketAddr};

@@ -58,6 +58,9 @@ pub enum StreamError {
     /// A query parameter is malformed.
     #[error("{0}")]
     BadQuery(String),
+    /// The store (or another service) failed.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed.
     #[error(transparent)]
     Db(Box<DbError>),
@@ -85,6 +88,7 @@ pub fn stream_from_row(row: StreamRow, ingest_token: Option<String>) -> Stream {
         started_at: row.started_at,
         ended_at: row.ended_at,
         ingest_token,
+        recording: None,
     }
 }
 
@@ -105,7 +109,7 @@ fn signed_in(user: Option<&SessionUser>) -> Result<&SessionUser, StreamError> {
 }
 
 /// The stream if `user` may see it; `NotFound` otherwise.
-async fn load_visible(
+pub(crate) async fn load_visible(
     db: &Database,
     id: &str,
     user: Option<&SessionUser>,
@@ -257,16 +261,24 @@ pub async fn update(
     Ok(stream_from_row(row, None))
 }
 
-/// Deletes a stream that is not live.
+/// Deletes a stream that is not live, and its recording (store objects
+/// first, so a store failure leaves the stream to delete again).
 pub async fn delete(
     db: &Database,
     accounts: &Accounts,
+    recorder: Option<&crate::recording::Recorder>,
     user: Option<&SessionUser>,
     id: &str,
 ) -> Result<(), StreamError> {
     let (row, user) = load_managed(db, id, user).await?;
     if row.state == StreamState::Live.as_str() {
         return Err(StreamError::Live);
+    }
+    if let Some(recorder) = recorder {
+        recorder
+            .delete(id)
+            .await
+            .map_err(|e| StreamError::Unavailable(format!("could not delete the recording: {e}")))?;
     }
     db.delete_stream(id).await?;
     accounts.visibility.invalidate(id);
@@ -323,7 +335,19 @@ pub async fn watch(
         (format!("/live/{}/master.m3u8", row.id), None, None)
     };
     let url = format!("{}{path}", info.base_url(accounts));
+    let vod = match db.get_recording(&row.id).await {
+        Ok(Some(_)) => Some(format!(
+            "{}/master.m3u8",
+            super::recordings::vod_prefix(accounts, &row.id, visibility)
+        )),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(stream = %row.id, error = %e, "cannot look up the recording");
+            None
+        }
+    };
     Ok(WatchInfo {
+        vod,
         stream_id: row.id,
         visibility,
         state: StreamState::parse(&row.state).unwrap_or(StreamState::Idle),

@@ -11,7 +11,7 @@ use onair_server::media::testsrc;
 
 use crate::support::TestApp;
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What Chromium records with `video/webm;codecs=h264,opus`.
@@ -19,7 +19,7 @@ pub fn mkv_h264_opus(seconds: u32) -> Vec<u8> {
     onair_server::media::testsrc::mkv_h264_opus(seconds).expect("test media")
 }
 
-async fn connect(app: &TestApp, id: &str, token: Option<&str>) -> Ws {
+pub async fn connect(app: &TestApp, id: &str, token: Option<&str>) -> Ws {
     let mut req = format!("ws://{}/api/v1/streams/{id}/ingest", app.addr)
         .into_client_request()
         .expect("request");
@@ -48,7 +48,7 @@ fn hello(resume_after: Option<u64>) -> Message {
 }
 
 /// Reads until a server message or a close frame.
-async fn next(ws: &mut Ws) -> Result<ServerMessage, (u16, CloseReason)> {
+pub async fn next(ws: &mut Ws) -> Result<ServerMessage, (u16, CloseReason)> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
@@ -69,7 +69,7 @@ async fn next(ws: &mut Ws) -> Result<ServerMessage, (u16, CloseReason)> {
 }
 
 /// Connects and says hello, retrying while the server still sees the old socket.
-async fn attach(app: &TestApp, id: &str, token: &str, resume_after: Option<u64>) -> (Ws, u64) {
+pub async fn attach(app: &TestApp, id: &str, token: &str, resume_after: Option<u64>) -> (Ws, u64) {
     for _ in 0..50 {
         let mut ws = connect(app, id, Some(token)).await;
         ws.send(hello(resume_after)).await.expect("send hello");
@@ -82,7 +82,7 @@ async fn attach(app: &TestApp, id: &str, token: &str, resume_after: Option<u64>)
     panic!("could not attach");
 }
 
-async fn send_chunks(ws: &mut Ws, chunks: &[Vec<u8>], from: u64, to: u64) -> u64 {
+pub async fn send_chunks(ws: &mut Ws, chunks: &[Vec<u8>], from: u64, to: u64) -> u64 {
     let mut acked = from.wrapping_sub(1);
     for seq in from..to {
         ws.send(Message::Binary(
@@ -287,7 +287,7 @@ async fn refusals_carry_a_close_code_and_a_reason_and_other_streams_are_unaffect
     assert_eq!(res.status(), 200);
 }
 
-fn hello_new_period(resume_after: u64, capture_start_ms: i64) -> Message {
+pub fn hello_new_period(resume_after: u64, capture_start_ms: i64) -> Message {
     let m = ClientMessage::Hello {
         version: 1,
         token: None,
@@ -299,7 +299,7 @@ fn hello_new_period(resume_after: u64, capture_start_ms: i64) -> Message {
     Message::Text(serde_json::to_string(&m).expect("json").into())
 }
 
-async fn end(ws: &mut Ws) {
+pub async fn end(ws: &mut Ws) {
     let text = serde_json::to_string(&ClientMessage::End).expect("json");
     ws.send(Message::Text(text.into())).await.expect("end");
     assert_eq!(next(ws).await.expect("ended"), ServerMessage::Ended);

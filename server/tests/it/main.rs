@@ -10,5 +10,6 @@ mod ingest;
 mod outage;
 mod profiles;
 mod publish;
+mod recording;
 mod store;
 mod support;

@@ -1,0 +1,164 @@
+//! Recordings: the VOD and MP4 every live stream leaves behind (JSON API
+//! types and the server functions the pages use).
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// Where a recording's progressive MP4 stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mp4State {
+    /// Queued behind another recording.
+    Pending,
+    /// Being made: see the progress.
+    Building,
+    /// Ready to download.
+    Ready,
+    /// It failed; the error says why.
+    Failed,
+}
+
+impl Mp4State {
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Mp4State> {
+        Some(match s {
+            "pending" => Mp4State::Pending,
+            "building" => Mp4State::Building,
+            "ready" => Mp4State::Ready,
+            "failed" => Mp4State::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One rendition of a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingRendition {
+    /// Its name (`720p`, `audio`).
+    pub name: String,
+    /// Segments in its playlist.
+    pub segments: u64,
+    /// Bytes of those segments.
+    pub bytes: u64,
+}
+
+/// The progressive MP4 of a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mp4Status {
+    /// Pending, building, ready or failed.
+    pub state: Mp4State,
+    /// Percent done (100 when ready).
+    pub progress: u8,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Its size once ready.
+    pub bytes: Option<u64>,
+    /// Its duration once ready, ms.
+    pub duration_ms: Option<u64>,
+    /// Where to download it once ready (with a playback token for private streams).
+    pub url: Option<String>,
+}
+
+/// A stream's recording as `GET /api/v1/streams/{id}/recording` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    /// The stream.
+    pub stream_id: String,
+    /// Duration of the top rendition, ms.
+    pub duration_ms: u64,
+    /// Its renditions.
+    pub renditions: Vec<RecordingRendition>,
+    /// Bytes it takes in the store (segments, playlists; not the MP4).
+    pub store_bytes: u64,
+    /// Places where the recording jumps (broadcaster reconnects, lost segments).
+    pub discontinuities: u64,
+    /// The VOD master playlist's path (with a playback token for private streams).
+    pub master: String,
+    /// The thumbnail's path, once made.
+    pub thumbnail: Option<String>,
+    /// The progressive MP4.
+    pub mp4: Mp4Status,
+    /// When it was first made, RFC 3339.
+    pub created_at: String,
+    /// When it last changed, RFC 3339.
+    pub updated_at: String,
+}
+
+/// What listings show of a stream's recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingSummary {
+    /// Duration, ms.
+    pub duration_ms: u64,
+    /// The thumbnail's path, once made.
+    pub thumbnail: Option<String>,
+    /// The MP4's state.
+    pub mp4: Mp4State,
+    /// Percent done while the MP4 is made.
+    pub progress: u8,
+}
+
+/// "1:02:03" or "2:03" for a duration in ms.
+pub fn format_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// "1.2 GB", "340 MB", "12 kB" for a size in bytes.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if v < 10.0 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
+    }
+}
+
+/// A stream's recording, if the caller may see the stream.
+#[server(prefix = "/api/fn")]
+pub async fn get_recording(id: String) -> Result<Recording, AppError> {
+    let b = crate::backend::backend()?;
+    crate::backend::status(b.recording(crate::backend::request()?, id).await)
+}
+
+/// Deletes a stream's recording (owner or admin; not while live).
+#[server(prefix = "/api/fn")]
+pub async fn delete_recording(id: String) -> Result<(), AppError> {
+    let b = crate::backend::backend()?;
+    crate::backend::status(b.delete_recording(crate::backend::request()?, id).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_like_a_person_wrote_them() {
+        assert_eq!(format_duration(0), "0:00");
+        assert_eq!(format_duration(61_500), "1:01");
+        assert_eq!(format_duration(3_723_000), "1:02:03");
+        assert_eq!(format_bytes(999), "999 B");
+        assert_eq!(format_bytes(12_345), "12 kB");
+        assert_eq!(format_bytes(1_234_567_890), "1.2 GB");
+        assert_eq!(Mp4State::parse("building"), Some(Mp4State::Building));
+        assert_eq!(Mp4State::parse("x"), None);
+        assert_eq!(
+            serde_json::to_string(&Mp4State::Ready).expect("json"),
+            "\"ready\""
+        );
+    }
+}
