@@ -1,5 +1,7 @@
-//! The live player: hls.js in low-latency mode, driven from Rust through
-//! wasm-bindgen. Safari, which plays HLS natively, gets the URL directly.
+//! The player: hls.js (in low-latency mode for live streams), driven from
+//! Rust through wasm-bindgen. Recordings play with the same player, with a
+//! time display, a speed menu and a start position (`?t=`). Safari, which
+//! plays HLS natively, gets the URL directly.
 //!
 //! The page shows what is happening instead of a black box: waiting for the
 //! stream to start (the master playlist is not there yet), buffering, playing,
@@ -30,16 +32,33 @@ pub enum PlayerStatus {
 }
 
 impl PlayerStatus {
-    fn text(&self) -> String {
+    fn text(&self, vod: bool) -> String {
         match self {
             PlayerStatus::Connecting => "Connecting…".into(),
+            PlayerStatus::Waiting if vod => "The recording is not ready yet. Retrying…".into(),
             PlayerStatus::Waiting => "The stream is not live yet. Waiting for it to start…".into(),
+            PlayerStatus::Playing if vod => "Recording".into(),
             PlayerStatus::Playing => "Live".into(),
+            PlayerStatus::Ended if vod => "End of the recording.".into(),
             PlayerStatus::Ended => "The stream has ended.".into(),
             PlayerStatus::Error(m) => format!("{m} Retrying…"),
         }
     }
 }
+
+/// "m:ss" (or "h:mm:ss") for a position in milliseconds.
+pub fn clock(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// Playback speeds the recording player offers.
+pub const SPEEDS: [f64; 6] = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0];
 
 /// One quality level as the menu shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +104,10 @@ pub struct PlayerState {
     pub retry: RwSignal<u32>,
     /// Bumped by "Go live".
     pub go_live: RwSignal<u32>,
+    /// Playback position, ms (recordings).
+    pub position_ms: RwSignal<i64>,
+    /// Duration, ms, once known (recordings).
+    pub duration_ms: RwSignal<i64>,
 }
 
 impl PlayerState {
@@ -97,6 +120,8 @@ impl PlayerState {
             behind: RwSignal::new(false),
             retry: RwSignal::new(0),
             go_live: RwSignal::new(0),
+            position_ms: RwSignal::new(0),
+            duration_ms: RwSignal::new(0),
         }
     }
 }
@@ -110,6 +135,12 @@ pub fn Player(
     /// events socket), before the playlist says so: the status says "ended".
     #[prop(optional, into)]
     ended: Option<Signal<bool>>,
+    /// Play a recording: no live edge; a time display and a speed menu.
+    #[prop(optional)]
+    vod: bool,
+    /// Where a recording starts, seconds (`?t=` deep links).
+    #[prop(optional)]
+    start_at: Option<f64>,
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
     let state = PlayerState::new();
@@ -123,7 +154,7 @@ pub fn Player(
     }
     #[cfg(feature = "hydrate")]
     {
-        let session = hls::Session::new(src.clone(), state);
+        let session = hls::Session::new(src.clone(), state, vod, start_at);
         let started = session.clone();
         Effect::new(move |_| {
             if let Some(el) = video.get() {
@@ -159,8 +190,16 @@ pub fn Player(
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = &src;
+    let _ = (&src, start_at);
     let playing = move || status.get() == PlayerStatus::Playing;
+    let set_speed = move |ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        if let (Ok(rate), Some(el)) = (event_target_value(&ev).parse::<f64>(), video.get()) {
+            el.set_playback_rate(rate);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
     view! {
         <div class="player">
             <video
@@ -177,7 +216,7 @@ pub fn Player(
                     class="live-edge"
                     data-testid="live-edge"
                     data-behind=move || state.behind.get().to_string()
-                    hidden=move || !playing()
+                    hidden=move || vod || !playing()
                     disabled=move || !state.behind.get()
                     title=move || if state.behind.get() { "Jump to the live edge" } else { "You are watching live" }
                     on:click=move |_| state.go_live.update(|n| *n += 1)
@@ -195,8 +234,21 @@ pub fn Player(
                         PlayerStatus::Error(_) => "error",
                     }
                 >
-                    {move || status.get().text()}
+                    {move || status.get().text(vod)}
                 </p>
+                {vod.then(|| view! {
+                    <span class="player-time" data-testid="player-time">
+                        {move || format!("{} / {}", clock(state.position_ms.get()), clock(state.duration_ms.get()))}
+                    </span>
+                    <label class="speed">
+                        "Speed "
+                        <select data-testid="speed" on:change=set_speed>
+                            {SPEEDS.iter().map(|s| view! {
+                                <option value=s.to_string() selected=*s == 1.0>{format!("{s}×")}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                })}
                 {move || matches!(status.get(), PlayerStatus::Error(_)).then(|| view! {
                     <button type="button" data-testid="player-retry" on:click=move |_| state.retry.update(|n| *n += 1)>
                         "Retry now"
@@ -308,6 +360,8 @@ mod hls {
     struct Inner {
         src: String,
         state: PlayerState,
+        vod: bool,
+        start_at: Option<f64>,
         video: RefCell<Option<HtmlVideoElement>>,
         hls: RefCell<Option<Hls>>,
         native: Cell<bool>,
@@ -323,10 +377,12 @@ mod hls {
 
     impl Session {
         /// A player for `src` that reports into `state`.
-        pub fn new(src: String, state: PlayerState) -> Self {
+        pub fn new(src: String, state: PlayerState, vod: bool, start_at: Option<f64>) -> Self {
             Session(Rc::new(Inner {
                 src,
                 state,
+                vod,
+                start_at,
                 video: RefCell::new(None),
                 hls: RefCell::new(None),
                 native: Cell::new(false),
@@ -479,11 +535,25 @@ mod hls {
             let Some(video) = inner.video.borrow().clone() else {
                 return;
             };
+            if inner.vod {
+                let _ = inner.state.position_ms.try_set(ms(video.current_time()));
+                let d = video.duration();
+                if d.is_finite() {
+                    let _ = inner.state.duration_ms.try_set(ms(d));
+                }
+                if video.ended() {
+                    let _ = inner.state.status.try_set(PlayerStatus::Ended);
+                    return;
+                }
+            }
             if video.paused() {
                 return;
             }
             // Playback advancing means playing, whichever event came first.
             set_playing(&inner);
+            if inner.vod {
+                return;
+            }
             let target = inner
                 .hls
                 .borrow()
@@ -536,7 +606,7 @@ mod hls {
         let on_level_updated =
             Closure::<dyn FnMut(JsValue, JsValue)>::new(move |_event: JsValue, data: JsValue| {
                 let Some(inner) = w.upgrade() else { return };
-                if get(&get(&data, "details"), "live").as_bool() == Some(false) {
+                if !inner.vod && get(&get(&data, "details"), "live").as_bool() == Some(false) {
                     let _ = inner.state.status.try_set(PlayerStatus::Ended);
                 }
             });
@@ -657,7 +727,11 @@ mod hls {
                 return;
             }
             inner.native.set(true);
-            video.set_src(&inner.src);
+            match inner.start_at {
+                // A media fragment starts native playback there.
+                Some(t) if inner.vod => video.set_src(&format!("{}#t={t}", inner.src)),
+                _ => video.set_src(&inner.src),
+            }
             let _ = video.play();
             return;
         }
@@ -666,7 +740,10 @@ mod hls {
             return;
         };
         let config = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&config, &"lowLatencyMode".into(), &true.into());
+        let _ = js_sys::Reflect::set(&config, &"lowLatencyMode".into(), &(!inner.vod).into());
+        if let (true, Some(t)) = (inner.vod, inner.start_at) {
+            let _ = js_sys::Reflect::set(&config, &"startPosition".into(), &t.into());
+        }
         let hls = Hls::new(&config);
         // Browser tests and support staff can inspect the live player.
         let _ = js_sys::Reflect::set(&js_sys::global(), &"onairPlayer".into(), &hls);
@@ -682,7 +759,15 @@ mod hls {
 
 #[cfg(test)]
 mod tests {
-    use super::{behind_live, level_label};
+    use super::{behind_live, clock, level_label};
+
+    #[test]
+    fn the_clock_reads_minutes_and_hours() {
+        assert_eq!(clock(0), "0:00");
+        assert_eq!(clock(-5), "0:00");
+        assert_eq!(clock(65_400), "1:05");
+        assert_eq!(clock(3_725_000), "1:02:05");
+    }
 
     #[test]
     fn levels_are_named_by_height_or_bitrate() {

@@ -12,6 +12,7 @@ use leptos_meta::Title;
 
 use crate::accounts::current_user;
 use crate::components::stream_meta::{StateBadge, StreamTime};
+use crate::recordings::{format_duration, get_recording, DeleteRecording, Mp4State, RecordingSummary};
 use crate::streams::{
     my_streams, CreateStream, DeleteStream, NewStream, RegenerateIngestToken, Stream, StreamPatch,
     UpdateStream, Visibility,
@@ -137,6 +138,7 @@ enum Panel {
     Edit,
     Token,
     Delete,
+    DeleteRecording,
 }
 
 /// One stream with its links, and edit, new token and delete.
@@ -145,6 +147,7 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
     let update = ServerAction::<UpdateStream>::new();
     let regenerate = ServerAction::<RegenerateIngestToken>::new();
     let delete = ServerAction::<DeleteStream>::new();
+    let delete_recording = ServerAction::<DeleteRecording>::new();
     let panel = RwSignal::new(Panel::Closed);
     let original = StoredValue::new(stream.clone());
     let title = RwSignal::new(stream.title.clone());
@@ -154,7 +157,8 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
     // After a saved edit or a deletion, read the list again from the server.
     Effect::new(move |_| {
         let saved = update.value().get().is_some_and(|r| r.is_ok());
-        let deleted = delete.value().get().is_some_and(|r| r.is_ok());
+        let deleted = delete.value().get().is_some_and(|r| r.is_ok())
+            || delete_recording.value().get().is_some_and(|r| r.is_ok());
         if saved || deleted {
             changed.update(|n| *n += 1);
         }
@@ -166,6 +170,7 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
         update.clear();
         regenerate.clear();
         delete.clear();
+        delete_recording.clear();
         if p == Panel::Edit {
             original.with_value(|s| {
                 title.set(s.title.clone());
@@ -194,6 +199,11 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
     };
     let delete_now = move |_| {
         delete.dispatch(DeleteStream {
+            id: original.with_value(|s| s.id.clone()),
+        });
+    };
+    let delete_recording_now = move |_| {
+        delete_recording.dispatch(DeleteRecording {
             id: original.with_value(|s| s.id.clone()),
         });
     };
@@ -263,6 +273,18 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
                 {move || delete.value().get().and_then(Result::err).map(|e| error(e, "delete-error"))}
             </div>
         }.into_any(),
+        Panel::DeleteRecording => view! {
+            <div class="notice warning" role="group" aria-label="Confirm deleting the recording" data-testid="recording-delete-confirm">
+                <p>"Delete the recording of " <strong>{original.with_value(|s| s.title.clone())}</strong>
+                    "? Its video, playlists, MP4 and thumbnail are removed from storage. The stream itself stays. This cannot be undone."</p>
+                <div class="row-buttons">
+                    <button type="button" class="button-danger" data-testid="recording-delete-confirm-button"
+                        disabled=move || delete_recording.pending().get() on:click=delete_recording_now>"Delete recording"</button>
+                    <button type="button" class="button-secondary" data-testid="recording-delete-cancel" on:click=move |_| toggle(Panel::DeleteRecording)>"Cancel"</button>
+                </div>
+                {move || delete_recording.value().get().and_then(Result::err).map(|e| error(e, "recording-delete-error"))}
+            </div>
+        }.into_any(),
     }
     };
 
@@ -272,8 +294,10 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
         state,
         started_at,
         ended_at,
+        recording,
         ..
     } = stream;
+    let has_recording = recording.is_some();
     view! {
         <li class="stream-item my-stream" data-testid="stream-row" data-id=id.clone() data-state=state.as_str()>
             <div class="row-head">
@@ -291,10 +315,74 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
                     aria-expanded=move || (panel.get() == Panel::Edit).to_string() on:click=move |_| toggle(Panel::Edit)>"Edit"</button>
                 <button type="button" class="link-button" data-testid="new-token"
                     aria-expanded=move || (panel.get() == Panel::Token).to_string() on:click=move |_| toggle(Panel::Token)>"New ingest token"</button>
+                {has_recording.then(|| view! {
+                    <button type="button" class="link-button danger" data-testid="delete-recording"
+                        aria-expanded=move || (panel.get() == Panel::DeleteRecording).to_string() on:click=move |_| toggle(Panel::DeleteRecording)>"Delete recording"</button>
+                })}
                 <button type="button" class="link-button danger" data-testid="delete"
                     aria-expanded=move || (panel.get() == Panel::Delete).to_string() on:click=move |_| toggle(Panel::Delete)>"Delete"</button>
             </div>
+            {recording.map(|r| view! { <RecordingLine id=id.clone() summary=r /> })}
             {panel_view}
         </li>
+    }
+}
+
+/// A stream's recording: thumbnail, duration, and the MP4's state, polled
+/// every two seconds while it is being made.
+#[component]
+fn RecordingLine(id: String, summary: RecordingSummary) -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    let initial = summary.clone();
+    let rec_id = id.clone();
+    let latest = Resource::new(
+        move || tick.get(),
+        move |n| {
+            let id = rec_id.clone();
+            async move {
+                if n == 0 {
+                    return None;
+                }
+                get_recording(id).await.ok()
+            }
+        },
+    );
+    // (state, progress, download URL)
+    let status = move || match latest.get().flatten() {
+        Some(r) => (r.mp4.state, r.mp4.progress, r.mp4.url.clone(), r.mp4.error.clone()),
+        None => (initial.mp4, initial.progress, None, None),
+    };
+    Effect::new(move |_| {
+        let (state, ..) = status();
+        if matches!(state, Mp4State::Pending | Mp4State::Building) {
+            #[cfg(feature = "hydrate")]
+            leptos::prelude::set_timeout(
+                move || tick.update(|n| *n += 1),
+                std::time::Duration::from_secs(2),
+            );
+        }
+    });
+    let watch = format!("/watch/{id}");
+    view! {
+        <div class="recording-line" data-testid="recording">
+            {summary.thumbnail.map(|src| view! {
+                <a href=watch.clone()><img class="thumb" src=src alt="" width="96" loading="lazy" /></a>
+            })}
+            <span>"Recording · " <span data-testid="recording-duration">{format_duration(summary.duration_ms)}</span></span>
+            " · "
+            <span data-testid="recording-mp4" data-state=move || format!("{:?}", status().0).to_lowercase()>
+                {move || match status() {
+                    (Mp4State::Ready, _, Some(url), _) => view! { <a href=url download="">"Download MP4"</a> }.into_any(),
+                    (Mp4State::Ready, _, None, _) => view! { "MP4 ready (reload to download)" }.into_any(),
+                    (Mp4State::Failed, _, _, e) => view! { <span class="error">{format!("MP4 failed: {}", e.unwrap_or_else(|| "unknown error".into()))}</span> }.into_any(),
+                    (Mp4State::Pending, ..) => view! { "MP4 queued…" }.into_any(),
+                    (Mp4State::Building, p, ..) => view! {
+                        "Making the MP4… "
+                        <progress max="100" value=p.to_string()></progress>
+                        {format!(" {p}%")}
+                    }.into_any(),
+                }}
+            </span>
+        </div>
     }
 }

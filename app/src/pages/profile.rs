@@ -97,7 +97,8 @@ fn ProfileView(profile: Profile) -> impl IntoView {
     }
 }
 
-/// One stream: state badge, title (to the watch page), time and description.
+/// One stream: thumbnail and duration of its recording (if any), state
+/// badge, title (to the watch page), time and description.
 #[component]
 fn ProfileStream(stream: Stream) -> impl IntoView {
     let Stream {
@@ -107,10 +108,23 @@ fn ProfileStream(stream: Stream) -> impl IntoView {
         state,
         started_at,
         ended_at,
+        recording,
         ..
     } = stream;
+    let watch = format!("/watch/{id}");
     view! {
         <li class="stream-item" data-testid="profile-stream" data-id=id.clone() data-state=state.as_str()>
+            {recording.map(|r| view! {
+                <a class="thumb-link" href=watch.clone() data-testid="profile-recording">
+                    {match r.thumbnail {
+                        Some(src) => view! { <img class="thumb" src=src alt="" width="160" loading="lazy" /> }.into_any(),
+                        None => view! { <span class="thumb thumb-empty" aria-hidden="true"></span> }.into_any(),
+                    }}
+                    <span class="thumb-duration" data-testid="profile-duration">
+                        {crate::recordings::format_duration(r.duration_ms)}
+                    </span>
+                </a>
+            })}
             <StateBadge state />
             " "
             <a href=format!("/watch/{id}")><strong data-testid="profile-stream-title">{title}</strong></a>

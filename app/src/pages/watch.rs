@@ -48,36 +48,67 @@ pub fn WatchPage() -> impl IntoView {
             return None;
         }
         let stream = get_stream(id.clone()).await.ok();
-        let path = match &stream {
-            Some(_) => watch_stream(id.clone()).await.ok().map(|w| w.path),
+        let watch = match &stream {
+            Some(_) => watch_stream(id.clone()).await.ok(),
             None => None,
         };
-        Some((id, stream, path))
+        Some((id, stream, watch))
     });
     view! {
         <section class="watch" data-testid="watch">
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let token = query.read_untracked().get("token");
+                    let start_at = query.read_untracked().get("t").and_then(|t| parse_start(&t));
                     match info.await {
                         None => view! {
                             <Title text="Not found · Onair" />
                             <p class="error" data-testid="watch-invalid">"This is not a valid stream link."</p>
                         }.into_any(),
-                        Some((id, stream, path)) => {
+                        Some((id, stream, watch)) => {
+                            let path = watch.as_ref().map(|w| w.path.clone());
                             // A private stream opened from a shared link plays with the link's token.
                             let src = match (token.as_deref(), path) {
                                 (Some(t), _) if !t.is_empty() => master_url(&id, Some(t)),
                                 (_, Some(p)) => p,
                                 _ => master_url(&id, None),
                             };
-                            view! { <Watching id=id token=token stream=stream src=src /> }.into_any()
+                            let vod = match (token.as_deref(), watch.and_then(|w| w.vod)) {
+                                (Some(t), Some(_)) if !t.is_empty() => Some(format!("/vod/{id}/t/{t}/master.m3u8")),
+                                (_, v) => v,
+                            };
+                            view! { <Watching id=id token=token stream=stream src=src vod=vod start_at=start_at /> }.into_any()
                         }
                     }
                 })}
             </Suspense>
         </section>
     }
+}
+
+/// A `?t=` deep link: whole or fractional seconds, `90`, `90.5`, or `1m30s`.
+pub fn parse_start(t: &str) -> Option<f64> {
+    let t = t.trim();
+    if let Ok(v) = t.parse::<f64>() {
+        return (v.is_finite() && v >= 0.0).then_some(v);
+    }
+    let (mut total, mut num) = (0u64, String::new());
+    for c in t.chars() {
+        match c {
+            '0'..='9' => num.push(c),
+            'h' | 'm' | 's' => {
+                let n: u64 = num.parse().ok()?;
+                num.clear();
+                total += n * match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+            }
+            _ => return None,
+        }
+    }
+    num.is_empty().then_some(total as f64)
 }
 
 /// Whether a state means the stream is over.
@@ -93,7 +124,10 @@ fn Watching(
     token: Option<String>,
     stream: Option<Stream>,
     src: String,
+    vod: Option<String>,
+    start_at: Option<f64>,
 ) -> impl IntoView {
+    let recording_id = id.clone();
     let room = use_room(id, ClientRole::Viewer, token);
     let initial = stream.as_ref().map(|s| s.state);
     // The room's word once it is connected, the server-rendered state before.
@@ -102,7 +136,7 @@ fn Watching(
         <Header stream=stream state=state room=room />
         <div class="watch-layout">
             <div class="watch-main">
-                <Body initial=initial state=state src=src />
+                <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id />
             </div>
             <Chat room=room />
         </div>
@@ -163,8 +197,14 @@ fn Body(
     initial: Option<StreamState>,
     state: Signal<Option<StreamState>>,
     src: String,
+    vod: Option<String>,
+    start_at: Option<f64>,
+    id: String,
 ) -> impl IntoView {
     let ended = Signal::derive(move || is_over(state.get()));
+    let has_vod = vod.is_some() && is_over(initial);
+    let was_over = is_over(initial);
+    let reload_href = format!("/watch/{id}");
     // Once over, the player has stopped for good: a new live session needs
     // a reload.
     let saw_end = RwSignal::new(is_over(initial));
@@ -175,9 +215,16 @@ fn Body(
     });
     let live_again = move || saw_end.get() && state.get() == Some(StreamState::Live);
     let notes = move || {
+        let reload_href = reload_href.clone();
         view! {
-            {move || ended.get().then(|| view! {
-                <p class="watch-ended" data-testid="watch-ended" role="status">"This stream has ended."</p>
+            {move || (ended.get() && !has_vod).then(|| view! {
+                <p class="watch-ended" data-testid="watch-ended" role="status">
+                    "This stream has ended. "
+                    {(!was_over).then(|| view! {
+                        <a href=reload_href.clone() data-testid="watch-recording-link">"Watch the recording"</a>
+                        " (it is ready a few seconds after the end)."
+                    })}
+                </p>
             })}
             {move || (state.get() == Some(StreamState::Idle)).then(|| view! {
                 <p class="muted" data-testid="watch-not-started">"The stream starts when the broadcaster goes live. This page starts it by itself."</p>
@@ -191,6 +238,14 @@ fn Body(
         }
     };
     if is_over(initial) {
+        if let Some(vod) = vod {
+            return view! {
+                <p class="watch-recording" data-testid="watch-recording">"Recording of the stream. "</p>
+                <Player src=vod vod=true start_at=start_at.unwrap_or(0.0) />
+                <RecordingDownload id=id />
+            }
+            .into_any();
+        }
         return notes().into_any();
     }
     view! {
@@ -200,9 +255,50 @@ fn Body(
     .into_any()
 }
 
+/// The MP4 download link (with its size), or how far its making has got.
+#[component]
+fn RecordingDownload(id: String) -> impl IntoView {
+    use crate::recordings::{format_bytes, get_recording, Mp4State};
+    let rec = Resource::new(move || id.clone(), |id| async move { get_recording(id).await.ok() });
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let Some(r) = rec.await else { return ().into_any() };
+                match (r.mp4.state, r.mp4.url.clone()) {
+                    (Mp4State::Ready, Some(url)) => view! {
+                        <p class="muted" data-testid="recording-download">
+                            <a href=url download="">"Download MP4"</a>
+                            {r.mp4.bytes.map(|b| format!(" ({})", format_bytes(b)))}
+                        </p>
+                    }.into_any(),
+                    (Mp4State::Failed, _) => view! {
+                        <p class="muted" data-testid="recording-download">"The MP4 download could not be made."</p>
+                    }.into_any(),
+                    _ => view! {
+                        <p class="muted" data-testid="recording-download">
+                            {format!("The MP4 download is being made ({}%).", r.mp4.progress)}
+                        </p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{master_url, valid_id};
+    use super::{master_url, parse_start, valid_id};
+
+    #[test]
+    fn start_links_read_seconds_or_minutes() {
+        assert_eq!(parse_start("10"), Some(10.0));
+        assert_eq!(parse_start("12.5"), Some(12.5));
+        assert_eq!(parse_start("1m30s"), Some(90.0));
+        assert_eq!(parse_start("1h"), Some(3600.0));
+        assert_eq!(parse_start("-3"), None);
+        assert_eq!(parse_start("abc"), None);
+        assert_eq!(parse_start("1m30"), None);
+    }
 
     #[test]
     fn the_playback_token_is_passed_on() {

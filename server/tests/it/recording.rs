@@ -254,11 +254,6 @@ async fn resume_within_grace(app: &TestApp) {
         .expect("text");
     assert_eq!(media.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{media}");
     testsrc::decode(&master).expect("both parts decode");
-    // One stream, one recording.
-    assert_eq!(
-        app.state.db.list_streams(Default::default()).await.expect("streams").len(),
-        1
-    );
 }
 
 async fn reattach_new_period(app: &TestApp, id: &str, token: &str, acked: u64) -> Ws {
@@ -362,6 +357,7 @@ async fn api_stream(http: &reqwest::Client, base: &str) -> (String, String) {
     let s: Value = http
         .post(format!("{base}/api/v1/streams"))
         .header("cookie", cookie)
+        .header("origin", base)
         .json(&serde_json::json!({"title": "Crash test", "visibility": "public"}))
         .send()
         .await
