@@ -97,6 +97,9 @@ pub struct RecordingSummary {
     pub mp4: Mp4State,
     /// Percent done while the MP4 is made.
     pub progress: u8,
+    /// Where to download the MP4 once ready.
+    #[serde(default)]
+    pub download: Option<String>,
 }
 
 /// "1:02:03" or "2:03" for a duration in ms.

@@ -35,15 +35,16 @@ before(async () => {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username: user, password: 'correct horse battery' }),
   });
-  assert.equal(reg.status, 201, await reg.text());
+  assert.equal(reg.status, 201);
   cookie = reg.headers.get('set-cookie').split(';')[0];
   const created = await fetch(at('api/v1/streams'), {
     method: 'POST',
     headers: { 'content-type': 'application/json', cookie, origin: server.url.replace(/\/$/, '') },
     body: JSON.stringify({ title: 'A recorded show', visibility: 'public' }),
   });
-  assert.equal(created.status, 201, await created.text());
-  const stream = await created.json();
+  const body = await created.text();
+  assert.equal(created.status, 201, body);
+  const stream = JSON.parse(body);
   streamId = stream.id;
   execFileSync(process.env.ONAIR_BIN, ['publish', '--server', server.url, '--stream', streamId,
     '--token', stream.ingest_token, file], { stdio: 'pipe' });

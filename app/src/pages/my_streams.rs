@@ -333,7 +333,7 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
 #[component]
 fn RecordingLine(id: String, summary: RecordingSummary) -> impl IntoView {
     let tick = RwSignal::new(0u32);
-    let initial = summary.clone();
+    let initial = StoredValue::new(summary.clone());
     let rec_id = id.clone();
     let latest = Resource::new(
         move || tick.get(),
@@ -350,7 +350,7 @@ fn RecordingLine(id: String, summary: RecordingSummary) -> impl IntoView {
     // (state, progress, download URL)
     let status = move || match latest.get().flatten() {
         Some(r) => (r.mp4.state, r.mp4.progress, r.mp4.url.clone(), r.mp4.error.clone()),
-        None => (initial.mp4, initial.progress, None, None),
+        None => initial.with_value(|i| (i.mp4, i.progress, i.download.clone(), None)),
     };
     Effect::new(move |_| {
         let (state, ..) = status();
@@ -373,7 +373,7 @@ fn RecordingLine(id: String, summary: RecordingSummary) -> impl IntoView {
             <span data-testid="recording-mp4" data-state=move || format!("{:?}", status().0).to_lowercase()>
                 {move || match status() {
                     (Mp4State::Ready, _, Some(url), _) => view! { <a href=url download="">"Download MP4"</a> }.into_any(),
-                    (Mp4State::Ready, _, None, _) => view! { "MP4 ready (reload to download)" }.into_any(),
+                    (Mp4State::Ready, _, None, _) => view! { "MP4 ready" }.into_any(),
                     (Mp4State::Failed, _, _, e) => view! { <span class="error">{format!("MP4 failed: {}", e.unwrap_or_else(|| "unknown error".into()))}</span> }.into_any(),
                     (Mp4State::Pending, ..) => view! { "MP4 queued…" }.into_any(),
                     (Mp4State::Building, p, ..) => view! {

@@ -115,14 +115,14 @@ pub async fn with_summaries(
         let Some(s) = streams.iter_mut().find(|s| s.id == row.stream) else {
             continue;
         };
-        let thumbnail = row
-            .thumbnail
-            .then(|| format!("{}/thumbnail.jpg", vod_prefix(accounts, &s.id, s.visibility)));
+        let prefix = vod_prefix(accounts, &s.id, s.visibility);
+        let state = mp4_state(&row);
         s.recording = Some(RecordingSummary {
             duration_ms: unsigned(row.duration_ms),
-            thumbnail,
-            mp4: mp4_state(&row),
+            thumbnail: row.thumbnail.then(|| format!("{prefix}/thumbnail.jpg")),
+            mp4: state,
             progress: u8::try_from(row.mp4_progress.clamp(0, 100)).unwrap_or(0),
+            download: (state == Mp4State::Ready).then(|| format!("{prefix}/recording.mp4")),
         });
     }
     Ok(streams)
