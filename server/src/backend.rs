@@ -245,8 +245,8 @@ impl Backend for DbBackend {
                 user.as_ref(),
                 &id,
             )
-                .await
-                .map_err(refused)
+            .await
+            .map_err(refused)
         })
     }
 

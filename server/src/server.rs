@@ -128,7 +128,9 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
     match recorder.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(recordings = n, "finishing recordings a restart cut short"),
-        Err(e) => tracing::error!(error = %e, "could not recover streams that were live before the restart"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not recover streams that were live before the restart")
+        }
     }
     let ingest = crate::ingest::IngestHub::new(
         args.ingest_limits(),

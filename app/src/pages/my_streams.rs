@@ -12,7 +12,9 @@ use leptos_meta::Title;
 
 use crate::accounts::current_user;
 use crate::components::stream_meta::{StateBadge, StreamTime};
-use crate::recordings::{format_duration, get_recording, DeleteRecording, Mp4State, RecordingSummary};
+use crate::recordings::{
+    format_duration, get_recording, DeleteRecording, Mp4State, RecordingSummary,
+};
 use crate::streams::{
     my_streams, CreateStream, DeleteStream, NewStream, RegenerateIngestToken, Stream, StreamPatch,
     UpdateStream, Visibility,
@@ -349,7 +351,12 @@ fn RecordingLine(id: String, summary: RecordingSummary) -> impl IntoView {
     );
     // (state, progress, download URL)
     let status = move || match latest.get().flatten() {
-        Some(r) => (r.mp4.state, r.mp4.progress, r.mp4.url.clone(), r.mp4.error.clone()),
+        Some(r) => (
+            r.mp4.state,
+            r.mp4.progress,
+            r.mp4.url.clone(),
+            r.mp4.error.clone(),
+        ),
         None => initial.with_value(|i| (i.mp4, i.progress, i.download.clone(), None)),
     };
     Effect::new(move |_| {

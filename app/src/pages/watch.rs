@@ -259,7 +259,10 @@ fn Body(
 #[component]
 fn RecordingDownload(id: String) -> impl IntoView {
     use crate::recordings::{format_bytes, get_recording, Mp4State};
-    let rec = Resource::new(move || id.clone(), |id| async move { get_recording(id).await.ok() });
+    let rec = Resource::new(
+        move || id.clone(),
+        |id| async move { get_recording(id).await.ok() },
+    );
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {

@@ -221,7 +221,11 @@ fn etag_matches(list: &str, tag: &str) -> bool {
 
 /// Answers a media request: 200, 304 for a matching `If-None-Match`, 206 for
 /// one satisfiable range, 416 for an unsatisfiable one.
-pub(crate) fn immutable_media(bytes: Bytes, content_type: &'static str, req: &HeaderMap) -> Response {
+pub(crate) fn immutable_media(
+    bytes: Bytes,
+    content_type: &'static str,
+    req: &HeaderMap,
+) -> Response {
     let tag = etag(&bytes);
     let header_str = |name| req.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let mut res = if header_str(header::IF_NONE_MATCH).is_some_and(|l| etag_matches(l, &tag)) {

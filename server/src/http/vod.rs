@@ -36,7 +36,11 @@ pub fn routes() -> Router<AppState> {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
-        .expose_headers([header::CONTENT_RANGE, header::CONTENT_LENGTH, header::ACCEPT_RANGES]);
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ACCEPT_RANGES,
+        ]);
     Router::new()
         .route("/vod/{stream}/{file}", get(top_file))
         .route("/vod/{stream}/{rendition}/{file}", get(rendition_file))
@@ -49,9 +53,11 @@ impl StoreError {
             StoreError::NotFound(_) | StoreError::InvalidKey(_) => {
                 ApiError::not_found(format!("no {what}"))
             }
-            StoreError::InvalidRange { .. } => {
-                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", self.to_string())
-            }
+            StoreError::InvalidRange { .. } => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                self.to_string(),
+            ),
             other => {
                 tracing::error!(error = %other, "the store failed answering a VOD request");
                 ApiError::new(
@@ -68,7 +74,10 @@ fn playlist(text: bytes::Bytes) -> Response {
     let mut res = text.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(M3U8));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(VOD_PLAYLIST));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(VOD_PLAYLIST),
+    );
     res
 }
 
@@ -110,14 +119,13 @@ async fn rendition_file(
     Path((id, rendition, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = object_key(&id, &format!("{rendition}/{file}"))
-        .map_err(|e| e.into_api("such file"))?;
+    let key =
+        object_key(&id, &format!("{rendition}/{file}")).map_err(|e| e.into_api("such file"))?;
     if file == "index.m3u8" {
-        let text = state
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| e.into_api(&format!("playlist {rendition} in the recording of {id}")))?;
+        let text =
+            state.store.get(&key).await.map_err(|e| {
+                e.into_api(&format!("playlist {rendition} in the recording of {id}"))
+            })?;
         return Ok(playlist(text));
     }
     let content_type = match parse_file(&file) {
@@ -152,7 +160,11 @@ pub fn download_name(title: &str, id: &str) -> String {
 async fn recording(state: &AppState, id: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     let key = object_key(id, "recording.mp4").map_err(|e| e.into_api("such recording"))?;
     let what = format!("MP4 for stream {id} (yet)");
-    let meta = state.store.head(&key).await.map_err(|e| e.into_api(&what))?;
+    let meta = state
+        .store
+        .head(&key)
+        .await
+        .map_err(|e| e.into_api(&what))?;
     let total = meta.size;
     let title = match state.db.get_stream(id).await {
         Ok(Some(s)) => s.title,
@@ -218,7 +230,10 @@ fn stream_body(
         async move {
             let start = next?;
             let end = (start + CHUNK - 1).min(last);
-            match store.get_range(&key, ByteRange::Inclusive(start, end)).await {
+            match store
+                .get_range(&key, ByteRange::Inclusive(start, end))
+                .await
+            {
                 Ok(part) => {
                     let following = (end < last).then_some(end + 1);
                     Some((Ok::<_, std::io::Error>(part.bytes), following))
@@ -239,7 +254,10 @@ mod tests {
 
     #[test]
     fn download_names_are_safe() {
-        assert_eq!(download_name("My \"great\" show/1", "x"), "My great show1.mp4");
+        assert_eq!(
+            download_name("My \"great\" show/1", "x"),
+            "My great show1.mp4"
+        );
         assert_eq!(download_name("ü…", "abc"), "onair-abc.mp4");
         assert_eq!(download_name("..", "abc"), "onair-abc.mp4");
     }

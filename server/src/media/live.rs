@@ -12,13 +12,13 @@ use ffmpeg_next::media::Type;
 use super::audio::{AacTranscoder, AudioError, AAC_FRAME, AAC_RATE};
 use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits, SharedReader};
 use super::ladder::{bitrate_for, plan, Ladder, LadderError, RungSpec};
+use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::origin::LiveStream;
 use crate::packager::fmp4::{Codec, Sample, Track};
 use crate::packager::h264::{self, nal};
 use crate::packager::playlist::{render_master, AudioRendition, Variant};
 use crate::packager::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::packager::time::{rescale, Timescale, VIDEO_TIMESCALE};
-use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::recording::catalog::{Catalog, CatalogEntry};
 use crate::store::uploader::{segment_key, Uploader};
 

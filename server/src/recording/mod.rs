@@ -150,7 +150,10 @@ impl Recorder {
 
     /// Builds a stream's VOD playlists and recording row now, and queues its
     /// MP4. `None` if nothing of the stream reached the store.
-    pub async fn finalize(self: &Arc<Self>, stream: &str) -> Result<Option<VodPlan>, RecordingError> {
+    pub async fn finalize(
+        self: &Arc<Self>,
+        stream: &str,
+    ) -> Result<Option<VodPlan>, RecordingError> {
         // One build per stream at a time.
         while !self
             .building
@@ -168,13 +171,23 @@ impl Recorder {
         result
     }
 
-    async fn finalize_inner(self: &Arc<Self>, stream: &str) -> Result<Option<VodPlan>, RecordingError> {
+    async fn finalize_inner(
+        self: &Arc<Self>,
+        stream: &str,
+    ) -> Result<Option<VodPlan>, RecordingError> {
         if !self.catalog.flushed(Duration::from_secs(30)).await {
-            tracing::warn!(stream, "catalog rows still queued; building the recording with what is written");
+            tracing::warn!(
+                stream,
+                "catalog rows still queued; building the recording with what is written"
+            );
         }
         let uploads_done = self.uploader.drained(self.cfg.store_wait).await;
         if !uploads_done {
-            tracing::warn!(stream, pending = self.uploader.pending(), "uploads still queued; building the recording with what reached the store");
+            tracing::warn!(
+                stream,
+                pending = self.uploader.pending(),
+                "uploads still queued; building the recording with what reached the store"
+            );
         }
         let prefix = format!("streams/{stream}/");
         let objects = self.store.list(&prefix).await?;
@@ -186,7 +199,10 @@ impl Recorder {
         let segments = self.db.stream_segments(stream).await?;
         let plan = vod::plan(&renditions, &segments, &stored);
         if plan.renditions.is_empty() {
-            tracing::info!(stream, "nothing of this stream reached the store: no recording");
+            tracing::info!(
+                stream,
+                "nothing of this stream reached the store: no recording"
+            );
             return Ok(None);
         }
         let mut written = 0u64;
@@ -255,7 +271,8 @@ impl Recorder {
                 let _permit = me.mp4_jobs.acquire().await;
                 if let Err(e) = me.build_mp4(&id, &job).await {
                     tracing::warn!(stream = %id, error = %e, "the recording's MP4 failed");
-                    metrics::counter!("onair_recording_mp4_total", "result" => "failed").increment(1);
+                    metrics::counter!("onair_recording_mp4_total", "result" => "failed")
+                        .increment(1);
                     if let Err(db) = me.db.set_mp4_failed(&id, &e.to_string()).await {
                         tracing::error!(stream = %id, error = %db, "could not record the MP4 failure");
                     }
@@ -301,7 +318,7 @@ impl Recorder {
                 f.write_all(&bytes).await?;
             }
             *done += 1;
-            if *done % 10 == 0 {
+            if done.is_multiple_of(10) {
                 let percent = (*done * 50 / total.max(1)) as i64;
                 let _ = self.db.set_mp4_progress(stream, percent).await;
             }
@@ -316,7 +333,9 @@ impl Recorder {
         let Some(top) = plan.top() else {
             return Ok(());
         };
-        let audio = plan.audio().filter(|a| top.kind == Kind::Video || a.name != top.name);
+        let audio = plan
+            .audio()
+            .filter(|a| top.kind == Kind::Video || a.name != top.name);
         self.db.set_mp4_progress(stream, 0).await?;
         tokio::fs::create_dir_all(&self.cfg.work_dir).await?;
         let dir = tempfile::Builder::new()
@@ -325,22 +344,33 @@ impl Recorder {
         let total = top.segments.len() + audio.map(|a| a.segments.len()).unwrap_or(0);
         let mut done = 0;
         let (video_files, audio_files) = if top.kind == Kind::Video {
-            let v = self.download(stream, top, dir.path(), "video", &mut done, total).await?;
+            let v = self
+                .download(stream, top, dir.path(), "video", &mut done, total)
+                .await?;
             let a = match audio {
-                Some(a) => self.download(stream, a, dir.path(), "audio", &mut done, total).await?,
+                Some(a) => {
+                    self.download(stream, a, dir.path(), "audio", &mut done, total)
+                        .await?
+                }
                 None => Vec::new(),
             };
             (v, a)
         } else {
             (
                 Vec::new(),
-                self.download(stream, top, dir.path(), "audio", &mut done, total).await?,
+                self.download(stream, top, dir.path(), "audio", &mut done, total)
+                    .await?,
             )
         };
         if let Some(first) = video_files.first().cloned() {
             match tokio::task::spawn_blocking(move || mp4::thumbnail(&first, 2000)).await {
                 Ok(Ok(jpeg)) => {
-                    put_retrying(self.store.as_ref(), &object_key(stream, "thumbnail.jpg")?, Bytes::from(jpeg)).await?;
+                    put_retrying(
+                        self.store.as_ref(),
+                        &object_key(stream, "thumbnail.jpg")?,
+                        Bytes::from(jpeg),
+                    )
+                    .await?;
                     self.db.set_recording_thumbnail(stream).await?;
                 }
                 Ok(Err(e)) => tracing::warn!(stream, error = %e, "no thumbnail"),
@@ -373,7 +403,10 @@ impl Recorder {
             .map_err(|e| std::io::Error::other(format!("the MP4 task failed: {e}")))??;
         let _ = reporter.await;
         if self.db.get_recording(stream).await?.is_none() {
-            tracing::info!(stream, "the recording was deleted while its MP4 was made; discarded");
+            tracing::info!(
+                stream,
+                "the recording was deleted while its MP4 was made; discarded"
+            );
             return Ok(());
         }
         let size = self
@@ -384,7 +417,12 @@ impl Recorder {
             .set_mp4_ready(stream, int(size), int(report.duration_ms))
             .await?;
         metrics::counter!("onair_recording_mp4_total", "result" => "ready").increment(1);
-        tracing::info!(stream, bytes = size, duration_ms = report.duration_ms, "recording MP4 ready");
+        tracing::info!(
+            stream,
+            bytes = size,
+            duration_ms = report.duration_ms,
+            "recording MP4 ready"
+        );
         Ok(())
     }
 

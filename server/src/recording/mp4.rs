@@ -69,7 +69,10 @@ struct Source {
     file_start: bool,
 }
 
-fn open(path: &Path, kind: media::Type) -> Result<(ffmpeg_next::format::context::Input, usize, Rational), Mp4Error> {
+fn open(
+    path: &Path,
+    kind: media::Type,
+) -> Result<(ffmpeg_next::format::context::Input, usize, Rational), Mp4Error> {
     let input = ffmpeg_next::format::input(path).map_err(|source| Mp4Error::Input {
         path: path.display().to_string(),
         source,
@@ -267,7 +270,11 @@ pub fn thumbnail(video: &Path, near_ms: u64) -> Result<Vec<u8>, Mp4Error> {
     let mut decoder = codec::context::Context::from_parameters(params)
         .and_then(|c| c.decoder().video())
         .map_err(|e| fail("decoder", e))?;
-    let near = rescale(i64::try_from(near_ms).unwrap_or(0), Rational::new(1, 1000), tb);
+    let near = rescale(
+        i64::try_from(near_ms).unwrap_or(0),
+        Rational::new(1, 1000),
+        tb,
+    );
     let mut chosen: Option<ffmpeg_next::frame::Video> = None;
     let mut frame = ffmpeg_next::frame::Video::empty();
     for (stream, packet) in input.packets() {
@@ -276,7 +283,9 @@ pub fn thumbnail(video: &Path, near_ms: u64) -> Result<Vec<u8>, Mp4Error> {
         }
         let at = packet.pts().or(packet.dts()).unwrap_or(0);
         // A keyframe decodes on its own: flush between them.
-        decoder.send_packet(&packet).map_err(|e| fail("decode", e))?;
+        decoder
+            .send_packet(&packet)
+            .map_err(|e| fail("decode", e))?;
         let _ = decoder.send_eof();
         while decoder.receive_frame(&mut frame).is_ok() {
             chosen = Some(frame.clone());
@@ -288,7 +297,8 @@ pub fn thumbnail(video: &Path, near_ms: u64) -> Result<Vec<u8>, Mp4Error> {
     }
     let src = chosen.ok_or_else(|| Mp4Error::Thumbnail("no keyframe decoded".into()))?;
     let width = THUMBNAIL_WIDTH.min(src.width().max(2)) & !1;
-    let height = ((u64::from(src.height()) * u64::from(width) / u64::from(src.width().max(1))) as u32)
+    let height = ((u64::from(src.height()) * u64::from(width) / u64::from(src.width().max(1)))
+        as u32)
         .max(2)
         & !1;
     let mut scaler = scaling::Context::get(
@@ -302,9 +312,12 @@ pub fn thumbnail(video: &Path, near_ms: u64) -> Result<Vec<u8>, Mp4Error> {
     )
     .map_err(|e| fail("scale", e))?;
     let mut scaled = ffmpeg_next::frame::Video::empty();
-    scaler.run(&src, &mut scaled).map_err(|e| fail("scale", e))?;
+    scaler
+        .run(&src, &mut scaled)
+        .map_err(|e| fail("scale", e))?;
     scaled.set_pts(Some(0));
-    let mjpeg = encoder::find(codec::Id::MJPEG).ok_or_else(|| Mp4Error::Thumbnail("no JPEG encoder".into()))?;
+    let mjpeg = encoder::find(codec::Id::MJPEG)
+        .ok_or_else(|| Mp4Error::Thumbnail("no JPEG encoder".into()))?;
     let mut enc = codec::context::Context::new_with_codec(mjpeg)
         .encoder()
         .video()
@@ -317,7 +330,8 @@ pub fn thumbnail(video: &Path, near_ms: u64) -> Result<Vec<u8>, Mp4Error> {
     enc.send_frame(&scaled).map_err(|e| fail("encode", e))?;
     let _ = enc.send_eof();
     let mut packet = Packet::empty();
-    enc.receive_packet(&mut packet).map_err(|e| fail("encode", e))?;
+    enc.receive_packet(&mut packet)
+        .map_err(|e| fail("encode", e))?;
     packet
         .data()
         .map(<[u8]>::to_vec)
@@ -331,9 +345,18 @@ mod tests {
 
     #[test]
     fn rescale_rounds_between_time_bases() {
-        assert_eq!(rescale(90_000, Rational::new(1, 90_000), Rational::new(1, 1000)), 1000);
-        assert_eq!(rescale(1024, Rational::new(1, 48_000), Rational::new(1, 1000)), 21);
-        assert_eq!(rescale(-3000, Rational::new(1, 90_000), Rational::new(1, 1000)), -33);
+        assert_eq!(
+            rescale(90_000, Rational::new(1, 90_000), Rational::new(1, 1000)),
+            1000
+        );
+        assert_eq!(
+            rescale(1024, Rational::new(1, 48_000), Rational::new(1, 1000)),
+            21
+        );
+        assert_eq!(
+            rescale(-3000, Rational::new(1, 90_000), Rational::new(1, 1000)),
+            -33
+        );
         assert_eq!(rescale(5, Rational::new(1, 1), Rational::new(0, 1)), 5);
     }
 }

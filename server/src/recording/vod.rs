@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::packager::playlist::{self, format_pdt, AudioRendition, Variant};
-use crate::packager::time::{MediaTime, Timescale, MILLIS};
+use crate::packager::time::{MediaTime, Timescale};
 
 /// One listed segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,10 +137,17 @@ fn unsigned(v: i64) -> u64 {
 
 /// Plans the VOD playlists. `stored` holds the names of the stream's objects
 /// relative to its prefix (`720p/12.m4s`, `audio/init.mp4`).
-pub fn plan(renditions: &[RenditionRow], segments: &[SegmentRow], stored: &HashSet<String>) -> VodPlan {
+pub fn plan(
+    renditions: &[RenditionRow],
+    segments: &[SegmentRow],
+    stored: &HashSet<String>,
+) -> VodPlan {
     let mut by_rendition: BTreeMap<&str, Vec<&SegmentRow>> = BTreeMap::new();
     for s in segments {
-        by_rendition.entry(s.rendition.as_str()).or_default().push(s);
+        by_rendition
+            .entry(s.rendition.as_str())
+            .or_default()
+            .push(s);
     }
     let mut out = VodPlan::default();
     for info in renditions {
@@ -297,11 +304,6 @@ pub fn render_master(plan: &VodPlan) -> String {
     playlist::render_master(&variants, group.as_ref())
 }
 
-/// Milliseconds as a [`MediaTime`].
-pub fn millis(ms: u64) -> MediaTime {
-    MediaTime::new(ms, MILLIS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,7 +345,10 @@ mod tests {
 
     #[test]
     fn a_complete_recording_lists_every_segment_and_ends() {
-        let renditions = [rendition("720p", "video", 720), rendition("audio", "audio", 0)];
+        let renditions = [
+            rendition("720p", "video", 720),
+            rendition("audio", "audio", 0),
+        ];
         let mut rows = Vec::new();
         let mut names = vec!["720p/init.mp4".to_string(), "audio/init.mp4".to_string()];
         for msn in 0..5 {
@@ -370,7 +375,10 @@ mod tests {
         assert!(!text.contains("DISCONTINUITY"), "{text}");
         assert!(!text.contains("PART"), "no LL tags in a VOD: {text}");
         let master = render_master(&p);
-        assert!(master.contains("CODECS=\"avc1.64001f,mp4a.40.2\""), "{master}");
+        assert!(
+            master.contains("CODECS=\"avc1.64001f,mp4a.40.2\""),
+            "{master}"
+        );
         assert!(master.contains("RESOLUTION=1280x720"), "{master}");
         // 250 kB per 2 s of video plus 32 kB per 2 s of audio.
         assert!(master.contains("AVERAGE-BANDWIDTH=1128000"), "{master}");
@@ -404,15 +412,32 @@ mod tests {
         let p = plan(&renditions, &rows, &set);
         assert_eq!(p.missing, 1);
         let r = &p.renditions[0];
-        let flags: Vec<(u64, bool)> = r.segments.iter().map(|s| (s.msn, s.discontinuity)).collect();
-        assert_eq!(flags, vec![(0, false), (1, false), (3, true), (4, true), (5, true)]);
+        let flags: Vec<(u64, bool)> = r
+            .segments
+            .iter()
+            .map(|s| (s.msn, s.discontinuity))
+            .collect();
+        assert_eq!(
+            flags,
+            vec![(0, false), (1, false), (3, true), (4, true), (5, true)]
+        );
         assert_eq!(r.inits(), vec!["init.mp4", "init-1.mp4", "init-5-0.mp4"]);
         let text = render_media(r);
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 3, "{text}");
-        assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"), "{text}");
-        assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-5-0.mp4\"\n"), "{text}");
+        assert!(
+            text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-5-0.mp4\"\n"),
+            "{text}"
+        );
         // The date is restated after each discontinuity.
-        assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 4, "{text}");
+        assert_eq!(
+            text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(),
+            4,
+            "{text}"
+        );
     }
 
     #[test]
@@ -431,9 +456,14 @@ mod tests {
 
     #[test]
     fn extinf_adds_up_exactly() {
-        assert_eq!(extinf(MediaTime::new(180_000, crate::packager::time::VIDEO_TIMESCALE)), "2.000000");
+        assert_eq!(
+            extinf(MediaTime::new(
+                180_000,
+                crate::packager::time::VIDEO_TIMESCALE
+            )),
+            "2.000000"
+        );
         let aac = Timescale::new(48_000).expect("scale");
         assert_eq!(extinf(MediaTime::new(1024, aac)), "0.021333");
-        assert_eq!(millis(1500).as_millis(), 1500);
     }
 }

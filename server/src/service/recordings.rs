@@ -79,7 +79,10 @@ pub async fn get(
         .await?
         .ok_or_else(|| StreamError::NotFound(format!("recording of stream {id}")))?;
     let visibility = Visibility::parse(&stream.visibility).unwrap_or(Visibility::Private);
-    Ok(recording_from_row(row, &vod_prefix(accounts, id, visibility)))
+    Ok(recording_from_row(
+        row,
+        &vod_prefix(accounts, id, visibility),
+    ))
 }
 
 /// Deletes a stream's recording: its objects in the store and its rows.

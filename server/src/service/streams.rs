@@ -275,10 +275,9 @@ pub async fn delete(
         return Err(StreamError::Live);
     }
     if let Some(recorder) = recorder {
-        recorder
-            .delete(id)
-            .await
-            .map_err(|e| StreamError::Unavailable(format!("could not delete the recording: {e}")))?;
+        recorder.delete(id).await.map_err(|e| {
+            StreamError::Unavailable(format!("could not delete the recording: {e}"))
+        })?;
     }
     db.delete_stream(id).await?;
     accounts.visibility.invalidate(id);

@@ -19,7 +19,15 @@ fn media(dir: &Path, seconds: u32) -> std::path::PathBuf {
         "640x360",
         seconds,
         &[
-            "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-c:a",
             "aac",
         ],
         path.to_str().expect("utf8 path"),
@@ -30,9 +38,11 @@ fn media(dir: &Path, seconds: u32) -> std::path::PathBuf {
 
 fn publish_cmd(server: &str, id: &str, token: &str, file: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onair"));
-    cmd.args(["publish", "--server", server, "--stream", id, "--token", token])
-        .args(extra)
-        .arg(file);
+    cmd.args([
+        "publish", "--server", server, "--stream", id, "--token", token,
+    ])
+    .args(extra)
+    .arg(file);
     cmd
 }
 
@@ -89,13 +99,26 @@ async fn check_recording(http: &reqwest::Client, base: &str, id: &str, published
         (duration_ms as f64 / 1000.0 - published_s).abs() <= 0.5,
         "VOD duration {duration_ms} ms for {published_s} s published: {rec}"
     );
-    assert!(rec["renditions"].as_array().is_some_and(|r| r.len() >= 2), "{rec}");
-    assert!(rec["store_bytes"].as_u64().is_some_and(|b| b > 100_000), "{rec}");
+    assert!(
+        rec["renditions"].as_array().is_some_and(|r| r.len() >= 2),
+        "{rec}"
+    );
+    assert!(
+        rec["store_bytes"].as_u64().is_some_and(|b| b > 100_000),
+        "{rec}"
+    );
     assert_eq!(rec["master"], format!("/vod/{id}/master.m3u8"));
 
     // The VOD master plays from start to end in FFmpeg.
     let master = format!("{base}/vod/{id}/master.m3u8");
-    let text = http.get(&master).send().await.expect("master").text().await.expect("text");
+    let text = http
+        .get(&master)
+        .send()
+        .await
+        .expect("master")
+        .text()
+        .await
+        .expect("text");
     assert!(text.contains("#EXT-X-STREAM-INF"), "{text}");
     let top = text
         .lines()
@@ -113,7 +136,10 @@ async fn check_recording(http: &reqwest::Client, base: &str, id: &str, published
     assert!(media.trim_end().ends_with("#EXT-X-ENDLIST"), "{media}");
     let summary = testsrc::probe(&master).expect("ffprobe the VOD");
     assert!(summary.has(&["h264", "aac"]), "{summary:?}");
-    assert!((summary.duration_s - published_s).abs() <= 0.5, "{summary:?}");
+    assert!(
+        (summary.duration_s - published_s).abs() <= 0.5,
+        "{summary:?}"
+    );
     testsrc::decode(&master).expect("the VOD decodes from start to end");
 
     // The MP4: codecs, duration, moov first, ranges, download name.
@@ -130,7 +156,11 @@ async fn check_recording(http: &reqwest::Client, base: &str, id: &str, published
         res.headers()
     );
     let whole = res.bytes().await.expect("body");
-    assert_eq!(Some(whole.len() as u64), rec["mp4"]["bytes"].as_u64(), "{rec}");
+    assert_eq!(
+        Some(whole.len() as u64),
+        rec["mp4"]["bytes"].as_u64(),
+        "{rec}"
+    );
     let boxes = top_boxes(&whole);
     let moov = boxes.iter().position(|b| b == "moov").expect("moov");
     let mdat = boxes.iter().position(|b| b == "mdat").expect("mdat");
@@ -139,7 +169,11 @@ async fn check_recording(http: &reqwest::Client, base: &str, id: &str, published
     let file = dir.path().join("recording.mp4");
     std::fs::write(&file, &whole).expect("write");
     let probe = testsrc::probe(file.to_str().expect("utf8")).expect("ffprobe mp4");
-    assert_eq!(probe.codecs, vec!["h264".to_string(), "aac".to_string()], "{probe:?}");
+    assert_eq!(
+        probe.codecs,
+        vec!["h264".to_string(), "aac".to_string()],
+        "{probe:?}"
+    );
     assert!(
         (probe.duration_s - published_s).abs() <= 0.1,
         "MP4 {} s for {published_s} s published",
@@ -173,18 +207,27 @@ async fn check_recording(http: &reqwest::Client, base: &str, id: &str, published
         .expect("thumbnail");
     assert_eq!(thumb.status(), 200);
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
-    assert_eq!(&thumb.bytes().await.expect("jpeg")[..3], &[0xFF, 0xD8, 0xFF]);
+    assert_eq!(
+        &thumb.bytes().await.expect("jpeg")[..3],
+        &[0xFF, 0xD8, 0xFF]
+    );
 }
 
 async fn publish_and_record(app: &TestApp) {
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = media(dir.path(), 30);
-    let published = testsrc::probe(file.to_str().expect("utf8")).expect("probe input").duration_s;
+    let published = testsrc::probe(file.to_str().expect("utf8"))
+        .expect("probe input")
+        .duration_s;
     let out = publish_cmd(&format!("http://{}", app.addr), &id, &token, &file, &[])
         .output()
         .expect("onair publish runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     check_recording(&app.http, &format!("http://{}", app.addr), &id, published).await;
 
     // The owner's delete removes the objects and the rows.
@@ -196,9 +239,21 @@ async fn publish_and_record(app: &TestApp) {
         .await
         .expect("master");
     assert_eq!(gone.status(), 404);
-    assert!(app.state.store.list(&format!("streams/{id}/")).await.expect("list").is_empty());
+    assert!(app
+        .state
+        .store
+        .list(&format!("streams/{id}/"))
+        .await
+        .expect("list")
+        .is_empty());
     assert!(app.state.db.get_recording(&id).await.expect("db").is_none());
-    assert!(app.state.db.stream_segments(&id).await.expect("db").is_empty());
+    assert!(app
+        .state
+        .db
+        .stream_segments(&id)
+        .await
+        .expect("db")
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,12 +288,26 @@ async fn resume_within_grace(app: &TestApp) {
     send_chunks(&mut ws, &chunks, base, base + second.len() as u64).await;
     end(&mut ws).await;
 
-    let rec = wait_recording(&app.http, &format!("http://{}", app.addr), &id, Duration::from_secs(120)).await;
+    let rec = wait_recording(
+        &app.http,
+        &format!("http://{}", app.addr),
+        &id,
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(rec["discontinuities"], 1, "{rec}");
     let ms = rec["duration_ms"].as_u64().expect("ms");
     assert!((11_000..=13_000).contains(&ms), "both parts: {rec}");
     let master = app.url(&format!("/vod/{id}/master.m3u8"));
-    let text = app.http.get(&master).send().await.expect("m").text().await.expect("t");
+    let text = app
+        .http
+        .get(&master)
+        .send()
+        .await
+        .expect("m")
+        .text()
+        .await
+        .expect("t");
     let top = text
         .lines()
         .find(|l| l.ends_with("/index.m3u8") && !l.starts_with('#'))
@@ -252,7 +321,11 @@ async fn resume_within_grace(app: &TestApp) {
         .text()
         .await
         .expect("text");
-    assert_eq!(media.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{media}");
+    assert_eq!(
+        media.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{media}"
+    );
     testsrc::decode(&master).expect("both parts decode");
 }
 
@@ -260,7 +333,9 @@ async fn reattach_new_period(app: &TestApp, id: &str, token: &str, acked: u64) -
     use futures::SinkExt;
     for _ in 0..50 {
         let mut ws = crate::ingest::connect(app, id, Some(token)).await;
-        ws.send(hello_new_period(acked, 1_795_300_100_000)).await.expect("hello");
+        ws.send(hello_new_period(acked, 1_795_300_100_000))
+            .await
+            .expect("hello");
         match crate::ingest::next(&mut ws).await {
             Ok(app::ingest::ServerMessage::Ready { .. }) => return ws,
             Err((4009, _)) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -300,7 +375,12 @@ impl Server {
             .open(data.join("server.log"))
             .expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_onair"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(data)
             .args(extra)
             .stdout(Stdio::from(log.try_clone().expect("log")))
@@ -393,7 +473,10 @@ async fn crash_recovery(store: &[String], list_store: impl Fn(&str) -> Vec<Strin
         if stored.iter().filter(|k| k.ends_with(".m4s")).count() >= 8 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "no segments stored: {stored:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no segments stored: {stored:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     server.kill9();
@@ -418,14 +501,23 @@ async fn crash_recovery(store: &[String], list_store: impl Fn(&str) -> Vec<Strin
     let rec = wait_recording(&http, &server.base, &id, Duration::from_secs(180)).await;
     // Every segment that reached the store is in the VOD.
     let master = format!("{}/vod/{id}/master.m3u8", server.base);
-    let master_text = http.get(&master).send().await.expect("m").text().await.expect("t");
+    let master_text = http
+        .get(&master)
+        .send()
+        .await
+        .expect("m")
+        .text()
+        .await
+        .expect("t");
     let mut listed = Vec::new();
     for variant in master_text
         .lines()
         .filter(|l| l.ends_with("/index.m3u8") && !l.contains("URI="))
-        .chain(master_text.lines().filter_map(|l| {
-            l.split("URI=\"").nth(1).and_then(|r| r.split('"').next())
-        }))
+        .chain(
+            master_text
+                .lines()
+                .filter_map(|l| l.split("URI=\"").nth(1).and_then(|r| r.split('"').next())),
+        )
     {
         let rendition = variant.trim_end_matches("/index.m3u8");
         let text = http
@@ -442,7 +534,10 @@ async fn crash_recovery(store: &[String], list_store: impl Fn(&str) -> Vec<Strin
     }
     for key in &before {
         let rel = key.split(&format!("{id}/")).nth(1).expect("relative key");
-        assert!(listed.iter().any(|l| l == rel), "{rel} reached the store but is not in the VOD: {listed:?}");
+        assert!(
+            listed.iter().any(|l| l == rel),
+            "{rel} reached the store but is not in the VOD: {listed:?}"
+        );
     }
     let ms = rec["duration_ms"].as_u64().expect("ms");
     assert!(ms >= 4_000, "{rec}");
@@ -492,7 +587,9 @@ async fn a_killed_server_recovers_the_stream_as_interrupted_with_its_vod_on_s3()
                     .map(|o| {
                         o.contents()
                             .iter()
-                            .filter_map(|c| c.key().map(|k| k.trim_start_matches("crash/").to_string()))
+                            .filter_map(|c| {
+                                c.key().map(|k| k.trim_start_matches("crash/").to_string())
+                            })
                             .collect()
                     })
                     .unwrap_or_default()
