@@ -31,6 +31,7 @@ pub mod http;
 pub mod ingest;
 pub mod media;
 pub mod origin;
+pub mod outstanding;
 pub mod packager;
 pub mod publish;
 pub mod realtime;

@@ -6,14 +6,13 @@
 //!
 //! Metrics: `onair_catalog_rows_total{result}` (`ok`, `retry`, `dropped`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::db::Database;
+use crate::outstanding::Outstanding;
 
 /// Rows written per query at most.
 const BATCH: usize = 64;
@@ -33,25 +32,23 @@ pub enum CatalogEntry {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     tx: mpsc::UnboundedSender<CatalogEntry>,
-    pending: Arc<AtomicU64>,
-    idle: watch::Receiver<u64>,
+    pending: Outstanding,
 }
 
 impl Catalog {
     /// Starts the writer task.
     pub fn start(db: Database) -> Catalog {
         let (tx, rx) = mpsc::unbounded_channel();
-        let pending = Arc::new(AtomicU64::new(0));
-        let (idle_tx, idle) = watch::channel(0);
-        tokio::spawn(write_loop(db, rx, pending.clone(), idle_tx));
-        Catalog { tx, pending, idle }
+        let pending = Outstanding::new(0);
+        tokio::spawn(write_loop(db, rx, pending.clone()));
+        Catalog { tx, pending }
     }
 
     /// Queues an entry. Never blocks.
     pub fn record(&self, entry: CatalogEntry) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.pending.add();
         if self.tx.send(entry).is_err() {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
+            self.pending.done(1);
             metrics::counter!("onair_catalog_rows_total", "result" => "dropped").increment(1);
             tracing::error!("the catalog writer has stopped; an entry was dropped");
         }
@@ -59,28 +56,19 @@ impl Catalog {
 
     /// Entries queued and not yet written.
     pub fn pending(&self) -> u64 {
-        self.pending.load(Ordering::SeqCst)
+        self.pending.get()
     }
 
     /// Waits until every queued entry is written (or `timeout` passes); true if so.
     pub async fn flushed(&self, timeout: Duration) -> bool {
-        let mut idle = self.idle.clone();
-        let wait = async {
-            while self.pending() > 0 {
-                if idle.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok() && self.pending() == 0
+        self.pending.drained(timeout).await
     }
 }
 
 async fn write_loop(
     db: Database,
     mut rx: mpsc::UnboundedReceiver<CatalogEntry>,
-    pending: Arc<AtomicU64>,
-    idle: watch::Sender<u64>,
+    pending: Outstanding,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
@@ -93,8 +81,7 @@ async fn write_loop(
         }
         let n = batch.len() as u64;
         write_batch(&db, std::mem::take(&mut batch)).await;
-        pending.fetch_sub(n, Ordering::SeqCst);
-        idle.send_modify(|v| *v += 1);
+        pending.done(n);
     }
 }
 

@@ -7,14 +7,14 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::{ObjectKey, ObjectStore};
+use crate::outstanding::Outstanding;
 
 /// Upload queue settings.
 #[derive(Debug, Clone)]
@@ -48,8 +48,7 @@ impl UploaderConfig {
 #[derive(Debug, Clone)]
 pub struct Uploader {
     tx: mpsc::UnboundedSender<(ObjectKey, Bytes)>,
-    pending: Arc<AtomicU64>,
-    idle: watch::Receiver<u64>,
+    pending: Outstanding,
 }
 
 struct Spilled {
@@ -98,8 +97,7 @@ impl Uploader {
         let next_seq = spilled.last().map(|(s, _)| s + 1).unwrap_or(0);
         let spill: VecDeque<Spilled> = spilled.into_iter().map(|(_, s)| s).collect();
         let (tx, rx) = mpsc::unbounded_channel();
-        let pending = Arc::new(AtomicU64::new(spill.len() as u64));
-        let (idle_tx, idle) = watch::channel(0);
+        let pending = Outstanding::new(spill.len() as u64);
         let worker = Worker {
             store,
             cfg,
@@ -107,17 +105,16 @@ impl Uploader {
             spill_bytes: 0,
             next_seq,
             pending: pending.clone(),
-            idle: idle_tx,
         };
         tokio::spawn(worker.run(rx));
-        Ok(Uploader { tx, pending, idle })
+        Ok(Uploader { tx, pending })
     }
 
     /// Queues an object for upload. Never blocks.
     pub fn enqueue(&self, key: ObjectKey, bytes: Bytes) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.pending.add();
         if self.tx.send((key, bytes)).is_err() {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
+            self.pending.done(1);
             metrics::counter!("onair_upload_dropped_total").increment(1);
             tracing::error!("the upload queue has stopped; an object was dropped");
         }
@@ -125,20 +122,12 @@ impl Uploader {
 
     /// Objects queued or spilled and not yet in the store.
     pub fn pending(&self) -> u64 {
-        self.pending.load(Ordering::SeqCst)
+        self.pending.get()
     }
 
     /// Waits until nothing is pending (or `timeout` passes); true if drained.
     pub async fn drained(&self, timeout: Duration) -> bool {
-        let mut idle = self.idle.clone();
-        let wait = async {
-            while self.pending() > 0 {
-                if idle.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok() && self.pending() == 0
+        self.pending.drained(timeout).await
     }
 }
 
@@ -148,8 +137,7 @@ struct Worker {
     spill: VecDeque<Spilled>,
     spill_bytes: u64,
     next_seq: u64,
-    pending: Arc<AtomicU64>,
-    idle: watch::Sender<u64>,
+    pending: Outstanding,
 }
 
 impl Worker {
@@ -169,8 +157,7 @@ impl Worker {
     }
 
     fn done_one(&self) {
-        self.pending.fetch_sub(1, Ordering::SeqCst);
-        self.idle.send_modify(|v| *v += 1);
+        self.pending.done(1);
     }
 
     fn report(&self) {

@@ -4,7 +4,22 @@ use std::time::{Duration, Instant};
 
 use crate::support::TestApp;
 
-fn make_file(
+/// H.264 with a keyframe every 2 s (at 30 fps) and AAC: what the server copies.
+pub const H264_AAC: &[&str] = &[
+    "-pix_fmt",
+    "yuv420p",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-g",
+    "60",
+    "-c:a",
+    "aac",
+];
+
+/// A 640x360 test file of `seconds` with these FFmpeg codec arguments.
+pub fn make_file(
     dir: &std::path::Path,
     name: &str,
     seconds: u32,
@@ -50,23 +65,7 @@ async fn an_mp4_file_is_published_and_plays() {
     let app = TestApp::start(&[]).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mp4 = make_file(
-        dir.path(),
-        "in.mp4",
-        6,
-        &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "60",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let mp4 = make_file(dir.path(), "in.mp4", 6, H264_AAC);
     let out = publish(&app, &id, &token, &mp4, &[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -10,7 +10,7 @@ use onair_server::media::testsrc;
 use serde_json::Value;
 
 use crate::ingest::{attach, end, hello_new_period, mkv_h264_opus, send_chunks, Ws};
-use crate::support::{free_port_pair, TestApp, Weed};
+use crate::support::{free_port_pair, s3_app, TestApp, Weed};
 
 /// 30 s of 640x360 H.264 (a keyframe every 2 s) and AAC, as an MP4 file.
 fn media(dir: &Path, seconds: u32) -> std::path::PathBuf {
@@ -264,9 +264,7 @@ async fn a_published_stream_becomes_a_vod_and_an_mp4_on_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_stream_becomes_a_vod_and_an_mp4_on_s3() {
-    let weed = Weed::start();
-    weed.create_bucket("media").await;
-    let app = TestApp::start(&weed.store_args("media", "rec")).await;
+    let (_weed, app) = s3_app("rec", &[]).await;
     publish_and_record(&app).await;
 }
 
@@ -353,9 +351,7 @@ async fn a_resume_within_the_grace_period_is_one_recording_on_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_within_the_grace_period_is_one_recording_on_s3() {
-    let weed = Weed::start();
-    weed.create_bucket("media").await;
-    let app = TestApp::start(&weed.store_args("media", "resume")).await;
+    let (_weed, app) = s3_app("resume", &[]).await;
     resume_within_grace(&app).await;
 }
 

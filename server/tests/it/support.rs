@@ -425,3 +425,14 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A SeaweedFS server with a `media` bucket, and Onair in-process storing
+/// under `prefix` in it. Keep the `Weed` alive as long as the app.
+pub async fn s3_app(prefix: &str, extra: &[String]) -> (Weed, TestApp) {
+    let weed = Weed::start();
+    weed.create_bucket("media").await;
+    let mut flags = weed.store_args("media", prefix);
+    flags.extend_from_slice(extra);
+    let app = TestApp::start(&flags).await;
+    (weed, app)
+}
