@@ -19,13 +19,14 @@ APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev l
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
 APT_TEST := chromium
 
-.PHONY: ai-server help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
+.PHONY: ai-server bench-latency help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
 help:
 	@echo "make run     install what is missing, build, and serve on http://127.0.0.1:3000"
 	@echo "make test    install what is missing (incl. test servers), build, run every test"
 	@echo "make build   build the server and the web bundle"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make bench-latency   glass-to-glass latency in Chromium (LL and plain HLS, ladder and passthrough)"
 	@echo "make bench   media pipeline vs the FFmpeg CLI, and 10,000 chat clients; writes docs/benchmarks.md"
 
 # ---- installs (each step checks first, so reruns are quiet) -----------------
@@ -93,6 +94,11 @@ test-e2e:
 bench: deps
 	@cargo bench --quiet --profile dev --bench pipeline
 	@cargo bench --quiet --profile dev --bench events
+
+# Glass-to-glass latency in Chromium (end2end/bench/latency.mjs): four modes,
+# LATENCY_SECONDS (60) each; prints the table and records it in docs/benchmarks.md.
+bench-latency: build
+	@ONAIR_BIN=$(ONAIR) ONAIR_SITE_ROOT=$(SITE_ROOT) node end2end/bench/latency.mjs
 
 lint:
 	cargo fmt --all -- --check

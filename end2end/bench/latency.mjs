@@ -1,0 +1,224 @@
+// `make bench-latency`: glass-to-glass latency in real Chromium.
+//
+// The broadcaster's camera is a canvas that paints the wall clock as bars
+// (the low 28 bits of Date.now() in ms, twice, with a white and a black
+// reference bar) plus a readable clock, captured with canvas.captureStream()
+// and handed to the real studio page in place of getUserMedia's camera. The
+// studio records and publishes it as a broadcaster would. A second page plays
+// the stream and decodes the bars from every displayed frame
+// (requestVideoFrameCallback + canvas getImageData): latency = now − painted
+// time. Both pages run in one browser on one machine, so they share a clock.
+//
+// Modes: LL-HLS with the real watch page (hls.js low-latency mode), and plain
+// HLS (the same playlists, hls.js with low-latency mode off, 3 segments of
+// hold-back, from a fixture page), each with a transcoded ladder (the studio
+// records VP8, so every rung is encoded) and with passthrough (the studio
+// records H.264 and the server runs --passthrough-only).
+//
+// Env: ONAIR_BIN, ONAIR_SITE_ROOT (as for the browser tests),
+// LATENCY_SECONDS (default 60) per mode, LATENCY_MODES (comma list of
+// ll-ladder, ll-passthrough, plain-ladder, plain-passthrough).
+// Prints a table and writes it into docs/benchmarks.md between
+// `<!-- bench:latency -->` markers.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startOnair, launchBrowser, serveFixtures } from '../tests/harness.mjs';
+
+const SECONDS = Number(process.env.LATENCY_SECONDS || 60);
+const ALL = ['ll-ladder', 'll-passthrough', 'plain-ladder', 'plain-passthrough'];
+const MODES = (process.env.LATENCY_MODES || ALL.join(',')).split(',').filter((m) => ALL.includes(m));
+const TARGETS = { ll: { p50: 1200, p95: 1800 }, plain: { p50: 4000, p95: 4000 } };
+
+/** Runs in the studio page before its scripts: the "camera" is the clock canvas. */
+function installClockCamera(recordVp8) {
+  const W = 1280;
+  const H = 720;
+  const BITS = 28;
+  const canvas = document.createElement('canvas');
+  canvas.width = W;
+  canvas.height = H;
+  const ctx = canvas.getContext('2d');
+  const cell = W / (BITS + 2);
+  const paint = () => {
+    const now = Date.now();
+    const v = now % 2 ** BITS;
+    ctx.fillStyle = '#404040';
+    ctx.fillRect(0, 0, W, H);
+    for (const [y0, y1] of [[0, 0.18], [0.22, 0.4]]) {
+      const y = y0 * H;
+      const h = (y1 - y0) * H;
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(0, y, cell, h);
+      ctx.fillStyle = '#000';
+      ctx.fillRect(cell, y, cell, h);
+      for (let i = 0; i < BITS; i++) {
+        ctx.fillStyle = (v >> (BITS - 1 - i)) & 1 ? '#fff' : '#000';
+        ctx.fillRect((i + 2) * cell, y, cell, h);
+      }
+    }
+    ctx.fillStyle = '#fff';
+    ctx.font = 'bold 96px monospace';
+    ctx.fillText(new Date(now).toISOString().slice(11, 23), 80, 0.7 * H);
+  };
+  setInterval(paint, 10);
+  paint();
+  const stream = canvas.captureStream(30);
+  const audio = new AudioContext();
+  const osc = audio.createOscillator();
+  const dest = audio.createMediaStreamDestination();
+  osc.connect(dest);
+  osc.start();
+  stream.addTrack(dest.stream.getAudioTracks()[0]);
+  navigator.mediaDevices.getUserMedia = async () => stream.clone();
+  if (recordVp8) {
+    const orig = MediaRecorder.isTypeSupported.bind(MediaRecorder);
+    MediaRecorder.isTypeSupported = (t) => !/h264|avc1/i.test(t) && orig(t);
+  }
+}
+
+/** Runs in the viewer page: decodes every displayed frame into window.__lat. */
+function startDecoding() {
+  const BITS = 28;
+  window.__lat = [];
+  window.__bad = 0;
+  const video = document.querySelector('[data-testid=player]') || document.getElementById('v');
+  const c = document.createElement('canvas');
+  const ctx = c.getContext('2d', { willReadFrequently: true });
+  const onFrame = () => {
+    const now = Date.now();
+    const w = video.videoWidth;
+    const h = video.videoHeight;
+    if (w > 0 && h > 0) {
+      c.width = w;
+      c.height = h;
+      ctx.drawImage(video, 0, 0, w, h);
+      const cell = w / (BITS + 2);
+      const lum = (x, y) => {
+        const d = ctx.getImageData(Math.round(x) - 2, Math.round(y) - 2, 5, 5).data;
+        let s = 0;
+        for (let i = 0; i < d.length; i += 4) s += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+        return s / (d.length / 4);
+      };
+      const read = (yc) => {
+        const y = yc * h;
+        const white = lum(cell / 2, y);
+        const black = lum(cell * 1.5, y);
+        if (white - black < 80) return null;
+        const mid = (white + black) / 2;
+        let v = 0;
+        for (let i = 0; i < BITS; i++) v = v * 2 + (lum((i + 2.5) * cell, y) > mid ? 1 : 0);
+        return v;
+      };
+      const a = read(0.09);
+      const b = read(0.31);
+      if (a !== null && a === b) {
+        const mod = 2 ** BITS;
+        const lat = (((now % mod) - a) % mod + mod) % mod;
+        window.__lat.push(lat);
+      } else {
+        window.__bad += 1;
+      }
+    }
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}
+
+function pct(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function runMode(browser, fixtures, mode) {
+  const [kind, source] = mode.split('-');
+  const server = await startOnair(source === 'passthrough' ? ['--passthrough-only'] : []);
+  const origin = server.url.replace(/\/$/, '');
+  try {
+    const studioCtx = await browser.newContext();
+    const studio = await studioCtx.newPage();
+    const api = (path, data) => studio.request.post(new URL(path, server.url).href, { data, headers: { Origin: origin } });
+    const user = `lat${Math.random().toString(16).slice(2, 10)}`;
+    const reg = await api('api/v1/auth/register', { username: user, password: 'correct horse battery' });
+    if (reg.status() !== 201) throw new Error(`register: ${reg.status()}`);
+    const created = await api('api/v1/streams', { title: `Latency ${mode}`, visibility: 'public' });
+    const { id } = await created.json();
+    await studio.addInitScript(installClockCamera, source === 'ladder');
+    await studio.goto(new URL(`studio/${id}`, server.url).href);
+    await studio.waitForSelector('body[data-hydrated=true]');
+    await studio.click('[data-testid=preview-button]');
+    await studio.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 });
+    await studio.click('[data-testid=go-live]');
+    await studio.waitForFunction(() => Number(document.querySelector('[data-testid=status-acked]').textContent) >= 4,
+      null, { timeout: 30_000 });
+    const mime = await studio.textContent('[data-testid=status-mime]');
+
+    const viewer = await (await browser.newContext()).newPage();
+    if (kind === 'll') {
+      await viewer.goto(new URL(`watch/${id}`, server.url).href);
+    } else {
+      await viewer.goto(`${fixtures.url}/watch.html`);
+      await viewer.evaluate(([u]) => window.play(u, false), [`${origin}/live/${id}/master.m3u8`]);
+    }
+    await viewer.waitForFunction(() => {
+      const v = document.querySelector('[data-testid=player]') || document.getElementById('v');
+      return v && v.currentTime > 0 && v.videoWidth > 0;
+    }, null, { timeout: 60_000 });
+    // Let the player settle on its steady latency before measuring.
+    await viewer.waitForTimeout(5000);
+    await viewer.evaluate(startDecoding);
+    await viewer.waitForTimeout(SECONDS * 1000);
+    const { lat, bad, height } = await viewer.evaluate(() => {
+      const v = document.querySelector('[data-testid=player]') || document.getElementById('v');
+      return { lat: window.__lat, bad: window.__bad, height: v.videoHeight };
+    });
+    await studio.click('[data-testid=end]');
+    await studio.click('[data-testid=end-confirm]');
+    await studioCtx.close();
+    const sorted = [...lat].sort((a, b) => a - b);
+    return {
+      mode, mime, height, frames: lat.length, bad,
+      p50: pct(sorted, 50), p95: pct(sorted, 95), max: sorted[sorted.length - 1] ?? NaN,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+function table(rows) {
+  const lines = [
+    '| mode | recorder | played | frames decoded | p50 ms | p95 ms | max ms | target |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const [kind] = r.mode.split('-');
+    const t = TARGETS[kind];
+    const ok = r.p50 <= t.p50 && r.p95 <= t.p95;
+    const target = kind === 'll' ? `p50 ≤ ${t.p50}, p95 ≤ ${t.p95}` : `≤ ${t.p50}`;
+    lines.push(`| ${r.mode} | ${r.mime} | ${r.height}p | ${r.frames} (${r.bad} unreadable) | ${r.p50} | ${r.p95} | ${r.max} | ${target} ${ok ? '✓' : '✗'} |`);
+  }
+  return lines.join('\n');
+}
+
+const loadBefore = (await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ');
+const browser = await launchBrowser();
+const fixtures = await serveFixtures();
+const rows = [];
+try {
+  for (const mode of MODES) {
+    process.stderr.write(`measuring ${mode} for ${SECONDS} s…\n`);
+    rows.push(await runMode(browser, fixtures, mode));
+  }
+} finally {
+  await browser.close();
+  fixtures.close();
+}
+const text = `${table(rows)}\n\n${SECONDS} s per mode, ${new Date().toISOString().slice(0, 10)}, load average before the run: ${loadBefore}.`;
+console.log(text);
+const docs = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
+const md = readFileSync(docs, 'utf8');
+const start = '<!-- bench:latency -->';
+const end = '<!-- /bench:latency -->';
+const block = `${start}\n${text}\n${end}`;
+const i = md.indexOf(start);
+const j = md.indexOf(end);
+writeFileSync(docs, i >= 0 && j > i ? md.slice(0, i) + block + md.slice(j + end.length) : `${md.trimEnd()}\n\n## Glass-to-glass latency (make bench-latency)\n\n${block}\n`);
