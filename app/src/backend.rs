@@ -88,6 +88,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// One stream, if the caller may see it.
     fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>>;
+
+    /// The dashboard of the signed-in broadcaster (an admin's: all streams).
+    fn dashboard(&self, req: Parts)
+        -> BoxFuture<'_, Result<crate::analytics::Dashboard, AppError>>;
+
+    /// One stream's analytics (owner and admins).
+    fn stream_analytics(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<crate::analytics::StreamAnalytics, AppError>>;
 }
 
 /// Fetches the backend from the Leptos context inside a server function.

@@ -6,6 +6,8 @@
 //! - `components/`: the layout shell (header, navigation, theme toggle,
 //!   footer), the live player, and the chat with the viewer count.
 //! - `pages/`: one file per page.
+//! - [`analytics`]: viewer-session beacons, the analytics API answer and the
+//!   dashboard's number formatting.
 //! - [`accounts`]: users, roles, credentials and the username/password rules.
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
@@ -23,6 +25,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
+pub mod analytics;
 pub mod chat;
 pub mod components;
 pub mod error;

@@ -26,6 +26,7 @@ pub struct DbBackend {
     db: Database,
     accounts: Arc<Accounts>,
     rooms: Option<Arc<crate::realtime::Rooms>>,
+    analytics: Option<Arc<crate::analytics::Analytics>>,
 }
 
 impl DbBackend {
@@ -35,6 +36,7 @@ impl DbBackend {
             db,
             accounts,
             rooms: None,
+            analytics: None,
         }
     }
 
@@ -42,6 +44,18 @@ impl DbBackend {
     pub fn with_rooms(mut self, rooms: Arc<crate::realtime::Rooms>) -> Self {
         self.rooms = Some(rooms);
         self
+    }
+
+    /// Analytics come from this tracker.
+    pub fn with_analytics(mut self, analytics: Arc<crate::analytics::Analytics>) -> Self {
+        self.analytics = Some(analytics);
+        self
+    }
+
+    fn analytics(&self) -> Result<&Arc<crate::analytics::Analytics>, AppError> {
+        self.analytics
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable("analytics are not running".into()))
     }
 
     async fn user(&self, req: &Parts) -> Result<(RequestInfo, Option<SessionUser>), AppError> {
@@ -251,6 +265,28 @@ impl Backend for DbBackend {
         Box::pin(async move {
             let (_, user) = self.user(&req).await?;
             streams::read(&self.db, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn dashboard(&self, req: Parts) -> BoxFuture<'_, Result<app::analytics::Dashboard, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::analytics::dashboard(&self.db, self.analytics()?, user.as_ref())
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn stream_analytics(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<app::analytics::StreamAnalytics, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::analytics::stream(&self.db, self.analytics()?, user.as_ref(), &id)
                 .await
                 .map_err(refused)
         })

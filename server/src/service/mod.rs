@@ -11,6 +11,7 @@
 //!   and the recently live public streams.
 
 pub mod accounts;
+pub mod analytics;
 pub mod chat;
 pub mod listings;
 pub mod streams;
