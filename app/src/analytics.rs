@@ -7,6 +7,21 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "hydrate")]
+pub mod beacons;
+
+/// Starts the watch page's beacons (browser only) and gives the player the
+/// meter it reports into. Call before the player is created.
+pub fn use_beacons(stream: String, room: crate::realtime::RoomHandle) -> Meter {
+    let meter = Meter::new();
+    leptos::prelude::provide_context(meter);
+    #[cfg(feature = "hydrate")]
+    beacons::start(stream, room, meter);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (stream, room);
+    meter
+}
+
 /// How often a watch page sends a heartbeat beacon, in seconds.
 pub const HEARTBEAT_SECS: u32 = 10;
 
@@ -227,6 +242,142 @@ pub struct Dashboard {
     pub history: Vec<HistoryRow>,
 }
 
+/// The dashboard of the signed-in broadcaster (an admin's: every stream).
+#[leptos::server(prefix = "/api/fn")]
+pub async fn get_dashboard() -> Result<Dashboard, crate::error::AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.dashboard(request()?).await)
+}
+
+/// One stream's analytics (its owner and admins).
+#[leptos::server(prefix = "/api/fn")]
+pub async fn get_stream_analytics(id: String) -> Result<StreamAnalytics, crate::error::AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.stream_analytics(request()?, id).await)
+}
+
+/// A watch page's playback measurements, sans-IO: the player glue reports
+/// events with the time (ms, any clock that does not jump back), and the
+/// beacon loop takes [`QualityMeter::snapshot`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QualityMeter {
+    load_started: Option<i64>,
+    ttff_ms: Option<u32>,
+    stall_started: Option<i64>,
+    stalls: u32,
+    stall_ms: u64,
+    rendition: Option<String>,
+    bitrate: Option<u32>,
+    switches: u32,
+    latency_ms: Option<u32>,
+    errors: u32,
+    fresh: bool,
+}
+
+fn ms_u32(ms: i64) -> u32 {
+    u32::try_from(ms.max(0)).unwrap_or(u32::MAX)
+}
+
+impl QualityMeter {
+    /// The player starts loading the stream (again, after a retry: the time
+    /// to first frame counts from the last attempt).
+    pub fn loading(&mut self, now: i64) {
+        if self.ttff_ms.is_none() {
+            self.load_started = Some(now);
+        }
+    }
+
+    /// Frames are playing (the first time: the time to first frame; after a
+    /// stall: its end).
+    pub fn playing(&mut self, now: i64) {
+        if self.ttff_ms.is_none() {
+            if let Some(start) = self.load_started {
+                self.ttff_ms = Some(ms_u32(now - start));
+                self.fresh = true;
+            }
+        }
+        if let Some(start) = self.stall_started.take() {
+            self.stall_ms += u64::from(ms_u32(now - start));
+        }
+    }
+
+    /// Playback stopped to wait for data (only after the first frame is a
+    /// stall).
+    pub fn waiting(&mut self, now: i64) {
+        if self.ttff_ms.is_some() && self.stall_started.is_none() {
+            self.stalls += 1;
+            self.stall_started = Some(now);
+        }
+    }
+
+    /// The rendition playing now; a change is a switch.
+    pub fn rendition(&mut self, name: String, bitrate: u32) {
+        if self.rendition.as_ref().is_some_and(|r| *r != name) {
+            self.switches += 1;
+        }
+        self.rendition = Some(name);
+        self.bitrate = (bitrate > 0).then_some(bitrate);
+    }
+
+    /// Distance from the live edge now, ms.
+    pub fn latency(&mut self, ms: i64) {
+        // Negative (clock skew) or absurd values say nothing.
+        self.latency_ms = (0..3_600_000).contains(&ms).then(|| ms_u32(ms));
+    }
+
+    /// A fatal player error.
+    pub fn error(&mut self) {
+        self.errors += 1;
+    }
+
+    /// Something worth sending at once (the first frame) happened since the
+    /// last call.
+    pub fn take_fresh(&mut self) -> bool {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// What to send now (a stall in progress counts up to `now`).
+    pub fn snapshot(&self, now: i64) -> Quality {
+        let open_stall = self
+            .stall_started
+            .map_or(0, |s| u64::from(ms_u32(now - s)));
+        Quality {
+            ttff_ms: self.ttff_ms,
+            stalls: self.stalls,
+            stall_ms: self.stall_ms + open_stall,
+            rendition: self.rendition.clone(),
+            bitrate: self.bitrate,
+            switches: self.switches,
+            latency_ms: self.latency_ms,
+            errors: self.errors,
+        }
+    }
+}
+
+/// The watch page's [`QualityMeter`], shared with the player through the
+/// Leptos context (browser only; never sent across threads).
+#[derive(Clone, Copy)]
+pub struct Meter(pub leptos::prelude::StoredValue<QualityMeter, leptos::prelude::LocalStorage>);
+
+impl Meter {
+    /// A fresh meter.
+    pub fn new() -> Self {
+        Meter(leptos::prelude::StoredValue::new_local(QualityMeter::default()))
+    }
+
+    /// Changes the measurements (nothing once the page is gone).
+    pub fn update(&self, f: impl FnOnce(&mut QualityMeter)) {
+        use leptos::prelude::UpdateValue;
+        let _ = self.0.try_update_value(f);
+    }
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Watch-time distribution buckets: lower bounds in seconds and labels.
 pub const WATCH_BUCKETS: [(u64, &str); 7] = [
     (0, "under 1 min"),
@@ -418,6 +569,38 @@ mod tests {
         );
         assert_eq!(ua_family("Googlebot/2.1"), "Bot");
         assert_eq!(ua_family(""), "Other");
+    }
+
+    #[test]
+    fn the_meter_measures_first_frame_stalls_switches_and_latency() {
+        let mut m = QualityMeter::default();
+        m.waiting(50); // before the first frame: loading, not a stall
+        m.loading(100);
+        m.loading(1_000); // a retry: counts from here
+        m.playing(1_800);
+        assert!(m.take_fresh());
+        assert!(!m.take_fresh());
+        m.playing(1_900); // not a second first frame
+        m.rendition("360p".into(), 800_000);
+        m.rendition("360p".into(), 800_000);
+        m.rendition("720p".into(), 2_500_000);
+        m.waiting(5_000);
+        m.waiting(5_100); // the same stall
+        let q = m.snapshot(5_400);
+        assert_eq!(q.ttff_ms, Some(800));
+        assert_eq!((q.stalls, q.stall_ms), (1, 400), "a stall in progress counts so far");
+        m.playing(6_000);
+        m.latency(2_345);
+        m.error();
+        let q = m.snapshot(9_000);
+        assert_eq!((q.stalls, q.stall_ms), (1, 1_000));
+        assert_eq!(q.switches, 1);
+        assert_eq!(q.rendition.as_deref(), Some("720p"));
+        assert_eq!(q.bitrate, Some(2_500_000));
+        assert_eq!(q.latency_ms, Some(2_345));
+        assert_eq!(q.errors, 1);
+        m.latency(-50);
+        assert_eq!(m.snapshot(9_000).latency_ms, None);
     }
 
     #[test]

@@ -50,6 +50,7 @@ use leptos_router::{
 use crate::components::layout::Layout;
 use crate::pages::{
     account::{LoginPage, RegisterPage},
+    dashboard::{DashboardPage, StreamAnalyticsPage},
     home::HomePage,
     my_streams::MyStreamsPage,
     not_found::NotFound,
@@ -106,6 +107,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("login") view=LoginPage />
                     <Route path=StaticSegment("register") view=RegisterPage />
                     <Route path=StaticSegment("streams") view=MyStreamsPage />
+                    <Route path=StaticSegment("dashboard") view=DashboardPage />
+                    <Route path=(StaticSegment("dashboard"), ParamSegment("id")) view=StreamAnalyticsPage />
                     // Async SSR: the stream's title and Open Graph tags are in the first
                     // response, so shared links preview.
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />

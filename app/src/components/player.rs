@@ -123,7 +123,8 @@ pub fn Player(
     }
     #[cfg(feature = "hydrate")]
     {
-        let session = hls::Session::new(src.clone(), state);
+        let meter = use_context::<crate::analytics::Meter>();
+        let session = hls::Session::new(src.clone(), state, meter);
         let started = session.clone();
         Effect::new(move |_| {
             if let Some(el) = video.get() {
@@ -276,6 +277,21 @@ mod hls {
         fn live_sync_position(this: &Hls) -> Option<f64>;
         #[wasm_bindgen(method, getter = targetLatency)]
         fn target_latency(this: &Hls) -> Option<f64>;
+        /// The wall-clock time of the playhead, from `EXT-X-PROGRAM-DATE-TIME`.
+        #[wasm_bindgen(method, getter = playingDate)]
+        fn playing_date(this: &Hls) -> Option<js_sys::Date>;
+    }
+
+    /// Wall-clock Unix ms.
+    fn wall_ms() -> i64 {
+        js_sys::Date::now() as i64
+    }
+
+    /// Reports to the page's quality meter, if it has one.
+    fn measure(inner: &Inner, f: impl FnOnce(&mut crate::analytics::QualityMeter)) {
+        if let Some(m) = inner.meter {
+            m.update(f);
+        }
     }
 
     fn global_has_hls() -> bool {
@@ -299,6 +315,7 @@ mod hls {
         on_manifest: Closure<dyn FnMut(JsValue, JsValue)>,
         on_level_switched: Closure<dyn FnMut(JsValue, JsValue)>,
         on_playing: Closure<dyn FnMut()>,
+        on_waiting: Closure<dyn FnMut()>,
         on_timeupdate: Closure<dyn FnMut()>,
         on_retry: Closure<dyn FnMut()>,
         on_script: Closure<dyn FnMut()>,
@@ -314,6 +331,7 @@ mod hls {
         timer: Cell<Option<i32>>,
         stopped: Cell<bool>,
         callbacks: RefCell<Option<Callbacks>>,
+        meter: Option<crate::analytics::Meter>,
     }
 
     /// One player on the page: its video element, its hls.js instance (or
@@ -323,7 +341,7 @@ mod hls {
 
     impl Session {
         /// A player for `src` that reports into `state`.
-        pub fn new(src: String, state: PlayerState) -> Self {
+        pub fn new(src: String, state: PlayerState, meter: Option<crate::analytics::Meter>) -> Self {
             Session(Rc::new(Inner {
                 src,
                 state,
@@ -333,6 +351,7 @@ mod hls {
                 timer: Cell::new(None),
                 stopped: Cell::new(false),
                 callbacks: RefCell::new(None),
+                meter,
             }))
         }
 
@@ -344,6 +363,7 @@ mod hls {
             let callbacks = callbacks(Rc::downgrade(&self.0));
             for (event, cb) in [
                 ("playing", &callbacks.on_playing),
+                ("waiting", &callbacks.on_waiting),
                 ("timeupdate", &callbacks.on_timeupdate),
             ] {
                 let _ = video.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref());
@@ -388,6 +408,7 @@ mod hls {
             ) {
                 for (event, f) in [
                     ("playing", &cb.on_playing),
+                    ("waiting", &cb.on_waiting),
                     ("timeupdate", &cb.on_timeupdate),
                 ] {
                     let _ = video
@@ -470,7 +491,14 @@ mod hls {
         let w = weak.clone();
         let on_playing = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = w.upgrade() {
+                measure(&inner, |m| m.playing(wall_ms()));
                 set_playing(&inner);
+            }
+        });
+        let w = weak.clone();
+        let on_waiting = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = w.upgrade() {
+                measure(&inner, |m| m.waiting(wall_ms()));
             }
         });
         let w = weak.clone();
@@ -483,7 +511,15 @@ mod hls {
                 return;
             }
             // Playback advancing means playing, whichever event came first.
+            measure(&inner, |m| m.playing(wall_ms()));
             set_playing(&inner);
+            let date = inner.hls.borrow().as_ref().and_then(|h| h.playing_date());
+            if let Some(date) = date {
+                let at = date.get_time();
+                if at.is_finite() {
+                    measure(&inner, |m| m.latency(wall_ms() - at as i64));
+                }
+            }
             let target = inner
                 .hls
                 .borrow()
@@ -505,6 +541,7 @@ mod hls {
                 if get(&data, "fatal").as_bool() != Some(true) {
                     return;
                 }
+                measure(&inner, |m| m.error());
                 let kind = get(&data, "type").as_string().unwrap_or_default();
                 let details = get(&data, "details").as_string().unwrap_or_default();
                 if kind == "mediaError" {
@@ -574,6 +611,12 @@ mod hls {
                 let Some(inner) = w.upgrade() else { return };
                 if let Some(level) = get(&data, "level").as_f64() {
                     let _ = inner.state.playing_level.try_set(level as i32);
+                    let info = inner.hls.borrow().as_ref().map(|h| h.levels().get(level as u32));
+                    if let Some(l) = info.filter(|l| l.is_object()) {
+                        let height = get(&l, "height").as_f64().unwrap_or(0.0) as u32;
+                        let bitrate = get(&l, "bitrate").as_f64().unwrap_or(0.0) as u32;
+                        measure(&inner, |m| m.rendition(level_label(height, bitrate), bitrate));
+                    }
                 }
             });
         let w = weak.clone();
@@ -603,6 +646,7 @@ mod hls {
             on_manifest,
             on_level_switched,
             on_playing,
+            on_waiting,
             on_timeupdate,
             on_retry,
             on_script,
@@ -657,6 +701,7 @@ mod hls {
                 return;
             }
             inner.native.set(true);
+            measure(inner, |m| m.loading(wall_ms()));
             video.set_src(&inner.src);
             let _ = video.play();
             return;
@@ -674,6 +719,7 @@ mod hls {
         hls.on("hlsLevelUpdated", cb.on_level_updated.as_ref());
         hls.on("hlsManifestParsed", cb.on_manifest.as_ref());
         hls.on("hlsLevelSwitched", cb.on_level_switched.as_ref());
+        measure(inner, |m| m.loading(wall_ms()));
         hls.load_source(&inner.src);
         hls.attach_media(&video);
         *inner.hls.borrow_mut() = Some(hls);
