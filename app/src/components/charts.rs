@@ -105,12 +105,23 @@ pub fn LineChart(
         let path: String = points
             .iter()
             .enumerate()
-            .map(|(i, (t, v))| format!("{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, x(*t), y(*v)))
+            .map(|(i, (t, v))| {
+                format!(
+                    "{}{:.1},{:.1}",
+                    if i == 0 { "M" } else { " L" },
+                    x(*t),
+                    y(*v)
+                )
+            })
             .collect();
         let yticks: Vec<_> = (0..=4)
             .map(|i| {
                 let v = ymax * f64::from(i) / 4.0;
-                let label = if ymax < 4.0 { format!("{v:.1}") } else { format!("{v:.0}") };
+                let label = if ymax < 4.0 {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.0}")
+                };
                 view! {
                     <g class="tick">
                         <line x1=LEFT x2=W - RIGHT y1=y(v) y2=y(v) class="grid" />

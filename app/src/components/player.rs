@@ -341,7 +341,11 @@ mod hls {
 
     impl Session {
         /// A player for `src` that reports into `state`.
-        pub fn new(src: String, state: PlayerState, meter: Option<crate::analytics::Meter>) -> Self {
+        pub fn new(
+            src: String,
+            state: PlayerState,
+            meter: Option<crate::analytics::Meter>,
+        ) -> Self {
             Session(Rc::new(Inner {
                 src,
                 state,
@@ -611,11 +615,17 @@ mod hls {
                 let Some(inner) = w.upgrade() else { return };
                 if let Some(level) = get(&data, "level").as_f64() {
                     let _ = inner.state.playing_level.try_set(level as i32);
-                    let info = inner.hls.borrow().as_ref().map(|h| h.levels().get(level as u32));
+                    let info = inner
+                        .hls
+                        .borrow()
+                        .as_ref()
+                        .map(|h| h.levels().get(level as u32));
                     if let Some(l) = info.filter(|l| l.is_object()) {
                         let height = get(&l, "height").as_f64().unwrap_or(0.0) as u32;
                         let bitrate = get(&l, "bitrate").as_f64().unwrap_or(0.0) as u32;
-                        measure(&inner, |m| m.rendition(level_label(height, bitrate), bitrate));
+                        measure(&inner, |m| {
+                            m.rendition(level_label(height, bitrate), bitrate)
+                        });
                     }
                 }
             });

@@ -17,8 +17,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::analytics::{
-    get_dashboard, get_stream_analytics, human_bitrate, human_count, human_duration, human_ms, Count,
-    HistoryRow, Now, StreamAnalytics,
+    get_dashboard, get_stream_analytics, human_bitrate, human_count, human_duration, human_ms,
+    Count, HistoryRow, Now, StreamAnalytics,
 };
 use crate::components::charts::{Bar, BarChart, CsvLink, LineChart};
 use crate::components::stream_meta::format_time;
@@ -54,7 +54,11 @@ fn percent(ratio: f64) -> String {
 }
 
 fn place_label(c: &Count) -> String {
-    let country = if c.key == "??" { "Unknown" } else { c.key.as_str() };
+    let country = if c.key == "??" {
+        "Unknown"
+    } else {
+        c.key.as_str()
+    };
     match (&c.city, &c.region) {
         (Some(city), Some(region)) if region != city => format!("{city}, {region} ({country})"),
         (Some(city), _) => format!("{city} ({country})"),
@@ -66,7 +70,11 @@ fn country_bars(list: &[Count]) -> Vec<Bar> {
     list.iter()
         .take(15)
         .map(|c| Bar {
-            label: if c.key == "??" { "Unknown".into() } else { c.key.clone() },
+            label: if c.key == "??" {
+                "Unknown".into()
+            } else {
+                c.key.clone()
+            },
             value: c.n as f64,
             text: viewers(c.n),
         })
@@ -167,7 +175,10 @@ fn LiveCard(a: StreamAnalytics) -> impl IntoView {
         renditions,
     } = a.now.clone();
     let id = a.stream_id.clone();
-    let points: Vec<(i64, f64)> = recent.iter().map(|s| (s.at_ms, f64::from(s.viewers))).collect();
+    let points: Vec<(i64, f64)> = recent
+        .iter()
+        .map(|s| (s.at_ms, f64::from(s.viewers)))
+        .collect();
     view! {
         <article class="live-card" data-testid="live-stream" data-stream=id.clone()>
             <header class="section-head">
@@ -260,7 +271,15 @@ fn History(rows: Vec<HistoryRow>) -> impl IntoView {
         })
         .collect();
     let csv_text = crate::analytics::csv(
-        &["stream", "title", "started_at", "duration_s", "peak_viewers", "unique_viewers", "watch_s"],
+        &[
+            "stream",
+            "title",
+            "started_at",
+            "duration_s",
+            "peak_viewers",
+            "unique_viewers",
+            "watch_s",
+        ],
         &csv_rows,
     );
     let rows = StoredValue::new(rows);
@@ -347,7 +366,11 @@ fn StreamDetail(a: StreamAnalytics) -> impl IntoView {
     let id = a.stream_id.clone();
     let q = a.quality.clone();
     let viewers_over_time: Vec<(i64, f64)> = a.minutes.iter().map(|m| (m.at_ms, m.avg)).collect();
-    let peaks: Vec<(i64, f64)> = a.minutes.iter().map(|m| (m.at_ms, f64::from(m.peak))).collect();
+    let peaks: Vec<(i64, f64)> = a
+        .minutes
+        .iter()
+        .map(|m| (m.at_ms, f64::from(m.peak)))
+        .collect();
     let latency: Vec<(i64, f64)> = a
         .minutes
         .iter()
@@ -357,7 +380,12 @@ fn StreamDetail(a: StreamAnalytics) -> impl IntoView {
         .minutes
         .iter()
         .filter(|m| m.watch_seconds > 0)
-        .map(|m| (m.at_ms, m.stall_ms as f64 / (m.watch_seconds as f64 * 1000.0) * 100.0))
+        .map(|m| {
+            (
+                m.at_ms,
+                m.stall_ms as f64 / (m.watch_seconds as f64 * 1000.0) * 100.0,
+            )
+        })
         .collect();
     let watch_bars: Vec<Bar> = a
         .watch_time
@@ -455,11 +483,26 @@ mod tests {
             row("c", 1, "2026-11-21T10:00:00Z"),
         ];
         sort_rows(&mut rows, SortBy::Peak, true);
-        assert_eq!(rows.iter().map(|r| r.stream_id.as_str()).collect::<String>(), "bac");
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.stream_id.as_str())
+                .collect::<String>(),
+            "bac"
+        );
         sort_rows(&mut rows, SortBy::Date, false);
-        assert_eq!(rows.iter().map(|r| r.stream_id.as_str()).collect::<String>(), "bac");
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.stream_id.as_str())
+                .collect::<String>(),
+            "bac"
+        );
         sort_rows(&mut rows, SortBy::Date, true);
-        assert_eq!(rows.iter().map(|r| r.stream_id.as_str()).collect::<String>(), "cab");
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.stream_id.as_str())
+                .collect::<String>(),
+            "cab"
+        );
         assert_eq!(watch_hours(12_000), "3.3 h");
         assert_eq!(watch_hours(125), "2m 5s");
         assert_eq!(viewers(1), "1 viewer");

@@ -553,10 +553,22 @@ mod tests {
         let mut t = Tracker::new(30_000);
         let gb = || visitor("GB", "London");
         assert_eq!(t.beat("s", "a", gb, None, false, T0), None);
-        assert_eq!(t.beat("s", "b", || visitor("US", "Mountain View"), None, false, T0 + 1000), None);
+        assert_eq!(
+            t.beat(
+                "s",
+                "b",
+                || visitor("US", "Mountain View"),
+                None,
+                false,
+                T0 + 1000
+            ),
+            None
+        );
         assert_eq!(t.now("s").viewers, 2);
         t.beat("s", "a", gb, None, false, T0 + 10_000);
-        let ended = t.beat("s", "a", gb, None, true, T0 + 15_000).expect("leave ends it");
+        let ended = t
+            .beat("s", "a", gb, None, true, T0 + 15_000)
+            .expect("leave ends it");
         assert_eq!(ended.watch_ms, 15_000);
         assert_eq!((ended.joined_ms, ended.left_ms), (T0, T0 + 15_000));
         assert_eq!(ended.place.country, "GB");
@@ -564,12 +576,18 @@ mod tests {
         assert_eq!(t.beat("s", "a", gb, None, true, T0 + 16_000), None);
         // b beats once more, then vanishes: it ends at that beat, after the timeout.
         t.beat("s", "b", gb, None, false, T0 + 11_000);
-        assert!(t.tick(T0 + 11_000 + 30_000).is_empty(), "not before the timeout");
+        assert!(
+            t.tick(T0 + 11_000 + 30_000).is_empty(),
+            "not before the timeout"
+        );
         let gone = t.tick(T0 + 11_000 + 30_001);
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].left_ms, T0 + 11_000);
         assert_eq!(gone[0].watch_ms, 10_000);
-        assert_eq!(gone[0].place.country, "US", "the place of the first beat stays");
+        assert_eq!(
+            gone[0].place.country, "US",
+            "the place of the first beat stays"
+        );
         assert_eq!(t.now("s").viewers, 0);
     }
 
@@ -577,7 +595,14 @@ mod tests {
     fn minutes_roll_up_concurrency_new_viewers_places_and_quality() {
         let mut t = Tracker::new(30_000);
         for (i, v) in ["a", "b", "c"].iter().enumerate() {
-            t.beat("s", v, || visitor("GB", "London"), None, false, T0 + i as i64);
+            t.beat(
+                "s",
+                v,
+                || visitor("GB", "London"),
+                None,
+                false,
+                T0 + i as i64,
+            );
         }
         t.tick(T0 + 1000);
         t.beat("s", "c", || visitor("GB", "London"), None, true, T0 + 2000);
@@ -592,11 +617,32 @@ mod tests {
             latency_ms: Some(2600),
             errors: 0,
         };
-        t.beat("s", "a", || visitor("GB", "London"), Some(&q), false, T0 + 10_000);
+        t.beat(
+            "s",
+            "a",
+            || visitor("GB", "London"),
+            Some(&q),
+            false,
+            T0 + 10_000,
+        );
         // The same cumulative numbers again add no stalls, and ttff counts once.
-        t.beat("s", "a", || visitor("GB", "London"), Some(&q), false, T0 + 20_000);
+        t.beat(
+            "s",
+            "a",
+            || visitor("GB", "London"),
+            Some(&q),
+            false,
+            T0 + 20_000,
+        );
         // c comes back: not a new viewer.
-        t.beat("s", "c", || visitor("GB", "London"), None, false, T0 + 30_000);
+        t.beat(
+            "s",
+            "c",
+            || visitor("GB", "London"),
+            None,
+            false,
+            T0 + 30_000,
+        );
         assert!(t.unflushed().is_empty(), "the minute is still open");
         t.tick(T0 + MINUTE_MS + 5);
         let rows = t.unflushed();
@@ -604,7 +650,11 @@ mod tests {
         let m = &rows[0];
         assert_eq!(m.minute_ms, T0);
         assert_eq!(m.peak, 3);
-        assert_eq!((m.samples, m.viewer_sum), (2, 5), "3 then 2 viewers sampled");
+        assert_eq!(
+            (m.samples, m.viewer_sum),
+            (2, 5),
+            "3 then 2 viewers sampled"
+        );
         assert_eq!(m.new_viewers, 3);
         assert_eq!(m.detail.countries.get("GB"), Some(&3));
         assert_eq!(m.stalls, 2);

@@ -146,11 +146,12 @@ impl Database {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        // Added up here: SurrealDB's aggregates over no rows give -Infinity.
         let mut sql = String::new();
         for i in 0..ids.len() {
             sql.push_str(&format!(
-                "SELECT math::max(peak) AS peak, math::sum(new_viewers) AS unique_viewers, math::sum(watch_ms) AS watch_ms \
-                 FROM analytics_minute WHERE stream = type::record('stream', $id{i}) GROUP ALL;\n"
+                "SELECT peak, new_viewers AS unique_viewers, watch_ms FROM analytics_minute \
+                 WHERE stream = type::record('stream', $id{i});\n"
             ));
         }
         let mut q = self.client().query(sql);
@@ -161,7 +162,11 @@ impl Database {
         let mut out = Vec::with_capacity(ids.len());
         for i in 0..ids.len() {
             let rows: Vec<StreamTotals> = res.take(i)?;
-            out.push(rows.into_iter().next().unwrap_or_default());
+            out.push(StreamTotals {
+                peak: rows.iter().map(|r| r.peak).max().unwrap_or(0),
+                unique_viewers: rows.iter().map(|r| r.unique_viewers).sum(),
+                watch_ms: rows.iter().map(|r| r.watch_ms).sum(),
+            });
         }
         Ok(out)
     }

