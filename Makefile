@@ -31,7 +31,7 @@ help:
 	@echo "make test    install what is missing (incl. test servers), build, run every test"
 	@echo "make build   build the server and the web bundle"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
-	@echo "make bench   media pipeline vs the FFmpeg CLI, and 10,000 chat clients; writes docs/benchmarks.md"
+	@echo "make bench   media pipeline vs the FFmpeg CLI, 10,000 chat clients, 5,000 analytics viewers; writes docs/benchmarks.md"
 
 # ---- installs (each step checks first, so reruns are quiet) -----------------
 
@@ -91,11 +91,13 @@ test-e2e:
 	@ONAIR_BIN=$(ONAIR) ONAIR_SURREAL_BIN=$(PROFILE_DIR)/surreal ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
 
 # Prints the tables and records them in docs/benchmarks.md (dev profile: shares
-# the test build). ONAIR_BENCH_CLIENTS sets the events benchmark's client count;
+# the test build). ONAIR_BENCH_CLIENTS sets the events benchmark's client count,
+# ONAIR_BENCH_VIEWERS the analytics one's;
 # ONAIR_BENCH_BIN=<path to a release onair> measures another build of the server.
 bench: deps
 	@cargo bench --quiet --profile dev --bench pipeline
 	@cargo bench --quiet --profile dev --bench events
+	@cargo bench --quiet --profile dev --bench analytics
 
 lint:
 	cargo fmt --all -- --check
