@@ -403,7 +403,7 @@ pub fn human_count(n: u64) -> String {
         let tenths = (n * 10 + unit / 2) / unit;
         if tenths >= 100 {
             format!("{}{suffix}", (n + unit / 2) / unit)
-        } else if tenths % 10 == 0 {
+        } else if tenths.is_multiple_of(10) {
             format!("{}{suffix}", tenths / 10)
         } else {
             format!("{}.{}{suffix}", tenths / 10, tenths % 10)

@@ -128,8 +128,12 @@ async fn metric(http: &reqwest::Client, addr: &str, name: &str) -> f64 {
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Tx = futures::stream::SplitSink<Ws, Message>;
 
-async fn connect(addr: &str, id: &str, n: usize) -> Ws {
+/// A watch page's socket after `welcome`: a task keeps reading it (which
+/// also answers the server's pings: a silent peer is dropped after three),
+/// and the sending half is returned.
+async fn connect(addr: &str, id: &str, n: usize) -> Tx {
     let req = format!("ws://{addr}/api/v1/streams/{id}/events")
         .into_client_request()
         .expect("request");
@@ -143,16 +147,21 @@ async fn connect(addr: &str, id: &str, n: usize) -> Ws {
         token: None,
         last_id: None,
     };
-    ws.send(Message::Text(serde_json::to_string(&hello).expect("json").into()))
-        .await
-        .expect("hello");
+    ws.send(Message::Text(
+        serde_json::to_string(&hello).expect("json").into(),
+    ))
+    .await
+    .expect("hello");
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("\"welcome\"") => return ws,
+            Some(Ok(Message::Text(t))) if t.contains("\"welcome\"") => break,
             Some(Ok(_)) => continue,
             other => panic!("no welcome: {other:?}"),
         }
     }
+    let (tx, rx) = ws.split();
+    tokio::spawn(rx.for_each(|_| async {}));
+    tx
 }
 
 fn beacon(n: usize, k: u32) -> String {
@@ -191,6 +200,7 @@ fn main() {
         .build()
         .expect("runtime");
     let ingest = rt.block_on(ingest(viewers));
+    let tracker = tracker_rate(viewers);
     let query = rt.block_on(dashboard_query());
     let today = time::OffsetDateTime::now_utc().date();
     let body = format!(
@@ -202,7 +212,7 @@ so they compete with the server for the CPU. Every viewer is an events-socket co
 Dashboard query: 1,440 minute rows (one day) of one stream in the embedded database (surrealkv), each with 30 countries, \
 100 cities, both histograms and 3 renditions; the analytics answer reads them all and adds them up.\n\n\
 Last run: {today}\n\n\
-| measure | value |\n|---|---|\n{ingest}{query}"
+| measure | value |\n|---|---|\n{ingest}{tracker}{query}"
     );
     println!("{body}");
     report::write_section("analytics", &body);
@@ -216,7 +226,7 @@ async fn ingest(viewers: usize) -> String {
     let id = Arc::new(id);
 
     let t0 = Instant::now();
-    let sockets: Vec<Ws> = futures::stream::iter(0..viewers)
+    let sockets: Vec<Tx> = futures::stream::iter(0..viewers)
         .map(|n| {
             let (addr, id) = (addr.clone(), id.clone());
             async move { connect(&addr, &id, n).await }
@@ -225,17 +235,22 @@ async fn ingest(viewers: usize) -> String {
         .collect()
         .await;
     let connect_s = t0.elapsed().as_secs_f64();
+    // The gauge is set once a second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let open = metric(&http, &addr, "onair_analytics_sessions_open").await;
 
     // Each viewer: a reader (answers the server's pings) and a sender that
-    // beats every 10 s (offset by its number), then as fast as it can.
+    // beats every 10 s (offset by its number); after a quiet gap, as fast as
+    // it can for 10 s.
     let paced = Duration::from_secs(30);
+    let gap = Duration::from_secs(3);
     let flat_out = Duration::from_secs(10);
     let start = tokio::time::Instant::now() + Duration::from_secs(1);
+    let flat_start = start + paced + gap;
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(viewers);
-    for (n, ws) in sockets.into_iter().enumerate() {
-        let (mut tx, rx) = ws.split();
-        tokio::spawn(rx.for_each(|_| async {}));
+    for (n, mut tx) in sockets.into_iter().enumerate() {
+        let sent = sent.clone();
         tasks.push(tokio::spawn(async move {
             let offset = Duration::from_millis((n as u64 * 10_000) / viewers.max(1) as u64);
             let mut next = start + offset;
@@ -248,50 +263,116 @@ async fn ingest(viewers: usize) -> String {
                 }
                 next += Duration::from_secs(10);
             }
-            tokio::time::sleep_until(start + paced).await;
-            while tokio::time::Instant::now() < start + paced + flat_out {
+            tokio::time::sleep_until(flat_start).await;
+            let mut mine = 0;
+            while tokio::time::Instant::now() < flat_start + flat_out {
                 k += 1;
                 if tx.send(Message::Text(beacon(n, k).into())).await.is_err() {
-                    return;
+                    break;
                 }
+                mine += 1;
             }
+            sent.fetch_add(mine, std::sync::atomic::Ordering::Relaxed);
             // Keep the socket open until the count is read.
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(Duration::from_secs(20)).await;
         }));
     }
     tokio::time::sleep_until(start).await;
     let b0 = metric(&http, &addr, "onair_analytics_beats_total").await;
     tokio::time::sleep_until(start + paced).await;
     let b1 = metric(&http, &addr, "onair_analytics_beats_total").await;
-    tokio::time::sleep_until(start + paced + flat_out).await;
+    tokio::time::sleep_until(flat_start).await;
     let b2 = metric(&http, &addr, "onair_analytics_beats_total").await;
-    // What was still queued when the senders stopped counts too.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let b3 = metric(&http, &addr, "onair_analytics_beats_total").await;
+    // Flat out: wait until the senders stopped and the server has drained
+    // what they queued (the count stops moving), and time that.
+    tokio::time::sleep_until(flat_start + flat_out).await;
+    let mut last = metric(&http, &addr, "onair_analytics_beats_total").await;
+    let mut done_at = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = metric(&http, &addr, "onair_analytics_beats_total").await;
+        if now == last {
+            break;
+        }
+        last = now;
+        done_at = Instant::now();
+    }
+    let flat_window = done_at.duration_since(flat_start.into_std()).as_secs_f64();
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed) as f64;
     for t in tasks {
-        let _ = t.await;
+        t.abort();
     }
     let paced_rate = (b1 - b0) / paced.as_secs_f64();
-    let flat_rate = (b2 - b1) / flat_out.as_secs_f64();
-    let drained = (b3 - b1) / (flat_out.as_secs_f64() + 2.0);
+    let flat_rate = (last - b2) / flat_window;
     format!(
         "| simulated viewers (events-socket sessions open on the server) | {viewers} ({open:.0} open) |\n\
 | connecting them all (handshake + hello + welcome, 64 at a time), s | {connect_s:.1} |\n\
 | beacons processed at the watch page's pace (one per viewer per 10 s, offered {offered:.0}/s), per s | {paced_rate:.0} |\n\
-| beacons processed with every viewer sending flat out (10 s), per s | {flat_rate:.0} ({drained:.0}/s counting the 2 s after) |\n",
+| beacons processed with every viewer sending flat out for 10 s (until the server drained them: {flat_window:.1} s), per s | {flat_rate:.0} ({processed:.0} of {sent:.0} sent) |\n",
+        processed = last - b2,
         offered = viewers as f64 / 10.0,
+    )
+}
+
+/// The analytics core alone: beats per second into `Analytics::beat` with
+/// `viewers` open sessions (no sockets, no database writes in the loop).
+fn tracker_rate(viewers: usize) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let analytics = rt.block_on(async {
+        let db = Database::connect(&onair_server::config::DbSettings {
+            engine: onair_server::config::DbConfig::Memory,
+            namespace: "bench".into(),
+            database: "bench".into(),
+        })
+        .await
+        .expect("db");
+        Analytics::new(db, AnalyticsConfig::default())
+    });
+    let src = analytics.source(std::net::IpAddr::from([127, 0, 0, 1]), &Default::default());
+    let ids: Vec<String> = (0..viewers)
+        .map(|n| format!("bench-viewer-{n:08}"))
+        .collect();
+    for id in &ids {
+        analytics.beat("benchstream", id, None, src, None, false);
+    }
+    let qualities: Vec<Quality> = (0..viewers)
+        .map(|n| serde_json::from_str::<ClientMessage>(&beacon(n, 1)).ok())
+        .map(|m| match m {
+            Some(ClientMessage::Beacon {
+                quality: Some(q), ..
+            }) => q,
+            _ => Quality::default(),
+        })
+        .collect();
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < Duration::from_secs(3) {
+        for (id, q) in ids.iter().zip(&qualities) {
+            analytics.beat("benchstream", id, None, src, Some(q), false);
+            n += 1;
+        }
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    format!(
+        "| the analytics core alone: `Analytics::beat` with {viewers} open sessions, one thread, per s | {rate:.0} |\n"
     )
 }
 
 fn minute_row(stream: &str, i: i64, t0: i64) -> MinuteRow {
     let mut detail = MinuteDetail::default();
     for c in 0..30 {
-        detail.countries.insert(format!("C{c:02}"), (c % 5 + 1) as u64);
+        detail
+            .countries
+            .insert(format!("C{c:02}"), (c % 5 + 1) as u64);
     }
     for c in 0..100 {
-        detail
-            .cities
-            .insert(format!("C{:02}\tRegion {c}\tCity {c}", c % 30), (c % 3 + 1) as u64);
+        detail.cities.insert(
+            format!("C{:02}\tRegion {c}\tCity {c}", c % 30),
+            (c % 3 + 1) as u64,
+        );
     }
     for ms in [300, 800, 1200, 2500, 4000, 9000] {
         detail.ttff.add(ms);
@@ -337,6 +418,14 @@ async fn dashboard_query() -> String {
     let w = Instant::now();
     db.insert_minutes(&rows).await.expect("insert");
     let write_ms = w.elapsed().as_secs_f64() * 1000.0;
+    let mut read = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = db.stream_minutes(&stream.id).await.expect("read");
+        read.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.len(), 1440);
+    }
+    read.sort_by(f64::total_cmp);
     let row = db.get_stream(&stream.id).await.expect("get").expect("row");
     let analytics = Analytics::new(db.clone(), AnalyticsConfig::default());
     let mut answer = Vec::new();
@@ -347,7 +436,10 @@ async fn dashboard_query() -> String {
         answer.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(a.minutes.len(), 1440);
         let t = Instant::now();
-        let h = analytics.history(std::slice::from_ref(&row)).await.expect("history");
+        let h = analytics
+            .history(std::slice::from_ref(&row))
+            .await
+            .expect("history");
         history.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(h[0].peak_viewers, 500);
     }
@@ -355,8 +447,10 @@ async fn dashboard_query() -> String {
     history.sort_by(f64::total_cmp);
     format!(
         "| writing 1,440 minute rows (one day), ms | {write_ms:.0} |\n\
+| reading those rows back (query + JSON of each row's detail), ms (p50 over 10) | {:.1} |\n\
 | stream analytics over one day of minutes (read + add up), ms (p50 / p99 over 20) | {:.1} / {:.1} |\n\
 | history row over the same day (dashboard table), ms (p50 / p99 over 20) | {:.1} / {:.1} |\n",
+        percentile(&read, 0.5),
         percentile(&answer, 0.5),
         percentile(&answer, 0.99),
         percentile(&history, 0.5),

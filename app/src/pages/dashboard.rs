@@ -404,7 +404,7 @@ fn StreamDetail(a: StreamAnalytics) -> impl IntoView {
         .unwrap_or_else(|| "Not live yet".into());
     view! {
         <h1 data-testid="analytics-title">{a.title.clone()}</h1>
-        <p class="muted">{when}{(a.state == "live").then(|| " · live now")}</p>
+        <p class="muted">{when}{(a.state == "live").then_some(" · live now")}</p>
         <div class="stats">
             <Stat label="watching now" value=viewers(u64::from(a.current_viewers)) testid="current-viewers" />
             <Stat label="peak concurrent" value=viewers(u64::from(a.peak_viewers)) testid="peak-viewers" />

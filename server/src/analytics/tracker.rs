@@ -251,9 +251,7 @@ impl Tracker {
                 },
             );
         }
-        let Some(s) = self.sessions.get_mut(&key) else {
-            return None;
-        };
+        let s = self.sessions.get_mut(&key)?;
         let delta = u64::try_from((now - s.last_ms).clamp(0, timeout)).unwrap_or(0);
         s.watch_ms += delta;
         s.last_ms = now.max(s.last_ms);
@@ -354,19 +352,20 @@ impl Tracker {
                 acc.open.viewer_sum += u64::from(active);
                 acc.open.peak = acc.open.peak.max(active);
             }
-            if acc
+            // A point every few seconds while anyone watches, and the drop
+            // to zero when the last one leaves.
+            let due = acc
                 .recent
                 .back()
-                .is_none_or(|s| now - s.at_ms >= RECENT_EVERY_MS)
-            {
-                if active > 0 || acc.recent.back().is_some_and(|s| s.viewers > 0) {
-                    acc.recent.push_back(Sample {
-                        at_ms: now,
-                        viewers: active,
-                    });
-                    if acc.recent.len() > RECENT_POINTS {
-                        acc.recent.pop_front();
-                    }
+                .is_none_or(|s| now - s.at_ms >= RECENT_EVERY_MS);
+            let worth = active > 0 || acc.recent.back().is_some_and(|s| s.viewers > 0);
+            if due && worth {
+                acc.recent.push_back(Sample {
+                    at_ms: now,
+                    viewers: active,
+                });
+                if acc.recent.len() > RECENT_POINTS {
+                    acc.recent.pop_front();
                 }
             }
         }
