@@ -353,16 +353,15 @@ impl QualityMeter {
 }
 
 /// The watch page's [`QualityMeter`], shared with the player through the
-/// Leptos context (browser only; never sent across threads).
+/// Leptos context. (Thread-safe storage: server rendering may finish a page
+/// on another thread, and dropping thread-local values there panics.)
 #[derive(Clone, Copy)]
-pub struct Meter(pub leptos::prelude::StoredValue<QualityMeter, leptos::prelude::LocalStorage>);
+pub struct Meter(pub leptos::prelude::StoredValue<QualityMeter>);
 
 impl Meter {
     /// A fresh meter.
     pub fn new() -> Self {
-        Meter(leptos::prelude::StoredValue::new_local(
-            QualityMeter::default(),
-        ))
+        Meter(leptos::prelude::StoredValue::new(QualityMeter::default()))
     }
 
     /// Changes the measurements (nothing once the page is gone).
