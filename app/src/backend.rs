@@ -95,6 +95,16 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Deletes a stream's recording (owner or admin; not while live).
     fn delete_recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>>;
+    /// The dashboard of the signed-in broadcaster (an admin's: all streams).
+    fn dashboard(&self, req: Parts)
+        -> BoxFuture<'_, Result<crate::analytics::Dashboard, AppError>>;
+
+    /// One stream's analytics (owner and admins).
+    fn stream_analytics(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<crate::analytics::StreamAnalytics, AppError>>;
 }
 
 /// Fetches the backend from the Leptos context inside a server function.

@@ -111,6 +111,17 @@ pub enum ClientMessage {
     },
     /// Heartbeat; the server answers [`ServerEvent::Pong`].
     Ping,
+    /// Watch pages: an analytics heartbeat every
+    /// [`crate::analytics::HEARTBEAT_SECS`] with playback quality so far, or
+    /// the end of the viewing session (`leave`). No answer.
+    Beacon {
+        /// The viewer is leaving: end the session now.
+        #[serde(default)]
+        leave: bool,
+        /// Playback quality so far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quality: Option<crate::analytics::Quality>,
+    },
 }
 
 /// The author of a chat message.

@@ -6,6 +6,8 @@
 //! - `components/`: the layout shell (header, navigation, theme toggle,
 //!   footer), the live player, and the chat with the viewer count.
 //! - `pages/`: one file per page.
+//! - [`analytics`]: viewer-session beacons, the analytics API answer and the
+//!   dashboard's number formatting.
 //! - [`accounts`]: users, roles, credentials and the username/password rules.
 //! - [`recordings`]: recordings (VOD, MP4, thumbnail) and their server functions.
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
@@ -24,6 +26,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
+pub mod analytics;
 pub mod chat;
 pub mod components;
 pub mod error;
@@ -49,6 +52,7 @@ use leptos_router::{
 use crate::components::layout::Layout;
 use crate::pages::{
     account::{LoginPage, RegisterPage},
+    dashboard::{DashboardPage, StreamAnalyticsPage},
     home::HomePage,
     my_streams::MyStreamsPage,
     not_found::NotFound,
@@ -105,6 +109,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("login") view=LoginPage />
                     <Route path=StaticSegment("register") view=RegisterPage />
                     <Route path=StaticSegment("streams") view=MyStreamsPage />
+                    <Route path=StaticSegment("dashboard") view=DashboardPage />
+                    <Route path=(StaticSegment("dashboard"), ParamSegment("id")) view=StreamAnalyticsPage />
                     // Async SSR: the stream's title and Open Graph tags are in the first
                     // response, so shared links preview.
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />

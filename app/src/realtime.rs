@@ -227,6 +227,12 @@ pub fn use_room(stream: String, role: ClientRole, token: Option<String>) -> Room
 #[cfg(feature = "hydrate")]
 mod socket;
 
+/// This browser's anonymous viewer id (kept in localStorage).
+#[cfg(feature = "hydrate")]
+pub fn browser_viewer_id() -> String {
+    socket::viewer_id()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

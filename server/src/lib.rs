@@ -19,10 +19,13 @@
 //! - [`backend`]: what the web app's server functions may ask of the database.
 //! - [`auth`]: password hashing, sessions, login throttling, playback tokens.
 //! - [`admin`]: `onair admin`, such as creating the first admin.
+//! - [`analytics`]: viewer sessions, quality beacons, GeoIP and per-minute
+//!   rollups behind the dashboard and `GET /api/v1/streams/{id}/analytics`.
 //! - [`service`]: account and stream operations shared by the JSON API and
 //!   the server functions.
 
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod backend;
 pub mod config;

@@ -89,6 +89,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         None => crate::auth::playback::load_or_create_secret(args.data_dir())?,
     };
     let accounts = Arc::new(crate::auth::Accounts::new(accounts_config, &playback_key));
+    let analytics_config = args.analytics_config()?;
 
     let db = Database::connect(&args.db_settings()?).await?;
     let report = db.migrate().await?;
@@ -143,7 +144,10 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
     );
     let rooms = crate::realtime::Rooms::new(db.clone(), args.realtime_config());
     rooms.follow(ingest.subscribe_states());
+    let analytics = crate::analytics::Analytics::new(db.clone(), analytics_config);
+    analytics.start();
     Ok(AppState {
+        analytics: analytics.clone(),
         rooms: rooms.clone(),
         recorder: recorder.clone(),
         leptos_options: leptos_options(&args.site_root, args.addr),
@@ -152,7 +156,8 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         backend: Arc::new(
             DbBackend::new(db.clone(), accounts.clone())
                 .with_rooms(rooms.clone())
-                .with_recorder(recorder.clone()),
+                .with_recorder(recorder.clone())
+                .with_analytics(analytics),
         ),
         db,
         store,
@@ -198,7 +203,11 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         store = %state.store.describe(),
         "Onair is serving: open http://{local}/",
     );
-    serve(listener, state, shutdown_signal()).await
+    let analytics = state.analytics.clone();
+    let served = serve(listener, state, shutdown_signal()).await;
+    // Open viewer sessions and the current minute are written before exit.
+    analytics.shutdown().await;
+    served
 }
 
 /// Completes on Ctrl-C or SIGTERM.

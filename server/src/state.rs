@@ -37,6 +37,8 @@ pub struct AppState {
     pub recorder: Arc<crate::recording::Recorder>,
     /// The realtime rooms (events socket).
     pub rooms: Arc<crate::realtime::Rooms>,
+    /// Viewer sessions, quality beacons and rollups.
+    pub analytics: Arc<crate::analytics::Analytics>,
     /// Largest request body under `/api/`, in bytes.
     pub api_max_body_bytes: usize,
 }

@@ -33,7 +33,8 @@ pub fn Layout(children: Children) -> impl IntoView {
     }
 }
 
-/// "My streams" and "Sign out" for a signed-in user, else "Sign in".
+/// "My streams", "Dashboard" (broadcasters and admins) and "Sign out" for a
+/// signed-in user, else "Sign in".
 #[component]
 fn AccountLinks() -> impl IntoView {
     let user = Resource::new(|| (), |_| crate::accounts::current_user());
@@ -51,6 +52,9 @@ fn AccountLinks() -> impl IntoView {
                 match user.await {
                     Ok(Some(u)) => view! {
                         <A href="/streams">"My streams"</A>
+                        {(u.role != crate::accounts::Role::Viewer).then(|| view! {
+                            <A href="/dashboard" attr:data-testid="dashboard-link">"Dashboard"</A>
+                        })}
                         <button type="button" class="link-button" data-testid="sign-out"
                             title=format!("Signed in as {}", u.username)
                             on:click=move |_| { logout.dispatch(crate::accounts::Logout {}); }>

@@ -1,5 +1,6 @@
 //! Components shared by several pages.
 
+pub mod charts;
 pub mod chat;
 pub mod layout;
 pub mod player;

@@ -154,7 +154,8 @@ pub fn Player(
     }
     #[cfg(feature = "hydrate")]
     {
-        let session = hls::Session::new(src.clone(), state, vod, start_at);
+        let meter = use_context::<crate::analytics::Meter>();
+        let session = hls::Session::new(src.clone(), state, meter, vod, start_at);
         let started = session.clone();
         Effect::new(move |_| {
             if let Some(el) = video.get() {
@@ -328,6 +329,21 @@ mod hls {
         fn live_sync_position(this: &Hls) -> Option<f64>;
         #[wasm_bindgen(method, getter = targetLatency)]
         fn target_latency(this: &Hls) -> Option<f64>;
+        /// The wall-clock time of the playhead, from `EXT-X-PROGRAM-DATE-TIME`.
+        #[wasm_bindgen(method, getter = playingDate)]
+        fn playing_date(this: &Hls) -> Option<js_sys::Date>;
+    }
+
+    /// Wall-clock Unix ms.
+    fn wall_ms() -> i64 {
+        js_sys::Date::now() as i64
+    }
+
+    /// Reports to the page's quality meter, if it has one.
+    fn measure(inner: &Inner, f: impl FnOnce(&mut crate::analytics::QualityMeter)) {
+        if let Some(m) = inner.meter {
+            m.update(f);
+        }
     }
 
     fn global_has_hls() -> bool {
@@ -351,6 +367,7 @@ mod hls {
         on_manifest: Closure<dyn FnMut(JsValue, JsValue)>,
         on_level_switched: Closure<dyn FnMut(JsValue, JsValue)>,
         on_playing: Closure<dyn FnMut()>,
+        on_waiting: Closure<dyn FnMut()>,
         on_timeupdate: Closure<dyn FnMut()>,
         on_retry: Closure<dyn FnMut()>,
         on_script: Closure<dyn FnMut()>,
@@ -368,6 +385,7 @@ mod hls {
         timer: Cell<Option<i32>>,
         stopped: Cell<bool>,
         callbacks: RefCell<Option<Callbacks>>,
+        meter: Option<crate::analytics::Meter>,
     }
 
     /// One player on the page: its video element, its hls.js instance (or
@@ -377,7 +395,13 @@ mod hls {
 
     impl Session {
         /// A player for `src` that reports into `state`.
-        pub fn new(src: String, state: PlayerState, vod: bool, start_at: Option<f64>) -> Self {
+        pub fn new(
+            src: String,
+            state: PlayerState,
+            meter: Option<crate::analytics::Meter>,
+            vod: bool,
+            start_at: Option<f64>,
+        ) -> Self {
             Session(Rc::new(Inner {
                 src,
                 state,
@@ -389,6 +413,7 @@ mod hls {
                 timer: Cell::new(None),
                 stopped: Cell::new(false),
                 callbacks: RefCell::new(None),
+                meter,
             }))
         }
 
@@ -400,6 +425,7 @@ mod hls {
             let callbacks = callbacks(Rc::downgrade(&self.0));
             for (event, cb) in [
                 ("playing", &callbacks.on_playing),
+                ("waiting", &callbacks.on_waiting),
                 ("timeupdate", &callbacks.on_timeupdate),
             ] {
                 let _ = video.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref());
@@ -444,6 +470,7 @@ mod hls {
             ) {
                 for (event, f) in [
                     ("playing", &cb.on_playing),
+                    ("waiting", &cb.on_waiting),
                     ("timeupdate", &cb.on_timeupdate),
                 ] {
                     let _ = video
@@ -526,7 +553,14 @@ mod hls {
         let w = weak.clone();
         let on_playing = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = w.upgrade() {
+                measure(&inner, |m| m.playing(wall_ms()));
                 set_playing(&inner);
+            }
+        });
+        let w = weak.clone();
+        let on_waiting = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = w.upgrade() {
+                measure(&inner, |m| m.waiting(wall_ms()));
             }
         });
         let w = weak.clone();
@@ -550,9 +584,17 @@ mod hls {
                 return;
             }
             // Playback advancing means playing, whichever event came first.
+            measure(&inner, |m| m.playing(wall_ms()));
             set_playing(&inner);
             if inner.vod {
                 return;
+            }
+            let date = inner.hls.borrow().as_ref().and_then(|h| h.playing_date());
+            if let Some(date) = date {
+                let at = date.get_time();
+                if at.is_finite() {
+                    measure(&inner, |m| m.latency(wall_ms() - at as i64));
+                }
             }
             let target = inner
                 .hls
@@ -575,6 +617,7 @@ mod hls {
                 if get(&data, "fatal").as_bool() != Some(true) {
                     return;
                 }
+                measure(&inner, |m| m.error());
                 let kind = get(&data, "type").as_string().unwrap_or_default();
                 let details = get(&data, "details").as_string().unwrap_or_default();
                 if kind == "mediaError" {
@@ -644,6 +687,18 @@ mod hls {
                 let Some(inner) = w.upgrade() else { return };
                 if let Some(level) = get(&data, "level").as_f64() {
                     let _ = inner.state.playing_level.try_set(level as i32);
+                    let info = inner
+                        .hls
+                        .borrow()
+                        .as_ref()
+                        .map(|h| h.levels().get(level as u32));
+                    if let Some(l) = info.filter(|l| l.is_object()) {
+                        let height = get(&l, "height").as_f64().unwrap_or(0.0) as u32;
+                        let bitrate = get(&l, "bitrate").as_f64().unwrap_or(0.0) as u32;
+                        measure(&inner, |m| {
+                            m.rendition(level_label(height, bitrate), bitrate)
+                        });
+                    }
                 }
             });
         let w = weak.clone();
@@ -673,6 +728,7 @@ mod hls {
             on_manifest,
             on_level_switched,
             on_playing,
+            on_waiting,
             on_timeupdate,
             on_retry,
             on_script,
@@ -727,6 +783,7 @@ mod hls {
                 return;
             }
             inner.native.set(true);
+            measure(inner, |m| m.loading(wall_ms()));
             match inner.start_at {
                 // A media fragment starts native playback there.
                 Some(t) if inner.vod => video.set_src(&format!("{}#t={t}", inner.src)),
@@ -751,6 +808,7 @@ mod hls {
         hls.on("hlsLevelUpdated", cb.on_level_updated.as_ref());
         hls.on("hlsManifestParsed", cb.on_manifest.as_ref());
         hls.on("hlsLevelSwitched", cb.on_level_switched.as_ref());
+        measure(inner, |m| m.loading(wall_ms()));
         hls.load_source(&inner.src);
         hls.attach_media(&video);
         *inner.hls.borrow_mut() = Some(hls);

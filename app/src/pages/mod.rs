@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub mod account;
+pub mod dashboard;
 pub mod home;
 pub mod my_streams;
 pub mod not_found;

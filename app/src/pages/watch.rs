@@ -128,7 +128,9 @@ fn Watching(
     start_at: Option<f64>,
 ) -> impl IntoView {
     let recording_id = id.clone();
-    let room = use_room(id, ClientRole::Viewer, token);
+    let room = use_room(id.clone(), ClientRole::Viewer, token);
+    // Heartbeats with playback quality for the broadcaster's analytics.
+    let _meter = crate::analytics::use_beacons(id, room);
     let initial = stream.as_ref().map(|s| s.state);
     // The room's word once it is connected, the server-rendered state before.
     let state = Signal::derive(move || room.state().or(initial));

@@ -29,7 +29,7 @@ fn now_ms() -> f64 {
 
 /// This browser's viewer id: the one in localStorage, or a new one kept
 /// there (or kept for this page only, when storage is not available).
-fn viewer_id() -> String {
+pub(super) fn viewer_id() -> String {
     let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
     if let Some(id) = storage
         .as_ref()

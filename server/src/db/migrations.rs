@@ -174,6 +174,42 @@ DEFINE FIELD created_at ON recording TYPE datetime DEFAULT time::now();
 DEFINE FIELD updated_at ON recording TYPE datetime DEFAULT time::now();
 ",
     },
+    Migration {
+        version: 5,
+        name: "analytics: viewer sessions and per-minute rollups",
+        sql: "
+-- Raw viewer sessions (never the IP), deleted after the retention period.
+DEFINE TABLE analytics_session SCHEMAFULL;
+DEFINE FIELD stream ON analytics_session TYPE record<stream>;
+DEFINE FIELD viewer ON analytics_session TYPE string;
+DEFINE FIELD user ON analytics_session TYPE option<record<user>>;
+DEFINE FIELD country ON analytics_session TYPE string;
+DEFINE FIELD region ON analytics_session TYPE option<string>;
+DEFINE FIELD city ON analytics_session TYPE option<string>;
+DEFINE FIELD ua ON analytics_session TYPE string;
+DEFINE FIELD joined_ms ON analytics_session TYPE int;
+DEFINE FIELD left_ms ON analytics_session TYPE int;
+DEFINE FIELD watch_ms ON analytics_session TYPE int;
+DEFINE INDEX analytics_session_stream ON analytics_session FIELDS stream;
+DEFINE INDEX analytics_session_left ON analytics_session FIELDS left_ms;
+
+-- One row per stream and minute (or a few, when a node restarted within
+-- the minute: readers add them up). `detail` is JSON: places, histograms,
+-- renditions, the watch-time distribution.
+DEFINE TABLE analytics_minute SCHEMAFULL;
+DEFINE FIELD stream ON analytics_minute TYPE record<stream>;
+DEFINE FIELD minute ON analytics_minute TYPE int;
+DEFINE FIELD peak ON analytics_minute TYPE int;
+DEFINE FIELD viewer_sum ON analytics_minute TYPE int;
+DEFINE FIELD samples ON analytics_minute TYPE int;
+DEFINE FIELD new_viewers ON analytics_minute TYPE int;
+DEFINE FIELD watch_ms ON analytics_minute TYPE int;
+DEFINE FIELD stalls ON analytics_minute TYPE int;
+DEFINE FIELD stall_ms ON analytics_minute TYPE int;
+DEFINE FIELD detail ON analytics_minute TYPE string;
+DEFINE INDEX analytics_minute_stream_minute ON analytics_minute FIELDS stream, minute;
+",
+    },
 ];
 
 /// Applies the migrations in `all` that the database has not seen yet.

@@ -1,7 +1,7 @@
 //! The HTTP edge: routes, middleware, static files and error mapping.
 //!
 //! - `/healthz`, `/readyz`, `/metrics`: see [`health`].
-//! - `/api/v1/...`: the JSON API ([`auth`], [`streams`], [`users`]); unknown
+//! - `/api/v1/...`: the JSON API ([`auth`], [`streams`], [`users`], [`analytics`]); unknown
 //!   paths get a JSON 404 ([`error::ApiError`]).
 //! - `/api/fn/...`: Leptos server functions.
 //! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]).
@@ -10,6 +10,7 @@
 //! - everything else: Leptos pages, then static files from the site root, then
 //!   the app's own 404 page.
 
+pub mod analytics;
 pub mod auth;
 pub mod chat;
 pub mod csrf;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/ingest", get(crate::ingest::ingest_route))
         .route("/streams/{id}/events", get(crate::realtime::events_route))
         .merge(auth::routes())
+        .merge(analytics::routes())
         .merge(streams::routes())
         .merge(chat::routes())
         .merge(users::routes())

@@ -47,9 +47,16 @@ pub async fn events_route(
     ws: WebSocketUpgrade,
     Path(id): Path<String>,
     headers: HeaderMap,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     State(state): State<AppState>,
 ) -> Response {
     let rooms = state.rooms.clone();
+    // For analytics: where the viewer is (the IP is looked up, never kept).
+    let source = state.analytics.source(
+        peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip())
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+        &headers,
+    );
     // The session counts only from this site (cross-site WebSocket hijacking).
     let session = crate::service::session_cookie(&headers)
         .filter(|_| crate::ingest::same_origin(&headers))
@@ -69,7 +76,7 @@ pub async fn events_route(
                     .await;
                 return;
             };
-            if let Err((code, reason, message)) = serve(&mut conn, &state, &rooms, &id, session).await {
+            if let Err((code, reason, message)) = serve(&mut conn, &state, &rooms, &id, session, source).await {
                 tracing::debug!(stream = %id, code, reason, message = %message, "events connection closed");
                 conn.close(code, reason, &message).await;
             }
@@ -123,6 +130,8 @@ impl Conn {
 /// Who is on the other end.
 struct Peer {
     user: Option<UserRow>,
+    /// A watch page's analytics session: its viewer id and origin.
+    viewing: Option<(String, crate::analytics::Source)>,
 }
 
 impl Peer {
@@ -140,6 +149,7 @@ async fn serve(
     rooms: &Arc<Rooms>,
     id: &str,
     session: Option<String>,
+    source: crate::analytics::Source,
 ) -> Result<(), Closing> {
     let internal = |e: crate::db::DbError| (1011, "internal", format!("database: {e}"));
     // 1. hello
@@ -211,13 +221,21 @@ async fn serve(
             ));
         }
     }
-    let peer = Peer { user };
     // 3. join: the studio of the owner (or an admin) is not a viewer.
     let is_studio = role == ClientRole::Studio
-        && peer
-            .user
+        && user
             .as_ref()
             .is_some_and(|u| u.id == room.owner_id || u.role == "admin");
+    // A watch page (with its browser's viewer id) starts an analytics session.
+    let viewing = viewer_id
+        .as_deref()
+        .filter(|v| !is_studio && role == ClientRole::Viewer && valid_viewer_id(v))
+        .map(|v| (v.to_string(), source));
+    if let Some((v, source)) = &viewing {
+        let uid = user.as_ref().map(|u| u.id.as_str());
+        state.analytics.beat(id, v, uid, *source, None, false);
+    }
+    let peer = Peer { user, viewing };
     let viewer_key = (!is_studio).then(|| match (&peer.user, viewer_id.as_deref()) {
         (Some(u), _) => format!("u:{}", u.id),
         (None, Some(v)) if valid_viewer_id(v) => format!("v:{v}"),
@@ -437,6 +455,20 @@ async fn handle(
     match msg {
         ClientMessage::Ping => {
             conn.send(ServerEvent::Pong, timeout).await?;
+            Ok(Ok(()))
+        }
+        ClientMessage::Beacon { leave, quality } => {
+            if let Some((viewer, source)) = &peer.viewing {
+                let uid = peer.user.as_ref().map(|u| u.id.as_str());
+                state.analytics.beat(
+                    &room.stream_id,
+                    viewer,
+                    uid,
+                    *source,
+                    quality.as_ref(),
+                    leave,
+                );
+            }
             Ok(Ok(()))
         }
         ClientMessage::Hello { .. } => {

@@ -12,6 +12,7 @@
 //!   and the recently live public streams.
 
 pub mod accounts;
+pub mod analytics;
 pub mod chat;
 pub mod listings;
 pub mod recordings;

@@ -3,6 +3,7 @@
 //! server, Onair itself) on 127.0.0.1 and stops them when it ends.
 
 mod accounts;
+mod analytics;
 mod db;
 mod events;
 mod http;
