@@ -86,8 +86,9 @@ test-e2e:
 # uses the dev profile (it shares the test build; FFmpeg's codecs are optimised
 # C either way). The events bench builds the server and its load generator in
 # BENCH_PROFILE, by default `bench-opt` (Cargo.toml: optimised on the realtime
-# path, unoptimised for the database engine and the S3 SDK; a cold build takes
-# about half an hour on two busy cores, niced), then runs them un-niced.
+# path, unoptimised for the database engine and the S3 SDK; a cold build took
+# 79 min niced on two cores busy with other builds, about 58 CPU-minutes),
+# then runs them un-niced.
 # BENCH_PROFILE=dev measures the test build instead. ONAIR_BENCH_CLIENTS sets
 # the client count (default 10,000); ONAIR_BENCH_BIN=<path to an onair binary>
 # measures another build of the server. CI and `make test` never build
