@@ -8,17 +8,30 @@
 //!   (`VmRSS` in `/proc/<pid>/status`) from one connection to all of them,
 //!   divided by the number of connections.
 //!
+//! - the CPU time the server and the generator each spend per message while
+//!   the messages are timed, to show which side the time goes to.
+//!
 //! The server runs as its own process so its memory is its own, and the
 //! clients' sockets do not count against its file limit.
+//!
+//! The generator shares the machine's cores with the server, so it is kept
+//! cheap: one single-threaded runtime per core ("shards"), each owning its
+//! share of the clients; a client is one task that connects and then reads
+//! its socket (no split halves, no shared counters); a frame is timed when
+//! read and its message number found with a string scan (one client decodes
+//! the full JSON once, to check the format). Every client still reads every
+//! frame from its own socket: a message counts as delivered to a client only
+//! when that client has read it.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::events::{ClientMessage, ClientRole, Envelope, ServerEvent};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[path = "report.rs"]
@@ -28,6 +41,8 @@ mod report;
 const MESSAGES: usize = 40;
 /// Time between two sends.
 const GAP: Duration = Duration::from_millis(250);
+/// Handshakes in flight at once per shard.
+const CONNECTING: usize = 128;
 
 struct Server {
     child: Child,
@@ -144,7 +159,12 @@ async fn connect(addr: &str, id: &str, cookie: Option<&str>, n: usize) -> Ws {
         req.headers_mut()
             .insert("cookie", c.parse().expect("cookie"));
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+    // Frames are small: a 4 KiB read buffer instead of tungstenite's 128 KiB
+    // keeps 10,000 clients' buffers within the caches.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
         .expect("websocket connects");
     let hello = ClientMessage::Hello {
@@ -178,11 +198,30 @@ fn message_number(frame: &str) -> Option<usize> {
     rest[..rest.find('"')?].parse().ok()
 }
 
-/// Per message: deliveries so far, and the latest delivery (ns after `t0`).
-struct Tally {
-    delivered: Vec<AtomicUsize>,
-    last_ns: Vec<AtomicU64>,
-    all_ns: std::sync::Mutex<Vec<(usize, u64)>>,
+/// One client's deliveries: (message number, ns after `t0`).
+type Deliveries = Vec<(usize, u64)>;
+
+/// Reads the room's frames until the last timed message; times each `chat`
+/// frame when it has been read.
+async fn read_chats(mut ws: Ws, t0: Instant) -> Deliveries {
+    let mut mine = Vec::with_capacity(MESSAGES);
+    while let Some(Ok(m)) = ws.next().await {
+        let Message::Text(t) = m else { continue };
+        if !t.contains("\"type\":\"chat\"") {
+            continue;
+        }
+        let at = t0.elapsed().as_nanos() as u64;
+        let Some(n) = message_number(&t) else {
+            continue;
+        };
+        if n < MESSAGES {
+            mine.push((n, at));
+        }
+        if n + 1 == MESSAGES {
+            break;
+        }
+    }
+    mine
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -193,19 +232,99 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// User+system CPU seconds of a process so far (`/proc/<pid>/stat`).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses) start at field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    // utime = 14, stime = 15, in clock ticks (100 a second on Linux).
+    (get(14) + get(15)) as f64 / 100.0
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The Cargo profile of a binary at `dir/<binary>`: `dir` is named after the
+/// profile (`debug` for the dev profile).
+fn profile_of(dir: Option<&std::path::Path>) -> String {
+    match dir.and_then(|d| d.file_name()).and_then(|n| n.to_str()) {
+        Some("debug") => "dev".into(),
+        Some(n) => n.into(),
+        None => "?".into(),
+    }
+}
+
+/// One single-threaded runtime on its own thread; it runs until dropped.
+struct Shard {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Shard {
+    fn start(n: usize) -> Shard {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("bench-shard-{n}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                ready_tx.send(rt.handle().clone()).expect("handle");
+                rt.block_on(async {
+                    let _ = stop_rx.await;
+                });
+            })
+            .expect("shard thread");
+        Shard {
+            handle: ready_rx.recv().expect("shard runtime"),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn main() {
     let clients: usize = std::env::var("ONAIR_BENCH_CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+        .unwrap_or(10_000)
+        .max(2);
+    let shards: usize = std::env::var("ONAIR_BENCH_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    // The control runtime: setup, the sender, the checking client.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(clients));
+    let shards: Vec<Shard> = (0..shards).map(Shard::start).collect();
+    rt.block_on(run(clients, &shards));
+    drop(shards);
 }
 
-async fn run(clients: usize) {
+async fn run(clients: usize, shards: &[Shard]) {
     let server = start_server(clients);
     let pid = server.child.id();
     let http = reqwest::Client::new();
@@ -218,39 +337,6 @@ async fn run(clients: usize) {
     let (mut sender, sender_rx) = connect(&addr, &id, Some(&cookie), 0).await.split();
     let drain = tokio::spawn(sender_rx.for_each(|_| async {}));
     let t0 = Instant::now();
-    let tally = Arc::new(Tally {
-        delivered: (0..MESSAGES).map(|_| AtomicUsize::new(0)).collect(),
-        last_ns: (0..MESSAGES).map(|_| AtomicU64::new(0)).collect(),
-        all_ns: std::sync::Mutex::new(Vec::with_capacity(MESSAGES * clients)),
-    });
-    let reader = |ws: Ws| {
-        let tally = tally.clone();
-        tokio::spawn(async move {
-            let (_, mut rx) = ws.split();
-            let mut mine = Vec::with_capacity(MESSAGES);
-            while let Some(Ok(m)) = rx.next().await {
-                let Message::Text(t) = m else { continue };
-                if !t.contains("\"chat\"") {
-                    continue;
-                }
-                let at = t0.elapsed().as_nanos() as u64;
-                // A string scan, not a JSON parse: the generator shares the
-                // CPU with the server, and the first client checks the JSON.
-                let Some(n) = message_number(&t) else {
-                    continue;
-                };
-                if n < MESSAGES {
-                    tally.last_ns[n].fetch_max(at, Ordering::Relaxed);
-                    tally.delivered[n].fetch_add(1, Ordering::Relaxed);
-                    mine.push((n, at));
-                }
-                if n + 1 == MESSAGES {
-                    break;
-                }
-            }
-            tally.all_ns.lock().map(|mut a| a.extend(mine)).ok();
-        })
-    };
     // One client checks the whole JSON of every message once.
     let mut check = connect(&addr, &id, None, 1).await;
     sender
@@ -274,28 +360,46 @@ async fn run(clients: usize) {
         {
             assert_eq!(message.text, "bench 999999");
             assert_eq!(message_number(&t), Some(999_999));
+            assert!(t.contains("\"type\":\"chat\""), "{t}");
             break;
         }
     }
-    let mut handles = vec![reader(check)];
+    let mut handles = vec![tokio::spawn(read_chats(check, t0))];
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_one = rss_kib(pid);
 
-    eprintln!("connecting {clients} clients ...");
+    eprintln!(
+        "connecting {clients} clients from {} generator threads ...",
+        shards.len()
+    );
     let started = Instant::now();
-    let mut n = 1;
-    while n < clients {
-        let batch: Vec<_> = (n + 1..=(n + 250).min(clients))
-            .map(|k| {
-                let addr = addr.clone();
-                let id = id.clone();
-                tokio::spawn(async move { connect(&addr, &id, None, k).await })
-            })
-            .collect();
-        for b in batch {
-            handles.push(reader(b.await.expect("connect task")));
-            n += 1;
+    let connected = Arc::new(AtomicUsize::new(1));
+    let gates: Vec<_> = shards
+        .iter()
+        .map(|_| Arc::new(tokio::sync::Semaphore::new(CONNECTING)))
+        .collect();
+    for k in 2..=clients {
+        let shard = k % shards.len();
+        let (addr, id, gate, connected) = (
+            addr.clone(),
+            id.clone(),
+            gates[shard].clone(),
+            connected.clone(),
+        );
+        handles.push(shards[shard].handle.spawn(async move {
+            let ws = {
+                let _turn = gate.acquire().await.expect("gate");
+                connect(&addr, &id, None, k).await
+            };
+            connected.fetch_add(1, Ordering::Relaxed);
+            read_chats(ws, t0).await
+        }));
+    }
+    while connected.load(Ordering::Relaxed) < clients {
+        if let Some(h) = handles.iter().find(|h| h.is_finished()) {
+            panic!("a client failed before the messages were sent: {h:?}");
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let connect_secs = started.elapsed().as_secs_f64();
     // Let the viewer-count broadcasts settle and memory stay put.
@@ -304,6 +408,8 @@ async fn run(clients: usize) {
     let per_conn_kib = (rss_all.saturating_sub(rss_one)) as f64 / (clients - 1).max(1) as f64;
     eprintln!("{clients} connected in {connect_secs:.1} s; server RSS {rss_one} → {rss_all} KiB");
 
+    let load = loadavg();
+    let (server_cpu0, bench_cpu0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
     let mut sent_ns = Vec::with_capacity(MESSAGES);
     for k in 0..MESSAGES {
         let text = format!("bench {k}");
@@ -320,58 +426,87 @@ async fn run(clients: usize) {
     }
     // Wait for the deliveries (bounded).
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut all: Vec<Deliveries> = Vec::with_capacity(clients);
     for h in handles {
         let left = deadline.saturating_duration_since(Instant::now());
-        let _ = tokio::time::timeout(left, h).await;
-    }
-    let complete = tally
-        .delivered
-        .iter()
-        .filter(|d| d.load(Ordering::Relaxed) == clients)
-        .count();
-    let mut last: Vec<f64> = (0..MESSAGES)
-        .map(|k| {
-            let l = tally.last_ns[k].load(Ordering::Relaxed);
-            l.saturating_sub(sent_ns[k]) as f64 / 1e6
-        })
-        .collect();
-    last.sort_by(f64::total_cmp);
-    // Every single delivery: its delay from its message's send.
-    let mut each: Vec<f64> = Vec::new();
-    {
-        let all = tally.all_ns.lock().map(|a| a.clone()).unwrap_or_default();
-        for (k, at) in all {
-            each.push(at.saturating_sub(sent_ns[k]) as f64 / 1e6);
+        match tokio::time::timeout(left, h).await {
+            Ok(Ok(d)) => all.push(d),
+            Ok(Err(e)) => panic!("a client failed: {e}"),
+            Err(_) => {}
         }
     }
+    let server_cpu = cpu_secs(&pid.to_string()) - server_cpu0;
+    let bench_cpu = cpu_secs("self") - bench_cpu0;
+
+    let mut delivered = [0usize; MESSAGES];
+    let mut first_ns = [u64::MAX; MESSAGES];
+    let mut last_ns = [0u64; MESSAGES];
+    let mut each: Vec<f64> = Vec::with_capacity(MESSAGES * clients);
+    for (k, at) in all.iter().flatten().copied() {
+        delivered[k] += 1;
+        first_ns[k] = first_ns[k].min(at);
+        last_ns[k] = last_ns[k].max(at);
+        each.push(at.saturating_sub(sent_ns[k]) as f64 / 1e6);
+    }
+    let complete = delivered.iter().filter(|d| **d == clients).count();
+    let delays = |at: &[u64; MESSAGES]| {
+        let mut d: Vec<f64> = (0..MESSAGES)
+            .filter(|k| delivered[*k] > 0)
+            .map(|k| at[k].saturating_sub(sent_ns[k]) as f64 / 1e6)
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d
+    };
+    let (first, last) = (delays(&first_ns), delays(&last_ns));
     each.sort_by(f64::total_cmp);
+    let per_msg = |secs: f64| secs * 1000.0 / MESSAGES as f64;
 
     let table = format!(
         "| measure | value | target |\n|---|---|---|\n\
 | clients in one room | {clients} (all delivered: {complete} of {MESSAGES} messages) | 10,000 |\n\
 | send → delivery to the last client, ms (p50 / p99 over {MESSAGES} messages) | {:.1} / {:.1} | p99 ≤ 100 |\n\
+| send → delivery to the first client, ms (p50 / p99) | {:.1} / {:.1} | — |\n\
 | send → each delivery, ms (p50 / p99 over {} deliveries) | {:.1} / {:.1} | — |\n\
+| CPU per message while timed, ms: server / generator | {:.1} / {:.1} | — |\n\
 | server memory per idle connection, KiB (RSS growth / connections) | {per_conn_kib:.1} | ≤ 16 |\n\
-| connecting all clients (handshake + hello + welcome), s | {connect_secs:.1} | — |\n",
+| connecting all clients (handshake + hello + welcome), s | {connect_secs:.1} | — |\n\
+| load average (1 / 5 / 15 min) when the timed sends began | {load} | — |\n",
         percentile(&last, 0.5),
         percentile(&last, 0.99),
+        percentile(&first, 0.5),
+        percentile(&first, 0.99),
         each.len(),
         percentile(&each, 0.5),
         percentile(&each, 0.99),
+        per_msg(server_cpu),
+        per_msg(bench_cpu),
     );
     println!("{table}");
+    let server_bin = server_binary();
+    // The bench is `<profile>/deps/events-<hash>`.
+    let generator = std::env::current_exe()
+        .map(|p| profile_of(p.parent().and_then(|deps| deps.parent())))
+        .unwrap_or_else(|_| "?".into());
     let doc = format!(
         "## Realtime rooms\n\nProduced by `make bench` (`server/benches/events.rs`): the real `onair` binary \
-({}) with an in-memory database, and a load generator in the bench process on \
-the same 2-core machine, so the clients compete with the server for the CPU (they find the message number with a string scan; one client checks the full JSON). One room; every client is an \
-anonymous viewer that sent `hello` and got `welcome`; the sender is the owner's studio socket. A message \
-is sent every {} ms; a delivery is timed when the client has read and parsed it. Memory is the server's \
+({}) with an in-memory database, and a load generator ({} profile) in the bench process on \
+the same 2-core machine, so the clients compete with the server for the CPU. The generator runs {} \
+single-threaded runtimes, one per core, each owning its share of the clients; every client reads every frame \
+from its own socket and finds the message number with a string scan (one client checks the full JSON). One room; \
+every client is an anonymous viewer that sent `hello` and got `welcome`; the sender is the owner's studio \
+socket. A message is sent every {} ms; a delivery is timed when the client has read it. CPU per message is \
+user+system time of each process over the timed sends (in 10 ms ticks), divided by the messages. Memory is the server's \
 `VmRSS` growth between one connected client and all of them (after 5 s idle), divided by the clients.\n\n\
 Last run: {}\n\n{table}",
         match std::env::var("ONAIR_BENCH_BIN") {
             Ok(b) => format!("`{b}`, from `ONAIR_BENCH_BIN`"),
-            Err(_) => "dev profile, like the tests".to_string(),
+            Err(_) => format!(
+                "{} profile",
+                profile_of(std::path::Path::new(&server_bin).parent())
+            ),
         },
+        generator,
+        shards.len(),
         GAP.as_millis(),
         time::OffsetDateTime::now_utc().date()
     );

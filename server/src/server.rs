@@ -5,6 +5,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
@@ -176,6 +177,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let app = http::router(state);
+    // No Nagle delay: responses are written whole, and the events socket
+    // writes the frames waiting for a client together, so a small frame sent
+    // right after another must not wait for the first one's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     // The peer address is the client IP for login throttling.
     axum::serve(
         listener,

@@ -6,8 +6,11 @@
 //!   many clients there are. A client that falls more than
 //!   [`RealtimeConfig::client_queue`] frames behind is skipped ahead with a
 //!   `resync`; one that keeps falling behind, or whose socket does not take
-//!   a frame within [`RealtimeConfig::send_timeout`], is dropped. Neither
-//!   ever slows the room.
+//!   a frame (or a batch of the frames it has waiting, up to 64) within
+//!   [`RealtimeConfig::send_timeout`], is dropped. Neither ever slows the
+//!   room. Each connection writes every frame that is waiting for it in one
+//!   go, and arms the send timeout only when the socket does not take them
+//!   at once.
 //! - Every broadcast frame has an id, one more than the last; ids start at
 //!   the room's creation time in microseconds, so they keep increasing across
 //!   restarts. The room keeps the last [`RealtimeConfig::backlog`] frames so

@@ -9,7 +9,9 @@
 //!
 //! [`RealtimeConfig::max_message_bytes`]: super::RealtimeConfig::max_message_bytes
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use app::events::{
@@ -22,7 +24,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use tokio::sync::broadcast::error::RecvError;
+use futures::{Sink, SinkExt};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::{chat_message, now_ms, Frame, Refused, Room, Rooms};
 use crate::db::users::UserRow;
@@ -30,6 +33,13 @@ use crate::state::AppState;
 
 /// Bytes read from a client socket at a time.
 const READ_BUFFER: usize = 2048;
+/// Frames queued for one client are written together up to this many bytes
+/// (a threshold, not a preallocated buffer: an idle connection holds none of
+/// it). A single frame is written at once, as with no buffer at all.
+const WRITE_BUFFER: usize = 8192;
+/// Frames forwarded to one client in one go at most, so that a client far
+/// behind does not hold a worker thread while others wait.
+const MAX_BATCH: usize = 64;
 /// Time to send `hello` after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bad frames in a row before the connection is closed.
@@ -68,7 +78,7 @@ pub async fn events_route(
     ws.max_message_size(limit.saturating_mul(16))
         .max_frame_size(limit.saturating_mul(16))
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let mut conn = Conn { socket };
             let Some(_slot) = rooms.admit() else {
@@ -87,17 +97,114 @@ struct Conn {
     socket: WebSocket,
 }
 
+/// Why [`Conn::forward`] stopped taking frames from the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// No frame is waiting, or the batch is full: wait for the next one.
+    Idle,
+    /// The last frame sent was a rules change.
+    Settings,
+    /// The client fell this many frames behind the room.
+    Lagged(u64),
+    /// The room is gone.
+    Closed,
+}
+
+/// The next frame that is ready now, without waiting.
+fn ready_frame(rx: &mut broadcast::Receiver<Frame>) -> Result<Frame, Drained> {
+    rx.try_recv().map_err(|e| match e {
+        TryRecvError::Empty => Drained::Idle,
+        TryRecvError::Lagged(n) => Drained::Lagged(n),
+        TryRecvError::Closed => Drained::Closed,
+    })
+}
+
+/// Runs a send, with the send timeout armed only if the send does not finish
+/// at once. Almost every send does (the frame fits in the socket buffer), and
+/// in a fan-out to thousands of clients a timer per send per client is work
+/// for nothing. A send that has to wait gets the whole `timeout` from then.
+async fn timed<T, E>(
+    send: impl Future<Output = Result<T, E>>,
+    timeout: Duration,
+) -> Result<T, Closing> {
+    let mut send = std::pin::pin!(send);
+    let result = match futures::poll!(send.as_mut()) {
+        Poll::Ready(r) => r,
+        Poll::Pending => match tokio::time::timeout(timeout, send).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err((
+                    close::TOO_SLOW,
+                    "too_slow",
+                    "the connection is too slow to keep up".into(),
+                ))
+            }
+        },
+    };
+    result.map_err(|_| (1000, "gone", "the connection dropped".into()))
+}
+
+/// Sends `first` and the frames already waiting behind it in the room (at
+/// most [`MAX_BATCH`]), in order, then flushes once: a client that fell
+/// behind catches up in one write instead of one per frame. Each frame's text
+/// is the room's shared buffer (reference-counted), not a copy. Stops after a
+/// rules change, so that the caller can tell this client about its moderator
+/// status before anything else, and at a lag or the room's end, which the
+/// caller handles once these frames are out.
+async fn forward<S>(
+    socket: &mut S,
+    first: Frame,
+    rx: &mut broadcast::Receiver<Frame>,
+) -> Result<Drained, S::Error>
+where
+    S: Sink<Message> + Unpin,
+{
+    let mut frame = first;
+    let mut sent = 1;
+    let end = loop {
+        let settings = frame.settings;
+        socket.feed(Message::Text(frame.json)).await?;
+        if settings {
+            break Drained::Settings;
+        }
+        if sent == MAX_BATCH {
+            break Drained::Idle;
+        }
+        frame = match ready_frame(rx) {
+            Ok(f) => f,
+            Err(end) => break end,
+        };
+        sent += 1;
+    };
+    socket.flush().await?;
+    Ok(end)
+}
+
 impl Conn {
     async fn send_text(&mut self, text: Utf8Bytes, timeout: Duration) -> Result<(), Closing> {
-        match tokio::time::timeout(timeout, self.socket.send(Message::Text(text))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err((1000, "gone", "the connection dropped".into())),
-            Err(_) => Err((
-                close::TOO_SLOW,
-                "too_slow",
-                "the connection is too slow to keep up".into(),
-            )),
-        }
+        timed(self.socket.send(Message::Text(text)), timeout).await
+    }
+
+    /// [`forward`], with the send timeout over the whole batch.
+    async fn forward(
+        &mut self,
+        first: Frame,
+        rx: &mut broadcast::Receiver<Frame>,
+        timeout: Duration,
+    ) -> Result<Drained, Closing> {
+        timed(forward(&mut self.socket, first, rx), timeout).await
+    }
+
+    /// Frames in order, written together (a resume's replay).
+    async fn send_frames(&mut self, frames: Vec<Frame>, timeout: Duration) -> Result<(), Closing> {
+        let socket = &mut self.socket;
+        let send = async move {
+            for f in frames {
+                socket.feed(Message::Text(f.json)).await?;
+            }
+            socket.flush().await
+        };
+        timed(send, timeout).await
     }
 
     async fn send(&mut self, event: ServerEvent, timeout: Duration) -> Result<(), Closing> {
@@ -331,11 +438,7 @@ async fn run(
     )
     .await?;
     match replay {
-        Some(frames) => {
-            for f in frames {
-                conn.send_text(f.json, timeout).await?;
-            }
-        }
+        Some(frames) => conn.send_frames(frames, timeout).await?,
         None if resuming => resync(conn, state, room, timeout).await?,
         None => {}
     }
@@ -349,28 +452,25 @@ async fn run(
     let mut was_moderator = peer.moderator(room);
     loop {
         tokio::select! {
-            frame = rx.recv() => match frame {
-                Ok(Frame { json, settings, .. }) => {
-                    conn.send_text(json, timeout).await?;
+            frame = rx.recv() => match frame.map_err(|e| match e {
+                RecvError::Lagged(n) => Drained::Lagged(n),
+                RecvError::Closed => Drained::Closed,
+            }) {
+                Ok(frame) => match conn.forward(frame, &mut rx, timeout).await? {
+                    Drained::Idle => {}
                     // Named or dropped as a moderator: tell this client.
-                    if settings && peer.moderator(room) != was_moderator {
-                        was_moderator = !was_moderator;
-                        let can_chat = peer.user.as_ref().is_some_and(|u| room.may_post(&u.id, now_ms()));
-                        conn.send(ServerEvent::You { moderator: was_moderator, can_chat }, timeout).await?;
+                    Drained::Settings => {
+                        if peer.moderator(room) != was_moderator {
+                            was_moderator = !was_moderator;
+                            let can_chat = peer.user.as_ref().is_some_and(|u| room.may_post(&u.id, now_ms()));
+                            conn.send(ServerEvent::You { moderator: was_moderator, can_chat }, timeout).await?;
+                        }
                     }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    let now = Instant::now();
-                    lags.retain(|t| now.duration_since(*t) < LAG_WINDOW);
-                    lags.push(now);
-                    metrics::counter!("onair_events_lagged_total").increment(1);
-                    if lags.len() > MAX_LAGS {
-                        return Err((close::TOO_SLOW, "too_slow", format!("fell behind the room {} times in a minute", lags.len())));
-                    }
-                    tracing::debug!(stream = %room.stream_id, missed, "slow events client skipped ahead");
-                    resync(conn, state, room, timeout).await?;
-                }
-                Err(RecvError::Closed) => return Ok(()),
+                    Drained::Lagged(missed) => lagged(conn, state, room, &mut lags, missed, timeout).await?,
+                    Drained::Closed => return Ok(()),
+                },
+                Err(Drained::Lagged(missed)) => lagged(conn, state, room, &mut lags, missed, timeout).await?,
+                Err(_) => return Ok(()),
             },
             msg = conn.socket.recv() => {
                 let msg = match msg {
@@ -423,12 +523,35 @@ async fn run(
                 if last_heard.elapsed() > config.heartbeat * 3 {
                     return Err((close::DEAD_PEER, "dead_peer", "no answer to heartbeats".into()));
                 }
-                if tokio::time::timeout(timeout, conn.socket.send(Message::Ping(Default::default()))).await.is_err() {
-                    return Err((close::TOO_SLOW, "too_slow", "the connection is too slow to keep up".into()));
-                }
+                timed(conn.socket.send(Message::Ping(Default::default())), timeout).await?;
             },
         }
     }
+}
+
+/// The client fell `missed` frames behind the room: it is skipped ahead with
+/// a resync, or dropped if that keeps happening.
+async fn lagged(
+    conn: &mut Conn,
+    state: &AppState,
+    room: &Room,
+    lags: &mut Vec<Instant>,
+    missed: u64,
+    timeout: Duration,
+) -> Result<(), Closing> {
+    let now = Instant::now();
+    lags.retain(|t| now.duration_since(*t) < LAG_WINDOW);
+    lags.push(now);
+    metrics::counter!("onair_events_lagged_total").increment(1);
+    if lags.len() > MAX_LAGS {
+        return Err((
+            close::TOO_SLOW,
+            "too_slow",
+            format!("fell behind the room {} times in a minute", lags.len()),
+        ));
+    }
+    tracing::debug!(stream = %room.stream_id, missed, "slow events client skipped ahead");
+    resync(conn, state, room, timeout).await
 }
 
 /// One client message. The outer error closes the connection; the inner
@@ -674,4 +797,148 @@ async fn moderate(
         until_ms: until,
     });
     Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(id: u64, settings: bool) -> Frame {
+        Frame {
+            id,
+            json: format!("{{\"id\":{id}}}").into(),
+            settings,
+        }
+    }
+
+    fn texts(sent: &[Message]) -> Vec<String> {
+        sent.iter()
+            .map(|m| match m {
+                Message::Text(t) => t.to_string(),
+                other => panic!("not text: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// The first frame, as the connection's `recv` would hand it over.
+    async fn first(rx: &mut broadcast::Receiver<Frame>) -> Frame {
+        rx.recv().await.expect("a frame")
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_order_and_ids_and_shares_the_text() {
+        let (tx, mut rx) = broadcast::channel(256);
+        let frames: Vec<Frame> = (1..=5).map(|id| frame(id, false)).collect();
+        for f in &frames {
+            tx.send(f.clone()).unwrap();
+        }
+        let mut sent: Vec<Message> = Vec::new();
+        let f = first(&mut rx).await;
+        assert_eq!(forward(&mut sent, f, &mut rx).await.unwrap(), Drained::Idle);
+        assert_eq!(
+            texts(&sent),
+            (1..=5)
+                .map(|id| format!("{{\"id\":{id}}}"))
+                .collect::<Vec<_>>()
+        );
+        // Each client's frame is the room's buffer, not a copy.
+        for (m, f) in sent.iter().zip(&frames) {
+            let Message::Text(t) = m else { unreachable!() };
+            assert_eq!(t.as_str().as_ptr(), f.json.as_str().as_ptr());
+        }
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    }
+
+    #[tokio::test]
+    async fn a_batch_has_a_limit_and_the_rest_follows() {
+        let (tx, mut rx) = broadcast::channel(256);
+        for id in 0..100 {
+            tx.send(frame(id, false)).unwrap();
+        }
+        let mut sent: Vec<Message> = Vec::new();
+        let f = first(&mut rx).await;
+        assert_eq!(forward(&mut sent, f, &mut rx).await.unwrap(), Drained::Idle);
+        assert_eq!(sent.len(), MAX_BATCH);
+        let f = first(&mut rx).await;
+        forward(&mut sent, f, &mut rx).await.unwrap();
+        assert_eq!(
+            texts(&sent),
+            (0..100)
+                .map(|id| format!("{{\"id\":{id}}}"))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_after_a_rules_change() {
+        let (tx, mut rx) = broadcast::channel(256);
+        tx.send(frame(1, false)).unwrap();
+        tx.send(frame(2, true)).unwrap();
+        tx.send(frame(3, false)).unwrap();
+        let mut sent: Vec<Message> = Vec::new();
+        let f = first(&mut rx).await;
+        assert_eq!(
+            forward(&mut sent, f, &mut rx).await.unwrap(),
+            Drained::Settings
+        );
+        assert_eq!(texts(&sent), ["{\"id\":1}", "{\"id\":2}"]);
+        let f = first(&mut rx).await;
+        assert_eq!(f.id, 3, "the next batch starts after it");
+    }
+
+    #[tokio::test]
+    async fn a_lag_in_a_batch_ends_it_after_the_frames_before() {
+        let (tx, mut rx) = broadcast::channel(16);
+        tx.send(frame(1, false)).unwrap();
+        let f = first(&mut rx).await;
+        // The room runs 40 frames ahead while this client is busy.
+        for id in 2..42 {
+            tx.send(frame(id, false)).unwrap();
+        }
+        let mut sent: Vec<Message> = Vec::new();
+        let end = forward(&mut sent, f, &mut rx).await.unwrap();
+        assert!(matches!(end, Drained::Lagged(n) if n > 0), "{end:?}");
+        assert_eq!(texts(&sent), ["{\"id\":1}"]);
+        drop(tx);
+        let f = first(&mut rx).await;
+        let mut after: Vec<Message> = Vec::new();
+        assert_eq!(
+            forward(&mut after, f, &mut rx).await.unwrap(),
+            Drained::Closed,
+            "then the newest 16, and the room's end"
+        );
+        assert_eq!(
+            texts(&after),
+            (26..42)
+                .map(|id| format!("{{\"id\":{id}}}"))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_send_that_finishes_at_once_sets_no_timer_and_a_stuck_one_times_out() {
+        // Without a time driver, arming the timeout would panic: a send that
+        // finishes at once never does.
+        let no_timers = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        no_timers.block_on(async {
+            let ok = timed(async { Ok::<_, ()>(7) }, Duration::from_secs(10)).await;
+            assert_eq!(ok.unwrap(), 7);
+            let gone = timed(async { Err::<(), _>(()) }, Duration::from_secs(10)).await;
+            assert_eq!(gone.unwrap_err().0, 1000);
+        });
+        let timers = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        timers.block_on(async {
+            let stuck = timed(
+                std::future::pending::<Result<(), ()>>(),
+                Duration::from_millis(20),
+            )
+            .await;
+            assert_eq!(stuck.unwrap_err().0, close::TOO_SLOW);
+        });
+    }
 }
