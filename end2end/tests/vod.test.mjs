@@ -1,6 +1,7 @@
 // Recordings in Chromium: a stream published with `onair publish` becomes a
 // VOD on its watch page (seek, ?t= deep links, speed), the profile lists it
-// with its duration and thumbnail, and the owner deletes it after a confirm.
+// with its duration and thumbnail, the dashboard shows it with its MP4, and
+// the owner deletes it after a confirm.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -46,8 +47,12 @@ before(async () => {
   assert.equal(created.status, 201, body);
   const stream = JSON.parse(body);
   streamId = stream.id;
-  execFileSync(process.env.ONAIR_BIN, ['publish', '--server', server.url, '--stream', streamId,
-    '--token', stream.ingest_token, file], { stdio: 'pipe' });
+  try {
+    execFileSync(process.env.ONAIR_BIN, ['publish', '--server', server.url, '--stream', streamId,
+      '--token', stream.ingest_token, file], { stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(`onair publish failed: ${e.stderr}\nserver log:\n${server.log().slice(-3000)}`);
+  }
   // The recording (VOD playlists, then the MP4) is built after the end.
   const deadline = Date.now() + 180_000;
   for (;;) {
@@ -128,6 +133,10 @@ test('the profile lists the recording; the owner deletes it after a confirm', as
     const img = document.querySelector(`[data-id="${id}"] img.thumb`);
     return img && img.complete && img.naturalWidth > 0;
   }, streamId);
+
+  // The stream's dashboard page shows the recording and its MP4.
+  await page.goto(at(`dashboard/${streamId}`));
+  await page.locator('[data-testid=dashboard-recording-mp4][data-state=ready] a', { hasText: 'Download MP4' }).waitFor();
 
   await page.goto(at('streams'));
   const row = page.locator(`[data-testid=stream-row][data-id="${streamId}"]`);

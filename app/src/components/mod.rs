@@ -4,5 +4,6 @@ pub mod charts;
 pub mod chat;
 pub mod layout;
 pub mod player;
+pub mod recording;
 pub mod stream_meta;
 pub mod theme;

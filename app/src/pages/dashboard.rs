@@ -152,7 +152,6 @@ pub fn DashboardPage() -> impl IntoView {
                             }}
                             <h2>"History"</h2>
                             <History rows=d.history />
-                            // The recordings panel (issue 6) goes here.
                             <GeoAttribution />
                         }.into_any(),
                     }
@@ -460,7 +459,7 @@ fn StreamDetail(a: StreamAnalytics) -> impl IntoView {
         <p class="muted empty" data-testid="transcript-empty">
             "The transcript and a summary of the stream appear here once live captions are turned on for it."
         </p>
-        // The recordings panel (issue 6) goes here.
+        <crate::components::recording::RecordingPanel id=id.clone() />
         <GeoAttribution />
     }
 }
