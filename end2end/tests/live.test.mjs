@@ -83,7 +83,14 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   await watch.waitForFunction(() => {
     const v = document.querySelector('[data-testid=player]');
     return v && v.currentTime > 1 && v.videoWidth > 0;
-  }, null, { timeout: 45_000 });
+  }, null, { timeout: 90_000 })
+    .catch(async (e) => {
+      const where = await watch.evaluate(() => {
+        const v = document.querySelector('[data-testid=player]');
+        return { t: v?.currentTime, w: v?.videoWidth, paused: v?.paused, ready: v?.readyState, bar: document.querySelector('.player-bar')?.textContent, body: document.querySelector('[data-testid=watch]')?.textContent?.slice(0, 300) };
+      });
+      throw new Error(`${e.message}\nwatch page: ${JSON.stringify(where)}\nerrors: ${watchErrorsSeen}\nserver log:\n${server.log().slice(-2000)}`);
+    });
   await watch.waitForSelector('[data-testid=player-status][data-state=playing]', { timeout: 10_000 })
     .catch(async (e) => { throw new Error(`${e.message}: ${await watch.textContent('.player-bar')}`); });
   assert.equal(await watch.evaluate(() => window.onairPlayer.lowLatencyMode), true);

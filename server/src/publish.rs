@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use app::ingest::{encode_chunk, ClientMessage, CloseReason, ServerMessage, PROTOCOL_VERSION};
+use app::ingest::{
+    encode_chunk, ClientMessage, CloseReason, IngestLimits, ServerMessage, PROTOCOL_VERSION,
+};
 use bytes::Bytes;
 use clap::Args;
 use futures::{SinkExt, StreamExt};
@@ -130,7 +132,7 @@ async fn attach(
     token: &str,
     capture_start_ms: i64,
     resume_after: Option<u64>,
-) -> Result<(Ws, u64), PublishError> {
+) -> Result<(Ws, u64, IngestLimits), PublishError> {
     let mut req = url
         .into_client_request()
         .map_err(|e| PublishError::Connection(e.to_string()))?;
@@ -155,7 +157,7 @@ async fn attach(
         .await
         .map_err(|e| PublishError::Connection(e.to_string()))?;
     match recv(&mut ws).await {
-        Answer::Msg(ServerMessage::Ready { next_seq, .. }) => Ok((ws, next_seq)),
+        Answer::Msg(ServerMessage::Ready { next_seq, limits }) => Ok((ws, next_seq, limits)),
         Answer::Closed(Some((code, r))) => Err(PublishError::Refused {
             code,
             reason: r.code,
@@ -227,7 +229,12 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
         reconnects: 0,
         streams: Vec::new(),
     };
-    let (mut ws, mut next_seq) = attach(&url, &args.token, capture_start_ms, None).await?;
+    let (mut ws, mut next_seq, limits) = attach(&url, &args.token, capture_start_ms, None).await?;
+    // Never faster than 90% of the server's ingest limit (it refuses a
+    // sender that goes over): a file is sent as fast as that allows.
+    let pace_bps = (limits.max_bitrate as f64 * 0.9).max(8_000.0);
+    let sending_since = Instant::now();
+    let mut sent_bits = 0f64;
     let mut unacked: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut last_acked: Option<u64> = None;
     let mut input_done = false;
@@ -241,6 +248,11 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
         match next {
             Some(Ok(Remuxed::Plan(streams))) => report.streams = streams,
             Some(Ok(Remuxed::Chunk(bytes, media_us))) => {
+                sent_bits += (bytes.len() as f64 + 8.0) * 8.0;
+                let due = Duration::from_secs_f64(sent_bits / pace_bps);
+                if let Some(wait) = due.checked_sub(sending_since.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
                 report.bytes += bytes.len() as u64;
                 report.media_us = media_us;
                 let seq = next_seq;
@@ -340,7 +352,7 @@ async fn reconnect(
         tokio::time::sleep(delay).await;
         report.reconnects += 1;
         match attach(url, token, capture_start_ms, last_acked).await {
-            Ok((mut ws, next)) => {
+            Ok((mut ws, next, _)) => {
                 for (seq, bytes) in unacked.iter().filter(|(s, _)| *s >= next) {
                     ws.send(Message::Binary(encode_chunk(*seq, bytes).into()))
                         .await

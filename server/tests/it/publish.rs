@@ -206,3 +206,30 @@ async fn mpeg4_video_and_mp3_audio_are_encoded_published_and_play() {
     );
     onair_server::media::testsrc::decode(&url).expect("every stream decodes over HTTP");
 }
+
+/// Without `--realtime` a file goes as fast as the server's ingest limit
+/// allows, and no faster: a server limited to 2 Mbit/s takes it whole
+/// (before, the burst was refused with 4029).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_paced_under_the_servers_ingest_limit() {
+    let app = TestApp::start(&["--ingest-max-bitrate".into(), "2000000".into()]).await;
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = make_file(dir.path(), "in.mp4", 6, H264_AAC);
+    let bits = std::fs::metadata(&mp4).expect("size").len() as f64 * 8.0;
+    assert!(
+        bits > 2.0 * 2_000_000.0,
+        "the file is more than a 2 s burst: {bits} bits"
+    );
+    let started = Instant::now();
+    let out = publish(&app, &id, &token, &mp4, &[]).await;
+    let took = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // At most 90% of 2 Mbit/s (the container overhead only adds to this).
+    let floor = bits / (0.9 * 2_000_000.0) * 0.9;
+    assert!(
+        took >= floor,
+        "sent {bits} bits in {took:.1} s, faster than the limit allows ({floor:.1} s)"
+    );
+}
