@@ -12,7 +12,6 @@
 //!    database; the time of the analytics answer the dashboard and the API
 //!    use (read the rows, add them up), and of the history row.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,86 +26,25 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[path = "report.rs"]
 mod report;
+#[path = "server.rs"]
+mod server;
 
-struct Server {
-    child: Child,
-    addr: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use server::Server;
 
 fn start_server(viewers: usize) -> Server {
-    let data = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let addr = format!("127.0.0.1:{port}");
-    let bin = std::env::var("ONAIR_BENCH_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_onair").to_string());
-    let child = Command::new(bin)
-        .args(["serve", "--addr", &addr, "--db", "mem://", "--data-dir"])
-        .arg(data.path())
-        .args(["--events-max-connections", &(viewers + 100).to_string()])
+    server::start(&[
+        "--events-max-connections".into(),
+        (viewers + 100).to_string(),
         // Nobody times out while the generator is busy connecting the rest.
-        .args(["--analytics-heartbeat-timeout", "600"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("onair starts");
-    Server {
-        child,
-        addr,
-        _data: data,
-    }
+        "--analytics-heartbeat-timeout".into(),
+        "600".into(),
+    ])
 }
 
 async fn setup(http: &reqwest::Client, addr: &str) -> String {
-    let origin = format!("http://{addr}");
-    for _ in 0..300 {
-        if http
-            .get(format!("{origin}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let res = http
-        .post(format!("{origin}/api/v1/auth/register"))
-        .header("origin", &origin)
-        .json(&serde_json::json!({"username": "benchcaster", "password": "correct horse battery"}))
-        .send()
+    server::broadcaster_stream(http, addr, "Analytics load")
         .await
-        .expect("register");
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("session cookie")
-        .to_string();
-    let stream: serde_json::Value = http
-        .post(format!("{origin}/api/v1/streams"))
-        .header("origin", &origin)
-        .header("cookie", &cookie)
-        .json(&serde_json::json!({"title": "Analytics load", "visibility": "public"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    stream["id"].as_str().expect("id").to_string()
+        .0
 }
 
 /// A metric's value from `/metrics`.

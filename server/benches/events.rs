@@ -23,7 +23,6 @@
 //! frame from its own socket: a message counts as delivered to a client only
 //! when that client has read it.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +35,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[path = "report.rs"]
 mod report;
+#[path = "server.rs"]
+mod server;
+
+use server::{server_binary, Server};
 
 /// Messages timed per run.
 const MESSAGES: usize = 40;
@@ -43,54 +46,6 @@ const MESSAGES: usize = 40;
 const GAP: Duration = Duration::from_millis(250);
 /// Handshakes in flight at once per shard.
 const CONNECTING: usize = 128;
-
-struct Server {
-    child: Child,
-    addr: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn start_server(clients: usize) -> Server {
-    let data = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(server_binary())
-        .args(["serve", "--addr", &addr, "--db", "mem://", "--data-dir"])
-        .arg(data.path())
-        .args(["--events-max-connections", &(clients + 100).to_string()])
-        // The sender is timed, not throttled.
-        .args(["--chat-burst", "1000", "--chat-refill-ms", "1"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("onair starts");
-    Server {
-        child,
-        addr,
-        _data: data,
-    }
-}
-
-/// The server under test: `ONAIR_BENCH_BIN` (e.g. a release build), or the
-/// dev-profile binary this bench was built with.
-fn server_binary() -> String {
-    std::env::var("ONAIR_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_onair").to_string())
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -102,48 +57,22 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+fn start_server(clients: usize) -> Server {
+    server::start(&[
+        "--events-max-connections".into(),
+        (clients + 100).to_string(),
+        // The sender is timed, not throttled.
+        "--chat-burst".into(),
+        "1000".into(),
+        "--chat-refill-ms".into(),
+        "1".into(),
+    ])
+}
+
 /// Registers a broadcaster and creates a stream; returns the stream id and
 /// the session cookie.
 async fn setup(http: &reqwest::Client, addr: &str) -> (String, String) {
-    let origin = format!("http://{addr}");
-    for _ in 0..200 {
-        if http
-            .get(format!("{origin}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let res = http
-        .post(format!("{origin}/api/v1/auth/register"))
-        .header("origin", &origin)
-        .json(&serde_json::json!({"username": "benchcaster", "password": "correct horse battery"}))
-        .send()
-        .await
-        .expect("register");
-    assert!(res.status().is_success(), "register: {}", res.status());
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("session cookie")
-        .to_string();
-    let stream: serde_json::Value = http
-        .post(format!("{origin}/api/v1/streams"))
-        .header("origin", &origin)
-        .header("cookie", &cookie)
-        .json(&serde_json::json!({"title": "Load test", "visibility": "public"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    (stream["id"].as_str().expect("id").to_string(), cookie)
+    server::broadcaster_stream(http, addr, "Load test").await
 }
 
 type Ws =

@@ -1,0 +1,98 @@
+//! What the benches that load a real server share: the `onair` binary
+//! started on 127.0.0.1 with an in-memory database (killed on drop), and a
+//! broadcaster with one public stream created over the API.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `onair serve` as its own process, so its memory and CPU are its own.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server under test: `ONAIR_BENCH_BIN` (e.g. another build), or the
+/// binary this bench was built with.
+pub fn server_binary() -> String {
+    std::env::var("ONAIR_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_onair").to_string())
+}
+
+/// Starts the server on a free loopback port with these extra flags.
+pub fn start(extra: &[String]) -> Server {
+    let data = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(server_binary())
+        .args(["serve", "--addr", &addr, "--db", "mem://", "--data-dir"])
+        .arg(data.path())
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("onair starts");
+    Server {
+        child,
+        addr,
+        _data: data,
+    }
+}
+
+/// Waits for `/healthz`, registers a broadcaster and creates a public stream
+/// titled `title`; returns the stream id and the session cookie.
+pub async fn broadcaster_stream(
+    http: &reqwest::Client,
+    addr: &str,
+    title: &str,
+) -> (String, String) {
+    let origin = format!("http://{addr}");
+    for _ in 0..300 {
+        if http
+            .get(format!("{origin}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = http
+        .post(format!("{origin}/api/v1/auth/register"))
+        .header("origin", &origin)
+        .json(&serde_json::json!({"username": "benchcaster", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("register");
+    assert!(res.status().is_success(), "register: {}", res.status());
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let stream: serde_json::Value = http
+        .post(format!("{origin}/api/v1/streams"))
+        .header("origin", &origin)
+        .header("cookie", &cookie)
+        .json(&serde_json::json!({"title": title, "visibility": "public"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    (stream["id"].as_str().expect("id").to_string(), cookie)
+}
