@@ -76,7 +76,9 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   assert.ok(result.levels >= 2, `an adaptive ladder: ${result.levels} levels`);
   assert.equal(result.lowLatency, true);
 
-  // The product's own watch page plays the same stream (Rust + hls.js).
+  // The product's own watch page plays the same stream (Rust + hls.js). The
+  // fixture player is done: closing it leaves the CPU to this one.
+  await viewer.close();
   const watch = await browser.newPage();
   const watchErrorsSeen = watchErrors(watch);
   await watch.goto(new URL(`watch/${id}`, server.url).href);
