@@ -12,28 +12,9 @@ use serde_json::Value;
 use crate::ingest::{attach, end, hello_new_period, mkv_h264_opus, send_chunks, Ws};
 use crate::support::{free_port_pair, s3_app, TestApp, Weed};
 
-/// 30 s of 640x360 H.264 (a keyframe every 2 s) and AAC, as an MP4 file.
+/// 640x360 H.264 (a keyframe every 2 s) and AAC, as an MP4 file.
 fn media(dir: &Path, seconds: u32) -> std::path::PathBuf {
-    let path = dir.join("in.mp4");
-    testsrc::av(
-        "640x360",
-        seconds,
-        &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "60",
-            "-c:a",
-            "aac",
-        ],
-        path.to_str().expect("utf8 path"),
-    )
-    .expect("test media");
-    path
+    crate::publish::make_file(dir, "in.mp4", seconds, crate::publish::H264_AAC)
 }
 
 fn publish_cmd(server: &str, id: &str, token: &str, file: &Path, extra: &[&str]) -> Command {
