@@ -78,25 +78,7 @@ async fn connect(addr: &str, id: &str, n: usize) -> Tx {
     let (mut ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("websocket connects");
-    let hello = ClientMessage::Hello {
-        version: 1,
-        role: ClientRole::Viewer,
-        viewer_id: Some(format!("bench-viewer-{n:08}")),
-        token: None,
-        last_id: None,
-    };
-    ws.send(Message::Text(
-        serde_json::to_string(&hello).expect("json").into(),
-    ))
-    .await
-    .expect("hello");
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("\"welcome\"") => break,
-            Some(Ok(_)) => continue,
-            other => panic!("no welcome: {other:?}"),
-        }
-    }
+    server::hello(&mut ws, ClientRole::Viewer, n).await;
     let (tx, rx) = ws.split();
     tokio::spawn(rx.for_each(|_| async {}));
     tx

@@ -96,29 +96,13 @@ async fn connect(addr: &str, id: &str, cookie: Option<&str>, n: usize) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
         .expect("websocket connects");
-    let hello = ClientMessage::Hello {
-        version: 1,
-        role: if cookie.is_some() {
-            ClientRole::Studio
-        } else {
-            ClientRole::Viewer
-        },
-        viewer_id: Some(format!("bench-viewer-{n:08}")),
-        token: None,
-        last_id: None,
+    let role = if cookie.is_some() {
+        ClientRole::Studio
+    } else {
+        ClientRole::Viewer
     };
-    ws.send(Message::Text(
-        serde_json::to_string(&hello).expect("json").into(),
-    ))
-    .await
-    .expect("hello");
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("\"welcome\"") => return ws,
-            Some(Ok(_)) => continue,
-            other => panic!("no welcome: {other:?}"),
-        }
-    }
+    server::hello(&mut ws, role, n).await;
+    ws
 }
 
 /// The `k` of a `chat` event whose text is `bench k`.

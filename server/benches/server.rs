@@ -96,3 +96,32 @@ pub async fn broadcaster_stream(
         .expect("json");
     (stream["id"].as_str().expect("id").to_string(), cookie)
 }
+
+/// An events socket as the benches open it.
+pub type EventsSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Says `hello` as simulated client `n` in `role` and reads until `welcome`.
+pub async fn hello(ws: &mut EventsSocket, role: app::events::ClientRole, n: usize) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let hello = app::events::ClientMessage::Hello {
+        version: 1,
+        role,
+        viewer_id: Some(format!("bench-viewer-{n:08}")),
+        token: None,
+        last_id: None,
+    };
+    ws.send(Message::Text(
+        serde_json::to_string(&hello).expect("json").into(),
+    ))
+    .await
+    .expect("hello");
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("\"welcome\"") => return,
+            Some(Ok(_)) => continue,
+            other => panic!("no welcome: {other:?}"),
+        }
+    }
+}
