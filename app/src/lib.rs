@@ -38,6 +38,7 @@ pub mod realtime;
 pub mod recordings;
 pub mod retry;
 pub mod streams;
+pub mod transcripts;
 
 #[cfg(feature = "ssr")]
 pub mod backend;

@@ -109,10 +109,20 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   await watch.waitForFunction(() => window.onairPlayer.autoLevelEnabled, null, { timeout: 10_000 });
   // At the live edge the badge says LIVE; after a pause it offers to jump back.
   assert.equal(await watch.textContent('[data-testid=live-edge]'), 'LIVE');
+  // "Behind" means more than max(3 s, 1.5 target latencies) behind hls.js's
+  // sync position, and hls.js raises its target after each stall (a loaded
+  // machine stalls), so the pause scales with the target it has now. The live
+  // window (30 s or more) keeps the paused position playable.
+  const target = await watch.evaluate(() => window.onairPlayer.targetLatency || 3);
+  const pauseMs = Math.min(20_000, Math.max(6000, Math.ceil(target * 1500) + 3000));
   await watch.evaluate(() => document.querySelector('[data-testid=player]').pause());
-  await new Promise((r) => setTimeout(r, 6000));
+  await new Promise((r) => setTimeout(r, pauseMs));
   await watch.evaluate(() => document.querySelector('[data-testid=player]').play());
-  await watch.waitForSelector('[data-testid=live-edge][data-behind=true]', { timeout: 10_000 });
+  await watch.waitForSelector('[data-testid=live-edge][data-behind=true]', { timeout: 10_000 })
+    .catch(async (e) => {
+      const where = await watch.evaluate(() => ({ t: document.querySelector('[data-testid=player]').currentTime, sync: window.onairPlayer.liveSyncPosition, target: window.onairPlayer.targetLatency, latency: window.onairPlayer.latency }));
+      throw new Error(`${e.message}\npaused ${pauseMs} ms; player: ${JSON.stringify(where)}`);
+    });
   assert.equal(await watch.textContent('[data-testid=live-edge]'), 'Go live');
   await watch.click('[data-testid=live-edge]');
   await watch.waitForSelector('[data-testid=live-edge][data-behind=false]', { timeout: 10_000 });

@@ -210,6 +210,38 @@ DEFINE FIELD detail ON analytics_minute TYPE string;
 DEFINE INDEX analytics_minute_stream_minute ON analytics_minute FIELDS stream, minute;
 ",
     },
+    Migration {
+        version: 6,
+        name: "captions: transcripts, summaries and full-text search",
+        sql: "
+-- One row per transcribed window. Times are milliseconds on the stream's
+-- media timeline (0 = its first sample; the VOD's ?t= position), and
+-- `program_ms` is the Unix time it was spoken (EXT-X-PROGRAM-DATE-TIME).
+DEFINE TABLE transcript SCHEMAFULL;
+DEFINE FIELD stream ON transcript TYPE record<stream>;
+DEFINE FIELD start_ms ON transcript TYPE int;
+DEFINE FIELD end_ms ON transcript TYPE int;
+DEFINE FIELD program_ms ON transcript TYPE option<int>;
+DEFINE FIELD text ON transcript TYPE string;
+DEFINE FIELD created_at ON transcript TYPE datetime DEFAULT time::now();
+DEFINE INDEX transcript_stream_start ON transcript FIELDS stream, start_ms;
+
+-- Full-text search (BM25) over transcripts and stream titles and descriptions.
+DEFINE ANALYZER onair_text TOKENIZERS blank, class, punct FILTERS lowercase, ascii, snowball(english);
+DEFINE INDEX transcript_text ON transcript FIELDS text FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
+DEFINE INDEX stream_title_text ON stream FIELDS title FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
+DEFINE INDEX stream_description_text ON stream FIELDS description FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
+
+-- The latest summary of a stream's transcript (record key: the stream id).
+-- `kind` is `llm` (made by `model`) or `extractive` (the built-in fallback).
+DEFINE TABLE summary SCHEMAFULL;
+DEFINE FIELD stream ON summary TYPE record<stream>;
+DEFINE FIELD kind ON summary TYPE string ASSERT $value IN ['llm', 'extractive'];
+DEFINE FIELD model ON summary TYPE option<string>;
+DEFINE FIELD text ON summary TYPE string;
+DEFINE FIELD created_at ON summary TYPE datetime DEFAULT time::now();
+",
+    },
 ];
 
 /// Applies the migrations in `all` that the database has not seen yet.

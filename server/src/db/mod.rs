@@ -8,6 +8,7 @@ pub mod chat;
 pub mod migrations;
 pub mod recordings;
 pub mod streams;
+pub mod transcripts;
 pub mod users;
 
 use std::path::Path;

@@ -436,3 +436,73 @@ pub async fn s3_app(prefix: &str, extra: &[String]) -> (Weed, TestApp) {
     let app = TestApp::start(&flags).await;
     (weed, app)
 }
+
+/// Where `make ai-server` (tools/ai-server/setup.sh) installed the local
+/// OpenAI-compatible server's venv and models: `ONAIR_AI_DIR`, or
+/// `~/.cache/onair/ai`.
+pub fn ai_dir() -> PathBuf {
+    std::env::var_os("ONAIR_AI_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/onair/ai")))
+        .expect("ONAIR_AI_DIR or HOME")
+}
+
+/// The local OpenAI-compatible server (tools/ai-server/server.py) with real
+/// models: Whisper base for `/v1/audio/transcriptions` and SmolLM2-135M for
+/// `/v1/chat/completions`, on 127.0.0.1, killed on drop.
+pub struct AiServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>/v1`
+    pub url: String,
+    /// The key it requires.
+    pub key: String,
+}
+
+impl AiServer {
+    pub fn start() -> AiServer {
+        let ai = ai_dir();
+        let python = ai.join("venv/bin/python");
+        assert!(
+            python.exists(),
+            "the local AI server is not installed at {}: run `make ai-server`",
+            ai.display()
+        );
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/ai-server/server.py");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port_pair();
+        let key = "test-ai-key".to_string();
+        let log_path = dir.path().join("ai.log");
+        let log = std::fs::File::create(&log_path).expect("log");
+        let child = Command::new(python)
+            .arg(script)
+            .args(["--port", &port.to_string(), "--api-key", &key])
+            .arg("--whisper")
+            .arg(ai.join("whisper-base"))
+            .arg("--llm")
+            .arg(ai.join("smollm2/model.gguf"))
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the AI server");
+        wait_for_http(
+            &format!("http://127.0.0.1:{port}/health"),
+            Duration::from_secs(120),
+            "the local AI server",
+            &log_path,
+        );
+        AiServer {
+            child,
+            _dir: dir,
+            url: format!("http://127.0.0.1:{port}/v1"),
+            key,
+        }
+    }
+}
+
+impl Drop for AiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
