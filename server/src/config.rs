@@ -300,6 +300,52 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_RECORDING_STORE_WAIT", default_value_t = 120)]
     pub recording_store_wait: u64,
 
+    /// Live captions: the OpenAI-compatible API base for speech to text, such
+    /// as `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1` (for
+    /// Azure, the resource URL `https://<name>.openai.azure.com`). Empty:
+    /// transcription is off.
+    #[arg(long, env = "ONAIR_ASR_URL", default_value = "")]
+    pub asr_url: String,
+
+    /// The transcription model.
+    #[arg(long, env = "ONAIR_ASR_MODEL", default_value = "whisper-1")]
+    pub asr_model: String,
+
+    /// The transcription API key (set it in the environment, not on the
+    /// command line).
+    #[arg(long, env = "ONAIR_ASR_KEY", hide_env_values = true)]
+    pub asr_key: Option<Secret>,
+
+    /// The transcription API flavour: `openai` (and compatible servers) or
+    /// `azure` (deployment and api-version below).
+    #[arg(long, env = "ONAIR_ASR_PROVIDER", value_enum, default_value = "openai")]
+    pub asr_provider: crate::transcribe::Provider,
+
+    /// Azure: the transcription deployment.
+    #[arg(long, env = "ONAIR_ASR_AZURE_DEPLOYMENT", default_value = "whisper")]
+    pub asr_azure_deployment: String,
+
+    /// Azure: the `api-version`.
+    #[arg(long, env = "ONAIR_ASR_AZURE_API_VERSION", default_value = "2024-06-01")]
+    pub asr_azure_api_version: String,
+
+    /// The spoken language (ISO 639-1 such as `en`); empty: detected.
+    #[arg(long, env = "ONAIR_ASR_LANGUAGE", default_value = "")]
+    pub asr_language: String,
+
+    /// Transcription requests in flight per stream.
+    #[arg(long, env = "ONAIR_ASR_CONCURRENCY", default_value_t = 2)]
+    pub asr_concurrency: usize,
+
+    /// Seconds each transcription request may take.
+    #[arg(long, env = "ONAIR_ASR_TIMEOUT", default_value_t = 30)]
+    pub asr_timeout: u64,
+
+    /// Retries of a failed transcription request (with backoff from 0.5 s,
+    /// doubling) before its window is skipped.
+    #[arg(long, env = "ONAIR_ASR_RETRIES", default_value_t = 2)]
+    pub asr_retries: u32,
+
     /// The URL viewers and browsers use to reach this server, such as
     /// `https://live.example.com` (behind a proxy or CDN). Used for absolute
     /// playback URLs, the CSRF origin check and `--secure-cookies auto`.
@@ -577,6 +623,30 @@ impl ServeArgs {
             max_spill_bytes: self.upload_max_spill_bytes,
             ..crate::store::uploader::UploaderConfig::new(dir)
         }
+    }
+
+    /// Live transcription settings, or `None` when `--asr-url` is empty.
+    pub fn asr_config(&self) -> Option<crate::transcribe::AsrConfig> {
+        let url = self.asr_url.trim();
+        if url.is_empty() {
+            return None;
+        }
+        let endpoint = crate::transcribe::Endpoint {
+            url: url.to_string(),
+            model: self.asr_model.clone(),
+            key: self.asr_key.as_ref().map(|k| k.expose().to_string()),
+            provider: self.asr_provider,
+            azure_deployment: self.asr_azure_deployment.clone(),
+            azure_api_version: self.asr_azure_api_version.clone(),
+        };
+        let language = self.asr_language.trim();
+        Some(crate::transcribe::AsrConfig {
+            language: (!language.is_empty()).then(|| language.to_string()),
+            concurrency: self.asr_concurrency.clamp(1, 16),
+            timeout: std::time::Duration::from_secs(self.asr_timeout.max(1)),
+            retries: self.asr_retries.min(10),
+            ..crate::transcribe::AsrConfig::new(endpoint)
+        })
     }
 
     /// Recording settings; MP4s are assembled under `<data-dir>/recording-work`.

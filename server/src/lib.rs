@@ -44,3 +44,4 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod transcribe;

@@ -134,6 +134,14 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
             tracing::error!(error = %e, "could not recover streams that were live before the restart")
         }
     }
+    let rooms = crate::realtime::Rooms::new(db.clone(), args.realtime_config());
+    let transcriber = args.asr_config().map(|cfg| {
+        tracing::info!(url = %cfg.endpoint.url, model = %cfg.endpoint.model, provider = ?cfg.endpoint.provider, "live captions on");
+        crate::transcribe::Transcriber::new(cfg, db.clone(), rooms.clone(), args.live_config().window_segments)
+    });
+    if transcriber.is_none() {
+        tracing::info!("live captions off (no --asr-url)");
+    }
     let ingest = crate::ingest::IngestHub::new(
         args.ingest_limits(),
         args.live_config(),
@@ -142,8 +150,8 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         uploader.clone(),
         store.clone(),
         recorder.clone(),
+        transcriber,
     );
-    let rooms = crate::realtime::Rooms::new(db.clone(), args.realtime_config());
     rooms.follow(ingest.subscribe_states());
     let analytics = crate::analytics::Analytics::new(db.clone(), analytics_config);
     analytics.start();

@@ -7,6 +7,7 @@
 //! | `/live/{stream}/{rendition}/init.mp4` | init segment (`init-<n>.mp4` after codec parameters changed) |
 //! | `/live/{stream}/{rendition}/{msn}.m4s` | a complete segment |
 //! | `/live/{stream}/{rendition}/{msn}.{part}.m4s` | a part (the preload-hinted one waits) |
+//! | `/live/{stream}/subs/index.m3u8`, `/live/{stream}/subs/{msn}.vtt` | the captions' WebVTT rendition |
 //!
 //! Media answers carry a strong `ETag` (a hash of the bytes) and honour
 //! `If-None-Match` (304) and single-range `Range` requests (206, or 416 when
@@ -23,6 +24,7 @@ use bytes::Bytes;
 
 use super::error::ApiError;
 use crate::origin::{OriginError, PlaylistQuery};
+use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::state::AppState;
 use crate::store::ByteRange;
 
@@ -140,6 +142,13 @@ async fn media_playlist(
 ) -> Result<Response, ApiError> {
     let q = parse_query(&params)?;
     let live = stream(&state, &id)?;
+    if rendition == SUBTITLES_RENDITION {
+        // A plain live playlist (no parts, no blocking reload).
+        let text = live
+            .subtitle_playlist()
+            .ok_or_else(|| ApiError::not_found(format!("stream {id} has no captions")))?;
+        return Ok(with_headers(text, M3U8, LIVE_PLAYLIST));
+    }
     let text = live.media_playlist(&rendition, q).await?;
     let cache = if q.msn.is_some() {
         BLOCKING_PLAYLIST
@@ -186,6 +195,14 @@ async fn media_file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let live = stream(&state, &id)?;
+    if rendition == SUBTITLES_RENDITION {
+        let bytes = file
+            .strip_suffix(".vtt")
+            .and_then(|m| m.parse::<u64>().ok())
+            .and_then(|msn| live.subtitle_segment(msn))
+            .ok_or_else(|| ApiError::not_found(format!("no caption segment {file}")))?;
+        return Ok(immutable_media(bytes, "text/vtt; charset=utf-8", &headers));
+    }
     let kind = parse_file(&file).ok_or_else(|| ApiError::not_found(format!("no file {file}")))?;
     let bytes: Bytes = match kind {
         MediaFile::Init => live.init(&rendition, &file).ok_or_else(|| {

@@ -90,6 +90,8 @@ pub struct IngestHub {
     store: Arc<dyn ObjectStore>,
     /// Builds each stream's recording when its pipeline stops.
     recorder: Arc<Recorder>,
+    /// Live captions, when an endpoint is configured.
+    transcriber: Option<Arc<crate::transcribe::Transcriber>>,
     /// Stream state changes, for the realtime rooms.
     states: broadcast::Sender<StateChange>,
 }
@@ -120,8 +122,10 @@ impl IngestHub {
         uploader: Uploader,
         store: Arc<dyn ObjectStore>,
         recorder: Arc<Recorder>,
+        transcriber: Option<Arc<crate::transcribe::Transcriber>>,
     ) -> Arc<Self> {
         Arc::new(IngestHub {
+            transcriber,
             limits,
             live,
             sessions: Mutex::new(HashMap::new()),
@@ -230,6 +234,10 @@ impl IngestHub {
                 capture_start_ms: Some(capture_start_ms),
                 archive: Some(archive),
                 first_msn,
+                audio_tap: hub
+                    .transcriber
+                    .as_ref()
+                    .map(|t| t.start(&id, window.clone())),
             };
             let published = window.clone();
             let result =

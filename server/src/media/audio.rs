@@ -48,6 +48,9 @@ pub struct AacTranscoder {
     next_pts: u64,
     emitted: u64,
     asc: Bytes,
+    /// Keep a mono copy of what is encoded (for transcription).
+    tap: bool,
+    pcm: Vec<(u64, Vec<f32>)>,
 }
 
 const OUT_FORMAT: SampleFormat = SampleFormat::F32(SampleType::Planar);
@@ -93,7 +96,24 @@ impl AacTranscoder {
             next_pts: 0,
             emitted: 0,
             asc,
+            tap: false,
+            pcm: Vec::new(),
         })
+    }
+
+    /// Keeps a mono copy of every frame encoded from now on, for
+    /// [`take_pcm`](Self::take_pcm).
+    pub fn set_tap(&mut self, on: bool) {
+        self.tap = on;
+        if !on {
+            self.pcm.clear();
+        }
+    }
+
+    /// The mono 48 kHz samples encoded since the last call, each run with the
+    /// pts (in samples, like [`AacFrame::pts`]) of its first sample.
+    pub fn take_pcm(&mut self) -> Vec<(u64, Vec<f32>)> {
+        std::mem::take(&mut self.pcm)
     }
 
     /// The AudioSpecificConfig for the MP4 sample entry.
@@ -187,6 +207,14 @@ impl AacTranscoder {
         while self.fifo[0].len() >= AAC_FRAME {
             let mut frame = AudioFrame::new(OUT_FORMAT, AAC_FRAME, ChannelLayout::STEREO);
             frame.set_rate(AAC_RATE);
+            if self.tap {
+                let mono = self.fifo[0][..AAC_FRAME]
+                    .iter()
+                    .zip(&self.fifo[1][..AAC_FRAME])
+                    .map(|(l, r)| (l + r) * 0.5)
+                    .collect();
+                self.pcm.push((self.next_pts, mono));
+            }
             for (ch, fifo) in self.fifo.iter_mut().enumerate() {
                 frame.plane_mut::<f32>(ch)[..AAC_FRAME].copy_from_slice(&fifo[..AAC_FRAME]);
                 fifo.drain(..AAC_FRAME);

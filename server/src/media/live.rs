@@ -16,7 +16,11 @@ use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::origin::LiveStream;
 use crate::packager::fmp4::{Codec, Sample, Track};
 use crate::packager::h264::{self, nal};
-use crate::packager::playlist::{render_master, AudioRendition, Variant};
+use crate::packager::playlist::{
+    render_master, render_master_with, AudioRendition, SubtitleRendition, Variant,
+};
+use crate::packager::webvtt::SUBTITLES_RENDITION;
+use crate::transcribe::{AudioTap, TapEvent};
 use crate::packager::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::packager::time::{rescale, Timescale, VIDEO_TIMESCALE};
 use crate::recording::catalog::{Catalog, CatalogEntry};
@@ -173,6 +177,9 @@ pub struct RunOptions {
     /// The media sequence number of the first segment: a stream that was live
     /// before continues its numbering, so no media URL or object key is reused.
     pub first_msn: u64,
+    /// Where decoded audio goes for live transcription (and the master
+    /// playlist then lists the captions' `SUBTITLES` rendition).
+    pub audio_tap: Option<AudioTap>,
 }
 
 struct VideoState {
@@ -221,6 +228,8 @@ struct Ctx<'a> {
     /// The current period's capture clock, for segmenters created now.
     capture_start_ms: Option<i64>,
     first_msn: u64,
+    /// Live transcription's audio feed.
+    tap: Option<&'a AudioTap>,
     /// Segments completed so far on any rendition (the master playlist's
     /// measured bandwidth is refreshed when this moves).
     completed: std::cell::Cell<u64>,
@@ -392,7 +401,23 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &Segmenter, outputs: Vec<Output>) {
             Output::Part {
                 msn, index, bytes, ..
             } => ctx.live.publish_part(name, msn, index, bytes, snapshot),
-            Output::Segment { msn, bytes, .. } => {
+            Output::Segment {
+                msn,
+                bytes,
+                duration,
+                start,
+                program_date_time_ms,
+                discontinuity,
+            } => {
+                if let (Some(tap), AUDIO_RENDITION) = (ctx.tap, name) {
+                    tap.send(TapEvent::Segment {
+                        msn,
+                        start,
+                        duration,
+                        program_date_time_ms,
+                        discontinuity,
+                    });
+                }
                 if let Some(a) = ctx.archive {
                     a.put(name, &format!("{msn}.m4s"), bytes.clone());
                     a.record_segment(name, seg, msn);
@@ -605,6 +630,7 @@ pub fn run(
             capture_start_ms,
             archive,
             first_msn: 0,
+            audio_tap: None,
         },
     )
 }
@@ -626,6 +652,7 @@ pub fn run_with(
         cfg: &cfg,
         capture_start_ms: opts.capture_start_ms,
         first_msn: opts.first_msn,
+        tap: opts.audio_tap.as_ref(),
         completed: std::cell::Cell::new(0),
     };
     let mut p = Pipeline {
@@ -734,7 +761,8 @@ impl Pipeline<'_> {
                     self.transcode = Some(t);
                 }
                 Type::Audio if self.audio.is_none() => {
-                    let transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                    let mut transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                    transcoder.set_tap(self.ctx.tap.is_some());
                     let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
                     let segmenter = new_segmenter(aac_track(&transcoder, scale), scale, &self.ctx);
                     set_init(&self.ctx, AUDIO_RENDITION, None, &segmenter);
@@ -819,6 +847,7 @@ impl Pipeline<'_> {
                     if let Some(a) = self.audio.as_mut() {
                         audio_seen = true;
                         a.transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                        a.transcoder.set_tap(self.ctx.tap.is_some());
                         a.stream_index = stream.index();
                         a.based = false;
                     }
@@ -1028,7 +1057,11 @@ impl Pipeline<'_> {
             return;
         }
         self.completed_seen = completed;
-        let text = master(&outputs, self.audio.as_ref().map(|a| &a.segmenter));
+        let text = master(
+            &outputs,
+            self.audio.as_ref().map(|a| &a.segmenter),
+            self.ctx.tap.is_some(),
+        );
         if self.master.as_ref() != Some(&text) {
             self.ctx.live.set_master(text.clone());
             self.master = Some(text);
@@ -1194,13 +1227,21 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
             Err(e) => tracing::warn!(error = %e, "dropped an audio frame"),
         }
     }
+    if let Some(tap) = ctx.tap {
+        for (pts, samples) in a.transcoder.take_pcm() {
+            tap.send(TapEvent::Audio {
+                at: pts + a.base,
+                samples,
+            });
+        }
+    }
 }
 
 /// The master playlist for the renditions running now. `BANDWIDTH` and
 /// `AVERAGE-BANDWIDTH` are measured over the segments in each window (video
 /// plus audio); before a rendition's first segment completes they are the
 /// encoder target or, for passthrough, an estimate from the picture size.
-fn master(videos: &[&VideoState], audio: Option<&Segmenter>) -> String {
+fn master(videos: &[&VideoState], audio: Option<&Segmenter>, captions: bool) -> String {
     let audio_codec = "mp4a.40.2";
     let audio_bw = audio.map(|a| a.measured_bitrate().unwrap_or((160_000, 128_000)));
     let rendition = audio.map(|_| AudioRendition {
@@ -1249,5 +1290,10 @@ fn master(videos: &[&VideoState], audio: Option<&Segmenter>) -> String {
         });
         return render_master(&variants, None);
     }
-    render_master(&variants, rendition.as_ref())
+    let subtitles = captions.then(|| SubtitleRendition {
+        uri: format!("{SUBTITLES_RENDITION}/index.m3u8"),
+        name: "Captions (auto)".into(),
+        language: None,
+    });
+    render_master_with(&variants, rendition.as_ref(), subtitles.as_ref())
 }

@@ -392,6 +392,7 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
                 capture_start_ms: Some(start),
                 archive: None,
                 first_msn: 7,
+                audio_tap: None,
             };
             let reader = feed_periods(vec![(first, start), (second, start + 60_000)]);
             run_with(reader, live, LiveConfig::default(), opts)

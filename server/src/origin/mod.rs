@@ -65,11 +65,19 @@ impl RenditionWindow {
     }
 }
 
+/// The captions' WebVTT rendition: its playlist and the segments it lists.
+#[derive(Debug, Default)]
+struct SubtitleWindow {
+    playlist: String,
+    segments: BTreeMap<u64, Bytes>,
+}
+
 /// A live stream's window, shared by the publishing session and the handlers.
 #[derive(Debug)]
 pub struct LiveStream {
     renditions: RwLock<BTreeMap<String, RenditionWindow>>,
     master: RwLock<Option<String>>,
+    subtitles: RwLock<Option<SubtitleWindow>>,
     version: watch::Sender<u64>,
     max_wait: Duration,
 }
@@ -92,6 +100,7 @@ impl LiveStream {
         Arc::new(LiveStream {
             renditions: RwLock::new(BTreeMap::new()),
             master: RwLock::new(None),
+            subtitles: RwLock::new(None),
             version,
             max_wait,
         })
@@ -296,6 +305,30 @@ impl LiveStream {
             Ok(None)
         })
         .await
+    }
+
+    /// Publishes the subtitle playlist with new segments; segments older than
+    /// `oldest` (no longer listed) are dropped.
+    pub fn publish_subtitles(&self, playlist: String, segments: Vec<(u64, Bytes)>, oldest: u64) {
+        let mut s = self.subtitles.write().unwrap_or_else(|e| e.into_inner());
+        let w = s.get_or_insert_with(SubtitleWindow::default);
+        w.playlist = playlist;
+        w.segments.extend(segments);
+        w.segments.retain(|m, _| *m >= oldest);
+        drop(s);
+        self.bump();
+    }
+
+    /// The subtitle playlist, if captions run for this stream.
+    pub fn subtitle_playlist(&self) -> Option<String> {
+        let s = self.subtitles.read().unwrap_or_else(|e| e.into_inner());
+        s.as_ref().map(|w| w.playlist.clone())
+    }
+
+    /// A subtitle segment, if still in the window.
+    pub fn subtitle_segment(&self, msn: u64) -> Option<Bytes> {
+        let s = self.subtitles.read().unwrap_or_else(|e| e.into_inner());
+        s.as_ref().and_then(|w| w.segments.get(&msn).cloned())
     }
 
     /// A complete segment's bytes, if still in the window.

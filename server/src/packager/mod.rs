@@ -14,6 +14,7 @@ pub mod h264;
 pub mod playlist;
 pub mod segmenter;
 pub mod time;
+pub mod webvtt;
 
 #[cfg(test)]
 mod m3u8_tests;

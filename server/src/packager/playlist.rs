@@ -331,8 +331,29 @@ pub struct AudioRendition {
     pub name: String,
 }
 
+/// A subtitles rendition (the live captions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtitleRendition {
+    /// Relative URI of its media playlist.
+    pub uri: String,
+    /// Display name.
+    pub name: String,
+    /// BCP 47 language tag, if known.
+    pub language: Option<String>,
+}
+
 /// Renders the master playlist: audio group first, then variants, highest first.
 pub fn render_master(variants: &[Variant], audio: Option<&AudioRendition>) -> String {
+    render_master_with(variants, audio, None)
+}
+
+/// [`render_master`] with a `SUBTITLES` group (`GROUP-ID="subs"`, not on by
+/// default: the player's CC button turns it on).
+pub fn render_master_with(
+    variants: &[Variant],
+    audio: Option<&AudioRendition>,
+    subtitles: Option<&SubtitleRendition>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "#EXTM3U");
     let _ = writeln!(out, "#EXT-X-VERSION:9");
@@ -343,6 +364,17 @@ pub fn render_master(variants: &[Variant], audio: Option<&AudioRendition>) -> St
             "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES,URI=\"{}\"",
             a.name, a.uri
         );
+    }
+    if let Some(s) = subtitles {
+        let _ = write!(
+            out,
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{}\",DEFAULT=NO,AUTOSELECT=NO,FORCED=NO",
+            s.name
+        );
+        if let Some(l) = &s.language {
+            let _ = write!(out, ",LANGUAGE=\"{l}\"");
+        }
+        let _ = writeln!(out, ",URI=\"{}\"", s.uri);
     }
     for v in variants {
         let _ = write!(
@@ -360,6 +392,9 @@ pub fn render_master(variants: &[Variant], audio: Option<&AudioRendition>) -> St
         }
         if audio.is_some() {
             out.push_str(",AUDIO=\"audio\"");
+        }
+        if subtitles.is_some() {
+            out.push_str(",SUBTITLES=\"subs\"");
         }
         out.push('\n');
         let _ = writeln!(out, "{}", v.uri);

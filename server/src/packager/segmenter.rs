@@ -55,6 +55,12 @@ pub enum Output {
         bytes: Bytes,
         /// Duration in ticks.
         duration: u64,
+        /// Decode time of its first sample, in ticks.
+        start: u64,
+        /// `EXT-X-PROGRAM-DATE-TIME` of its first sample, Unix ms.
+        program_date_time_ms: Option<i64>,
+        /// It starts a new period.
+        discontinuity: bool,
     },
 }
 
@@ -86,6 +92,8 @@ struct OpenSegment {
     pending_duration: u64,
     program_date_time_ms: Option<i64>,
     discontinuity: bool,
+    /// Decode time of its first sample.
+    start: u64,
 }
 
 /// Packages one track into CMAF parts and segments and keeps its playlist window.
@@ -229,6 +237,7 @@ impl Segmenter {
                 pending_duration: 0,
                 program_date_time_ms: pdt,
                 discontinuity: std::mem::take(&mut self.discontinuity_next),
+                start: sample.dts,
             });
             self.next_msn += 1;
         }
@@ -358,6 +367,9 @@ impl Segmenter {
             msn: seg.msn,
             bytes: bytes.clone(),
             duration,
+            start: seg.start,
+            program_date_time_ms: seg.program_date_time_ms,
+            discontinuity: seg.discontinuity,
         });
         self.window.push_back((
             SegmentEntry {
