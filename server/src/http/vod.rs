@@ -6,6 +6,7 @@
 //! | `/vod/{stream}/master.m3u8` | the VOD master playlist |
 //! | `/vod/{stream}/{rendition}/index.m3u8` | a VOD media playlist (`EXT-X-PLAYLIST-TYPE:VOD`) |
 //! | `/vod/{stream}/{rendition}/init.mp4`, `…/{msn}.m4s` | init segments and segments (immutable, `ETag`, ranges) |
+//! | `/vod/{stream}/subs/index.m3u8`, `…/subs/captions.vtt` | the captions (one WebVTT file), when the stream was transcribed |
 //! | `/vod/{stream}/recording.mp4` | the progressive MP4, with single-range requests and `Content-Disposition` |
 //! | `/vod/{stream}/thumbnail.jpg` | a JPEG from near the start |
 
@@ -17,6 +18,8 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::ApiError;
+use crate::packager::webvtt::SUBTITLES_RENDITION;
+use crate::recording::VOD_CAPTIONS_FILE;
 use super::live::{immutable_media, parse_file, MediaFile};
 use crate::recording::object_key;
 use crate::state::AppState;
@@ -127,6 +130,20 @@ async fn rendition_file(
                 e.into_api(&format!("playlist {rendition} in the recording of {id}"))
             })?;
         return Ok(playlist(text));
+    }
+    if rendition == SUBTITLES_RENDITION && file == VOD_CAPTIONS_FILE {
+        // Rewritten when the recording is rebuilt: cached like the playlists.
+        let text = state
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| e.into_api(&format!("the captions of the recording of {id}")))?;
+        let mut res = playlist(text);
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/vtt; charset=utf-8"),
+        );
+        return Ok(res);
     }
     let content_type = match parse_file(&file) {
         Some(MediaFile::Init) => "video/mp4",

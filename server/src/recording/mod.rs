@@ -36,8 +36,13 @@ use crate::db::recordings::{NewRecording, RecordingRendition};
 use crate::db::{Database, DbError};
 use crate::store::uploader::Uploader;
 use crate::store::{ObjectKey, ObjectStore, StoreError};
+use crate::packager::webvtt::SUBTITLES_RENDITION;
+use app::transcripts::TranscriptLine;
 use catalog::Catalog;
 use vod::{Kind, VodPlan, VodRendition};
+
+/// The recording's captions file, under `subs/`.
+pub const VOD_CAPTIONS_FILE: &str = "captions.vtt";
 
 /// Recording settings; each is a flag (see the README).
 #[derive(Debug, Clone)]
@@ -212,7 +217,39 @@ impl Recorder {
             let key = object_key(stream, &format!("{}/index.m3u8", r.name))?;
             put_retrying(self.store.as_ref(), &key, Bytes::from(text)).await?;
         }
-        let master = vod::render_master(&plan);
+        // The captions, if the stream was transcribed.
+        let lines: Vec<TranscriptLine> = match self.db.stream_transcript(stream).await {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| TranscriptLine {
+                    start_ms: r.start_ms,
+                    end_ms: r.end_ms,
+                    text: r.text,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "cannot read the transcript: the recording has no captions");
+                Vec::new()
+            }
+        };
+        let captions = !lines.is_empty();
+        if captions {
+            let (index, vtt) = vod::render_captions(&lines, plan.duration_ms());
+            written += (index.len() + vtt.len()) as u64;
+            put_retrying(
+                self.store.as_ref(),
+                &object_key(stream, &format!("{SUBTITLES_RENDITION}/{VOD_CAPTIONS_FILE}"))?,
+                Bytes::from(vtt),
+            )
+            .await?;
+            put_retrying(
+                self.store.as_ref(),
+                &object_key(stream, &format!("{SUBTITLES_RENDITION}/index.m3u8"))?,
+                Bytes::from(index),
+            )
+            .await?;
+        }
+        let master = vod::render_master(&plan, captions);
         written += master.len() as u64;
         put_retrying(
             self.store.as_ref(),
@@ -225,7 +262,7 @@ impl Recorder {
         let media_bytes: u64 = objects
             .iter()
             .filter(|o| !o.key.ends_with(".m3u8") && !o.key.ends_with("recording.mp4"))
-            .filter(|o| !o.key.ends_with("thumbnail.jpg"))
+            .filter(|o| !o.key.ends_with("thumbnail.jpg") && !o.key.ends_with(".vtt"))
             .map(|o| o.size)
             .sum();
         let top = plan.top();

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::db::recordings::{RenditionRow, SegmentRow};
-use crate::packager::playlist::{self, format_pdt, AudioRendition, Variant};
+use crate::packager::playlist::{self, format_pdt, AudioRendition, SubtitleRendition, Variant};
+use crate::packager::webvtt::{render_playlist, SegmentSpan, SUBTITLES_RENDITION, VTT_HEADER};
+use app::transcripts::{vtt_cue, TranscriptLine};
 use crate::packager::time::{MediaTime, Timescale};
 
 /// One listed segment.
@@ -258,7 +260,8 @@ fn extinf(d: MediaTime) -> String {
 
 /// The VOD master playlist: the same relative layout as live
 /// (`<rendition>/index.m3u8`), bandwidths measured over the whole recording.
-pub fn render_master(plan: &VodPlan) -> String {
+/// With `captions`, it lists the `subs/index.m3u8` subtitles rendition.
+pub fn render_master(plan: &VodPlan, captions: bool) -> String {
     let audio = plan.audio();
     let (audio_peak, audio_avg) = audio.map(VodRendition::bitrate).unwrap_or((0, 0));
     let videos: Vec<&VodRendition> = plan
@@ -280,6 +283,11 @@ pub fn render_master(plan: &VodPlan) -> String {
         };
         return playlist::render_master(&[v], None);
     }
+    let subtitles = captions.then(|| SubtitleRendition {
+        uri: format!("{SUBTITLES_RENDITION}/index.m3u8"),
+        name: "Captions (auto)".into(),
+        language: None,
+    });
     let variants: Vec<Variant> = videos
         .iter()
         .map(|v| {
@@ -301,7 +309,35 @@ pub fn render_master(plan: &VodPlan) -> String {
         uri: format!("{}/index.m3u8", a.name),
         name: "Audio".into(),
     });
-    playlist::render_master(&variants, group.as_ref())
+    playlist::render_master_with(&variants, group.as_ref(), subtitles.as_ref())
+}
+
+/// The recording's captions: one WebVTT file covering `duration_ms`, and its
+/// playlist. Cue times are the media timeline (`X-TIMESTAMP-MAP=MPEGTS:0`),
+/// like the live rendition's.
+pub fn render_captions(lines: &[TranscriptLine], duration_ms: u64) -> (String, String) {
+    let span = SegmentSpan {
+        msn: 0,
+        start_ms: 0,
+        duration_ms: duration_ms.max(1),
+        program_date_time_ms: None,
+        discontinuity: false,
+    };
+    let mut vtt = String::from(VTT_HEADER);
+    for l in lines {
+        vtt_cue(&mut vtt, l);
+    }
+    let playlist = render_playlist(std::iter::once(&span), 0, true, |_| {
+        super::VOD_CAPTIONS_FILE.to_string()
+    });
+    (
+        playlist.replacen(
+            "#EXT-X-VERSION:6\n",
+            "#EXT-X-VERSION:6\n#EXT-X-PLAYLIST-TYPE:VOD\n",
+            1,
+        ),
+        vtt,
+    )
 }
 
 #[cfg(test)]
@@ -374,7 +410,7 @@ mod tests {
         assert_eq!(text.matches("#EXT-X-MAP:").count(), 1, "{text}");
         assert!(!text.contains("DISCONTINUITY"), "{text}");
         assert!(!text.contains("PART"), "no LL tags in a VOD: {text}");
-        let master = render_master(&p);
+        let master = render_master(&p, false);
         assert!(
             master.contains("CODECS=\"avc1.64001f,mp4a.40.2\""),
             "{master}"
