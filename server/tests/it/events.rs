@@ -17,12 +17,12 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::accounts::{create_stream, mint};
 use crate::support::TestApp;
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the events socket, as a browser on this site would (same Origin)
 /// when there is a session.
-async fn open(app: &TestApp, id: &str, session: Option<&str>, origin: Option<&str>) -> Ws {
+pub(crate) async fn open(app: &TestApp, id: &str, session: Option<&str>, origin: Option<&str>) -> Ws {
     let mut req = format!("ws://{}/api/v1/streams/{id}/events", app.addr)
         .into_client_request()
         .expect("request");
@@ -42,7 +42,7 @@ async fn open(app: &TestApp, id: &str, session: Option<&str>, origin: Option<&st
         .0
 }
 
-async fn send(ws: &mut Ws, m: &ClientMessage) {
+pub(crate) async fn send(ws: &mut Ws, m: &ClientMessage) {
     ws.send(Message::Text(
         serde_json::to_string(m).expect("json").into(),
     ))
@@ -50,7 +50,7 @@ async fn send(ws: &mut Ws, m: &ClientMessage) {
     .expect("send");
 }
 
-fn hello(role: ClientRole, viewer_id: Option<&str>, last_id: Option<u64>) -> ClientMessage {
+pub(crate) fn hello(role: ClientRole, viewer_id: Option<&str>, last_id: Option<u64>) -> ClientMessage {
     ClientMessage::Hello {
         version: 1,
         role,

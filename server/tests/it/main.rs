@@ -4,6 +4,7 @@
 
 mod accounts;
 mod analytics;
+mod captions;
 mod db;
 mod events;
 mod http;
