@@ -178,6 +178,14 @@ pub struct WatchInfo {
     /// streams), once the stream has ended and its recording is written.
     #[serde(default)]
     pub vod: Option<String>,
+    /// This server transcribes live streams (an `--asr-url` is set): the
+    /// player offers captions while live.
+    #[serde(default)]
+    pub captions: bool,
+    /// The recording's WebVTT captions path (beside `vod`); it is missing
+    /// when the stream was not transcribed.
+    #[serde(default)]
+    pub vod_captions: Option<String>,
 }
 
 /// Titles: at most this many characters.

@@ -64,9 +64,142 @@ pub fn render_vtt(lines: &[TranscriptLine]) -> String {
     out
 }
 
+/// Parses `hh:mm:ss.mmm` or `mm:ss.mmm` into milliseconds.
+fn parse_timestamp(s: &str) -> Option<i64> {
+    let (hms, ms) = s.trim().split_once('.')?;
+    if ms.len() != 3 {
+        return None;
+    }
+    let mut total = 0i64;
+    let parts: Vec<&str> = hms.split(':').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    for p in parts {
+        total = total * 60 + p.parse::<i64>().ok().filter(|v| *v >= 0)?;
+    }
+    Some(total * 1000 + ms.parse::<i64>().ok()?)
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The cues of a WebVTT file (the header, notes and cue settings are
+/// skipped; cue text lines are joined with spaces and unescaped). Malformed
+/// cues are left out.
+pub fn parse_vtt(text: &str) -> Vec<TranscriptLine> {
+    let text = text.replace("\r\n", "\n");
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut lines = block.lines().skip_while(|l| !l.contains("-->"));
+            let timing = lines.next()?;
+            let (a, rest) = timing.split_once("-->")?;
+            let b = rest.split_whitespace().next()?;
+            let body: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+            Some(TranscriptLine {
+                start_ms: parse_timestamp(a)?,
+                end_ms: parse_timestamp(b)?,
+                text: unescape(&body.join(" ")),
+            })
+        })
+        .collect()
+}
+
+/// The line (if any) on screen at `ms`: the latest that started by then and
+/// has not ended.
+pub fn active_line(lines: &[TranscriptLine], ms: i64) -> Option<&TranscriptLine> {
+    lines
+        .iter()
+        .filter(|l| l.start_ms <= ms && ms < l.end_ms)
+        .max_by_key(|l| l.start_ms)
+}
+
+/// A caption as at most two lines of about `width` characters: words wrap,
+/// and when there is more, the last two lines are kept (the newest words).
+/// A word longer than a line is cut.
+pub fn caption_lines(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(8);
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        let word: String = word.chars().take(width).collect();
+        let len = current.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&word);
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    let skip = lines.len().saturating_sub(2);
+    lines.split_off(skip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vtt_round_trips_and_tolerates_headers_and_settings() {
+        let lines = vec![
+            TranscriptLine {
+                start_ms: 1500,
+                end_ms: 4000,
+                text: "a <b> & c".into(),
+            },
+            TranscriptLine {
+                start_ms: 3_600_000,
+                end_ms: 3_601_000,
+                text: "an hour in".into(),
+            },
+        ];
+        assert_eq!(parse_vtt(&render_vtt(&lines)), lines);
+        let other = "WEBVTT\r\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\r\n\r\nNOTE hi\r\n\r\n\
+                     1\r\n00:01.000 --> 00:02.500 align:start\r\nline one\r\nline two\r\n\r\n\
+                     00:xx.000 --> 00:03.000\r\nbroken\r\n";
+        assert_eq!(
+            parse_vtt(other),
+            vec![TranscriptLine {
+                start_ms: 1000,
+                end_ms: 2500,
+                text: "line one line two".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn the_active_line_and_two_line_captions() {
+        let lines = parse_vtt(
+            "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\na\n\n00:00:02.500 --> 00:00:05.000\nb\n\n",
+        );
+        assert_eq!(active_line(&lines, 500), None);
+        assert_eq!(
+            active_line(&lines, 1000).map(|l| l.text.as_str()),
+            Some("a")
+        );
+        assert_eq!(
+            active_line(&lines, 2700).map(|l| l.text.as_str()),
+            Some("b")
+        );
+        assert_eq!(active_line(&lines, 5000), None);
+        assert_eq!(
+            caption_lines("the quick brown fox jumps over the lazy dog", 10),
+            vec!["the lazy".to_string(), "dog".to_string()]
+        );
+        assert_eq!(caption_lines("short", 40), vec!["short".to_string()]);
+        assert_eq!(caption_lines("", 40), Vec::<String>::new());
+        assert_eq!(
+            caption_lines("abcdefghijklmnop", 8),
+            vec!["abcdefgh".to_string()]
+        );
+    }
 
     #[test]
     fn vtt_is_well_formed_and_escaped() {

@@ -151,3 +151,55 @@ export async function startProxy(port) {
     close() { for (const s of sockets) s.destroy(); srv.close(); },
   };
 }
+
+/**
+ * Starts the local OpenAI-compatible server (tools/ai-server/server.py, with
+ * Whisper base and SmolLM2-135M, installed by `make ai-server` into
+ * ONAIR_AI_DIR or ~/.cache/onair/ai) on a free loopback port.
+ */
+export async function startAiServer() {
+  const { existsSync } = await import('node:fs');
+  const { homedir } = await import('node:os');
+  const ai = process.env.ONAIR_AI_DIR || join(homedir(), '.cache/onair/ai');
+  const python = join(ai, 'venv/bin/python');
+  if (!existsSync(python)) throw new Error(`the local AI server is not installed in ${ai}: run make ai-server`);
+  const port = await freePort();
+  const key = 'e2e-ai-key';
+  const script = new URL('../../tools/ai-server/server.py', import.meta.url).pathname;
+  const child = spawn(python, [script, '--port', String(port), '--api-key', key,
+    '--whisper', join(ai, 'whisper-base'), '--llm', join(ai, 'smollm2/model.gguf')],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the AI server did not start in 120 s:\n${log}`)), 120_000);
+    const onData = (chunk) => {
+      log += chunk.toString();
+      if (log.includes(`ready ${port}`)) { clearTimeout(timer); resolve(); }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`the AI server exited with ${code}:\n${log}`)); });
+  });
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    key,
+    log: () => log,
+    async stop() {
+      child.removeAllListeners('exit');
+      child.kill('SIGTERM');
+      await new Promise((r) => { if (child.exitCode !== null) r(); else child.on('exit', r); });
+    },
+  };
+}
+
+/** Launches Chromium whose fake microphone plays `wav` (16-bit PCM), looped. */
+export async function launchBrowserWithMic(wav) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`,
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+}

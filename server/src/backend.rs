@@ -30,6 +30,7 @@ pub struct DbBackend {
     rooms: Option<Arc<crate::realtime::Rooms>>,
     recorder: Option<Arc<crate::recording::Recorder>>,
     analytics: Option<Arc<crate::analytics::Analytics>>,
+    captions: bool,
 }
 
 impl DbBackend {
@@ -41,7 +42,14 @@ impl DbBackend {
             rooms: None,
             recorder: None,
             analytics: None,
+            captions: false,
         }
+    }
+
+    /// Live streams are transcribed (watch pages offer captions).
+    pub fn with_captions(mut self, on: bool) -> Self {
+        self.captions = on;
+        self
     }
 
     /// Recordings are deleted through this recorder.
@@ -280,9 +288,16 @@ impl Backend for DbBackend {
     fn watch(&self, req: Parts, id: String) -> BoxFuture<'_, Result<WatchInfo, AppError>> {
         Box::pin(async move {
             let (info, user) = self.user(&req).await?;
-            streams::watch(&self.db, &self.accounts, user.as_ref(), &id, &info)
-                .await
-                .map_err(refused)
+            streams::watch(
+                &self.db,
+                &self.accounts,
+                user.as_ref(),
+                &id,
+                &info,
+                self.captions,
+            )
+            .await
+            .map_err(refused)
         })
     }
 

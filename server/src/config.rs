@@ -326,7 +326,11 @@ pub struct ServeArgs {
     pub asr_azure_deployment: String,
 
     /// Azure: the `api-version`.
-    #[arg(long, env = "ONAIR_ASR_AZURE_API_VERSION", default_value = "2024-06-01")]
+    #[arg(
+        long,
+        env = "ONAIR_ASR_AZURE_API_VERSION",
+        default_value = "2024-06-01"
+    )]
     pub asr_azure_api_version: String,
 
     /// The spoken language (ISO 639-1 such as `en`); empty: detected.

@@ -153,6 +153,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         transcriber,
     );
     rooms.follow(ingest.subscribe_states());
+    let captions_on = ingest.captions_on();
     let analytics = crate::analytics::Analytics::new(db.clone(), analytics_config);
     analytics.start();
     Ok(AppState {
@@ -166,6 +167,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
             DbBackend::new(db.clone(), accounts.clone())
                 .with_rooms(rooms.clone())
                 .with_recorder(recorder.clone())
+                .with_captions(captions_on)
                 .with_analytics(analytics),
         ),
         db,

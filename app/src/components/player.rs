@@ -15,6 +15,121 @@
 
 use leptos::prelude::*;
 
+use crate::events::Caption;
+use crate::transcripts::{active_line, caption_lines, TranscriptLine};
+
+/// Characters per caption line (two lines at most on screen).
+const CAPTION_WIDTH: usize = 42;
+/// `localStorage` key of the CC choice.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+const CC_KEY: &str = "onair-cc";
+
+/// The captions: on or off (remembered per browser), and the two lines on
+/// screen, from the live socket or from a recording's WebVTT against the
+/// playback position.
+#[derive(Clone, Copy)]
+struct CaptionState {
+    on: RwSignal<bool>,
+    available: Signal<bool>,
+    lines: Memo<Vec<String>>,
+}
+
+impl CaptionState {
+    fn new(
+        live: Option<Signal<Option<Caption>>>,
+        url: Option<String>,
+        position_ms: RwSignal<i64>,
+    ) -> Self {
+        let on = RwSignal::new(false);
+        let cues = RwSignal::new(Vec::<TranscriptLine>::new());
+        // The live caption on screen, cleared a moment after it ends.
+        let live_text = RwSignal::new(None::<String>);
+        #[cfg(feature = "hydrate")]
+        {
+            let stored = window()
+                .local_storage()
+                .ok()
+                .flatten()
+                .and_then(|s| s.get_item(CC_KEY).ok().flatten());
+            on.set(stored.as_deref() == Some("on"));
+            if let Some(url) = url.clone().filter(|u| !u.is_empty()) {
+                leptos::task::spawn_local(async move {
+                    if let Some(text) = fetch_text(&url).await {
+                        cues.set(crate::transcripts::parse_vtt(&text));
+                    }
+                });
+            }
+            if let Some(live) = live {
+                let shown = RwSignal::new(0u64);
+                Effect::new(move |_| {
+                    let Some(c) = live.get() else { return };
+                    live_text.set(Some(c.text.clone()));
+                    let n = shown.get_untracked() + 1;
+                    shown.set(n);
+                    let ms = (c.end_ms - c.start_ms).clamp(0, 6000) as u64 + 2000;
+                    leptos::prelude::set_timeout(
+                        move || {
+                            if shown.get_untracked() == n {
+                                live_text.set(None);
+                            }
+                        },
+                        std::time::Duration::from_millis(ms),
+                    );
+                });
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&url, position_ms);
+        let has_live = live.is_some();
+        let available = Signal::derive(move || has_live || cues.with(|c| !c.is_empty()));
+        let lines = Memo::new(move |_| {
+            if !on.get() {
+                return Vec::new();
+            }
+            let text = if has_live {
+                live_text.get()
+            } else {
+                let at = position_ms.get();
+                cues.with(|c| active_line(c, at).map(|l| l.text.clone()))
+            };
+            text.map(|t| caption_lines(&t, CAPTION_WIDTH))
+                .unwrap_or_default()
+        });
+        CaptionState {
+            on,
+            available,
+            lines,
+        }
+    }
+
+    fn toggle(&self) {
+        let on = !self.on.get_untracked();
+        self.on.set(on);
+        #[cfg(feature = "hydrate")]
+        if let Ok(Some(storage)) = window().local_storage() {
+            let _ = storage.set_item(CC_KEY, if on { "on" } else { "off" });
+        }
+    }
+}
+
+/// GETs a text file (same origin); `None` unless it answers 200.
+#[cfg(feature = "hydrate")]
+async fn fetch_text(url: &str) -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let res = wasm_bindgen_futures::JsFuture::from(window().fetch_with_str(url))
+        .await
+        .ok()?
+        .dyn_into::<web_sys::Response>()
+        .ok()?;
+    if !res.ok() {
+        return None;
+    }
+    wasm_bindgen_futures::JsFuture::from(res.text().ok()?)
+        .await
+        .ok()?
+        .as_string()
+}
+
 /// What the player is doing, for the status line under the video.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlayerStatus {
@@ -141,9 +256,19 @@ pub fn Player(
     /// Where a recording starts, seconds (`?t=` deep links).
     #[prop(optional)]
     start_at: Option<f64>,
+    /// Live captions: the latest one from the events socket.
+    #[prop(optional, into)]
+    live_captions: Option<Signal<Option<Caption>>>,
+    /// A recording's WebVTT captions file, shown against the position.
+    #[prop(optional)]
+    captions_url: Option<String>,
+    /// Why there are no captions, for the CC button's tooltip.
+    #[prop(optional)]
+    captions_note: Option<&'static str>,
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
     let state = PlayerState::new();
+    let cc = CaptionState::new(live_captions, captions_url, state.position_ms);
     let status = state.status;
     if let Some(ended) = ended {
         Effect::new(move |_| {
@@ -201,17 +326,43 @@ pub fn Player(
         #[cfg(not(feature = "hydrate"))]
         let _ = ev;
     };
+    let cc_on = cc.on;
+    let cc_available = cc.available;
+    let cc_title = move || match (cc_available.get(), cc_on.get()) {
+        (false, _) => captions_note
+            .unwrap_or("No captions for this stream")
+            .to_string(),
+        (true, true) => "Hide captions".to_string(),
+        (true, false) => "Show captions".to_string(),
+    };
+    let lines = cc.lines;
     view! {
         <div class="player">
-            <video
-                node_ref=video
-                data-testid="player"
-                controls=true
-                muted=true
-                autoplay=true
-                playsinline=true
-            ></video>
+            <div class="player-screen">
+                <video
+                    node_ref=video
+                    data-testid="player"
+                    controls=true
+                    muted=true
+                    autoplay=true
+                    playsinline=true
+                ></video>
+                <div class="captions" data-testid="captions" aria-live="polite" hidden=move || lines.with(Vec::is_empty)>
+                    {move || lines.get().into_iter().map(|l| view! { <span>{l}</span> }).collect_view()}
+                </div>
+            </div>
             <div class="player-bar">
+                <button
+                    type="button"
+                    class="cc"
+                    data-testid="cc"
+                    aria-pressed=move || (cc_on.get() && cc_available.get()).to_string()
+                    disabled=move || !cc_available.get()
+                    title=cc_title
+                    on:click=move |_| cc.toggle()
+                >
+                    "CC"
+                </button>
                 <button
                     type="button"
                     class="live-edge"

@@ -191,6 +191,12 @@ pub fn StudioPage() -> impl IntoView {
                             {move || if room.welcomed() { room.viewers().to_string() } else { "—".to_string() }}
                         </dd>
                     </dl>
+                    <p class="studio-captions" data-testid="studio-captions" aria-live="polite"
+                        data-empty=move || room.room.with(|r| r.caption.is_none()).to_string()>
+                        {move || room.room.with(|r| r.caption.as_ref().map(|c| c.text.clone())).unwrap_or_else(|| {
+                            "What you say appears here as captions while you are live, when this server transcribes streams.".to_string()
+                        })}
+                    </p>
                     {move || status.get().error.map(|e| view! { <p class="error" role="alert" data-testid="status-error">{e}</p> })}
                     <p class="muted">
                         "Viewers watch at " <a href=move || format!("/watch/{}", id())>{move || format!("/watch/{}", id())}</a>

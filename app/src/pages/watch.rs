@@ -73,11 +73,13 @@ pub fn WatchPage() -> impl IntoView {
                                 (_, Some(p)) => p,
                                 _ => master_url(&id, None),
                             };
+                            let captions = watch.as_ref().is_some_and(|w| w.captions);
+                            let vod_captions = watch.as_ref().is_some_and(|w| w.vod_captions.is_some());
                             let vod = match (token.as_deref(), watch.and_then(|w| w.vod)) {
                                 (Some(t), Some(_)) if !t.is_empty() => Some(format!("/vod/{id}/t/{t}/master.m3u8")),
                                 (_, v) => v,
                             };
-                            view! { <Watching id=id token=token stream=stream src=src vod=vod start_at=start_at /> }.into_any()
+                            view! { <Watching id=id token=token stream=stream src=src vod=vod start_at=start_at captions=captions vod_captions=vod_captions /> }.into_any()
                         }
                     }
                 })}
@@ -126,6 +128,8 @@ fn Watching(
     src: String,
     vod: Option<String>,
     start_at: Option<f64>,
+    captions: bool,
+    vod_captions: bool,
 ) -> impl IntoView {
     let recording_id = id.clone();
     let room = use_room(id.clone(), ClientRole::Viewer, token);
@@ -138,7 +142,7 @@ fn Watching(
         <Header stream=stream state=state room=room />
         <div class="watch-layout">
             <div class="watch-main">
-                <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id />
+                <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id room=room captions=captions vod_captions=vod_captions />
             </div>
             <Chat room=room />
         </div>
@@ -202,6 +206,9 @@ fn Body(
     vod: Option<String>,
     start_at: Option<f64>,
     id: String,
+    room: RoomHandle,
+    captions: bool,
+    vod_captions: bool,
 ) -> impl IntoView {
     let ended = Signal::derive(move || is_over(state.get()));
     let has_vod = vod.is_some() && is_over(initial);
@@ -241,9 +248,16 @@ fn Body(
     };
     if is_over(initial) {
         if let Some(vod) = vod {
+            // The recording's captions sit beside its master playlist.
+            let captions_url =
+                vod_captions.then(|| vod.replace("master.m3u8", "subs/captions.vtt"));
+            let transcript = format!("/watch/{id}/transcript");
             return view! {
-                <p class="watch-recording" data-testid="watch-recording">"Recording of the stream. "</p>
-                <Player src=vod vod=true start_at=start_at.unwrap_or(0.0) />
+                <p class="watch-recording" data-testid="watch-recording">
+                    "Recording of the stream. "
+                    <a href=transcript data-testid="watch-transcript-link">"Transcript"</a>
+                </p>
+                <Player src=vod vod=true start_at=start_at.unwrap_or(0.0) captions_url=captions_url.unwrap_or_default() captions_note="This recording has no captions" />
                 <RecordingDownload id=id />
             }
             .into_any();
@@ -252,7 +266,12 @@ fn Body(
     }
     view! {
         {notes}
-        <Player src=src ended=ended />
+        {if captions {
+            let caption = Signal::derive(move || room.room.with(|r| r.caption.clone()));
+            view! { <Player src=src ended=ended live_captions=caption /> }.into_any()
+        } else {
+            view! { <Player src=src ended=ended captions_note="Live captions are off on this server" /> }.into_any()
+        }}
     }
     .into_any()
 }

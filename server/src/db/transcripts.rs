@@ -72,6 +72,21 @@ impl Database {
         Ok(rows)
     }
 
+    /// Whether a stream has any transcript line.
+    pub async fn has_transcript(&self, stream: &str) -> Result<bool, DbError> {
+        let rows: Vec<TranscriptRow> = self
+            .client()
+            .query(
+                "SELECT <string> record::id(stream) AS stream, start_ms, end_ms, program_ms, text \
+                 FROM transcript WHERE stream = type::record('stream', $stream) LIMIT 1",
+            )
+            .bind(("stream", stream.to_string()))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(!rows.is_empty())
+    }
+
     /// Deletes a stream's transcript (and its summary).
     pub async fn delete_transcript(&self, stream: &str) -> Result<(), DbError> {
         self.client()
@@ -138,6 +153,8 @@ mod tests {
         );
         assert_eq!(rows[1].text, "Boil the water first.");
         assert_eq!(rows[0].program_ms, Some(1_700_000_000_000));
+        assert!(db.has_transcript("s1").await.expect("has"));
+        assert!(!db.has_transcript("s2").await.expect("has"));
 
         // The full-text index finds a stemmed word and highlights it.
         let mut res = db

@@ -161,6 +161,14 @@ async fn watch(
     Info(info): Info,
     Path(id): Path<String>,
 ) -> Result<Json<WatchInfo>, ApiError> {
-    let watch = streams::watch(&state.db, &state.accounts, user.as_ref(), &id, &info).await?;
+    let watch = streams::watch(
+        &state.db,
+        &state.accounts,
+        user.as_ref(),
+        &id,
+        &info,
+        state.ingest.captions_on(),
+    )
+    .await?;
     Ok(Json(watch))
 }

@@ -18,10 +18,10 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::ApiError;
-use crate::packager::webvtt::SUBTITLES_RENDITION;
-use crate::recording::VOD_CAPTIONS_FILE;
 use super::live::{immutable_media, parse_file, MediaFile};
+use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::recording::object_key;
+use crate::recording::VOD_CAPTIONS_FILE;
 use crate::state::AppState;
 use crate::store::{ByteRange, ObjectStore, StoreError};
 

@@ -139,6 +139,11 @@ impl IngestHub {
         })
     }
 
+    /// Whether live streams are transcribed.
+    pub fn captions_on(&self) -> bool {
+        self.transcriber.is_some()
+    }
+
     /// Every state change from now on (live, ended, interrupted).
     pub fn subscribe_states(&self) -> broadcast::Receiver<StateChange> {
         self.states.subscribe()

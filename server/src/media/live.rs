@@ -19,12 +19,12 @@ use crate::packager::h264::{self, nal};
 use crate::packager::playlist::{
     render_master, render_master_with, AudioRendition, SubtitleRendition, Variant,
 };
-use crate::packager::webvtt::SUBTITLES_RENDITION;
-use crate::transcribe::{AudioTap, TapEvent};
 use crate::packager::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::packager::time::{rescale, Timescale, VIDEO_TIMESCALE};
+use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::recording::catalog::{Catalog, CatalogEntry};
 use crate::store::uploader::{segment_key, Uploader};
+use crate::transcribe::{AudioTap, TapEvent};
 
 /// Where completed segments are archived: the upload queue, the stream id,
 /// and the catalog that records each segment for the recording.

@@ -51,7 +51,10 @@ pub struct VttSegment {
 /// Renders one segment: the header and every cue that overlaps `span`.
 pub fn render_segment(span: &SegmentSpan, cues: &[TranscriptLine]) -> String {
     let mut out = String::from(VTT_HEADER);
-    let (from, to) = (span.start_ms as i64, (span.start_ms + span.duration_ms) as i64);
+    let (from, to) = (
+        span.start_ms as i64,
+        (span.start_ms + span.duration_ms) as i64,
+    );
     for c in cues.iter().filter(|c| c.start_ms < to && c.end_ms > from) {
         vtt_cue(&mut out, c);
     }
@@ -188,7 +191,10 @@ pub fn render_playlist<'a>(
     let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first}");
     if discontinuity_sequence > 0 {
-        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
+        let _ = writeln!(
+            out,
+            "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}"
+        );
     }
     for (i, s) in spans.enumerate() {
         if s.discontinuity && i > 0 {
@@ -267,7 +273,10 @@ mod tests {
         assert_eq!(out[0].span.msn, 0);
         assert_eq!(out[0].text, VTT_HEADER);
         let rest = v.finish();
-        assert_eq!(rest.iter().map(|s| s.span.msn).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            rest.iter().map(|s| s.span.msn).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert!(v.playlist().ends_with("#EXT-X-ENDLIST\n"));
     }
 

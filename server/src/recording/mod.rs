@@ -34,9 +34,9 @@ use tokio::sync::Semaphore;
 
 use crate::db::recordings::{NewRecording, RecordingRendition};
 use crate::db::{Database, DbError};
+use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::store::uploader::Uploader;
 use crate::store::{ObjectKey, ObjectStore, StoreError};
-use crate::packager::webvtt::SUBTITLES_RENDITION;
 use app::transcripts::TranscriptLine;
 use catalog::Catalog;
 use vod::{Kind, VodPlan, VodRendition};
@@ -238,7 +238,10 @@ impl Recorder {
             written += (index.len() + vtt.len()) as u64;
             put_retrying(
                 self.store.as_ref(),
-                &object_key(stream, &format!("{SUBTITLES_RENDITION}/{VOD_CAPTIONS_FILE}"))?,
+                &object_key(
+                    stream,
+                    &format!("{SUBTITLES_RENDITION}/{VOD_CAPTIONS_FILE}"),
+                )?,
                 Bytes::from(vtt),
             )
             .await?;

@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 
 use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::packager::playlist::{self, format_pdt, AudioRendition, SubtitleRendition, Variant};
+use crate::packager::time::{MediaTime, Timescale};
 use crate::packager::webvtt::{render_playlist, SegmentSpan, SUBTITLES_RENDITION, VTT_HEADER};
 use app::transcripts::{vtt_cue, TranscriptLine};
-use crate::packager::time::{MediaTime, Timescale};
 
 /// One listed segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -312,6 +312,7 @@ pub async fn watch(
     user: Option<&SessionUser>,
     id: &str,
     info: &RequestInfo,
+    captions: bool,
 ) -> Result<WatchInfo, StreamError> {
     let row = load_visible(db, id, user).await?;
     let visibility = Visibility::parse(&row.visibility).unwrap_or(Visibility::Private);
@@ -335,19 +336,26 @@ pub async fn watch(
         (format!("/live/{}/master.m3u8", row.id), None, None)
     };
     let url = format!("{}{path}", info.base_url(accounts));
-    let vod = match db.get_recording(&row.id).await {
-        Ok(Some(_)) => Some(format!(
-            "{}/master.m3u8",
-            super::recordings::vod_prefix(accounts, &row.id, visibility)
-        )),
-        Ok(None) => None,
+    let (vod, vod_captions) = match db.get_recording(&row.id).await {
+        Ok(Some(_)) => {
+            let prefix = super::recordings::vod_prefix(accounts, &row.id, visibility);
+            // The recording lists captions when the stream has a transcript.
+            let captions = db.has_transcript(&row.id).await.unwrap_or(false);
+            (
+                Some(format!("{prefix}/master.m3u8")),
+                captions.then(|| format!("{prefix}/subs/captions.vtt")),
+            )
+        }
+        Ok(None) => (None, None),
         Err(e) => {
             tracing::warn!(stream = %row.id, error = %e, "cannot look up the recording");
-            None
+            (None, None)
         }
     };
     Ok(WatchInfo {
         vod,
+        vod_captions,
+        captions,
         stream_id: row.id,
         visibility,
         state: StreamState::parse(&row.state).unwrap_or(StreamState::Idle),

@@ -276,7 +276,12 @@ fn ms48(ticks: u64) -> u64 {
 impl Transcriber {
     /// A transcriber that publishes captions to `rooms` and stores lines in
     /// `db`; the subtitle playlist keeps `window_segments` segments.
-    pub fn new(cfg: AsrConfig, db: Database, rooms: Arc<Rooms>, window_segments: usize) -> Arc<Self> {
+    pub fn new(
+        cfg: AsrConfig,
+        db: Database,
+        rooms: Arc<Rooms>,
+        window_segments: usize,
+    ) -> Arc<Self> {
         Arc::new(Transcriber {
             client: OpenAiClient::new(&cfg.endpoint),
             cfg,

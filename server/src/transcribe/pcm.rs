@@ -169,8 +169,7 @@ impl Windower {
 
     /// Where the next pushed sample is expected (None before the first).
     pub fn next_position(&self) -> Option<u64> {
-        self.started
-            .then_some(self.start + self.buf.len() as u64)
+        self.started.then_some(self.start + self.buf.len() as u64)
     }
 
     /// Adds samples that start at `at`. A gap or jump first closes the
@@ -312,11 +311,18 @@ mod tests {
         let out = d.push(&speech);
         assert_eq!(out.len(), 16_000);
         let level = rms(&out[1000..]);
-        assert!((level - 0.5 / 2f32.sqrt()).abs() < 0.01, "440 Hz kept: {level}");
+        assert!(
+            (level - 0.5 / 2f32.sqrt()).abs() < 0.01,
+            "440 Hz kept: {level}"
+        );
         // 12 kHz would alias at 16 kHz: the filter removes it.
         let high = tone(12_000.0, 48_000.0, 48_000, 0.5);
         let out = Downsampler::new().push(&high);
-        assert!(rms(&out[1000..]) < 0.01, "12 kHz removed: {}", rms(&out[1000..]));
+        assert!(
+            rms(&out[1000..]) < 0.01,
+            "12 kHz removed: {}",
+            rms(&out[1000..])
+        );
         // Fed in odd-sized chunks, the output is the same.
         let mut d = Downsampler::new();
         let mut chunked = Vec::new();
@@ -325,7 +331,10 @@ mod tests {
         }
         let whole = Downsampler::new().push(&speech);
         assert_eq!(chunked.len(), whole.len());
-        assert!(chunked.iter().zip(&whole).all(|(a, b)| (a - b).abs() < 1e-6));
+        assert!(chunked
+            .iter()
+            .zip(&whole)
+            .all(|(a, b)| (a - b).abs() < 1e-6));
     }
 
     fn secs(s: f32) -> usize {
@@ -360,7 +369,14 @@ mod tests {
         let audio = tone(300.0, 16_000.0, secs(12.0), 0.3);
         let mut w = Windower::new(WindowConfig::default());
         let out = w.push(0, &audio);
-        assert_eq!(out.len(), 2, "{:?}", out.iter().map(|w| (w.start, w.samples.len())).collect::<Vec<_>>());
+        assert_eq!(
+            out.len(),
+            2,
+            "{:?}",
+            out.iter()
+                .map(|w| (w.start, w.samples.len()))
+                .collect::<Vec<_>>()
+        );
         for win in &out {
             assert!(win.samples.len() >= secs(3.0) && win.samples.len() <= secs(5.0));
         }
@@ -379,7 +395,11 @@ mod tests {
         let at = w.next_position().expect("started");
         assert!(w.push(at, &speech).is_empty());
         let out = w.push(at + secs(10.0) as u64, &speech[..100]);
-        assert_eq!(out.len(), 1, "the rest of the silence and the 1 s of speech");
+        assert_eq!(
+            out.len(),
+            1,
+            "the rest of the silence and the 1 s of speech"
+        );
         assert!(!out[0].silent);
         assert_eq!(out[0].end(), at + secs(1.0) as u64);
         assert!(w.finish().is_none(), "100 samples are too short to send");
@@ -400,7 +420,10 @@ mod tests {
             strip_repeat("the quick brown fox", "Brown fox jumps over"),
             "jumps over"
         );
-        assert_eq!(strip_repeat("hello there", "general Kenobi"), "general Kenobi");
+        assert_eq!(
+            strip_repeat("hello there", "general Kenobi"),
+            "general Kenobi"
+        );
         assert_eq!(strip_repeat("", "hi"), "hi");
         assert_eq!(strip_repeat("a b", "a b"), "");
     }

@@ -31,7 +31,11 @@ fn speech_video(dir: &Path, seconds: u32) -> PathBuf {
         .arg(SENTENCE)
         .output()
         .expect("espeak-ng runs (make deps-test installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mp4 = dir.join("speech.mp4");
     let t = seconds.to_string();
     onair_server::media::testsrc::ffmpeg(&[
@@ -130,7 +134,14 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
                 let env: app::events::Envelope = serde_json::from_str(&t).expect("event");
                 if let ServerEvent::Caption(c) = env.event {
                     seen.push(c.clone());
-                    if heard(&seen.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join(" ")) >= 3 {
+                    if heard(
+                        &seen
+                            .iter()
+                            .map(|c| c.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ) >= 3
+                    {
                         break;
                     }
                 }
@@ -150,7 +161,10 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
                 break r.text().await.expect("body");
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no live master playlist");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no live master playlist"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
@@ -180,9 +194,15 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
                 .await
                 .expect("segment");
             assert_eq!(res.status(), 200);
-            assert!(res.headers()["content-type"].to_str().unwrap_or("").starts_with("text/vtt"));
+            assert!(res.headers()["content-type"]
+                .to_str()
+                .unwrap_or("")
+                .starts_with("text/vtt"));
             let vtt = res.text().await.expect("vtt");
-            assert!(vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"), "{vtt}");
+            assert!(
+                vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"),
+                "{vtt}"
+            );
             live_cues.extend(cues(&vtt).into_iter().map(|c| c.2));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -197,37 +217,66 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
 
     // A caption event reached the viewer with the words, dated on the program clock.
     let seen = captions.await.expect("caption task");
-    let said = seen.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join(" ");
+    let said = seen
+        .iter()
+        .map(|c| c.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(heard(&said) >= 3, "captions on the socket: {seen:?}");
     let now = onair_server::realtime::now_ms();
     assert!(
-        seen.iter().all(|c| c.start_ms < c.end_ms && (now - c.start_ms).abs() < 120_000),
+        seen.iter()
+            .all(|c| c.start_ms < c.end_ms && (now - c.start_ms).abs() < 120_000),
         "caption times are Unix ms of when it was said: {seen:?}"
     );
 
     // The transcript is stored in media order with the words.
     let started = Instant::now();
     let rows = loop {
-        let rows = app.state.db.stream_transcript(&id).await.expect("transcript");
-        let text = rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join(" ");
+        let rows = app
+            .state
+            .db
+            .stream_transcript(&id)
+            .await
+            .expect("transcript");
+        let text = rows
+            .iter()
+            .map(|r| r.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         if heard(&text) >= 3 || started.elapsed() > Duration::from_secs(30) {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let text = rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join(" ");
+    let text = rows
+        .iter()
+        .map(|r| r.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(heard(&text) >= 3, "stored transcript: {text:?}");
     assert!(rows.windows(2).all(|w| w[0].start_ms <= w[1].start_ms));
     // Spoken from 1 s to about 7.5 s of media time: the lines say so.
-    let first = rows.iter().find(|r| heard(&r.text) > 0).expect("a line with a word");
+    let first = rows
+        .iter()
+        .find(|r| heard(&r.text) > 0)
+        .expect("a line with a word");
     assert!(first.start_ms <= 1_000 && first.end_ms > 1_000, "{rows:?}");
-    let last = rows.iter().rev().find(|r| heard(&r.text) > 0).expect("a line with a word");
+    let last = rows
+        .iter()
+        .rev()
+        .find(|r| heard(&r.text) > 0)
+        .expect("a line with a word");
     assert!(last.end_ms >= 6_000 && last.start_ms < 8_000, "{rows:?}");
 
     // The recording keeps them: its master lists the captions, which parse.
     let started = Instant::now();
     let vod_master = loop {
-        if let Ok(r) = http.get(app.url(&format!("/vod/{id}/master.m3u8"))).send().await {
+        if let Ok(r) = http
+            .get(app.url(&format!("/vod/{id}/master.m3u8")))
+            .send()
+            .await
+        {
             if r.status() == 200 {
                 break r.text().await.expect("body");
             }
@@ -235,7 +284,10 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
         assert!(started.elapsed() < Duration::from_secs(60), "no VOD");
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert!(vod_master.contains("TYPE=SUBTITLES") && vod_master.contains("SUBTITLES=\"subs\""), "{vod_master}");
+    assert!(
+        vod_master.contains("TYPE=SUBTITLES") && vod_master.contains("SUBTITLES=\"subs\""),
+        "{vod_master}"
+    );
     let index = http
         .get(app.url(&format!("/vod/{id}/subs/index.m3u8")))
         .send()
@@ -244,7 +296,12 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
         .text()
         .await
         .expect("body");
-    assert!(index.contains("#EXT-X-PLAYLIST-TYPE:VOD") && index.contains("captions.vtt") && index.contains("#EXT-X-ENDLIST"), "{index}");
+    assert!(
+        index.contains("#EXT-X-PLAYLIST-TYPE:VOD")
+            && index.contains("captions.vtt")
+            && index.contains("#EXT-X-ENDLIST"),
+        "{index}"
+    );
     let vtt = http
         .get(app.url(&format!("/vod/{id}/subs/captions.vtt")))
         .send()
@@ -254,8 +311,20 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
         .await
         .expect("body");
     let vod_cues = cues(&vtt);
-    assert!(heard(&vod_cues.iter().map(|c| c.2.as_str()).collect::<Vec<_>>().join(" ")) >= 3, "{vtt}");
-    assert!(vod_cues.iter().all(|c| c.0 < c.1 && c.1 <= 13_000), "{vod_cues:?}");
+    assert!(
+        heard(
+            &vod_cues
+                .iter()
+                .map(|c| c.2.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ) >= 3,
+        "{vtt}"
+    );
+    assert!(
+        vod_cues.iter().all(|c| c.0 < c.1 && c.1 <= 13_000),
+        "{vod_cues:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -276,7 +345,9 @@ async fn a_failing_transcription_endpoint_never_stalls_the_video() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
 
@@ -310,16 +381,38 @@ async fn a_failing_transcription_endpoint_never_stalls_the_video() {
         }
     };
     // The whole stream was packaged and recorded despite the failures.
-    let row = app.state.db.get_recording(&id).await.expect("db").expect("a recording");
+    let row = app
+        .state
+        .db
+        .get_recording(&id)
+        .await
+        .expect("db")
+        .expect("a recording");
     assert!(row.duration_ms >= 8_000, "{row:?}");
     // Windows with speech were tried (and retried), then skipped.
     let n = calls.load(std::sync::atomic::Ordering::SeqCst);
     assert!(n >= 2, "{n} requests");
-    assert!(!recording.contains("TYPE=SUBTITLES"), "no transcript, no captions: {recording}");
-    let metrics = reqwest::get(app.url("/metrics")).await.expect("metrics").text().await.expect("body");
+    assert!(
+        !recording.contains("TYPE=SUBTITLES"),
+        "no transcript, no captions: {recording}"
+    );
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
     let failed = metrics
         .lines()
         .find(|l| l.starts_with("onair_asr_windows_total{result=\"failed\"}"))
         .unwrap_or_else(|| panic!("a failed-window counter: {metrics}"));
-    assert!(failed.split_whitespace().last().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) >= 1.0, "{failed}");
+    assert!(
+        failed
+            .split_whitespace()
+            .last()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            >= 1.0,
+        "{failed}"
+    );
 }

@@ -22,7 +22,12 @@ pub(crate) type Ws =
 
 /// Opens the events socket, as a browser on this site would (same Origin)
 /// when there is a session.
-pub(crate) async fn open(app: &TestApp, id: &str, session: Option<&str>, origin: Option<&str>) -> Ws {
+pub(crate) async fn open(
+    app: &TestApp,
+    id: &str,
+    session: Option<&str>,
+    origin: Option<&str>,
+) -> Ws {
     let mut req = format!("ws://{}/api/v1/streams/{id}/events", app.addr)
         .into_client_request()
         .expect("request");
@@ -50,7 +55,11 @@ pub(crate) async fn send(ws: &mut Ws, m: &ClientMessage) {
     .expect("send");
 }
 
-pub(crate) fn hello(role: ClientRole, viewer_id: Option<&str>, last_id: Option<u64>) -> ClientMessage {
+pub(crate) fn hello(
+    role: ClientRole,
+    viewer_id: Option<&str>,
+    last_id: Option<u64>,
+) -> ClientMessage {
     ClientMessage::Hello {
         version: 1,
         role,
