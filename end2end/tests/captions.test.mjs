@@ -81,6 +81,8 @@ test('the studio shows its captions, viewers turn them on over the video, and th
     return v && v.currentTime > 0.5 && v.videoWidth > 0;
   }, null, { timeout: 60_000 });
   assert.equal(await watch.isDisabled('[data-testid=cc]'), false, 'this server transcribes: CC is offered');
+  // hls.js sees the captions' WebVTT rendition in the master playlist.
+  assert.equal(await watch.evaluate(() => window.onairPlayer.subtitleTracks.length), 1);
   assert.equal(await watch.getAttribute('[data-testid=cc]', 'aria-pressed'), 'false');
   assert.equal(await watch.isHidden('[data-testid=captions]'), true);
   await watch.click('[data-testid=cc]');

@@ -416,3 +416,56 @@ async fn a_failing_transcription_endpoint_never_stalls_the_video() {
         "{failed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_speaks_openai_and_azure_and_a_bad_key_is_not_retried() {
+    use onair_server::transcribe::{retryable, Endpoint, OpenAiClient, Provider};
+    let ai = AiServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("speech.wav");
+    let out = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(SENTENCE)
+        .output()
+        .expect("espeak-ng runs");
+    assert!(out.status.success());
+    let bytes = std::fs::read(&wav).expect("wav");
+    let openai = Endpoint {
+        url: ai.url.clone(),
+        model: "whisper-1".into(),
+        key: Some(ai.key.clone()),
+        provider: Provider::Openai,
+        azure_deployment: String::new(),
+        azure_api_version: String::new(),
+    };
+    let text = OpenAiClient::new(&openai)
+        .transcribe(bytes.clone(), "whisper-1", Some("en"))
+        .await
+        .expect("OpenAI-style transcription");
+    assert!(heard(&text) >= 3, "{text}");
+    // Azure: the resource URL, a deployment and an api-version.
+    let azure = Endpoint {
+        url: ai.url.trim_end_matches("/v1").to_string(),
+        provider: Provider::Azure,
+        azure_deployment: "whisper".into(),
+        azure_api_version: "2024-06-01".into(),
+        ..openai.clone()
+    };
+    let text = OpenAiClient::new(&azure)
+        .transcribe(bytes.clone(), "whisper-1", None)
+        .await
+        .expect("Azure-style transcription");
+    assert!(heard(&text) >= 3, "{text}");
+    // A wrong key is refused, and refusals are not worth retrying.
+    let wrong = Endpoint {
+        key: Some("not-the-key".into()),
+        ..openai
+    };
+    let err = OpenAiClient::new(&wrong)
+        .transcribe(bytes, "whisper-1", None)
+        .await
+        .expect_err("401");
+    assert!(err.to_string().contains("401"), "{err}");
+    assert!(!retryable(&err));
+}
