@@ -11,7 +11,7 @@
 #   (Apache-2.0).
 # See shared/MODELS.md for what was measured with them here.
 set -euo pipefail
-AI_DIR=${AI_DIR:-$HOME/.cache/onair/ai}
+AI_DIR=${ONAIR_AI_DIR:-${AI_DIR:-$HOME/.cache/onair/ai}}
 mkdir -p "$AI_DIR"
 cd "$AI_DIR"
 if [ ! -x venv/bin/python ] || ! venv/bin/python -c 'import faster_whisper, cyllama, fastapi, uvicorn, multipart' 2>/dev/null; then
