@@ -17,6 +17,11 @@ pub struct Migration {
     pub name: &'static str,
     /// SurrealQL statements.
     pub sql: &'static str,
+    /// Run in one transaction with its bookkeeping row (all or nothing).
+    /// SurrealDB cannot build a full-text index over existing rows inside a
+    /// transaction, so such a migration runs without one: its statements are
+    /// idempotent (`IF NOT EXISTS`) and it is recorded after they all succeed.
+    pub transactional: bool,
 }
 
 /// What [`apply`] did.
@@ -63,6 +68,7 @@ DEFINE FIELD ended_at ON stream TYPE option<datetime>;
 DEFINE INDEX stream_state ON stream FIELDS state;
 DEFINE INDEX stream_owner ON stream FIELDS owner;
 ",
+        transactional: true,
     },
     Migration {
         version: 2,
@@ -84,6 +90,7 @@ DEFINE FIELD OVERWRITE title ON stream TYPE string ASSERT string::len($value) >=
 DEFINE FIELD OVERWRITE description ON stream TYPE string DEFAULT '' ASSERT string::len($value) <= 2000;
 DEFINE INDEX stream_visibility_state ON stream FIELDS visibility, state;
 ",
+        transactional: true,
     },
     Migration {
         version: 3,
@@ -123,6 +130,7 @@ DEFINE FIELD chat_block_links ON stream TYPE bool DEFAULT false;
 DEFINE FIELD chat_banned_words ON stream TYPE array<string> DEFAULT [];
 DEFINE FIELD moderators ON stream TYPE array<record<user>> DEFAULT [];
 ",
+        transactional: true,
     },
     Migration {
         version: 4,
@@ -173,6 +181,7 @@ DEFINE FIELD thumbnail ON recording TYPE bool DEFAULT false;
 DEFINE FIELD created_at ON recording TYPE datetime DEFAULT time::now();
 DEFINE FIELD updated_at ON recording TYPE datetime DEFAULT time::now();
 ",
+        transactional: true,
     },
     Migration {
         version: 5,
@@ -209,10 +218,11 @@ DEFINE FIELD stall_ms ON analytics_minute TYPE int;
 DEFINE FIELD detail ON analytics_minute TYPE string;
 DEFINE INDEX analytics_minute_stream_minute ON analytics_minute FIELDS stream, minute;
 ",
+        transactional: true,
     },
     Migration {
         version: 6,
-        name: "captions: transcripts, summaries and full-text search",
+        name: "captions: transcripts and summaries",
         sql: "
 -- One row per transcribed window. Times are milliseconds on the stream's
 -- media timeline (0 = its first sample; the VOD's ?t= position), and
@@ -226,12 +236,6 @@ DEFINE FIELD text ON transcript TYPE string;
 DEFINE FIELD created_at ON transcript TYPE datetime DEFAULT time::now();
 DEFINE INDEX transcript_stream_start ON transcript FIELDS stream, start_ms;
 
--- Full-text search (BM25) over transcripts and stream titles and descriptions.
-DEFINE ANALYZER onair_text TOKENIZERS blank, class, punct FILTERS lowercase, ascii, snowball(english);
-DEFINE INDEX transcript_text ON transcript FIELDS text FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
-DEFINE INDEX stream_title_text ON stream FIELDS title FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
-DEFINE INDEX stream_description_text ON stream FIELDS description FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
-
 -- The latest summary of a stream's transcript (record key: the stream id).
 -- `kind` is `llm` (made by `model`) or `extractive` (the built-in fallback).
 DEFINE TABLE summary SCHEMAFULL;
@@ -241,6 +245,20 @@ DEFINE FIELD model ON summary TYPE option<string>;
 DEFINE FIELD text ON summary TYPE string;
 DEFINE FIELD created_at ON summary TYPE datetime DEFAULT time::now();
 ",
+        transactional: true,
+    },
+    Migration {
+        version: 7,
+        name: "full-text search over transcripts, titles and descriptions",
+        sql: "
+-- BM25 with highlights. Not in a transaction: SurrealDB builds a full-text
+-- index over existing rows only outside one.
+DEFINE ANALYZER IF NOT EXISTS onair_text TOKENIZERS blank, class, punct FILTERS lowercase, ascii, snowball(english);
+DEFINE INDEX IF NOT EXISTS transcript_text ON transcript FIELDS text FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
+DEFINE INDEX IF NOT EXISTS stream_title_text ON stream FIELDS title FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
+DEFINE INDEX IF NOT EXISTS stream_description_text ON stream FIELDS description FULLTEXT ANALYZER onair_text BM25 HIGHLIGHTS;
+",
+        transactional: false,
     },
 ];
 
@@ -258,10 +276,23 @@ pub async fn apply(db: &Surreal<Any>, all: &[Migration]) -> Result<Report, DbErr
         if done.binary_search(&m.version).is_ok() {
             continue;
         }
-        let sql = format!(
-            "BEGIN TRANSACTION;\n{}\nCREATE migration SET version = $version, name = $name;\nCOMMIT TRANSACTION;",
-            m.sql
-        );
+        let sql = if m.transactional {
+            format!(
+                "BEGIN TRANSACTION;\n{}\nCREATE migration SET version = $version, name = $name;\nCOMMIT TRANSACTION;",
+                m.sql
+            )
+        } else {
+            // Every statement first; the bookkeeping row only once they all succeeded.
+            db.query(m.sql)
+                .await
+                .and_then(|r| r.check())
+                .map_err(|source| DbError::Migration {
+                    version: m.version,
+                    name: m.name,
+                    source,
+                })?;
+            "CREATE migration SET version = $version, name = $name;".to_string()
+        };
         let migration_error = |source| DbError::Migration {
             version: m.version,
             name: m.name,

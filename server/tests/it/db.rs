@@ -26,8 +26,8 @@ async fn seed(db: &Database) {
 
 async fn assert_schema_and_queries(db: &Database) {
     let first = db.migrate().await.expect("migrate");
-    assert_eq!(first.applied, vec![1, 2, 3, 4, 5]);
-    assert_eq!(first.current, 5);
+    assert_eq!(first.applied, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(first.current, 7);
     let again = db.migrate().await.expect("migrate again");
     assert!(
         again.applied.is_empty(),
@@ -151,7 +151,7 @@ async fn migration_2_trims_long_titles_and_descriptions() {
         .expect("seed ok");
     assert_eq!(
         db.migrate().await.expect("migrate").applied,
-        vec![2, 3, 4, 5]
+        vec![2, 3, 4, 5, 6, 7]
     );
     let row = db.get_stream("long").await.expect("get").expect("row");
     assert_eq!(row.title.chars().count(), 120);
