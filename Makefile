@@ -107,13 +107,16 @@ test-e2e:
 # BENCH_PROFILE=dev measures the test build instead. ONAIR_BENCH_CLIENTS sets
 # the events client count (default 10,000), ONAIR_BENCH_VIEWERS the analytics
 # one's; ONAIR_BENCH_BIN=<path to an onair binary> measures another build of
-# the server. CI and `make test` never build bench-opt.
+# the server. ONAIR_BENCH_WAITERS sets the origin fan-out bench's waiting
+# requests (default 10,000). CI and `make test` never build bench-opt.
 BENCH_PROFILE ?= bench-opt
 
 bench: deps
 	@cargo bench --quiet --profile dev --bench pipeline
 	@nice -n 19 cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events --no-run
 	@cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events
+	@nice -n 19 cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench origin --no-run
+	@cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench origin
 	@cargo bench --quiet --profile dev --bench analytics
 
 # Glass-to-glass latency in Chromium (end2end/bench/latency.mjs): four modes,
