@@ -7,6 +7,8 @@ pub mod analytics;
 pub mod chat;
 pub mod migrations;
 pub mod recordings;
+pub mod search;
+pub mod summaries;
 pub mod streams;
 pub mod transcripts;
 pub mod users;
