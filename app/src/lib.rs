@@ -11,6 +11,9 @@
 //! - [`accounts`]: users, roles, credentials and the username/password rules.
 //! - [`recordings`]: recordings (VOD, MP4, thumbnail) and their server functions.
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
+//! - [`transcripts`]: transcript lines, their WebVTT/SRT/text forms and the
+//!   transcript page's server function; [`search`]: search results with
+//!   safe highlights; [`summaries`]: on-demand summaries of a transcript.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
 //! - [`chat`]: chat rules, moderators and the moderation log (JSON API types).
@@ -37,7 +40,9 @@ pub mod publisher;
 pub mod realtime;
 pub mod recordings;
 pub mod retry;
+pub mod search;
 pub mod streams;
+pub mod summaries;
 pub mod transcripts;
 
 #[cfg(feature = "ssr")]

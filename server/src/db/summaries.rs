@@ -49,6 +49,21 @@ impl Database {
         row.ok_or_else(|| DbError::Missing(format!("summary of stream {stream}")))
     }
 
+    /// How many lines a stream's transcript has.
+    pub async fn transcript_lines(&self, stream: &str) -> Result<u64, DbError> {
+        let n: Option<i64> = self
+            .client()
+            .query(
+                "SELECT VALUE count() FROM transcript \
+                 WHERE stream = type::record('stream', $stream) GROUP ALL",
+            )
+            .bind(("stream", stream.to_string()))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
     /// A stream's summary, if one was made.
     pub async fn get_summary(&self, stream: &str) -> Result<Option<SummaryRow>, DbError> {
         let row: Option<SummaryRow> = self
@@ -88,6 +103,7 @@ mod tests {
             .check()
             .expect("fixtures");
         assert_eq!(db.get_summary("s1").await.expect("get"), None);
+        assert_eq!(db.transcript_lines("s1").await.expect("count"), 0);
         let first = db
             .put_summary("s1", "extractive", None, "One. Two.")
             .await
@@ -104,6 +120,16 @@ mod tests {
         assert!(second.created_at >= first.created_at);
         // A bad kind is refused by the schema.
         assert!(db.put_summary("s1", "magic", None, "x").await.is_err());
+        db.insert_transcript(&[crate::db::transcripts::TranscriptRow {
+            stream: "s1".into(),
+            start_ms: 0,
+            end_ms: 1000,
+            program_ms: None,
+            text: "Hi.".into(),
+        }])
+        .await
+        .expect("line");
+        assert_eq!(db.transcript_lines("s1").await.expect("count"), 1);
         db.delete_transcript("s1").await.expect("delete");
         assert_eq!(db.get_summary("s1").await.expect("get"), None);
     }
