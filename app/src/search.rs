@@ -235,11 +235,7 @@ mod tests {
 
     #[test]
     fn marked_text_becomes_fragments_and_escaped_html() {
-        let f = fragments(
-            &format!("a <script>{O}boil{C}</script> & {O}salt{C}"),
-            O,
-            C,
-        );
+        let f = fragments(&format!("a <script>{O}boil{C}</script> & {O}salt{C}"), O, C);
         assert_eq!(
             f,
             vec![

@@ -120,8 +120,7 @@ pub fn url_token(token: Option<&str>) -> Option<&str> {
     token.filter(|t| {
         !t.is_empty()
             && t.len() <= 256
-            && t
-                .bytes()
+            && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
     })
 }

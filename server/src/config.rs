@@ -105,7 +105,11 @@ pub struct LlmArgs {
     pub llm_azure_deployment: String,
 
     /// Azure OpenAI `api-version`.
-    #[arg(long, env = "ONAIR_LLM_AZURE_API_VERSION", default_value = "2024-10-21")]
+    #[arg(
+        long,
+        env = "ONAIR_LLM_AZURE_API_VERSION",
+        default_value = "2024-10-21"
+    )]
     pub llm_azure_api_version: String,
 
     /// The most transcript characters sent in one request (about 4 per
@@ -145,7 +149,9 @@ impl LlmArgs {
             None
         } else {
             let parsed = url::Url::parse(url).map_err(|_| {
-                ConfigError::Llm(format!("--llm-url {url:?}: expected an http:// or https:// URL"))
+                ConfigError::Llm(format!(
+                    "--llm-url {url:?}: expected an http:// or https:// URL"
+                ))
             })?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(ConfigError::Llm(format!(
@@ -863,6 +869,58 @@ mod tests {
         match Cli::try_parse_from(full).expect("valid arguments").command {
             Command::Serve(args) => *args,
             _ => panic!("expected serve"),
+        }
+    }
+
+    #[test]
+    fn llm_flags_resolve_to_a_summary_config() {
+        use crate::summary::llm::Provider;
+        let none = serve(&[]).llm.summary_config().expect("default");
+        assert!(none.llm.is_none(), "no --llm-url: extractive summaries");
+        assert_eq!(none.context_chars, 12_000);
+
+        let openai = serve(&["--llm-url", "http://127.0.0.1:8000/v1/", "--llm-key", "k"])
+            .llm
+            .summary_config()
+            .expect("openai");
+        let llm = openai.llm.expect("configured");
+        assert_eq!(llm.url, "http://127.0.0.1:8000/v1");
+        assert_eq!(llm.model, "gpt-4o-mini");
+        assert_eq!(llm.key.as_deref(), Some("k"));
+        assert_eq!(llm.provider, Provider::OpenAi);
+        assert!(
+            !format!("{llm:?}").contains("\"k\""),
+            "the key stays out of Debug"
+        );
+
+        let azure = serve(&[
+            "--llm-provider",
+            "azure",
+            "--llm-url",
+            "https://x.openai.azure.com",
+            "--llm-model",
+            "gpt-4o",
+        ])
+        .llm
+        .summary_config()
+        .expect("azure");
+        assert_eq!(
+            azure.llm.expect("configured").provider,
+            Provider::Azure {
+                deployment: "gpt-4o".into(),
+                api_version: "2024-10-21".into()
+            }
+        );
+
+        for bad in [
+            vec!["--llm-url", "ftp://x"],
+            vec!["--llm-url", "not a url"],
+            vec!["--llm-context-chars", "10"],
+        ] {
+            assert!(
+                matches!(serve(&bad).llm.summary_config(), Err(ConfigError::Llm(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -149,7 +149,9 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
     let analytics = crate::analytics::Analytics::new(db.clone(), analytics_config);
     analytics.start();
     match summary_config.llm.as_ref() {
-        Some(llm) => tracing::info!(url = %llm.url, model = %llm.model, "summaries use an AI model"),
+        Some(llm) => {
+            tracing::info!(url = %llm.url, model = %llm.model, "summaries use an AI model")
+        }
         None => tracing::info!("no AI model configured (--llm-url): summaries are extractive"),
     }
     let summaries = crate::summary::Summarizer::new(db.clone(), summary_config);

@@ -8,8 +8,8 @@ pub mod chat;
 pub mod migrations;
 pub mod recordings;
 pub mod search;
-pub mod summaries;
 pub mod streams;
+pub mod summaries;
 pub mod transcripts;
 pub mod users;
 

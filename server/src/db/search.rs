@@ -75,7 +75,8 @@ impl Database {
         scope: SearchScope<'_>,
         limit: i64,
     ) -> Result<Vec<SearchRow>, DbError> {
-        let highlight = "search::highlight($open, $close, 1) AS highlighted, search::score(1) AS score";
+        let highlight =
+            "search::highlight($open, $close, 1) AS highlighted, search::score(1) AS score";
         let sql = match field {
             SearchField::Transcript => format!(
                 "SELECT <string> record::id(stream) AS stream, stream.title AS title, \

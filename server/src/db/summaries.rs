@@ -115,7 +115,10 @@ mod tests {
             .put_summary("s1", "llm", Some("smollm2"), "A stream.")
             .await
             .expect("put again");
-        assert_eq!(db.get_summary("s1").await.expect("get"), Some(second.clone()));
+        assert_eq!(
+            db.get_summary("s1").await.expect("get"),
+            Some(second.clone())
+        );
         assert_eq!(second.model.as_deref(), Some("smollm2"));
         assert!(second.created_at >= first.created_at);
         // A bad kind is refused by the schema.

@@ -64,7 +64,9 @@ impl From<SummaryError> for ApiError {
     fn from(e: SummaryError) -> Self {
         let message = e.to_string();
         match e {
-            SummaryError::Running => ApiError::new(StatusCode::CONFLICT, "summary_running", message),
+            SummaryError::Running => {
+                ApiError::new(StatusCode::CONFLICT, "summary_running", message)
+            }
             SummaryError::NoTranscript => {
                 ApiError::new(StatusCode::CONFLICT, "no_transcript", message)
             }

@@ -16,15 +16,14 @@ pub const MIN_WORDS: usize = 4;
 /// Common English words that say nothing about a topic.
 const STOPWORDS: &[&str] = &[
     "about", "after", "again", "all", "also", "and", "any", "are", "because", "been", "before",
-    "being", "but", "can", "could", "did", "does", "doing", "don", "down", "each", "even",
-    "few", "for", "from", "get", "got", "had", "has", "have", "her", "here", "hers", "him",
-    "his", "how", "into", "its", "just", "know", "let", "like", "more", "most", "much", "must",
-    "now", "off", "once", "one", "only", "other", "our", "ours", "out", "over", "own", "really",
-    "right", "same", "see", "she", "should", "some", "such", "than", "that", "the", "their",
-    "theirs", "them", "then", "there", "these", "they", "thing", "things", "this", "those",
-    "through", "too", "two", "under", "until", "very", "was", "way", "well", "were", "what",
-    "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "yeah",
-    "yes", "you", "your", "yours",
+    "being", "but", "can", "could", "did", "does", "doing", "don", "down", "each", "even", "few",
+    "for", "from", "get", "got", "had", "has", "have", "her", "here", "hers", "him", "his", "how",
+    "into", "its", "just", "know", "let", "like", "more", "most", "much", "must", "now", "off",
+    "once", "one", "only", "other", "our", "ours", "out", "over", "own", "really", "right", "same",
+    "see", "she", "should", "some", "such", "than", "that", "the", "their", "theirs", "them",
+    "then", "there", "these", "they", "thing", "things", "this", "those", "through", "too", "two",
+    "under", "until", "very", "was", "way", "well", "were", "what", "when", "where", "which",
+    "while", "who", "whom", "why", "will", "with", "would", "yeah", "yes", "you", "your", "yours",
 ];
 
 /// The sentences of a transcript: split after `.`, `!` or `?` followed by
@@ -73,7 +72,10 @@ pub fn summarize(text: &str, max: usize) -> Vec<&str> {
             if content.is_empty() {
                 return None;
             }
-            let sum: u32 = content.iter().map(|w| freq.get(w).copied().unwrap_or(0)).sum();
+            let sum: u32 = content
+                .iter()
+                .map(|w| freq.get(w).copied().unwrap_or(0))
+                .sum();
             Some((i, f64::from(sum) / (content.len() as f64).sqrt()))
         })
         .collect();

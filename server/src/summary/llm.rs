@@ -15,10 +15,11 @@ use async_openai::types::chat::{
 use async_openai::Client;
 
 /// The longest answer asked of the model per call, in tokens.
-const MAX_ANSWER_TOKENS: u32 = 300;
+pub const MAX_ANSWER_TOKENS: u32 = 300;
 
 /// What the model is told it is doing.
-const SYSTEM: &str = "You summarise transcripts of live video streams. Answer with the summary only.";
+const SYSTEM: &str =
+    "You summarise transcripts of live video streams. Answer with the summary only.";
 
 /// Which API shape the endpoint speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,9 +135,9 @@ impl LlmClient {
 
     async fn chat(&self, prompt: &str) -> Result<String, LlmError> {
         let messages: Vec<ChatCompletionRequestMessage> = vec![
-            ChatCompletionRequestSystemMessage::from(ChatCompletionRequestSystemMessageContent::from(
-                SYSTEM,
-            ))
+            ChatCompletionRequestSystemMessage::from(
+                ChatCompletionRequestSystemMessageContent::from(SYSTEM),
+            )
             .into(),
             ChatCompletionRequestUserMessage::from(ChatCompletionRequestUserMessageContent::from(
                 prompt,

@@ -9,8 +9,8 @@
 //!
 //! [`Summarizer::start`] checks there is a transcript and no job running,
 //! then runs the job in the background; [`Summarizer::status`] reports its
-//! progress (model calls done of the calls it takes), the stored summary, or
-//! why the last attempt failed. A failure keeps the previous summary. Jobs
+//! progress (model calls done of the calls it takes; after a job, what it
+//! took), the stored summary, or why the last attempt failed. A failure keeps the previous summary. Jobs
 //! live in this node's memory; summaries live in the database.
 
 pub mod extractive;
@@ -29,6 +29,8 @@ use llm::{LlmClient, LlmConfig, LlmError};
 
 /// Summary jobs that call the model at the same time (others wait their turn).
 const CONCURRENT_JOBS: usize = 2;
+/// Characters per token, roughly, in English.
+const CHARS_PER_TOKEN: usize = 4;
 /// Rounds of combining part summaries that are too long for one call.
 const MAX_ROUNDS: u32 = 3;
 
@@ -40,7 +42,9 @@ pub enum SummaryError {
     #[error("a summary of this stream is already being made")]
     Running,
     /// There is nothing to summarise.
-    #[error("this stream has no transcript yet: turn captions on while live and let someone speak")]
+    #[error(
+        "this stream has no transcript yet: turn captions on while live and let someone speak"
+    )]
     NoTranscript,
     /// The caller may not see or change the stream.
     #[error(transparent)]
@@ -211,7 +215,8 @@ impl Summarizer {
                 tracing::info!(stream = %stream, kind = kind.as_str(), "summary made");
                 metrics::counter!("onair_summaries_total", "kind" => kind.as_str(), "result" => "ok")
                     .increment(1);
-                self.jobs().remove(&stream);
+                // The job's counts stay for the status; the summary is stored.
+                self.update(&stream, |j| j.running = false);
             }
             Err(e) => {
                 tracing::warn!(stream = %stream, error = %e, "summary failed");
@@ -223,6 +228,14 @@ impl Summarizer {
                 });
             }
         }
+    }
+
+    /// The most characters of part summaries combined in one call: the
+    /// context budget, but never less than two of the longest answers, so
+    /// each round of combining at least halves them.
+    fn combine_chars(&self) -> usize {
+        self.context_chars
+            .max(2 * llm::MAX_ANSWER_TOKENS as usize * CHARS_PER_TOKEN)
     }
 
     /// Map-reduce: each part summarised, then the summaries combined (in
@@ -246,7 +259,7 @@ impl Summarizer {
         }
         for round in 1.. {
             let joined = partials.join("\n\n");
-            let groups = split::split(&joined, self.context_chars);
+            let groups = split::split(&joined, self.combine_chars());
             if groups.len() == 1 || round > MAX_ROUNDS {
                 // After MAX_ROUNDS (a model whose summaries do not shrink),
                 // the start of the summaries is combined.

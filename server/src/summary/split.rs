@@ -19,10 +19,7 @@ pub fn split(text: &str, budget: usize) -> Vec<&str> {
             break;
         };
         let window = &rest[..limit];
-        let half = window
-            .char_indices()
-            .nth(budget / 2)
-            .map_or(0, |(i, _)| i);
+        let half = window.char_indices().nth(budget / 2).map_or(0, |(i, _)| i);
         // Whether the budget ends right before whitespace: a word boundary.
         let at_boundary = rest[limit..].starts_with(char::is_whitespace);
         let sentence = if at_boundary && window.ends_with(['.', '!', '?']) {
@@ -76,10 +73,7 @@ mod tests {
         assert_eq!(parts.concat(), text, "nothing is lost or reordered");
         for p in &parts {
             assert!(!p.is_empty());
-            assert!(
-                p.chars().count() <= budget.max(1),
-                "{p:?} is over {budget}"
-            );
+            assert!(p.chars().count() <= budget.max(1), "{p:?} is over {budget}");
         }
         parts
     }
@@ -114,7 +108,9 @@ mod tests {
     fn a_long_transcript_fits_the_budget_whatever_its_shape() {
         let mut text = String::new();
         for i in 0..500 {
-            text.push_str(&format!("Line {i} says something about pasta, water and salt.\n"));
+            text.push_str(&format!(
+                "Line {i} says something about pasta, water and salt.\n"
+            ));
             if i % 7 == 0 {
                 text.push_str(&"x".repeat(i % 300));
                 text.push(' ');
@@ -128,7 +124,11 @@ mod tests {
                     .iter()
                     .filter(|p| p.ends_with('\n'))
                     .count();
-                assert!(whole + 1 >= parts.len(), "{budget}: {whole} of {}", parts.len());
+                assert!(
+                    whole + 1 >= parts.len(),
+                    "{budget}: {whole} of {}",
+                    parts.len()
+                );
             }
         }
     }

@@ -14,3 +14,4 @@ mod publish;
 mod recording;
 mod store;
 mod support;
+mod transcripts;
