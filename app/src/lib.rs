@@ -63,7 +63,9 @@ use crate::pages::{
     my_streams::MyStreamsPage,
     not_found::NotFound,
     profile::ProfilePage,
+    search::SearchPage,
     studio::StudioPage,
+    transcript::TranscriptPage,
     watch::WatchPage,
 };
 
@@ -120,6 +122,8 @@ pub fn App() -> impl IntoView {
                     // Async SSR: the stream's title and Open Graph tags are in the first
                     // response, so shared links preview.
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("watch"), ParamSegment("id"), StaticSegment("transcript")) view=TranscriptPage />
+                    <Route path=StaticSegment("search") view=SearchPage />
                     <Route path=(StaticSegment("studio"), ParamSegment("id")) view=StudioPage />
                     <Route path=(StaticSegment("u"), ParamSegment("name")) view=ProfilePage ssr=SsrMode::Async />
                 </Routes>

@@ -244,17 +244,29 @@ fn Body(
             return view! {
                 <p class="watch-recording" data-testid="watch-recording">"Recording of the stream. "</p>
                 <Player src=vod vod=true start_at=start_at.unwrap_or(0.0) />
-                <RecordingDownload id=id />
+                <RecordingDownload id=id.clone() />
+                <TranscriptLink id=id />
             }
             .into_any();
         }
-        return notes().into_any();
+        return view! { {notes} <TranscriptLink id=id /> }.into_any();
     }
     view! {
         {notes}
         <Player src=src ended=ended />
     }
     .into_any()
+}
+
+/// The link to a finished stream's transcript page.
+#[component]
+fn TranscriptLink(id: String) -> impl IntoView {
+    view! {
+        <p class="muted">
+            <a href=format!("/watch/{id}/transcript") data-testid="watch-transcript-link">"Transcript"</a>
+            " (what was said, with times; downloads)"
+        </p>
+    }
 }
 
 /// The MP4 download link (with its size), or how far its making has got.
