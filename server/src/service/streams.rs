@@ -279,6 +279,8 @@ pub async fn delete(
             StreamError::Unavailable(format!("could not delete the recording: {e}"))
         })?;
     }
+    // Its transcript and summary go with it.
+    db.delete_transcript(id).await?;
     db.delete_stream(id).await?;
     accounts.visibility.invalidate(id);
     tracing::info!(stream = %id, by = %user.user.id, "stream deleted");

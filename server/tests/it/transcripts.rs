@@ -240,6 +240,35 @@ async fn transcripts_read_and_download_with_the_watch_rules() {
             .status,
         404
     );
+    // Deleting a stream deletes its transcript and summary.
+    app.state
+        .db
+        .put_summary(&w.public, "extractive", None, "Hello.")
+        .await
+        .expect("summary");
+    let res = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/streams/{}", w.public),
+        Some(&w.owner),
+    )
+    .await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    assert!(app
+        .state
+        .db
+        .stream_transcript(&w.public)
+        .await
+        .expect("lines")
+        .is_empty());
+    assert_eq!(
+        app.state.db.get_summary(&w.public).await.expect("summary"),
+        None
+    );
+    assert_eq!(
+        get(&app, "/api/v1/search?q=boiling", None).await.body["results"],
+        json!([])
+    );
 }
 
 #[tokio::test]
