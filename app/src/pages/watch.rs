@@ -258,12 +258,18 @@ fn Body(
     .into_any()
 }
 
-/// The link to a finished stream's transcript page.
+/// The link to a finished stream's transcript page (with the page's
+/// playback token, for a private stream opened from a shared link).
 #[component]
 fn TranscriptLink(id: String) -> impl IntoView {
+    let token = use_query_map().read_untracked().get("token");
+    let href = match crate::transcripts::url_token(token.as_deref()) {
+        Some(t) => format!("/watch/{id}/transcript?token={t}"),
+        None => format!("/watch/{id}/transcript"),
+    };
     view! {
         <p class="muted">
-            <a href=format!("/watch/{id}/transcript") data-testid="watch-transcript-link">"Transcript"</a>
+            <a href=href data-testid="watch-transcript-link">"Transcript"</a>
             " (what was said, with times; downloads)"
         </p>
     }
