@@ -95,6 +95,37 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Deletes a stream's recording (owner or admin; not while live).
     fn delete_recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>>;
+
+    /// A stream's transcript, if the caller may watch the stream (with a
+    /// private stream's playback token, anyone may).
+    fn transcript(
+        &self,
+        req: Parts,
+        id: String,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<crate::transcripts::Transcript, AppError>>;
+
+    /// Searches titles, descriptions and transcripts the caller may find.
+    fn search(
+        &self,
+        req: Parts,
+        q: String,
+        limit: Option<u32>,
+    ) -> BoxFuture<'_, Result<crate::search::SearchResults, AppError>>;
+
+    /// A stream's summary and where making one stands (owner and admins).
+    fn summary(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<crate::summaries::SummaryStatus, AppError>>;
+
+    /// Starts making a stream's summary (owner and admins).
+    fn start_summary(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<crate::summaries::SummaryStatus, AppError>>;
     /// The dashboard of the signed-in broadcaster (an admin's: all streams).
     fn dashboard(&self, req: Parts)
         -> BoxFuture<'_, Result<crate::analytics::Dashboard, AppError>>;

@@ -11,6 +11,9 @@
 //! - [`accounts`]: users, roles, credentials and the username/password rules.
 //! - [`recordings`]: recordings (VOD, MP4, thumbnail) and their server functions.
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
+//! - [`transcripts`]: transcript lines, their WebVTT/SRT/text forms and the
+//!   transcript page's server function; [`search`]: search results with
+//!   safe highlights; [`summaries`]: on-demand summaries of a transcript.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`ingest`]: the ingest WebSocket protocol messages.
 //! - [`chat`]: chat rules, moderators and the moderation log (JSON API types).
@@ -37,7 +40,9 @@ pub mod publisher;
 pub mod realtime;
 pub mod recordings;
 pub mod retry;
+pub mod search;
 pub mod streams;
+pub mod summaries;
 pub mod transcripts;
 
 #[cfg(feature = "ssr")]
@@ -58,7 +63,9 @@ use crate::pages::{
     my_streams::MyStreamsPage,
     not_found::NotFound,
     profile::ProfilePage,
+    search::SearchPage,
     studio::StudioPage,
+    transcript::TranscriptPage,
     watch::WatchPage,
 };
 
@@ -115,6 +122,8 @@ pub fn App() -> impl IntoView {
                     // Async SSR: the stream's title and Open Graph tags are in the first
                     // response, so shared links preview.
                     <Route path=(StaticSegment("watch"), ParamSegment("id")) view=WatchPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("watch"), ParamSegment("id"), StaticSegment("transcript")) view=TranscriptPage />
+                    <Route path=StaticSegment("search") view=SearchPage />
                     <Route path=(StaticSegment("studio"), ParamSegment("id")) view=StudioPage />
                     <Route path=(StaticSegment("u"), ParamSegment("name")) view=ProfilePage ssr=SsrMode::Async />
                 </Routes>

@@ -1,11 +1,16 @@
 //! Transcripts: what live transcription heard, as lines on the stream's media
-//! timeline, and their WebVTT form (shared by the server's caption track and
-//! the transcript downloads).
+//! timeline; their WebVTT, SRT and plain-text forms (WebVTT is shared by the
+//! server's caption track and the downloads); the transcript API's answer and
+//! the server function the transcript page uses.
 //!
 //! Times are integer milliseconds on the stream's media timeline: 0 is its
 //! first sample, which is also the recording's position (`?t=`).
 
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::streams::StreamState;
 
 /// One transcribed line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,9 +147,163 @@ pub fn caption_lines(text: &str, width: usize) -> Vec<String> {
     lines.split_off(skip)
 }
 
+/// `hh:mm:ss,mmm`, the SRT timestamp form (negative times clamp to 0).
+pub fn srt_timestamp(ms: i64) -> String {
+    vtt_timestamp(ms).replacen('.', ",", 1)
+}
+
+/// A line's text on one line: inner line breaks and blank lines would end a
+/// cue (SRT has no escapes; players read a few tags, which are kept as text).
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A whole transcript as SubRip (`.srt`): numbered cues from 1, comma
+/// decimal separators, a blank line after each cue.
+pub fn render_srt(lines: &[TranscriptLine]) -> String {
+    let mut out = String::new();
+    for (n, l) in lines.iter().enumerate() {
+        out.push_str(&format!(
+            "{}\n{} --> {}\n{}\n\n",
+            n + 1,
+            srt_timestamp(l.start_ms),
+            srt_timestamp(l.end_ms.max(l.start_ms + 1)),
+            one_line(&l.text)
+        ));
+    }
+    out
+}
+
+/// A whole transcript as plain text: one `[m:ss] text` line per line.
+pub fn render_txt(lines: &[TranscriptLine]) -> String {
+    let mut out = String::new();
+    for l in lines {
+        out.push_str(&format!("[{}] {}\n", clock(l.start_ms), one_line(&l.text)));
+    }
+    out
+}
+
+/// "2:03" or "1:02:03": a position on the media timeline as people read it.
+pub fn clock(ms: i64) -> String {
+    crate::recordings::format_duration(u64::try_from(ms).unwrap_or(0))
+}
+
+/// A playback token safe to put in a URL query as it is (the server's are
+/// `<digits>.<base64url>`); anything else is dropped.
+pub fn url_token(token: Option<&str>) -> Option<&str> {
+    token.filter(|t| {
+        !t.is_empty()
+            && t.len() <= 256
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    })
+}
+
+/// The watch page at a moment of the recording: `/watch/{id}?t=<seconds>`
+/// (whole seconds, rounded down), with the playback token of a private stream.
+pub fn moment_url(stream: &str, ms: i64, token: Option<&str>) -> String {
+    let mut url = format!("/watch/{stream}?t={}", ms.max(0) / 1000);
+    if let Some(t) = url_token(token) {
+        url.push_str("&token=");
+        url.push_str(t);
+    }
+    url
+}
+
+/// The download formats of a transcript.
+pub const FORMATS: [&str; 3] = ["vtt", "srt", "txt"];
+
+/// Where a transcript downloads in a format (`vtt`, `srt` or `txt`).
+pub fn download_url(stream: &str, format: &str, token: Option<&str>) -> String {
+    match url_token(token) {
+        Some(t) => format!("/api/v1/streams/{stream}/transcript.{format}?token={t}"),
+        None => format!("/api/v1/streams/{stream}/transcript.{format}"),
+    }
+}
+
+/// A stream's transcript as `GET /api/v1/streams/{id}/transcript` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The stream.
+    pub stream_id: String,
+    /// Its title.
+    pub title: String,
+    /// Its state (a live stream's transcript grows).
+    pub state: StreamState,
+    /// The lines in media order.
+    pub lines: Vec<TranscriptLine>,
+}
+
+/// A stream's transcript, if the caller may watch the stream (a private
+/// stream's playback token counts, as on the watch page).
+#[server(prefix = "/api/fn")]
+pub async fn get_transcript(id: String, token: Option<String>) -> Result<Transcript, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.transcript(request()?, id, token).await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines() -> Vec<TranscriptLine> {
+        vec![
+            TranscriptLine {
+                start_ms: 1500,
+                end_ms: 4000,
+                text: "Hello <i>there</i>\n\nand --> welcome".into(),
+            },
+            TranscriptLine {
+                start_ms: 3_723_004,
+                end_ms: 3_723_004,
+                text: "  the end  ".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn srt_numbers_cues_with_comma_times_and_no_blank_lines_inside() {
+        assert_eq!(srt_timestamp(3_723_004), "01:02:03,004");
+        assert_eq!(
+            render_srt(&lines()),
+            "1\n00:00:01,500 --> 00:00:04,000\nHello <i>there</i> and --> welcome\n\n\
+             2\n01:02:03,004 --> 01:02:03,005\nthe end\n\n"
+        );
+        assert_eq!(render_srt(&[]), "");
+    }
+
+    #[test]
+    fn txt_has_one_timestamped_line_per_line() {
+        assert_eq!(
+            render_txt(&lines()),
+            "[0:01] Hello <i>there</i> and --> welcome\n[1:02:03] the end\n"
+        );
+        assert_eq!(clock(-5), "0:00");
+        assert_eq!(clock(59_999), "0:59");
+    }
+
+    #[test]
+    fn moments_and_downloads_carry_only_well_formed_tokens() {
+        assert_eq!(moment_url("abc", 90_999, None), "/watch/abc?t=90");
+        assert_eq!(moment_url("abc", -1, Some("")), "/watch/abc?t=0");
+        assert_eq!(
+            moment_url("abc", 5000, Some("123.sig-_x")),
+            "/watch/abc?t=5&token=123.sig-_x"
+        );
+        assert_eq!(moment_url("abc", 5000, Some("a&b=c")), "/watch/abc?t=5");
+        assert_eq!(
+            download_url("abc", "srt", Some("9.s")),
+            "/api/v1/streams/abc/transcript.srt?token=9.s"
+        );
+        assert_eq!(
+            download_url("abc", "vtt", None),
+            "/api/v1/streams/abc/transcript.vtt"
+        );
+    }
 
     #[test]
     fn vtt_round_trips_and_tolerates_headers_and_settings() {

@@ -152,40 +152,39 @@ export async function startProxy(port) {
   };
 }
 
-/**
- * Starts the local OpenAI-compatible server (tools/ai-server/server.py, with
- * Whisper base and SmolLM2-135M, installed by `make ai-server` into
- * ONAIR_AI_DIR or ~/.cache/onair/ai) on a free loopback port.
- */
-export async function startAiServer() {
-  const { existsSync } = await import('node:fs');
+/** Starts the local OpenAI-compatible AI server (tools/ai-server, installed by
+ * `make ai-server` into ONAIR_AI_DIR or ~/.cache/onair/ai) on a free port and
+ * resolves once GET /health answers. `url` is its `/v1` base. */
+export async function startAiServer(key = 'e2e-ai-key') {
   const { homedir } = await import('node:os');
-  const ai = process.env.ONAIR_AI_DIR || join(homedir(), '.cache/onair/ai');
-  const python = join(ai, 'venv/bin/python');
-  if (!existsSync(python)) throw new Error(`the local AI server is not installed in ${ai}: run make ai-server`);
+  const { existsSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const dir = process.env.ONAIR_AI_DIR || join(homedir(), '.cache/onair/ai');
+  const python = join(dir, 'venv/bin/python');
+  if (!existsSync(python)) throw new Error(`the local AI server is not installed in ${dir}: run make ai-server`);
+  const script = fileURLToPath(new URL('../../tools/ai-server/server.py', import.meta.url));
   const port = await freePort();
-  const key = 'e2e-ai-key';
-  const script = new URL('../../tools/ai-server/server.py', import.meta.url).pathname;
   const child = spawn(python, [script, '--port', String(port), '--api-key', key,
-    '--whisper', join(ai, 'whisper-base'), '--llm', join(ai, 'smollm2/model.gguf')],
+    '--whisper', join(dir, 'whisper-base'), '--llm', join(dir, 'smollm2/model.gguf')],
   { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the AI server did not start in 120 s:\n${log}`)), 120_000);
-    const onData = (chunk) => {
-      log += chunk.toString();
-      if (log.includes(`ready ${port}`)) { clearTimeout(timer); resolve(); }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`the AI server exited with ${code}:\n${log}`)); });
-  });
+  child.stdout.on('data', (c) => { log += c; });
+  child.stderr.on('data', (c) => { log += c; });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the AI server exited with ${child.exitCode}:\n${log}`);
+    try { if ((await fetch(`${base}/health`)).ok) break; } catch { /* not up yet */ }
+    if (Date.now() > deadline) { child.kill('SIGTERM'); throw new Error(`the AI server did not start in 120 s:\n${log}`); }
+    await new Promise((r) => setTimeout(r, 200));
+  }
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `${base}/v1`,
     key,
     log: () => log,
+    /** The server's counters: `completions`, `transcriptions`. */
+    async health() { return (await fetch(`${base}/health`)).json(); },
     async stop() {
-      child.removeAllListeners('exit');
       child.kill('SIGTERM');
       await new Promise((r) => { if (child.exitCode !== null) r(); else child.on('exit', r); });
     },

@@ -31,6 +31,7 @@ pub struct DbBackend {
     recorder: Option<Arc<crate::recording::Recorder>>,
     analytics: Option<Arc<crate::analytics::Analytics>>,
     captions: bool,
+    summaries: Option<Arc<crate::summary::Summarizer>>,
 }
 
 impl DbBackend {
@@ -43,6 +44,7 @@ impl DbBackend {
             recorder: None,
             analytics: None,
             captions: false,
+            summaries: None,
         }
     }
 
@@ -75,6 +77,18 @@ impl DbBackend {
     pub fn with_analytics(mut self, analytics: Arc<crate::analytics::Analytics>) -> Self {
         self.analytics = Some(analytics);
         self
+    }
+
+    /// Summaries are made by this summarizer.
+    pub fn with_summaries(mut self, summaries: Arc<crate::summary::Summarizer>) -> Self {
+        self.summaries = Some(summaries);
+        self
+    }
+
+    fn summarizer(&self) -> Result<&Arc<crate::summary::Summarizer>, AppError> {
+        self.summaries
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable("summaries are not set up".into()))
     }
 
     fn analytics(&self) -> Result<&Arc<crate::analytics::Analytics>, AppError> {
@@ -329,6 +343,67 @@ impl Backend for DbBackend {
                 return Err(AppError::Unavailable("recordings are not set up".into()));
             };
             recordings::delete(&self.db, recorder, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn transcript(
+        &self,
+        req: Parts,
+        id: String,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<app::transcripts::Transcript, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::transcripts::get(
+                &self.db,
+                &self.accounts,
+                user.as_ref(),
+                &id,
+                token.as_deref(),
+            )
+            .await
+            .map_err(refused)
+        })
+    }
+
+    fn search(
+        &self,
+        req: Parts,
+        q: String,
+        limit: Option<u32>,
+    ) -> BoxFuture<'_, Result<app::search::SearchResults, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            metrics::counter!("onair_search_requests_total").increment(1);
+            crate::service::search::search(&self.db, user.as_ref(), &q, limit)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn summary(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<app::summaries::SummaryStatus, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::summaries::status(&self.db, self.summarizer()?, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn start_summary(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<app::summaries::SummaryStatus, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::summaries::start(&self.db, self.summarizer()?, user.as_ref(), &id)
                 .await
                 .map_err(refused)
         })

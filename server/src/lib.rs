@@ -23,6 +23,8 @@
 //!   rollups behind the dashboard and `GET /api/v1/streams/{id}/analytics`.
 //! - [`service`]: account and stream operations shared by the JSON API and
 //!   the server functions.
+//! - [`summary`]: on-demand summaries of transcripts (chat completions with
+//!   map-reduce for long ones, or the built-in extractive summary).
 
 pub mod admin;
 pub mod analytics;
@@ -43,5 +45,6 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod summary;
 pub mod telemetry;
 pub mod transcribe;

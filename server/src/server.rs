@@ -91,6 +91,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
     };
     let accounts = Arc::new(crate::auth::Accounts::new(accounts_config, &playback_key));
     let analytics_config = args.analytics_config()?;
+    let summary_config = args.llm.summary_config()?;
 
     let db = Database::connect(&args.db_settings()?).await?;
     let report = db.migrate().await?;
@@ -156,7 +157,15 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
     let captions_on = ingest.captions_on();
     let analytics = crate::analytics::Analytics::new(db.clone(), analytics_config);
     analytics.start();
+    match summary_config.llm.as_ref() {
+        Some(llm) => {
+            tracing::info!(url = %llm.url, model = %llm.model, "summaries use an AI model")
+        }
+        None => tracing::info!("no AI model configured (--llm-url): summaries are extractive"),
+    }
+    let summaries = crate::summary::Summarizer::new(db.clone(), summary_config);
     Ok(AppState {
+        summaries: summaries.clone(),
         analytics: analytics.clone(),
         rooms: rooms.clone(),
         recorder: recorder.clone(),
@@ -168,7 +177,8 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
                 .with_rooms(rooms.clone())
                 .with_recorder(recorder.clone())
                 .with_captions(captions_on)
-                .with_analytics(analytics),
+                .with_analytics(analytics)
+                .with_summaries(summaries),
         ),
         db,
         store,

@@ -39,6 +39,8 @@ pub struct AppState {
     pub rooms: Arc<crate::realtime::Rooms>,
     /// Viewer sessions, quality beacons and rollups.
     pub analytics: Arc<crate::analytics::Analytics>,
+    /// On-demand transcript summaries.
+    pub summaries: Arc<crate::summary::Summarizer>,
     /// Largest request body under `/api/`, in bytes.
     pub api_max_body_bytes: usize,
 }

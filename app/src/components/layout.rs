@@ -1,4 +1,6 @@
-//! The layout shell: header with navigation, the page body, and the footer.
+//! The layout shell: header with navigation and the search box (a plain GET
+//! form to `/search`, so it works before hydration), the page body, and the
+//! footer.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -20,6 +22,11 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/#live">"Live now"</a>
                 <AccountLinks />
             </nav>
+            <form class="site-search" action="/search" method="get" role="search">
+                <input type="search" name="q" maxlength="200" required=true
+                    placeholder="Search streams and transcripts" aria-label="Search streams and transcripts"
+                    data-testid="header-search" />
+            </form>
             <ThemeToggle />
         </header>
         <main id="main" class="site-main">{children()}</main>

@@ -6,4 +6,5 @@ pub mod layout;
 pub mod player;
 pub mod recording;
 pub mod stream_meta;
+pub mod summary;
 pub mod theme;

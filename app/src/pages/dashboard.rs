@@ -7,7 +7,8 @@
 //! - History: past streams with date, duration, peak and unique viewers and
 //!   watch time, sortable by any column.
 //! - A stream: viewers over time, geography, the watch-time distribution,
-//!   quality over time, and the transcript and summary (once captions exist).
+//!   quality over time, the recording, and the transcript and summary
+//!   ("Generate summary", with progress; see [`crate::components::summary`]).
 //!
 //! Every chart exports its data as CSV. Geography comes from DB-IP's free
 //! database, which asks for a link back on pages that show it.
@@ -356,6 +357,11 @@ pub fn StreamAnalyticsPage() -> impl IntoView {
                     }
                 })}
             </Transition>
+            // Outside the 5-second refresh, so its progress and button keep their state.
+            {move || {
+                let id = params.read().get("id").unwrap_or_default();
+                view! { <crate::components::summary::SummaryPanel id=id /> }
+            }}
         </section>
     }
 }
@@ -455,10 +461,6 @@ fn StreamDetail(a: StreamAnalytics) -> impl IntoView {
                 csv_name=format!("{id}-renditions.csv") testid="renditions"
                 empty="Players report their rendition once they play." />
         </div>
-        <h2>"Transcript and summary"</h2>
-        <p class="muted empty" data-testid="transcript-empty">
-            "The transcript and a summary of the stream appear here once live captions are turned on for it."
-        </p>
         <crate::components::recording::RecordingPanel id=id.clone() />
         <GeoAttribution />
     }

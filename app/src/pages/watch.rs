@@ -251,18 +251,15 @@ fn Body(
             // The recording's captions sit beside its master playlist.
             let captions_url =
                 vod_captions.then(|| vod.replace("master.m3u8", "subs/captions.vtt"));
-            let transcript = format!("/watch/{id}/transcript");
             return view! {
-                <p class="watch-recording" data-testid="watch-recording">
-                    "Recording of the stream. "
-                    <a href=transcript data-testid="watch-transcript-link">"Transcript"</a>
-                </p>
+                <p class="watch-recording" data-testid="watch-recording">"Recording of the stream. "</p>
                 <Player src=vod vod=true start_at=start_at.unwrap_or(0.0) captions_url=captions_url.unwrap_or_default() captions_note="This recording has no captions" />
-                <RecordingDownload id=id />
+                <RecordingDownload id=id.clone() />
+                <TranscriptLink id=id />
             }
             .into_any();
         }
-        return notes().into_any();
+        return view! { {notes} <TranscriptLink id=id /> }.into_any();
     }
     view! {
         {notes}
@@ -274,6 +271,23 @@ fn Body(
         }}
     }
     .into_any()
+}
+
+/// The link to a finished stream's transcript page (with the page's
+/// playback token, for a private stream opened from a shared link).
+#[component]
+fn TranscriptLink(id: String) -> impl IntoView {
+    let token = use_query_map().read_untracked().get("token");
+    let href = match crate::transcripts::url_token(token.as_deref()) {
+        Some(t) => format!("/watch/{id}/transcript?token={t}"),
+        None => format!("/watch/{id}/transcript"),
+    };
+    view! {
+        <p class="muted">
+            <a href=href data-testid="watch-transcript-link">"Transcript"</a>
+            " (what was said, with times; downloads)"
+        </p>
+    }
 }
 
 /// The MP4 download link (with its size), or how far its making has got.

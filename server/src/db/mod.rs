@@ -7,7 +7,9 @@ pub mod analytics;
 pub mod chat;
 pub mod migrations;
 pub mod recordings;
+pub mod search;
 pub mod streams;
+pub mod summaries;
 pub mod transcripts;
 pub mod users;
 

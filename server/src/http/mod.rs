@@ -1,7 +1,8 @@
 //! The HTTP edge: routes, middleware, static files and error mapping.
 //!
 //! - `/healthz`, `/readyz`, `/metrics`: see [`health`].
-//! - `/api/v1/...`: the JSON API ([`auth`], [`streams`], [`users`], [`analytics`]); unknown
+//! - `/api/v1/...`: the JSON API ([`auth`], [`streams`], [`users`], [`analytics`],
+//!   [`transcripts`]: transcripts, search, summaries); unknown
 //!   paths get a JSON 404 ([`error::ApiError`]).
 //! - `/api/fn/...`: Leptos server functions.
 //! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]).
@@ -20,6 +21,7 @@ pub mod json;
 pub mod live;
 pub mod playback;
 pub mod streams;
+pub mod transcripts;
 pub mod users;
 pub mod vod;
 
@@ -67,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(analytics::routes())
         .merge(streams::routes())
+        .merge(transcripts::routes())
         .merge(chat::routes())
         .merge(users::routes())
         .fallback(api_not_found)

@@ -10,13 +10,18 @@
 //! - [`recordings`]: read and delete recordings, and listing summaries.
 //! - [`listings`]: what anyone may list: profiles (a user's public streams)
 //!   and the recently live public streams.
+//! - [`transcripts`], [`search`], [`summaries`]: read and download
+//!   transcripts, search, and make summaries, with their permission rules.
 
 pub mod accounts;
 pub mod analytics;
 pub mod chat;
 pub mod listings;
 pub mod recordings;
+pub mod search;
 pub mod streams;
+pub mod summaries;
+pub mod transcripts;
 
 use std::net::{IpAddr, SocketAddr};
 

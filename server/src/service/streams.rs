@@ -279,6 +279,7 @@ pub async fn delete(
             StreamError::Unavailable(format!("could not delete the recording: {e}"))
         })?;
     }
+    // Its transcript and summary go with it.
     db.delete_transcript(id).await?;
     db.delete_stream(id).await?;
     accounts.visibility.invalidate(id);

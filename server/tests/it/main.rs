@@ -15,3 +15,4 @@ mod publish;
 mod recording;
 mod store;
 mod support;
+mod transcripts;
