@@ -151,8 +151,10 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         uploader.clone(),
         store.clone(),
         recorder.clone(),
-        transcriber,
     );
+    if let Some(t) = transcriber {
+        ingest.set_transcriber(t);
+    }
     rooms.follow(ingest.subscribe_states());
     let captions_on = ingest.captions_on();
     let analytics = crate::analytics::Analytics::new(db.clone(), analytics_config);

@@ -91,7 +91,7 @@ pub struct IngestHub {
     /// Builds each stream's recording when its pipeline stops.
     recorder: Arc<Recorder>,
     /// Live captions, when an endpoint is configured.
-    transcriber: Option<Arc<crate::transcribe::Transcriber>>,
+    transcriber: std::sync::OnceLock<Arc<crate::transcribe::Transcriber>>,
     /// Stream state changes, for the realtime rooms.
     states: broadcast::Sender<StateChange>,
 }
@@ -122,10 +122,9 @@ impl IngestHub {
         uploader: Uploader,
         store: Arc<dyn ObjectStore>,
         recorder: Arc<Recorder>,
-        transcriber: Option<Arc<crate::transcribe::Transcriber>>,
     ) -> Arc<Self> {
         Arc::new(IngestHub {
-            transcriber,
+            transcriber: std::sync::OnceLock::new(),
             limits,
             live,
             sessions: Mutex::new(HashMap::new()),
@@ -139,9 +138,14 @@ impl IngestHub {
         })
     }
 
+    /// Transcribes every stream that starts from now on (set once, at start-up).
+    pub fn set_transcriber(&self, transcriber: Arc<crate::transcribe::Transcriber>) {
+        let _ = self.transcriber.set(transcriber);
+    }
+
     /// Whether live streams are transcribed.
     pub fn captions_on(&self) -> bool {
-        self.transcriber.is_some()
+        self.transcriber.get().is_some()
     }
 
     /// Every state change from now on (live, ended, interrupted).
@@ -239,10 +243,7 @@ impl IngestHub {
                 capture_start_ms: Some(capture_start_ms),
                 archive: Some(archive),
                 first_msn,
-                audio_tap: hub
-                    .transcriber
-                    .as_ref()
-                    .map(|t| t.start(&id, window.clone())),
+                audio_tap: hub.transcriber.get().map(|t| t.start(&id, window.clone())),
             };
             let published = window.clone();
             let result =
