@@ -228,11 +228,16 @@ async fn bench() {
          {n} HTTP/1.1 connections on loopback each wait on `index.m3u8?_HLS_msn=M&_HLS_part=P` \
          for the next part; the bench (server in-process, real router and origin) publishes it \
          and measures publication → whole answer for every request, over {ROUNDS} rounds \
-         ({} answers). Clients in a child process.\n\n\
+         ({} answers). Clients in a child process; both share the 2 cores. Build: {}.\n\n\
          | waiting requests | p50 | p99 | max | target p99 |\n|---|---|---|---|---|\n\
          | {n} | {:.1} ms | {:.1} ms | {:.1} ms | ≤ 20 ms {} |\n\n\
          Per-round p99: {}.\n",
         all.len(),
+        if cfg!(debug_assertions) {
+            "dev profile (unoptimised Rust: `BENCH_PROFILE=dev`)"
+        } else {
+            "optimised"
+        },
         p(0.5),
         p(0.99),
         p(1.0),

@@ -78,6 +78,10 @@ pub struct LiveStream {
     renditions: RwLock<BTreeMap<String, RenditionWindow>>,
     master: RwLock<Option<String>>,
     subtitles: RwLock<Option<SubtitleWindow>>,
+    /// The last media playlist rendered per rendition and delta flag, with
+    /// the version it was rendered at: thousands of requests woken by one
+    /// part share one rendering.
+    rendered: std::sync::Mutex<HashMap<(String, bool), (u64, Arc<String>)>>,
     version: watch::Sender<u64>,
     max_wait: Duration,
 }
@@ -101,6 +105,7 @@ impl LiveStream {
             renditions: RwLock::new(BTreeMap::new()),
             master: RwLock::new(None),
             subtitles: RwLock::new(None),
+            rendered: std::sync::Mutex::new(HashMap::new()),
             version,
             max_wait,
         })
@@ -124,8 +129,10 @@ impl LiveStream {
             .or_default()
             .inits
             .insert(name.to_string(), init);
-        drop(r);
+        // Bumped under the lock: a reader that holds the read lock sees the
+        // version that goes with the state (the rendered-playlist cache relies on it).
         self.bump();
+        drop(r);
     }
 
     /// Publishes a part and the playlist state that lists it, then wakes waiters.
@@ -141,8 +148,10 @@ impl LiveStream {
         let w = r.entry(rendition.to_string()).or_default();
         w.parts.insert((msn, index), bytes);
         w.snapshot = Some(snapshot);
-        drop(r);
+        // Bumped under the lock: a reader that holds the read lock sees the
+        // version that goes with the state (the rendered-playlist cache relies on it).
         self.bump();
+        drop(r);
     }
 
     /// Publishes a complete segment and the playlist state, drops parts that
@@ -164,16 +173,20 @@ impl LiveStream {
         w.parts.retain(|(m, _), _| *m >= keep_parts_from);
         w.segments.retain(|m, _| *m >= oldest);
         w.snapshot = Some(snapshot);
-        drop(r);
+        // Bumped under the lock: a reader that holds the read lock sees the
+        // version that goes with the state (the rendered-playlist cache relies on it).
         self.bump();
+        drop(r);
     }
 
     /// Updates only the playlist state (for example on end of stream).
     pub fn set_snapshot(&self, rendition: &str, snapshot: MediaSnapshot) {
         let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
         r.entry(rendition.to_string()).or_default().snapshot = Some(snapshot);
-        drop(r);
+        // Bumped under the lock: a reader that holds the read lock sees the
+        // version that goes with the state (the rendered-playlist cache relies on it).
         self.bump();
+        drop(r);
     }
 
     /// The master playlist, if the stream has produced one.
@@ -235,55 +248,85 @@ impl LiveStream {
             (Some(m), None) => format!("segment {m}"),
             _ => "the playlist".to_string(),
         };
-        let snapshot = self
-            .wait_for(rendition, &what, |w| {
-                let Some(snap) = w.snapshot.as_ref() else {
-                    return Ok(None);
-                };
-                let Some(msn) = q.msn else {
-                    return Ok(Some(snap.clone()));
-                };
-                let last = w.last_msn().unwrap_or(0);
-                if msn > last + 2 {
-                    return Err(OriginError::BadRequest(format!(
-                        "_HLS_msn={msn} is more than two segments past the last one ({last})"
-                    )));
+        self.wait_for(rendition, &what, |w| {
+            let Some(snap) = w.snapshot.as_ref() else {
+                return Ok(None);
+            };
+            let Some(msn) = q.msn else {
+                return Ok(Some(()));
+            };
+            let last = w.last_msn().unwrap_or(0);
+            if msn > last + 2 {
+                return Err(OriginError::BadRequest(format!(
+                    "_HLS_msn={msn} is more than two segments past the last one ({last})"
+                )));
+            }
+            let ready = match q.part {
+                Some(p) => {
+                    w.has_part(msn, p)
+                        || snap.segments.iter().any(|s| s.msn > msn)
+                        || snap.open.as_ref().is_some_and(|o| o.msn > msn)
                 }
-                let ready = match q.part {
-                    Some(p) => {
-                        w.has_part(msn, p)
-                            || snap.segments.iter().any(|s| s.msn > msn)
-                            || snap.open.as_ref().is_some_and(|o| o.msn > msn)
-                    }
-                    // Without _HLS_part: the segment must be complete.
-                    None => snap.segments.iter().any(|s| s.msn >= msn),
-                };
-                Ok((ready || w.ended()).then(|| snap.clone()))
-            })
-            .await?;
-        let mut snapshot = snapshot;
-        snapshot.reports = self.reports_except(rendition);
-        Ok(playlist::render_media(
-            &snapshot,
-            MediaRequest { skip: q.skip },
-        ))
+                // Without _HLS_part: the segment must be complete.
+                None => snap.segments.iter().any(|s| s.msn >= msn),
+            };
+            Ok((ready || w.ended()).then_some(()))
+        })
+        .await?;
+        Ok(self.render_current(rendition, q.skip)?.as_ref().clone())
     }
 
-    fn reports_except(&self, rendition: &str) -> Vec<RenditionReport> {
-        let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
-        r.iter()
-            .filter(|(name, _)| name.as_str() != rendition)
-            .filter_map(|(name, w)| {
-                let (msn, part) = w.snapshot.as_ref()?.last_part()?;
-                Some(RenditionReport {
-                    uri: format!("../{name}/index.m3u8"),
-                    last_msn: msn,
-                    last_part: part as u64,
-                })
-            })
-            .collect()
+    /// The rendition's playlist as it is now (at least as new as the state
+    /// the caller waited for), rendered once per version.
+    fn render_current(&self, rendition: &str, skip: bool) -> Result<Arc<String>, OriginError> {
+        let key = (rendition.to_string(), skip);
+        let (version, mut snapshot, reports) = {
+            let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+            let version = *self.version.borrow();
+            if let Some((v, text)) = self
+                .rendered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+            {
+                if *v == version {
+                    return Ok(text.clone());
+                }
+            }
+            let snapshot = r
+                .get(rendition)
+                .and_then(|w| w.snapshot.clone())
+                .ok_or_else(|| OriginError::NotFound(format!("rendition {rendition}")))?;
+            (version, snapshot, reports_except(&r, rendition))
+        };
+        snapshot.reports = reports;
+        let text = Arc::new(playlist::render_media(&snapshot, MediaRequest { skip }));
+        let mut cache = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(&key) {
+            Some((v, _)) if *v >= version => {}
+            _ => {
+                cache.insert(key, (version, text.clone()));
+            }
+        }
+        Ok(text)
     }
+}
 
+fn reports_except(r: &BTreeMap<String, RenditionWindow>, rendition: &str) -> Vec<RenditionReport> {
+    r.iter()
+        .filter(|(name, _)| name.as_str() != rendition)
+        .filter_map(|(name, w)| {
+            let (msn, part) = w.snapshot.as_ref()?.last_part()?;
+            Some(RenditionReport {
+                uri: format!("../{name}/index.m3u8"),
+                last_msn: msn,
+                last_part: part as u64,
+            })
+        })
+        .collect()
+}
+
+impl LiveStream {
     /// A part's bytes. A request for a part that is not published yet but is at
     /// most the next one (the preload hint) waits for it.
     pub async fn part(
