@@ -97,8 +97,8 @@ pub struct LlmArgs {
     pub llm_key: Option<Secret>,
 
     /// Which API shape the endpoint speaks.
-    #[arg(long, env = "ONAIR_LLM_PROVIDER", value_enum, default_value_t = LlmProvider::Openai)]
-    pub llm_provider: LlmProvider,
+    #[arg(long, env = "ONAIR_LLM_PROVIDER", value_enum, default_value_t = crate::openai::Provider::Openai)]
+    pub llm_provider: crate::openai::Provider,
 
     /// Azure OpenAI deployment name. Empty: `--llm-model`.
     #[arg(long, env = "ONAIR_LLM_AZURE_DEPLOYMENT", default_value = "")]
@@ -120,15 +120,6 @@ pub struct LlmArgs {
     /// Seconds one request to the model may take.
     #[arg(long, env = "ONAIR_LLM_TIMEOUT", default_value_t = 120)]
     pub llm_timeout: u64,
-}
-
-/// The API shape of `--llm-url`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LlmProvider {
-    /// OpenAI and OpenAI-compatible servers: `{url}/chat/completions`.
-    Openai,
-    /// Azure OpenAI: `{url}/openai/deployments/{deployment}/chat/completions?api-version=`.
-    Azure,
 }
 
 /// The smallest `--llm-context-chars`.
@@ -162,8 +153,8 @@ impl LlmArgs {
                 return Err(ConfigError::Llm("--llm-model is empty".into()));
             }
             let provider = match self.llm_provider {
-                LlmProvider::Openai => Provider::OpenAi,
-                LlmProvider::Azure => Provider::Azure {
+                crate::openai::Provider::Openai => Provider::OpenAi,
+                crate::openai::Provider::Azure => Provider::Azure {
                     deployment: if self.llm_azure_deployment.trim().is_empty() {
                         self.llm_model.trim().to_string()
                     } else {
@@ -435,7 +426,7 @@ pub struct ServeArgs {
     /// The transcription API flavour: `openai` (and compatible servers) or
     /// `azure` (deployment and api-version below).
     #[arg(long, env = "ONAIR_ASR_PROVIDER", value_enum, default_value = "openai")]
-    pub asr_provider: crate::transcribe::Provider,
+    pub asr_provider: crate::openai::Provider,
 
     /// Azure: the transcription deployment.
     #[arg(long, env = "ONAIR_ASR_AZURE_DEPLOYMENT", default_value = "whisper")]

@@ -35,6 +35,7 @@ pub mod db;
 pub mod http;
 pub mod ingest;
 pub mod media;
+pub mod openai;
 pub mod origin;
 pub mod outstanding;
 pub mod packager;

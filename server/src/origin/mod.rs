@@ -72,6 +72,9 @@ struct SubtitleWindow {
     segments: BTreeMap<u64, Bytes>,
 }
 
+/// A rendered media playlist and the window version it shows.
+type Rendered = (u64, Arc<String>);
+
 /// A live stream's window, shared by the publishing session and the handlers.
 #[derive(Debug)]
 pub struct LiveStream {
@@ -81,7 +84,7 @@ pub struct LiveStream {
     /// The last media playlist rendered per rendition and delta flag, with
     /// the version it was rendered at: thousands of requests woken by one
     /// part share one rendering.
-    rendered: std::sync::Mutex<HashMap<(String, bool), (u64, Arc<String>)>>,
+    rendered: std::sync::Mutex<HashMap<(String, bool), Rendered>>,
     version: watch::Sender<u64>,
     max_wait: Duration,
 }

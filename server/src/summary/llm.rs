@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use async_openai::config::{AzureConfig, OpenAIConfig};
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
     ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
     ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest,
 };
-use async_openai::Client;
+
+use crate::openai::{Endpoint, OpenAiClient};
 
 /// The longest answer asked of the model per call, in tokens.
 pub const MAX_ANSWER_TOKENS: u32 = 300;
@@ -68,14 +68,9 @@ impl std::fmt::Debug for LlmConfig {
 #[error("{0}")]
 pub struct LlmError(pub String);
 
-enum Inner {
-    OpenAi(Client<OpenAIConfig>),
-    Azure(Client<AzureConfig>),
-}
-
 /// A chat-completions client for one configured model.
 pub struct LlmClient {
-    inner: Inner,
+    client: OpenAiClient,
     config: LlmConfig,
 }
 
@@ -90,24 +85,30 @@ impl std::fmt::Debug for LlmClient {
 impl LlmClient {
     /// A client for this endpoint (nothing is sent yet).
     pub fn new(config: LlmConfig) -> Self {
-        let key = config.key.clone().unwrap_or_default();
-        let base = config.url.trim_end_matches('/').to_string();
-        let inner = match &config.provider {
-            Provider::OpenAi => Inner::OpenAi(Client::with_config(
-                OpenAIConfig::new().with_api_base(base).with_api_key(key),
-            )),
+        let (provider, azure_deployment, azure_api_version) = match &config.provider {
+            Provider::OpenAi => (
+                crate::openai::Provider::Openai,
+                String::new(),
+                String::new(),
+            ),
             Provider::Azure {
                 deployment,
                 api_version,
-            } => Inner::Azure(Client::with_config(
-                AzureConfig::new()
-                    .with_api_base(base)
-                    .with_api_key(key)
-                    .with_deployment_id(deployment.clone())
-                    .with_api_version(api_version.clone()),
-            )),
+            } => (
+                crate::openai::Provider::Azure,
+                deployment.clone(),
+                api_version.clone(),
+            ),
         };
-        LlmClient { inner, config }
+        let client = OpenAiClient::new(&Endpoint {
+            url: config.url.clone(),
+            model: config.model.clone(),
+            key: config.key.clone(),
+            provider,
+            azure_deployment,
+            azure_api_version,
+        });
+        LlmClient { client, config }
     }
 
     /// The model name.
@@ -151,12 +152,7 @@ impl LlmClient {
             temperature: Some(0.2),
             ..Default::default()
         };
-        let call = async {
-            match &self.inner {
-                Inner::OpenAi(c) => c.chat().create(request).await,
-                Inner::Azure(c) => c.chat().create(request).await,
-            }
-        };
+        let call = self.client.chat(request);
         let result = tokio::time::timeout(self.config.timeout, call).await;
         let outcome = match result {
             Err(_) => Err(LlmError(format!(
