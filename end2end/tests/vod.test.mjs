@@ -139,6 +139,8 @@ test('the profile lists the recording; the owner deletes it after a confirm', as
   await page.locator('[data-testid=dashboard-recording-mp4][data-state=ready] a', { hasText: 'Download MP4' }).waitFor();
 
   await page.goto(at('streams'));
+  // The buttons act once the page is hydrated.
+  await page.waitForSelector('body[data-hydrated=true]');
   const row = page.locator(`[data-testid=stream-row][data-id="${streamId}"]`);
   await row.locator('[data-testid=recording-mp4][data-state=ready] a', { hasText: 'Download MP4' }).waitFor();
   await row.locator('[data-testid=delete-recording]').click();
