@@ -121,7 +121,16 @@ test('the dashboard shows live viewers by place, and the players\' time to first
   const detail = await hostContext.newPage();
   const detailErrors = watchErrors(detail);
   await detail.goto(url(`dashboard/${id}`));
-  await detail.waitForSelector('body[data-hydrated=true]');
+  // Three players and the server share the machine: hydration can be slow
+  // here; if it never comes, say what the page reported.
+  await detail.waitForSelector('body[data-hydrated=true]', { timeout: 90_000 })
+    .catch(async (e) => {
+      throw new Error(`${e.message}
+page errors: ${detailErrors}
+page: ${(await detail.textContent('body')).slice(0, 1500)}
+server log:
+${server.log().slice(-2500)}`);
+    });
   await waitFor(detail, () => {
     const t = document.querySelector('[data-testid=ttff-p50]')?.textContent;
     const l = document.querySelector('[data-testid=latency-p50]')?.textContent;
