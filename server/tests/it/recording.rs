@@ -509,11 +509,38 @@ async fn crash_recovery(store: &[String], list_store: impl Fn(&str) -> Vec<Strin
             listed.push(format!("{rendition}/{seg}"));
         }
     }
+    // Everything that reached the store is in the VOD, except that SIGKILL
+    // can land between a segment's upload and its catalog row: such a
+    // segment can only be the newest of its rendition (never a hole).
+    let msn = |rel: &str| -> (String, u64) {
+        let (r, f) = rel.rsplit_once('/').expect("rendition/file");
+        (
+            r.to_string(),
+            f.trim_end_matches(".m4s").parse().expect("msn"),
+        )
+    };
+    let mut missing = Vec::new();
     for key in &before {
         let rel = key.split(&format!("{id}/")).nth(1).expect("relative key");
+        if !listed.iter().any(|l| l == rel) {
+            missing.push(msn(rel));
+        }
+    }
+    for (r, m) in &missing {
+        let newest_listed = listed
+            .iter()
+            .map(|l| msn(l.as_str()))
+            .filter(|(lr, _)| lr == r)
+            .map(|(_, n)| n)
+            .max()
+            .unwrap_or(0);
         assert!(
-            listed.iter().any(|l| l == rel),
-            "{rel} reached the store but is not in the VOD: {listed:?}"
+            *m > newest_listed,
+            "{r}/{m}.m4s reached the store but is not in the VOD, before listed ones: {listed:?}"
+        );
+        assert!(
+            missing.iter().filter(|(mr, _)| mr == r).count() <= 1,
+            "more than the in-flight segment of {r} is missing: {missing:?} {listed:?}"
         );
     }
     let ms = rec["duration_ms"].as_u64().expect("ms");
