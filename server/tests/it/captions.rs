@@ -38,7 +38,7 @@ fn speech_video(dir: &Path, seconds: u32) -> PathBuf {
     );
     let mp4 = dir.join("speech.mp4");
     let t = seconds.to_string();
-    onair_server::media::testsrc::ffmpeg(&[
+    let inputs = [
         "-f",
         "lavfi",
         "-i",
@@ -49,19 +49,14 @@ fn speech_video(dir: &Path, seconds: u32) -> PathBuf {
         "adelay=1000:all=1,apad,aresample=48000",
         "-t",
         &t,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "60",
-        "-c:a",
-        "aac",
-        mp4.to_str().expect("utf8"),
-    ])
-    .expect("mux the speech with video");
+    ];
+    let args = [
+        &inputs[..],
+        crate::publish::H264_AAC,
+        &[mp4.to_str().expect("utf8")],
+    ]
+    .concat();
+    onair_server::media::testsrc::ffmpeg(&args).expect("mux the speech with video");
     mp4
 }
 
