@@ -276,6 +276,11 @@ pub async fn apply(db: &Surreal<Any>, all: &[Migration]) -> Result<Report, DbErr
         if done.binary_search(&m.version).is_ok() {
             continue;
         }
+        let migration_error = |source| DbError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
         let sql = if m.transactional {
             format!(
                 "BEGIN TRANSACTION;\n{}\nCREATE migration SET version = $version, name = $name;\nCOMMIT TRANSACTION;",
@@ -286,17 +291,8 @@ pub async fn apply(db: &Surreal<Any>, all: &[Migration]) -> Result<Report, DbErr
             db.query(m.sql)
                 .await
                 .and_then(|r| r.check())
-                .map_err(|source| DbError::Migration {
-                    version: m.version,
-                    name: m.name,
-                    source,
-                })?;
+                .map_err(migration_error)?;
             "CREATE migration SET version = $version, name = $name;".to_string()
-        };
-        let migration_error = |source| DbError::Migration {
-            version: m.version,
-            name: m.name,
-            source,
         };
         db.query(sql)
             .bind(("version", m.version))

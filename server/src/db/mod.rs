@@ -172,3 +172,24 @@ impl Database {
         Ok(())
     }
 }
+
+/// A migrated in-memory database with `fixtures` (SurrealQL) applied, for
+/// the query modules' unit tests.
+#[cfg(test)]
+pub(crate) async fn test_database(fixtures: &str) -> Database {
+    let db = Database::connect(&DbSettings {
+        engine: DbConfig::Memory,
+        namespace: "onair".into(),
+        database: "test".into(),
+    })
+    .await
+    .expect("memory database");
+    db.migrate().await.expect("migrations");
+    db.client()
+        .query(fixtures)
+        .await
+        .expect("query")
+        .check()
+        .expect("fixtures");
+    db
+}

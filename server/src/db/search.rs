@@ -118,32 +118,16 @@ impl Database {
 mod tests {
     use super::*;
     use crate::db::transcripts::TranscriptRow;
-    use crate::db::{DbConfig, DbSettings};
 
     async fn fixture() -> Database {
-        let db = Database::connect(&DbSettings {
-            engine: DbConfig::Memory,
-            namespace: "onair".into(),
-            database: "test".into(),
-        })
-        .await
-        .expect("memory database");
-        db.migrate().await.expect("migrations");
-        db.client()
-            .query(
-                "CREATE user:ann SET username = 'ann', password_hash = 'x', role = 'broadcaster';
+        let db = crate::db::test_database("CREATE user:ann SET username = 'ann', password_hash = 'x', role = 'broadcaster';
                  CREATE user:bob SET username = 'bob', password_hash = 'x', role = 'broadcaster';
                  CREATE stream:pub SET owner = user:ann, title = 'Cooking pasta at home', description = 'Boiling water and <b>salt</b>', ingest_token_hash = 'h', visibility = 'public', state = 'ended';
                  CREATE stream:priv SET owner = user:ann, title = 'Secret pasta recipe', ingest_token_hash = 'h', visibility = 'private', state = 'ended';
                  CREATE stream:unl SET owner = user:bob, title = 'Unlisted pasta', ingest_token_hash = 'h', visibility = 'unlisted', state = 'ended';
                  FOR $t IN ['Garden tour', 'Morning news', 'Chess night', 'Guitar lesson', 'Yoga class', 'Bird watching'] {
                      CREATE stream SET owner = user:bob, title = $t, ingest_token_hash = 'h', visibility = 'public', state = 'ended';
-                 };",
-            )
-            .await
-            .expect("query")
-            .check()
-            .expect("fixtures");
+                 };",).await;
         let line = |stream: &str, start: i64, text: &str| TranscriptRow {
             stream: stream.into(),
             start_ms: start,

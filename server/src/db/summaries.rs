@@ -83,25 +83,10 @@ impl Database {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::db::{DbConfig, DbSettings};
 
     #[tokio::test]
     async fn a_summary_is_stored_replaced_and_deleted_with_the_transcript() {
-        let db = Database::connect(&DbSettings {
-            engine: DbConfig::Memory,
-            namespace: "onair".into(),
-            database: "test".into(),
-        })
-        .await
-        .expect("memory database");
-        db.migrate().await.expect("migrations");
-        db.client()
-            .query("CREATE user:u SET username = 'ann', password_hash = 'x', role = 'broadcaster'; CREATE stream:s1 SET owner = user:u, title = 'T', ingest_token_hash = 'h';")
-            .await
-            .expect("query")
-            .check()
-            .expect("fixtures");
+        let db = crate::db::test_database("CREATE user:u SET username = 'ann', password_hash = 'x', role = 'broadcaster'; CREATE stream:s1 SET owner = user:u, title = 'T', ingest_token_hash = 'h';").await;
         assert_eq!(db.get_summary("s1").await.expect("get"), None);
         assert_eq!(db.transcript_lines("s1").await.expect("count"), 0);
         let first = db

@@ -104,7 +104,6 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{DbConfig, DbSettings};
 
     #[derive(Debug, SurrealValue)]
     struct Hit {
@@ -114,20 +113,7 @@ mod tests {
 
     #[tokio::test]
     async fn transcript_lines_are_stored_once_in_media_order_and_searchable() {
-        let db = Database::connect(&DbSettings {
-            engine: DbConfig::Memory,
-            namespace: "onair".into(),
-            database: "test".into(),
-        })
-        .await
-        .expect("memory database");
-        db.migrate().await.expect("migrations");
-        db.client()
-            .query("CREATE user:u SET username = 'alice', password_hash = 'x', role = 'broadcaster'; CREATE stream:s1 SET owner = user:u, title = 'Cooking pasta', ingest_token_hash = 'h';")
-            .await
-            .expect("query")
-            .check()
-            .expect("fixtures");
+        let db = crate::db::test_database("CREATE user:u SET username = 'alice', password_hash = 'x', role = 'broadcaster'; CREATE stream:s1 SET owner = user:u, title = 'Cooking pasta', ingest_token_hash = 'h';").await;
         let line = |start: i64, text: &str| TranscriptRow {
             stream: "s1".into(),
             start_ms: start,
