@@ -159,10 +159,20 @@ async function runMode(browser, fixtures, mode) {
       await viewer.goto(`${fixtures.url}/watch.html`);
       await viewer.evaluate(([u]) => window.play(u, false), [`${origin}/live/${id}/master.m3u8`]);
     }
-    await viewer.waitForFunction(() => {
-      const v = document.querySelector('[data-testid=player]') || document.getElementById('v');
-      return v && v.currentTime > 0 && v.videoWidth > 0;
-    }, null, { timeout: 60_000 });
+    try {
+      await viewer.waitForFunction(() => {
+        const v = document.querySelector('[data-testid=player]') || document.getElementById('v');
+        return v && v.currentTime > 0 && v.videoWidth > 0;
+      }, null, { timeout: 60_000 });
+    } catch (e) {
+      const state = await viewer.evaluate(() => {
+        const v = document.querySelector('[data-testid=player]') || document.getElementById('v');
+        return { player: window.player ?? null, time: v?.currentTime, ready: v?.readyState, width: v?.videoWidth };
+      });
+      const master = await viewer.request.get(`${origin}/live/${id}/master.m3u8`);
+      const acked = await studio.textContent('[data-testid=status-acked]');
+      throw new Error(`${mode}: the viewer never played (${JSON.stringify(state)}; master ${master.status()}; chunks acked ${acked}): ${e.message}`);
+    }
     // Let the player settle on its steady latency before measuring.
     await viewer.waitForTimeout(5000);
     await viewer.evaluate(startDecoding);

@@ -56,6 +56,16 @@ pub async fn broadcaster_stream(
     addr: &str,
     title: &str,
 ) -> (String, String) {
+    let (id, cookie, _) = broadcaster_stream_token(http, addr, title).await;
+    (id, cookie)
+}
+
+/// As [`broadcaster_stream`], also returning the stream's ingest token.
+pub async fn broadcaster_stream_token(
+    http: &reqwest::Client,
+    addr: &str,
+    title: &str,
+) -> (String, String, String) {
     let origin = format!("http://{addr}");
     for _ in 0..300 {
         if http
@@ -94,7 +104,14 @@ pub async fn broadcaster_stream(
         .json()
         .await
         .expect("json");
-    (stream["id"].as_str().expect("id").to_string(), cookie)
+    (
+        stream["id"].as_str().expect("id").to_string(),
+        cookie,
+        stream["ingest_token"]
+            .as_str()
+            .expect("ingest token")
+            .to_string(),
+    )
 }
 
 /// An events socket as the benches open it.

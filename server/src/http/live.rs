@@ -20,10 +20,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use bytes::Bytes;
 
 use super::error::ApiError;
-use crate::origin::{OriginError, PlaylistQuery};
+use crate::origin::{Media, OriginError, PlaylistQuery};
 use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::state::AppState;
 use crate::store::ByteRange;
@@ -204,7 +203,7 @@ async fn media_file(
         return Ok(immutable_media(bytes, "text/vtt; charset=utf-8", &headers));
     }
     let kind = parse_file(&file).ok_or_else(|| ApiError::not_found(format!("no file {file}")))?;
-    let bytes: Bytes = match kind {
+    let media: Media = match kind {
         MediaFile::Init => live.init(&rendition, &file).ok_or_else(|| {
             ApiError::not_found(format!("no init segment {file} for {rendition}"))
         })?,
@@ -218,16 +217,7 @@ async fn media_file(
     } else {
         "video/iso.segment"
     };
-    Ok(immutable_media(bytes, content_type, &headers))
-}
-
-/// A strong validator for immutable bytes: their length and a 64-bit hash.
-fn etag(bytes: &[u8]) -> String {
-    use std::hash::Hasher;
-    // SipHash with fixed keys: the same bytes give the same tag on every node.
-    let mut h = std::hash::DefaultHasher::new();
-    h.write(bytes);
-    format!("\"{:x}-{:016x}\"", bytes.len(), h.finish())
+    Ok(immutable_media(media, content_type, &headers))
 }
 
 fn etag_matches(list: &str, tag: &str) -> bool {
@@ -239,13 +229,14 @@ fn etag_matches(list: &str, tag: &str) -> bool {
 /// Answers a media request: 200, 304 for a matching `If-None-Match`, 206 for
 /// one satisfiable range, 416 for an unsatisfiable one.
 pub(crate) fn immutable_media(
-    bytes: Bytes,
+    media: Media,
     content_type: &'static str,
     req: &HeaderMap,
 ) -> Response {
-    let tag = etag(&bytes);
+    let Media { bytes, etag } = media;
+    let tag: &str = &etag;
     let header_str = |name| req.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    let mut res = if header_str(header::IF_NONE_MATCH).is_some_and(|l| etag_matches(l, &tag)) {
+    let mut res = if header_str(header::IF_NONE_MATCH).is_some_and(|l| etag_matches(l, tag)) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let if_range_ok = header_str(header::IF_RANGE).is_none_or(|t| t.trim() == tag);
@@ -276,7 +267,7 @@ pub(crate) fn immutable_media(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&tag) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
     res
@@ -285,6 +276,8 @@ pub(crate) fn immutable_media(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::origin::etag;
+    use bytes::Bytes;
 
     #[test]
     fn file_names_parse() {
@@ -310,7 +303,7 @@ mod tests {
             for (k, v) in pairs {
                 h.insert(k.clone(), HeaderValue::from_str(v).expect("value"));
             }
-            immutable_media(bytes.clone(), "video/iso.segment", &h)
+            immutable_media(Media::new(bytes.clone()), "video/iso.segment", &h)
         };
         let body = |res: Response| async move {
             axum::body::to_bytes(res.into_body(), 1024)

@@ -155,7 +155,11 @@ async fn rendition_file(
         .get(&key)
         .await
         .map_err(|e| e.into_api(&format!("{rendition}/{file} in the recording of {id}")))?;
-    Ok(immutable_media(bytes, content_type, &headers))
+    Ok(immutable_media(
+        crate::origin::Media::new(bytes),
+        content_type,
+        &headers,
+    ))
 }
 
 /// A file name for the download: the title's letters, digits, spaces and

@@ -31,14 +31,55 @@ pub enum OriginError {
     Timeout(String),
 }
 
+/// Published media bytes with their strong validator, computed once when
+/// they are published rather than on every request (hashing a 100 KB part
+/// costs far more than serving it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    /// The bytes as served.
+    pub bytes: Bytes,
+    /// The `ETag` value, quotes included (see [`etag`]).
+    pub etag: Arc<str>,
+}
+
+impl Media {
+    /// Wraps `bytes`, hashing them for their validator.
+    pub fn new(bytes: Bytes) -> Self {
+        let etag = etag(&bytes).into();
+        Media { bytes, etag }
+    }
+}
+
+impl AsRef<[u8]> for Media {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::ops::Deref for Media {
+    type Target = Bytes;
+    fn deref(&self) -> &Bytes {
+        &self.bytes
+    }
+}
+
+/// A strong validator for immutable bytes: their length and a 64-bit hash
+/// (SipHash with fixed keys, so the same bytes get the same tag on every node).
+pub fn etag(bytes: &[u8]) -> String {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(bytes);
+    format!("\"{:x}-{:016x}\"", bytes.len(), h.finish())
+}
+
 /// One rendition's window.
 #[derive(Debug, Default)]
 struct RenditionWindow {
     /// Init segments by file name (`init.mp4`, `init-1.mp4` after a change).
-    inits: HashMap<String, Bytes>,
+    inits: HashMap<String, Media>,
     snapshot: Option<MediaSnapshot>,
-    parts: HashMap<(u64, usize), Bytes>,
-    segments: BTreeMap<u64, Bytes>,
+    parts: HashMap<(u64, usize), Media>,
+    segments: BTreeMap<u64, Media>,
 }
 
 impl RenditionWindow {
@@ -69,7 +110,7 @@ impl RenditionWindow {
 #[derive(Debug, Default)]
 struct SubtitleWindow {
     playlist: String,
-    segments: BTreeMap<u64, Bytes>,
+    segments: BTreeMap<u64, Media>,
 }
 
 /// A rendered media playlist and the window version it shows.
@@ -131,7 +172,7 @@ impl LiveStream {
         r.entry(rendition.to_string())
             .or_default()
             .inits
-            .insert(name.to_string(), init);
+            .insert(name.to_string(), Media::new(init));
         // Bumped under the lock: a reader that holds the read lock sees the
         // version that goes with the state (the rendered-playlist cache relies on it).
         self.bump();
@@ -149,7 +190,7 @@ impl LiveStream {
     ) {
         let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
         let w = r.entry(rendition.to_string()).or_default();
-        w.parts.insert((msn, index), bytes);
+        w.parts.insert((msn, index), Media::new(bytes));
         w.snapshot = Some(snapshot);
         // Bumped under the lock: a reader that holds the read lock sees the
         // version that goes with the state (the rendered-playlist cache relies on it).
@@ -168,7 +209,7 @@ impl LiveStream {
     ) {
         let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
         let w = r.entry(rendition.to_string()).or_default();
-        w.segments.insert(msn, bytes);
+        w.segments.insert(msn, Media::new(bytes));
         let oldest = snapshot.segments.first().map(|s| s.msn).unwrap_or(msn);
         // Parts are listed for about three target durations: keep a margin of
         // a few more segments for clients that are a little behind.
@@ -201,7 +242,7 @@ impl LiveStream {
     }
 
     /// A rendition's init segment by file name.
-    pub fn init(&self, rendition: &str, name: &str) -> Option<Bytes> {
+    pub fn init(&self, rendition: &str, name: &str) -> Option<Media> {
         let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
         r.get(rendition).and_then(|w| w.inits.get(name).cloned())
     }
@@ -337,7 +378,7 @@ impl LiveStream {
         rendition: &str,
         msn: u64,
         index: usize,
-    ) -> Result<Bytes, OriginError> {
+    ) -> Result<Media, OriginError> {
         self.wait_for(rendition, &format!("part {msn}.{index}"), |w| {
             if let Some(b) = w.parts.get(&(msn, index)) {
                 return Ok(Some(b.clone()));
@@ -359,7 +400,8 @@ impl LiveStream {
         let mut s = self.subtitles.write().unwrap_or_else(|e| e.into_inner());
         let w = s.get_or_insert_with(SubtitleWindow::default);
         w.playlist = playlist;
-        w.segments.extend(segments);
+        w.segments
+            .extend(segments.into_iter().map(|(m, b)| (m, Media::new(b))));
         w.segments.retain(|m, _| *m >= oldest);
         drop(s);
         self.bump();
@@ -372,13 +414,13 @@ impl LiveStream {
     }
 
     /// A subtitle segment, if still in the window.
-    pub fn subtitle_segment(&self, msn: u64) -> Option<Bytes> {
+    pub fn subtitle_segment(&self, msn: u64) -> Option<Media> {
         let s = self.subtitles.read().unwrap_or_else(|e| e.into_inner());
         s.as_ref().and_then(|w| w.segments.get(&msn).cloned())
     }
 
     /// A complete segment's bytes, if still in the window.
-    pub fn segment(&self, rendition: &str, msn: u64) -> Option<Bytes> {
+    pub fn segment(&self, rendition: &str, msn: u64) -> Option<Media> {
         let r = self.renditions.read().unwrap_or_else(|e| e.into_inner());
         r.get(rendition).and_then(|w| w.segments.get(&msn).cloned())
     }

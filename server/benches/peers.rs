@@ -1,0 +1,815 @@
+//! `make bench`: Onair against real peer software on this machine, in one run.
+//!
+//! - **Packaging against nginx-rtmp.** Debian's nginx with `libnginx-mod-rtmp`
+//!   gets a generated H.264 + AAC stream from `ffmpeg -re ... -f flv
+//!   rtmp://...`; Onair gets the same file from `onair publish --realtime`
+//!   (one frame per chunk, so neither sender batches frames), with
+//!   `--passthrough-only` (nginx-rtmp does not transcode either). Each sender
+//!   reaches its server through a loopback proxy in this process, which notes
+//!   when the first 8 KiB of the stream (the first keyframe) went through: a
+//!   frame at media time `p` counts as sent at that instant plus `p` (both
+//!   senders pace by media time from their start). A watcher notes when each
+//!   segment (nginx-rtmp: polling its playlist file every 2 ms) or part and
+//!   segment (Onair: LL-HLS blocking playlist requests, answered when they
+//!   are published) is first listed. Delay = listed − sent, for every video
+//!   frame. CPU is each server process's user+system time over the run.
+//! - **Origin throughput.** While a stream is live, the newest LL-HLS part is
+//!   fetched from Onair's origin (served from memory) and written to a
+//!   directory that nginx (2 workers, no access log) serves from disk; `wrk`
+//!   (2 threads, 4 s) asks each for it over keep-alive connections, at 64 and
+//!   at 512 connections.
+//!
+//! Everything listens on 127.0.0.1 and is stopped at the end. The server is
+//! `ONAIR_BENCH_BIN` or the binary of this bench's profile.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "report.rs"]
+mod report;
+#[path = "server.rs"]
+#[allow(dead_code)]
+mod server;
+
+/// Media seconds of the packaging input.
+const SECONDS: u32 = 30;
+/// Frames per second of the input (a keyframe every second).
+const FPS: u32 = 30;
+/// Frames this close to the end are left out (each side lists its last
+/// segment only when the stream ends).
+const TAIL_SECONDS: u32 = 3;
+/// Bytes through the proxy before the media is taken to have started.
+const FIRST_BYTES: u64 = 8 * 1024;
+const NGINX: &str = "/usr/sbin/nginx";
+const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// utime+stime of process `pid`, seconds.
+fn cpu_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // rest starts at field 3 (state): utime = 14, stime = 15, in 100 Hz ticks.
+    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0) as f64 / 100.0;
+    get(14) + get(15)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback proxy for one connection at a time to `upstream`; notes when
+/// the client's first [`FIRST_BYTES`] bytes have gone through.
+struct Proxy {
+    port: u16,
+    started: Arc<Mutex<Option<Instant>>>,
+}
+
+async fn proxy(upstream: u16) -> Proxy {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("proxy bind");
+    let port = listener.local_addr().expect("addr").port();
+    let started = Arc::new(Mutex::new(None));
+    let mark = started.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                continue;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let mark = mark.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut total = 0u64;
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    total += n as u64;
+                    if total >= FIRST_BYTES {
+                        let mut m = mark.lock().expect("lock");
+                        if m.is_none() {
+                            *m = Some(Instant::now());
+                        }
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = sw.shutdown().await;
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            });
+        }
+    });
+    Proxy { port, started }
+}
+
+/// A listed unit of media: (start, duration) in seconds of media time, and
+/// when it was first listed.
+#[derive(Debug, Clone, Copy)]
+struct Listed {
+    start: f64,
+    duration: f64,
+    at: Instant,
+}
+
+/// Adds up the units' durations in order into start times.
+fn timeline(units: &BTreeMap<(u64, u64), (f64, Instant)>) -> Vec<Listed> {
+    let mut t = 0.0;
+    units
+        .values()
+        .map(|&(duration, at)| {
+            let l = Listed {
+                start: t,
+                duration,
+                at,
+            };
+            t += duration;
+            l
+        })
+        .collect()
+}
+
+/// Delay of every video frame (listed − sent), ms, sorted; frames in the last
+/// [`TAIL_SECONDS`] are left out.
+fn frame_delays(units: &[Listed], t0: Instant) -> Vec<f64> {
+    let mut out = Vec::new();
+    for f in 0..(SECONDS - TAIL_SECONDS) * FPS {
+        let pts = f as f64 / FPS as f64;
+        // A frame belongs to the unit whose span holds it (half a frame of
+        // slack for rounded durations).
+        let half = 0.5 / FPS as f64;
+        let Some(u) = units
+            .iter()
+            .find(|u| pts + half >= u.start && pts + half < u.start + u.duration)
+        else {
+            continue;
+        };
+        let sent = t0 + Duration::from_secs_f64(pts);
+        out.push(u.at.saturating_duration_since(sent).as_secs_f64() * 1000.0);
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    out
+}
+
+/// Parses nginx-rtmp's playlist: `#EXTINF:d,` then `name-N.ts`.
+fn parse_ts_playlist(text: &str, now: Instant, units: &mut BTreeMap<(u64, u64), (f64, Instant)>) {
+    let mut duration = None;
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d
+                .trim_end_matches(',')
+                .split(',')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok());
+        } else if !line.starts_with('#') && line.ends_with(".ts") {
+            let n = line
+                .trim_end_matches(".ts")
+                .rsplit('-')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok());
+            if let (Some(n), Some(d)) = (n, duration.take()) {
+                units.entry((n, 0)).or_insert((d, now));
+            }
+        }
+    }
+}
+
+/// Onair's media playlist: parts (`#EXT-X-PART:DURATION=d,URI="m.p.m4s"`),
+/// segments (`#EXTINF:d,` then `m.m4s`), and the preload hint's part.
+#[derive(Debug, Default)]
+struct Parsed {
+    parts: Vec<((u64, u64), f64)>,
+    segments: Vec<(u64, f64)>,
+    hint: Option<(u64, u64)>,
+    ended: bool,
+}
+
+fn part_name(uri: &str) -> Option<(u64, u64)> {
+    let stem = uri.rsplit('/').next()?.strip_suffix(".m4s")?;
+    let (m, p) = stem.split_once('.')?;
+    Some((m.parse().ok()?, p.parse().ok()?))
+}
+
+fn attr<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let i = line.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &line[i..];
+    if let Some(q) = rest.strip_prefix('"') {
+        q.split('"').next()
+    } else {
+        rest.split(',').next()
+    }
+}
+
+fn parse_ll_playlist(text: &str) -> Parsed {
+    let mut out = Parsed::default();
+    let mut duration = None;
+    for line in text.lines() {
+        if line.starts_with("#EXT-X-PART:") {
+            let d = attr(line, "DURATION").and_then(|v| v.parse::<f64>().ok());
+            let n = attr(line, "URI").and_then(part_name);
+            if let (Some(d), Some(n)) = (d, n) {
+                out.parts.push((n, d));
+            }
+        } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
+            out.hint = attr(line, "URI").and_then(part_name);
+        } else if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.split(',').next().and_then(|v| v.parse::<f64>().ok());
+        } else if line == "#EXT-X-ENDLIST" {
+            out.ended = true;
+        } else if !line.starts_with('#') && line.ends_with(".m4s") {
+            let m = line
+                .rsplit('/')
+                .next()
+                .and_then(|s| s.strip_suffix(".m4s"))
+                .and_then(|s| s.parse::<u64>().ok());
+            if let (Some(m), Some(d)) = (m, duration.take()) {
+                out.segments.push((m, d));
+            }
+        }
+    }
+    out
+}
+
+struct Packaging {
+    /// Per-frame delay until first listed, ms, sorted.
+    delays: Vec<f64>,
+    /// Onair only: until its segment (not part) was listed.
+    segment_delays: Vec<f64>,
+    cpu_per_media_s: f64,
+    units: usize,
+}
+
+fn summary(d: &[f64]) -> String {
+    format!(
+        "{:.0} / {:.0} / {:.0}",
+        percentile(d, 0.5),
+        percentile(d, 0.95),
+        d.last().copied().unwrap_or(f64::NAN)
+    )
+}
+
+fn ffmpeg(args: &[&str]) {
+    onair_server::media::testsrc::ffmpeg(args).expect("ffmpeg runs");
+}
+
+/// The shared input: H.264 (x264 veryfast, zerolatency, a keyframe every
+/// second) and AAC, 720p30, in FLV (for RTMP) and Matroska (for Onair)
+/// holding the same encoded frames.
+fn make_inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let flv = dir.join("input.flv");
+    let mkv = dir.join("input.mkv");
+    let t = SECONDS.to_string();
+    let g = FPS.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &t,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        &g,
+        "-keyint_min",
+        &g,
+        "-sc_threshold",
+        "0",
+        "-b:v",
+        "2500k",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        flv.to_str().expect("utf8"),
+    ]);
+    ffmpeg(&[
+        "-i",
+        flv.to_str().expect("utf8"),
+        "-c",
+        "copy",
+        mkv.to_str().expect("utf8"),
+    ]);
+    (flv, mkv)
+}
+
+fn nginx_conf(dir: &Path, body: &str, single: bool) -> PathBuf {
+    let conf = dir.join("nginx.conf");
+    let d = dir.display();
+    let head = if single {
+        "master_process off;\n".to_string()
+    } else {
+        "worker_processes 2;\n".to_string()
+    };
+    let text = format!(
+        "{head}daemon off;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         load_module {RTMP_MODULE};\nevents {{ worker_connections 4096; }}\n{body}\n"
+    );
+    std::fs::write(&conf, text).expect("nginx.conf");
+    conf
+}
+
+fn start_nginx(dir: &Path, conf: &Path) -> Proc {
+    let child = Command::new(NGINX)
+        .arg("-c")
+        .arg(conf)
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("nginx starts");
+    Proc(child)
+}
+
+async fn wait_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+async fn nginx_rtmp(dir: &Path, flv: &Path) -> Packaging {
+    let hls = dir.join("hls");
+    std::fs::create_dir_all(&hls).expect("hls dir");
+    let port = free_port();
+    let body = format!(
+        "rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+         application live {{ live on; record off; hls on; hls_path {}; hls_fragment 1s;\n\
+         hls_playlist_length 60s; hls_cleanup off; }} }} }}",
+        hls.display()
+    );
+    let conf = nginx_conf(dir, &body, true);
+    let nginx = start_nginx(dir, &conf);
+    wait_port(port).await;
+    let proxy = proxy(port).await;
+    let cpu0 = cpu_of(nginx.0.id());
+    let url = format!("rtmp://127.0.0.1:{}/live/bench", proxy.port);
+    let mut sender = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(flv)
+        .args(["-c", "copy", "-f", "flv", &url])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ffmpeg starts");
+    let playlist = hls.join("bench.m3u8");
+    let mut units = BTreeMap::new();
+    loop {
+        let now = Instant::now();
+        if let Ok(text) = std::fs::read_to_string(&playlist) {
+            parse_ts_playlist(&text, now, &mut units);
+        }
+        if let Ok(Some(_)) = sender.try_wait() {
+            // nginx lists the last fragment when the publisher leaves.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Ok(text) = std::fs::read_to_string(&playlist) {
+                parse_ts_playlist(&text, Instant::now(), &mut units);
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let cpu = cpu_of(nginx.0.id()) - cpu0;
+    drop(nginx);
+    let t0 = proxy
+        .started
+        .lock()
+        .expect("lock")
+        .expect("ffmpeg sent its stream");
+    let listed = timeline(&units);
+    Packaging {
+        delays: frame_delays(&listed, t0),
+        segment_delays: Vec::new(),
+        cpu_per_media_s: cpu / SECONDS as f64,
+        units: listed.len(),
+    }
+}
+
+async fn create_stream(
+    http: &reqwest::Client,
+    addr: &str,
+    cookie: &str,
+    title: &str,
+) -> (String, String) {
+    let origin = format!("http://{addr}");
+    let s: serde_json::Value = http
+        .post(format!("{origin}/api/v1/streams"))
+        .header("origin", &origin)
+        .header("cookie", cookie)
+        .json(&serde_json::json!({"title": title, "visibility": "public"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    (
+        s["id"].as_str().expect("id").to_string(),
+        s["ingest_token"].as_str().expect("token").to_string(),
+    )
+}
+
+fn publish(server: &str, id: &str, token: &str, file: &Path) -> Proc {
+    let child = Command::new(server::server_binary())
+        .args([
+            "publish",
+            "--realtime",
+            "--chunk-ms",
+            "33",
+            "--server",
+            server,
+            "--stream",
+            id,
+        ])
+        .env("ONAIR_INGEST_TOKEN", token)
+        .arg(file)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("onair publish starts");
+    Proc(child)
+}
+
+/// The first variant's media playlist path under `/live/{id}/`.
+async fn rendition(http: &reqwest::Client, base: &str) -> String {
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{base}/master.m3u8")).send().await {
+            if r.status().is_success() {
+                let text = r.text().await.unwrap_or_default();
+                if let Some(uri) = text
+                    .lines()
+                    .find(|l| !l.starts_with('#') && l.ends_with(".m3u8"))
+                {
+                    return uri.to_string();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the stream never listed a rendition");
+}
+
+async fn onair_packaging(
+    http: &reqwest::Client,
+    srv: &server::Server,
+    cookie: &str,
+    mkv: &Path,
+) -> Packaging {
+    let (id, token) = create_stream(http, &srv.addr, cookie, "Packaging").await;
+    let port: u16 = srv
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let proxy = proxy(port).await;
+    let cpu0 = cpu_of(srv.child.id());
+    let sender = publish(
+        &format!("http://127.0.0.1:{}", proxy.port),
+        &id,
+        &token,
+        mkv,
+    );
+    let base = format!("http://{}/live/{id}", srv.addr);
+    let media = format!("{base}/{}", rendition(http, &base).await);
+    let mut parts = BTreeMap::new();
+    let mut segments = BTreeMap::new();
+    let mut next: Option<(u64, u64)> = None;
+    let waited = Instant::now();
+    loop {
+        let url = match next {
+            Some((m, p)) => format!("{media}?_HLS_msn={m}&_HLS_part={p}"),
+            None => media.clone(),
+        };
+        let res = match http.get(&url).send().await {
+            Ok(r) => r,
+            Err(_) => break,
+        };
+        if !res.status().is_success() {
+            // Before the first part, or a blocking request that timed out:
+            // ask again. After the stream ends its window goes (404).
+            if (parts.is_empty() && waited.elapsed() < Duration::from_secs(60))
+                || res.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            break;
+        }
+        let text = res.text().await.unwrap_or_default();
+        let now = Instant::now();
+        let p = parse_ll_playlist(&text);
+        for (n, d) in &p.parts {
+            parts.entry(*n).or_insert((*d, now));
+        }
+        for (m, d) in &p.segments {
+            segments.entry((*m, 0)).or_insert((*d, now));
+        }
+        if p.ended || p.hint.is_none() {
+            break;
+        }
+        next = p.hint;
+    }
+    drop(sender);
+    let cpu = cpu_of(srv.child.id()) - cpu0;
+    let t0 = proxy
+        .started
+        .lock()
+        .expect("lock")
+        .expect("onair publish sent its stream");
+    // Parts are listed for the last few segments only: a segment whose parts
+    // were never seen counts from its own listing.
+    let mut units: BTreeMap<(u64, u64), (f64, Instant)> = BTreeMap::new();
+    for (&(m, _), &(d, at)) in &segments {
+        if !parts.keys().any(|(pm, _)| *pm == m) {
+            units.insert((m, 0), (d, at));
+        }
+    }
+    units.extend(parts.iter().map(|(k, v)| (*k, *v)));
+    let listed = timeline(&units);
+    let seg_listed = timeline(&segments);
+    Packaging {
+        delays: frame_delays(&listed, t0),
+        segment_delays: frame_delays(&seg_listed, t0),
+        cpu_per_media_s: cpu / SECONDS as f64,
+        units: listed.len(),
+    }
+}
+
+/// `wrk` at `connections` against `url` for 4 s: (requests per second,
+/// failed requests).
+fn wrk(url: &str, connections: usize) -> (f64, u64) {
+    let out = Command::new("wrk")
+        .args(["-t2", &format!("-c{connections}"), "-d4s", url])
+        .output()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    let bad = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let errors: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|kv| {
+                    kv.split_whitespace()
+                        .last()
+                        .and_then(|n| n.parse::<u64>().ok())
+                })
+                .sum()
+        })
+        .unwrap_or(0);
+    (rps, bad + errors)
+}
+
+struct Throughput {
+    connections: usize,
+    bytes: usize,
+    onair: (f64, u64),
+    nginx: (f64, u64),
+}
+
+async fn origin_throughput(
+    http: &reqwest::Client,
+    srv: &server::Server,
+    cookie: &str,
+    mkv: &Path,
+    dir: &Path,
+) -> Vec<Throughput> {
+    let root = dir.join("www");
+    std::fs::create_dir_all(&root).expect("www");
+    let port = free_port();
+    let body = format!(
+        "http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
+         types {{ video/mp4 m4s; }}\n\
+         server {{ listen 127.0.0.1:{port}; root {}; }} }}",
+        root.display()
+    );
+    let conf = nginx_conf(dir, &body, false);
+    let _nginx = start_nginx(dir, &conf);
+    wait_port(port).await;
+    let (id, token) = create_stream(http, &srv.addr, cookie, "Throughput").await;
+    let _sender = publish(&format!("http://{}", srv.addr), &id, &token, mkv);
+    let base = format!("http://{}/live/{id}", srv.addr);
+    let media = format!("{base}/{}", rendition(http, &base).await);
+    let dir_url = media
+        .rsplit_once('/')
+        .map(|(d, _)| d.to_string())
+        .expect("dir");
+    // Let a few segments go by first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut rows = Vec::new();
+    for connections in [64, 512] {
+        // The newest complete part: hot, and kept for several segments more.
+        let text = http
+            .get(&media)
+            .send()
+            .await
+            .expect("playlist")
+            .text()
+            .await
+            .expect("text");
+        let parsed = parse_ll_playlist(&text);
+        let (m, p) = parsed
+            .parts
+            .last()
+            .map(|(n, _)| *n)
+            .expect("a part is listed");
+        let name = format!("{m}.{p}.m4s");
+        let bytes = http
+            .get(format!("{dir_url}/{name}"))
+            .send()
+            .await
+            .expect("part")
+            .bytes()
+            .await
+            .expect("part bytes");
+        std::fs::write(root.join(&name), &bytes).expect("copy the part");
+        let onair_url = format!("{dir_url}/{name}");
+        let nginx_url = format!("http://127.0.0.1:{port}/{name}");
+        let onair = tokio::task::spawn_blocking(move || wrk(&onair_url, connections))
+            .await
+            .expect("wrk");
+        let nginx = tokio::task::spawn_blocking(move || wrk(&nginx_url, connections))
+            .await
+            .expect("wrk");
+        rows.push(Throughput {
+            connections,
+            bytes: bytes.len(),
+            onair,
+            nginx,
+        });
+    }
+    rows
+}
+
+fn have(tool: &str) -> bool {
+    Path::new(tool).exists()
+        || Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    for tool in [NGINX, RTMP_MODULE, "wrk", "ffmpeg"] {
+        if !have(tool) {
+            eprintln!("peers bench: {tool} is missing (make bench installs nginx-light, libnginx-mod-rtmp and wrk); skipped");
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (flv, mkv) = make_inputs(dir.path());
+    eprintln!("peers: nginx-rtmp packaging ({SECONDS} s)…");
+    let nginx_dir = dir.path().join("nginx-rtmp");
+    std::fs::create_dir_all(&nginx_dir).expect("dir");
+    let rtmp = nginx_rtmp(&nginx_dir, &flv).await;
+
+    eprintln!("peers: Onair packaging ({SECONDS} s)…");
+    let srv = server::start(&["--passthrough-only".to_string()]);
+    let http = reqwest::Client::new();
+    let (_, cookie) = server::broadcaster_stream(&http, &srv.addr, "Warm-up").await;
+    let onair = onair_packaging(&http, &srv, &cookie, &mkv).await;
+
+    eprintln!("peers: origin throughput (wrk, 64 and 512 connections)…");
+    let www_dir = dir.path().join("nginx-http");
+    std::fs::create_dir_all(&www_dir).expect("dir");
+    let throughput = origin_throughput(&http, &srv, &cookie, &mkv, &www_dir).await;
+    drop(srv);
+
+    let profile = if server::server_binary().contains("/debug/") {
+        "dev profile (unoptimised Rust)"
+    } else {
+        "optimised build"
+    };
+    let mut out = String::new();
+    out.push_str("## Against real peers: nginx and nginx-rtmp\n\n");
+    out.push_str(&format!(
+        "Produced by `make bench` (`server/benches/peers.rs`) on the project's 2-core machine; Onair: the `onair` binary, {profile}; \
+         nginx {} with `libnginx-mod-rtmp` and wrk from Debian. Everything runs on loopback at once, so the load generator and the \
+         sender share the two cores with the server.\n\n",
+        nginx_version()
+    ));
+    out.push_str(
+        "| compared | input | Onair | peer | ratio (Onair / peer) |\n|---|---|---|---|---|\n",
+    );
+    for t in &throughput {
+        out.push_str(&format!(
+            "| hot LL-HLS part GETs per s, wrk -t2 -c{} 4 s (higher is better; failed requests) | one {} B part: Onair from memory, nginx from disk | {:.0} ({} failed) | {:.0} ({} failed) | {:.2} |\n",
+            t.connections, t.bytes, t.onair.0, t.onair.1, t.nginx.0, t.nginx.1, t.onair.0 / t.nginx.0
+        ));
+    }
+    out.push_str(&format!(
+        "| frame sent → listed in the playlist, ms (p50 / p95 / max; lower is better) | {SECONDS} s H.264 720p30 + AAC, keyframe every 1 s, real time; Onair parts ({} listed) vs nginx-rtmp 1 s segments ({} listed) | {} | {} | {:.2} (p50) |\n",
+        onair.units,
+        rtmp.units,
+        summary(&onair.delays),
+        summary(&rtmp.delays),
+        percentile(&onair.delays, 0.5) / percentile(&rtmp.delays, 0.5)
+    ));
+    out.push_str(&format!(
+        "| frame sent → its segment listed, ms (p50 / p95 / max) | same; Onair's segments (target 2 s; a part lists it sooner) vs nginx-rtmp's | {} | {} | {:.2} (p50) |\n",
+        summary(&onair.segment_delays),
+        summary(&rtmp.delays),
+        percentile(&onair.segment_delays, 0.5) / percentile(&rtmp.delays, 0.5)
+    ));
+    out.push_str(&format!(
+        "| server CPU-s per media-s while packaging (lower is better) | same; Onair `--passthrough-only` (also records to its local store and database), nginx-rtmp HLS | {:.4} | {:.4} | {:.2} |\n",
+        onair.cpu_per_media_s,
+        rtmp.cpu_per_media_s,
+        onair.cpu_per_media_s / rtmp.cpu_per_media_s
+    ));
+    out.push_str(&format!(
+        "\nLast run: {}. A frame at media time p counts as sent when the proxy in front of each server had passed the stream's first {} KiB, plus p; the last {TAIL_SECONDS} s of frames are left out. CPU is counted in 10 ms ticks.\n",
+        today(),
+        FIRST_BYTES / 1024
+    ));
+    println!("{out}");
+    report::write_section("peers", &out);
+}
+
+fn nginx_version() -> String {
+    Command::new(NGINX)
+        .arg("-v")
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .trim_start_matches("nginx version: nginx/")
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+fn today() -> String {
+    let out = Command::new("date").arg("+%Y-%m-%d").output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
