@@ -376,9 +376,11 @@ pub struct ServeArgs {
     pub chat_refill_ms: u64,
 
     /// HLS segment target duration in milliseconds. A player without LL-HLS
-    /// holds back three segments, so this sets plain HLS latency (1 s: about
-    /// 3.5 s behind the camera).
-    #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 1000)]
+    /// holds back three segments, so this sets plain HLS latency (1000: about
+    /// 4 s behind the camera). Keep it at or above the source's keyframe
+    /// interval with passthrough: audio segments follow this grid, video
+    /// segments the keyframes, and their numbering must stay aligned.
+    #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 2000)]
     pub hls_segment_ms: u64,
 
     /// LL-HLS part target duration in milliseconds (parts never exceed it).
@@ -387,8 +389,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_HLS_PART_MS", default_value_t = 200)]
     pub hls_part_ms: u64,
 
-    /// Segments in the live playlist window (30 s at the default).
-    #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 30)]
+    /// Segments in the live playlist window (40 s at the default).
+    #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 20)]
     pub hls_window_segments: usize,
 
     /// With H.264 input, publish only the source rendition: no decoding and no

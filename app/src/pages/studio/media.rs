@@ -24,8 +24,8 @@ const MAX_PENDING_BYTES: usize = 48 * 1024 * 1024;
 /// before it is sent, so it adds half of it to the glass-to-glass latency on
 /// average (docs/benchmarks.md, "Glass-to-glass latency").
 const CHUNK_MS: i32 = 100;
-/// Keyframe interval asked of the browser's encoder: the server's default
-/// segment target (1 s), so passthrough segments can end on time.
+/// Keyframe interval asked of the browser's encoder: every second, so
+/// passthrough segments can end on time with a segment target of 1 s or more.
 const KEYFRAME_MS: i32 = 1000;
 /// Reconnect backoff: first delay and cap, in milliseconds.
 const BACKOFF_MS: (f64, f64) = (500.0, 10_000.0);
