@@ -4,7 +4,8 @@
 //!   gets a generated H.264 + AAC stream from `ffmpeg -re ... -f flv
 //!   rtmp://...`; Onair gets the same file from `onair publish --realtime`
 //!   (one frame per chunk, so neither sender batches frames), with
-//!   `--passthrough-only` (nginx-rtmp does not transcode either). Each sender
+//!   `--passthrough-only` (nginx-rtmp does not transcode either) and 1 s
+//!   segments (nginx-rtmp's `hls_fragment 1s`). Each sender
 //!   reaches its server through a loopback proxy in this process, which notes
 //!   when the first 8 KiB of the stream (the first keyframe) went through: a
 //!   frame at media time `p` counts as sent at that instant plus `p` (both
@@ -732,7 +733,13 @@ async fn main() {
     let rtmp = nginx_rtmp(&nginx_dir, &flv).await;
 
     eprintln!("peers: Onair packaging ({SECONDS} s)…");
-    let srv = server::start(&["--passthrough-only".to_string()]);
+    // 1 s segments like nginx-rtmp's fragments (the input has a keyframe
+    // every second, so audio and video segments stay aligned).
+    let srv = server::start(&[
+        "--passthrough-only".to_string(),
+        "--hls-segment-ms".to_string(),
+        "1000".to_string(),
+    ]);
     let http = reqwest::Client::new();
     let (_, cookie) = server::broadcaster_stream(&http, &srv.addr, "Warm-up").await;
     let onair = onair_packaging(&http, &srv, &cookie, &mkv).await;
