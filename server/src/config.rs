@@ -386,7 +386,7 @@ pub struct ServeArgs {
     /// LL-HLS part target duration in milliseconds (parts never exceed it).
     /// Players hold back three parts (`PART-HOLD-BACK`), so this sets LL-HLS
     /// latency; smaller parts mean more requests per viewer.
-    #[arg(long, env = "ONAIR_HLS_PART_MS", default_value_t = 200)]
+    #[arg(long, env = "ONAIR_HLS_PART_MS", default_value_t = 334)]
     pub hls_part_ms: u64,
 
     /// Segments in the live playlist window (40 s at the default).
