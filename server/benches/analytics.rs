@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[path = "report.rs"]
 mod report;
 #[path = "server.rs"]
+#[allow(dead_code)]
 mod server;
 
 use server::Server;

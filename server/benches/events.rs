@@ -36,6 +36,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[path = "report.rs"]
 mod report;
 #[path = "server.rs"]
+#[allow(dead_code)]
 mod server;
 
 use server::{server_binary, Server};
@@ -143,20 +144,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-/// User+system CPU seconds of a process so far (`/proc/<pid>/stat`).
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (in parentheses) start at field 3.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0);
-    // utime = 14, stime = 15, in clock ticks (100 a second on Linux).
-    (get(14) + get(15)) as f64 / 100.0
 }
 
 fn loadavg() -> String {
@@ -322,7 +309,7 @@ async fn run(clients: usize, shards: &[Shard]) {
     eprintln!("{clients} connected in {connect_secs:.1} s; server RSS {rss_one} → {rss_all} KiB");
 
     let load = loadavg();
-    let (server_cpu0, bench_cpu0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
+    let (server_cpu0, bench_cpu0) = (server::cpu_secs(&pid.to_string()), server::cpu_secs("self"));
     let mut sent_ns = Vec::with_capacity(MESSAGES);
     for k in 0..MESSAGES {
         let text = format!("bench {k}");
@@ -348,8 +335,8 @@ async fn run(clients: usize, shards: &[Shard]) {
             Err(_) => {}
         }
     }
-    let server_cpu = cpu_secs(&pid.to_string()) - server_cpu0;
-    let bench_cpu = cpu_secs("self") - bench_cpu0;
+    let server_cpu = server::cpu_secs(&pid.to_string()) - server_cpu0;
+    let bench_cpu = server::cpu_secs("self") - bench_cpu0;
 
     let mut delivered = [0usize; MESSAGES];
     let mut first_ns = [u64::MAX; MESSAGES];

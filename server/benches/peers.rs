@@ -56,19 +56,6 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// utime+stime of process `pid`, seconds.
-fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    // rest starts at field 3 (state): utime = 14, stime = 15, in 100 Hz ticks.
-    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0) as f64 / 100.0;
-    get(14) + get(15)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -396,7 +383,7 @@ async fn nginx_rtmp(dir: &Path, flv: &Path) -> Packaging {
     let nginx = start_nginx(dir, &conf);
     wait_port(port).await;
     let proxy = proxy(port).await;
-    let cpu0 = cpu_of(nginx.0.id());
+    let cpu0 = server::cpu_secs(&nginx.0.id().to_string());
     let url = format!("rtmp://127.0.0.1:{}/live/bench", proxy.port);
     let mut sender = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
@@ -422,7 +409,7 @@ async fn nginx_rtmp(dir: &Path, flv: &Path) -> Packaging {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let cpu = cpu_of(nginx.0.id()) - cpu0;
+    let cpu = server::cpu_secs(&nginx.0.id().to_string()) - cpu0;
     drop(nginx);
     let t0 = proxy
         .started
@@ -436,30 +423,6 @@ async fn nginx_rtmp(dir: &Path, flv: &Path) -> Packaging {
         cpu_per_media_s: cpu / SECONDS as f64,
         units: listed.len(),
     }
-}
-
-async fn create_stream(
-    http: &reqwest::Client,
-    addr: &str,
-    cookie: &str,
-    title: &str,
-) -> (String, String) {
-    let origin = format!("http://{addr}");
-    let s: serde_json::Value = http
-        .post(format!("{origin}/api/v1/streams"))
-        .header("origin", &origin)
-        .header("cookie", cookie)
-        .json(&serde_json::json!({"title": title, "visibility": "public"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    (
-        s["id"].as_str().expect("id").to_string(),
-        s["ingest_token"].as_str().expect("token").to_string(),
-    )
 }
 
 fn publish(server: &str, id: &str, token: &str, file: &Path) -> Proc {
@@ -509,7 +472,7 @@ async fn onair_packaging(
     cookie: &str,
     mkv: &Path,
 ) -> Packaging {
-    let (id, token) = create_stream(http, &srv.addr, cookie, "Packaging").await;
+    let (id, token) = server::create_stream(http, &srv.addr, cookie, "Packaging").await;
     let port: u16 = srv
         .addr
         .rsplit(':')
@@ -517,7 +480,7 @@ async fn onair_packaging(
         .and_then(|p| p.parse().ok())
         .expect("port");
     let proxy = proxy(port).await;
-    let cpu0 = cpu_of(srv.child.id());
+    let cpu0 = server::cpu_secs(&srv.child.id().to_string());
     let sender = publish(
         &format!("http://127.0.0.1:{}", proxy.port),
         &id,
@@ -565,7 +528,7 @@ async fn onair_packaging(
         next = p.hint;
     }
     drop(sender);
-    let cpu = cpu_of(srv.child.id()) - cpu0;
+    let cpu = server::cpu_secs(&srv.child.id().to_string()) - cpu0;
     let t0 = proxy
         .started
         .lock()
@@ -650,7 +613,7 @@ async fn origin_throughput(
     let conf = nginx_conf(dir, &body, false);
     let _nginx = start_nginx(dir, &conf);
     wait_port(port).await;
-    let (id, token) = create_stream(http, &srv.addr, cookie, "Throughput").await;
+    let (id, token) = server::create_stream(http, &srv.addr, cookie, "Throughput").await;
     let _sender = publish(&format!("http://{}", srv.addr), &id, &token, mkv);
     let base = format!("http://{}/live/{id}", srv.addr);
     let media = format!("{base}/{}", rendition(http, &base).await);

@@ -93,10 +93,23 @@ pub async fn broadcaster_stream_token(
         .and_then(|c| c.split(';').next())
         .expect("session cookie")
         .to_string();
+    let (id, token) = create_stream(http, addr, &cookie, title).await;
+    (id, cookie, token)
+}
+
+/// Creates a public stream titled `title` as the user of session `cookie`;
+/// returns its id and ingest token.
+pub async fn create_stream(
+    http: &reqwest::Client,
+    addr: &str,
+    cookie: &str,
+    title: &str,
+) -> (String, String) {
+    let origin = format!("http://{addr}");
     let stream: serde_json::Value = http
         .post(format!("{origin}/api/v1/streams"))
         .header("origin", &origin)
-        .header("cookie", &cookie)
+        .header("cookie", cookie)
         .json(&serde_json::json!({"title": title, "visibility": "public"}))
         .send()
         .await
@@ -106,12 +119,26 @@ pub async fn broadcaster_stream_token(
         .expect("json");
     (
         stream["id"].as_str().expect("id").to_string(),
-        cookie,
         stream["ingest_token"]
             .as_str()
             .expect("ingest token")
             .to_string(),
     )
+}
+
+/// User+system CPU seconds of a process so far (`/proc/<pid>/stat`; `pid`
+/// may be `self`).
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses) start at field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    // utime = 14, stime = 15, in clock ticks (100 a second on Linux).
+    (get(14) + get(15)) as f64 / 100.0
 }
 
 /// An events socket as the benches open it.
