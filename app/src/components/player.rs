@@ -949,6 +949,11 @@ mod hls {
         };
         let config = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&config, &"lowLatencyMode".into(), &(!inner.vod).into());
+        if !inner.vod {
+            // Catch up (up to 1.5× speed, pitch kept) after a stall or a slow
+            // start instead of staying further behind live for good.
+            let _ = js_sys::Reflect::set(&config, &"maxLiveSyncPlaybackRate".into(), &1.5.into());
+        }
         if let (true, Some(t)) = (inner.vod, inner.start_at) {
             let _ = js_sys::Reflect::set(&config, &"startPosition".into(), &t.into());
         }

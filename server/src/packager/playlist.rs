@@ -107,11 +107,13 @@ pub fn part_uri(msn: u64, part: usize) -> String {
 
 impl MediaSnapshot {
     /// `EXT-X-TARGETDURATION`: the configured target, raised to cover the
-    /// longest segment in the window.
+    /// longest segment in the window (rounded to the nearest second, as the
+    /// spec compares them: a segment a frame over 1 s keeps a 1 s target, and
+    /// players' hold-back with it).
     pub fn target_duration_s(&self) -> u64 {
         self.segments
             .iter()
-            .map(|s| s.duration.ceil_seconds())
+            .map(|s| s.duration.round_seconds())
             .chain(std::iter::once(self.segment_target.ceil_seconds()))
             .max()
             .unwrap_or(1)

@@ -81,6 +81,14 @@ impl MediaTime {
     pub fn ceil_seconds(self) -> u64 {
         self.ticks.div_ceil(u64::from(self.scale.get()))
     }
+
+    /// Whole seconds rounded to the nearest, halves up, from the milliseconds
+    /// `EXTINF` prints (what the HLS spec compares with
+    /// `EXT-X-TARGETDURATION`: a 1.033 s segment fits a 1 s target, one
+    /// printed as 1.500 does not).
+    pub fn round_seconds(self) -> u64 {
+        (self.as_millis() + 500) / 1000
+    }
 }
 
 impl fmt::Display for MediaTime {
@@ -123,6 +131,11 @@ mod tests {
         assert_eq!(MediaTime::new(1024, ts(48_000)).seconds_3(), "0.021");
         assert_eq!(MediaTime::new(180_001, VIDEO_TIMESCALE).ceil_seconds(), 3);
         assert_eq!(MediaTime::new(180_000, VIDEO_TIMESCALE).ceil_seconds(), 2);
+        assert_eq!(MediaTime::new(92_970, VIDEO_TIMESCALE).round_seconds(), 1);
+        assert_eq!(MediaTime::new(135_000, VIDEO_TIMESCALE).round_seconds(), 2);
+        assert_eq!(MediaTime::new(134_900, VIDEO_TIMESCALE).round_seconds(), 1);
+        // 1499.99 ms prints as 1.500, which rounds up.
+        assert_eq!(MediaTime::new(134_999, VIDEO_TIMESCALE).round_seconds(), 2);
         assert_eq!(Timescale::new(0), None);
     }
 

@@ -20,8 +20,13 @@ use crate::publisher::{Frame, Phase, Publisher};
 
 /// Unacked media kept while the server is unreachable (about a minute at 5 Mbit/s).
 const MAX_PENDING_BYTES: usize = 48 * 1024 * 1024;
-/// MediaRecorder timeslice.
-const CHUNK_MS: i32 = 250;
+/// MediaRecorder timeslice: a frame waits up to this long in the browser
+/// before it is sent, so it adds half of it to the glass-to-glass latency on
+/// average (docs/benchmarks.md, "Glass-to-glass latency").
+const CHUNK_MS: i32 = 100;
+/// Keyframe interval asked of the browser's encoder: every second, so
+/// passthrough segments can end on time with a segment target of 1 s or more.
+const KEYFRAME_MS: i32 = 1000;
 /// Reconnect backoff: first delay and cap, in milliseconds.
 const BACKOFF_MS: (f64, f64) = (500.0, 10_000.0);
 
@@ -310,7 +315,7 @@ pub fn go_live(stream_id: String, token: String, preset: Preset, status: RwSigna
         ("mimeType", mime.as_str().into()),
         ("videoBitsPerSecond", preset.video_bps.into()),
         ("audioBitsPerSecond", 128_000.into()),
-        ("videoKeyFrameIntervalDuration", 2000.into()),
+        ("videoKeyFrameIntervalDuration", KEYFRAME_MS.into()),
     ]);
     let recorder = match MediaRecorder::new_with_media_stream_and_media_recorder_options(
         &stream,
