@@ -377,10 +377,11 @@ pub struct ServeArgs {
 
     /// HLS segment target duration in milliseconds. A player without LL-HLS
     /// holds back three segments, so this sets plain HLS latency (1000: about
-    /// 4 s behind the camera). Keep it at or above the source's keyframe
-    /// interval with passthrough: audio segments follow this grid, video
-    /// segments the keyframes, and their numbering must stay aligned.
-    #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 2000)]
+    /// 4 s behind the camera). Passed-through video can only cut at the
+    /// source's keyframes, so its segments are as long as the keyframe
+    /// interval when that is longer (the studio asks for one a second); the
+    /// audio cuts where the video does.
+    #[arg(long, env = "ONAIR_HLS_SEGMENT_MS", default_value_t = 1000)]
     pub hls_segment_ms: u64,
 
     /// LL-HLS part target duration in milliseconds (parts never exceed it).
@@ -390,7 +391,7 @@ pub struct ServeArgs {
     pub hls_part_ms: u64,
 
     /// Segments in the live playlist window (40 s at the default).
-    #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 20)]
+    #[arg(long, env = "ONAIR_HLS_WINDOW_SEGMENTS", default_value_t = 40)]
     pub hls_window_segments: usize,
 
     /// With H.264 input, publish only the source rendition: no decoding and no

@@ -116,9 +116,9 @@ pub struct LiveConfig {
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
-            segment_ms: 2000,
+            segment_ms: 1000,
             part_ms: 334,
-            window_segments: 20,
+            window_segments: 40,
             audio_bitrate: 128_000,
             passthrough_only: false,
         }
@@ -206,6 +206,9 @@ struct VideoState {
     /// has an `avcC` record), `Some(false)` for Annex B (our encoders), `None`
     /// to decide per packet.
     length_prefixed: Option<bool>,
+    /// On the rendition audio follows (passed-through video): where its
+    /// segments were cut since the pipeline last looked, 90 kHz.
+    cuts: Option<Vec<u64>>,
 }
 
 /// Converts a timestamp in a stream's time base (`num/den` seconds per tick)
@@ -493,6 +496,7 @@ impl VideoState {
             end_90k: 0,
             period_start: false,
             length_prefixed: None,
+            cuts: None,
         }
     }
 
@@ -782,6 +786,13 @@ impl Pipeline<'_> {
         if self.video.is_none() && self.transcode.is_none() && self.audio.is_none() {
             return Err(PipelineError::NoStreams);
         }
+        if let (Some(v), Some(a)) = (self.video.as_mut(), self.audio.as_mut()) {
+            // Passed-through video cuts at the source's keyframes, which may be
+            // sparser than the segment grid: audio cuts where it does, so both
+            // number the same media time alike.
+            v.cuts = Some(Vec::new());
+            a.segmenter.follow_cuts();
+        }
         self.period_offset = Some(0);
         Ok(())
     }
@@ -994,9 +1005,26 @@ impl Pipeline<'_> {
                 let frames = a.transcoder.push(&packet)?;
                 push_audio(a, ctx, frames);
             }
+            self.forward_cuts();
             self.refresh_master(false);
         }
         Ok(())
+    }
+
+    /// Hands the cuts the leading video rendition made to the audio segmenter.
+    fn forward_cuts(&mut self) {
+        let Some(a) = self.audio.as_mut() else {
+            return;
+        };
+        let leader = self
+            .video
+            .iter_mut()
+            .chain(self.transcode.iter_mut().flat_map(|t| t.outs.iter_mut()))
+            .find_map(|v| v.cuts.as_mut());
+        for cut in leader.into_iter().flat_map(|c| c.drain(..)) {
+            a.segmenter
+                .cut_at(rescale(cut, VIDEO_TIMESCALE, aac_scale()));
+        }
     }
 
     /// End of a period: flush decoders, close every open segment, and mark
@@ -1014,6 +1042,8 @@ impl Pipeline<'_> {
                 out.end_period(ctx, capture_start_ms);
             }
         }
+        self.forward_cuts();
+        let ctx = &self.ctx;
         if let Some(a) = self.audio.as_mut() {
             let frames = a.transcoder.finish()?;
             push_audio(a, ctx, frames);
@@ -1076,6 +1106,8 @@ impl Pipeline<'_> {
         if let Some(t) = self.transcode.as_mut() {
             t.finish(ctx)?;
         }
+        self.forward_cuts();
+        let ctx = &self.ctx;
         if let Some(a) = self.audio.as_mut() {
             let frames = a.transcoder.finish()?;
             push_audio(a, ctx, frames);
@@ -1202,6 +1234,14 @@ fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
         Ok(outputs) => {
             v.frames += 1;
             v.end_90k = v.end_90k.max(end);
+            if let Some(cuts) = v.cuts.as_mut() {
+                cuts.extend(outputs.iter().filter_map(|o| match o {
+                    Output::Segment {
+                        start, duration, ..
+                    } => Some(start + duration),
+                    Output::Part { .. } => None,
+                }));
+            }
             publish(ctx, &v.name, seg, outputs);
         }
         Err(e) => tracing::warn!(error = %e, "dropped a video frame"),
@@ -1218,8 +1258,14 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
             keyframe: true,
             data: f.data,
         };
+        let own_cuts = a.segmenter.own_cuts();
         match a.segmenter.push(sample) {
             Ok(outputs) => {
+                if a.segmenter.own_cuts() > own_cuts {
+                    tracing::warn!(
+                        "no video segment started for a while: the audio cut its own (renditions may number segments differently)"
+                    );
+                }
                 a.frames += 1;
                 a.end = a.end.max(dts + AAC_FRAME as u64);
                 publish(ctx, AUDIO_RENDITION, &a.segmenter, outputs);

@@ -267,6 +267,75 @@ async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
     .await;
 }
 
+/// `EXTINF` durations (ms) of a media playlist, in order.
+fn extinf_ms(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| {
+            let (s, ms) = d
+                .trim_end_matches(',')
+                .split_once('.')
+                .expect("three decimals");
+            s.parse::<u64>().expect("s") * 1000 + ms.parse::<u64>().expect("ms")
+        })
+        .collect()
+}
+
+/// Passed-through video with a keyframe every 2.5 s and a 1 s segment target:
+/// video can only cut at keyframes, and the audio cuts where the video did,
+/// so segment N is the same media time in both (before, audio cut on the 1 s
+/// grid and ran ahead in numbering).
+#[tokio::test]
+async fn audio_segments_follow_passed_through_video_with_sparse_keyframes() {
+    ffmpeg_next::init().expect("init");
+    let input = source(
+        "320x180",
+        &[super::testsrc::H264_BASELINE, &["-g", "75"]].concat(),
+        9,
+        "matroska",
+    );
+    let live = LiveStream::new(Duration::from_secs(5));
+    let cfg = LiveConfig {
+        segment_ms: 1000,
+        passthrough_only: true,
+        ..LiveConfig::default()
+    };
+    tokio::task::spawn_blocking({
+        let live = live.clone();
+        move || run(feed(input), live, cfg, None, None)
+    })
+    .await
+    .expect("join")
+    .expect("pipeline");
+    let video = live
+        .media_playlist("180p", PlaylistQuery::default())
+        .await
+        .expect("video playlist");
+    let audio = live
+        .media_playlist(AUDIO_RENDITION, PlaylistQuery::default())
+        .await
+        .expect("audio playlist");
+    let (v, a) = (extinf_ms(&video), extinf_ms(&audio));
+    // Keyframes at 0, 2.5, 5 and 7.5 s: four segments of 2.5 s (the last 1.5 s).
+    assert_eq!(v.len(), 4, "{video}");
+    assert_eq!(a.len(), v.len(), "video {v:?} audio {a:?}");
+    // Segment N starts at the same time in both, within one AAC frame (21 ms)
+    // plus how far the demuxer delivers audio ahead of video.
+    let mut starts = (0u64, 0u64);
+    for (i, (vd, ad)) in v.iter().zip(&a).enumerate() {
+        assert!(
+            starts.0.abs_diff(starts.1) <= 60,
+            "segment {i}: video starts at {} ms, audio at {} ms",
+            starts.0,
+            starts.1
+        );
+        starts = (starts.0 + vd, starts.1 + ad);
+    }
+    assert!(v[..3].iter().all(|d| d.abs_diff(2500) <= 1), "{v:?}");
+    assert!(video.contains("#EXT-X-TARGETDURATION:3\n"), "{video}");
+    assert!(audio.contains("#EXT-X-TARGETDURATION:3\n"), "{audio}");
+}
+
 #[tokio::test]
 async fn audio_only_input_becomes_an_audio_only_stream() {
     ffmpeg_next::init().expect("init");

@@ -11,6 +11,14 @@
 //!   forced onto the grid, and audio, therefore get the same media sequence
 //!   numbers for the same media time. A late keyframe makes a longer segment and
 //!   skips grid points; it never shifts later boundaries.
+//! - A follower ([`Segmenter::follow_cuts`], the audio of a stream whose video
+//!   is passed through) has no grid of its own: it closes a segment at its first
+//!   sample at or after each cut the video reports ([`Segmenter::cut_at`]),
+//!   since passed-through video can only cut at the source's keyframes, which
+//!   may be sparser than the grid. Both then number the same media time alike.
+//!   If no cut comes for [`FOLLOW_CAP_TARGETS`] segment targets (at least
+//!   [`FOLLOW_CAP_MIN_MS`]), the follower cuts on its own so its segments
+//!   stay bounded while the video stalls.
 
 use std::collections::VecDeque;
 
@@ -19,6 +27,11 @@ use bytes::{Bytes, BytesMut};
 use super::fmp4::{self, Sample, Track};
 use super::playlist::{MediaSnapshot, OpenSegmentEntry, PartEntry, SegmentEntry};
 use super::time::{rescale, MediaTime, MILLIS};
+
+/// A follower waiting this many segment targets for a cut makes one itself.
+pub const FOLLOW_CAP_TARGETS: u64 = 4;
+/// ... but never before its segment is this long (milliseconds).
+pub const FOLLOW_CAP_MIN_MS: u64 = 8_000;
 
 /// Timing settings for one track, in its own timescale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +135,11 @@ pub struct Segmenter {
     discontinuity_next: bool,
     capture_start_ms: Option<i64>,
     ended: bool,
+    /// `Some` in follow mode: the cuts (decode times) another track reported
+    /// that no sample has reached yet.
+    follow: Option<VecDeque<u64>>,
+    /// Cuts a follower made on its own (no cut came in time).
+    own_cuts: u64,
 }
 
 impl Segmenter {
@@ -151,7 +169,72 @@ impl Segmenter {
             discontinuity_next: false,
             capture_start_ms,
             ended: false,
+            follow: None,
+            own_cuts: 0,
         }
+    }
+
+    /// Switches to follow mode: from now on segments close where
+    /// [`Segmenter::cut_at`] says, not on the grid (see the module docs).
+    pub fn follow_cuts(&mut self) {
+        self.follow.get_or_insert_with(VecDeque::new);
+    }
+
+    /// In follow mode: the next segment starts at the first sample whose decode
+    /// time is at or after `dts` (this track's timescale). Cuts must come in
+    /// increasing order; one at or before the open segment's start, or before
+    /// a cut already queued, is ignored. Ignored outside follow mode.
+    pub fn cut_at(&mut self, dts: u64) {
+        let start = self.open.as_ref().map(|s| s.start);
+        let Some(q) = self.follow.as_mut() else {
+            return;
+        };
+        if start.is_some_and(|s| dts <= s) || q.back().is_some_and(|&b| dts <= b) {
+            return;
+        }
+        q.push_back(dts);
+    }
+
+    /// Segments a follower closed on its own because no cut came in time.
+    pub fn own_cuts(&self) -> u64 {
+        self.own_cuts
+    }
+
+    /// Whether `sample` (already checked) starts a new segment.
+    fn cuts_before(&mut self, dts: u64, sync: bool) -> bool {
+        let Some(q) = self.follow.as_mut() else {
+            return self.open.is_some() && sync && dts >= self.next_boundary;
+        };
+        let Some(open) = self.open.as_ref() else {
+            // This sample opens a segment: cuts it is past are behind it.
+            let mut passed = 0;
+            while q.front().is_some_and(|&c| dts >= c) {
+                q.pop_front();
+                passed += 1;
+            }
+            if self.window.is_empty() {
+                // The first segment of the session starts late (the video
+                // has cut already): number it like the video's segment here.
+                self.next_msn += passed;
+            }
+            return false;
+        };
+        let mut cut = false;
+        // Several cuts passed at once (this track had a gap): one segment ends.
+        while q.front().is_some_and(|&c| dts >= c) {
+            q.pop_front();
+            cut = true;
+        }
+        let cap = (self.cfg.segment_target * FOLLOW_CAP_TARGETS).max(rescale(
+            FOLLOW_CAP_MIN_MS,
+            MILLIS,
+            self.track.timescale,
+        ));
+        if !cut && dts.saturating_sub(open.start) >= cap {
+            self.own_cuts += 1;
+            cut = true;
+        }
+        cut
     }
 
     /// The init segment (`ftyp` + `moov`).
@@ -219,7 +302,7 @@ impl Segmenter {
         }
         self.last_dts = Some(sample.dts);
 
-        if self.open.is_some() && sync && sample.dts >= self.next_boundary {
+        if self.cuts_before(sample.dts, sync) {
             self.close_segment(&mut out);
             // Next grid point strictly after this sample.
             let k = (sample.dts - origin) / self.cfg.segment_target + 1;
@@ -274,6 +357,10 @@ impl Segmenter {
             self.close_segment(&mut out);
         }
         self.discontinuity_next = true;
+        if let Some(q) = self.follow.as_mut() {
+            // The new period's timestamps may restart: old cuts mean nothing.
+            q.clear();
+        }
         // Without a new capture clock, the dates continue where the last segment ended.
         let continued = self.window.back().and_then(|(s, _, _)| {
             let ms = rescale(s.duration.ticks, self.track.timescale, MILLIS);

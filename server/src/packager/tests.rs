@@ -554,3 +554,134 @@ proptest! {
         prop_assert_eq!(seg_sum, dts);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Audio following passed-through video whose keyframes are irregular and
+    /// often sparser than the segment target, with audio arriving up to 100 ms
+    /// ahead of or behind the video: both tracks have the same segments, in
+    /// order, and audio segment N starts at the video's cut, late by at most
+    /// how far ahead audio was plus one audio frame.
+    #[test]
+    fn a_follower_cuts_where_the_video_cut(
+        frames in proptest::collection::vec((2000u32..4500, proptest::bool::weighted(0.04)), 1..400),
+        lead_ms in -100i64..100,
+        seg_s in 1u64..3,
+    ) {
+        const AUDIO_FRAME: u64 = 1920; // 1024 samples at 48 kHz, in 90 kHz ticks
+        let cfg = SegmenterConfig { segment_target: seg_s * 90_000, part_target: 200 * 90, window_segments: 1000 };
+        let mut video = Segmenter::new(synthetic_track(true), cfg, None);
+        let mut audio = Segmenter::new(synthetic_track(false), cfg, None);
+        audio.follow_cuts();
+        // (arrival, is video, sample), merged by arrival.
+        let mut events = Vec::new();
+        let mut dts = 0u64;
+        for (i, (duration, key)) in frames.iter().enumerate() {
+            let s = Sample { dts, cts_offset: 0, duration: *duration, keyframe: i == 0 || *key, data: Bytes::from_static(b"v") };
+            events.push((dts as i64, true, s));
+            dts += u64::from(*duration);
+        }
+        let end = dts;
+        let lead = lead_ms * 90;
+        let mut at = 0u64;
+        // Audio goes on after the video's last cut has arrived.
+        while at as i64 <= end as i64 + lead.max(0) {
+            let s = Sample { dts: at, cts_offset: 0, duration: AUDIO_FRAME as u32, keyframe: true, data: Bytes::from_static(b"a") };
+            events.push((at as i64 - lead, false, s));
+            at += AUDIO_FRAME;
+        }
+        events.sort_by_key(|(arrival, video, _)| (*arrival, !*video));
+        let (mut vstarts, mut astarts) = (Vec::new(), Vec::new());
+        let collect = |outs: Vec<Output>, starts: &mut Vec<(u64, u64)>| -> Vec<u64> {
+            let mut cuts = Vec::new();
+            for o in outs {
+                if let Output::Segment { msn, start, duration, .. } = o {
+                    starts.push((msn, start));
+                    cuts.push(start + duration);
+                }
+            }
+            cuts
+        };
+        for (_, is_video, s) in events {
+            if is_video {
+                for cut in collect(video.push(s).expect("video"), &mut vstarts) {
+                    audio.cut_at(cut);
+                }
+            } else {
+                collect(audio.push(s).expect("audio"), &mut astarts);
+            }
+        }
+        collect(video.finish(), &mut vstarts);
+        collect(audio.finish(), &mut astarts);
+        prop_assert_eq!(audio.own_cuts(), 0);
+        prop_assert_eq!(vstarts.len(), astarts.len(), "video {:?} audio {:?}", vstarts, astarts);
+        let late_by = u64::try_from(lead.max(0)).unwrap_or(0) + AUDIO_FRAME;
+        for ((vm, vs), (am, a_s)) in vstarts.iter().zip(&astarts) {
+            prop_assert_eq!(vm, am);
+            prop_assert!(*a_s + AUDIO_FRAME > *vs && *a_s <= vs + late_by,
+                "segment {}: video starts at {}, audio at {} (lead {} ticks)", vm, vs, a_s, lead);
+        }
+    }
+}
+
+/// A follower whose leader stops cutting (the video stalled) still closes
+/// its segments, at the cap, and says how often it had to.
+#[test]
+fn a_follower_without_cuts_closes_at_the_cap() {
+    let cfg = SegmenterConfig {
+        segment_target: 90_000,
+        part_target: 18_000,
+        window_segments: 100,
+    };
+    let mut audio = Segmenter::new(synthetic_track(false), cfg, None);
+    audio.follow_cuts();
+    let mut segments = Vec::new();
+    let mut dts = 0;
+    // 20 s of audio, no cut: segments are capped at max(4 × 1 s, 8 s).
+    while dts < 20 * 90_000 {
+        let s = Sample {
+            dts,
+            cts_offset: 0,
+            duration: 1920,
+            keyframe: true,
+            data: Bytes::from_static(b"a"),
+        };
+        for o in audio.push(s).expect("audio") {
+            if let Output::Segment { duration, .. } = o {
+                segments.push(duration);
+            }
+        }
+        dts += 1920;
+    }
+    assert_eq!(audio.own_cuts(), 2);
+    assert_eq!(segments.len(), 2);
+    assert!(
+        segments
+            .iter()
+            .all(|d| (8 * 90_000..8 * 90_000 + 1920).contains(d)),
+        "{segments:?}"
+    );
+    // A cut arrives: the next sample past it starts a segment.
+    audio.cut_at(dts + 5000);
+    let mut closed = Vec::new();
+    for _ in 0..4 {
+        let s = Sample {
+            dts,
+            cts_offset: 0,
+            duration: 1920,
+            keyframe: true,
+            data: Bytes::from_static(b"a"),
+        };
+        closed.extend(audio.push(s).expect("audio"));
+        dts += 1920;
+    }
+    assert!(
+        matches!(
+            closed.iter().find(|o| matches!(o, Output::Segment { .. })),
+            Some(Output::Segment { msn: 2, .. })
+        ),
+        "{closed:?}"
+    );
+    assert_eq!(audio.own_cuts(), 2);
+}

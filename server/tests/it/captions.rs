@@ -239,7 +239,10 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
             .map(|r| r.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        if heard(&text) >= 3 || started.elapsed() > Duration::from_secs(30) {
+        // Windows are stored as their transcriptions come back: wait for
+        // the one that covers the end of the speech too.
+        let through_end = rows.iter().any(|r| heard(&r.text) > 0 && r.end_ms >= 6_000);
+        if (heard(&text) >= 3 && through_end) || started.elapsed() > Duration::from_secs(30) {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
