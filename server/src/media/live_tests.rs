@@ -267,6 +267,19 @@ async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
     .await;
 }
 
+/// The current media playlists of the `video` rendition and of the audio.
+async fn video_and_audio_playlists(live: &LiveStream, video: &str) -> (String, String) {
+    let v = live
+        .media_playlist(video, PlaylistQuery::default())
+        .await
+        .expect("video playlist");
+    let a = live
+        .media_playlist(AUDIO_RENDITION, PlaylistQuery::default())
+        .await
+        .expect("audio playlist");
+    (v, a)
+}
+
 /// `EXTINF` durations (ms) of a media playlist, in order.
 fn extinf_ms(text: &str) -> Vec<u64> {
     text.lines()
@@ -307,14 +320,7 @@ async fn audio_segments_follow_passed_through_video_with_sparse_keyframes() {
     .await
     .expect("join")
     .expect("pipeline");
-    let video = live
-        .media_playlist("180p", PlaylistQuery::default())
-        .await
-        .expect("video playlist");
-    let audio = live
-        .media_playlist(AUDIO_RENDITION, PlaylistQuery::default())
-        .await
-        .expect("audio playlist");
+    let (video, audio) = video_and_audio_playlists(&live, "180p").await;
     let (v, a) = (extinf_ms(&video), extinf_ms(&audio));
     // Keyframes at 0, 2.5, 5 and 7.5 s: four segments of 2.5 s (the last 1.5 s).
     assert_eq!(v.len(), 4, "{video}");
@@ -474,14 +480,7 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
 
     let master = live.master().expect("master");
     assert!(master.contains("RESOLUTION=640x360"), "{master}");
-    let video = live
-        .media_playlist("360p", PlaylistQuery::default())
-        .await
-        .expect("video playlist");
-    let audio = live
-        .media_playlist(AUDIO_RENDITION, PlaylistQuery::default())
-        .await
-        .expect("audio playlist");
+    let (video, audio) = video_and_audio_playlists(&live, "360p").await;
     for text in [&video, &audio] {
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:7\n"), "{text}");
