@@ -179,6 +179,14 @@ async function runMode(browser, fixtures, mode) {
     await studio.waitForTimeout(WARMUP_S * 1000);
 
     const viewer = await (await browser.newContext()).newPage();
+    // What went wrong if the viewer never plays: page errors, console
+    // errors and failed or refused requests, newest last.
+    const problems = [];
+    const note = (m) => { problems.push(m); if (problems.length > 20) problems.shift(); };
+    viewer.on('pageerror', (e) => note(`pageerror: ${e.message}`));
+    viewer.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') note(`console ${m.type()}: ${m.text().slice(0, 300)}`); });
+    viewer.on('requestfailed', (r) => note(`failed: ${r.url()} ${r.failure()?.errorText}`));
+    viewer.on('response', (r) => { if (r.status() >= 400) note(`http ${r.status()}: ${r.url()}`); });
     if (kind === 'll') {
       await viewer.goto(new URL(`watch/${id}`, server.url).href);
     } else {
@@ -193,11 +201,16 @@ async function runMode(browser, fixtures, mode) {
     } catch (e) {
       const state = await viewer.evaluate(() => {
         const v = document.querySelector('[data-testid=player]') || document.getElementById('v');
-        return { player: window.player ?? null, time: v?.currentTime, ready: v?.readyState, width: v?.videoWidth };
+        return {
+          hydrated: document.body.dataset.hydrated ?? null,
+          status: document.querySelector('[data-testid=player-status]')?.dataset.state ?? null,
+          hls: window.onairPlayer ? { latency: window.onairPlayer.latency, levels: window.onairPlayer.levels?.length } : null,
+          time: v?.currentTime, ready: v?.readyState, width: v?.videoWidth,
+        };
       });
       const master = await viewer.request.get(`${origin}/live/${id}/master.m3u8`);
       const acked = await studio.textContent('[data-testid=status-acked]');
-      throw new Error(`${mode}: the viewer never played (${JSON.stringify(state)}; master ${master.status()}; chunks acked ${acked}): ${e.message}`);
+      throw new Error(`${mode}: the viewer never played (${JSON.stringify(state)}; master ${master.status()}; chunks acked ${acked}): ${e.message}\nviewer: ${problems.join('\n') || 'no errors'}`);
     }
     // Let the player settle on its steady latency before measuring.
     await viewer.waitForTimeout(5000);
