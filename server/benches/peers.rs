@@ -282,19 +282,8 @@ fn ffmpeg(args: &[&str]) {
 fn make_inputs(dir: &Path) -> (PathBuf, PathBuf) {
     let flv = dir.join("input.flv");
     let mkv = dir.join("input.mkv");
-    let t = SECONDS.to_string();
     let g = FPS.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=1280x720:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &t,
+    let codec = [
         "-pix_fmt",
         "yuv420p",
         "-c:v",
@@ -315,8 +304,10 @@ fn make_inputs(dir: &Path) -> (PathBuf, PathBuf) {
         "aac",
         "-b:a",
         "128k",
-        flv.to_str().expect("utf8"),
-    ]);
+    ];
+    // testsrc2 at 30 fps (= FPS) plus a 440 Hz tone, like every test input.
+    onair_server::media::testsrc::av("1280x720", SECONDS, &codec, flv.to_str().expect("utf8"))
+        .expect("ffmpeg runs");
     ffmpeg(&[
         "-i",
         flv.to_str().expect("utf8"),
