@@ -1,16 +1,15 @@
 //! Realtime rooms: one per stream, behind `WS /api/v1/streams/{id}/events`
 //! (protocol in `app::events` and `docs/protocol.md`).
 //!
-//! - Fan-out inside the node is a [`tokio::sync::broadcast`] channel per room
-//!   carrying pre-serialised frames, so one message is encoded once however
-//!   many clients there are. A client that falls more than
-//!   [`RealtimeConfig::client_queue`] frames behind is skipped ahead with a
-//!   `resync`; one that keeps falling behind, or whose socket does not take
-//!   a frame (or a batch of the frames it has waiting, up to 64) within
-//!   [`RealtimeConfig::send_timeout`], is dropped. Neither ever slows the
-//!   room. Each connection writes every frame that is waiting for it in one
-//!   go, and arms the send timeout only when the socket does not take them
-//!   at once.
+//! - Fan-out inside the node: each event is serialised and framed once
+//!   ([`wire`]), and a fan-out thread ([`fanout`]) writes those bytes into
+//!   every connection's socket with one non-blocking `write` ([`outbox`]).
+//!   No per-client task is woken for a frame the socket takes at once; what
+//!   it does not take is queued and written by the connection's task. A
+//!   client that falls more than [`RealtimeConfig::client_queue`] frames
+//!   behind is skipped ahead with a `resync`; one that keeps falling behind,
+//!   or whose socket takes nothing for [`RealtimeConfig::send_timeout`], is
+//!   dropped. Neither ever slows the room.
 //! - Every broadcast frame has an id, one more than the last; ids start at
 //!   the room's creation time in microseconds, so they keep increasing across
 //!   restarts. The room keeps the last [`RealtimeConfig::backlog`] frames so
@@ -22,17 +21,21 @@
 //! - Chat rules and moderation are enforced here ([`rules`]); messages, bans
 //!   and the moderation log are in the database ([`crate::db::chat`]).
 
+pub mod fanout;
+pub mod outbox;
 pub mod rules;
 pub mod socket;
+pub mod upgrade;
+pub mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use app::events::{Caption, ChatAuthor, ChatMessage, ChatSettings, Envelope, ServerEvent};
 use app::streams::StreamState;
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use crate::db::chat::{ChatConfigRow, ChatRow};
@@ -78,13 +81,14 @@ impl Default for RealtimeConfig {
     }
 }
 
-/// A frame ready to send: the room's event id and the JSON text.
+/// A frame ready to send: the room's event id and its bytes on the wire.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The event id.
     pub id: u64,
-    /// The serialised [`Envelope`].
-    pub json: Utf8Bytes,
+    /// The serialised [`Envelope`] as a WebSocket text frame ([`wire::text`]),
+    /// the same bytes for every client.
+    pub wire: Bytes,
     /// A rules change (connections then check their moderator status).
     pub settings: bool,
 }
@@ -150,7 +154,10 @@ pub struct Room {
     pub stream_id: String,
     /// The stream's owner (user id).
     pub owner_id: String,
-    tx: broadcast::Sender<Frame>,
+    /// This room's key with the fan-out threads.
+    key: u64,
+    /// The fan-out threads (none only if none could start).
+    fanout: Vec<std::sync::mpsc::Sender<fanout::Command>>,
     inner: Mutex<Inner>,
     config: RealtimeConfig,
 }
@@ -174,11 +181,10 @@ impl Refused {
     }
 }
 
-/// What a joining client gets: its receiver, and either a fresh start or
-/// the frames it missed.
+/// What a joining client gets: either a fresh start or the frames it missed.
 pub struct Joined {
-    /// New frames from now on.
-    pub rx: broadcast::Receiver<Frame>,
+    /// The connection's number in the room (for [`Room::leave`]).
+    pub conn: u64,
     /// The newest event id at the moment of joining.
     pub last_id: u64,
     /// For a resume: the missed frames, or `None` if they are gone (resync).
@@ -194,6 +200,18 @@ pub struct Joined {
 impl Room {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a command about connection `conn` to its fan-out thread
+    /// (under the room's lock, so commands keep the room's order).
+    fn command(&self, conn: u64, cmd: fanout::Command) {
+        let n = self.fanout.len() as u64;
+        if n == 0 {
+            return;
+        }
+        if self.fanout[(conn % n) as usize].send(cmd).is_err() {
+            tracing::error!(stream = %self.stream_id, "a fan-out thread is gone");
+        }
     }
 
     /// Sends an event to everyone in the room, numbered.
@@ -214,27 +232,52 @@ impl Room {
         };
         let frame = Frame {
             id,
-            json: json.into(),
+            wire: wire::text(&json),
             settings: matches!(envelope.event, ServerEvent::Settings(_)),
         };
-        inner.backlog.push_back(frame.clone());
+        for tx in &self.fanout {
+            let cmd = fanout::Command::Frame {
+                room: self.key,
+                bytes: frame.wire.clone(),
+                settings: frame.settings,
+            };
+            if tx.send(cmd).is_err() {
+                tracing::error!(stream = %self.stream_id, "a fan-out thread is gone");
+            }
+        }
+        // No one connected is fine: the backlog keeps it for resumes.
+        inner.backlog.push_back(frame);
         while inner.backlog.len() > self.config.backlog {
             inner.backlog.pop_front();
         }
-        // No receivers is fine: the backlog keeps it for resumes.
-        let _ = self.tx.send(frame);
     }
 
     /// Registers a connection. `viewer` is the viewer key for watch pages,
     /// `None` for the studio. `last_id` is the client's resume point.
-    pub fn join(&self, viewer: Option<&str>, last_id: Option<u64>) -> Joined {
+    /// `outbox` gets every frame sent after this (none for a bare count).
+    pub fn join(
+        &self,
+        viewer: Option<&str>,
+        last_id: Option<u64>,
+        outbox: Option<&Arc<outbox::Outbox>>,
+    ) -> Joined {
         let mut inner = self.lock();
         inner.connections += 1;
         inner.empty_since = None;
         if let Some(key) = viewer {
             *inner.viewers.entry(key.to_string()).or_insert(0) += 1;
         }
-        let rx = self.tx.subscribe();
+        let conn = next_conn();
+        if let Some(outbox) = outbox {
+            self.command(
+                conn,
+                fanout::Command::Join {
+                    room: self.key,
+                    conn,
+                    outbox: outbox.clone(),
+                },
+            );
+        }
         let newest = inner.next_id - 1;
         let replay = last_id.and_then(|l| {
             if l == newest {
@@ -245,7 +288,7 @@ impl Room {
                 .then(|| inner.backlog.iter().filter(|f| f.id > l).cloned().collect())
         });
         Joined {
-            rx,
+            conn,
             last_id: newest,
             replay,
             state: inner.state,
@@ -255,8 +298,15 @@ impl Room {
     }
 
     /// Unregisters a connection made with [`Room::join`].
-    pub fn leave(&self, viewer: Option<&str>) {
+    pub fn leave(&self, viewer: Option<&str>, conn: u64) {
         let mut inner = self.lock();
+        self.command(
+            conn,
+            fanout::Command::Leave {
+                room: self.key,
+                conn,
+            },
+        );
         inner.connections = inner.connections.saturating_sub(1);
         if inner.connections == 0 {
             inner.empty_since = Some(Instant::now());
@@ -280,6 +330,53 @@ impl Room {
     pub fn snapshot(&self) -> (u64, StreamState, u32) {
         let inner = self.lock();
         (inner.next_id - 1, inner.state, inner.viewers.len() as u32)
+    }
+
+    /// Skips a lagged connection ahead: a `resync` with `history` as of
+    /// event `since` (the newest id when the history was read), then the
+    /// frames sent after `since` that the backlog still has, then everything
+    /// new. Chat messages in both the history and those frames are the same
+    /// messages (same ids), which clients show once.
+    pub fn resync(
+        &self,
+        conn: u64,
+        outbox: &Arc<outbox::Outbox>,
+        since: u64,
+        history: Vec<ChatMessage>,
+    ) {
+        let inner = self.lock();
+        let envelope = Envelope {
+            id: None,
+            event: ServerEvent::Resync {
+                history,
+                last_id: since,
+                state: inner.state,
+                viewers: inner.viewers.len() as u32,
+            },
+        };
+        let json = match serde_json::to_string(&envelope) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a resync");
+                return;
+            }
+        };
+        let mut frames = vec![wire::text(&json)];
+        frames.extend(
+            inner
+                .backlog
+                .iter()
+                .filter(|f| f.id > since)
+                .map(|f| f.wire.clone()),
+        );
+        outbox.resyncing();
+        self.command(
+            conn,
+            fanout::Command::Resume {
+                outbox: outbox.clone(),
+                frames,
+            },
+        );
     }
 
     /// Whether `user_id` (with `role`) may moderate this room.
@@ -410,6 +507,12 @@ impl Room {
     }
 }
 
+/// A number unique on this node (connections and rooms).
+fn next_conn() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A stored message as the protocol shows it.
 pub fn chat_message(row: ChatRow, moderator: bool) -> ChatMessage {
     ChatMessage {
@@ -431,6 +534,7 @@ pub struct Rooms {
     db: Database,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     connections: AtomicUsize,
+    fanout: fanout::Fanout,
 }
 
 impl Rooms {
@@ -442,6 +546,7 @@ impl Rooms {
             db,
             rooms: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
+            fanout: fanout::Fanout::start(),
         });
         let weak = Arc::downgrade(&rooms);
         tokio::spawn(ticker(weak));
@@ -509,10 +614,12 @@ impl Rooms {
             .map(|b| (b.user_id, b.until))
             .collect();
         let first_id = u64::try_from(now).unwrap_or(0).saturating_mul(1000).max(1);
+        let key = next_conn();
         let room = Arc::new(Room {
             stream_id: stream_id.to_string(),
             owner_id: owner_id.to_string(),
-            tx: broadcast::channel(self.config.client_queue.max(16)).0,
+            key,
+            fanout: self.fanout.senders(),
             inner: Mutex::new(Inner {
                 next_id: first_id,
                 backlog: VecDeque::new(),
@@ -592,7 +699,8 @@ mod tests {
         Room {
             stream_id: "s".into(),
             owner_id: "owner".into(),
-            tx: broadcast::channel(16).0,
+            key: 1,
+            fanout: Vec::new(),
             inner: Mutex::new(Inner {
                 next_id: 100,
                 backlog: VecDeque::new(),
@@ -616,14 +724,14 @@ mod tests {
     #[test]
     fn tabs_of_one_browser_count_once() {
         let r = room();
-        r.join(Some("v:a"), None);
-        r.join(Some("v:a"), None);
-        r.join(Some("v:b"), None);
-        r.join(None, None); // the studio
+        r.join(Some("v:a"), None, None);
+        r.join(Some("v:a"), None, None);
+        r.join(Some("v:b"), None, None);
+        r.join(None, None, None); // the studio
         assert_eq!(r.viewers(), 2);
-        r.leave(Some("v:a"));
+        r.leave(Some("v:a"), 0);
         assert_eq!(r.viewers(), 2);
-        r.leave(Some("v:a"));
+        r.leave(Some("v:a"), 0);
         assert_eq!(r.viewers(), 1);
         // The count goes out once per change.
         assert!(!r.tick(Instant::now()));
@@ -639,18 +747,21 @@ mod tests {
             r.broadcast(ServerEvent::Viewers { count: n });
         }
         // Ids 100..=105; the backlog holds the last four (102..=105).
-        let j = r.join(None, Some(103));
+        let j = r.join(None, Some(103), None);
         let ids: Vec<u64> = j.replay.unwrap().iter().map(|f| f.id).collect();
         assert_eq!(ids, [104, 105]);
-        assert_eq!(r.join(None, Some(105)).replay.unwrap().len(), 0);
-        assert_eq!(r.join(None, Some(101)).replay.unwrap().len(), 4);
+        assert_eq!(r.join(None, Some(105), None).replay.unwrap().len(), 0);
+        assert_eq!(r.join(None, Some(101), None).replay.unwrap().len(), 4);
         assert!(
-            r.join(None, Some(100)).replay.is_none(),
+            r.join(None, Some(100), None).replay.is_none(),
             "102 is the oldest kept"
         );
-        assert!(r.join(None, Some(7)).replay.is_none(), "another room's ids");
         assert!(
-            r.join(None, Some(999)).replay.is_none(),
+            r.join(None, Some(7), None).replay.is_none(),
+            "another room's ids"
+        );
+        assert!(
+            r.join(None, Some(999), None).replay.is_none(),
             "ids from the future"
         );
     }

@@ -1,6 +1,13 @@
 //! The events WebSocket handler: hello, access check, welcome or replay,
 //! then frames both ways until either side goes away.
 //!
+//! The connection's task reads the client's frames (tungstenite, over
+//! [`SocketIo`]) and writes its own events through the connection's
+//! [`Outbox`]; room frames reach the outbox from the room's fan-out thread
+//! without this task (see [`super::outbox`]). The task is woken for them
+//! only when the socket did not take one at once, when the client lagged,
+//! or after a rules change.
+//!
 //! Policy for bad input: a malformed frame (not JSON, unknown type, binary)
 //! or a frame over [`RealtimeConfig::max_message_bytes`] gets an `error`
 //! event and is ignored; the connection stays up. Ten bad frames in a row
@@ -9,9 +16,7 @@
 //!
 //! [`RealtimeConfig::max_message_bytes`]: super::RealtimeConfig::max_message_bytes
 
-use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use app::events::{
@@ -20,28 +25,28 @@ use app::events::{
 };
 use app::ingest::CloseReason;
 use app::streams::{StreamState, Visibility};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures::{Sink, SinkExt};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
 
-use super::{chat_message, now_ms, Frame, Refused, Room, Rooms};
+use super::outbox::{FlushError, Outbox, SocketIo};
+use super::upgrade::Upgrade;
+use super::{chat_message, now_ms, wire, Refused, Room, Rooms};
 use crate::db::users::UserRow;
 use crate::state::AppState;
 
 /// Bytes read from a client socket at a time.
 const READ_BUFFER: usize = 2048;
-/// Frames queued for one client are written together up to this many bytes
-/// (a threshold, not a preallocated buffer: an idle connection holds none of
-/// it). A single frame is written at once, as with no buffer at all.
-const WRITE_BUFFER: usize = 8192;
-/// Frames forwarded to one client in one go at most, so that a client far
-/// behind does not hold a worker thread while others wait.
-const MAX_BATCH: usize = 64;
 /// Time to send `hello` after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a closing frame may wait for the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bad frames in a row before the connection is closed.
 const MAX_BAD_FRAMES: u32 = 10;
 /// Resyncs within [`LAG_WINDOW`] before a slow client is dropped.
@@ -54,7 +59,7 @@ type Closing = (u16, &'static str, String);
 
 /// `GET /api/v1/streams/{id}/events` (WebSocket upgrade).
 pub async fn events_route(
-    ws: WebSocketUpgrade,
+    upgrade: Upgrade,
     Path(id): Path<String>,
     headers: HeaderMap,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
@@ -71,146 +76,78 @@ pub async fn events_route(
     let session = crate::service::session_cookie(&headers)
         .filter(|_| crate::ingest::same_origin(&headers))
         .map(str::to_string);
-    let limit = rooms.config.max_message_bytes;
-    // Small buffers: tungstenite's defaults (128 KiB each way) would make
-    // every idle viewer cost a quarter of a megabyte. Frames here are small;
-    // larger ones are still read, into a buffer that grows for them.
-    ws.max_message_size(limit.saturating_mul(16))
-        .max_frame_size(limit.saturating_mul(16))
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| async move {
-            let mut conn = Conn { socket };
-            let Some(_slot) = rooms.admit() else {
-                conn.close(close::FULL, "full", "this server is at its connection limit; retry later")
-                    .await;
+    upgrade.on_upgrade(move |tcp, prefix| async move {
+        let mut conn = match Conn::new(tcp, prefix, &rooms).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "events connection failed at the start");
                 return;
-            };
-            if let Err((code, reason, message)) = serve(&mut conn, &state, &rooms, &id, session, source).await {
-                tracing::debug!(stream = %id, code, reason, message = %message, "events connection closed");
-                conn.close(code, reason, &message).await;
             }
-        })
-}
-
-struct Conn {
-    socket: WebSocket,
-}
-
-/// Why [`Conn::forward`] stopped taking frames from the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Drained {
-    /// No frame is waiting, or the batch is full: wait for the next one.
-    Idle,
-    /// The last frame sent was a rules change.
-    Settings,
-    /// The client fell this many frames behind the room.
-    Lagged(u64),
-    /// The room is gone.
-    Closed,
-}
-
-/// The next frame that is ready now, without waiting.
-fn ready_frame(rx: &mut broadcast::Receiver<Frame>) -> Result<Frame, Drained> {
-    rx.try_recv().map_err(|e| match e {
-        TryRecvError::Empty => Drained::Idle,
-        TryRecvError::Lagged(n) => Drained::Lagged(n),
-        TryRecvError::Closed => Drained::Closed,
+        };
+        let Some(_slot) = rooms.admit() else {
+            conn.close(close::FULL, "full", "this server is at its connection limit; retry later")
+                .await;
+            return;
+        };
+        if let Err((code, reason, message)) = serve(&mut conn, &state, &rooms, &id, session, source).await {
+            tracing::debug!(stream = %id, code, reason, message = %message, "events connection closed");
+            conn.close(code, reason, &message).await;
+        }
+        conn.outbox.close();
     })
 }
 
-/// Runs a send, with the send timeout armed only if the send does not finish
-/// at once. Almost every send does (the frame fits in the socket buffer), and
-/// in a fan-out to thousands of clients a timer per send per client is work
-/// for nothing. A send that has to wait gets the whole `timeout` from then.
-async fn timed<T, E>(
-    send: impl Future<Output = Result<T, E>>,
-    timeout: Duration,
-) -> Result<T, Closing> {
-    let mut send = std::pin::pin!(send);
-    let result = match futures::poll!(send.as_mut()) {
-        Poll::Ready(r) => r,
-        Poll::Pending => match tokio::time::timeout(timeout, send).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err((
-                    close::TOO_SLOW,
-                    "too_slow",
-                    "the connection is too slow to keep up".into(),
-                ))
-            }
-        },
-    };
-    result.map_err(|_| (1000, "gone", "the connection dropped".into()))
+struct Conn {
+    ws: WebSocketStream<SocketIo>,
+    outbox: Arc<Outbox>,
 }
 
-/// Sends `first` and the frames already waiting behind it in the room (at
-/// most [`MAX_BATCH`]), in order, then flushes once: a client that fell
-/// behind catches up in one write instead of one per frame. Each frame's text
-/// is the room's shared buffer (reference-counted), not a copy. Stops after a
-/// rules change, so that the caller can tell this client about its moderator
-/// status before anything else, and at a lag or the room's end, which the
-/// caller handles once these frames are out.
-async fn forward<S>(
-    socket: &mut S,
-    first: Frame,
-    rx: &mut broadcast::Receiver<Frame>,
-) -> Result<Drained, S::Error>
-where
-    S: Sink<Message> + Unpin,
-{
-    let mut frame = first;
-    let mut sent = 1;
-    let end = loop {
-        let settings = frame.settings;
-        socket.feed(Message::Text(frame.json)).await?;
-        if settings {
-            break Drained::Settings;
-        }
-        if sent == MAX_BATCH {
-            break Drained::Idle;
-        }
-        frame = match ready_frame(rx) {
-            Ok(f) => f,
-            Err(end) => break end,
-        };
-        sent += 1;
-    };
-    socket.flush().await?;
-    Ok(end)
+fn flush_error(e: FlushError) -> Closing {
+    match e {
+        FlushError::TooSlow => (
+            close::TOO_SLOW,
+            "too_slow",
+            "the connection is too slow to keep up".into(),
+        ),
+        FlushError::Gone => (1000, "gone", "the connection dropped".into()),
+    }
 }
 
 impl Conn {
-    async fn send_text(&mut self, text: Utf8Bytes, timeout: Duration) -> Result<(), Closing> {
-        timed(self.socket.send(Message::Text(text)), timeout).await
-    }
-
-    /// [`forward`], with the send timeout over the whole batch.
-    async fn forward(
-        &mut self,
-        first: Frame,
-        rx: &mut broadcast::Receiver<Frame>,
-        timeout: Duration,
-    ) -> Result<Drained, Closing> {
-        timed(forward(&mut self.socket, first, rx), timeout).await
-    }
-
-    /// Frames in order, written together (a resume's replay).
-    async fn send_frames(&mut self, frames: Vec<Frame>, timeout: Duration) -> Result<(), Closing> {
-        let socket = &mut self.socket;
-        let send = async move {
-            for f in frames {
-                socket.feed(Message::Text(f.json)).await?;
-            }
-            socket.flush().await
+    async fn new(tcp: TcpStream, prefix: Bytes, rooms: &Rooms) -> std::io::Result<Conn> {
+        tcp.set_nodelay(true)?;
+        // The HTTP layer's read buffer (kilobytes, usually empty by now) is
+        // not kept alive for the connection's lifetime.
+        let prefix = if prefix.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(&prefix)
         };
-        timed(send, timeout).await
+        let limit = rooms.config.max_message_bytes;
+        let (read, write) = tcp.into_split();
+        let outbox = Arc::new(Outbox::new(write, rooms.config.client_queue));
+        // Small buffers: frames here are small; larger ones are still read,
+        // into a buffer that grows for them. Writes go through the outbox.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(limit.saturating_mul(16)))
+            .max_frame_size(Some(limit.saturating_mul(16)))
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0);
+        let io = SocketIo::new(prefix, read, outbox.clone());
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        Ok(Conn { ws, outbox })
+    }
+
+    /// Writes what is queued (the socket may take it all at once).
+    async fn flush(&self, timeout: Duration) -> Result<(), Closing> {
+        self.outbox.flush(timeout).await.map_err(flush_error)
     }
 
     async fn send(&mut self, event: ServerEvent, timeout: Duration) -> Result<(), Closing> {
         let json = serde_json::to_string(&Envelope { id: None, event })
             .map_err(|e| (1011, "internal", e.to_string()))?;
-        self.send_text(json.into(), timeout).await
+        self.outbox.push(wire::text(&json));
+        self.flush(timeout).await
     }
 
     async fn error(&mut self, code: &str, message: &str, timeout: Duration) -> Result<(), Closing> {
@@ -224,13 +161,14 @@ impl Conn {
         .await
     }
 
+    /// Sends a close frame (after whatever was queued) and stops taking
+    /// room frames.
     async fn close(&mut self, code: u16, reason: &str, message: &str) {
-        let json = CloseReason::frame_text(reason, message);
-        let frame = CloseFrame {
-            code,
-            reason: json.into(),
-        };
-        let _ = self.socket.send(Message::Close(Some(frame))).await;
+        self.outbox.open(Vec::new());
+        self.outbox
+            .push(wire::close(code, &CloseReason::frame_text(reason, message)));
+        let _ = self.outbox.flush(CLOSE_TIMEOUT).await;
+        self.outbox.close();
     }
 }
 
@@ -260,7 +198,7 @@ async fn serve(
 ) -> Result<(), Closing> {
     let internal = |e: crate::db::DbError| (1011, "internal", format!("database: {e}"));
     // 1. hello
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, conn.socket.recv()).await {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, conn.ws.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<ClientMessage>(&t).ok(),
         Ok(Some(Ok(_))) => None,
         Ok(None) | Ok(Some(Err(_))) => return Ok(()),
@@ -348,9 +286,11 @@ async fn serve(
         (None, Some(v)) if valid_viewer_id(v) => format!("v:{v}"),
         _ => format!("c:{}", unique()),
     });
-    let joined = room.join(viewer_key.as_deref(), last_id);
+    let joined = room.join(viewer_key.as_deref(), last_id, Some(&conn.outbox));
+    let conn_id = joined.conn;
     let result = run(conn, state, &room, &peer, joined, last_id.is_some()).await;
-    room.leave(viewer_key.as_deref());
+    conn.outbox.close();
+    room.leave(viewer_key.as_deref(), conn_id);
     result
 }
 
@@ -375,24 +315,10 @@ async fn history(state: &AppState, room: &Room) -> Result<Vec<app::events::ChatM
         .collect())
 }
 
-async fn resync(
-    conn: &mut Conn,
-    state: &AppState,
-    room: &Room,
-    timeout: Duration,
-) -> Result<(), Closing> {
-    let (last_id, stream_state, viewers) = room.snapshot();
-    let history = history(state, room).await?;
-    conn.send(
-        ServerEvent::Resync {
-            history,
-            last_id,
-            state: stream_state,
-            viewers,
-        },
-        timeout,
-    )
-    .await
+fn text_frame(event: ServerEvent) -> Result<Bytes, Closing> {
+    serde_json::to_string(&Envelope { id: None, event })
+        .map(|j| wire::text(&j))
+        .map_err(|e| (1011, "internal", e.to_string()))
 }
 
 async fn run(
@@ -406,7 +332,7 @@ async fn run(
     let config = room.config;
     let timeout = config.send_timeout;
     let super::Joined {
-        mut rx,
+        conn: conn_id,
         last_id,
         replay,
         state: stream_state,
@@ -417,31 +343,43 @@ async fn run(
         .user
         .as_ref()
         .is_some_and(|u| room.may_post(&u.id, now_ms()));
-    let history = if resuming {
+    // Read after joining: a message posted meanwhile is in the history and
+    // follows as a frame too; clients show it once (same id).
+    let history = if resuming && replay.is_some() {
         Vec::new()
     } else {
         history(state, room).await?
     };
-    conn.send(
-        ServerEvent::Welcome {
-            version: EVENTS_PROTOCOL_VERSION,
-            username: peer.user.as_ref().map(|u| u.username.clone()),
-            moderator: peer.moderator(room),
-            can_chat,
+    let (welcome_history, resync_history) = if resuming {
+        (Vec::new(), history)
+    } else {
+        (history, Vec::new())
+    };
+    let mut first = vec![text_frame(ServerEvent::Welcome {
+        version: EVENTS_PROTOCOL_VERSION,
+        username: peer.user.as_ref().map(|u| u.username.clone()),
+        moderator: peer.moderator(room),
+        can_chat,
+        state: stream_state,
+        viewers,
+        settings,
+        history: welcome_history,
+        last_id,
+    })?];
+    match replay {
+        Some(frames) => first.extend(frames.into_iter().map(|f| f.wire)),
+        // The resume point is gone: a resync as of the join.
+        None if resuming => first.push(text_frame(ServerEvent::Resync {
+            history: resync_history,
+            last_id,
             state: stream_state,
             viewers,
-            settings,
-            history,
-            last_id,
-        },
-        timeout,
-    )
-    .await?;
-    match replay {
-        Some(frames) => conn.send_frames(frames, timeout).await?,
-        None if resuming => resync(conn, state, room, timeout).await?,
+        })?),
         None => {}
     }
+    // The welcome (and replay) first, then the room's frames since the join.
+    conn.outbox.open(first);
+    conn.flush(timeout).await?;
 
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -451,44 +389,44 @@ async fn run(
     let mut lags: Vec<Instant> = Vec::new();
     let mut was_moderator = peer.moderator(room);
     loop {
-        tokio::select! {
-            frame = rx.recv() => match frame.map_err(|e| match e {
-                RecvError::Lagged(n) => Drained::Lagged(n),
-                RecvError::Closed => Drained::Closed,
-            }) {
-                Ok(frame) => match conn.forward(frame, &mut rx, timeout).await? {
-                    Drained::Idle => {}
-                    // Named or dropped as a moderator: tell this client.
-                    Drained::Settings => {
-                        if peer.moderator(room) != was_moderator {
-                            was_moderator = !was_moderator;
-                            let can_chat = peer.user.as_ref().is_some_and(|u| room.may_post(&u.id, now_ms()));
-                            conn.send(ServerEvent::You { moderator: was_moderator, can_chat }, timeout).await?;
-                        }
-                    }
-                    Drained::Lagged(missed) => lagged(conn, state, room, &mut lags, missed, timeout).await?,
-                    Drained::Closed => return Ok(()),
+        let signals = conn.outbox.signals();
+        if let Some(missed) = signals.lagged {
+            lagged(conn, state, room, conn_id, &mut lags, missed).await?;
+        }
+        // Named or dropped as a moderator: tell this client.
+        if signals.settings && peer.moderator(room) != was_moderator {
+            was_moderator = !was_moderator;
+            let can_chat = peer
+                .user
+                .as_ref()
+                .is_some_and(|u| room.may_post(&u.id, now_ms()));
+            conn.send(
+                ServerEvent::You {
+                    moderator: was_moderator,
+                    can_chat,
                 },
-                Err(Drained::Lagged(missed)) => lagged(conn, state, room, &mut lags, missed, timeout).await?,
-                Err(_) => return Ok(()),
-            },
-            msg = conn.socket.recv() => {
+                timeout,
+            )
+            .await?;
+        }
+        tokio::select! {
+            // The socket did not take a room frame at once, or a lag or a
+            // rules change: write what waits (the loop then looks at the rest).
+            () = conn.outbox.wanted() => conn.flush(timeout).await?,
+            msg = conn.ws.next() => {
                 let msg = match msg {
                     None => return Ok(()),
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
-                            return Err((close::TOO_LARGE, "too_large", "a frame exceeded the size limit".into()));
-                        }
-                        return Ok(());
+                    Some(Err(WsError::Capacity(_))) => {
+                        return Err((close::TOO_LARGE, "too_large", "a frame exceeded the size limit".into()));
                     }
+                    Some(Err(_)) => return Ok(()),
                     Some(Ok(m)) => m,
                 };
                 last_heard = Instant::now();
                 let text = match msg {
                     Message::Text(t) => t,
                     Message::Close(_) => return Ok(()),
-                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                     Message::Binary(_) => {
                         bad_frames += 1;
                         conn.error("bad_message", "binary frames are not part of this protocol", timeout).await?;
@@ -523,7 +461,8 @@ async fn run(
                 if last_heard.elapsed() > config.heartbeat * 3 {
                     return Err((close::DEAD_PEER, "dead_peer", "no answer to heartbeats".into()));
                 }
-                timed(conn.socket.send(Message::Ping(Default::default())), timeout).await?;
+                conn.outbox.push(wire::ping());
+                conn.flush(timeout).await?;
             },
         }
     }
@@ -535,9 +474,9 @@ async fn lagged(
     conn: &mut Conn,
     state: &AppState,
     room: &Room,
+    conn_id: u64,
     lags: &mut Vec<Instant>,
     missed: u64,
-    timeout: Duration,
 ) -> Result<(), Closing> {
     let now = Instant::now();
     lags.retain(|t| now.duration_since(*t) < LAG_WINDOW);
@@ -551,7 +490,13 @@ async fn lagged(
         ));
     }
     tracing::debug!(stream = %room.stream_id, missed, "slow events client skipped ahead");
-    resync(conn, state, room, timeout).await
+    conn.outbox.resyncing();
+    // The newest id before the history is read: the frames after it follow
+    // the resync, so nothing posted meanwhile is missed.
+    let since = room.snapshot().0;
+    let history = history(state, room).await?;
+    room.resync(conn_id, &conn.outbox, since, history);
+    Ok(())
 }
 
 /// One client message. The outer error closes the connection; the inner
@@ -797,148 +742,4 @@ async fn moderate(
         until_ms: until,
     });
     Ok(Ok(()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(id: u64, settings: bool) -> Frame {
-        Frame {
-            id,
-            json: format!("{{\"id\":{id}}}").into(),
-            settings,
-        }
-    }
-
-    fn texts(sent: &[Message]) -> Vec<String> {
-        sent.iter()
-            .map(|m| match m {
-                Message::Text(t) => t.to_string(),
-                other => panic!("not text: {other:?}"),
-            })
-            .collect()
-    }
-
-    /// The first frame, as the connection's `recv` would hand it over.
-    async fn first(rx: &mut broadcast::Receiver<Frame>) -> Frame {
-        rx.recv().await.expect("a frame")
-    }
-
-    #[tokio::test]
-    async fn a_batch_keeps_order_and_ids_and_shares_the_text() {
-        let (tx, mut rx) = broadcast::channel(256);
-        let frames: Vec<Frame> = (1..=5).map(|id| frame(id, false)).collect();
-        for f in &frames {
-            tx.send(f.clone()).unwrap();
-        }
-        let mut sent: Vec<Message> = Vec::new();
-        let f = first(&mut rx).await;
-        assert_eq!(forward(&mut sent, f, &mut rx).await.unwrap(), Drained::Idle);
-        assert_eq!(
-            texts(&sent),
-            (1..=5)
-                .map(|id| format!("{{\"id\":{id}}}"))
-                .collect::<Vec<_>>()
-        );
-        // Each client's frame is the room's buffer, not a copy.
-        for (m, f) in sent.iter().zip(&frames) {
-            let Message::Text(t) = m else { unreachable!() };
-            assert_eq!(t.as_str().as_ptr(), f.json.as_str().as_ptr());
-        }
-        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
-    }
-
-    #[tokio::test]
-    async fn a_batch_has_a_limit_and_the_rest_follows() {
-        let (tx, mut rx) = broadcast::channel(256);
-        for id in 0..100 {
-            tx.send(frame(id, false)).unwrap();
-        }
-        let mut sent: Vec<Message> = Vec::new();
-        let f = first(&mut rx).await;
-        assert_eq!(forward(&mut sent, f, &mut rx).await.unwrap(), Drained::Idle);
-        assert_eq!(sent.len(), MAX_BATCH);
-        let f = first(&mut rx).await;
-        forward(&mut sent, f, &mut rx).await.unwrap();
-        assert_eq!(
-            texts(&sent),
-            (0..100)
-                .map(|id| format!("{{\"id\":{id}}}"))
-                .collect::<Vec<_>>()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_batch_stops_after_a_rules_change() {
-        let (tx, mut rx) = broadcast::channel(256);
-        tx.send(frame(1, false)).unwrap();
-        tx.send(frame(2, true)).unwrap();
-        tx.send(frame(3, false)).unwrap();
-        let mut sent: Vec<Message> = Vec::new();
-        let f = first(&mut rx).await;
-        assert_eq!(
-            forward(&mut sent, f, &mut rx).await.unwrap(),
-            Drained::Settings
-        );
-        assert_eq!(texts(&sent), ["{\"id\":1}", "{\"id\":2}"]);
-        let f = first(&mut rx).await;
-        assert_eq!(f.id, 3, "the next batch starts after it");
-    }
-
-    #[tokio::test]
-    async fn a_lag_in_a_batch_ends_it_after_the_frames_before() {
-        let (tx, mut rx) = broadcast::channel(16);
-        tx.send(frame(1, false)).unwrap();
-        let f = first(&mut rx).await;
-        // The room runs 40 frames ahead while this client is busy.
-        for id in 2..42 {
-            tx.send(frame(id, false)).unwrap();
-        }
-        let mut sent: Vec<Message> = Vec::new();
-        let end = forward(&mut sent, f, &mut rx).await.unwrap();
-        assert!(matches!(end, Drained::Lagged(n) if n > 0), "{end:?}");
-        assert_eq!(texts(&sent), ["{\"id\":1}"]);
-        drop(tx);
-        let f = first(&mut rx).await;
-        let mut after: Vec<Message> = Vec::new();
-        assert_eq!(
-            forward(&mut after, f, &mut rx).await.unwrap(),
-            Drained::Closed,
-            "then the newest 16, and the room's end"
-        );
-        assert_eq!(
-            texts(&after),
-            (26..42)
-                .map(|id| format!("{{\"id\":{id}}}"))
-                .collect::<Vec<_>>()
-        );
-    }
-
-    #[test]
-    fn a_send_that_finishes_at_once_sets_no_timer_and_a_stuck_one_times_out() {
-        // Without a time driver, arming the timeout would panic: a send that
-        // finishes at once never does.
-        let no_timers = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        no_timers.block_on(async {
-            let ok = timed(async { Ok::<_, ()>(7) }, Duration::from_secs(10)).await;
-            assert_eq!(ok.unwrap(), 7);
-            let gone = timed(async { Err::<(), _>(()) }, Duration::from_secs(10)).await;
-            assert_eq!(gone.unwrap_err().0, 1000);
-        });
-        let timers = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        timers.block_on(async {
-            let stuck = timed(
-                std::future::pending::<Result<(), ()>>(),
-                Duration::from_millis(20),
-            )
-            .await;
-            assert_eq!(stuck.unwrap_err().0, close::TOO_SLOW);
-        });
-    }
 }

@@ -865,3 +865,30 @@ async fn a_slow_client_is_skipped_ahead_or_dropped_and_never_slows_the_room() {
     };
     assert!(["resync", "dropped"].contains(&outcome));
 }
+
+#[tokio::test]
+async fn a_request_that_is_not_a_websocket_upgrade_gets_a_json_error() {
+    let app = TestApp::start(&[]).await;
+    let r = room(&app, "public").await;
+    let url = format!("http://{}/api/v1/streams/{}/events", app.addr, r.id);
+    let plain = app.http.get(&url).send().await.expect("get");
+    assert_eq!(plain.status(), 400);
+    let body: serde_json::Value = plain.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_websocket", "{body}");
+    let old = app
+        .http
+        .get(&url)
+        .header("connection", "keep-alive, Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(old.status(), 426);
+    assert_eq!(old.headers()["sec-websocket-version"], "13");
+    // A real client (tungstenite checks Sec-WebSocket-Accept) still opens it.
+    let mut ws = open(&app, &r.id, None, None).await;
+    send(&mut ws, &hello(ClientRole::Viewer, None, None)).await;
+    welcome(&mut ws).await;
+}
