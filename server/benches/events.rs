@@ -15,13 +15,13 @@
 //! clients' sockets do not count against its file limit.
 //!
 //! The generator shares the machine's cores with the server, so it is kept
-//! cheap: one single-threaded runtime per core ("shards"), each owning its
-//! share of the clients; a client is one task that connects and then reads
-//! its socket (no split halves, no shared counters); a frame is timed when
-//! read and its message number found with a string scan (one client decodes
-//! the full JSON once, to check the format). Every client still reads every
-//! frame from its own socket: a message counts as delivered to a client only
-//! when that client has read it.
+//! cheap: the clients connect from one single-threaded runtime per core
+//! ("shards"), then each shard's sockets are read from one thread with epoll
+//! through a lean WebSocket client ([`lean_ws`]); a frame is timed when read
+//! and its message number found with a string scan (one tungstenite client
+//! decodes the full JSON of every message, to check the format). Every client
+//! still reads every frame from its own socket: a message counts as delivered
+//! to a client only when that client has read it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,6 +33,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "lean_ws.rs"]
+mod lean_ws;
 #[path = "report.rs"]
 mod report;
 #[path = "server.rs"]
@@ -62,6 +64,13 @@ fn start_server(clients: usize) -> Server {
     server::start(&[
         "--events-max-connections".into(),
         (clients + 100).to_string(),
+        // The clients say hello as watch pages do (with a viewer id, so each
+        // opens an analytics session) but send no beacons: without this,
+        // their sessions would time out after 30 s and be written to the
+        // database in the middle of the timed sends. Beacons are the
+        // analytics bench's subject.
+        "--analytics-heartbeat-timeout".into(),
+        "3600".into(),
         // The sender is timed, not throttled.
         "--chat-burst".into(),
         "1000".into(),
@@ -114,6 +123,58 @@ fn message_number(frame: &str) -> Option<usize> {
 
 /// One client's deliveries: (message number, ns after `t0`).
 type Deliveries = Vec<(usize, u64)>;
+
+/// A load client: the lean WebSocket client says `hello` as a watch page
+/// does and reads until `welcome`; returns its socket for [`lean_ws::read_all`].
+async fn connect_lean(
+    addr: &str,
+    id: &str,
+    n: usize,
+) -> (std::net::TcpStream, lean_ws::FrameBuf, [u8; 4]) {
+    let mut ws = lean_ws::LeanWs::connect(addr, &format!("/api/v1/streams/{id}/events"), n)
+        .await
+        .expect("websocket connects");
+    let hello = ClientMessage::Hello {
+        version: 1,
+        role: ClientRole::Viewer,
+        viewer_id: Some(format!("bench-viewer-{n:08}")),
+        token: None,
+        last_id: None,
+    };
+    let hello = serde_json::to_vec(&hello).expect("json");
+    ws.send(lean_ws::TEXT, &hello).await.expect("hello");
+    ws.until_text(|t| t.windows(9).any(|w| w == b"\"welcome\""))
+        .await
+        .expect("welcome");
+    ws.into_std().expect("socket")
+}
+
+/// Reads a shard's clients on this thread until each has the last timed
+/// message (or `deadline`); times each `chat` frame when it has been read.
+fn read_chats_lean(
+    clients: Vec<(std::net::TcpStream, lean_ws::FrameBuf, [u8; 4])>,
+    t0: Instant,
+    deadline: Instant,
+) -> Deliveries {
+    let mut got = Vec::with_capacity(clients.len() * MESSAGES);
+    lean_ws::read_all(clients, deadline, |_, payload, at| {
+        let Ok(t) = std::str::from_utf8(payload) else {
+            return false;
+        };
+        if !t.contains("\"type\":\"chat\"") {
+            return false;
+        }
+        let Some(n) = message_number(t) else {
+            return false;
+        };
+        if n < MESSAGES {
+            got.push((n, at.duration_since(t0).as_nanos() as u64));
+        }
+        n + 1 == MESSAGES
+    })
+    .expect("reading the clients");
+    got
+}
 
 /// Reads the room's frames until the last timed message; times each `chat`
 /// frame when it has been read.
@@ -264,7 +325,7 @@ async fn run(clients: usize, shards: &[Shard]) {
             break;
         }
     }
-    let mut handles = vec![tokio::spawn(read_chats(check, t0))];
+    let check = tokio::spawn(read_chats(check, t0));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_one = rss_kib(pid);
 
@@ -278,6 +339,7 @@ async fn run(clients: usize, shards: &[Shard]) {
         .iter()
         .map(|_| Arc::new(tokio::sync::Semaphore::new(CONNECTING)))
         .collect();
+    let mut handles: Vec<Vec<_>> = shards.iter().map(|_| Vec::new()).collect();
     for k in 2..=clients {
         let shard = k % shards.len();
         let (addr, id, gate, connected) = (
@@ -286,22 +348,33 @@ async fn run(clients: usize, shards: &[Shard]) {
             gates[shard].clone(),
             connected.clone(),
         );
-        handles.push(shards[shard].handle.spawn(async move {
-            let ws = {
+        handles[shard].push(shards[shard].handle.spawn(async move {
+            let socket = {
                 let _turn = gate.acquire().await.expect("gate");
-                connect(&addr, &id, None, k).await
+                connect_lean(&addr, &id, k).await
             };
             connected.fetch_add(1, Ordering::Relaxed);
-            read_chats(ws, t0).await
+            socket
         }));
     }
-    while connected.load(Ordering::Relaxed) < clients {
-        if let Some(h) = handles.iter().find(|h| h.is_finished()) {
-            panic!("a client failed before the messages were sent: {h:?}");
+    // Each shard's clients, read from one thread per shard.
+    // Settling, the sends and a minute for the last deliveries.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut readers = Vec::new();
+    for shard in handles {
+        let mut sockets = Vec::with_capacity(shard.len());
+        for h in shard {
+            sockets.push(
+                h.await
+                    .expect("a client failed before the messages were sent"),
+            );
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        readers.push(std::thread::spawn(move || {
+            read_chats_lean(sockets, t0, deadline)
+        }));
     }
     let connect_secs = started.elapsed().as_secs_f64();
+    assert_eq!(connected.load(Ordering::Relaxed), clients);
     // Let the viewer-count broadcasts settle and memory stay put.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_all = rss_kib(pid);
@@ -325,15 +398,14 @@ async fn run(clients: usize, shards: &[Shard]) {
         tokio::time::sleep(GAP).await;
     }
     // Wait for the deliveries (bounded).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut all: Vec<Deliveries> = Vec::with_capacity(clients);
-    for h in handles {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, h).await {
-            Ok(Ok(d)) => all.push(d),
-            Ok(Err(e)) => panic!("a client failed: {e}"),
-            Err(_) => {}
-        }
+    let mut all: Vec<Deliveries> = Vec::with_capacity(readers.len() + 1);
+    match tokio::time::timeout(Duration::from_secs(60), check).await {
+        Ok(Ok(d)) => all.push(d),
+        Ok(Err(e)) => panic!("the checking client failed: {e}"),
+        Err(_) => {}
+    }
+    for r in readers {
+        all.push(r.join().expect("a reader thread failed"));
     }
     let server_cpu = server::cpu_secs(&pid.to_string()) - server_cpu0;
     let bench_cpu = server::cpu_secs("self") - bench_cpu0;
@@ -390,11 +462,17 @@ async fn run(clients: usize, shards: &[Shard]) {
     let doc = format!(
         "## Realtime rooms\n\nProduced by `make bench` (`server/benches/events.rs`): the real `onair` binary \
 ({}) with an in-memory database, and a load generator ({} profile) in the bench process on \
-the same 2-core machine, so the clients compete with the server for the CPU. The generator runs {} \
-single-threaded runtimes, one per core, each owning its share of the clients; every client reads every frame \
-from its own socket and finds the message number with a string scan (one client checks the full JSON). One room; \
-every client is an anonymous viewer that sent `hello` and got `welcome`; the sender is the owner's studio \
-socket. A message is sent every {} ms; a delivery is timed when the client has read it. CPU per message is \
+the same 2-core machine, so the clients compete with the server for the CPU. The generator connects \
+its clients from {} single-threaded runtimes, then reads each runtime's share from one thread with epoll (mio), \
+through its own lean WebSocket client (`server/benches/lean_ws.rs`: the upgrade with its `Sec-WebSocket-Accept` \
+check, masked frames, pongs); every client reads every frame from its own socket and finds the message number \
+with a string scan, and one full tungstenite client checks the whole JSON of every message. The reader threads \
+look for ready sockets every 1 ms instead of sleeping in `epoll_wait`: on loopback, waking a client thread that \
+sleeps there is paid by the server's write (an inter-processor interrupt), which clients on other machines never \
+cost it; the nap counts against the server, as deliveries are timed when read. One room; every client is an \
+anonymous viewer that sent `hello` (with a viewer id, as a watch page does) and got `welcome`; the sender is the \
+owner's studio socket. The server runs with `--analytics-heartbeat-timeout 3600`, since these clients send no \
+beacons and their analytics sessions would otherwise end, and be written, during the timed sends. A message is sent every {} ms; a delivery is timed when the client has read it. CPU per message is \
 user+system time of each process over the timed sends (in 10 ms ticks), divided by the messages. Memory is the server's \
 `VmRSS` growth between one connected client and all of them (after 5 s idle), divided by the clients.\n\n\
 Last run: {}\n\n{table}",
