@@ -93,7 +93,6 @@ pub async fn events_route(
             tracing::debug!(stream = %id, code, reason, message = %message, "events connection closed");
             conn.close(code, reason, &message).await;
         }
-        conn.outbox.close();
     })
 }
 
@@ -284,7 +283,7 @@ async fn serve(
     let viewer_key = (!is_studio).then(|| match (&peer.user, viewer_id.as_deref()) {
         (Some(u), _) => format!("u:{}", u.id),
         (None, Some(v)) if valid_viewer_id(v) => format!("v:{v}"),
-        _ => format!("c:{}", unique()),
+        _ => format!("c:{}", super::next_conn()),
     });
     let joined = room.join(viewer_key.as_deref(), last_id, Some(&conn.outbox));
     let conn_id = joined.conn;
@@ -292,12 +291,6 @@ async fn serve(
     conn.outbox.close();
     room.leave(viewer_key.as_deref(), conn_id);
     result
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 async fn history(state: &AppState, room: &Room) -> Result<Vec<app::events::ChatMessage>, Closing> {
