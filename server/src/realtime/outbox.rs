@@ -62,6 +62,20 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    /// Queues a frame of which `offset` bytes are already written (only
+    /// ever the front one).
+    fn push(&mut self, bytes: Bytes, offset: usize, room: bool) {
+        if self.queue.is_empty() {
+            self.offset = offset;
+        }
+        if room {
+            self.room_frames += 1;
+        }
+        self.queue.push_back(Item { bytes, room });
+    }
+}
+
 /// What a [`Outbox::flush`] found besides the bytes it wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Signals {
@@ -149,32 +163,33 @@ impl Outbox {
         Ok(true)
     }
 
-    /// Queues `item` and writes at once if nothing was waiting before it.
-    /// Returns whether the task must be woken to finish the job.
-    fn enqueue(&self, s: &mut State, item: Item) -> bool {
-        let was_empty = s.queue.is_empty();
-        if item.room {
-            s.room_frames += 1;
-        }
-        s.queue.push_back(item);
-        if s.held {
+    /// Writes `bytes` at once if nothing waits before it, and queues what
+    /// the socket did not take (only then is the frame's handle cloned: the
+    /// common case touches no shared reference count). Returns whether the
+    /// task must be woken to finish the job.
+    fn enqueue(&self, s: &mut State, bytes: &Bytes, room: bool) -> bool {
+        if !s.queue.is_empty() || s.held {
+            // Held until the welcome, or the task was woken when the queue
+            // filled and is writing it.
+            s.push(bytes.clone(), 0, room);
             return false;
         }
-        if !was_empty {
-            // The task was woken when the queue filled and is writing it.
-            return false;
-        }
-        match self.pump(s) {
-            Ok(true) => false,
-            Ok(false) => {
-                metrics::counter!("onair_events_frames_queued_total").increment(1);
-                true
+        let offset = match self.write.try_write(bytes) {
+            Ok(n) if n == bytes.len() => return false,
+            Ok(0) => {
+                s.broken = true;
+                return true;
             }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(_) => {
                 s.broken = true;
-                true
+                return true;
             }
-        }
+        };
+        s.push(bytes.clone(), offset, room);
+        metrics::counter!("onair_events_frames_queued_total").increment(1);
+        true
     }
 
     /// A room frame (the fan-out's call): written now if the socket takes
@@ -211,13 +226,7 @@ impl Outbox {
                 s.skipped = dropped + 1;
                 true
             } else {
-                let woken = self.enqueue(
-                    &mut s,
-                    Item {
-                        bytes: bytes.clone(),
-                        room: true,
-                    },
-                );
+                let woken = self.enqueue(&mut s, bytes, true);
                 wake || woken
             }
         };
@@ -234,7 +243,7 @@ impl Outbox {
             if s.broken {
                 return;
             }
-            self.enqueue(&mut s, Item { bytes, room: false })
+            self.enqueue(&mut s, &bytes, false)
         };
         if wake {
             self.notify.notify_one();
@@ -272,13 +281,7 @@ impl Outbox {
             s.resyncing = false;
             let mut wake = false;
             for bytes in frames {
-                wake |= self.enqueue(
-                    &mut s,
-                    Item {
-                        bytes: bytes.clone(),
-                        room: false,
-                    },
-                );
+                wake |= self.enqueue(&mut s, bytes, false);
             }
             wake
         };
