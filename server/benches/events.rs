@@ -33,6 +33,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "bare_fanout.rs"]
+mod bare_fanout;
 #[path = "lean_ws.rs"]
 mod lean_ws;
 #[path = "report.rs"]
@@ -44,7 +46,7 @@ mod server;
 use server::{server_binary, Server};
 
 /// Messages timed per run.
-const MESSAGES: usize = 40;
+const MESSAGES: usize = 200;
 /// Time between two sends.
 const GAP: Duration = Duration::from_millis(250);
 /// Handshakes in flight at once per shard.
@@ -199,6 +201,90 @@ async fn read_chats(mut ws: Ws, t0: Instant) -> Deliveries {
     mine
 }
 
+/// The bare fan-out's run ([`bare_fanout`]): per-message delays to the last
+/// client (sorted), the messages every client got, and the CPU per message
+/// of the writer process and of the generator.
+struct Floor {
+    last: Vec<f64>,
+    complete: usize,
+    writer_cpu_ms: f64,
+    generator_cpu_ms: f64,
+}
+
+/// Times the same messages (`sample`, a real chat frame, numbered like the
+/// real run's) through the bare fan-out to as many plain TCP clients, read
+/// by the same reader threads.
+fn bare_floor(clients: usize, readers: usize, sample: &str) -> Floor {
+    use std::io::{BufRead, Write};
+    let exe = std::env::current_exe().expect("the bench binary");
+    let mut child = std::process::Command::new(exe)
+        .arg("--bench")
+        .env(bare_fanout::ROLE_ENV, clients.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the bare fan-out starts");
+    let mut port = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("the bare fan-out's port");
+    let port: u16 = port.trim().parse().expect("a port");
+    let mut shares: Vec<Vec<_>> = (0..readers).map(|_| Vec::new()).collect();
+    for k in 0..clients {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        s.set_nodelay(true).expect("nodelay");
+        s.set_nonblocking(true).expect("non-blocking");
+        shares[k % readers].push((s, lean_ws::FrameBuf::default(), [1, 2, 3, 4]));
+    }
+    // Accepted, and settled.
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(60);
+    let threads: Vec<_> = shares
+        .into_iter()
+        .map(|share| std::thread::spawn(move || read_chats_lean(share, t0, deadline)))
+        .collect();
+    let pid = child.id().to_string();
+    let (writer0, self0) = (server::cpu_secs(&pid), server::cpu_secs("self"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut sent_ns = Vec::with_capacity(MESSAGES);
+    for k in 0..MESSAGES {
+        let line = sample.replace("bench 999999", &format!("bench {k}"));
+        sent_ns.push(t0.elapsed().as_nanos() as u64);
+        writeln!(stdin, "{line}").expect("to the bare fan-out");
+        stdin.flush().expect("flush");
+        std::thread::sleep(GAP);
+    }
+    let got: Vec<Deliveries> = threads
+        .into_iter()
+        .map(|t| t.join().expect("a reader thread failed"))
+        .collect();
+    let (writer_cpu, generator_cpu) = (
+        server::cpu_secs(&pid) - writer0,
+        server::cpu_secs("self") - self0,
+    );
+    drop(stdin);
+    let _ = child.wait();
+    let mut delivered = [0usize; MESSAGES];
+    let mut last_ns = [0u64; MESSAGES];
+    for (k, at) in got.iter().flatten().copied() {
+        delivered[k] += 1;
+        last_ns[k] = last_ns[k].max(at);
+    }
+    let mut last: Vec<f64> = (0..MESSAGES)
+        .filter(|k| delivered[*k] > 0)
+        .map(|k| last_ns[k].saturating_sub(sent_ns[k]) as f64 / 1e6)
+        .collect();
+    last.sort_by(f64::total_cmp);
+    let per_msg = |secs: f64| secs * 1000.0 / MESSAGES as f64;
+    Floor {
+        last,
+        complete: delivered.iter().filter(|d| **d == clients).count(),
+        writer_cpu_ms: per_msg(writer_cpu),
+        generator_cpu_ms: per_msg(generator_cpu),
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -265,6 +351,11 @@ impl Drop for Shard {
 }
 
 fn main() {
+    if let Ok(n) = std::env::var(bare_fanout::ROLE_ENV) {
+        let clients = n.parse().expect("the bare fan-out's client count");
+        bare_fanout::serve(clients).expect("the bare fan-out");
+        return;
+    }
     let clients: usize = std::env::var("ONAIR_BENCH_CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -310,7 +401,7 @@ async fn run(clients: usize, shards: &[Shard]) {
         ))
         .await
         .expect("send");
-    loop {
+    let sample = loop {
         let Some(Ok(Message::Text(t))) = check.next().await else {
             panic!("no chat")
         };
@@ -322,9 +413,9 @@ async fn run(clients: usize, shards: &[Shard]) {
             assert_eq!(message.text, "bench 999999");
             assert_eq!(message_number(&t), Some(999_999));
             assert!(t.contains("\"type\":\"chat\""), "{t}");
-            break;
+            break t.to_string();
         }
-    }
+    };
     let check = tokio::spawn(read_chats(check, t0));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_one = rss_kib(pid);
@@ -429,9 +520,23 @@ async fn run(clients: usize, shards: &[Shard]) {
         d.sort_by(f64::total_cmp);
         d
     };
+    eprintln!(
+        "send → last delivery per message, in send order (ms): {}",
+        (0..MESSAGES)
+            .map(|k| format!("{:.0}", last_ns[k].saturating_sub(sent_ns[k]) as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let (first, last) = (delays(&first_ns), delays(&last_ns));
     each.sort_by(f64::total_cmp);
     let per_msg = |secs: f64| secs * 1000.0 / MESSAGES as f64;
+
+    // The server is done: the floor runs on the same cores alone.
+    drain.abort();
+    drop(sender);
+    drop(server);
+    eprintln!("timing the bare fan-out ({clients} plain TCP clients) ...");
+    let floor = bare_floor(clients, shards.len(), &sample);
 
     let table = format!(
         "| measure | value | target |\n|---|---|---|\n\
@@ -440,6 +545,8 @@ async fn run(clients: usize, shards: &[Shard]) {
 | send → delivery to the first client, ms (p50 / p99) | {:.1} / {:.1} | — |\n\
 | send → each delivery, ms (p50 / p99 over {} deliveries) | {:.1} / {:.1} | — |\n\
 | CPU per message while timed, ms: server / generator | {:.1} / {:.1} | — |\n\
+| the machine's floor: a bare fan-out ({} threads, plain TCP, same clients and readers), send → last client, ms (p50 / p99; all delivered: {} of {MESSAGES}) | {:.1} / {:.1} | — |\n\
+| the floor's CPU per message, ms: writer / generator | {:.1} / {:.1} | — |\n\
 | server memory per idle connection, KiB (RSS growth / connections) | {per_conn_kib:.1} | ≤ 16 |\n\
 | connecting all clients (handshake + hello + welcome), s | {connect_secs:.1} | — |\n\
 | load average (1 / 5 / 15 min) when the timed sends began | {load} | — |\n",
@@ -452,6 +559,12 @@ async fn run(clients: usize, shards: &[Shard]) {
         percentile(&each, 0.99),
         per_msg(server_cpu),
         per_msg(bench_cpu),
+        bare_fanout::writer_threads(),
+        floor.complete,
+        percentile(&floor.last, 0.5),
+        percentile(&floor.last, 0.99),
+        floor.writer_cpu_ms,
+        floor.generator_cpu_ms,
     );
     println!("{table}");
     let server_bin = server_binary();
@@ -466,7 +579,9 @@ the same 2-core machine, so the clients compete with the server for the CPU. The
 its clients from {} single-threaded runtimes, then reads each runtime's share from one thread with epoll (mio), \
 through its own lean WebSocket client (`server/benches/lean_ws.rs`: the upgrade with its `Sec-WebSocket-Accept` \
 check, masked frames, pongs); every client reads every frame from its own socket and finds the message number \
-with a string scan, and one full tungstenite client checks the whole JSON of every message. The reader threads \
+with a string scan, and one full tungstenite client checks the whole JSON of every message. Each reader thread \
+reads into one 64 KiB buffer of its own and leaves a socket when a read returned less than that, without the read \
+that would only say \"would block\". The reader threads \
 look for ready sockets every 1 ms instead of sleeping in `epoll_wait`: on loopback, waking a client thread that \
 sleeps there is paid by the server's write (an inter-processor interrupt), which clients on other machines never \
 cost it; the nap counts against the server, as deliveries are timed when read. One room; every client is an \
@@ -475,6 +590,11 @@ owner's studio socket. The server runs with `--analytics-heartbeat-timeout 3600`
 beacons and their analytics sessions would otherwise end, and be written, during the timed sends. A message is sent every {} ms; a delivery is timed when the client has read it. CPU per message is \
 user+system time of each process over the timed sends (in 10 ms ticks), divided by the messages. Memory is the server's \
 `VmRSS` growth between one connected client and all of them (after 5 s idle), divided by the clients.\n\n\
+{} messages are timed, so the p99 is the third-worst of them, not the worst. \
+The rows on the machine's floor time the same messages, to as many clients read by the same reader threads, \
+through a bare fan-out (`server/benches/bare_fanout.rs`, a child process): plain TCP connections, each message \
+framed once and written into every socket with one non-blocking `write` from as many threads as the server's \
+fan-out has; no HTTP, no database, no rooms, no heartbeats. The server's own cost is the gap between the two.\n\n\
 Last run: {}\n\n{table}",
         match std::env::var("ONAIR_BENCH_BIN") {
             Ok(b) => format!("`{b}`, from `ONAIR_BENCH_BIN`"),
@@ -486,10 +606,8 @@ Last run: {}\n\n{table}",
         generator,
         shards.len(),
         GAP.as_millis(),
+        MESSAGES,
         time::OffsetDateTime::now_utc().date()
     );
     report::write_section("events", &doc);
-    drain.abort();
-    drop(sender);
-    drop(server);
 }

@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
+/// The reader thread's one read buffer.
+const SCRATCH: usize = 64 * 1024;
 /// The reader's pause when no socket is ready.
 const POLL_NAP: Duration = Duration::from_millis(1);
 
@@ -75,6 +77,15 @@ impl FrameBuf {
 
     fn payload(&self, r: Range<usize>) -> &[u8] {
         &self.buf[r]
+    }
+
+    /// Appends bytes read elsewhere, dropping the parsed ones first.
+    fn push(&mut self, read: &[u8]) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(read);
     }
 
     /// Room for the next read: drops the parsed bytes first.
@@ -187,7 +198,11 @@ impl LeanWs {
     pub fn into_std(self) -> io::Result<(std::net::TcpStream, FrameBuf, [u8; 4])> {
         let s = self.stream.into_std()?;
         s.set_nonblocking(true)?;
-        Ok((s, self.frames, self.mask))
+        let mut frames = self.frames;
+        frames.buf.drain(..frames.start);
+        frames.start = 0;
+        frames.buf.shrink_to_fit();
+        Ok((s, frames, self.mask))
     }
 }
 
@@ -209,6 +224,10 @@ pub fn read_all(
             .register(&mut s, Token(k), Interest::READABLE)?;
         socks.push((s, f, m, false));
     }
+    // One read buffer for every socket of the thread: a socket's own buffer
+    // only ever gets the few hundred bytes a read returned, so the reader
+    // touches little memory per delivery (the server shares the caches).
+    let mut scratch = vec![0u8; SCRATCH];
     let mut left = socks.len();
     // Bytes already read during the handshake phase come first.
     let mut ready: Vec<usize> = (0..socks.len()).collect();
@@ -218,6 +237,11 @@ pub fn read_all(
             if *done {
                 continue;
             }
+            // A read that did not fill its buffer emptied the socket: the
+            // frames are parsed, and the socket waits for its next edge
+            // (epoll reports new data again) instead of a read that would
+            // only say "would block".
+            let mut drained = false;
             loop {
                 let mut finished = false;
                 while let Some((op, r)) = frames.next_frame()? {
@@ -239,21 +263,20 @@ pub fn read_all(
                     left -= 1;
                     break;
                 }
-                let buf = frames.spare();
-                let len = buf.len();
-                buf.resize(len + READ_CHUNK, 0);
-                match s.read(&mut buf[len..]) {
+                if drained {
+                    break;
+                }
+                match s.read(&mut scratch) {
                     Ok(0) => {
-                        buf.truncate(len);
                         *done = true;
                         left -= 1;
                         break;
                     }
-                    Ok(n) => buf.truncate(len + n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        buf.truncate(len);
-                        break;
+                    Ok(n) => {
+                        frames.push(&scratch[..n]);
+                        drained = n < scratch.len();
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => return Err(e),
                 }
             }
