@@ -2,7 +2,7 @@
 //! but the kernel's work left. A child process (this bench binary, started
 //! again with [`ROLE_ENV`] set) accepts the clients' plain TCP connections,
 //! then, for each line it reads on stdin, frames the line once as a
-//! WebSocket text frame and writes it into every socket with one
+//! WebSocket text frame (the server's own framing) and writes it into every socket with one
 //! non-blocking `write`, from as many threads as the server's fan-out has.
 //! No HTTP, no upgrade, no database, no rooms, no heartbeats: what the real
 //! server's number adds to this one is the server's own cost.
@@ -10,37 +10,12 @@
 use std::io::{self, BufRead, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
-use std::sync::Arc;
+
+use bytes::Bytes;
+use onair_server::realtime::{fanout, wire};
 
 /// Set (to the number of clients) in the child process.
 pub const ROLE_ENV: &str = "ONAIR_BENCH_BARE_FANOUT";
-/// The writer threads: as many as the server's fan-out threads (one per
-/// core, at most 4).
-pub fn writer_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-}
-
-/// An unmasked server text frame.
-pub fn text_frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(payload.len() + 10);
-    f.push(0x81);
-    match payload.len() {
-        n if n < 126 => f.push(n as u8),
-        n if n <= 0xffff => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(payload);
-    f
-}
-
 /// The child's side: prints the listening port, accepts `clients`
 /// connections, then writes every stdin line to all of them; returns at the
 /// end of stdin.
@@ -48,7 +23,7 @@ pub fn serve(clients: usize) -> io::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     println!("{}", listener.local_addr()?.port());
     io::stdout().flush()?;
-    let threads = writer_threads();
+    let threads = fanout::thread_count();
     let mut shares: Vec<Vec<TcpStream>> = (0..threads).map(|_| Vec::new()).collect();
     for k in 0..clients {
         let (s, _) = listener.accept()?;
@@ -60,7 +35,7 @@ pub fn serve(clients: usize) -> io::Result<()> {
     let mut senders = Vec::new();
     let mut handles = Vec::new();
     for share in shares {
-        let (tx, rx) = mpsc::channel::<Arc<Vec<u8>>>();
+        let (tx, rx) = mpsc::channel::<Bytes>();
         senders.push(tx);
         handles.push(std::thread::spawn(move || {
             let mut refused = 0u64;
@@ -77,7 +52,7 @@ pub fn serve(clients: usize) -> io::Result<()> {
         }));
     }
     for line in io::stdin().lock().lines() {
-        let frame = Arc::new(text_frame(line?.as_bytes()));
+        let frame = wire::text(&line?);
         for tx in &senders {
             let _ = tx.send(frame.clone());
         }

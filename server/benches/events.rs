@@ -126,6 +126,46 @@ fn message_number(frame: &str) -> Option<usize> {
 /// One client's deliveries: (message number, ns after `t0`).
 type Deliveries = Vec<(usize, u64)>;
 
+/// Per timed message: how many clients got it, and when the first and the
+/// last did (ns since the run's start).
+struct Tally {
+    delivered: [usize; MESSAGES],
+    first_ns: [u64; MESSAGES],
+    last_ns: [u64; MESSAGES],
+}
+
+impl Tally {
+    fn of(all: &[Deliveries]) -> Tally {
+        let mut t = Tally {
+            delivered: [0; MESSAGES],
+            first_ns: [u64::MAX; MESSAGES],
+            last_ns: [0; MESSAGES],
+        };
+        for (k, at) in all.iter().flatten().copied() {
+            t.delivered[k] += 1;
+            t.first_ns[k] = t.first_ns[k].min(at);
+            t.last_ns[k] = t.last_ns[k].max(at);
+        }
+        t
+    }
+
+    /// The messages every one of `clients` got.
+    fn complete(&self, clients: usize) -> usize {
+        self.delivered.iter().filter(|d| **d == clients).count()
+    }
+
+    /// Sorted delays (ms) from each send to `at` (`first_ns` or `last_ns`),
+    /// over the messages someone got.
+    fn delays(&self, at: &[u64; MESSAGES], sent_ns: &[u64]) -> Vec<f64> {
+        let mut d: Vec<f64> = (0..MESSAGES)
+            .filter(|k| self.delivered[*k] > 0)
+            .map(|k| at[k].saturating_sub(sent_ns[k]) as f64 / 1e6)
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d
+    }
+}
+
 /// A load client: the lean WebSocket client says `hello` as a watch page
 /// does and reads until `welcome`; returns its socket for [`lean_ws::read_all`].
 async fn connect_lean(
@@ -265,21 +305,11 @@ fn bare_floor(clients: usize, readers: usize, sample: &str) -> Floor {
     );
     drop(stdin);
     let _ = child.wait();
-    let mut delivered = [0usize; MESSAGES];
-    let mut last_ns = [0u64; MESSAGES];
-    for (k, at) in got.iter().flatten().copied() {
-        delivered[k] += 1;
-        last_ns[k] = last_ns[k].max(at);
-    }
-    let mut last: Vec<f64> = (0..MESSAGES)
-        .filter(|k| delivered[*k] > 0)
-        .map(|k| last_ns[k].saturating_sub(sent_ns[k]) as f64 / 1e6)
-        .collect();
-    last.sort_by(f64::total_cmp);
+    let tally = Tally::of(&got);
     let per_msg = |secs: f64| secs * 1000.0 / MESSAGES as f64;
     Floor {
-        last,
-        complete: delivered.iter().filter(|d| **d == clients).count(),
+        last: tally.delays(&tally.last_ns, &sent_ns),
+        complete: tally.complete(clients),
         writer_cpu_ms: per_msg(writer_cpu),
         generator_cpu_ms: per_msg(generator_cpu),
     }
@@ -501,33 +531,27 @@ async fn run(clients: usize, shards: &[Shard]) {
     let server_cpu = server::cpu_secs(&pid.to_string()) - server_cpu0;
     let bench_cpu = server::cpu_secs("self") - bench_cpu0;
 
-    let mut delivered = [0usize; MESSAGES];
-    let mut first_ns = [u64::MAX; MESSAGES];
-    let mut last_ns = [0u64; MESSAGES];
-    let mut each: Vec<f64> = Vec::with_capacity(MESSAGES * clients);
-    for (k, at) in all.iter().flatten().copied() {
-        delivered[k] += 1;
-        first_ns[k] = first_ns[k].min(at);
-        last_ns[k] = last_ns[k].max(at);
-        each.push(at.saturating_sub(sent_ns[k]) as f64 / 1e6);
-    }
-    let complete = delivered.iter().filter(|d| **d == clients).count();
-    let delays = |at: &[u64; MESSAGES]| {
-        let mut d: Vec<f64> = (0..MESSAGES)
-            .filter(|k| delivered[*k] > 0)
-            .map(|k| at[k].saturating_sub(sent_ns[k]) as f64 / 1e6)
-            .collect();
-        d.sort_by(f64::total_cmp);
-        d
-    };
+    let tally = Tally::of(&all);
+    let mut each: Vec<f64> = all
+        .iter()
+        .flatten()
+        .map(|(k, at)| at.saturating_sub(sent_ns[*k]) as f64 / 1e6)
+        .collect();
+    let complete = tally.complete(clients);
     eprintln!(
         "send → last delivery per message, in send order (ms): {}",
         (0..MESSAGES)
-            .map(|k| format!("{:.0}", last_ns[k].saturating_sub(sent_ns[k]) as f64 / 1e6))
+            .map(|k| format!(
+                "{:.0}",
+                tally.last_ns[k].saturating_sub(sent_ns[k]) as f64 / 1e6
+            ))
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let (first, last) = (delays(&first_ns), delays(&last_ns));
+    let (first, last) = (
+        tally.delays(&tally.first_ns, &sent_ns),
+        tally.delays(&tally.last_ns, &sent_ns),
+    );
     each.sort_by(f64::total_cmp);
     let per_msg = |secs: f64| secs * 1000.0 / MESSAGES as f64;
 
@@ -559,7 +583,7 @@ async fn run(clients: usize, shards: &[Shard]) {
         percentile(&each, 0.99),
         per_msg(server_cpu),
         per_msg(bench_cpu),
-        bare_fanout::writer_threads(),
+        onair_server::realtime::fanout::thread_count(),
         floor.complete,
         percentile(&floor.last, 0.5),
         percentile(&floor.last, 0.99),

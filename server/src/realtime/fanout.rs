@@ -114,13 +114,18 @@ pub struct Fanout {
     threads: Vec<mpsc::Sender<Command>>,
 }
 
+/// The fan-out threads a node starts: one per core, at most
+/// [`MAX_THREADS`].
+pub fn thread_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS)
+}
+
 impl Fanout {
-    /// Starts one thread per core, at most [`MAX_THREADS`].
+    /// Starts [`thread_count`] threads.
     pub fn start() -> Fanout {
-        let n = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_THREADS);
-        let threads = (0..n)
+        let threads = (0..thread_count())
             .filter_map(|k| {
                 let (tx, rx) = mpsc::channel();
                 std::thread::Builder::new()
