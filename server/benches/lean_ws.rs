@@ -79,21 +79,23 @@ impl FrameBuf {
         &self.buf[r]
     }
 
-    /// Appends bytes read elsewhere, dropping the parsed ones first.
-    fn push(&mut self, read: &[u8]) {
-        if self.start == self.buf.len() {
-            self.buf.clear();
+    /// Drops the parsed bytes.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
             self.start = 0;
         }
+    }
+
+    /// Appends bytes read elsewhere, dropping the parsed ones first.
+    fn push(&mut self, read: &[u8]) {
+        self.compact();
         self.buf.extend_from_slice(read);
     }
 
     /// Room for the next read: drops the parsed bytes first.
     fn spare(&mut self) -> &mut Vec<u8> {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+        self.compact();
         self.buf.reserve(READ_CHUNK);
         &mut self.buf
     }
@@ -199,8 +201,7 @@ impl LeanWs {
         let s = self.stream.into_std()?;
         s.set_nonblocking(true)?;
         let mut frames = self.frames;
-        frames.buf.drain(..frames.start);
-        frames.start = 0;
+        frames.compact();
         frames.buf.shrink_to_fit();
         Ok((s, frames, self.mask))
     }
