@@ -1,0 +1,190 @@
+//! The tables: Onair's layers, top first, and the upward imports still
+//! allowed, each with its reason. `docs/architecture.md` ("Dependency rule")
+//! states the same in words; `tests/tree.rs` checks the real sources.
+
+use crate::Rule;
+
+/// `server/src`.
+pub const SERVER: Rule = Rule {
+    name: "onair-server",
+    layers: &[
+        // `onair serve` start-up and the other commands.
+        ("entry", &["server", "admin"]),
+        // Flags and ONAIR_* variables, mapped into each module's own config type.
+        ("config", &["config"]),
+        // Routes, middleware, sockets' HTTP side, error mapping.
+        ("edge", &["http"]),
+        // The handles the edge shares (and the server functions' adapter).
+        ("wiring", &["state", "backend"]),
+        // Account and stream operations shared by the JSON API and server functions.
+        ("services", &["service"]),
+        // Long-lived per-stream and per-connection work.
+        ("sessions", &["ingest", "realtime", "summary", "publish"]),
+        // What a stream produces besides its live window.
+        ("domain", &["recording", "transcribe", "analytics"]),
+        // Storage, the live window, accounts' primitives, the AI client.
+        (
+            "infrastructure",
+            &["origin", "auth", "db", "store", "openai"],
+        ),
+        // The FFmpeg pipeline: only the packager below it.
+        ("media", &["media"]),
+        // Sans-IO and process-wide leaves.
+        ("leaves", &["packager", "telemetry", "outstanding"]),
+    ],
+    exceptions: &[
+        (
+            "analytics",
+            "realtime",
+            "#11: `now_ms` moves to a leaf clock module",
+        ),
+        (
+            "auth",
+            "http",
+            "#11: the playback visibility cache moves to auth",
+        ),
+        (
+            "backend",
+            "http",
+            "#11: refusals get one shape below http; backend goes away",
+        ),
+        ("db", "analytics", "#11: the analytics row types move to db"),
+        (
+            "ingest",
+            "service",
+            "#11: the ingest socket handler moves to http",
+        ),
+        (
+            "ingest",
+            "state",
+            "#11: the ingest socket handler moves to http",
+        ),
+        (
+            "media",
+            "db",
+            "#11: the pipeline's outputs leave through an output seam",
+        ),
+        (
+            "media",
+            "origin",
+            "#11: the pipeline's outputs leave through an output seam",
+        ),
+        (
+            "media",
+            "recording",
+            "#11: the pipeline's outputs leave through an output seam",
+        ),
+        (
+            "media",
+            "store",
+            "#11: the pipeline's outputs leave through an output seam",
+        ),
+        (
+            "media",
+            "transcribe",
+            "#11: the pipeline's outputs leave through an output seam",
+        ),
+        (
+            "realtime",
+            "http",
+            "#11: the events socket handler moves to http",
+        ),
+        (
+            "realtime",
+            "service",
+            "#11: the events socket handler moves to http",
+        ),
+        (
+            "realtime",
+            "state",
+            "#11: the events socket handler moves to http",
+        ),
+        ("summary", "service", "#11: summary returns its own errors"),
+        (
+            "transcribe",
+            "realtime",
+            "#11: captions leave through a sink the session gives",
+        ),
+    ],
+};
+
+/// `app/src`.
+pub const APP: Rule = Rule {
+    name: "app",
+    layers: &[
+        ("pages", &["pages"]),
+        ("components", &["components"]),
+        // One file per area: DTOs, rules and its server functions.
+        (
+            "areas",
+            &[
+                "accounts",
+                "analytics",
+                "chat",
+                "recordings",
+                "search",
+                "streams",
+                "summaries",
+                "transcripts",
+            ],
+        ),
+        // The browser's protocol clients.
+        ("clients", &["realtime", "publisher", "retry"]),
+        // Wire types of the two sockets.
+        ("protocol", &["events", "ingest"]),
+        // Shared rules and the error that crosses the wire.
+        ("leaves", &["error", "html", "ids", "backend"]),
+    ],
+    exceptions: &[
+        (
+            "backend",
+            "accounts",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "backend",
+            "analytics",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "backend",
+            "recordings",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "backend",
+            "search",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "backend",
+            "streams",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "backend",
+            "summaries",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "backend",
+            "transcripts",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "events",
+            "analytics",
+            "#11: the beacon wire types move to the protocol leaf",
+        ),
+        (
+            "events",
+            "streams",
+            "#11: the stream state wire type moves to the protocol leaf",
+        ),
+        (
+            "realtime",
+            "streams",
+            "#11: the stream state wire type moves to the protocol leaf",
+        ),
+    ],
+};
