@@ -34,6 +34,8 @@ pub mod chat;
 pub mod components;
 pub mod error;
 pub mod events;
+pub mod html;
+pub mod ids;
 pub mod ingest;
 pub mod pages;
 pub mod publisher;
@@ -49,7 +51,9 @@ pub mod transcripts;
 pub mod backend;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
+
+use crate::components::head::PageTitle;
 use leptos_router::{
     components::{Route, Router, Routes},
     ParamSegment, SsrMode, StaticSegment,
@@ -82,7 +86,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="description" content="Onair: go live from your browser with low-latency HLS." />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
-                <script>{THEME_BOOTSTRAP}</script>
+                <script nonce=leptos::nonce::use_nonce()>{THEME_BOOTSTRAP}</script>
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -109,7 +113,7 @@ pub fn App() -> impl IntoView {
 
     view! {
         <Stylesheet id="leptos" href="/pkg/onair.css" />
-        <Title text="Onair" />
+        <PageTitle text="Onair" />
         <Router>
             <Layout>
                 <Routes fallback=NotFound>

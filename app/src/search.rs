@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
+use crate::html::escape_html;
 
 /// The longest query, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -176,22 +177,6 @@ pub fn excerpt(frags: Vec<Fragment>) -> Vec<Fragment> {
                 text: "…".into(),
                 mark: false,
             }),
-        }
-    }
-    out
-}
-
-/// Text safe inside HTML elements and attributes.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
         }
     }
     out

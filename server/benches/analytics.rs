@@ -243,8 +243,8 @@ fn tracker_rate(viewers: usize) -> String {
         .build()
         .expect("runtime");
     let analytics = rt.block_on(async {
-        let db = Database::connect(&onair_server::config::DbSettings {
-            engine: onair_server::config::DbConfig::Memory,
+        let db = Database::connect(&onair_server::db::DbSettings {
+            engine: onair_server::db::DbConfig::Memory,
             namespace: "bench".into(),
             database: "bench".into(),
         })

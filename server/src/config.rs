@@ -6,6 +6,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::SecureCookies;
+use crate::db::{DbConfig, DbSettings};
+use crate::openai::Provider;
+use crate::store::{S3Config, StoreConfig, S3_MIN_PART_SIZE};
+use crate::telemetry::LogFormat;
+
 /// Onair: self-hosted, browser-first live streaming.
 #[derive(Debug, Parser)]
 #[command(name = "onair", version, about, long_about = None)]
@@ -61,12 +67,13 @@ pub struct DbArgs {
 impl DbArgs {
     /// Resolves `--db` and its companion options.
     pub fn db_settings(&self) -> Result<DbSettings, ConfigError> {
-        let engine = parse_db(
+        let engine = DbConfig::parse(
             &self.db,
             &self.data_dir,
             self.db_user.clone(),
             self.db_password.clone(),
-        )?;
+        )
+        .map_err(|e| ConfigError::Db(e.0))?;
         Ok(DbSettings {
             engine,
             namespace: self.db_namespace.clone(),
@@ -97,8 +104,8 @@ pub struct LlmArgs {
     pub llm_key: Option<Secret>,
 
     /// Which API shape the endpoint speaks.
-    #[arg(long, env = "ONAIR_LLM_PROVIDER", value_enum, default_value_t = crate::openai::Provider::Openai)]
-    pub llm_provider: crate::openai::Provider,
+    #[arg(long, env = "ONAIR_LLM_PROVIDER", value_enum, default_value_t = ProviderArg::Openai)]
+    pub llm_provider: ProviderArg,
 
     /// Azure OpenAI deployment name. Empty: `--llm-model`.
     #[arg(long, env = "ONAIR_LLM_AZURE_DEPLOYMENT", default_value = "")]
@@ -153,8 +160,8 @@ impl LlmArgs {
                 return Err(ConfigError::Llm("--llm-model is empty".into()));
             }
             let provider = match self.llm_provider {
-                crate::openai::Provider::Openai => Provider::OpenAi,
-                crate::openai::Provider::Azure => Provider::Azure {
+                ProviderArg::Openai => Provider::OpenAi,
+                ProviderArg::Azure => Provider::Azure {
                     deployment: if self.llm_azure_deployment.trim().is_empty() {
                         self.llm_model.trim().to_string()
                     } else {
@@ -205,9 +212,10 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// When the session cookie gets the `Secure` attribute.
+/// `--secure-cookies`: when the session cookie gets the `Secure` attribute
+/// ([`SecureCookies`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SecureCookies {
+pub enum SecureCookiesArg {
     /// When the request came over HTTPS: `X-Forwarded-Proto: https` from a
     /// proxy, or `--public-url` is `https://`.
     Auto,
@@ -215,6 +223,52 @@ pub enum SecureCookies {
     Always,
     /// Never (plain HTTP, for example on a LAN).
     Never,
+}
+
+impl From<SecureCookiesArg> for SecureCookies {
+    fn from(a: SecureCookiesArg) -> Self {
+        match a {
+            SecureCookiesArg::Auto => SecureCookies::Auto,
+            SecureCookiesArg::Always => SecureCookies::Always,
+            SecureCookiesArg::Never => SecureCookies::Never,
+        }
+    }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(a: LogFormatArg) -> Self {
+        match a {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// `--llm-provider`, `--asr-provider`: the API shape of an AI endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// OpenAI and compatible servers.
+    Openai,
+    /// Azure OpenAI.
+    Azure,
+}
+
+impl From<ProviderArg> for Provider {
+    fn from(a: ProviderArg) -> Self {
+        match a {
+            ProviderArg::Openai => Provider::Openai,
+            ProviderArg::Azure => Provider::Azure,
+        }
+    }
 }
 
 /// `onair admin ...`.
@@ -433,7 +487,7 @@ pub struct ServeArgs {
     /// The transcription API flavour: `openai` (and compatible servers) or
     /// `azure` (deployment and api-version below).
     #[arg(long, env = "ONAIR_ASR_PROVIDER", value_enum, default_value = "openai")]
-    pub asr_provider: crate::openai::Provider,
+    pub asr_provider: ProviderArg,
 
     /// Azure: the transcription deployment.
     #[arg(long, env = "ONAIR_ASR_AZURE_DEPLOYMENT", default_value = "whisper")]
@@ -472,8 +526,8 @@ pub struct ServeArgs {
     pub public_url: String,
 
     /// When the session cookie is marked `Secure`.
-    #[arg(long, env = "ONAIR_SECURE_COOKIES", value_enum, default_value_t = SecureCookies::Auto)]
-    pub secure_cookies: SecureCookies,
+    #[arg(long, env = "ONAIR_SECURE_COOKIES", value_enum, default_value_t = SecureCookiesArg::Auto)]
+    pub secure_cookies: SecureCookiesArg,
 
     /// How long a login session lasts, in seconds (default 30 days).
     #[arg(long, env = "ONAIR_SESSION_TTL", default_value_t = 30 * 24 * 3600)]
@@ -544,6 +598,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_ANALYTICS_RETENTION_DAYS", default_value_t = 30)]
     pub analytics_retention_days: u64,
 
+    /// A bearer token that `GET /metrics` requires (`Authorization: Bearer
+    /// <token>`). Empty: `/metrics` is open to anyone who can reach the
+    /// listen address (it names no stream or user either way).
+    #[arg(long, env = "ONAIR_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// Largest request body accepted under `/api/`, in bytes (bigger: 413).
     #[arg(long, env = "ONAIR_API_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub api_max_body_bytes: usize,
@@ -564,91 +624,8 @@ pub struct ServeArgs {
     pub llm: LlmArgs,
 
     /// Log format on stderr.
-    #[arg(long, env = "ONAIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Where the database lives, resolved from `--db`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbConfig {
-    /// The embedded engine on disk (surrealkv) at this path.
-    Embedded(PathBuf),
-    /// The embedded in-memory engine: nothing survives a restart.
-    Memory,
-    /// A SurrealDB server.
-    Remote {
-        /// `ws://host:port` or `wss://host:port`.
-        url: String,
-        /// Root user, if the server requires one.
-        user: Option<String>,
-        /// Root password.
-        password: Option<String>,
-    },
-}
-
-/// Database settings: engine plus namespace and database name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbSettings {
-    /// The engine and its location.
-    pub engine: DbConfig,
-    /// SurrealDB namespace.
-    pub namespace: String,
-    /// SurrealDB database.
-    pub database: String,
-}
-
-/// Where objects are stored, resolved from `--store`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreConfig {
-    /// A directory on local disk.
-    Disk(PathBuf),
-    /// An S3 bucket.
-    S3(S3Config),
-}
-
-/// S3 connection settings.
-#[derive(Clone, PartialEq, Eq)]
-pub struct S3Config {
-    /// Bucket name.
-    pub bucket: String,
-    /// Key prefix inside the bucket (no leading or trailing slash; may be empty).
-    pub prefix: String,
-    /// Custom endpoint for S3-compatible servers.
-    pub endpoint: Option<String>,
-    /// Region.
-    pub region: String,
-    /// Path-style addressing.
-    pub path_style: bool,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Multipart part size in bytes.
-    pub part_size: usize,
-}
-
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field("part_size", &self.part_size)
-            .finish()
-    }
+    #[arg(long, env = "ONAIR_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
 }
 
 /// A configuration value that cannot be used.
@@ -682,9 +659,6 @@ pub enum ConfigError {
     #[error("{0}")]
     Llm(String),
 }
-
-/// The smallest part S3 accepts in a multipart upload (except the last).
-pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 impl ServeArgs {
     /// The ingest limits from the flags.
@@ -760,7 +734,7 @@ impl ServeArgs {
             url: url.to_string(),
             model: self.asr_model.clone(),
             key: self.asr_key.as_ref().map(|k| k.expose().to_string()),
-            provider: self.asr_provider,
+            provider: self.asr_provider.into(),
             azure_deployment: self.asr_azure_deployment.clone(),
             azure_api_version: self.asr_azure_api_version.clone(),
         };
@@ -836,7 +810,7 @@ impl ServeArgs {
         Ok(crate::auth::AccountsConfig {
             session_ttl: Duration::from_secs(self.session_ttl.max(60)),
             open_registration: self.open_registration,
-            secure_cookies: self.secure_cookies,
+            secure_cookies: self.secure_cookies.into(),
             public_url: self.public_url()?,
             trust_forwarded_for: self.trust_forwarded_for,
             throttle: crate::auth::throttle::ThrottleLimits {
@@ -900,35 +874,6 @@ impl ServeArgs {
             part_size: self.s3_part_size,
         }))
     }
-}
-
-fn parse_db(
-    raw: &str,
-    data_dir: &Path,
-    user: Option<String>,
-    password: Option<String>,
-) -> Result<DbConfig, ConfigError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(DbConfig::Embedded(data_dir.join("db")));
-    }
-    if raw == "mem://" || raw == "memory" {
-        return Ok(DbConfig::Memory);
-    }
-    if let Some(path) = raw.strip_prefix("surrealkv://") {
-        if path.is_empty() {
-            return Err(ConfigError::Db(raw.into()));
-        }
-        return Ok(DbConfig::Embedded(PathBuf::from(path)));
-    }
-    if raw.starts_with("ws://") || raw.starts_with("wss://") {
-        return Ok(DbConfig::Remote {
-            url: raw.to_string(),
-            user,
-            password,
-        });
-    }
-    Err(ConfigError::Db(raw.into()))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            telemetry::init_logging(args.log_format);
+            telemetry::init_logging(args.log_format.into());
             match server::run(*args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Admin(args) => {
-            telemetry::init_logging(onair_server::config::LogFormat::Text);
+            telemetry::init_logging(onair_server::telemetry::LogFormat::Text);
             match admin::run(args).await {
                 Ok(outcome) => {
                     println!("{outcome}");
@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Publish(args) => {
-            telemetry::init_logging(onair_server::config::LogFormat::Text);
+            telemetry::init_logging(onair_server::telemetry::LogFormat::Text);
             if let Err(e) = media::init() {
                 eprintln!("onair publish: {e}");
                 return ExitCode::FAILURE;

@@ -8,7 +8,7 @@ use async_openai::types::audio::{AudioInput, CreateTranscriptionRequestArgs};
 use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
 
 /// Which API flavour the endpoint speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     /// OpenAI and compatible servers: `<url>/audio/transcriptions`, bearer key.
     Openai,

@@ -188,6 +188,12 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         origin,
         accounts,
         api_max_body_bytes: args.api_max_body_bytes.max(1024),
+        metrics_token: args
+            .metrics_token
+            .as_ref()
+            .map(|t| t.expose().trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(Arc::from),
     })
 }
 

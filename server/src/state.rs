@@ -43,6 +43,8 @@ pub struct AppState {
     pub summaries: Arc<crate::summary::Summarizer>,
     /// Largest request body under `/api/`, in bytes.
     pub api_max_body_bytes: usize,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -9,13 +9,24 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Buckets for request latency, in seconds: 1 ms to 30 s (blocking playlist
 /// requests wait up to a few seconds by design).
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// Buckets for the ladder's speed (media seconds encoded per second of
+/// work, one sample per segment): below 1.0 a stream falls behind.
+const SPEED_BUCKETS: &[f64] = &[0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0];
 
 /// The log filter when neither `ONAIR_LOG` nor `RUST_LOG` is set: our own
 /// `info`, and only warnings from the embedded database's internals.
@@ -48,8 +59,14 @@ pub fn metrics_handle() -> PrometheusHandle {
                     Matcher::Full("http_request_duration_seconds".into()),
                     LATENCY_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("onair_ladder_realtime_factor".into()),
+                        SPEED_BUCKETS,
+                    )
+                })
                 .map(PrometheusBuilder::build_recorder)
-                // The bucket list is a non-empty constant, so this branch is not taken.
+                // The bucket lists are non-empty constants, so this branch is not taken.
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
@@ -83,7 +100,13 @@ pub async fn remember_route(req: Request, next: Next) -> Response {
 /// template (or `fallback` for static files and 404s) and status.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
+    // Standard methods only: any other token a client sends is "other", so
+    // clients cannot add label values.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
     let res = next.run(req).await;
     let route = res
         .extensions()

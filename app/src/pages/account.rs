@@ -2,8 +2,8 @@
 //! server functions, which set the session cookie. Errors from the server
 //! (wrong password, name taken, too many attempts) are shown as they come.
 
+use crate::components::head::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_navigate;
 
 use crate::accounts::{Credentials, Login, Register};
@@ -85,7 +85,7 @@ fn AccountForm(mode: Mode) -> impl IntoView {
         ),
     };
     view! {
-        <Title text=format!("{title} · Onair") />
+        <PageTitle text=format!("{title} · Onair") />
         <section class="account">
             <h1>{title}</h1>
             <form class="account-form" data-testid="account-form" on:submit=submit>

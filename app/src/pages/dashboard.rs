@@ -13,8 +13,8 @@
 //! Every chart exports its data as CSV. Geography comes from DB-IP's free
 //! database, which asks for a link back on pages that show it.
 
+use crate::components::head::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::analytics::{
@@ -133,7 +133,7 @@ pub fn DashboardPage() -> impl IntoView {
     let tick = refresh_ticker();
     let data = Resource::new(move || tick.get(), |_| get_dashboard());
     view! {
-        <Title text="Dashboard · Onair" />
+        <PageTitle text="Dashboard · Onair" />
         <section class="dashboard" data-testid="dashboard">
             <h1>"Dashboard"</h1>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -346,7 +346,7 @@ pub fn StreamAnalyticsPage() -> impl IntoView {
         |(id, _)| get_stream_analytics(id),
     );
     view! {
-        <Title text="Stream analytics · Onair" />
+        <PageTitle text="Stream analytics · Onair" />
         <section class="dashboard" data-testid="stream-analytics">
             <p><a href="/dashboard">"← Dashboard"</a></p>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>

@@ -7,8 +7,8 @@
 //! that breaks the rules, a live stream that cannot be deleted) are shown as
 //! the server words them.
 
+use crate::components::head::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::accounts::current_user;
 use crate::components::stream_meta::{StateBadge, StreamTime};
@@ -51,7 +51,7 @@ pub fn MyStreamsPage() -> impl IntoView {
         });
     };
     view! {
-        <Title text="My streams · Onair" />
+        <PageTitle text="My streams · Onair" />
         <section class="my-streams">
             <h1>"My streams"</h1>
             <Transition fallback=|| ()>

@@ -6,7 +6,9 @@
 //! (their unlisted and private streams are on My streams).
 
 use leptos::prelude::*;
-use leptos_meta::{Meta, Title};
+use leptos_meta::Meta;
+
+use crate::components::head::PageTitle;
 use leptos_router::hooks::use_params_map;
 
 use crate::components::stream_meta::{StateBadge, StreamTime};
@@ -28,7 +30,7 @@ pub fn ProfilePage() -> impl IntoView {
                         Err(e) if e.status_code() == 404 => {
                             set_not_found();
                             view! {
-                                <Title text="User not found · Onair" />
+                                <PageTitle text="User not found · Onair" />
                                 <div class="page-error" data-testid="profile-not-found">
                                     <h1>"No such broadcaster"</h1>
                                     <p>"Nobody here goes by " <strong>{asked()}</strong>
@@ -38,7 +40,7 @@ pub fn ProfilePage() -> impl IntoView {
                             }.into_any()
                         }
                         Err(e) => view! {
-                            <Title text="Profile · Onair" />
+                            <PageTitle text="Profile · Onair" />
                             <p class="error" role="alert" data-testid="profile-error">
                                 {format!("Could not load this profile: {e}")}
                             </p>
@@ -79,7 +81,7 @@ fn ProfileView(profile: Profile) -> impl IntoView {
         n => format!("{n} public streams"),
     };
     view! {
-        <Title text=format!("{name} · Onair") />
+        <PageTitle text=format!("{name} · Onair") />
         <Meta property="og:title" content=format!("{name} on Onair") />
         <Meta property="og:description" content=summary.clone() />
         <Meta property="og:type" content="profile" />

@@ -3,8 +3,8 @@
 //! the recording). Matches are shown as `<mark>` elements built from plain
 //! text fragments, never as HTML from the server.
 
+use crate::components::head::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::search::{search, Fragment, SearchField, SearchHit, MAX_QUERY_CHARS};
@@ -45,7 +45,7 @@ pub fn SearchPage() -> impl IntoView {
         }
     });
     view! {
-        <Title text="Search · Onair" />
+        <PageTitle text="Search · Onair" />
         <section class="search-page" data-testid="search-page">
             <h1>"Search"</h1>
             <form class="search-form" action="/search" method="get" role="search">

@@ -7,8 +7,8 @@
 //! studio, which is not counted as a viewer: the status panel shows the viewer
 //! count, and the chat is there to read, answer and moderate.
 
+use crate::components::head::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::components::chat::Chat;
@@ -171,7 +171,7 @@ pub fn StudioPage() -> impl IntoView {
     };
 
     view! {
-        <Title text="Studio · Onair" />
+        <PageTitle text="Studio · Onair" />
         <section class="studio" data-testid="studio">
             <h1>"Studio"</h1>
             <div class="studio-grid">

@@ -3,8 +3,8 @@
 //! (`/watch/{id}?t=<seconds>`), with WebVTT, SRT and text downloads. A
 //! private stream's shared link carries `?token=`, which is passed on.
 
+use crate::components::head::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::error::AppError;
@@ -39,7 +39,7 @@ pub fn TranscriptPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         (Err(e), _) => view! {
-                            <Title text="Transcript · Onair" />
+                            <PageTitle text="Transcript · Onair" />
                             <h1>"Transcript"</h1>
                             <p class="error" data-testid="transcript-error">{load_error(&e)}</p>
                         }.into_any(),
@@ -89,7 +89,7 @@ fn Lines(t: Transcript, token: Option<String>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <Title text=format!("Transcript · {} · Onair", t.title) />
+        <PageTitle text=format!("Transcript · {} · Onair", t.title) />
         <p><a href=watch data-testid="transcript-back">"← Back to the stream"</a></p>
         <h1 data-testid="transcript-title">{format!("Transcript: {}", t.title)}</h1>
         {if empty {

@@ -12,7 +12,9 @@
 //! the broadcaster without a reload.
 
 use leptos::prelude::*;
-use leptos_meta::{Meta, Title};
+use leptos_meta::Meta;
+
+use crate::components::head::PageTitle;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::components::chat::{Chat, ViewerCount};
@@ -29,14 +31,6 @@ pub fn master_url(stream: &str, token: Option<&str>) -> String {
     }
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Plays one live stream.
 #[component]
 pub fn WatchPage() -> impl IntoView {
@@ -44,7 +38,7 @@ pub fn WatchPage() -> impl IntoView {
     let query = use_query_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let info = Resource::new(id, |id| async move {
-        if !valid_id(&id) {
+        if !crate::ids::valid_stream_id(&id) {
             return None;
         }
         let stream = get_stream(id.clone()).await.ok();
@@ -62,7 +56,7 @@ pub fn WatchPage() -> impl IntoView {
                     let start_at = query.read_untracked().get("t").and_then(|t| parse_start(&t));
                     match info.await {
                         None => view! {
-                            <Title text="Not found · Onair" />
+                            <PageTitle text="Not found · Onair" />
                             <p class="error" data-testid="watch-invalid">"This is not a valid stream link."</p>
                         }.into_any(),
                         Some((id, stream, watch)) => {
@@ -163,7 +157,7 @@ fn Header(
     };
     let Some(s) = stream else {
         return view! {
-            <Title text="Watch · Onair" />
+            <PageTitle text="Watch · Onair" />
             <header class="watch-head">
                 <h1 data-testid="watch-title">{badge} "Live stream"</h1>
                 <p class="watch-viewers"><ViewerCount room=room /></p>
@@ -178,7 +172,7 @@ fn Header(
         s.description.chars().take(200).collect()
     };
     view! {
-        <Title text=page_title.clone() />
+        <PageTitle text=page_title.clone() />
         <Meta property="og:title" content=s.title.clone() />
         <Meta property="og:description" content=summary.clone() />
         <Meta property="og:type" content="video.other" />
@@ -325,7 +319,8 @@ fn RecordingDownload(id: String) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::{master_url, parse_start, valid_id};
+    use super::{master_url, parse_start};
+    use crate::ids::valid_stream_id as valid_id;
 
     #[test]
     fn start_links_read_seconds_or_minutes() {

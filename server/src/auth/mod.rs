@@ -17,12 +17,23 @@ use std::time::Duration;
 
 use app::accounts::FieldError;
 
-use crate::config::SecureCookies;
 use crate::db::DbError;
 use crate::http::playback::VisibilityCache;
 use passwords::Passwords;
 use playback::PlaybackSigner;
 use throttle::{LoginThrottle, RegistrationLimits, RegistrationThrottle, ThrottleLimits};
+
+/// When the session cookie gets the `Secure` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookies {
+    /// When the request came over HTTPS: `X-Forwarded-Proto: https` from a
+    /// proxy, or the public URL is `https://`.
+    Auto,
+    /// Always (the server is only reached over HTTPS).
+    Always,
+    /// Never (plain HTTP, for example on a LAN).
+    Never,
+}
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "onair_session";

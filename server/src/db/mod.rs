@@ -8,10 +8,13 @@ pub mod chat;
 pub mod migrations;
 pub mod recordings;
 pub mod search;
+pub mod settings;
 pub mod streams;
 pub mod summaries;
 pub mod transcripts;
 pub mod users;
+
+pub use settings::{DbConfig, DbSettings, DbUrlError};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,8 +22,6 @@ use std::sync::Arc;
 use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
 use surrealdb::Surreal;
-
-use crate::config::{DbConfig, DbSettings};
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]

@@ -65,13 +65,10 @@ struct TokenRow {
     state: String,
 }
 
-/// Ids are lower-case letters and digits: safe in URLs, keys and SurrealQL.
+/// Ids are lower-case letters and digits: safe in URLs, keys and SurrealQL
+/// (the one rule is [`app::ids::valid_stream_id`]).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    app::ids::valid_stream_id(id)
 }
 
 /// A stream as the API shows it, with its owner's id and username.

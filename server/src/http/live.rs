@@ -22,6 +22,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::error::ApiError;
+use super::playback::GatedStream;
 use crate::origin::{Media, OriginError, PlaylistQuery};
 use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::state::AppState;
@@ -89,8 +90,9 @@ fn stream(
 
 async fn master(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    GatedStream(gated): GatedStream,
 ) -> Result<Response, ApiError> {
+    let id = gated.to_string();
     let text = stream(&state, &id)?
         .master()
         .ok_or_else(|| ApiError::not_found(format!("stream {id} has no output yet")))?;
@@ -136,9 +138,11 @@ pub fn parse_query(params: &HashMap<String, String>) -> Result<PlaylistQuery, Ap
 
 async fn media_playlist(
     State(state): State<AppState>,
-    Path((id, rendition)): Path<(String, String)>,
+    GatedStream(gated): GatedStream,
+    Path((_, rendition)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let id = gated.to_string();
     let q = parse_query(&params)?;
     let live = stream(&state, &id)?;
     if rendition == SUBTITLES_RENDITION {
@@ -190,9 +194,11 @@ pub(crate) fn parse_file(name: &str) -> Option<MediaFile> {
 
 async fn media_file(
     State(state): State<AppState>,
-    Path((id, rendition, file)): Path<(String, String, String)>,
+    GatedStream(gated): GatedStream,
+    Path((_, rendition, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = gated.to_string();
     let live = stream(&state, &id)?;
     if rendition == SUBTITLES_RENDITION {
         let bytes = file

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod chat;
 pub mod csrf;
 pub mod error;
+pub mod headers;
 pub mod health;
 pub mod json;
 pub mod live;
@@ -45,7 +46,10 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(app::App);
     let backend = state.backend.clone();
-    let context = move || leptos::prelude::provide_context(backend.clone());
+    let context = move || {
+        leptos::prelude::provide_context(backend.clone());
+        headers::page_headers();
+    };
 
     let files = leptos_axum::file_and_error_handler_with_context::<AppState, _>(
         context.clone(),
@@ -86,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ));
 
+    let [nosniff, referrer] = headers::common();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -103,6 +108,10 @@ pub fn router(state: AppState) -> Router {
             json::limit_api_body,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
+        .layer(SetResponseHeaderLayer::if_not_present(nosniff.0, nosniff.1))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            referrer.0, referrer.1,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(telemetry::track_http))

@@ -23,8 +23,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use app::ids::StreamId;
 use app::streams::Visibility;
+use axum::extract::FromRequestParts;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -184,16 +187,35 @@ async fn forward(inner: Router, prefix: &'static str, req: Request) -> Response 
     }
 }
 
-/// The stream id of a `/live/...` or `/vod/...` path, and whether it is live.
-fn stream_id(path: &str) -> Option<(&str, bool)> {
-    let (rest, live) = match path.strip_prefix("/live/") {
-        Some(rest) => (rest, true),
-        None => (path.strip_prefix("/vod/")?, false),
-    };
-    rest.split('/')
-        .next()
-        .filter(|s| !s.is_empty())
-        .map(|id| (id, live))
+/// The raw (still percent-encoded) stream segment of a `/live/...` or
+/// `/vod/...` path.
+fn stream_segment(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/live/")
+        .or_else(|| path.strip_prefix("/vod/"))?;
+    rest.split('/').next()
+}
+
+/// The stream a `/live` or `/vod` request is for, as the gate decoded and
+/// checked it. Handlers take the id from here, never from the path again,
+/// so the stream whose access was checked is the stream that is served.
+#[derive(Debug, Clone)]
+pub struct GatedStream(pub StreamId);
+
+impl<S: Send + Sync> FromRequestParts<S> for GatedStream {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<GatedStream>().cloned().ok_or_else(|| {
+            // A route outside the gate: a wiring bug, never served unchecked.
+            tracing::error!(path = %parts.uri.path(), "media route reached without the playback gate");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })
+    }
 }
 
 fn query_token(uri: &Uri) -> Option<String> {
@@ -208,18 +230,20 @@ fn refuse(code: &'static str, message: &str) -> Response {
 
 /// Middleware: lets requests for public and unlisted streams through, and for
 /// private streams only with a valid token.
-async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if req.method() == Method::OPTIONS {
         return next.run(req).await;
     }
-    let Some((id, live)) = stream_id(req.uri().path()).map(|(id, live)| (id.to_string(), live))
-    else {
+    let Some(raw) = stream_segment(req.uri().path()) else {
         return next.run(req).await;
     };
-    // Not live here: the handler answers 404 without a database lookup.
-    if live && state.origin.get(&id).is_none() {
-        return next.run(req).await;
-    }
+    // One id rule: decoded once, then valid or refused. Whether the stream
+    // is live on this node does not matter: access is checked either way.
+    let Ok(stream) = StreamId::from_path_segment(raw) else {
+        return ApiError::not_found(format!("no stream {raw}")).into_response();
+    };
+    let id = stream.as_str().to_string();
+    req.extensions_mut().insert(GatedStream(stream));
     let visibility = match state.accounts.visibility.lookup(&state.db, &id).await {
         Ok(Some(v)) => v,
         Ok(None) => return ApiError::not_found(format!("no stream {id}")).into_response(),
@@ -288,11 +312,11 @@ mod tests {
 
     #[test]
     fn stream_ids_and_query_tokens_are_read_from_the_uri() {
-        assert_eq!(stream_id("/live/abc/master.m3u8"), Some(("abc", true)));
-        assert_eq!(stream_id("/live/abc/720p/1.m4s"), Some(("abc", true)));
-        assert_eq!(stream_id("/vod/abc/recording.mp4"), Some(("abc", false)));
-        assert_eq!(stream_id("/live//x"), None);
-        assert_eq!(stream_id("/other/abc"), None);
+        assert_eq!(stream_segment("/live/abc/master.m3u8"), Some("abc"));
+        assert_eq!(stream_segment("/live/%38bc/720p/1.m4s"), Some("%38bc"));
+        assert_eq!(stream_segment("/vod/abc/recording.mp4"), Some("abc"));
+        assert_eq!(stream_segment("/live//x"), Some(""));
+        assert_eq!(stream_segment("/other/abc"), None);
         let uri: Uri = "/live/a/720p/index.m3u8?_HLS_msn=3&token=123.abc-_"
             .parse()
             .expect("uri");

@@ -19,6 +19,7 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::live::{immutable_media, parse_file, MediaFile};
+use super::playback::GatedStream;
 use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::recording::object_key;
 use crate::recording::VOD_CAPTIONS_FILE;
@@ -86,9 +87,11 @@ fn playlist(text: bytes::Bytes) -> Response {
 
 async fn top_file(
     State(state): State<AppState>,
-    Path((id, file)): Path<(String, String)>,
+    GatedStream(gated): GatedStream,
+    Path((_, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = gated.to_string();
     let key = |f: &str| object_key(&id, f).map_err(|e| e.into_api("such recording"));
     match file.as_str() {
         "master.m3u8" => {
@@ -119,9 +122,11 @@ async fn top_file(
 
 async fn rendition_file(
     State(state): State<AppState>,
-    Path((id, rendition, file)): Path<(String, String, String)>,
+    GatedStream(gated): GatedStream,
+    Path((_, rendition, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = gated.to_string();
     let key =
         object_key(&id, &format!("{rendition}/{file}")).map_err(|e| e.into_api("such file"))?;
     if file == "index.m3u8" {

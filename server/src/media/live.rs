@@ -329,11 +329,11 @@ impl Transcode {
         }
         let media_s = self.encoded_90k as f64 / 90_000.0;
         let factor = media_s / self.busy.as_secs_f64().max(1e-6);
-        metrics::gauge!("onair_ladder_realtime_factor", "stream" => self.stream_id.clone())
-            .set(factor);
+        // No stream label: /metrics is readable by anyone who can reach it,
+        // and a private stream's id must not be (the log line names it).
+        metrics::histogram!("onair_ladder_realtime_factor").record(factor);
         if factor < 1.0 {
-            metrics::counter!("onair_ladder_behind_total", "stream" => self.stream_id.clone())
-                .increment(1);
+            metrics::counter!("onair_ladder_behind_total").increment(1);
             tracing::warn!(stream = %self.stream_id, factor, "the ladder encodes slower than real time: viewers will fall behind");
         }
         self.busy = std::time::Duration::ZERO;

@@ -30,8 +30,8 @@ use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
+use crate::auth::SecureCookies;
 use crate::auth::{Accounts, SESSION_COOKIE};
-use crate::config::SecureCookies;
 use crate::db::users::UserRow;
 
 /// What the operations need to know about a request.

@@ -16,8 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use key::{InvalidKey, ObjectKey};
-
-use crate::config::StoreConfig;
+pub use s3::{S3Config, S3_MIN_PART_SIZE};
 
 /// Something went wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +174,15 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// Checks that the store is reachable and writable enough to serve, for `/readyz`.
     async fn check(&self) -> Result<(), StoreError>;
+}
+
+/// Where objects are stored, resolved from `--store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A directory on local disk.
+    Disk(std::path::PathBuf),
+    /// An S3 bucket.
+    S3(S3Config),
 }
 
 /// Opens the store the configuration names.

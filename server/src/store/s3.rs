@@ -15,7 +15,45 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use super::{ByteRange, ObjectKey, ObjectMeta, ObjectStore, RangedBytes, StoreError};
-use crate::config::S3Config;
+
+/// The smallest part S3 accepts in a multipart upload (except the last).
+pub const S3_MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// S3 connection settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket (no leading or trailing slash; may be empty).
+    pub prefix: String,
+    /// Custom endpoint for S3-compatible servers.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Path-style addressing.
+    pub path_style: bool,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Multipart part size in bytes.
+    pub part_size: usize,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("part_size", &self.part_size)
+            .finish()
+    }
+}
 
 /// Objects in an S3 bucket under an optional key prefix.
 #[derive(Debug, Clone)]

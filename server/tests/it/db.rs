@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use onair_server::config::{DbConfig, DbSettings};
 use onair_server::db::users::Upserted;
 use onair_server::db::{migrations, Database, DbError};
+use onair_server::db::{DbConfig, DbSettings};
 
 use crate::support::{SurrealServer, SURREAL_PASSWORD};
 

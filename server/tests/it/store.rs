@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use onair_server::config::{S3Config, StoreConfig};
 use onair_server::store::{self, ByteRange, ObjectKey, ObjectStore, StoreError};
+use onair_server::store::{S3Config, StoreConfig};
 
 use crate::support::{Weed, S3_ACCESS_KEY, S3_SECRET_KEY};
 
@@ -295,8 +295,8 @@ mod upload_queue {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use onair_server::config::StoreConfig;
     use onair_server::store::uploader::{Uploader, UploaderConfig};
+    use onair_server::store::StoreConfig;
     use std::sync::Arc;
 
     use onair_server::store::{self, ObjectKey, ObjectStore};
