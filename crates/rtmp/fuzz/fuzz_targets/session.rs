@@ -6,6 +6,7 @@
 //! unbounded memory) is fine.
 #![no_main]
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
@@ -58,8 +59,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&split, rest)) = data.split_first() else {
         return;
     };
+    static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
     let mut session = Session::new(Config::default(), Instant::now());
-    if session.handle_input(&prefix()).is_err() || session.accept_publish().is_err() {
+    if session.handle_input(PREFIX.get_or_init(prefix)).is_err()
+        || session.accept_publish().is_err()
+    {
         panic!("the valid prefix must be accepted");
     }
     let mut publishes = 0u32;
