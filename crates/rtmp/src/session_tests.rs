@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkLimits, RawMessage};
-use crate::flv::{AudioCodec, AudioPacketKind, VideoPacketKind};
+use crate::flv::{AudioCodec, AudioPacketKind, FlvVideo, VideoCodec, VideoPacketKind};
 use crate::handshake::{CLIENT_HANDSHAKE_LEN, HANDSHAKE_SIZE};
 
 fn handshake() -> Vec<u8> {
@@ -629,4 +629,94 @@ fn setup_bytes_are_bounded() {
     );
     assert!(sess.bytes_received() > 5000);
     assert_eq!(CLIENT_HANDSHAKE_LEN, 3073);
+}
+
+/// The order librtmp-based encoders (OBS) use: Set Chunk Size before
+/// `connect`, a connect object with the Flash-era fields, then HEVC in
+/// Enhanced RTMP tags with large frames and timestamps past 0xFFFFFF.
+#[test]
+fn obs_style_flow_with_enhanced_hevc() {
+    let mut sess = Session::new(Config::default(), Instant::now());
+    let mut c = Client::new();
+    let mut input = handshake();
+    input.extend(c.set_chunk_size(4096));
+    input.extend(c.command(
+        0,
+        &[
+            s("connect"),
+            n(1.0),
+            Amf0Value::Object(vec![
+                ("app".into(), s("live")),
+                ("type".into(), s("nonprivate")),
+                ("flashVer".into(), s("FMLE/3.0 (compatible; FMSc/1.0)")),
+                ("swfUrl".into(), s("rtmp://example.test/live")),
+                ("tcUrl".into(), s("rtmp://example.test/live")),
+                ("fpad".into(), Amf0Value::Boolean(false)),
+                ("capabilities".into(), n(15.0)),
+                ("audioCodecs".into(), n(3191.0)),
+                ("videoCodecs".into(), n(252.0)),
+                ("videoFunction".into(), n(1.0)),
+                (
+                    "fourCcList".into(),
+                    Amf0Value::StrictArray(vec![s("hvc1"), s("av01")]),
+                ),
+            ]),
+        ],
+    ));
+    input.extend(c.command(
+        0,
+        &[s("releaseStream"), n(2.0), Amf0Value::Null, s("obs-key")],
+    ));
+    input.extend(c.command(0, &[s("FCPublish"), n(3.0), Amf0Value::Null, s("obs-key")]));
+    input.extend(c.command(0, &[s("createStream"), n(4.0), Amf0Value::Null]));
+    sess.handle_input(&input).expect("accepted");
+    c.read(&sess.take_output());
+    let input = c.command(
+        1,
+        &[
+            s("publish"),
+            n(5.0),
+            Amf0Value::Null,
+            s("obs-key"),
+            s("live"),
+        ],
+    );
+    sess.handle_input(&input).expect("accepted");
+    sess.accept_publish().expect("pending");
+
+    let mut input = Vec::new();
+    let mut seq = vec![0x90];
+    seq.extend_from_slice(b"hvc1");
+    seq.extend_from_slice(&[1, 2, 3, 4]);
+    let base = 0x00FF_FFF0u32; // crosses the extended-timestamp threshold
+    input.extend(c.message(6, 9, 1, base, &seq));
+    for i in 0..5u32 {
+        let mut frame = vec![if i == 0 { 0x91 } else { 0xA1 }];
+        frame.extend_from_slice(b"hvc1");
+        frame.extend_from_slice(&[0, 0, 66]); // cts 66
+        frame.extend(std::iter::repeat_n(i as u8, 10_000));
+        input.extend(c.message(6, 9, 1, base + i * 33, &frame));
+    }
+    for piece in input.chunks(1000) {
+        sess.handle_input(piece).expect("accepted");
+    }
+    let videos: Vec<FlvVideo> = events(&mut sess)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Video(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(videos.len(), 6);
+    assert_eq!(
+        (videos[0].codec, videos[0].kind),
+        (VideoCodec::Hevc, VideoPacketKind::SequenceHeader)
+    );
+    for (i, v) in videos[1..].iter().enumerate() {
+        let dts = i64::from(base) + 33 * i as i64;
+        assert_eq!((v.dts_ms, v.pts_ms), (dts, dts + 66));
+        assert_eq!(v.data.len(), 10_000);
+        assert_eq!(v.frame_type.is_keyframe(), i == 0);
+        assert!(v.enhanced);
+    }
 }
