@@ -30,13 +30,14 @@ GEOIP_DIR := $(CURDIR)/data/geoip
 # the web bundle built first (cargo parallelises each build on its own).
 .NOTPARALLEL:
 
-.PHONY: ai-server bench-latency help deps deps-bench deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
+.PHONY: ai-server bench-latency fuzz-rtmp help deps deps-bench deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
 help:
 	@echo "make run     install what is missing, build, and serve on http://127.0.0.1:3000"
 	@echo "make test    install what is missing (incl. test servers), build, run every test"
 	@echo "make build   build the server and the web bundle"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make fuzz-rtmp   fuzz the RTMP protocol core (crates/rtmp) for FUZZ_SECONDS (60) per target"
 	@echo "make bench-latency   glass-to-glass latency in Chromium (LL and plain HLS, ladder and passthrough)"
 	@echo "make bench   pipeline vs the FFmpeg CLI, 10,000 chat clients, 10,000 blocked playlist requests, Onair vs nginx and nginx-rtmp, 5,000 analytics viewers; writes docs/benchmarks.md"
 
@@ -135,6 +136,22 @@ bench: deps-bench
 # LATENCY_SECONDS (60) each; prints the table and records it in docs/benchmarks.md.
 bench-latency: build
 	@ONAIR_BIN=$${ONAIR_BIN:-$(ONAIR)} ONAIR_SITE_ROOT=$(SITE_ROOT) node end2end/bench/latency.mjs
+
+# The RTMP protocol core's fuzz targets (crates/rtmp/fuzz, cargo-fuzz layout):
+# `session` (arbitrary bytes after a valid handshake, connect and accepted
+# publish) and `amf0` (decode and re-encode). Needs a nightly toolchain and
+# cargo-fuzz, installed here if missing; not part of `make test` or CI. Each
+# target runs FUZZ_SECONDS; crashes land in crates/rtmp/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+
+fuzz-rtmp:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+	@cd crates/rtmp && for target in session amf0; do \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  nice -n 5 cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz $$target -- \
+	    -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/rtmp.dict -rss_limit_mb=2048 -print_final_stats=1; \
+	done
 
 lint:
 	cargo fmt --all -- --check
