@@ -34,7 +34,16 @@ pub fn start(extra: &[String]) -> Server {
         .expect("a free port");
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(server_binary())
-        .args(["serve", "--addr", &addr, "--db", "mem://", "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            &addr,
+            "--rtmp-addr",
+            "",
+            "--db",
+            "mem://",
+            "--data-dir",
+        ])
         .arg(data.path())
         .args(extra)
         .env("RUST_LOG", "warn")

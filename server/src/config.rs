@@ -598,6 +598,17 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_ANALYTICS_RETENTION_DAYS", default_value_t = 30)]
     pub analytics_retention_days: u64,
 
+    /// Where encoders publish over RTMP (`rtmp://HOST:PORT/live`, stream key
+    /// `<stream id>_<ingest token>`). Empty: no RTMP listener. The default
+    /// answers only this machine, like `--addr`; use `0.0.0.0:1935` to take
+    /// encoders from the network.
+    #[arg(long, env = "ONAIR_RTMP_ADDR", default_value = "127.0.0.1:1935")]
+    pub rtmp_addr: String,
+
+    /// Concurrent RTMP connections; more are closed at once.
+    #[arg(long, env = "ONAIR_RTMP_MAX_CONNECTIONS", default_value_t = 64)]
+    pub rtmp_max_connections: usize,
+
     /// A bearer token that `GET /metrics` requires (`Authorization: Bearer
     /// <token>`). Empty: `/metrics` is open to anyone who can reach the
     /// listen address (it names no stream or user either way).
@@ -655,6 +666,9 @@ pub enum ConfigError {
     /// `--trusted-proxy` is not an address or network.
     #[error("{0}")]
     TrustedProxy(String),
+    /// `--rtmp-addr` is not an address.
+    #[error("--rtmp-addr {0:?}: expected empty or an address such as 0.0.0.0:1935")]
+    RtmpAddr(String),
     /// An `--llm-*` value is unusable.
     #[error("{0}")]
     Llm(String),
@@ -766,6 +780,26 @@ impl ServeArgs {
             passthrough_only: self.passthrough_only,
             ..Default::default()
         }
+    }
+
+    /// `--rtmp-addr`, parsed; `None` when empty (no RTMP listener).
+    pub fn rtmp_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let raw = self.rtmp_addr.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse()
+            .map(Some)
+            .map_err(|_| ConfigError::RtmpAddr(raw.to_string()))
+    }
+
+    /// RTMP listener settings from the flags.
+    pub fn rtmp_config(&self) -> crate::ingest::rtmp::RtmpConfig {
+        crate::ingest::rtmp::RtmpConfig {
+            max_connections: self.rtmp_max_connections,
+            ..Default::default()
+        }
+        .sanitized()
     }
 
     /// Resolves `--db` and its companion options.

@@ -234,6 +234,24 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             source,
         })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
+    // RTMP ingest (OBS and other encoders), into the same live sessions.
+    let rtmp = match args.rtmp_addr()? {
+        Some(addr) => {
+            let rtmp = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = rtmp.local_addr().map_err(StartError::Serve)?;
+            tracing::info!(
+                "RTMP ingest: rtmp://{bound}/live (stream key: <stream id>_<ingest token>)"
+            );
+            Some(tokio::spawn(crate::ingest::rtmp::serve(
+                rtmp,
+                state.ingest.clone(),
+                args.rtmp_config(),
+            )))
+        }
+        None => None,
+    };
     tracing::info!(
         data_dir = %args.data_dir().display(),
         database = %state.db.describe(),
@@ -242,6 +260,9 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     );
     let analytics = state.analytics.clone();
     let served = serve(listener, state, shutdown_signal()).await;
+    if let Some(rtmp) = rtmp {
+        rtmp.abort();
+    }
     // Open viewer sessions and the current minute are written before exit.
     analytics.shutdown().await;
     served

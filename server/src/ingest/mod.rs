@@ -2,6 +2,7 @@
 //! `docs/protocol.md`. A [`Session`] per live stream outlives its socket: the
 //! publisher can drop and resume, and the pipeline keeps running meanwhile.
 
+pub mod rtmp;
 mod socket;
 
 use std::collections::HashMap;

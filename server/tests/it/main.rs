@@ -13,6 +13,7 @@ mod outage;
 mod profiles;
 mod publish;
 mod recording;
+mod rtmp;
 mod security;
 mod store;
 mod support;

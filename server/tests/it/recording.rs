@@ -356,6 +356,8 @@ impl Server {
                 "serve",
                 "--addr",
                 &format!("127.0.0.1:{port}"),
+                "--rtmp-addr",
+                "",
                 "--data-dir",
             ])
             .arg(data)

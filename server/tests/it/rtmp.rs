@@ -1,0 +1,319 @@
+//! RTMP ingest with the FFmpeg CLI as the encoder, as OBS users publish:
+//! `-f flv rtmp://HOST:PORT/live/<stream id>_<token>`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use onair_server::ingest::rtmp::{serve, RtmpConfig};
+use onair_server::media::testsrc::{ffprobe_json, probe};
+
+use crate::publish::make_file;
+use crate::support::TestApp;
+
+/// H.264 as OBS's x264 makes it by default (B-frames, a keyframe a second) and AAC.
+const OBS_LIKE: &[&str] = &[
+    "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
+    "-c:a", "aac",
+];
+
+/// Starts the RTMP listener of `app` on a free port; returns `rtmp://…/live`.
+async fn rtmp_listener(app: &TestApp) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(
+        listener,
+        app.state.ingest.clone(),
+        RtmpConfig::default(),
+    ));
+    format!("rtmp://{addr}/live")
+}
+
+/// `ffmpeg -re -i FILE -c copy -f flv URL`.
+fn ffmpeg_publish(file: &std::path::Path, url: &str, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-v", "error", "-re", "-i"])
+        .arg(file)
+        .args(extra)
+        .args(["-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn state(app: &TestApp, id: &str) -> String {
+    app.state
+        .db
+        .get_stream(id)
+        .await
+        .expect("db")
+        .map(|s| s.state)
+        .unwrap_or_default()
+}
+
+async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while state(app, id).await != wanted {
+        assert!(Instant::now() < until, "stream {id} never became {wanted}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn video_frames(url: &str) -> u64 {
+    let json = ffprobe_json(&[
+        "-count_frames",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=nb_read_frames",
+        url,
+    ])
+    .expect("ffprobe");
+    json["streams"][0]["nb_read_frames"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_over_rtmp_and_it_plays_for_as_long_as_the_input() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let base = rtmp_listener(&app).await;
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "obs.mp4", 6, OBS_LIKE);
+    let input_frames = video_frames(file.to_str().expect("utf8"));
+
+    let out = ffmpeg_publish(&file, &format!("{base}/{id}_{token}"), &["-c", "copy"])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // deleteStream at the end of the input ends the stream.
+    wait_for_state(&app, &id, "ended").await;
+
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let summary = probe(&url).expect("ffprobe the live playlist");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
+    assert!(
+        (summary.duration_s - 6.0).abs() <= 1.1,
+        "as long as the input: {summary:?}"
+    );
+    let frames = video_frames(&url);
+    assert!(
+        frames.abs_diff(input_frames) <= 1,
+        "{frames} frames played of {input_frames} sent"
+    );
+    onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_refusals_are_clear_and_leave_other_streams_alone() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let base = rtmp_listener(&app).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(
+        dir.path(),
+        "long.mp4",
+        20,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let (id, token) = app.new_stream().await;
+    let key = format!("{id}_{token}");
+
+    // A publisher that stays live during the refusals below.
+    let mut first = ffmpeg_publish(&file, &format!("{base}/{key}"), &["-c", "copy"])
+        .spawn()
+        .expect("ffmpeg");
+    wait_for_state(&app, &id, "live").await;
+
+    // Wrong keys: a wrong token, no token, an unknown stream.
+    for bad in [
+        format!("{id}_{}", "0".repeat(64)),
+        id.clone(),
+        format!("nosuchstream_{token}"),
+    ] {
+        let out = ffmpeg_publish(&file, &format!("{base}/{bad}"), &["-c", "copy", "-t", "2"])
+            .output()
+            .await
+            .expect("ffmpeg");
+        assert!(!out.status.success(), "{bad} was accepted");
+    }
+    // A second publisher on a live stream.
+    let out = ffmpeg_publish(&file, &format!("{base}/{key}"), &["-c", "copy", "-t", "2"])
+        .output()
+        .await
+        .expect("ffmpeg");
+    assert!(!out.status.success(), "a second publisher was accepted");
+    // An unsupported codec, on another stream: the reason names it.
+    let (other, other_token) = app.new_stream().await;
+    let out = ffmpeg_publish(
+        &file,
+        &format!("{base}/{other}_{other_token}"),
+        &["-c:v", "flv1", "-c:a", "aac", "-t", "2"],
+    )
+    .output()
+    .await
+    .expect("ffmpeg");
+    assert!(!out.status.success(), "Sorenson H.263 was accepted");
+    // Garbage instead of a handshake.
+    let addr = base
+        .trim_start_matches("rtmp://")
+        .trim_end_matches("/live")
+        .to_string();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .expect("closed in time")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "garbage gets no answer, only a close");
+    }
+
+    let text = metrics(&app).await;
+    for reason in [
+        "wrong_key",
+        "already_publishing",
+        "unsupported_codec",
+        "protocol",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("onair_ingest_refusals_total")
+                    && l.contains("transport=\"rtmp\"")
+                    && l.contains(&format!("reason=\"{reason}\""))),
+            "{reason} not counted:\n{text}"
+        );
+    }
+    // The first publisher was never disturbed.
+    assert_eq!(state(&app, &id).await, "live");
+    assert!(
+        first.try_wait().expect("wait").is_none(),
+        "still publishing"
+    );
+    let _ = first.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let base = rtmp_listener(&app).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(
+        dir.path(),
+        "in.mp4",
+        4,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let (id, token) = app.new_stream().await;
+    let url = format!("{base}/{id}_{token}");
+
+    // The encoder dies mid-stream (no deleteStream)...
+    let mut first = ffmpeg_publish(&file, &url, &["-c", "copy"])
+        .spawn()
+        .expect("ffmpeg");
+    wait_for_state(&app, &id, "live").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    first.kill().await.expect("kill");
+    // ...and comes back within the grace with the same key.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(state(&app, &id).await, "live", "not interrupted yet");
+    let out = ffmpeg_publish(&file, &url, &["-c", "copy"])
+        .output()
+        .await
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_state(&app, &id, "ended").await;
+
+    // One stream, one discontinuity, and it plays straight through.
+    let video = app
+        .http
+        .get(app.url(&format!("/live/{id}/src/index.m3u8")))
+        .send()
+        .await
+        .expect("playlist");
+    let text = if video.status().is_success() {
+        video.text().await.expect("text")
+    } else {
+        let master = app
+            .http
+            .get(app.url(&format!("/live/{id}/master.m3u8")))
+            .send()
+            .await
+            .expect("master")
+            .text()
+            .await
+            .expect("text");
+        let first = master
+            .lines()
+            .find(|l| l.ends_with("index.m3u8") && !l.starts_with('#'))
+            .expect("a variant")
+            .to_string();
+        app.http
+            .get(app.url(&format!("/live/{id}/{first}")))
+            .send()
+            .await
+            .expect("playlist")
+            .text()
+            .await
+            .expect("text")
+    };
+    assert_eq!(
+        text.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "one new period:\n{text}"
+    );
+    onair_server::media::testsrc::decode(&app.url(&format!("/live/{id}/master.m3u8")))
+        .expect("decodes straight through");
+}
