@@ -62,7 +62,10 @@ async function assertInert(page, path, res) {
   const dom = await page.evaluate(() => ({
     pwned: window.__pwned,
     injected: document.querySelectorAll('svg[onload], img[onerror], iframe, style:not([id]):not([data-leptos])').length,
-    scripts: [...document.scripts].filter((s) => s.textContent.includes('__pwned')).length,
+    // An injected script is one the server did not write: inline without
+    // the response's nonce, or one whose code is a payload's. (The server's
+    // nonced data scripts hold the titles as escaped JSON strings.)
+    scripts: [...document.scripts].filter((s) => (!s.src && !s.nonce) || s.textContent.trim().startsWith('window.__pwned')).length,
     titles: document.head.querySelectorAll('title').length,
   }));
   assert.equal(dom.pwned, undefined, `${path}: a payload ran`);
@@ -111,7 +114,8 @@ test('hostile titles stay text on every page, and the CSP refuses injected inlin
     await viewer.goto(at(`watch/${s.id}`));
     await viewer.waitForSelector('body[data-hydrated=true]');
     assert.equal(await viewer.title(), `${s.title} · Onair`);
-    assert.equal(await viewer.textContent('h1'), s.title);
+    const h1 = await viewer.textContent('h1');
+    assert.ok(h1.endsWith(s.title), `the heading shows the title as text: ${h1}`);
   }
 
   // The policy is enforced: an inline script added to the page does not run.
@@ -125,7 +129,10 @@ test('hostile titles stay text on every page, and the CSP refuses injected inlin
   assert.match(blocked, /^script-src/, 'the injected inline script was refused');
   assert.equal(await viewer.evaluate(() => window.__csp), undefined);
 
-  const unexpected = [...errors, ...viewerErrors].filter((e) => !e.includes('Content Security Policy') && !e.includes('http 404') && !e.includes('net::ERR'));
+  // The streams are live without media yet, so their playlists answer 404;
+  // the one policy violation is the test's own injected script.
+  const unexpected = [...errors, ...viewerErrors].filter((e) => !e.includes('Content Security Policy')
+    && !e.includes('http 404') && !e.includes('status of 404') && !e.includes('net::ERR'));
   assert.deepEqual(unexpected, []);
   await context.close();
 });
