@@ -15,7 +15,7 @@ use http::request::Parts;
 use crate::accounts::{Credentials, User};
 use crate::error::AppError;
 use crate::recordings::Recording;
-use crate::streams::{NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo};
+use crate::streams::{EncoderInfo, NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo};
 
 /// A boxed future, so [`Backend`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -86,6 +86,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What a player should load for a stream.
     fn watch(&self, req: Parts, id: String) -> BoxFuture<'_, Result<WatchInfo, AppError>>;
+
+    /// How an encoder publishes to a stream (owner or admin).
+    fn encoder(&self, req: Parts, id: String) -> BoxFuture<'_, Result<EncoderInfo, AppError>>;
 
     /// One stream, if the caller may see it.
     fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>>;

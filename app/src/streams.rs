@@ -157,6 +157,26 @@ pub struct StreamList {
     pub streams: Vec<Stream>,
 }
 
+/// The answer of `GET /api/v1/streams/{id}/encoder`: how an encoder such as
+/// OBS publishes to the stream (owner or admin only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderInfo {
+    /// OBS's *Server*: `rtmp://HOST:PORT/live`; `None` when the server has
+    /// no RTMP listener.
+    pub rtmp_server: Option<String>,
+    /// OBS's *Stream key*: `<stream id>_<key>`. It changes when a new ingest
+    /// token is made.
+    pub stream_key: String,
+    /// The RTMP listener accepts only connections from the server's own
+    /// machine (`--rtmp-addr` on a loopback address).
+    pub loopback_only: bool,
+}
+
+/// Encoder settings that suit low latency and the ladder: a keyframe every
+/// second, H.264 and AAC, and a bitrate for each resolution (kbit/s).
+pub const RECOMMENDED_ENCODER: &[(&str, u32)] =
+    &[("1080p30", 6000), ("720p30", 3000), ("480p30", 1500)];
+
 /// The answer of `GET /api/v1/streams/{id}/watch`: what a player should load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchInfo {
@@ -321,6 +341,13 @@ pub async fn regenerate_ingest_token(id: String) -> Result<Stream, AppError> {
 pub async fn get_stream(id: String) -> Result<Stream, AppError> {
     use crate::backend::{backend, request, status};
     status(backend()?.get_stream(request()?, id).await)
+}
+
+/// How an encoder (OBS) publishes to this stream: server URL and key.
+#[server(prefix = "/api/fn")]
+pub async fn encoder_settings(id: String) -> Result<EncoderInfo, AppError> {
+    use crate::backend::{backend, request, status};
+    status(backend()?.encoder(request()?, id).await)
 }
 
 /// What a player should load (with a playback token for private streams).

@@ -10,7 +10,7 @@ use app::backend::{Backend, BoxFuture, Reply};
 use app::error::AppError;
 use app::recordings::Recording;
 use app::streams::{
-    NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo, RECENT_STREAMS,
+    EncoderInfo, NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo, RECENT_STREAMS,
 };
 use axum::http::request::Parts;
 
@@ -32,6 +32,7 @@ pub struct DbBackend {
     analytics: Option<Arc<crate::analytics::Analytics>>,
     captions: bool,
     summaries: Option<Arc<crate::summary::Summarizer>>,
+    ingest: Option<Arc<crate::ingest::IngestHub>>,
 }
 
 impl DbBackend {
@@ -45,12 +46,19 @@ impl DbBackend {
             analytics: None,
             captions: false,
             summaries: None,
+            ingest: None,
         }
     }
 
     /// Live streams are transcribed (watch pages offer captions).
     pub fn with_captions(mut self, on: bool) -> Self {
         self.captions = on;
+        self
+    }
+
+    /// Encoder settings name this hub's RTMP listener.
+    pub fn with_ingest(mut self, ingest: Arc<crate::ingest::IngestHub>) -> Self {
+        self.ingest = Some(ingest);
         self
     }
 
@@ -294,6 +302,19 @@ impl Backend for DbBackend {
         Box::pin(async move {
             let (_, user) = self.user(&req).await?;
             streams::regenerate_token(&self.db, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn encoder(&self, req: Parts, id: String) -> BoxFuture<'_, Result<EncoderInfo, AppError>> {
+        Box::pin(async move {
+            let (info, user) = self.user(&req).await?;
+            let rtmp = self
+                .ingest
+                .as_ref()
+                .and_then(|h| h.rtmp_addr.get().copied());
+            streams::encoder(&self.db, &self.accounts, user.as_ref(), &id, &info, rtmp)
                 .await
                 .map_err(refused)
         })

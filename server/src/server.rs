@@ -172,10 +172,11 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         rooms: rooms.clone(),
         recorder: recorder.clone(),
         leptos_options: leptos_options(&args.site_root, args.addr),
-        ingest,
+        ingest: ingest.clone(),
         uploader,
         backend: Arc::new(
             DbBackend::new(db.clone(), accounts.clone())
+                .with_ingest(ingest)
                 .with_rooms(rooms.clone())
                 .with_recorder(recorder.clone())
                 .with_captions(captions_on)
@@ -244,10 +245,14 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             tracing::info!(
                 "RTMP ingest: rtmp://{bound}/live (stream key: <stream id>_<ingest token>)"
             );
+            let cfg = crate::ingest::rtmp::RtmpConfig {
+                keys: Some(state.accounts.playback.clone()),
+                ..args.rtmp_config()
+            };
             Some(tokio::spawn(crate::ingest::rtmp::serve(
                 rtmp,
                 state.ingest.clone(),
-                args.rtmp_config(),
+                cfg,
             )))
         }
         None => None,

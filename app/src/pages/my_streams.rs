@@ -138,6 +138,7 @@ fn VisibilityOptions(selected: Visibility) -> impl IntoView {
 enum Panel {
     Closed,
     Edit,
+    Encoder,
     Token,
     Delete,
     DeleteRecording,
@@ -240,6 +241,9 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
                 {move || update.value().get().and_then(Result::err).map(|e| error(e, "edit-error"))}
             </form>
         }.into_any(),
+        Panel::Encoder => view! {
+            <crate::components::encoder::EncoderPanel id=original.with_value(|s| s.id.clone()) />
+        }.into_any(),
         Panel::Token => match regenerate.value().get() {
             Some(Ok(s)) => view! {
                 <div class="notice warning" role="status" data-testid="token-shown">
@@ -315,6 +319,8 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
                 <a href=format!("/watch/{id}")>"Watch"</a>
                 <button type="button" class="link-button" data-testid="edit"
                     aria-expanded=move || (panel.get() == Panel::Edit).to_string() on:click=move |_| toggle(Panel::Edit)>"Edit"</button>
+                <button type="button" class="link-button" data-testid="encoder"
+                    aria-expanded=move || (panel.get() == Panel::Encoder).to_string() on:click=move |_| toggle(Panel::Encoder)>"Encoder (OBS)"</button>
                 <button type="button" class="link-button" data-testid="new-token"
                     aria-expanded=move || (panel.get() == Panel::Token).to_string() on:click=move |_| toggle(Panel::Token)>"New ingest token"</button>
                 {has_recording.then(|| view! {

@@ -198,6 +198,10 @@ pub fn StudioPage() -> impl IntoView {
                         })}
                     </p>
                     {move || status.get().error.map(|e| view! { <p class="error" role="alert" data-testid="status-error">{e}</p> })}
+                    <details class="studio-encoder" data-testid="studio-encoder">
+                        <summary>"Go live from OBS or another encoder instead"</summary>
+                        {move || view! { <crate::components::encoder::EncoderPanel id=id() /> }}
+                    </details>
                     <p class="muted">
                         "Viewers watch at " <a href=move || format!("/watch/{}", id())>{move || format!("/watch/{}", id())}</a>
                     </p>

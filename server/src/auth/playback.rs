@@ -86,6 +86,24 @@ impl PlaybackSigner {
         mac
     }
 
+    /// The secret half of a stream's encoder key (`<id>_<this>`): 32 hex
+    /// characters of an HMAC over the stream id and the hash of its current
+    /// ingest token, so the owner can be shown it at any time while the
+    /// server keeps no token, and a new ingest token changes it.
+    pub fn stream_key(&self, stream_id: &str, token_hash: &str) -> String {
+        let mut mac = match HmacSha256::new_from_slice(&self.key) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        mac.update(b"onair encoder key");
+        mac.update(&[0]);
+        mac.update(stream_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(token_hash.as_bytes());
+        let full = hex::encode(mac.finalize().into_bytes());
+        full.get(..32).unwrap_or(&full).to_string()
+    }
+
     /// The token for `stream_id` valid until `expires` (Unix seconds).
     pub fn sign(&self, stream_id: &str, expires: u64) -> String {
         let sig = self.mac(stream_id, expires).finalize().into_bytes();

@@ -392,6 +392,21 @@ impl Database {
         }))
     }
 
+    /// The SHA-256 (hex) of a stream's current ingest token, if the stream exists.
+    pub async fn ingest_token_hash(&self, id: &str) -> Result<Option<String>, DbError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let row: Option<TokenRow> = self
+            .client()
+            .query("SELECT ingest_token_hash, state FROM type::record('stream', $id)")
+            .bind(("id", id.to_string()))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(row.map(|r| r.ingest_token_hash))
+    }
+
     /// Sets a stream's state; `live` also stamps `started_at` (first time), and
     /// `ended`/`interrupted` stamp `ended_at`.
     pub async fn set_stream_state(&self, id: &str, state: &str) -> Result<(), DbError> {
@@ -410,7 +425,8 @@ impl Database {
     }
 }
 
-mod subtle_eq {
+/// Constant-time comparison of secrets.
+pub mod subtle_eq {
     /// Compares two byte strings in time independent of where they differ.
     pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

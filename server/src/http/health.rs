@@ -10,6 +10,7 @@ use axum::Json;
 use serde::Serialize;
 
 use super::error::ApiError;
+use crate::db::streams::subtle_eq::ct_eq;
 use crate::state::AppState;
 
 /// How long each readiness check may take before it counts as failed.
@@ -101,7 +102,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes()));
+        let ok = given.is_some_and(|g| ct_eq(g.as_bytes(), expected.as_bytes()));
         if !ok {
             let mut res = ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -124,12 +125,4 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         state.metrics.render(),
     )
         .into_response()
-}
-
-/// Compares without an early exit, so timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -3,7 +3,7 @@
 //! permission rules are in [`crate::service::streams`].
 
 use app::recordings::Recording;
-use app::streams::{NewStream, Stream, StreamList, StreamPatch, WatchInfo};
+use app::streams::{EncoderInfo, NewStream, Stream, StreamList, StreamPatch, WatchInfo};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,10 +27,25 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/streams/{id}/token", post(regenerate_token))
         .route("/streams/{id}/watch", get(watch))
+        .route("/streams/{id}/encoder", get(encoder))
         .route(
             "/streams/{id}/recording",
             get(read_recording).delete(delete_recording),
         )
+}
+
+/// `GET /api/v1/streams/{id}/encoder`: the RTMP server URL and stream key
+/// for OBS and other encoders (owner or admin).
+async fn encoder(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Info(info): Info,
+    Path(id): Path<String>,
+) -> Result<Json<EncoderInfo>, ApiError> {
+    let rtmp = state.ingest.rtmp_addr.get().copied();
+    Ok(Json(
+        streams::encoder(&state.db, &state.accounts, user.as_ref(), &id, &info, rtmp).await?,
+    ))
 }
 
 /// `GET /api/v1/streams/{id}/recording`.

@@ -95,6 +95,8 @@ pub struct IngestHub {
     transcriber: std::sync::OnceLock<Arc<crate::transcribe::Transcriber>>,
     /// Stream state changes, for the realtime rooms.
     states: broadcast::Sender<StateChange>,
+    /// Where the RTMP listener is bound, once it is ([`rtmp::serve`]).
+    pub rtmp_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// A stream went live, ended or was interrupted on this node.
@@ -136,6 +138,7 @@ impl IngestHub {
             store,
             recorder,
             states: broadcast::channel(256).0,
+            rtmp_addr: std::sync::OnceLock::new(),
         })
     }
 

@@ -43,6 +43,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::{AttachError, IngestHub, Session};
+use crate::auth::playback::PlaybackSigner;
 use crate::media::demux::Feed;
 use app::streams::StreamState;
 
@@ -53,6 +54,10 @@ pub struct RtmpConfig {
     pub max_connections: usize,
     /// Protocol limits (chunk and message sizes, handshake and publish time-outs).
     pub protocol: onair_rtmp::Config,
+    /// Derives the encoder keys the owner is shown
+    /// ([`PlaybackSigner::stream_key`]); without it only `<id>_<ingest token>`
+    /// keys are accepted.
+    pub keys: Option<PlaybackSigner>,
 }
 
 impl Default for RtmpConfig {
@@ -60,6 +65,7 @@ impl Default for RtmpConfig {
         RtmpConfig {
             max_connections: 64,
             protocol: onair_rtmp::Config::default(),
+            keys: None,
         }
     }
 }
@@ -107,6 +113,9 @@ fn refused(reason: Reason) {
 
 /// Accepts RTMP connections on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, hub: Arc<IngestHub>, cfg: RtmpConfig) {
+    if let Ok(addr) = listener.local_addr() {
+        let _ = hub.rtmp_addr.set(addr);
+    }
     let cfg = Arc::new(cfg.sanitized());
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     loop {
@@ -155,6 +164,7 @@ struct Connection {
     publishing: Option<Publishing>,
     /// A refusal was written: send it, then close.
     closing: bool,
+    keys: Option<PlaybackSigner>,
 }
 
 impl Connection {
@@ -167,6 +177,7 @@ impl Connection {
             idle_timeout,
             publishing: None,
             closing: false,
+            keys: cfg.keys.clone(),
         }
     }
 
@@ -287,9 +298,9 @@ impl Connection {
             );
         };
         let id = id.to_string();
-        match self.hub.db.check_ingest_token(&id, token).await {
-            Ok(Some(true)) => {}
-            Ok(_) => {
+        match self.key_matches(&id, token).await {
+            Ok(true) => {}
+            Ok(false) => {
                 return self.refuse(
                     status::PUBLISH_BAD_NAME,
                     "wrong stream key: copy it from the stream's Encoder panel",
@@ -365,6 +376,23 @@ impl Connection {
             ended: false,
         });
         Ok(())
+    }
+
+    /// Whether `secret` is the stream's ingest token (64 hex characters) or
+    /// the encoder key derived from it.
+    async fn key_matches(&self, id: &str, secret: &str) -> Result<bool, crate::db::DbError> {
+        if secret.len() == 64 {
+            return Ok(self.hub.db.check_ingest_token(id, secret).await? == Some(true));
+        }
+        let (Some(keys), Some(hash)) = (&self.keys, self.hub.db.ingest_token_hash(id).await?)
+        else {
+            return Ok(false);
+        };
+        let expected = keys.stream_key(id, &hash);
+        Ok(crate::db::streams::subtle_eq::ct_eq(
+            expected.as_bytes(),
+            secret.as_bytes(),
+        ))
     }
 
     async fn video(&mut self, v: FlvVideo) -> Result<(), Reason> {

@@ -307,6 +307,40 @@ pub async fn regenerate_token(
 }
 
 /// The master playlist to load, with a playback token for private streams.
+/// How an encoder publishes to a stream: the RTMP server URL (host from
+/// `--public-url` or the request, port from the listener) and the stream
+/// key derived from the current ingest token. Owner or admin.
+pub async fn encoder(
+    db: &Database,
+    accounts: &Accounts,
+    user: Option<&SessionUser>,
+    id: &str,
+    info: &RequestInfo,
+    rtmp: Option<std::net::SocketAddr>,
+) -> Result<app::streams::EncoderInfo, StreamError> {
+    let (row, _) = load_managed(db, id, user).await?;
+    let hash = db
+        .ingest_token_hash(&row.id)
+        .await?
+        .ok_or_else(|| StreamError::NotFound(id.into()))?;
+    let key = accounts.playback.stream_key(&row.id, &hash);
+    let base = info.base_url(accounts);
+    let host = url::Url::parse(&base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "localhost".into());
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(app::streams::EncoderInfo {
+        rtmp_server: rtmp.map(|a| format!("rtmp://{host}:{}/live", a.port())),
+        stream_key: format!("{}_{key}", row.id),
+        loopback_only: rtmp.is_some_and(|a| a.ip().is_loopback()),
+    })
+}
+
 pub async fn watch(
     db: &Database,
     accounts: &Accounts,

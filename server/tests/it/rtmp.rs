@@ -16,17 +16,22 @@ const OBS_LIKE: &[&str] = &[
     "-c:a", "aac",
 ];
 
-/// Starts the RTMP listener of `app` on a free port; returns `rtmp://…/live`.
+/// Starts the RTMP listener of `app` on a free port, with the encoder keys
+/// `onair serve` gives it; returns `rtmp://…/live`.
 async fn rtmp_listener(app: &TestApp) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(serve(
-        listener,
-        app.state.ingest.clone(),
-        RtmpConfig::default(),
-    ));
+    let cfg = RtmpConfig {
+        keys: Some(app.state.accounts.playback.clone()),
+        ..RtmpConfig::default()
+    };
+    tokio::spawn(serve(listener, app.state.ingest.clone(), cfg));
+    // The listener records its address for the encoder settings.
+    while app.state.ingest.rtmp_addr.get().is_none() {
+        tokio::task::yield_now().await;
+    }
     format!("rtmp://{addr}/live")
 }
 
@@ -316,4 +321,95 @@ async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() 
     );
     onair_server::media::testsrc::decode(&app.url(&format!("/live/{id}/master.m3u8")))
         .expect("decodes straight through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encoder_panel_key_publishes_and_a_new_token_retires_it() {
+    use crate::accounts::{create_stream, mint};
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let base = rtmp_listener(&app).await;
+    let (_, alice) = mint(&app, "alice", "broadcaster").await;
+    let (_, bob) = mint(&app, "bob", "broadcaster").await;
+    let stream = create_stream(&app, &alice, "OBS show", "public").await;
+    let id = stream["id"].as_str().expect("id").to_string();
+    let get = |session: &str| {
+        app.http
+            .get(app.url(&format!("/api/v1/streams/{id}/encoder")))
+            .header("cookie", format!("onair_session={session}"))
+            .send()
+    };
+    // Only the owner (or an admin) sees it; anonymous users are told to sign in.
+    assert_eq!(get(&bob).await.expect("bob").status().as_u16(), 403);
+    let anon = app
+        .http
+        .get(app.url(&format!("/api/v1/streams/{id}/encoder")))
+        .send()
+        .await
+        .expect("anon");
+    assert_eq!(anon.status().as_u16(), 401);
+    let info: serde_json::Value = get(&alice)
+        .await
+        .expect("alice")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["rtmp_server"].as_str(), Some(base.as_str()), "{info}");
+    assert_eq!(info["loopback_only"], true);
+    let key = info["stream_key"].as_str().expect("key").to_string();
+    assert!(
+        key.starts_with(&format!("{id}_")) && key.len() == id.len() + 33,
+        "{key}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(
+        dir.path(),
+        "in.mp4",
+        2,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let out = ffmpeg_publish(&file, &format!("{base}/{key}"), &["-c", "copy"])
+        .output()
+        .await
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_state(&app, &id, "ended").await;
+
+    // A new ingest token changes the key; the old one is refused at once.
+    let res = app
+        .http
+        .post(app.url(&format!("/api/v1/streams/{id}/token")))
+        .header("cookie", format!("onair_session={alice}"))
+        .header("origin", format!("http://{}", app.addr))
+        .send()
+        .await
+        .expect("regenerate");
+    assert_eq!(res.status().as_u16(), 200);
+    let fresh: serde_json::Value = get(&alice)
+        .await
+        .expect("alice")
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(fresh["stream_key"].as_str(), Some(key.as_str()));
+    let out = ffmpeg_publish(&file, &format!("{base}/{key}"), &["-c", "copy"])
+        .output()
+        .await
+        .expect("ffmpeg");
+    assert!(!out.status.success(), "the old key still publishes");
 }
