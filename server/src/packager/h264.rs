@@ -177,6 +177,121 @@ fn skip_scaling_list(b: &mut Bits<'_>, size: usize) -> Option<()> {
 
 /// Parses a sequence parameter set NAL unit (with its header byte).
 pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
+    parse_sps_full(nal).map(|(info, _)| info)
+}
+
+/// How far a stream's output order may run ahead of its decode order, from a
+/// sequence parameter set (what decode timestamps must allow for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reordering {
+    /// The most frames that precede any frame in decode order and follow it
+    /// in output order: `max_num_reorder_frames` from the VUI, or (without
+    /// it) what H.264 infers: none for `pic_order_cnt_type` 2, Baseline
+    /// (no B slices) and the intra profiles, otherwise the DPB size the level
+    /// allows for the picture size (at most 16).
+    pub depth: u32,
+    /// The depth was written in the stream (not inferred).
+    pub signalled: bool,
+    /// The nominal frame duration from the VUI timing, as
+    /// `(2 × num_units_in_tick, time_scale)` seconds, if present.
+    pub frame_duration: Option<(u32, u32)>,
+}
+
+/// The reordering a sequence parameter set allows (see [`Reordering`]).
+pub fn reordering(nal: &[u8]) -> Option<Reordering> {
+    parse_sps_full(nal).map(|(_, r)| r)
+}
+
+/// `MaxDpbMbs` by `level_idc` (H.264 table A-1); `constraint_set3` with level
+/// 11 means level 1b.
+fn max_dpb_mbs(level: u8) -> u32 {
+    match level {
+        0..=10 => 396,
+        11 => 900,
+        12 | 13 | 20 => 2376,
+        21 => 4752,
+        22 | 30 => 8100,
+        31 => 18_000,
+        32 => 20_480,
+        40 | 41 => 32_768,
+        42 => 34_816,
+        50 => 110_400,
+        51 | 52 => 184_320,
+        _ => 696_320,
+    }
+}
+
+fn skip_hrd(b: &mut Bits<'_>) -> Option<()> {
+    let cpb_cnt = b.ue()? + 1;
+    if cpb_cnt > 32 {
+        return None;
+    }
+    b.bits(8)?; // bit_rate_scale, cpb_size_scale
+    for _ in 0..cpb_cnt {
+        b.ue()?; // bit_rate_value_minus1
+        b.ue()?; // cpb_size_value_minus1
+        b.bit()?; // cbr_flag
+    }
+    b.bits(20)?; // four delay and offset lengths
+    Some(())
+}
+
+/// The VUI up to `max_num_reorder_frames`: `(timing, reorder frames)`.
+#[allow(clippy::type_complexity)]
+fn parse_vui(b: &mut Bits<'_>) -> Option<(Option<(u32, u32)>, Option<u32>)> {
+    if b.bit()? == 1 {
+        // aspect_ratio_info: Extended_SAR carries sar_width and sar_height.
+        if b.bits(8)? == 255 {
+            b.bits(32)?;
+        }
+    }
+    if b.bit()? == 1 {
+        b.bit()?; // overscan_appropriate_flag
+    }
+    if b.bit()? == 1 {
+        b.bits(4)?; // video_format, video_full_range_flag
+        if b.bit()? == 1 {
+            b.bits(24)?; // colour primaries, transfer, matrix
+        }
+    }
+    if b.bit()? == 1 {
+        b.ue()?; // chroma_sample_loc_type_top_field
+        b.ue()?; // chroma_sample_loc_type_bottom_field
+    }
+    let mut timing = None;
+    if b.bit()? == 1 {
+        let units = b.bits(32)?;
+        let scale = b.bits(32)?;
+        b.bit()?; // fixed_frame_rate_flag
+        if units > 0 && scale > 0 {
+            timing = Some((units.saturating_mul(2), scale));
+        }
+    }
+    let nal_hrd = b.bit()?;
+    if nal_hrd == 1 {
+        skip_hrd(b)?;
+    }
+    let vcl_hrd = b.bit()?;
+    if vcl_hrd == 1 {
+        skip_hrd(b)?;
+    }
+    if nal_hrd == 1 || vcl_hrd == 1 {
+        b.bit()?; // low_delay_hrd_flag
+    }
+    b.bit()?; // pic_struct_present_flag
+    let mut reorder = None;
+    if b.bit()? == 1 {
+        b.bit()?; // motion_vectors_over_pic_boundaries_flag
+        b.ue()?; // max_bytes_per_pic_denom
+        b.ue()?; // max_bits_per_mb_denom
+        b.ue()?; // log2_max_mv_length_horizontal
+        b.ue()?; // log2_max_mv_length_vertical
+        reorder = Some(b.ue()?.min(16));
+    }
+    Some((timing, reorder))
+}
+
+fn parse_sps_full(nal: &[u8]) -> Option<(SpsInfo, Reordering)> {
     if nal_type(nal)? != nal::SPS || nal.len() < 4 {
         return None;
     }
@@ -209,7 +324,8 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
         }
     }
     b.ue()?; // log2_max_frame_num_minus4
-    match b.ue()? {
+    let poc_type = b.ue()?;
+    match poc_type {
         0 => {
             b.ue()?; // log2_max_pic_order_cnt_lsb_minus4
         }
@@ -252,13 +368,36 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     let width = (width_mbs * 16).checked_sub((crop_l + crop_r) * sub_w)?;
     let height = (height_map_units * 16 * (2 - frame_mbs_only))
         .checked_sub((crop_t + crop_b) * crop_unit_y)?;
-    Some(SpsInfo {
+    // A missing or unreadable VUI leaves the reordering to be inferred.
+    let (timing, signalled) = match b.bit() {
+        Some(1) => parse_vui(&mut b).unwrap_or((None, None)),
+        _ => (None, None),
+    };
+    let intra = matches!(profile, 44 | 86 | 100 | 110 | 122 | 244) && constraints & 0x10 != 0;
+    let inferred = if poc_type == 2 || profile == 66 || intra {
+        0
+    } else {
+        let level_mbs = if level == 11 && constraints & 0x10 != 0 {
+            396 // level 1b
+        } else {
+            max_dpb_mbs(level)
+        };
+        let frame_mbs = width_mbs.saturating_mul(height_map_units * (2 - frame_mbs_only));
+        (level_mbs / frame_mbs.max(1)).min(16)
+    };
+    let info = SpsInfo {
         profile,
         constraints,
         level,
         width,
         height,
-    })
+    };
+    let reordering = Reordering {
+        depth: signalled.unwrap_or(inferred),
+        signalled: signalled.is_some(),
+        frame_duration: timing,
+    };
+    Some((info, reordering))
 }
 
 #[cfg(test)]
