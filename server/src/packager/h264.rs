@@ -450,12 +450,100 @@ mod tests {
         assert_eq!(sps.codec_string(), "avc1.64001f");
     }
 
+    /// libx264 `-preset veryfast` (High, three B-frames with a pyramid) and
+    /// `-preset ultrafast` (Constrained Baseline), 640x360 at 30 fps.
+    const SPS_X264_VERYFAST: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03,
+        0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+    ];
+    const SPS_X264_ULTRAFAST: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00,
+        0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x58, 0xba, 0x80,
+    ];
+
+    #[test]
+    fn the_vui_says_how_deep_x264_reorders_and_its_frame_rate() {
+        let r = reordering(SPS_X264_VERYFAST).expect("valid sps");
+        assert_eq!(
+            r,
+            Reordering {
+                depth: 2,
+                signalled: true,
+                frame_duration: Some((2, 60)),
+            }
+        );
+        assert_eq!(
+            parse_sps(SPS_X264_VERYFAST).map(|i| (i.width, i.height)),
+            Some((640, 360))
+        );
+        let r = reordering(SPS_X264_ULTRAFAST).expect("valid sps");
+        assert_eq!((r.depth, r.signalled), (0, true));
+        assert_eq!(reordering(SPS_360P_BASELINE).map(|r| r.depth), Some(0));
+    }
+
+    /// An SPS written bit by bit: High profile, level 3.1, 640x360 (40x23
+    /// macroblocks, cropped), `pic_order_cnt_type` `poc`, no VUI.
+    fn sps_without_vui(poc: u32) -> Vec<u8> {
+        let mut bits = String::new();
+        let ue = |v: u32, bits: &mut String| {
+            let code = format!("{:b}", v + 1);
+            bits.push_str(&"0".repeat(code.len() - 1));
+            bits.push_str(&code);
+        };
+        ue(0, &mut bits); // seq_parameter_set_id
+        ue(1, &mut bits); // chroma_format_idc
+        ue(0, &mut bits); // bit_depth_luma_minus8
+        ue(0, &mut bits); // bit_depth_chroma_minus8
+        bits.push_str("00"); // qpprime bypass, no scaling matrix
+        ue(0, &mut bits); // log2_max_frame_num_minus4
+        ue(poc, &mut bits);
+        if poc == 0 {
+            ue(2, &mut bits); // log2_max_pic_order_cnt_lsb_minus4
+        }
+        ue(3, &mut bits); // max_num_ref_frames
+        bits.push('0'); // gaps
+        ue(39, &mut bits); // 40 macroblocks wide
+        ue(22, &mut bits); // 23 high
+        bits.push_str("111"); // frame_mbs_only, direct_8x8, cropping
+        for crop in [0, 0, 0, 4] {
+            ue(crop, &mut bits);
+        }
+        bits.push('0'); // no VUI
+        bits.push('1'); // rbsp stop bit
+        while !bits.len().is_multiple_of(8) {
+            bits.push('0');
+        }
+        let mut out = vec![0x67, 100, 0, 31];
+        for byte in bits.as_bytes().chunks(8) {
+            let text = std::str::from_utf8(byte).expect("ascii");
+            out.push(u8::from_str_radix(text, 2).expect("bits"));
+        }
+        out
+    }
+
+    #[test]
+    fn without_a_vui_the_depth_is_what_h264_infers() {
+        let sps = sps_without_vui(0);
+        assert_eq!(
+            parse_sps(&sps).map(|i| (i.width, i.height)),
+            Some((640, 360))
+        );
+        // Level 3.1 allows 18000 macroblocks of DPB: 19 frames of 920, at most 16.
+        let r = reordering(&sps).expect("valid sps");
+        assert_eq!((r.depth, r.signalled, r.frame_duration), (16, false, None));
+        // Output order is decode order with pic_order_cnt_type 2.
+        assert_eq!(reordering(&sps_without_vui(2)).map(|r| r.depth), Some(0));
+    }
+
     #[test]
     fn garbage_sps_is_rejected_not_panicking() {
         assert!(parse_sps(&[0x67]).is_none());
         assert!(parse_sps(&[0x68, 1, 2, 3, 4]).is_none());
         for n in 0..SPS_720P.len() {
             let _ = parse_sps(&SPS_720P[..n]);
+        }
+        for n in 0..SPS_X264_VERYFAST.len() {
+            let _ = reordering(&SPS_X264_VERYFAST[..n]);
         }
         let _ = parse_sps(&[0x67, 0x64, 0, 0x1f, 0, 0, 0, 0, 0, 0]);
     }
