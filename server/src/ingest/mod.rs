@@ -57,6 +57,8 @@ pub struct Session {
     stream_id: String,
     tx: Mutex<Option<mpsc::Sender<Feed>>>,
     next_seq: AtomicU64,
+    /// Media has reached the pipeline (a period marker now ends a container).
+    received: AtomicBool,
     attached: AtomicBool,
     /// Bumped on every attach, so a grace timer knows whether the publisher came back.
     generation: AtomicU64,
@@ -73,6 +75,24 @@ impl Session {
     fn close_input(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+}
+
+/// Whether `chunk` begins a new container (a Matroska/WebM EBML header
+/// naming its DocType, or an MP4 `ftyp` box): a recorder or a publisher that
+/// (re)started, whose media clock starts again. Chunks of a running container
+/// never do: a Matroska stream has one EBML header, an MP4 stream one `ftyp`.
+pub fn starts_container(chunk: &[u8]) -> bool {
+    const EBML: [u8; 4] = [0x1a, 0x45, 0xdf, 0xa3];
+    if chunk.starts_with(&EBML) {
+        let head = &chunk[..chunk.len().min(64)];
+        let names = |doc: &[u8]| head.windows(doc.len()).any(|w| w == doc);
+        return names(b"matroska") || names(b"webm");
+    }
+    let size = chunk
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0);
+    chunk.get(4..8) == Some(b"ftyp") && (8..=4096).contains(&size)
 }
 
 /// All ingest sessions on this node.
@@ -224,6 +244,7 @@ impl IngestHub {
             stream_id: stream_id.to_string(),
             tx: Mutex::new(Some(tx)),
             next_seq: AtomicU64::new(first_seq),
+            received: AtomicBool::new(false),
             attached: AtomicBool::new(true),
             generation: AtomicU64::new(0),
             outcome,

@@ -240,12 +240,13 @@ async fn serve(
         // Viewers and the studio see "live" as soon as the publisher is told it is.
         hub.set_state(id, app::streams::StreamState::Live).await;
     }
-    if new_period && !is_new {
+    let marked = new_period && !is_new;
+    if marked {
         // The recorder restarted while disconnected: the chunk at next_seq
         // starts a new container. (A new session starts fresh anyway.)
         start_period(&session, capture_start_ms).await?;
     }
-    let result = publish(conn, hub, &session, next_seq).await;
+    let result = publish(conn, hub, &session, next_seq, capture_start_ms, marked).await;
     match &result {
         Ok(true) => {}
         _ => hub.detach(&session),
@@ -276,11 +277,20 @@ async fn start_period(session: &Arc<Session>, capture_start_ms: i64) -> Result<(
 }
 
 /// Receives chunks until `end` (returns `Ok(true)`) or a disconnect (`Ok(false)`).
+///
+/// A chunk that begins a new container ([`super::starts_container`]) after
+/// media has reached the pipeline starts a new period, whatever the client
+/// said: another publisher (a new `onair publish` with the same token), or a
+/// recorder that restarted unannounced, brings a media clock that starts
+/// again. `capture_start_ms` (this connection's) dates it; `marked` says a
+/// period was just announced (its own marker counts).
 async fn publish(
     conn: &mut Conn,
     hub: &Arc<IngestHub>,
     session: &Arc<Session>,
     next_seq: u64,
+    capture_start_ms: i64,
+    mut marked: bool,
 ) -> Result<bool, Refusal> {
     let limits = hub.limits;
     conn.send(&ServerMessage::Ready {
@@ -342,6 +352,13 @@ async fn publish(
                         format!("ingest exceeds {} bit/s", limits.max_bitrate),
                     ));
                 }
+                if !marked
+                    && session.received.load(Ordering::SeqCst)
+                    && super::starts_container(chunk)
+                {
+                    tracing::info!(stream = %session.stream_id, seq, "a new container: a new period");
+                    start_period(session, capture_start_ms).await?;
+                }
                 let Some(tx) = session.sender() else {
                     return Err((
                         close::INTERNAL,
@@ -349,6 +366,8 @@ async fn publish(
                         "the stream has already ended".into(),
                     ));
                 };
+                marked = false;
+                session.received.store(true, Ordering::SeqCst);
                 if tx
                     .send(Feed::Chunk(Bytes::copy_from_slice(chunk)))
                     .await
@@ -390,6 +409,7 @@ async fn publish(
                 Ok(ClientMessage::NewPeriod { capture_start_ms }) => {
                     tracing::info!(stream = %session.stream_id, "the publisher started a new period");
                     start_period(session, capture_start_ms).await?;
+                    marked = true;
                 }
                 Ok(ClientMessage::Hello { .. }) => {
                     return Err((close::PROTOCOL, "protocol", "hello was already sent".into()))

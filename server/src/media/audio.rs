@@ -51,6 +51,8 @@ pub struct AacTranscoder {
     /// Keep a mono copy of what is encoded (for transcription).
     tap: bool,
     pcm: Vec<(u64, Vec<f32>)>,
+    /// The timestamp of the first decoded frame (input time base).
+    first_pts: Option<i64>,
 }
 
 const OUT_FORMAT: SampleFormat = SampleFormat::F32(SampleType::Planar);
@@ -98,6 +100,7 @@ impl AacTranscoder {
             asc,
             tap: false,
             pcm: Vec::new(),
+            first_pts: None,
         })
     }
 
@@ -114,6 +117,24 @@ impl AacTranscoder {
     /// pts (in samples, like [`AacFrame::pts`]) of its first sample.
     pub fn take_pcm(&mut self) -> Vec<(u64, Vec<f32>)> {
         std::mem::take(&mut self.pcm)
+    }
+
+    /// The time base of the packets it will be fed, so the decoder moves a
+    /// frame's timestamp past the priming it drops (Opus pre-skip): the first
+    /// decoded sample is then where the input says its audio starts.
+    pub fn set_packet_time_base(&mut self, tb: ffmpeg_next::Rational) {
+        // SAFETY: setting a plain field of the decoder context we own, before
+        // the first packet is sent.
+        unsafe {
+            (*self.decoder.as_mut_ptr()).pkt_timebase = tb.into();
+        }
+    }
+
+    /// The timestamp of the first decoded frame, in the input stream's time
+    /// base (after the decoder dropped any priming it was told to skip):
+    /// where sample 0 of [`AacFrame::pts`] is in the input.
+    pub fn first_pts(&self) -> Option<i64> {
+        self.first_pts
     }
 
     /// The AudioSpecificConfig for the MP4 sample entry.
@@ -153,6 +174,9 @@ impl AacTranscoder {
         let mut out = Vec::new();
         let mut decoded = AudioFrame::empty();
         while self.decoder.receive_frame(&mut decoded).is_ok() {
+            if self.first_pts.is_none() {
+                self.first_pts = decoded.timestamp().or(decoded.pts());
+            }
             if decoded.channel_layout().is_empty() {
                 decoded.set_channel_layout(ChannelLayout::default(i32::from(decoded.channels())));
             }

@@ -2,6 +2,14 @@
 //! incoming bytes, pass H.264 through (the top rung) or refuse what cannot be
 //! handled yet, transcode audio to AAC, and publish parts, segments and
 //! playlists into the origin's live window.
+//!
+//! Timestamps (see `docs/architecture.md`): every rendition lives on one
+//! 90 kHz timeline (audio at 48 kHz), the source's presentation times plus a
+//! per-period offset. Passed-through H.264 gets its decode times from its
+//! presentation times ([`DecodeTimes`]; Matroska carries no decode times), so
+//! frames are presented exactly when the source says. One [`CutPlan`] decides
+//! where segments start, in presentation time, for every rendition, and one
+//! clock dates them.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,13 +22,15 @@ use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits, SharedRead
 use super::ladder::{bitrate_for, plan, Ladder, LadderError, RungSpec};
 use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::origin::LiveStream;
+use crate::packager::cuts::{Cursor, CutPlan};
+use crate::packager::decode_time::DecodeTimes;
 use crate::packager::fmp4::{Codec, Sample, Track};
 use crate::packager::h264::{self, nal};
 use crate::packager::playlist::{
     render_master, render_master_with, AudioRendition, SubtitleRendition, Variant,
 };
-use crate::packager::segmenter::{Output, Segmenter, SegmenterConfig};
-use crate::packager::time::{rescale, Timescale, VIDEO_TIMESCALE};
+use crate::packager::segmenter::{Clock, Output, Segmenter, SegmenterConfig};
+use crate::packager::time::{rescale, MediaTime, Timescale, MILLIS, VIDEO_TIMESCALE};
 use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::recording::catalog::{Catalog, CatalogEntry};
 use crate::store::uploader::{segment_key, Uploader};
@@ -196,31 +206,72 @@ struct VideoState {
     bitrate: Option<u64>,
     /// Nominal frame rate of the source, for `FRAME-RATE`.
     fps: Option<(u32, u32)>,
-    /// 90 kHz ticks added to source timestamps (non-zero after a new period).
+    /// 90 kHz ticks added to source timestamps (the period's offset).
     offset: i64,
-    /// End of the last sample pushed, 90 kHz.
+    /// End of the latest presentation pushed (presentation time plus
+    /// duration), 90 kHz.
     end_90k: u64,
+    /// End of the last sample pushed in decode time, 90 kHz.
+    end_dts: u64,
+    /// Passed-through video: decode times come from presentation times
+    /// (this period's clock, from its first keyframe on).
+    derive_dts: bool,
+    decode: Option<DecodeTimes>,
     /// A new period started: the next keyframe may bring new parameter sets.
     period_start: bool,
     /// The packets' NAL framing: `Some(true)` for length-prefixed (the stream
     /// has an `avcC` record), `Some(false)` for Annex B (our encoders), `None`
     /// to decide per packet.
     length_prefixed: Option<bool>,
-    /// On the rendition audio follows (passed-through video): where its
-    /// segments were cut since the pipeline last looked, 90 kHz.
-    cuts: Option<Vec<u64>>,
+    /// Which of the stream's cuts its segmenter has been given.
+    cursor: Cursor,
 }
 
 /// Converts a timestamp in a stream's time base (`num/den` seconds per tick)
-/// to 90 kHz ticks. Negative timestamps clamp to zero.
-fn to_90k(ts: i64, (num, den): (i32, i32)) -> u64 {
-    let ts = u64::try_from(ts.max(0)).unwrap_or(0);
+/// to 90 kHz ticks, keeping its sign (rounded to nearest, integers only).
+fn to_90k_signed(ts: i64, (num, den): (i32, i32)) -> i64 {
     let scale = Timescale::new(u32::try_from(den).unwrap_or(1)).unwrap_or(VIDEO_TIMESCALE);
-    rescale(
-        ts * u64::try_from(num.max(1)).unwrap_or(1),
-        scale,
-        VIDEO_TIMESCALE,
-    )
+    let num = u64::try_from(num.max(1)).unwrap_or(1);
+    let ticks = |v: u64| {
+        let v = rescale(v.saturating_mul(num), scale, VIDEO_TIMESCALE);
+        i64::try_from(v).unwrap_or(i64::MAX)
+    };
+    if ts >= 0 {
+        ticks(ts.unsigned_abs())
+    } else {
+        -ticks(ts.unsigned_abs())
+    }
+}
+
+/// A source timestamp on the pipeline's 90 kHz timeline: shifted by the
+/// period's `offset`; what still falls before zero clamps to zero.
+fn on_timeline(ts: i64, time_base: (i32, i32), offset: i64) -> u64 {
+    u64::try_from(to_90k_signed(ts, time_base).saturating_add(offset).max(0)).unwrap_or(0)
+}
+
+/// Room made on the timeline before a period's first presentation time, so
+/// that passed-through H.264 that reorders `depth` frames can decode that
+/// many frames before it: `depth` nominal frame intervals (100 ms each when
+/// the stream states no rate). Zero for streams without reordering.
+fn lead_for(depth: u32, interval_90k: Option<u64>) -> i64 {
+    let interval = interval_90k.filter(|&i| i > 0).unwrap_or(9_000);
+    i64::try_from(u64::from(depth).saturating_mul(interval)).unwrap_or(0)
+}
+
+/// The nominal frame interval in 90 kHz ticks: from the SPS timing if it
+/// has one, else from the stream's frame rate.
+fn frame_interval_90k(
+    reordering: Option<&h264::Reordering>,
+    fps: Option<(u32, u32)>,
+) -> Option<u64> {
+    let from = |(num, den): (u32, u32)| {
+        (num > 0 && den > 0).then(|| u64::from(num) * 90_000 / u64::from(den))
+    };
+    reordering
+        .and_then(|r| r.frame_duration)
+        .and_then(from)
+        .or_else(|| fps.and_then(|(n, d)| from((d, n))))
+        .filter(|&i| i > 0)
 }
 
 /// What every output needs to publish.
@@ -228,8 +279,19 @@ struct Ctx<'a> {
     live: &'a LiveStream,
     archive: Option<&'a Archive>,
     cfg: &'a LiveConfig,
-    /// The current period's capture clock, for segmenters created now.
+    /// The capture clock of the period about to start (`None`: the dates
+    /// continue on the current clock).
     capture_start_ms: Option<i64>,
+    /// The stream's clock (90 kHz): every segmenter dates from it.
+    clock: std::cell::Cell<Option<Clock>>,
+    /// This period has not dated the clock yet (see [`anchor_clock`]).
+    clock_pending: std::cell::Cell<bool>,
+    /// Where every rendition's segments start.
+    plan: std::cell::RefCell<CutPlan>,
+    /// `EXT-X-TARGETDURATION` of every rendition, seconds (it only goes up).
+    target_s: std::cell::Cell<u64>,
+    /// The target went up: every rendition's playlist must say so.
+    target_raised: std::cell::Cell<bool>,
     first_msn: u64,
     /// Live transcription's audio feed.
     tap: Option<&'a AudioTap>,
@@ -246,12 +308,12 @@ struct Transcode {
     decoder: ffmpeg_next::decoder::Video,
     ladder: Option<Ladder>,
     outs: Vec<VideoState>,
-    /// Mirror the passthrough rung's keyframes (else: force them on the grid).
+    /// Mirror the passthrough rung's keyframes (else: the ladder leads the
+    /// stream's cuts, and forces keyframes where they fall).
     follow_source_keys: bool,
-    next_boundary: Option<u64>,
     segment_90k: u64,
     disabled: bool,
-    /// 90 kHz ticks added to decoded timestamps (non-zero after a new period).
+    /// 90 kHz ticks added to decoded timestamps (the period's offset).
     offset: i64,
     /// Wall time spent encoding, and media time encoded, since the last report.
     busy: std::time::Duration,
@@ -270,7 +332,7 @@ impl Transcode {
             let Some(ts) = frame.timestamp() else {
                 continue;
             };
-            let pts = to_90k(ts, self.time_base).saturating_add_signed(self.offset);
+            let pts = on_timeline(ts, self.time_base, self.offset);
             if self.ladder.is_none() {
                 let specs = plan(frame.width(), frame.height(), self.follow_source_keys);
                 if specs.is_empty() {
@@ -283,6 +345,7 @@ impl Transcode {
                     .map(|spec| {
                         let mut v =
                             VideoState::new(usize::MAX, (1, 90_000), Vec::new(), Vec::new());
+                        v.derive_dts = false;
                         v.bitrate = Some(spec.bitrate);
                         v.length_prefixed = Some(false);
                         v
@@ -293,19 +356,9 @@ impl Transcode {
             let key = if self.follow_source_keys {
                 frame.is_key()
             } else {
-                match self.next_boundary {
-                    None => true,
-                    Some(b) => pts >= b,
-                }
+                // The ladder leads: a keyframe wherever a segment starts.
+                offer_cut(ctx, pts)
             };
-            if key && !self.follow_source_keys {
-                let start = self.next_boundary.unwrap_or(pts);
-                let mut next = start;
-                while next <= pts {
-                    next += self.segment_90k.max(1);
-                }
-                self.next_boundary = Some(next);
-            }
             let Some(ladder) = self.ladder.as_mut() else {
                 continue;
             };
@@ -374,13 +427,32 @@ struct AudioState {
     transcoder: AacTranscoder,
     segmenter: Segmenter,
     frames: u64,
-    /// Ticks at `AAC_RATE` added to the transcoder's timestamps (after a new period).
+    /// Where this period's first decoded sample sits on the timeline, at
+    /// `AAC_RATE` (the transcoder numbers samples from it).
     base: u64,
-    /// The base is known for this period (set at its first audio packet).
+    /// The base is known for this period (set at its first decoded frame).
     based: bool,
     /// End of the last frame pushed, at `AAC_RATE`.
     end: u64,
+    /// The stream has video: audio follows its cuts.
+    follows: bool,
+    /// Which of the stream's cuts the segmenter has been given.
+    cursor: Cursor,
+    /// Frames not yet handed to the segmenter: those past the video's
+    /// watermark wait until the video shows whether a segment starts before them.
+    held: std::collections::VecDeque<Sample>,
 }
+
+/// Audio waits at most this many segment targets (and at least
+/// [`AUDIO_HOLD_MIN_MS`]) for the video to catch up before it is packaged
+/// anyway (the video stalled or ended).
+const AUDIO_HOLD_TARGETS: u64 = 2;
+/// See [`AUDIO_HOLD_TARGETS`].
+const AUDIO_HOLD_MIN_MS: u64 = 2_000;
+
+/// A rendition waits this many segments of another rendition for its own
+/// first segment before the master playlist is published without it.
+const MASTER_WAIT_SEGMENTS: u64 = 4;
 
 fn seg_config(cfg: &LiveConfig, scale: Timescale) -> SegmenterConfig {
     let per_ms = |ms: u64| rescale(ms, crate::packager::time::MILLIS, scale);
@@ -392,12 +464,90 @@ fn seg_config(cfg: &LiveConfig, scale: Timescale) -> SegmenterConfig {
 }
 
 fn new_segmenter(track: Track, scale: Timescale, ctx: &Ctx<'_>) -> Segmenter {
-    let mut seg = Segmenter::new(track, seg_config(ctx.cfg, scale), ctx.capture_start_ms);
+    let mut seg = Segmenter::new(track, seg_config(ctx.cfg, scale), None);
     seg.start_at(ctx.first_msn);
+    if let Some(clock) = ctx.clock.get() {
+        seg.set_clock(rescale_clock(clock, scale));
+    }
+    seg.raise_target(ctx.target_s.get());
     seg
 }
 
-fn publish(ctx: &Ctx<'_>, name: &str, seg: &Segmenter, outputs: Vec<Output>) {
+/// The stream's 90 kHz clock in another timescale.
+fn rescale_clock(clock: Clock, scale: Timescale) -> Clock {
+    Clock {
+        at: rescale(clock.at, VIDEO_TIMESCALE, scale),
+        unix_ms: clock.unix_ms,
+    }
+}
+
+/// Every rendition's target duration covers `seconds` from now on.
+fn raise_target(ctx: &Ctx<'_>, seconds: u64) {
+    if seconds > ctx.target_s.get() {
+        tracing::info!(
+            from = ctx.target_s.get(),
+            to = seconds,
+            "a segment is longer than the target duration: raised for every rendition"
+        );
+        ctx.target_s.set(seconds);
+        ctx.target_raised.set(true);
+    }
+}
+
+/// The period's first picture (or, without video, its first audio sample)
+/// is at `at` on the timeline (90 kHz): it was captured at the period's
+/// capture time, which dates every rendition from now on. A period without
+/// a capture time keeps the clock (media time goes on across it).
+fn anchor_clock(ctx: &Ctx<'_>, at: u64) {
+    if !ctx.clock_pending.replace(false) {
+        return;
+    }
+    if let Some(unix_ms) = ctx.capture_start_ms {
+        ctx.clock.set(Some(Clock { at, unix_ms }));
+    }
+}
+
+/// Dates `seg` (ticks at `scale`) from the stream's clock.
+fn apply_clock(ctx: &Ctx<'_>, seg: &mut Segmenter, scale: Timescale) {
+    if let Some(clock) = ctx.clock.get() {
+        seg.set_clock(rescale_clock(clock, scale));
+    }
+}
+
+/// The leading video offers a frame at `pts` (90 kHz) that can start a
+/// segment; returns whether one starts there. A longer segment than ever
+/// raises every rendition's target duration before any of them completes it.
+fn offer_cut(ctx: &Ctx<'_>, pts: u64) -> bool {
+    anchor_clock(ctx, pts);
+    let mut plan = ctx.plan.borrow_mut();
+    let cut = plan.offer(pts);
+    let longest = plan.longest();
+    drop(plan);
+    if cut {
+        raise_target(
+            ctx,
+            MediaTime::new(longest, VIDEO_TIMESCALE).round_seconds(),
+        );
+    }
+    cut
+}
+
+/// Hands the cuts made since `cursor` to a follower (`scale`: its timescale).
+fn take_cuts(ctx: &Ctx<'_>, seg: &mut Segmenter, cursor: &mut Cursor, scale: Timescale) {
+    let plan = ctx.plan.borrow();
+    for &cut in plan.take(cursor) {
+        seg.cut_at(rescale(cut, VIDEO_TIMESCALE, scale));
+    }
+}
+
+fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>) {
+    for o in &outputs {
+        if let Output::Segment { duration, .. } = o {
+            let d = MediaTime::new(*duration, seg.track().timescale);
+            raise_target(ctx, d.round_seconds());
+        }
+    }
+    seg.raise_target(ctx.target_s.get());
     for o in outputs {
         let snapshot = seg.snapshot();
         match o {
@@ -494,9 +644,39 @@ impl VideoState {
             fps: None,
             offset: 0,
             end_90k: 0,
+            end_dts: 0,
+            derive_dts: true,
+            decode: None,
             period_start: false,
             length_prefixed: None,
-            cuts: None,
+            cursor: Cursor::default(),
+        }
+    }
+
+    /// Takes the next packet's sample, in decode order. Passed-through video
+    /// (presentation time in `sample.dts`) gets its decode time from
+    /// [`DecodeTimes`], from the period's first keyframe whose parameter sets
+    /// are known; frames before it cannot start a rendition anyway.
+    fn feed(&mut self, sample: Sample, ctx: &Ctx<'_>) {
+        if !self.derive_dts {
+            self.accept(sample, ctx);
+            return;
+        }
+        if self.decode.is_none() {
+            if !sample.keyframe || self.track().is_none() {
+                return;
+            }
+            let reordering = self.sps.first().and_then(|s| h264::reordering(s));
+            let depth = reordering.map(|r| r.depth).unwrap_or(0);
+            let interval = frame_interval_90k(reordering.as_ref(), self.fps);
+            self.decode = Some(DecodeTimes::new(depth, interval, self.end_dts));
+        }
+        let samples = match self.decode.as_mut() {
+            Some(d) => d.push(sample),
+            None => Vec::new(),
+        };
+        for s in samples {
+            self.accept(s, ctx);
         }
     }
 
@@ -518,8 +698,13 @@ impl VideoState {
         self.pending = Some(sample);
     }
 
-    /// Pushes the held-back last sample (end of a period or of the stream).
+    /// Pushes the held-back last samples (end of a period or of the stream).
     fn flush_pending(&mut self, ctx: &Ctx<'_>) {
+        if let Some(mut decode) = self.decode.take() {
+            for s in decode.flush() {
+                self.accept(s, ctx);
+            }
+        }
         if let Some(mut last) = self.pending.take() {
             last.duration = self.last_duration;
             push_video(self, ctx, last);
@@ -587,13 +772,18 @@ impl VideoState {
         if keep.is_empty() {
             return None;
         }
-        let offset = self.offset;
-        let to_90k = |ts: i64| to_90k(ts, self.time_base).saturating_add_signed(offset);
-        let dts = to_90k(packet.dts().or(packet.pts())?);
-        let pts = packet.pts().map(to_90k).unwrap_or(dts);
+        let (offset, time_base) = (self.offset, self.time_base);
+        let to_90k = |ts: i64| on_timeline(ts, time_base, offset);
+        let pts = to_90k(packet.pts().or(packet.dts())?);
+        // Passed-through video: the presentation time, until `feed` knows
+        // the decode time. Our encoders' packets carry real decode times.
+        let dts = match packet.dts() {
+            Some(dts) if !self.derive_dts => to_90k(dts),
+            _ => pts,
+        };
         Some(Sample {
             dts,
-            cts_offset: i32::try_from(pts as i64 - dts as i64).unwrap_or(0),
+            cts_offset: i32::try_from(i128::from(pts) - i128::from(dts)).unwrap_or(0),
             duration: 0,
             keyframe: idr || packet.is_key(),
             data: Bytes::from(h264::to_length_prefixed(keep)),
@@ -655,6 +845,17 @@ pub fn run_with(
         archive: opts.archive.as_ref(),
         cfg: &cfg,
         capture_start_ms: opts.capture_start_ms,
+        clock: std::cell::Cell::new(None),
+        clock_pending: std::cell::Cell::new(true),
+        plan: std::cell::RefCell::new(CutPlan::new(rescale(
+            cfg.segment_ms,
+            MILLIS,
+            VIDEO_TIMESCALE,
+        ))),
+        target_s: std::cell::Cell::new(
+            MediaTime::new(cfg.segment_ms, MILLIS).ceil_seconds().max(1),
+        ),
+        target_raised: std::cell::Cell::new(false),
         first_msn: opts.first_msn,
         tap: opts.audio_tap.as_ref(),
         completed: std::cell::Cell::new(0),
@@ -672,6 +873,7 @@ pub fn run_with(
             VIDEO_TIMESCALE,
         ),
         period_offset: None,
+        lead: 0,
         prev_end_90k: 0,
         periods: 0,
         format: String::new(),
@@ -708,7 +910,9 @@ struct Pipeline<'a> {
     segment_90k: u64,
     /// Added to this period's timestamps: set at its first packet.
     period_offset: Option<i64>,
-    /// Where the previous period ended, 90 kHz.
+    /// Room this period needs before its first presentation time (see [`lead_for`]).
+    lead: i64,
+    /// Where the previous period ended (its latest presentation), 90 kHz.
     prev_end_90k: u64,
     periods: u64,
     format: String,
@@ -722,6 +926,28 @@ fn nominal_fps(stream: &ffmpeg_next::format::stream::Stream<'_>) -> Option<(u32,
             rate.denominator().unsigned_abs(),
         )
     })
+}
+
+/// The reordering depth FFmpeg's probe found (`has_b_frames`), for a stream
+/// whose parameter sets are not in its header.
+fn probed_reorder_depth(params: &ffmpeg_next::codec::Parameters) -> u32 {
+    // SAFETY: reading a plain integer field of the stream's codec parameters.
+    let delay = unsafe { (*params.as_ptr()).video_delay };
+    u32::try_from(delay).unwrap_or(0)
+}
+
+/// The lead a passed-through H.264 stream needs (see [`lead_for`]): from the
+/// SPS in its header, else from what the probe found.
+fn passthrough_lead(
+    sps: Option<&Bytes>,
+    params: &ffmpeg_next::codec::Parameters,
+    fps: Option<(u32, u32)>,
+) -> i64 {
+    let reordering = sps.and_then(|s| h264::reordering(s));
+    let depth = reordering
+        .map(|r| r.depth)
+        .unwrap_or_else(|| probed_reorder_depth(params));
+    lead_for(depth, frame_interval_90k(reordering.as_ref(), fps))
 }
 
 fn fps_for_encoder(known: Option<(u32, u32)>) -> (i32, i32) {
@@ -746,6 +972,7 @@ impl Pipeline<'_> {
                         let avcc = parse_avcc(&extradata(&params));
                         let length_prefixed = avcc.is_some().then_some(true);
                         let (sps, pps) = avcc.unwrap_or_default();
+                        self.lead = passthrough_lead(sps.first(), &params, known);
                         let mut v = VideoState::new(stream.index(), time_base, sps, pps);
                         v.fps = known;
                         v.length_prefixed = length_prefixed;
@@ -766,6 +993,7 @@ impl Pipeline<'_> {
                 }
                 Type::Audio if self.audio.is_none() => {
                     let mut transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                    transcoder.set_packet_time_base(stream.time_base());
                     transcoder.set_tap(self.ctx.tap.is_some());
                     let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
                     let segmenter = new_segmenter(aac_track(&transcoder, scale), scale, &self.ctx);
@@ -776,8 +1004,11 @@ impl Pipeline<'_> {
                         segmenter,
                         frames: 0,
                         base: 0,
-                        based: true,
+                        based: false,
                         end: 0,
+                        follows: false,
+                        cursor: Cursor::default(),
+                        held: std::collections::VecDeque::new(),
                     });
                 }
                 _ => {}
@@ -786,14 +1017,17 @@ impl Pipeline<'_> {
         if self.video.is_none() && self.transcode.is_none() && self.audio.is_none() {
             return Err(PipelineError::NoStreams);
         }
-        if let (Some(v), Some(a)) = (self.video.as_mut(), self.audio.as_mut()) {
-            // Passed-through video cuts at the source's keyframes, which may be
-            // sparser than the segment grid: audio cuts where it does, so both
-            // number the same media time alike.
-            v.cuts = Some(Vec::new());
+        let has_video = self.video.is_some() || self.transcode.is_some();
+        if let (true, Some(a)) = (has_video, self.audio.as_mut()) {
+            // Video can only cut at keyframes (the source's, when it is passed
+            // through): audio cuts where the video does, so every rendition
+            // numbers the same media time alike.
+            a.follows = true;
             a.segmenter.follow_cuts();
         }
-        self.period_offset = Some(0);
+        // The first period keeps the source's timestamps, shifted by the lead.
+        let lead = self.lead;
+        self.offset_for(0, lead);
         Ok(())
     }
 
@@ -812,6 +1046,7 @@ impl Pipeline<'_> {
         }
         let mut video_seen = false;
         let mut audio_seen = false;
+        self.lead = 0;
         for stream in input.input().streams() {
             let params = stream.parameters();
             match params.medium() {
@@ -836,6 +1071,11 @@ impl Pipeline<'_> {
                     if let Some(v) = self.video.as_mut() {
                         let avcc = parse_avcc(&extradata(&params));
                         v.length_prefixed = avcc.is_some().then_some(true);
+                        let lead = passthrough_lead(
+                            avcc.as_ref().and_then(|(sps, _)| sps.first()),
+                            &params,
+                            known.or(v.fps),
+                        );
                         if let Some((sps, pps)) = avcc {
                             v.sps = sps;
                             v.pps = pps;
@@ -843,6 +1083,7 @@ impl Pipeline<'_> {
                         v.stream_index = stream.index();
                         v.time_base = time_base;
                         v.fps = known.or(v.fps);
+                        self.lead = lead;
                     }
                     let passthrough_active = self.video.is_some();
                     if let Some(t) = self.transcode.as_mut() {
@@ -850,7 +1091,6 @@ impl Pipeline<'_> {
                         t.stream_index = stream.index();
                         t.time_base = time_base;
                         t.follow_source_keys = passthrough_active;
-                        t.next_boundary = None;
                         t.last_pts = None;
                     }
                 }
@@ -858,6 +1098,7 @@ impl Pipeline<'_> {
                     if let Some(a) = self.audio.as_mut() {
                         audio_seen = true;
                         a.transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
+                        a.transcoder.set_packet_time_base(stream.time_base());
                         a.transcoder.set_tap(self.ctx.tap.is_some());
                         a.stream_index = stream.index();
                         a.based = false;
@@ -867,6 +1108,7 @@ impl Pipeline<'_> {
             }
         }
         self.period_offset = None;
+        self.ctx.clock_pending.set(true);
         Ok(())
     }
 
@@ -880,7 +1122,6 @@ impl Pipeline<'_> {
             ladder: None,
             outs: Vec::new(),
             follow_source_keys: false,
-            next_boundary: None,
             segment_90k: self.segment_90k,
             disabled: false,
             offset: 0,
@@ -926,6 +1167,8 @@ impl Pipeline<'_> {
         v.time_base = (1, 90_000);
         v.offset = 0;
         v.length_prefixed = Some(false);
+        v.derive_dts = false;
+        v.decode = None;
         tracing::info!(
             width = spec.width,
             height = spec.height,
@@ -953,11 +1196,13 @@ impl Pipeline<'_> {
     }
 
     /// The first packet of a period fixes its offset: media time continues
-    /// where the previous period ended.
-    fn offset_for(&mut self, first_ts_90k: u64) -> i64 {
+    /// where the previous period ended, plus the room the period's video
+    /// needs to decode before its first picture (`lead`).
+    fn offset_for(&mut self, first_ts_90k: i64, lead: i64) -> i64 {
         let prev = i64::try_from(self.prev_end_90k).unwrap_or(i64::MAX);
-        let first = i64::try_from(first_ts_90k).unwrap_or(0);
-        let off = *self.period_offset.get_or_insert(prev - first);
+        let off = *self
+            .period_offset
+            .get_or_insert(prev.saturating_add(lead).saturating_sub(first_ts_90k));
         if let Some(v) = self.video.as_mut() {
             v.offset = off;
         }
@@ -970,15 +1215,25 @@ impl Pipeline<'_> {
     fn demux(&mut self, input: &mut MemoryInput) -> Result<(), PipelineError> {
         for (stream, packet) in input.input().packets() {
             let index = stream.index();
-            if self.period_offset.is_none() {
-                let tb = stream.time_base();
-                let ts = packet.dts().or(packet.pts()).unwrap_or(0);
-                self.offset_for(to_90k(ts, (tb.numerator(), tb.denominator())));
+            let tb = stream.time_base();
+            let time_base = (tb.numerator(), tb.denominator());
+            if let Some(ts) = packet.pts().or(packet.dts()) {
+                if self.period_offset.is_none() {
+                    let lead = self.lead;
+                    self.offset_for(to_90k_signed(ts, time_base), lead);
+                }
             }
             let ctx = &self.ctx;
             if let Some(v) = self.video.as_mut().filter(|v| v.stream_index == index) {
                 if let Some(sample) = v.sample(&packet) {
-                    v.accept(sample, ctx);
+                    // Passed through: the source's keyframes lead the cuts
+                    // (`sample.dts` is still the presentation time here).
+                    if sample.keyframe {
+                        offer_cut(ctx, sample.dts);
+                    } else {
+                        ctx.plan.borrow_mut().seen(sample.dts);
+                    }
+                    v.feed(sample, ctx);
                 }
             }
             if let Some(t) = self
@@ -991,39 +1246,51 @@ impl Pipeline<'_> {
                     t.frames(ctx)?;
                 }
             }
+            let offset = self.period_offset.unwrap_or(0);
             if let Some(a) = self.audio.as_mut().filter(|a| a.stream_index == index) {
-                if !a.based {
-                    // This period's audio starts where its first packet sits
-                    // on the shifted timeline, never before the last frame.
-                    let tb = stream.time_base();
-                    let ts = packet.pts().or(packet.dts()).unwrap_or(0);
-                    let at = to_90k(ts, (tb.numerator(), tb.denominator()))
-                        .saturating_add_signed(self.period_offset.unwrap_or(0));
-                    a.base = rescale(at, VIDEO_TIMESCALE, aac_scale()).max(a.end);
+                let frames = a.transcoder.push(&packet)?;
+                if !a.based && (!frames.is_empty() || a.transcoder.first_pts().is_some()) {
+                    // This period's audio starts where its first decoded
+                    // sample sits on the timeline, never before the last frame.
+                    let ts = a.transcoder.first_pts().or(packet.pts()).or(packet.dts());
+                    let at = ts.map(|ts| on_timeline(ts, time_base, offset));
+                    a.base = rescale(at.unwrap_or(0), VIDEO_TIMESCALE, aac_scale()).max(a.end);
                     a.based = true;
                 }
-                let frames = a.transcoder.push(&packet)?;
                 push_audio(a, ctx, frames);
             }
-            self.forward_cuts();
+            self.sync_targets();
             self.refresh_master(false);
         }
         Ok(())
     }
 
-    /// Hands the cuts the leading video rendition made to the audio segmenter.
-    fn forward_cuts(&mut self) {
-        let Some(a) = self.audio.as_mut() else {
+    /// After a longer segment than ever: every rendition's playlist shows the
+    /// new target duration at once.
+    fn sync_targets(&mut self) {
+        if !self.ctx.target_raised.replace(false) {
             return;
+        }
+        let target = self.ctx.target_s.get();
+        let live = self.ctx.live;
+        let update = |name: &str, seg: &mut Segmenter| {
+            seg.raise_target(target);
+            let snapshot = seg.snapshot();
+            if snapshot.last_part().is_some() {
+                live.set_snapshot(name, snapshot);
+            }
         };
-        let leader = self
+        for v in self
             .video
             .iter_mut()
             .chain(self.transcode.iter_mut().flat_map(|t| t.outs.iter_mut()))
-            .find_map(|v| v.cuts.as_mut());
-        for cut in leader.into_iter().flat_map(|c| c.drain(..)) {
-            a.segmenter
-                .cut_at(rescale(cut, VIDEO_TIMESCALE, aac_scale()));
+        {
+            if let Some(seg) = v.segmenter.as_mut() {
+                update(&v.name, seg);
+            }
+        }
+        if let Some(a) = self.audio.as_mut() {
+            update(AUDIO_RENDITION, &mut a.segmenter);
         }
     }
 
@@ -1042,14 +1309,14 @@ impl Pipeline<'_> {
                 out.end_period(ctx, capture_start_ms);
             }
         }
-        self.forward_cuts();
-        let ctx = &self.ctx;
         if let Some(a) = self.audio.as_mut() {
             let frames = a.transcoder.finish()?;
             push_audio(a, ctx, frames);
+            release_audio(a, ctx, true);
             let outputs = a.segmenter.new_period(capture_start_ms);
-            publish(ctx, AUDIO_RENDITION, &a.segmenter, outputs);
+            publish(ctx, AUDIO_RENDITION, &mut a.segmenter, outputs);
         }
+        self.ctx.plan.borrow_mut().new_period();
         let video_end = self
             .video
             .iter()
@@ -1063,7 +1330,7 @@ impl Pipeline<'_> {
             .map(|a| rescale(a.end, aac_scale(), VIDEO_TIMESCALE))
             .unwrap_or(0);
         self.prev_end_90k = video_end.max(audio_end);
-        self.ctx.capture_start_ms = capture_start_ms.or(self.ctx.capture_start_ms);
+        self.ctx.capture_start_ms = capture_start_ms;
         self.periods += 1;
         tracing::info!(
             period = self.periods,
@@ -1074,24 +1341,48 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Publishes the master playlist once video is ready, and again when a
-    /// completed segment changes the measured bandwidth.
+    /// Publishes the master playlist once every rendition has a complete
+    /// segment (a player that opens it finds whole segments everywhere and
+    /// every variant it will ever have), and again when a completed segment
+    /// changes the measured bandwidth. A rendition that has no segment while
+    /// another has [`MASTER_WAIT_SEGMENTS`] is left out until it has one; at
+    /// the end (`force`) the master lists whatever has a segment.
     fn refresh_master(&mut self, force: bool) {
-        let outputs = outputs(self.video.as_ref(), self.transcode.as_ref());
-        let video_ready = !outputs.is_empty() || (self.video.is_none() && self.transcode.is_none());
-        if !video_ready {
-            return;
-        }
         let completed = self.ctx.completed.get();
         if self.master.is_some() && !force && completed == self.completed_seen {
             return;
         }
+        let done = |s: Option<&Segmenter>| s.map(|s| s.segments_completed()).unwrap_or(0);
+        // Every rendition the stream will have: how many segments each completed.
+        let mut renditions: Vec<u64> = Vec::new();
+        if let Some(v) = &self.video {
+            renditions.push(done(v.segmenter.as_ref()));
+        }
+        if let Some(t) = self.transcode.as_ref().filter(|t| !t.disabled) {
+            if t.ladder.is_none() {
+                renditions.push(0);
+            }
+            renditions.extend(t.outs.iter().map(|o| done(o.segmenter.as_ref())));
+        }
+        if let Some(a) = &self.audio {
+            renditions.push(a.segmenter.segments_completed());
+        }
+        let most = renditions.iter().copied().max().unwrap_or(0);
+        let all = renditions.iter().all(|&n| n > 0);
+        if most == 0 || !(all || force || most >= MASTER_WAIT_SEGMENTS) {
+            return;
+        }
         self.completed_seen = completed;
-        let text = master(
-            &outputs,
-            self.audio.as_ref().map(|a| &a.segmenter),
-            self.ctx.tap.is_some(),
-        );
+        let outputs: Vec<&VideoState> = outputs(self.video.as_ref(), self.transcode.as_ref())
+            .into_iter()
+            .filter(|v| done(v.segmenter.as_ref()) > 0)
+            .collect();
+        let audio = self
+            .audio
+            .as_ref()
+            .map(|a| &a.segmenter)
+            .filter(|s| s.segments_completed() > 0);
+        let text = master(&outputs, audio, self.ctx.tap.is_some());
         if self.master.as_ref() != Some(&text) {
             self.ctx.live.set_master(text.clone());
             self.master = Some(text);
@@ -1106,16 +1397,16 @@ impl Pipeline<'_> {
         if let Some(t) = self.transcode.as_mut() {
             t.finish(ctx)?;
         }
-        self.forward_cuts();
-        let ctx = &self.ctx;
         if let Some(a) = self.audio.as_mut() {
             let frames = a.transcoder.finish()?;
             push_audio(a, ctx, frames);
+            release_audio(a, ctx, true);
             let outputs = a.segmenter.finish();
-            publish(ctx, AUDIO_RENDITION, &a.segmenter, outputs);
+            publish(ctx, AUDIO_RENDITION, &mut a.segmenter, outputs);
             ctx.live
                 .set_snapshot(AUDIO_RENDITION, a.segmenter.snapshot());
         }
+        self.sync_targets();
         self.refresh_master(true);
         let video_frames = self
             .video
@@ -1206,7 +1497,9 @@ fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
         if let Codec::Avc { info, .. } = &track.codec {
             v.name = format!("{}p", info.height);
         }
-        let seg = new_segmenter(track, VIDEO_TIMESCALE, ctx);
+        let mut seg = new_segmenter(track, VIDEO_TIMESCALE, ctx);
+        // Every video rendition cuts where the stream's plan says.
+        seg.follow_cuts();
         set_init(ctx, &v.name, v.fps, &seg);
         v.segmenter = Some(seg);
         v.period_start = false;
@@ -1229,19 +1522,19 @@ fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
     let Some(seg) = v.segmenter.as_mut() else {
         return;
     };
-    let end = sample.dts + u64::from(sample.duration);
+    take_cuts(ctx, seg, &mut v.cursor, VIDEO_TIMESCALE);
+    apply_clock(ctx, seg, VIDEO_TIMESCALE);
+    let duration = u64::from(sample.duration);
+    let end_dts = sample.dts + duration;
+    let end = sample
+        .dts
+        .saturating_add_signed(i64::from(sample.cts_offset))
+        .saturating_add(duration);
     match seg.push(sample) {
         Ok(outputs) => {
             v.frames += 1;
             v.end_90k = v.end_90k.max(end);
-            if let Some(cuts) = v.cuts.as_mut() {
-                cuts.extend(outputs.iter().filter_map(|o| match o {
-                    Output::Segment {
-                        start, duration, ..
-                    } => Some(start + duration),
-                    Output::Part { .. } => None,
-                }));
-            }
+            v.end_dts = v.end_dts.max(end_dts);
             publish(ctx, &v.name, seg, outputs);
         }
         Err(e) => tracing::warn!(error = %e, "dropped a video frame"),
@@ -1250,14 +1543,57 @@ fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
 
 fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFrame>) {
     for f in frames {
-        let dts = f.pts + a.base;
-        let sample = Sample {
-            dts,
+        a.held.push_back(Sample {
+            dts: f.pts + a.base,
             cts_offset: 0,
             duration: AAC_FRAME as u32,
             keyframe: true,
             data: f.data,
+        });
+    }
+    release_audio(a, ctx, false);
+    if let Some(tap) = ctx.tap {
+        for (pts, samples) in a.transcoder.take_pcm() {
+            tap.send(TapEvent::Audio {
+                at: pts + a.base,
+                samples,
+            });
+        }
+    }
+}
+
+/// Packages the audio frames whose segment is known: with video, those that
+/// end before the video's watermark (no cut can come before it), or that
+/// waited longer than [`AUDIO_HOLD_TARGETS`]; everything with `all` (end of
+/// a period or of the stream) or without video.
+fn release_audio(a: &mut AudioState, ctx: &Ctx<'_>, all: bool) {
+    let scale = aac_scale();
+    let watermark = ctx
+        .plan
+        .borrow()
+        .watermark()
+        .map(|w| rescale(w, VIDEO_TIMESCALE, scale));
+    let hold = rescale(
+        (ctx.cfg.segment_ms * AUDIO_HOLD_TARGETS).max(AUDIO_HOLD_MIN_MS),
+        MILLIS,
+        scale,
+    );
+    while let Some(front) = a.held.front() {
+        let end = front.dts + u64::from(front.duration);
+        let newest = a.held.back().map(|b| b.dts).unwrap_or(front.dts);
+        let known = !a.follows || watermark.is_some_and(|w| end <= w);
+        if !(all || known || newest - front.dts >= hold) {
+            break;
+        }
+        let Some(sample) = a.held.pop_front() else {
+            break;
         };
+        if a.follows {
+            take_cuts(ctx, &mut a.segmenter, &mut a.cursor, scale);
+        }
+        // Without video (or with video that stalled), audio dates the period.
+        anchor_clock(ctx, rescale(sample.dts, scale, VIDEO_TIMESCALE));
+        apply_clock(ctx, &mut a.segmenter, scale);
         let own_cuts = a.segmenter.own_cuts();
         match a.segmenter.push(sample) {
             Ok(outputs) => {
@@ -1267,18 +1603,10 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
                     );
                 }
                 a.frames += 1;
-                a.end = a.end.max(dts + AAC_FRAME as u64);
-                publish(ctx, AUDIO_RENDITION, &a.segmenter, outputs);
+                a.end = a.end.max(end);
+                publish(ctx, AUDIO_RENDITION, &mut a.segmenter, outputs);
             }
             Err(e) => tracing::warn!(error = %e, "dropped an audio frame"),
-        }
-    }
-    if let Some(tap) = ctx.tap {
-        for (pts, samples) in a.transcoder.take_pcm() {
-            tap.send(TapEvent::Audio {
-                at: pts + a.base,
-                samples,
-            });
         }
     }
 }

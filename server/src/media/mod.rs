@@ -18,6 +18,8 @@ mod drift_tests;
 mod live_tests;
 #[cfg(test)]
 mod remux_tests;
+#[cfg(test)]
+mod timestamps_tests;
 
 /// What the linked FFmpeg libraries provide.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -293,7 +293,15 @@ impl LiveStream {
             _ => "the playlist".to_string(),
         };
         self.wait_for(rendition, &what, |w| {
-            let Some(snap) = w.snapshot.as_ref() else {
+            // A plain reload is answered once the playlist lists a whole
+            // segment (or the stream ended): a plain HLS client needs one, and
+            // the target duration is known by then. A blocking request names
+            // a part it saw, so it is answered by the LL-HLS rules below.
+            let Some(snap) = w
+                .snapshot
+                .as_ref()
+                .filter(|s| q.msn.is_some() || !s.segments.is_empty() || s.ended)
+            else {
                 return Ok(None);
             };
             let Some(msn) = q.msn else {

@@ -207,3 +207,32 @@ async fn one_publish_wakes_a_thousand_waiters_and_reports_other_renditions() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_plain_reload_waits_for_the_first_whole_segment() {
+    // A plain HLS client (FFmpeg's demuxer) opening the stream at go-live
+    // needs a whole segment: parts alone fail it with "Empty segment".
+    let live = LiveStream::new(Duration::from_secs(10));
+    let mut feed = Feed::new(&live, "audio");
+    feed.push(6); // parts 0.0 and 0.1, no whole segment yet
+    let plain = tokio::spawn({
+        let live = live.clone();
+        async move { live.media_playlist("audio", PlaylistQuery::default()).await }
+    });
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!plain.is_finished(), "no playlist without a whole segment");
+    // A blocking LL-HLS request for a listed part is still answered at once.
+    let text = live
+        .media_playlist("audio", q(0, Some(1)))
+        .await
+        .expect("part 0.1 is out");
+    assert!(text.contains("URI=\"0.1.m4s\""), "{text}");
+    feed.push(5); // segment 0 completes when segment 1 starts
+    let text = plain.await.expect("join").expect("playlist");
+    assert!(
+        text.contains("#EXTINF:") && text.contains("\n0.m4s\n"),
+        "{text}"
+    );
+}

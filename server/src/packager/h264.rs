@@ -177,6 +177,121 @@ fn skip_scaling_list(b: &mut Bits<'_>, size: usize) -> Option<()> {
 
 /// Parses a sequence parameter set NAL unit (with its header byte).
 pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
+    parse_sps_full(nal).map(|(info, _)| info)
+}
+
+/// How far a stream's output order may run ahead of its decode order, from a
+/// sequence parameter set (what decode timestamps must allow for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reordering {
+    /// The most frames that precede any frame in decode order and follow it
+    /// in output order: `max_num_reorder_frames` from the VUI, or (without
+    /// it) what H.264 infers: none for `pic_order_cnt_type` 2, Baseline
+    /// (no B slices) and the intra profiles, otherwise the DPB size the level
+    /// allows for the picture size (at most 16).
+    pub depth: u32,
+    /// The depth was written in the stream (not inferred).
+    pub signalled: bool,
+    /// The nominal frame duration from the VUI timing, as
+    /// `(2 × num_units_in_tick, time_scale)` seconds, if present.
+    pub frame_duration: Option<(u32, u32)>,
+}
+
+/// The reordering a sequence parameter set allows (see [`Reordering`]).
+pub fn reordering(nal: &[u8]) -> Option<Reordering> {
+    parse_sps_full(nal).map(|(_, r)| r)
+}
+
+/// `MaxDpbMbs` by `level_idc` (H.264 table A-1); `constraint_set3` with level
+/// 11 means level 1b.
+fn max_dpb_mbs(level: u8) -> u32 {
+    match level {
+        0..=10 => 396,
+        11 => 900,
+        12 | 13 | 20 => 2376,
+        21 => 4752,
+        22 | 30 => 8100,
+        31 => 18_000,
+        32 => 20_480,
+        40 | 41 => 32_768,
+        42 => 34_816,
+        50 => 110_400,
+        51 | 52 => 184_320,
+        _ => 696_320,
+    }
+}
+
+fn skip_hrd(b: &mut Bits<'_>) -> Option<()> {
+    let cpb_cnt = b.ue()? + 1;
+    if cpb_cnt > 32 {
+        return None;
+    }
+    b.bits(8)?; // bit_rate_scale, cpb_size_scale
+    for _ in 0..cpb_cnt {
+        b.ue()?; // bit_rate_value_minus1
+        b.ue()?; // cpb_size_value_minus1
+        b.bit()?; // cbr_flag
+    }
+    b.bits(20)?; // four delay and offset lengths
+    Some(())
+}
+
+/// The VUI up to `max_num_reorder_frames`: `(timing, reorder frames)`.
+#[allow(clippy::type_complexity)]
+fn parse_vui(b: &mut Bits<'_>) -> Option<(Option<(u32, u32)>, Option<u32>)> {
+    if b.bit()? == 1 {
+        // aspect_ratio_info: Extended_SAR carries sar_width and sar_height.
+        if b.bits(8)? == 255 {
+            b.bits(32)?;
+        }
+    }
+    if b.bit()? == 1 {
+        b.bit()?; // overscan_appropriate_flag
+    }
+    if b.bit()? == 1 {
+        b.bits(4)?; // video_format, video_full_range_flag
+        if b.bit()? == 1 {
+            b.bits(24)?; // colour primaries, transfer, matrix
+        }
+    }
+    if b.bit()? == 1 {
+        b.ue()?; // chroma_sample_loc_type_top_field
+        b.ue()?; // chroma_sample_loc_type_bottom_field
+    }
+    let mut timing = None;
+    if b.bit()? == 1 {
+        let units = b.bits(32)?;
+        let scale = b.bits(32)?;
+        b.bit()?; // fixed_frame_rate_flag
+        if units > 0 && scale > 0 {
+            timing = Some((units.saturating_mul(2), scale));
+        }
+    }
+    let nal_hrd = b.bit()?;
+    if nal_hrd == 1 {
+        skip_hrd(b)?;
+    }
+    let vcl_hrd = b.bit()?;
+    if vcl_hrd == 1 {
+        skip_hrd(b)?;
+    }
+    if nal_hrd == 1 || vcl_hrd == 1 {
+        b.bit()?; // low_delay_hrd_flag
+    }
+    b.bit()?; // pic_struct_present_flag
+    let mut reorder = None;
+    if b.bit()? == 1 {
+        b.bit()?; // motion_vectors_over_pic_boundaries_flag
+        b.ue()?; // max_bytes_per_pic_denom
+        b.ue()?; // max_bits_per_mb_denom
+        b.ue()?; // log2_max_mv_length_horizontal
+        b.ue()?; // log2_max_mv_length_vertical
+        reorder = Some(b.ue()?.min(16));
+    }
+    Some((timing, reorder))
+}
+
+fn parse_sps_full(nal: &[u8]) -> Option<(SpsInfo, Reordering)> {
     if nal_type(nal)? != nal::SPS || nal.len() < 4 {
         return None;
     }
@@ -209,7 +324,8 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
         }
     }
     b.ue()?; // log2_max_frame_num_minus4
-    match b.ue()? {
+    let poc_type = b.ue()?;
+    match poc_type {
         0 => {
             b.ue()?; // log2_max_pic_order_cnt_lsb_minus4
         }
@@ -252,13 +368,36 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     let width = (width_mbs * 16).checked_sub((crop_l + crop_r) * sub_w)?;
     let height = (height_map_units * 16 * (2 - frame_mbs_only))
         .checked_sub((crop_t + crop_b) * crop_unit_y)?;
-    Some(SpsInfo {
+    // A missing or unreadable VUI leaves the reordering to be inferred.
+    let (timing, signalled) = match b.bit() {
+        Some(1) => parse_vui(&mut b).unwrap_or((None, None)),
+        _ => (None, None),
+    };
+    let intra = matches!(profile, 44 | 86 | 100 | 110 | 122 | 244) && constraints & 0x10 != 0;
+    let inferred = if poc_type == 2 || profile == 66 || intra {
+        0
+    } else {
+        let level_mbs = if level == 11 && constraints & 0x10 != 0 {
+            396 // level 1b
+        } else {
+            max_dpb_mbs(level)
+        };
+        let frame_mbs = width_mbs.saturating_mul(height_map_units * (2 - frame_mbs_only));
+        (level_mbs / frame_mbs.max(1)).min(16)
+    };
+    let info = SpsInfo {
         profile,
         constraints,
         level,
         width,
         height,
-    })
+    };
+    let reordering = Reordering {
+        depth: signalled.unwrap_or(inferred),
+        signalled: signalled.is_some(),
+        frame_duration: timing,
+    };
+    Some((info, reordering))
 }
 
 #[cfg(test)]
@@ -311,12 +450,100 @@ mod tests {
         assert_eq!(sps.codec_string(), "avc1.64001f");
     }
 
+    /// libx264 `-preset veryfast` (High, three B-frames with a pyramid) and
+    /// `-preset ultrafast` (Constrained Baseline), 640x360 at 30 fps.
+    const SPS_X264_VERYFAST: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03,
+        0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+    ];
+    const SPS_X264_ULTRAFAST: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00,
+        0x04, 0x00, 0x00, 0x03, 0x00, 0xf0, 0x3c, 0x58, 0xba, 0x80,
+    ];
+
+    #[test]
+    fn the_vui_says_how_deep_x264_reorders_and_its_frame_rate() {
+        let r = reordering(SPS_X264_VERYFAST).expect("valid sps");
+        assert_eq!(
+            r,
+            Reordering {
+                depth: 2,
+                signalled: true,
+                frame_duration: Some((2, 60)),
+            }
+        );
+        assert_eq!(
+            parse_sps(SPS_X264_VERYFAST).map(|i| (i.width, i.height)),
+            Some((640, 360))
+        );
+        let r = reordering(SPS_X264_ULTRAFAST).expect("valid sps");
+        assert_eq!((r.depth, r.signalled), (0, true));
+        assert_eq!(reordering(SPS_360P_BASELINE).map(|r| r.depth), Some(0));
+    }
+
+    /// An SPS written bit by bit: High profile, level 3.1, 640x360 (40x23
+    /// macroblocks, cropped), `pic_order_cnt_type` `poc`, no VUI.
+    fn sps_without_vui(poc: u32) -> Vec<u8> {
+        let mut bits = String::new();
+        let ue = |v: u32, bits: &mut String| {
+            let code = format!("{:b}", v + 1);
+            bits.push_str(&"0".repeat(code.len() - 1));
+            bits.push_str(&code);
+        };
+        ue(0, &mut bits); // seq_parameter_set_id
+        ue(1, &mut bits); // chroma_format_idc
+        ue(0, &mut bits); // bit_depth_luma_minus8
+        ue(0, &mut bits); // bit_depth_chroma_minus8
+        bits.push_str("00"); // qpprime bypass, no scaling matrix
+        ue(0, &mut bits); // log2_max_frame_num_minus4
+        ue(poc, &mut bits);
+        if poc == 0 {
+            ue(2, &mut bits); // log2_max_pic_order_cnt_lsb_minus4
+        }
+        ue(3, &mut bits); // max_num_ref_frames
+        bits.push('0'); // gaps
+        ue(39, &mut bits); // 40 macroblocks wide
+        ue(22, &mut bits); // 23 high
+        bits.push_str("111"); // frame_mbs_only, direct_8x8, cropping
+        for crop in [0, 0, 0, 4] {
+            ue(crop, &mut bits);
+        }
+        bits.push('0'); // no VUI
+        bits.push('1'); // rbsp stop bit
+        while !bits.len().is_multiple_of(8) {
+            bits.push('0');
+        }
+        let mut out = vec![0x67, 100, 0, 31];
+        for byte in bits.as_bytes().chunks(8) {
+            let text = std::str::from_utf8(byte).expect("ascii");
+            out.push(u8::from_str_radix(text, 2).expect("bits"));
+        }
+        out
+    }
+
+    #[test]
+    fn without_a_vui_the_depth_is_what_h264_infers() {
+        let sps = sps_without_vui(0);
+        assert_eq!(
+            parse_sps(&sps).map(|i| (i.width, i.height)),
+            Some((640, 360))
+        );
+        // Level 3.1 allows 18000 macroblocks of DPB: 19 frames of 920, at most 16.
+        let r = reordering(&sps).expect("valid sps");
+        assert_eq!((r.depth, r.signalled, r.frame_duration), (16, false, None));
+        // Output order is decode order with pic_order_cnt_type 2.
+        assert_eq!(reordering(&sps_without_vui(2)).map(|r| r.depth), Some(0));
+    }
+
     #[test]
     fn garbage_sps_is_rejected_not_panicking() {
         assert!(parse_sps(&[0x67]).is_none());
         assert!(parse_sps(&[0x68, 1, 2, 3, 4]).is_none());
         for n in 0..SPS_720P.len() {
             let _ = parse_sps(&SPS_720P[..n]);
+        }
+        for n in 0..SPS_X264_VERYFAST.len() {
+            let _ = reordering(&SPS_X264_VERYFAST[..n]);
         }
         let _ = parse_sps(&[0x67, 0x64, 0, 0x1f, 0, 0, 0, 0, 0, 0]);
     }

@@ -634,7 +634,6 @@ impl Run {
             .map
             .clone()
             .unwrap_or_else(|| panic!("no EXT-X-MAP before the first segment {}", ctx()));
-        let mut after_discontinuity = true;
         for (i, s) in m.segments.iter().enumerate() {
             let msn = first_listed + i as u64;
             let start = self.parts[&(msn, 0)].0;
@@ -650,7 +649,9 @@ impl Run {
                 init = uri.clone();
             }
             assert_eq!(init, period.init_uri, "init segment of {msn} {}", ctx());
-            if let (Some(clock), true) = (period.clock_ms, after_discontinuity || s.discontinuity) {
+            // Every segment is dated, from its own media time (a date summed
+            // from rounded EXTINFs would drift).
+            if let Some(clock) = period.clock_ms {
                 let got = s
                     .date_ms
                     .unwrap_or_else(|| panic!("no EXT-X-PROGRAM-DATE-TIME on {msn} {}", ctx()));
@@ -661,7 +662,6 @@ impl Run {
                     ctx()
                 );
             }
-            after_discontinuity = false;
         }
         if let Some(&(start, _)) = self.parts.get(&(open_msn, 0)) {
             let period = self.period_at(start);
@@ -829,11 +829,9 @@ fn first_segment_is_dated_from_the_capture_clock() {
     let (text, m) = run.render(false, &[]);
     assert_eq!(m.media_sequence, Some(0));
     assert_eq!(m.segments[0].date_ms, Some(CAPTURE_START + 123), "{text}");
-    // Only the first segment carries a date (none is after a discontinuity).
-    assert!(
-        m.segments[1..].iter().all(|s| s.date_ms.is_none()),
-        "{text}"
-    );
+    // Every segment carries its own date: the capture clock plus its media
+    // time, never a sum of rounded EXTINFs (`Run::check` checks each value).
+    assert!(m.segments.iter().all(|s| s.date_ms.is_some()), "{text}");
 }
 
 #[test]

@@ -6,9 +6,13 @@
 //! - [`time`]: integer media time with explicit timescales.
 //! - [`h264`]: Annex B / length-prefixed NAL units and SPS parsing.
 //! - [`fmp4`]: init segments and `moof` + `mdat` fragments.
+//! - [`decode_time`]: decode times for video that arrives with presentation times only.
 //! - [`segmenter`]: cuts a track into parts and segments, keeps the window.
+//! - [`cuts`]: where a stream's segments start, the same in every rendition.
 //! - [`playlist`]: renders media and master playlists with the LL-HLS tags.
 
+pub mod cuts;
+pub mod decode_time;
 pub mod fmp4;
 pub mod h264;
 pub mod playlist;

@@ -208,7 +208,6 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
     let total_ms: u64 = p.segments.iter().map(|s| s.duration.as_millis()).sum();
     let parts_from_ms = total_ms.saturating_sub(3 * target * 1000);
     let mut start_ms = 0u64;
-    let mut need_pdt = true;
     for (i, s) in p.segments.iter().enumerate() {
         let seg_start = start_ms;
         start_ms += s.duration.as_millis();
@@ -217,17 +216,15 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
         }
         if s.discontinuity {
             let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
-            need_pdt = true;
         }
         // The first listed segment's init segment is the MAP at the top.
         if let Some(map) = s.map.as_ref().filter(|_| i > 0) {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
         }
-        if need_pdt {
-            if let Some(ms) = s.program_date_time_ms {
-                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(ms));
-            }
-            need_pdt = false;
+        // Every segment is dated from its own media time: a player that
+        // added up the rounded EXTINFs instead would drift.
+        if let Some(ms) = s.program_date_time_ms {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(ms));
         }
         if seg_start + s.duration.as_millis() > parts_from_ms {
             write_parts(&mut out, s.msn, &s.parts);
@@ -480,6 +477,7 @@ mod tests {
 #EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:26:40.000Z
 #EXTINF:2.000,
 0.m4s
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:26:42.000Z
 #EXT-X-PART:DURATION=0.333,URI=\"1.0.m4s\",INDEPENDENT=YES
 #EXT-X-PART:DURATION=0.333,URI=\"1.1.m4s\"
 #EXT-X-PART:DURATION=0.334,URI=\"1.2.m4s\"
@@ -488,6 +486,7 @@ mod tests {
 #EXT-X-PART:DURATION=0.334,URI=\"1.5.m4s\"
 #EXTINF:2.000,
 1.m4s
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:26:44.000Z
 #EXT-X-PART:DURATION=0.333,URI=\"2.0.m4s\",INDEPENDENT=YES
 #EXT-X-PART:DURATION=0.333,URI=\"2.1.m4s\"
 #EXT-X-PART:DURATION=0.334,URI=\"2.2.m4s\"
@@ -496,6 +495,7 @@ mod tests {
 #EXT-X-PART:DURATION=0.334,URI=\"2.5.m4s\"
 #EXTINF:2.000,
 2.m4s
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T22:26:46.000Z
 #EXT-X-PART:DURATION=0.333,URI=\"3.0.m4s\",INDEPENDENT=YES
 #EXT-X-PART:DURATION=0.333,URI=\"3.1.m4s\"
 #EXT-X-PART:DURATION=0.334,URI=\"3.2.m4s\"

@@ -1,6 +1,9 @@
 //! The per-track state machine: samples in, parts and segments out.
 //!
-//! Cutting rules (all in the track's own timescale, integers only):
+//! Cutting rules (all in the track's own timescale, integers only). Segment
+//! boundaries are presentation times: a video segment starts at its first
+//! sample, a sync sample, and that sample's presentation time is where the
+//! segment starts (decode times run ahead of it with B-frames).
 //! - A part closes as soon as one more sample of the same length would push it
 //!   past the part target, so it is published without waiting for the next
 //!   frame; and, for variable frame rates, before a sample that would push it
@@ -11,14 +14,24 @@
 //!   forced onto the grid, and audio, therefore get the same media sequence
 //!   numbers for the same media time. A late keyframe makes a longer segment and
 //!   skips grid points; it never shifts later boundaries.
-//! - A follower ([`Segmenter::follow_cuts`], the audio of a stream whose video
-//!   is passed through) has no grid of its own: it closes a segment at its first
-//!   sample at or after each cut the video reports ([`Segmenter::cut_at`]),
-//!   since passed-through video can only cut at the source's keyframes, which
-//!   may be sparser than the grid. Both then number the same media time alike.
+//! - A follower ([`Segmenter::follow_cuts`]: every rendition of a stream with
+//!   video, which the pipeline cuts where the source's keyframes allow) has no
+//!   grid of its own: it closes a segment at each cut it is told of
+//!   ([`Segmenter::cut_at`]): video at its first sync sample at or after the
+//!   cut, audio at the sample nearest to it (the first whose middle is past
+//!   it). Every rendition then numbers the same media time alike.
 //!   If no cut comes for [`FOLLOW_CAP_TARGETS`] segment targets (at least
 //!   [`FOLLOW_CAP_MIN_MS`]), the follower cuts on its own so its segments
 //!   stay bounded while the video stalls.
+//!
+//! `EXT-X-PROGRAM-DATE-TIME` dates each segment's first sample by its
+//! presentation time on one [`Clock`] (one media time and the wall-clock time
+//! it was captured at), in integer milliseconds; every rendition of a stream
+//! shares it, so a date means the same media time in all of them.
+//!
+//! `EXT-X-TARGETDURATION` never goes down: the snapshot's target covers the
+//! longest segment this segmenter ever completed (and what
+//! [`Segmenter::raise_target`] asks for, to keep renditions alike).
 
 use std::collections::VecDeque;
 
@@ -32,6 +45,29 @@ use super::time::{rescale, MediaTime, MILLIS};
 pub const FOLLOW_CAP_TARGETS: u64 = 4;
 /// ... but never before its segment is this long (milliseconds).
 pub const FOLLOW_CAP_MIN_MS: u64 = 8_000;
+
+/// Which wall-clock time a media time was captured at: `at` (presentation
+/// time, ticks of the track) is `unix_ms` milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// Media time, in the track's ticks.
+    pub at: u64,
+    /// Its capture time, Unix ms.
+    pub unix_ms: i64,
+}
+
+impl Clock {
+    /// The date of presentation time `pts` (ticks at `scale`), to the
+    /// millisecond, from integers only.
+    pub fn date(&self, pts: u64, scale: super::time::Timescale) -> i64 {
+        let ms = |ticks: u64| i64::try_from(rescale(ticks, scale, MILLIS)).unwrap_or(i64::MAX);
+        if pts >= self.at {
+            self.unix_ms.saturating_add(ms(pts - self.at))
+        } else {
+            self.unix_ms.saturating_sub(ms(self.at - pts))
+        }
+    }
+}
 
 /// Timing settings for one track, in its own timescale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +143,8 @@ struct OpenSegment {
     discontinuity: bool,
     /// Decode time of its first sample.
     start: u64,
+    /// Presentation time of its first sample.
+    start_pts: u64,
 }
 
 /// Packages one track into CMAF parts and segments and keeps its playlist window.
@@ -115,7 +153,8 @@ pub struct Segmenter {
     track: Track,
     cfg: SegmenterConfig,
     init: Bytes,
-    origin_dts: Option<u64>,
+    /// Presentation time of the period's first sample (the grid's origin).
+    origin: Option<u64>,
     next_boundary: u64,
     last_dts: Option<u64>,
     next_msn: u64,
@@ -133,13 +172,23 @@ pub struct Segmenter {
     session_base: u64,
     discontinuity_sequence: u64,
     discontinuity_next: bool,
-    capture_start_ms: Option<i64>,
+    /// Dates segments (see [`Clock`]).
+    clock: Option<Clock>,
+    /// The capture time of the period's first sample, until it arrives and
+    /// becomes the clock (unless [`Segmenter::set_clock`] sets one first).
+    pending_capture: Option<i64>,
+    /// The longest segment completed so far, ticks.
+    longest: u64,
+    /// A target duration (whole seconds) asked for from outside.
+    target_floor_s: u64,
     ended: bool,
     /// `Some` in follow mode: the cuts (decode times) another track reported
     /// that no sample has reached yet.
     follow: Option<VecDeque<u64>>,
     /// Cuts a follower made on its own (no cut came in time).
     own_cuts: u64,
+    /// Segments completed since the start.
+    completed: u64,
 }
 
 impl Segmenter {
@@ -155,7 +204,7 @@ impl Segmenter {
                 window_segments: cfg.window_segments.max(1),
             },
             init,
-            origin_dts: None,
+            origin: None,
             next_boundary: 0,
             last_dts: None,
             next_msn: 0,
@@ -167,10 +216,14 @@ impl Segmenter {
             session_base: 0,
             discontinuity_sequence: 0,
             discontinuity_next: false,
-            capture_start_ms,
+            clock: None,
+            pending_capture: capture_start_ms,
+            longest: 0,
+            target_floor_s: 0,
             ended: false,
             follow: None,
             own_cuts: 0,
+            completed: 0,
         }
     }
 
@@ -180,19 +233,51 @@ impl Segmenter {
         self.follow.get_or_insert_with(VecDeque::new);
     }
 
-    /// In follow mode: the next segment starts at the first sample whose decode
-    /// time is at or after `dts` (this track's timescale). Cuts must come in
-    /// increasing order; one at or before the open segment's start, or before
-    /// a cut already queued, is ignored. Ignored outside follow mode.
-    pub fn cut_at(&mut self, dts: u64) {
-        let start = self.open.as_ref().map(|s| s.start);
+    /// In follow mode: a segment starts at presentation time `pts` (this
+    /// track's timescale): video at its first sync sample there or later,
+    /// audio at the sample nearest to it. Cuts must come in increasing order;
+    /// one at or before the open segment's start, or before a cut already
+    /// queued, is ignored. Ignored outside follow mode.
+    pub fn cut_at(&mut self, pts: u64) {
+        let start = self.open.as_ref().map(|s| s.start_pts);
         let Some(q) = self.follow.as_mut() else {
             return;
         };
-        if start.is_some_and(|s| dts <= s) || q.back().is_some_and(|&b| dts <= b) {
+        if start.is_some_and(|s| pts <= s) || q.back().is_some_and(|&b| pts <= b) {
             return;
         }
-        q.push_back(dts);
+        q.push_back(pts);
+    }
+
+    /// Dates segments from `clock` from now on: the current period's segments
+    /// not yet opened, and later periods' unless [`Segmenter::new_period`]
+    /// gives a new capture time (and no new clock is set after it).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = Some(clock);
+        self.pending_capture = None;
+    }
+
+    /// Keeps `EXT-X-TARGETDURATION` at least `seconds` from now on (so the
+    /// renditions of a stream all show the same one).
+    pub fn raise_target(&mut self, seconds: u64) {
+        self.target_floor_s = self.target_floor_s.max(seconds);
+    }
+
+    /// `EXT-X-TARGETDURATION` as the playlist shows it now, whole seconds:
+    /// the configured target, the longest segment ever completed (rounded as
+    /// the spec compares them) and [`Segmenter::raise_target`], whichever is
+    /// most. It never goes down.
+    pub fn target_duration_s(&self) -> u64 {
+        MediaTime::new(self.cfg.segment_target, self.track.timescale)
+            .ceil_seconds()
+            .max(MediaTime::new(self.longest, self.track.timescale).round_seconds())
+            .max(self.target_floor_s)
+            .max(1)
+    }
+
+    /// How many segments were completed since the segmenter started.
+    pub fn segments_completed(&self) -> u64 {
+        self.completed
     }
 
     /// Segments a follower closed on its own because no cut came in time.
@@ -200,15 +285,26 @@ impl Segmenter {
         self.own_cuts
     }
 
-    /// Whether `sample` (already checked) starts a new segment.
-    fn cuts_before(&mut self, dts: u64, sync: bool) -> bool {
+    /// Whether a sample (already checked) presented at `pts` for `duration`
+    /// ticks starts a new segment.
+    fn cuts_before(&mut self, pts: u64, duration: u64, sync: bool) -> bool {
+        let video = self.is_video();
         let Some(q) = self.follow.as_mut() else {
-            return self.open.is_some() && sync && dts >= self.next_boundary;
+            return self.open.is_some() && sync && pts >= self.next_boundary;
+        };
+        // Video cuts at its first sync sample at or after a cut; audio at the
+        // sample whose middle is past it (the sample nearest to the cut).
+        let past = |c: u64| {
+            if video {
+                pts >= c
+            } else {
+                u128::from(pts) * 2 + u128::from(duration) > u128::from(c) * 2
+            }
         };
         let Some(open) = self.open.as_ref() else {
             // This sample opens a segment: cuts it is past are behind it.
             let mut passed = 0;
-            while q.front().is_some_and(|&c| dts >= c) {
+            while q.front().is_some_and(|&c| past(c)) {
                 q.pop_front();
                 passed += 1;
             }
@@ -219,9 +315,12 @@ impl Segmenter {
             }
             return false;
         };
+        if !sync {
+            return false;
+        }
         let mut cut = false;
         // Several cuts passed at once (this track had a gap): one segment ends.
-        while q.front().is_some_and(|&c| dts >= c) {
+        while q.front().is_some_and(|&c| past(c)) {
             q.pop_front();
             cut = true;
         }
@@ -230,7 +329,7 @@ impl Segmenter {
             MILLIS,
             self.track.timescale,
         ));
-        if !cut && dts.saturating_sub(open.start) >= cap {
+        if !cut && pts.saturating_sub(open.start_pts) >= cap {
             self.own_cuts += 1;
             cut = true;
         }
@@ -296,23 +395,28 @@ impl Segmenter {
             return Err(PushError::NoKeyframe);
         }
         let mut out = Vec::new();
-        let origin = *self.origin_dts.get_or_insert(sample.dts);
+        let pts = sample
+            .dts
+            .saturating_add_signed(i64::from(sample.cts_offset));
+        let origin = *self.origin.get_or_insert(pts);
+        if let Some(unix_ms) = self.pending_capture.take() {
+            // The period's first sample was captured at `unix_ms`.
+            self.clock = Some(Clock { at: pts, unix_ms });
+        }
         if self.open.is_none() {
-            self.next_boundary = sample.dts + self.cfg.segment_target;
+            self.next_boundary = pts + self.cfg.segment_target;
         }
         self.last_dts = Some(sample.dts);
 
-        if self.cuts_before(sample.dts, sync) {
+        if self.cuts_before(pts, u64::from(sample.duration), sync) {
             self.close_segment(&mut out);
             // Next grid point strictly after this sample.
-            let k = (sample.dts - origin) / self.cfg.segment_target + 1;
+            let k = pts.saturating_sub(origin) / self.cfg.segment_target + 1;
             self.next_boundary = origin + k * self.cfg.segment_target;
         }
         if self.open.is_none() {
-            let pdt = self.capture_start_ms.map(|start| {
-                let since = rescale(sample.dts - origin, self.track.timescale, MILLIS);
-                start.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
-            });
+            let scale = self.track.timescale;
+            let pdt = self.clock.map(|c| c.date(pts, scale));
             self.open = Some(OpenSegment {
                 msn: self.next_msn,
                 parts: Vec::new(),
@@ -321,6 +425,7 @@ impl Segmenter {
                 program_date_time_ms: pdt,
                 discontinuity: std::mem::take(&mut self.discontinuity_next),
                 start: sample.dts,
+                start_pts: pts,
             });
             self.next_msn += 1;
         }
@@ -361,13 +466,14 @@ impl Segmenter {
             // The new period's timestamps may restart: old cuts mean nothing.
             q.clear();
         }
-        // Without a new capture clock, the dates continue where the last segment ended.
+        // Without a new capture clock, the dates continue where the last
+        // segment ended (the new period's timestamps may start anywhere).
         let continued = self.window.back().and_then(|(s, _, _)| {
             let ms = rescale(s.duration.ticks, self.track.timescale, MILLIS);
             Some(s.program_date_time_ms? + i64::try_from(ms).ok()?)
         });
-        self.capture_start_ms = capture_start_ms.or(continued).or(self.capture_start_ms);
-        self.origin_dts = None;
+        self.pending_capture = capture_start_ms.or(continued).or(self.pending_capture);
+        self.origin = None;
         self.last_dts = None;
         out
     }
@@ -450,6 +556,8 @@ impl Segmenter {
             bytes.extend_from_slice(b);
         }
         let bytes = bytes.freeze();
+        self.completed += 1;
+        self.longest = self.longest.max(duration);
         out.push(Output::Segment {
             msn: seg.msn,
             bytes: bytes.clone(),
@@ -517,8 +625,13 @@ impl Segmenter {
         let open_map = previous
             .filter(|p| *p != self.init_uri)
             .map(|_| self.init_uri.clone());
+        // The target as a whole number of seconds, so the playlist shows it
+        // as it is (see `target_duration_s`).
+        let target = self
+            .target_duration_s()
+            .saturating_mul(u64::from(scale.get()));
         MediaSnapshot {
-            segment_target: MediaTime::new(self.cfg.segment_target, scale),
+            segment_target: MediaTime::new(self.cfg.segment_target.max(target), scale),
             part_target: MediaTime::new(self.cfg.part_target, scale),
             init_uri: self
                 .window

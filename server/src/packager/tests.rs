@@ -685,3 +685,45 @@ fn a_follower_without_cuts_closes_at_the_cap() {
     );
     assert_eq!(audio.own_cuts(), 2);
 }
+
+/// `EXT-X-TARGETDURATION` must not change (rfc8216bis 6.2.1): a long first
+/// segment (a source whose keyframes are 2 s apart, with a 1 s target) keeps
+/// the target at 2 s after it has left the window, and the target a
+/// rendition is asked to keep (another rendition's longest segment) holds too.
+#[test]
+fn the_target_duration_never_goes_down() {
+    let cfg = SegmenterConfig {
+        segment_target: 90_000,
+        part_target: 30_000,
+        window_segments: 2,
+    };
+    let mut seg = Segmenter::new(synthetic_track(true), cfg, None);
+    let mut dts = 0u64;
+    let mut push = |seg: &mut Segmenter, frames: u64, gop: u64| {
+        for i in 0..frames {
+            let s = Sample {
+                dts,
+                cts_offset: 0,
+                duration: 3000,
+                keyframe: i % gop == 0,
+                data: Bytes::from_static(b"v"),
+            };
+            seg.push(s).expect("valid");
+            dts += 3000;
+        }
+    };
+    // One 2 s GOP, then 1 s GOPs: the 2 s segment leaves the 2-segment window.
+    push(&mut seg, 60, 60);
+    push(&mut seg, 30 * 5, 30);
+    let snapshot = seg.snapshot();
+    assert!(
+        snapshot.segments.iter().all(|s| s.duration.ticks == 90_000),
+        "{snapshot:?}"
+    );
+    assert_eq!(seg.target_duration_s(), 2);
+    assert_eq!(snapshot.target_duration_s(), 2, "the target went down");
+    seg.raise_target(3);
+    assert_eq!(seg.snapshot().target_duration_s(), 3);
+    seg.raise_target(1);
+    assert_eq!(seg.snapshot().target_duration_s(), 3);
+}

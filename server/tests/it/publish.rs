@@ -233,3 +233,304 @@ async fn a_file_is_paced_under_the_servers_ingest_limit() {
         "sent {bits} bits in {took:.1} s, faster than the limit allows ({floor:.1} s)"
     );
 }
+
+/// x264 as an ordinary encoder leaves it: B-frames with a pyramid
+/// (`veryfast`: three B-frames, reordering two deep), and AAC.
+pub const H264_BFRAMES_AAC: &[&str] = &[
+    "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
+];
+
+/// `ffprobe` on `input`: `(pts, dts)` of every packet of the first `kind`
+/// (`v` or `a`) stream, in ms, in demux order.
+fn packets_ms(input: &str, kind: &str) -> Vec<(i64, i64)> {
+    let json = onair_server::media::testsrc::ffprobe_json(&[
+        "-select_streams",
+        &format!("{kind}:0"),
+        "-show_entries",
+        "packet=pts_time,dts_time",
+        input,
+    ])
+    .expect("ffprobe");
+    let ms = |v: &serde_json::Value| -> i64 {
+        let t: f64 = v.as_str().and_then(|t| t.parse().ok()).expect("a time");
+        (t * 1000.0).round() as i64
+    };
+    json["packets"]
+        .as_array()
+        .expect("packets")
+        .iter()
+        .map(|p| (ms(&p["pts_time"]), ms(&p["dts_time"])))
+        .collect()
+}
+
+/// A rendition's live playlist, as text.
+async fn playlist(app: &TestApp, id: &str, rendition: &str) -> String {
+    app.http
+        .get(app.url(&format!("/live/{id}/{rendition}/index.m3u8")))
+        .send()
+        .await
+        .expect("playlist")
+        .text()
+        .await
+        .expect("text")
+}
+
+fn extinf_ms(text: &str) -> Vec<i64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| {
+            let (s, ms) = d.trim_end_matches(',').split_once('.').expect("decimals");
+            s.parse::<i64>().expect("s") * 1000 + ms.parse::<i64>().expect("ms")
+        })
+        .collect()
+}
+
+/// Issue 21, items 0, 2, 3 and 4, as an operator meets them: an ordinary
+/// B-frame file published live with `--realtime --chunk-ms 100`. FFmpeg
+/// opens the stream the moment it goes live; every rendition lasts as long
+/// as the file (a 480p-or-smaller B-frame source used to come out two to
+/// three times longer); frames are presented when the file says, with
+/// increasing decode times; segment N is the same media in every rendition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_b_frame_file_plays_at_its_own_pace_in_every_rendition() {
+    let app = TestApp::start(&[]).await;
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("in.mp4");
+    onair_server::media::testsrc::av(
+        "854x480",
+        4,
+        &[H264_BFRAMES_AAC, &["-g", "25", "-r", "25"]].concat(),
+        file.to_str().expect("utf8 path"),
+    )
+    .expect("test media");
+    let publisher = tokio::spawn({
+        let (app_addr, id, token, file) = (app.addr, id.clone(), token.clone(), file.clone());
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
+                .args(["publish", "--server", &format!("http://{app_addr}")])
+                .args(["--stream", &id, "--token", &token])
+                .args(["--realtime", "--chunk-ms", "100"])
+                .arg(&file)
+                .output()
+                .await
+                .expect("onair publish runs")
+        }
+    });
+    // The moment the master playlist is there, FFmpeg opens the stream (a
+    // plain HLS client: whole segments only) and finds both streams.
+    let master_url = app.url(&format!("/live/{id}/master.m3u8"));
+    loop {
+        let res = app.http.get(&master_url).send().await.expect("master");
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            !publisher.is_finished(),
+            "the stream ended without a master playlist"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = master_url.clone();
+    let at_go_live = tokio::task::spawn_blocking(move || {
+        onair_server::media::testsrc::ffprobe_json(&[
+            "-show_entries",
+            "stream=codec_type",
+            "-read_intervals",
+            "%+0.5",
+            &url,
+        ])
+    })
+    .await
+    .expect("join")
+    .expect("FFmpeg opens the stream at go-live");
+    let kinds: Vec<&str> = at_go_live["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["codec_type"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"video") && kinds.contains(&"audio"),
+        "{at_go_live}"
+    );
+    let master = app.http.get(&master_url).send().await.expect("master");
+    let master = master.text().await.expect("text");
+    for rendition in ["480p/", "360p/", "audio/"] {
+        assert!(
+            master.contains(rendition),
+            "the first master lists {rendition}: {master}"
+        );
+    }
+
+    let out = publisher.await.expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Every rendition lasts as long as the file, one GOP (1 s) a segment,
+    // under one target duration.
+    let mut counts = Vec::new();
+    for rendition in ["480p", "360p", "audio"] {
+        let text = playlist(&app, &id, rendition).await;
+        let extinf = extinf_ms(&text);
+        let total: i64 = extinf.iter().sum();
+        // Video to the frame (40 ms at 25 fps); audio in whole AAC frames,
+        // plus the encoder's one-frame priming (21 ms each).
+        let allowed = if rendition == "audio" {
+            -25..=64
+        } else {
+            -40..=40
+        };
+        assert!(
+            allowed.contains(&(total - 4000)),
+            "{rendition}: {total} ms in\n{text}"
+        );
+        if rendition != "audio" {
+            assert!(
+                extinf[..extinf.len() - 1]
+                    .iter()
+                    .all(|d| (d - 1000).abs() <= 1),
+                "{rendition}: {extinf:?}"
+            );
+        }
+        assert!(
+            text.contains("#EXT-X-TARGETDURATION:1\n"),
+            "{rendition}: {text}"
+        );
+        counts.push(extinf.len());
+    }
+    assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
+
+    // Presentation times are the file's (to Matroska's millisecond), decode
+    // times increase; the same segment starts together in every rendition.
+    let source = packets_ms(file.to_str().expect("utf8 path"), "v");
+    let mut source_pts: Vec<i64> = source.iter().map(|p| p.0).collect();
+    source_pts.sort_unstable();
+    let mut starts = Vec::new();
+    for rendition in ["480p", "360p"] {
+        let url = app.url(&format!("/live/{id}/{rendition}/index.m3u8"));
+        let got = tokio::task::spawn_blocking(move || packets_ms(&url, "v"))
+            .await
+            .expect("join");
+        assert_eq!(got.len(), source.len(), "{rendition}: every frame");
+        assert!(
+            got.windows(2).all(|w| w[1].1 > w[0].1),
+            "{rendition}: dts {got:?}"
+        );
+        assert!(
+            got.iter().all(|p| p.1 <= p.0),
+            "{rendition}: dts after pts {got:?}"
+        );
+        let mut pts: Vec<i64> = got.iter().map(|p| p.0).collect();
+        pts.sort_unstable();
+        let offset = pts[0] - source_pts[0];
+        for (i, (g, s)) in pts.iter().zip(&source_pts).enumerate() {
+            assert!(
+                (g - s - offset).abs() <= 1,
+                "{rendition}: frame {i} at {g} ms, file {s} ms"
+            );
+        }
+        starts.push(pts[0]);
+    }
+    assert_eq!(starts[0], starts[1], "480p and 360p start together");
+}
+
+/// Issue 21, item 8: `onair publish` killed mid-stream and a new one started
+/// a second later on the same stream with the same token. The new process's
+/// media clock starts again, so the stream gets a new period
+/// (`EXT-X-DISCONTINUITY` in every rendition); decode times keep increasing
+/// and audio stays with the video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_publisher_on_a_live_stream_starts_a_new_period() {
+    let app = TestApp::start(&[]).await;
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("in.mp4");
+    onair_server::media::testsrc::av(
+        "640x360",
+        6,
+        &[H264_BFRAMES_AAC, &["-g", "30"]].concat(),
+        file.to_str().expect("utf8 path"),
+    )
+    .expect("test media");
+    let command = |realtime: bool| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"));
+        cmd.args(["publish", "--server", &format!("http://{}", app.addr)])
+            .args(["--stream", &id, "--token", &token, "--chunk-ms", "100"]);
+        if realtime {
+            cmd.arg("--realtime");
+        }
+        cmd.arg(&file).stderr(std::process::Stdio::null());
+        cmd
+    };
+    let mut first = command(true).spawn().expect("onair publish runs");
+    // Kill it once two segments are out.
+    loop {
+        let text = playlist(&app, &id, "360p").await;
+        if extinf_ms(&text).len() >= 2 {
+            break;
+        }
+        assert!(
+            first.try_wait().expect("wait").is_none(),
+            "the first publisher ended early"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().await.expect("kill");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = command(false).output().await.expect("onair publish runs");
+    assert!(out.status.success(), "{out:?}");
+
+    for rendition in ["360p", "audio"] {
+        let text = playlist(&app, &id, rendition).await;
+        assert_eq!(
+            text.matches("#EXT-X-DISCONTINUITY\n").count(),
+            1,
+            "{rendition}: one new period\n{text}"
+        );
+    }
+    // Decode times increase across the restart, frames keep the file's pace
+    // in the new period, and audio ends with the video.
+    let url = app.url(&format!("/live/{id}/360p/index.m3u8"));
+    let video = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || packets_ms(&url, "v")
+    })
+    .await
+    .expect("join");
+    assert!(
+        video.windows(2).all(|w| w[1].1 > w[0].1),
+        "dts goes back: {video:?}"
+    );
+    let source = packets_ms(file.to_str().expect("utf8 path"), "v");
+    let second: Vec<i64> = {
+        let mut pts: Vec<i64> = video[video.len() - source.len()..]
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        pts.sort_unstable();
+        pts
+    };
+    let mut source_pts: Vec<i64> = source.iter().map(|p| p.0).collect();
+    source_pts.sort_unstable();
+    for (i, (g, s)) in second.iter().zip(&source_pts).enumerate() {
+        let d = (g - second[0]) - (s - source_pts[0]);
+        assert!(
+            d.abs() <= 1,
+            "new period: frame {i} is {d} ms off the file's pace"
+        );
+    }
+    let audio_url = app.url(&format!("/live/{id}/audio/index.m3u8"));
+    let audio = tokio::task::spawn_blocking(move || packets_ms(&audio_url, "a"))
+        .await
+        .expect("join");
+    let video_end = video.iter().map(|p| p.0).max().expect("video");
+    let audio_end = audio.iter().map(|p| p.0).max().expect("audio");
+    assert!(
+        (audio_end - video_end).abs() <= 60,
+        "audio ends at {audio_end} ms, video at {video_end} ms"
+    );
+}
