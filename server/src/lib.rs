@@ -11,6 +11,7 @@
 //! - [`ingest`]: the ingest WebSocket and per-stream sessions.
 //! - [`db`]: SurrealDB connection, migrations and typed queries.
 //! - [`store`]: the object store trait with disk and S3 implementations.
+//! - [`private_fs`]: directories 0700 and files 0600 for everything stored.
 //! - [`media`]: the FFmpeg libraries and what they can do.
 //! - [`packager`]: sans-IO CMAF/fMP4 and LL-HLS playlists.
 //! - [`origin`]: the live window in memory and blocking playlist reload.
@@ -39,6 +40,7 @@ pub mod openai;
 pub mod origin;
 pub mod outstanding;
 pub mod packager;
+pub mod private_fs;
 pub mod publish;
 pub mod realtime;
 pub mod recording;

@@ -93,7 +93,7 @@ impl Database {
     pub async fn connect(settings: &DbSettings) -> Result<Self, DbError> {
         let (url, target) = match &settings.engine {
             DbConfig::Embedded(path) => {
-                std::fs::create_dir_all(path).map_err(|source| DbError::Dir {
+                crate::private_fs::create_dir(path).map_err(|source| DbError::Dir {
                     path: path.display().to_string(),
                     source,
                 })?;

@@ -377,7 +377,7 @@ impl Recorder {
             .audio()
             .filter(|a| top.kind == Kind::Video || a.name != top.name);
         self.db.set_mp4_progress(stream, 0).await?;
-        tokio::fs::create_dir_all(&self.cfg.work_dir).await?;
+        crate::private_fs::create_dir_async(&self.cfg.work_dir).await?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("recording-{stream}-"))
             .tempdir_in(&self.cfg.work_dir)?;
