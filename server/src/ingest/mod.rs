@@ -3,6 +3,7 @@
 //! publisher can drop and resume, and the pipeline keeps running meanwhile.
 
 mod socket;
+pub mod states;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -85,7 +86,6 @@ pub struct IngestHub {
     /// Per stream, the media sequence number its next session starts at.
     next_msn: Mutex<HashMap<String, u64>>,
     origin: Arc<Origin>,
-    db: Database,
     uploader: Uploader,
     store: Arc<dyn ObjectStore>,
     /// Builds each stream's recording when its pipeline stops.
@@ -94,6 +94,8 @@ pub struct IngestHub {
     transcriber: std::sync::OnceLock<Arc<crate::transcribe::Transcriber>>,
     /// Stream state changes, for the realtime rooms.
     states: broadcast::Sender<StateChange>,
+    /// Writes stream states to the database until they land.
+    writer: Arc<states::StateWriter>,
 }
 
 /// A stream went live, ended or was interrupted on this node.
@@ -169,7 +171,7 @@ impl IngestHub {
             sessions: Mutex::new(HashMap::new()),
             next_msn: Mutex::new(HashMap::new()),
             origin,
-            db,
+            writer: states::StateWriter::new(db),
             uploader,
             store,
             recorder,
@@ -192,11 +194,12 @@ impl IngestHub {
         self.states.subscribe()
     }
 
-    /// Records a stream's new state in the database and announces it.
+    /// Records a stream's new state in the database (retried until it
+    /// lands: [`states`]) and announces it.
     pub async fn set_state(&self, stream_id: &str, state: StreamState) {
-        if let Err(e) = self.db.set_stream_state(stream_id, state.as_str()).await {
-            tracing::error!(stream = %stream_id, state = state.as_str(), error = %e, "could not record the stream's state");
-        }
+        self.writer
+            .set(stream_id, state, crate::realtime::now_ms())
+            .await;
         let _ = self.states.send(StateChange {
             stream_id: stream_id.to_string(),
             state,
@@ -355,6 +358,12 @@ impl IngestHub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+    }
+
+    /// Streams whose latest state is not in the database yet (it is being
+    /// retried).
+    pub fn unwritten_states(&self) -> usize {
+        self.writer.unwritten()
     }
 
     /// The stream's session, if one is running (for tests and metrics).

@@ -473,7 +473,9 @@ impl Recorder {
         let live = self.db.live_stream_ids().await?;
         for id in &live {
             tracing::warn!(stream = %id, "stream was live when the server stopped: marked interrupted");
-            self.db.set_stream_state(id, "interrupted").await?;
+            self.db
+                .set_stream_state(id, "interrupted", crate::realtime::now_ms())
+                .await?;
         }
         let unfinished = self.db.unfinished_recordings().await?;
         for id in &unfinished {
