@@ -328,3 +328,37 @@ async fn playback_tokens_are_redacted_from_logged_uris() {
     assert!(text.contains("token=REDACTED"), "{text}");
     assert!(!text.contains("SECRET"), "a token reached the log: {text}");
 }
+
+/// Server functions read their arguments before they run: arguments they
+/// cannot read are the caller's fault (400), not the server's (500).
+#[tokio::test]
+async fn server_functions_answer_malformed_arguments_with_400() {
+    use leptos::server_fn::ServerFn;
+    let app = TestApp::start(&[]).await;
+    let get_stream = app::streams::GetStream::PATH;
+    let search = app::search::Search::PATH;
+    let create_stream = app::streams::CreateStream::PATH;
+    let call = |path: &'static str, body: &'static str| {
+        app.http
+            .post(app.url(path))
+            .header("origin", format!("http://{}", app.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    for (path, body) in [
+        (get_stream, ""),                           // missing argument
+        (search, "q=x&limit=many"),                 // not a number
+        (search, "q=x&limit=99999999999999999999"), // out of range
+        (create_stream, "stream=%%%"),              // not an object
+    ] {
+        let res = call(path, body).await.expect("call");
+        assert_eq!(res.status(), 400, "{path} {body}");
+        let json: Value = res.json().await.expect("json error");
+        assert_eq!(json["Refused"]["status"], 400, "{json}");
+        assert_eq!(json["Refused"]["code"], "bad_request", "{json}");
+    }
+    // Well-formed arguments still reach the function.
+    let res = call(search, "q=x&limit=5").await.expect("call");
+    assert_eq!(res.status(), 200);
+}
