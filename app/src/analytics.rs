@@ -55,6 +55,50 @@ pub struct Quality {
     pub errors: u32,
 }
 
+/// The most a beacon may report, per field. Beacons come from anonymous
+/// clients, so the server clamps every number to these bounds on arrival
+/// ([`Quality::bounded`]) before it adds anything up; the counters are
+/// cumulative for a page session, so each beacon's increase is bounded too.
+/// Documented in `docs/api.md` ("Beacons").
+pub mod bounds {
+    /// Time to first frame, ms (10 minutes).
+    pub const TTFF_MS: u32 = 600_000;
+    /// Stalls in one page session.
+    pub const STALLS: u32 = 100_000;
+    /// Time stalled in one page session, ms (7 days).
+    pub const STALL_MS: u64 = 7 * 86_400_000;
+    /// Rendition switches in one page session.
+    pub const SWITCHES: u32 = 100_000;
+    /// Distance from the live edge, ms (1 hour).
+    pub const LATENCY_MS: u32 = 3_600_000;
+    /// Bitrate of the rendition playing, bit/s (1 Gbit/s).
+    pub const BITRATE: u32 = 1_000_000_000;
+    /// Fatal player errors in one page session.
+    pub const ERRORS: u32 = 10_000;
+    /// Characters of a rendition name.
+    pub const RENDITION_CHARS: usize = 32;
+}
+
+impl Quality {
+    /// This beacon with every number clamped to [`bounds`] (and the
+    /// rendition name cut to [`bounds::RENDITION_CHARS`]).
+    pub fn bounded(&self) -> Quality {
+        Quality {
+            ttff_ms: self.ttff_ms.map(|v| v.min(bounds::TTFF_MS)),
+            stalls: self.stalls.min(bounds::STALLS),
+            stall_ms: self.stall_ms.min(bounds::STALL_MS),
+            rendition: self
+                .rendition
+                .as_ref()
+                .map(|r| r.chars().take(bounds::RENDITION_CHARS).collect()),
+            bitrate: self.bitrate.map(|v| v.min(bounds::BITRATE)),
+            switches: self.switches.min(bounds::SWITCHES),
+            latency_ms: self.latency_ms.map(|v| v.min(bounds::LATENCY_MS)),
+            errors: self.errors.min(bounds::ERRORS),
+        }
+    }
+}
+
 /// `POST /api/v1/beacons`: a heartbeat (or a leave) sent over HTTP when the
 /// events socket is down, or with `navigator.sendBeacon` when the page closes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +443,8 @@ pub fn watch_bucket(secs: u64) -> usize {
 /// A count for a person: `950`, `1.2k`, `12k`, `3.4M`.
 pub fn human_count(n: u64) -> String {
     fn short(n: u64, unit: u64, suffix: &str) -> String {
+        // u128: no overflow near u64::MAX.
+        let (n, unit) = (u128::from(n), u128::from(unit));
         let tenths = (n * 10 + unit / 2) / unit;
         if tenths >= 100 {
             format!("{}{suffix}", (n + unit / 2) / unit)
@@ -436,7 +482,7 @@ pub fn human_ms(ms: u32) -> String {
     } else if ms < 10_000 {
         format!("{}.{} s", ms / 1000, (ms % 1000 + 50) / 100 % 10)
     } else {
-        format!("{} s", (ms + 500) / 1000)
+        format!("{} s", (u64::from(ms) + 500) / 1000)
     }
 }
 
@@ -517,6 +563,47 @@ mod tests {
         assert_eq!(human_count(999_400), "999k");
         assert_eq!(human_count(999_600), "1M");
         assert_eq!(human_count(3_400_000), "3.4M");
+        // Stored numbers may be anything: the largest ones still format.
+        assert_eq!(human_count(u64::MAX), "18446744073710M");
+        assert_eq!(human_ms(u32::MAX), "4294967 s");
+    }
+
+    #[test]
+    fn beacons_are_clamped_to_the_bounds() {
+        let absurd = Quality {
+            ttff_ms: Some(u32::MAX),
+            stalls: u32::MAX,
+            stall_ms: u64::MAX,
+            rendition: Some("x".repeat(10_000)),
+            bitrate: Some(u32::MAX),
+            switches: u32::MAX,
+            latency_ms: Some(u32::MAX),
+            errors: u32::MAX,
+        };
+        let b = absurd.bounded();
+        assert_eq!(b.ttff_ms, Some(bounds::TTFF_MS));
+        assert_eq!(b.stalls, bounds::STALLS);
+        assert_eq!(b.stall_ms, bounds::STALL_MS);
+        assert_eq!(
+            b.rendition.map(|r| r.chars().count()),
+            Some(bounds::RENDITION_CHARS)
+        );
+        assert_eq!(b.bitrate, Some(bounds::BITRATE));
+        assert_eq!(b.switches, bounds::SWITCHES);
+        assert_eq!(b.latency_ms, Some(bounds::LATENCY_MS));
+        assert_eq!(b.errors, bounds::ERRORS);
+        // What a real player reports passes unchanged.
+        let real = Quality {
+            ttff_ms: Some(900),
+            stalls: 2,
+            stall_ms: 1500,
+            rendition: Some("720p".into()),
+            bitrate: Some(2_000_000),
+            switches: 1,
+            latency_ms: Some(2600),
+            errors: 0,
+        };
+        assert_eq!(real.bounded(), real);
     }
 
     #[test]

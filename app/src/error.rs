@@ -52,7 +52,26 @@ impl AppError {
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
+    /// Arguments the server could not read (malformed or missing) are the
+    /// client's fault: a 400 `bad_request`, as the JSON API answers a body
+    /// it cannot read. Everything else failed on the way.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AppError::Transport(value.to_string())
+        match value {
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => {
+                let err = AppError::Refused {
+                    status: 400,
+                    code: "bad_request".into(),
+                    message: value.to_string(),
+                };
+                // The arguments are read before the function runs, so the
+                // status is set here; the answer would be a 500 otherwise.
+                #[cfg(feature = "ssr")]
+                if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                    res.set_status(http::StatusCode::BAD_REQUEST);
+                }
+                err
+            }
+            other => AppError::Transport(other.to_string()),
+        }
     }
 }

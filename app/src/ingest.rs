@@ -10,6 +10,41 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The largest sequence number a chunk, a `resume_after` or a `next_seq`
+/// may carry: 2^53 − 1, so every number stays exact in JSON and JavaScript
+/// and `seq + 1` never overflows. A publisher reaches it after 285 million
+/// years of one chunk a second.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// The sequence number after `seq`, or `None` past [`MAX_SEQ`] (the server
+/// refuses such a chunk or `resume_after` with [`close::PROTOCOL`]).
+pub fn next_seq(seq: u64) -> Option<u64> {
+    seq.checked_add(1).filter(|n| *n <= MAX_SEQ)
+}
+
+/// The earliest `capture_start_ms` accepted: 2000-01-01T00:00:00Z.
+pub const MIN_CAPTURE_START_MS: i64 = 946_684_800_000;
+/// How far `capture_start_ms` may be ahead of the server's clock: one day.
+pub const MAX_CAPTURE_AHEAD_MS: i64 = 86_400_000;
+
+/// Checks a `capture_start_ms` (the program date of the first chunk)
+/// against the server's clock `now_ms`: not before
+/// [`MIN_CAPTURE_START_MS`] and at most [`MAX_CAPTURE_AHEAD_MS`] ahead.
+/// The error says why, for the close reason.
+pub fn check_capture_start(capture_start_ms: i64, now_ms: i64) -> Result<(), String> {
+    if capture_start_ms < MIN_CAPTURE_START_MS {
+        return Err(format!(
+            "capture_start_ms {capture_start_ms} is before 2000-01-01"
+        ));
+    }
+    if capture_start_ms > now_ms.saturating_add(MAX_CAPTURE_AHEAD_MS) {
+        return Err(format!(
+            "capture_start_ms {capture_start_ms} is more than a day ahead of the server's clock"
+        ));
+    }
+    Ok(())
+}
+
 /// WebSocket close codes the server uses, each with a JSON [`CloseReason`].
 pub mod close {
     /// The first message was not a valid `hello`.
@@ -28,7 +63,9 @@ pub mod close {
     pub const BAD_MEDIA: u16 = 4015;
     /// Nothing arrived within the idle timeout.
     pub const IDLE: u16 = 4008;
-    /// A protocol rule was broken (bad sequence number, binary before hello).
+    /// A protocol rule was broken (bad sequence number, binary before hello,
+    /// a sequence number or `resume_after` past [`super::MAX_SEQ`], a
+    /// `capture_start_ms` outside [`super::check_capture_start`]'s window).
     pub const PROTOCOL: u16 = 4002;
     /// The server failed; the stream may be resumed.
     pub const INTERNAL: u16 = 4500;
@@ -142,6 +179,29 @@ pub fn decode_chunk(frame: &[u8]) -> Option<(u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_stop_at_max_seq() {
+        assert_eq!(next_seq(0), Some(1));
+        assert_eq!(next_seq(MAX_SEQ - 1), Some(MAX_SEQ));
+        assert_eq!(next_seq(MAX_SEQ), None);
+        assert_eq!(next_seq(u64::MAX - 1), None);
+        assert_eq!(next_seq(u64::MAX), None);
+    }
+
+    #[test]
+    fn capture_start_must_be_this_century_and_not_tomorrow() {
+        let now = 1_800_000_000_000;
+        assert!(check_capture_start(now, now).is_ok());
+        assert!(check_capture_start(MIN_CAPTURE_START_MS, now).is_ok());
+        assert!(check_capture_start(MIN_CAPTURE_START_MS - 1, now).is_err());
+        assert!(check_capture_start(0, now).is_err());
+        assert!(check_capture_start(i64::MIN, now).is_err());
+        assert!(check_capture_start(now + MAX_CAPTURE_AHEAD_MS, now).is_ok());
+        assert!(check_capture_start(now + MAX_CAPTURE_AHEAD_MS + 1, now).is_err());
+        assert!(check_capture_start(i64::MAX, i64::MAX).is_ok());
+        assert!(check_capture_start(i64::MAX, now).is_err());
+    }
 
     #[test]
     fn chunks_round_trip() {

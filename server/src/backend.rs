@@ -273,9 +273,16 @@ impl Backend for DbBackend {
     ) -> BoxFuture<'_, Result<Stream, AppError>> {
         Box::pin(async move {
             let (_, user) = self.user(&req).await?;
-            streams::update(&self.db, &self.accounts, user.as_ref(), &id, patch)
-                .await
-                .map_err(refused)
+            streams::update(
+                &self.db,
+                &self.accounts,
+                self.rooms.as_deref(),
+                user.as_ref(),
+                &id,
+                patch,
+            )
+            .await
+            .map_err(refused)
         })
     }
 

@@ -11,6 +11,7 @@
 //! - [`ingest`]: the ingest WebSocket and per-stream sessions.
 //! - [`db`]: SurrealDB connection, migrations and typed queries.
 //! - [`store`]: the object store trait with disk and S3 implementations.
+//! - [`private_fs`]: directories 0700 and files 0600 for everything stored.
 //! - [`media`]: the FFmpeg libraries and what they can do.
 //! - [`packager`]: sans-IO CMAF/fMP4 and LL-HLS playlists.
 //! - [`origin`]: the live window in memory and blocking playlist reload.
@@ -23,6 +24,7 @@
 //!   rollups behind the dashboard and `GET /api/v1/streams/{id}/analytics`.
 //! - [`service`]: account and stream operations shared by the JSON API and
 //!   the server functions.
+//! - [`clock`]: wall-clock time in Unix milliseconds, stated once.
 //! - [`summary`]: on-demand summaries of transcripts (chat completions with
 //!   map-reduce for long ones, or the built-in extractive summary).
 
@@ -30,6 +32,7 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod backend;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -39,6 +42,7 @@ pub mod openai;
 pub mod origin;
 pub mod outstanding;
 pub mod packager;
+pub mod private_fs;
 pub mod publish;
 pub mod realtime;
 pub mod recording;

@@ -35,6 +35,14 @@ pub enum StartError {
     /// The playback secret could not be read or created.
     #[error(transparent)]
     PlaybackSecret(#[from] crate::auth::playback::SecretError),
+    /// The data directory could not be created or made private.
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The upload spill directory could not be used.
     #[error("cannot use the upload spill directory {path}: {source}")]
     Spill {
@@ -85,6 +93,10 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
 
     // Accounts settings first: a bad flag fails before anything is opened.
     let accounts_config = args.accounts_config()?;
+    private_data_dir(args.data_dir()).map_err(|(path, source)| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })?;
     let playback_key = match args.playback_key()? {
         Some(key) => key,
         None => crate::auth::playback::load_or_create_secret(args.data_dir())?,
@@ -196,6 +208,29 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
             .filter(|t| !t.is_empty())
             .map(Arc::from),
     })
+}
+
+/// The server's own directories under the data directory.
+pub const OWN_DIRS: [&str; 4] = ["db", "store", "spill", "recording-work"];
+
+/// Creates the data directory private (0700) if missing, and makes the
+/// server's own directories in it ([`OWN_DIRS`]) private if they exist
+/// (each is created private when first used).
+/// The error names the directory that failed.
+fn private_data_dir(data_dir: &Path) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| (path, e)
+    };
+    crate::private_fs::create_dir(data_dir).map_err(failed(data_dir))?;
+    crate::private_fs::warn_if_open(data_dir);
+    for name in OWN_DIRS {
+        let dir = data_dir.join(name);
+        if dir.is_dir() {
+            crate::private_fs::own_dir(&dir).map_err(failed(&dir))?;
+        }
+    }
+    Ok(())
 }
 
 /// Serves the app on `listener` until `shutdown` completes, then finishes the

@@ -49,6 +49,55 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// What stands in a logged URI for a playback token.
+pub const REDACTED: &str = "REDACTED";
+
+/// A request URI as logs may show it: playback tokens, in `/t/{token}/`
+/// path segments and in `token=` query values, replaced by [`REDACTED`].
+/// Every URI that is logged goes through here (the request spans of
+/// [`request_span`], the cross-site refusals).
+pub fn redact_uri(uri: &axum::http::Uri) -> String {
+    let mut segments: Vec<&str> = uri.path().split('/').collect();
+    for i in 1..segments.len() {
+        if segments[i - 1] == "t" || segments[i - 1].eq_ignore_ascii_case("%74") {
+            segments[i] = REDACTED;
+        }
+    }
+    let mut out = segments.join("/");
+    if let Some(query) = uri.query() {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                // The name as the query extractor reads it (`%74oken` is `token`).
+                let name = url::form_urlencoded::parse(pair.as_bytes())
+                    .next()
+                    .map(|(name, _)| name.into_owned())
+                    .unwrap_or_default();
+                if name.eq_ignore_ascii_case("token") {
+                    let raw = pair.split_once('=').map_or(pair, |(n, _)| n);
+                    format!("{raw}={REDACTED}")
+                } else {
+                    pair.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// The tracing span of one HTTP request (debug level, as tower-http's
+/// default, but with [`redact_uri`]).
+pub fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %redact_uri(req.uri()),
+        version = ?req.version(),
+    )
+}
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -119,4 +168,38 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redacted(uri: &str) -> String {
+        redact_uri(&uri.parse().expect("uri"))
+    }
+
+    #[test]
+    fn playback_tokens_never_reach_the_logs() {
+        assert_eq!(
+            redacted("/live/abc/t/1234.sig-_x/720p/index.m3u8?_HLS_msn=3"),
+            "/live/abc/t/REDACTED/720p/index.m3u8?_HLS_msn=3"
+        );
+        assert_eq!(
+            redacted("/vod/abc/t/99.zz/master.m3u8"),
+            "/vod/abc/t/REDACTED/master.m3u8"
+        );
+        assert_eq!(
+            redacted("/api/v1/streams/abc/transcript.srt?a=1&token=9.s&TOKEN=8&%74oken=7&tokens=x"),
+            "/api/v1/streams/abc/transcript.srt?a=1&token=REDACTED&TOKEN=REDACTED&%74oken=REDACTED&tokens=x"
+        );
+        assert_eq!(
+            redacted("/watch/abc?token=1.x"),
+            "/watch/abc?token=REDACTED"
+        );
+        assert_eq!(redacted("/live/abc/%74/1.x/a"), "/live/abc/%74/REDACTED/a");
+        // Nothing else changes.
+        assert_eq!(redacted("/live/abc/master.m3u8"), "/live/abc/master.m3u8");
+        assert_eq!(redacted("/?q=t&x"), "/?q=t&x");
+        assert_eq!(redacted("/t"), "/t");
+    }
 }

@@ -31,9 +31,9 @@ use std::time::Duration;
 use app::analytics::{HistoryRow, Quality, StreamAnalytics};
 use axum::http::HeaderMap;
 
+use crate::clock::now_ms;
 use crate::db::streams::StreamRow;
 use crate::db::{Database, DbError};
-use crate::realtime::now_ms;
 use client_ip::TrustedProxies;
 use geo::GeoIp;
 use tracker::{SessionRecord, Tracker, Visitor};
@@ -302,10 +302,11 @@ impl Analytics {
                         .unwrap_or(0)
                         .max(mem.peak_viewers)
                         .max(st.tracker.peak(&s.id)),
-                    unique_viewers: u64::try_from(t.unique_viewers).unwrap_or(0)
-                        + mem.unique_viewers,
-                    watch_seconds: u64::try_from(t.watch_ms).unwrap_or(0) / 1000
-                        + mem.watch_seconds,
+                    unique_viewers: u64::try_from(t.unique_viewers)
+                        .unwrap_or(0)
+                        .saturating_add(mem.unique_viewers),
+                    watch_seconds: (u64::try_from(t.watch_ms).unwrap_or(0) / 1000)
+                        .saturating_add(mem.watch_seconds),
                 }
             })
             .collect())

@@ -11,6 +11,11 @@
 //!   per [`Tracker::tick`]), new viewers, watch time, places and quality.
 //!   When the clock passes the minute, it closes and waits in `unflushed`
 //!   until the caller has written it.
+//! - Numbers from clients are untrusted: [`Tracker::beat`] clamps each
+//!   beacon to [`app::analytics::bounds`] (both the HTTP and the events
+//!   socket path come through it), and every sum here and in
+//!   [`super::report`] saturates ([`add`]), so neither an absurd beacon nor
+//!   an absurd stored row can overflow.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -189,8 +194,14 @@ fn minute_of(ms: i64) -> i64 {
     ms.div_euclid(MINUTE_MS) * MINUTE_MS
 }
 
-fn add_count(map: &mut BTreeMap<String, u64>, key: String, n: u64) {
-    *map.entry(key).or_insert(0) += n;
+/// `total += n`, stopping at `u64::MAX`: the one way counts are summed.
+pub fn add(total: &mut u64, n: u64) {
+    *total = total.saturating_add(n);
+}
+
+/// [`add`] for a count in a map.
+pub fn add_count(map: &mut BTreeMap<String, u64>, key: String, n: u64) {
+    add(map.entry(key).or_insert(0), n);
 }
 
 impl Tracker {
@@ -221,6 +232,8 @@ impl Tracker {
         now: i64,
     ) -> Option<SessionRecord> {
         let timeout = self.timeout_ms;
+        // The one place beacons from both paths pass: clamp them here.
+        let quality = quality.map(Quality::bounded);
         let key = (stream.to_string(), viewer.to_string());
         let is_new = !self.sessions.contains_key(&key);
         if is_new && leave {
@@ -231,11 +244,11 @@ impl Tracker {
         let minute = &mut acc.open;
         if is_new {
             let v = visitor();
-            acc.active += 1;
+            acc.active = acc.active.saturating_add(1);
             minute.peak = minute.peak.max(acc.active);
             acc.peak_ever = acc.peak_ever.max(acc.active);
             if acc.seen.insert(viewer.to_string()) {
-                minute.new_viewers += 1;
+                minute.new_viewers = minute.new_viewers.saturating_add(1);
                 add_count(&mut minute.detail.countries, v.place.country.clone(), 1);
                 add_count(&mut minute.detail.cities, city_key(&v.place), 1);
             }
@@ -252,16 +265,28 @@ impl Tracker {
             );
         }
         let s = self.sessions.get_mut(&key)?;
-        let delta = u64::try_from((now - s.last_ms).clamp(0, timeout)).unwrap_or(0);
-        s.watch_ms += delta;
+        let delta = u64::try_from(now.saturating_sub(s.last_ms).clamp(0, timeout)).unwrap_or(0);
+        add(&mut s.watch_ms, delta);
         s.last_ms = now.max(s.last_ms);
-        minute.watch_ms += delta;
+        add(&mut minute.watch_ms, delta);
         if let Some(q) = quality {
             let d = &mut minute.detail;
-            minute.stalls += u64::from(q.stalls.saturating_sub(s.last.stalls));
-            minute.stall_ms += q.stall_ms.saturating_sub(s.last.stall_ms);
-            d.switches += u64::from(q.switches.saturating_sub(s.last.switches));
-            d.errors += u64::from(q.errors.saturating_sub(s.last.errors));
+            add(
+                &mut minute.stalls,
+                u64::from(q.stalls.saturating_sub(s.last.stalls)),
+            );
+            add(
+                &mut minute.stall_ms,
+                q.stall_ms.saturating_sub(s.last.stall_ms),
+            );
+            add(
+                &mut d.switches,
+                u64::from(q.switches.saturating_sub(s.last.switches)),
+            );
+            add(
+                &mut d.errors,
+                u64::from(q.errors.saturating_sub(s.last.errors)),
+            );
             if let (Some(t), false) = (q.ttff_ms, s.ttff_seen) {
                 d.ttff.add(t);
                 s.ttff_seen = true;
@@ -270,14 +295,13 @@ impl Tracker {
                 d.latency.add(l);
             }
             if let Some(r) = &q.rendition {
-                let r: String = r.chars().take(32).collect();
-                add_count(&mut d.renditions, r, 1);
+                add_count(&mut d.renditions, r.clone(), 1);
             }
             if let Some(b) = q.bitrate {
-                d.bitrate_kbps_sum += u64::from(b / 1000);
-                d.bitrate_samples += 1;
+                add(&mut d.bitrate_kbps_sum, u64::from(b / 1000));
+                add(&mut d.bitrate_samples, 1);
             }
-            s.last = q.clone();
+            s.last = q;
         }
         leave.then(|| self.end(&key)).flatten()
     }
@@ -291,7 +315,9 @@ impl Tracker {
             if watch.len() != WATCH_BUCKETS.len() {
                 watch.resize(WATCH_BUCKETS.len(), 0);
             }
-            watch[bucket] += 1;
+            if let Some(n) = watch.get_mut(bucket) {
+                add(n, 1);
+            }
         }
         Some(SessionRecord {
             stream: key.0.clone(),
@@ -312,7 +338,7 @@ impl Tracker {
         let expired: Vec<(String, String)> = self
             .sessions
             .iter()
-            .filter(|(_, s)| now - s.last_ms > timeout)
+            .filter(|(_, s)| now.saturating_sub(s.last_ms) > timeout)
             .map(|(k, _)| k.clone())
             .collect();
         let ended: Vec<SessionRecord> = expired.iter().filter_map(|k| self.end(k)).collect();
@@ -322,7 +348,7 @@ impl Tracker {
                 let Some(acc) = self.streams.get(&id) else {
                     continue;
                 };
-                acc.active == 0 && now - acc.last_activity_ms > IDLE_STREAM_MS
+                acc.active == 0 && now.saturating_sub(acc.last_activity_ms) > IDLE_STREAM_MS
             };
             if idle {
                 if let Some(acc) = self.streams.remove(&id) {
@@ -348,8 +374,8 @@ impl Tracker {
                 // Nobody here: do not keep the stream alive by sampling it.
                 acc.last_activity_ms = last;
             } else {
-                acc.open.samples += 1;
-                acc.open.viewer_sum += u64::from(active);
+                add(&mut acc.open.samples, 1);
+                add(&mut acc.open.viewer_sum, u64::from(active));
                 acc.open.peak = acc.open.peak.max(active);
             }
             // A point every few seconds while anyone watches, and the drop
@@ -453,8 +479,8 @@ impl Tracker {
             if let Some(l) = sess.last.latency_ms {
                 latency.push(l);
             }
-            stall_ms += sess.last.stall_ms;
-            watch_ms += sess.watch_ms;
+            add(&mut stall_ms, sess.last.stall_ms);
+            add(&mut watch_ms, sess.watch_ms);
         }
         latency.sort_unstable();
         Now {
@@ -676,6 +702,102 @@ mod tests {
         t.flushed(&ids);
         assert!(t.unflushed().is_empty());
         assert_eq!(t.pending_minutes("s").len(), 1, "only the open minute");
+    }
+
+    #[test]
+    fn absurd_beacons_are_clamped_and_add_up_without_overflow() {
+        use app::analytics::bounds;
+        let absurd = Quality {
+            ttff_ms: Some(u32::MAX),
+            stalls: u32::MAX,
+            stall_ms: u64::MAX,
+            rendition: Some("r".repeat(1000)),
+            bitrate: Some(u32::MAX),
+            switches: u32::MAX,
+            latency_ms: Some(u32::MAX),
+            errors: u32::MAX,
+        };
+        let mut t = Tracker::new(30_000);
+        let gb = || visitor("GB", "London");
+        // Three minutes, each with a fresh viewer sending the absurd beacon,
+        // and one viewer that alternates between zero and the absurd values
+        // (each of its beacons then adds the whole bound again).
+        for minute in 0..3 {
+            let at = T0 + minute * MINUTE_MS;
+            let v = format!("v{minute}");
+            t.beat("s", &v, gb, Some(&absurd), false, at);
+            for k in 0..10 {
+                let q = if k % 2 == 0 {
+                    absurd.clone()
+                } else {
+                    Quality::default()
+                };
+                t.beat("s", "flip", gb, Some(&q), false, at + k);
+            }
+            t.tick(at + 100);
+        }
+        // Sessions now: v0, v1, v2, flip, each reporting the clamped stall time.
+        let now = t.now("s");
+        assert!(now.stall_ratio <= 1.0, "{}", now.stall_ratio);
+        t.tick(T0 + 3 * MINUTE_MS + 5);
+        let rows = t.unflushed();
+        assert_eq!(rows.len(), 3);
+        for m in &rows {
+            // One fresh viewer plus five absurd beacons of "flip" per minute.
+            assert_eq!(m.stall_ms, 6 * bounds::STALL_MS);
+            assert_eq!(m.stalls, 6 * u64::from(bounds::STALLS));
+            assert_eq!(m.detail.renditions.keys().next().map(String::len), Some(32));
+        }
+        let mut out = app::analytics::StreamAnalytics::default();
+        super::super::report::fold(&rows, &mut out);
+        assert_eq!(out.quality.stall_ms, 18 * bounds::STALL_MS);
+        assert_eq!(out.quality.errors, 18 * u64::from(bounds::ERRORS));
+        assert_eq!(out.quality.avg_bitrate, Some(u64::from(bounds::BITRATE)));
+        assert_eq!(out.quality.ttff_ms.p99.map(|v| v <= 120_000), Some(true));
+    }
+
+    #[test]
+    fn stored_rows_of_any_size_fold_without_overflow() {
+        let huge = MinuteRow {
+            id: "x".into(),
+            stream: "s".into(),
+            minute_ms: T0,
+            peak: u32::MAX,
+            viewer_sum: u64::MAX,
+            samples: u64::MAX,
+            new_viewers: u32::MAX,
+            watch_ms: u64::MAX,
+            stalls: u64::MAX,
+            stall_ms: u64::MAX,
+            detail: MinuteDetail {
+                countries: [("GB".to_string(), u64::MAX)].into(),
+                cities: [("GB\t\tLondon".to_string(), u64::MAX)].into(),
+                ttff: Hist(vec![u64::MAX; 22]),
+                latency: Hist(vec![u64::MAX; 30]),
+                renditions: [("720p".to_string(), u64::MAX)].into(),
+                watch: vec![u64::MAX; 9],
+                bitrate_kbps_sum: u64::MAX,
+                bitrate_samples: 1,
+                switches: u64::MAX,
+                errors: u64::MAX,
+            },
+        };
+        // Three such rows in one minute and one in the next.
+        let mut rows = vec![huge.clone(), huge.clone(), huge.clone()];
+        rows.push(MinuteRow {
+            minute_ms: T0 + MINUTE_MS,
+            ..huge
+        });
+        let mut out = app::analytics::StreamAnalytics::default();
+        super::super::report::fold(&rows, &mut out);
+        assert_eq!(out.minutes.len(), 2);
+        assert_eq!(out.minutes[0].stalls, u32::MAX);
+        assert_eq!(out.minutes[0].new_viewers, u32::MAX);
+        assert_eq!(out.quality.stall_ms, u64::MAX);
+        assert_eq!(out.quality.stall_ratio, 1.0);
+        assert_eq!(out.watch_seconds, u64::MAX / 1000);
+        assert_eq!(out.unique_viewers, 4 * u64::from(u32::MAX));
+        assert_eq!(out.countries[0].n, u64::MAX);
     }
 
     #[test]

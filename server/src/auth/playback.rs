@@ -173,7 +173,7 @@ pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, SecretError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    std::fs::create_dir_all(data_dir).map_err(io)?;
+    crate::private_fs::create_dir(data_dir).map_err(io)?;
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| SecretError::Random(e.to_string()))?;
     match create_private(&path) {

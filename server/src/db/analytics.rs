@@ -164,8 +164,13 @@ impl Database {
             let rows: Vec<StreamTotals> = res.take(i)?;
             out.push(StreamTotals {
                 peak: rows.iter().map(|r| r.peak).max().unwrap_or(0),
-                unique_viewers: rows.iter().map(|r| r.unique_viewers).sum(),
-                watch_ms: rows.iter().map(|r| r.watch_ms).sum(),
+                // Stored rows may hold anything: the sums saturate.
+                unique_viewers: rows
+                    .iter()
+                    .fold(0i64, |t, r| t.saturating_add(r.unique_viewers.max(0))),
+                watch_ms: rows
+                    .iter()
+                    .fold(0i64, |t, r| t.saturating_add(r.watch_ms.max(0))),
             });
         }
         Ok(out)

@@ -70,9 +70,34 @@ pub enum DbError {
     /// A unique value (such as a username) is already taken.
     #[error("{0} is already taken")]
     Duplicate(String),
+    /// A Unix time (ms) outside what RFC 3339 can write.
+    #[error("{0} ms is not a time the database can store")]
+    Time(i64),
     /// A write succeeded but returned nothing.
     #[error("the database returned no row for {0}")]
     Missing(String),
+}
+
+/// What the OS says when storage refuses a write for lack of room (Linux
+/// and macOS texts, with the errno that goes with each): no space, the
+/// disk quota, the file size limit.
+const STORAGE_FULL: [&str; 6] = [
+    "No space left on device",
+    "os error 28",
+    "Disk quota exceeded",
+    "os error 122",
+    "File too large",
+    "os error 27",
+];
+
+impl DbError {
+    /// The database (embedded, or a server) refused a write because its
+    /// storage is full. SurrealDB passes the OS error on as text, so this is
+    /// the one place that reads it.
+    pub fn is_storage_full(&self) -> bool {
+        let text = self.to_string();
+        STORAGE_FULL.iter().any(|m| text.contains(m))
+    }
 }
 
 /// A connected, migrated database handle. Cheap to clone: clones share one
@@ -94,7 +119,7 @@ impl Database {
     pub async fn connect(settings: &DbSettings) -> Result<Self, DbError> {
         let (url, target) = match &settings.engine {
             DbConfig::Embedded(path) => {
-                std::fs::create_dir_all(path).map_err(|source| DbError::Dir {
+                crate::private_fs::create_dir(path).map_err(|source| DbError::Dir {
                     path: path.display().to_string(),
                     source,
                 })?;

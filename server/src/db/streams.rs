@@ -407,18 +407,27 @@ impl Database {
         Ok(row.map(|r| r.ingest_token_hash))
     }
 
-    /// Sets a stream's state; `live` also stamps `started_at` (first time), and
-    /// `ended`/`interrupted` stamp `ended_at`.
-    pub async fn set_stream_state(&self, id: &str, state: &str) -> Result<(), DbError> {
+    /// Sets a stream's state, changed at `at_ms` (Unix ms); `live` also
+    /// stamps `started_at` (first time), and `ended`/`interrupted` stamp
+    /// `ended_at`.
+    pub async fn set_stream_state(&self, id: &str, state: &str, at_ms: i64) -> Result<(), DbError> {
         let sql = match state {
-            "live" => "UPDATE type::record('stream', $id) SET state = 'live', started_at = started_at ?? time::now(), ended_at = NONE",
-            "ended" | "interrupted" => "UPDATE type::record('stream', $id) SET state = $state, ended_at = time::now()",
+            "live" => "UPDATE type::record('stream', $id) SET state = 'live', started_at = started_at ?? <datetime> $at, ended_at = NONE",
+            "ended" | "interrupted" => "UPDATE type::record('stream', $id) SET state = $state, ended_at = <datetime> $at",
             _ => "UPDATE type::record('stream', $id) SET state = $state",
         };
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .ok_or(DbError::Time(at_ms))?;
         self.client()
             .query(sql)
             .bind(("id", id.to_string()))
             .bind(("state", state.to_string()))
+            .bind(("at", at))
             .await?
             .check()?;
         Ok(())

@@ -50,7 +50,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     ) {
         Ok(()) => next.run(req).await,
         Err(reason) => {
-            tracing::warn!(method = %req.method(), path = %req.uri().path(), reason, "cross-site request refused");
+            tracing::warn!(method = %req.method(), path = %crate::telemetry::redact_uri(req.uri()), reason, "cross-site request refused");
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 "csrf",

@@ -153,6 +153,16 @@ impl From<AuthError> for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
+        if e.is_storage_full() {
+            // Not a bug: the operator has to free space, and the client may
+            // try again later.
+            tracing::error!(error = %e, "the database refused a write: its storage is full");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_full",
+                "the server's storage is full; try again later",
+            );
+        }
         ApiError::internal(e)
     }
 }

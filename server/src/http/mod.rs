@@ -113,7 +113,7 @@ pub fn router(state: AppState) -> Router {
             referrer.0, referrer.1,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(middleware::from_fn(telemetry::track_http))
         .with_state(state)
 }

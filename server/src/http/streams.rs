@@ -137,7 +137,15 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<StreamPatch>,
 ) -> Result<Json<Stream>, ApiError> {
-    let stream = streams::update(&state.db, &state.accounts, user.as_ref(), &id, patch).await?;
+    let stream = streams::update(
+        &state.db,
+        &state.accounts,
+        Some(&state.rooms),
+        user.as_ref(),
+        &id,
+        patch,
+    )
+    .await?;
     Ok(Json(stream))
 }
 

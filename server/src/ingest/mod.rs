@@ -4,6 +4,7 @@
 
 pub mod rtmp;
 mod socket;
+pub mod states;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,7 +107,6 @@ pub struct IngestHub {
     /// Per stream, the media sequence number its next session starts at.
     next_msn: Mutex<HashMap<String, u64>>,
     origin: Arc<Origin>,
-    db: Database,
     uploader: Uploader,
     store: Arc<dyn ObjectStore>,
     /// Builds each stream's recording when its pipeline stops.
@@ -117,6 +117,10 @@ pub struct IngestHub {
     states: broadcast::Sender<StateChange>,
     /// Where the RTMP listener is bound, once it is ([`rtmp::serve`]).
     pub rtmp_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Writes stream states to the database until they land.
+    writer: Arc<states::StateWriter>,
+    /// Checks RTMP stream keys.
+    db: Database,
 }
 
 /// A stream went live, ended or was interrupted on this node.
@@ -129,10 +133,49 @@ pub struct StateChange {
 }
 
 /// Why a publisher cannot attach.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttachError {
     /// Another socket is publishing to this stream.
+    #[error("another publisher is live on this stream")]
     AlreadyPublishing,
+    /// `resume_after` leaves no sequence number to continue with.
+    #[error("resume_after {0} is past the last sequence number ({max})", max = app::ingest::MAX_SEQ)]
+    SequenceOverflow(u64),
+}
+
+/// A publisher attached to a live session: while it exists, nobody else can
+/// publish to the stream. Dropping it detaches the publisher (the stream
+/// waits [`IngestLimits::resume_grace`] for a resume, then is interrupted),
+/// so however its connection ends, with an error, a disconnect or a panic
+/// that unwinds its task, the stream is never left attached to nobody.
+/// [`Publisher::ended`] is for the one ending with nothing to release: the
+/// publisher ended the stream itself.
+#[derive(Debug)]
+pub struct Publisher {
+    hub: Arc<IngestHub>,
+    session: Arc<Session>,
+    ended: bool,
+}
+
+impl Publisher {
+    /// The session published to.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// The publisher ended the stream (`end`): there is nothing to wait for.
+    pub fn ended(mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.hub.detach(&self.session);
+        }
+    }
 }
 
 impl IngestHub {
@@ -153,6 +196,7 @@ impl IngestHub {
             sessions: Mutex::new(HashMap::new()),
             next_msn: Mutex::new(HashMap::new()),
             origin,
+            writer: states::StateWriter::new(db.clone()),
             db,
             uploader,
             store,
@@ -177,11 +221,12 @@ impl IngestHub {
         self.states.subscribe()
     }
 
-    /// Records a stream's new state in the database and announces it.
+    /// Records a stream's new state in the database (retried until it
+    /// lands: [`states`]) and announces it.
     pub async fn set_state(&self, stream_id: &str, state: StreamState) {
-        if let Err(e) = self.db.set_stream_state(stream_id, state.as_str()).await {
-            tracing::error!(stream = %stream_id, state = state.as_str(), error = %e, "could not record the stream's state");
-        }
+        self.writer
+            .set(stream_id, state, crate::clock::now_ms())
+            .await;
         let _ = self.states.send(StateChange {
             stream_id: stream_id.to_string(),
             state,
@@ -219,25 +264,35 @@ impl IngestHub {
     }
 
     /// Attaches a publisher: resumes the stream's session or starts a new one
-    /// (and its pipeline). Returns the session, the next expected sequence
-    /// number, and whether the session is new.
+    /// (and its pipeline). Returns the attached publisher (detached when
+    /// dropped), the next expected sequence number, and whether the session
+    /// is new.
     pub fn attach(
         self: &Arc<Self>,
         stream_id: &str,
         capture_start_ms: i64,
         resume_after: Option<u64>,
-    ) -> Result<(Arc<Session>, u64, bool), AttachError> {
+    ) -> Result<(Publisher, u64, bool), AttachError> {
+        let publisher = |session: Arc<Session>| Publisher {
+            hub: self.clone(),
+            session,
+            ended: false,
+        };
+        // A client resuming a session this node no longer has continues its
+        // numbering; its next chunk must start a new container.
+        let first_seq = match resume_after {
+            Some(n) => app::ingest::next_seq(n).ok_or(AttachError::SequenceOverflow(n))?,
+            None => 0,
+        };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = sessions.get(stream_id) {
             if s.attached.swap(true, Ordering::SeqCst) {
                 return Err(AttachError::AlreadyPublishing);
             }
             s.generation.fetch_add(1, Ordering::SeqCst);
-            return Ok((s.clone(), s.next_seq.load(Ordering::SeqCst), false));
+            let next = s.next_seq.load(Ordering::SeqCst);
+            return Ok((publisher(s.clone()), next, false));
         }
-        // A new session. A client resuming a session this node no longer has
-        // continues its numbering; its next chunk must start a new container.
-        let first_seq = resume_after.map(|n| n + 1).unwrap_or(0);
         let (tx, reader) = ChunkReader::channel(self.limits.queue_chunks);
         let (outcome_tx, outcome) = watch::channel(None);
         let session = Arc::new(Session {
@@ -297,18 +352,23 @@ impl IngestHub {
             // Ended or interrupted: everything archived becomes the recording.
             hub.recorder.stream_over(&id);
         });
-        Ok((session, first_seq, true))
+        Ok((publisher(session), first_seq, true))
     }
 
     /// The publisher's socket closed without `end`: wait for a resume, then
     /// end the input so the stream is marked interrupted.
-    pub fn detach(self: &Arc<Self>, session: &Arc<Session>) {
+    fn detach(self: &Arc<Self>, session: &Arc<Session>) {
         session.attached.store(false, Ordering::SeqCst);
         let generation = session.generation.load(Ordering::SeqCst);
         let grace = self.limits.resume_grace;
         let session = session.clone();
         let hub = self.clone();
-        tokio::spawn(async move {
+        // Called from drop, possibly while a panic unwinds: never panic here.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(stream = %session.stream_id, "publisher detached outside the runtime: no resume timer");
+            return;
+        };
+        runtime.spawn(async move {
             tokio::time::sleep(grace).await;
             if !session.attached.load(Ordering::SeqCst)
                 && session.generation.load(Ordering::SeqCst) == generation
@@ -326,6 +386,12 @@ impl IngestHub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+    }
+
+    /// Streams whose latest state is not in the database yet (it is being
+    /// retried).
+    pub fn unwritten_states(&self) -> usize {
+        self.writer.unwritten()
     }
 
     /// The stream's session, if one is running (for tests and metrics).

@@ -42,7 +42,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::{AttachError, IngestHub, Session};
+use super::{AttachError, IngestHub, Publisher, Session};
 use crate::auth::playback::PlaybackSigner;
 use crate::media::demux::Feed;
 use app::streams::StreamState;
@@ -147,6 +147,8 @@ pub async fn serve(listener: TcpListener, hub: Arc<IngestHub>, cfg: RtmpConfig) 
 
 /// The live session a connection publishes into.
 struct Publishing {
+    /// Detaches from the session when dropped, unless the stream ended.
+    guard: Option<Publisher>,
     session: Arc<Session>,
     tx: tokio::sync::mpsc::Sender<Feed>,
     /// The first media timestamp of this connection: FLV times start near 0.
@@ -250,8 +252,9 @@ impl Connection {
         if let Some(p) = self.publishing.take() {
             if !p.ended {
                 tracing::info!(stream = %p.session.stream_id, peer = %self.peer, "rtmp publisher dropped; waiting for it to resume");
-                self.hub.detach(&p.session);
             }
+            // The guard detaches a publisher that did not end the stream.
+            drop(p);
         }
     }
 
@@ -271,6 +274,9 @@ impl Connection {
                     p.session
                         .attached
                         .store(false, std::sync::atomic::Ordering::SeqCst);
+                    if let Some(guard) = p.guard.take() {
+                        guard.ended();
+                    }
                     tracing::info!(stream = %p.session.stream_id, "rtmp publisher ended the stream");
                     self.hub
                         .set_state(&p.session.stream_id, StreamState::Ended)
@@ -316,8 +322,8 @@ impl Connection {
                 );
             }
         }
-        let now_ms = unix_ms();
-        let (session, _, is_new) = match self.hub.attach(&id, now_ms, None) {
+        let now_ms = crate::clock::now_ms();
+        let (guard, _, is_new) = match self.hub.attach(&id, now_ms, None) {
             Ok(s) => s,
             Err(AttachError::AlreadyPublishing) => {
                 return self.refuse(
@@ -326,11 +332,19 @@ impl Connection {
                     Reason::AlreadyPublishing,
                 )
             }
+            Err(e) => {
+                tracing::error!(stream = %id, error = ?e, "rtmp publisher cannot attach");
+                return self.refuse(
+                    status::PUBLISH_DENIED,
+                    "the stream cannot take a publisher now",
+                    Reason::Internal,
+                );
+            }
         };
+        let session = guard.session().clone();
         let Some(tx) = session.sender() else {
-            session
-                .attached
-                .store(false, std::sync::atomic::Ordering::SeqCst);
+            // Dropping the guard gives the slot back.
+            drop(guard);
             return self.refuse(
                 status::PUBLISH_DENIED,
                 "the stream is ending; publish again in a moment",
@@ -369,6 +383,7 @@ impl Connection {
         }
         tracing::info!(stream = %id, peer = %self.peer, resumed = !is_new, "rtmp publisher live");
         self.publishing = Some(Publishing {
+            guard: Some(guard),
             session,
             tx,
             base_ms: None,
@@ -474,15 +489,6 @@ impl Connection {
         }
         Ok(())
     }
-}
-
-/// Wall-clock time in Unix milliseconds (the capture clock of an encoder
-/// that sends none).
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// An FLV file header announcing audio and video, and the first

@@ -200,6 +200,7 @@ async fn serve(
             format!("protocol version {version} is not supported; use {PROTOCOL_VERSION}"),
         ));
     }
+    check_capture_start(capture_start_ms)?;
     // 2. auth (the token is never logged)
     match (
         auth.bearer.or(token).filter(|t| !t.is_empty()),
@@ -226,16 +227,18 @@ async fn serve(
             ))
         }
     }
-    // 3. attach
-    let (session, next_seq, is_new) =
+    // 3. attach (the publisher detaches when dropped, however this ends)
+    let (publisher, next_seq, is_new) =
         hub.attach(id, capture_start_ms, resume_after)
             .map_err(|e| match e {
                 AttachError::AlreadyPublishing => (
                     close::ALREADY_PUBLISHING,
                     "already_publishing",
-                    "another publisher is live on this stream".into(),
+                    e.to_string(),
                 ),
+                _ => (close::PROTOCOL, "protocol", e.to_string()),
             })?;
+    let session = publisher.session().clone();
     if is_new {
         // Viewers and the studio see "live" as soon as the publisher is told it is.
         hub.set_state(id, app::streams::StreamState::Live).await;
@@ -247,11 +250,16 @@ async fn serve(
         start_period(&session, capture_start_ms).await?;
     }
     let result = publish(conn, hub, &session, next_seq, capture_start_ms, marked).await;
-    match &result {
-        Ok(true) => {}
-        _ => hub.detach(&session),
+    if let Ok(true) = result {
+        publisher.ended();
     }
     result.map(|_| ())
+}
+
+/// `capture_start_ms` within [`app::ingest::check_capture_start`]'s window.
+fn check_capture_start(capture_start_ms: i64) -> Result<(), Refusal> {
+    app::ingest::check_capture_start(capture_start_ms, crate::clock::now_ms())
+        .map_err(|m| (close::PROTOCOL, "protocol", m))
 }
 
 /// Tells the pipeline that the next chunk starts a new container.
@@ -340,6 +348,13 @@ async fn publish(
                         format!("chunk {seq} arrived, expected {expected}"),
                     ));
                 }
+                let Some(next) = app::ingest::next_seq(seq) else {
+                    return Err((
+                        close::PROTOCOL,
+                        "protocol",
+                        format!("sequence numbers end at {}", app::ingest::MAX_SEQ),
+                    ));
+                };
                 let now = Instant::now();
                 bucket = (bucket + now.duration_since(last).as_secs_f64() * rate as f64)
                     .min(capacity as f64);
@@ -380,7 +395,7 @@ async fn publish(
                     };
                     return Err((close::BAD_MEDIA, "bad_media", message));
                 }
-                session.next_seq.store(seq + 1, Ordering::SeqCst);
+                session.next_seq.store(next, Ordering::SeqCst);
                 conn.send(&ServerMessage::Ack { seq }).await?;
             }
             Some(Message::Text(t)) => match serde_json::from_str::<ClientMessage>(&t) {
@@ -407,6 +422,7 @@ async fn publish(
                     return Ok(true);
                 }
                 Ok(ClientMessage::NewPeriod { capture_start_ms }) => {
+                    check_capture_start(capture_start_ms)?;
                     tracing::info!(stream = %session.stream_id, "the publisher started a new period");
                     start_period(session, capture_start_ms).await?;
                     marked = true;

@@ -89,17 +89,12 @@ pub struct Frame {
     /// The serialised [`Envelope`] as a WebSocket text frame ([`wire::text`]),
     /// the same bytes for every client.
     pub wire: Bytes,
-    /// A rules change (connections then check their moderator status).
+    /// A rules or access change (connections then check their moderator
+    /// status and whether they may stay).
     pub settings: bool,
 }
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// A room's chat rules in the form the checks use.
 #[derive(Debug, Clone, Default)]
@@ -140,6 +135,9 @@ struct Inner {
     empty_since: Option<Instant>,
     sent_viewers: u32,
     state: StreamState,
+    /// The stream is private: only its moderators and holders of a valid
+    /// playback token may be in the room.
+    private: bool,
     rules: Rules,
     /// User id → until (Unix ms), or `None` for a ban.
     bans: HashMap<String, Option<i64>>,
@@ -295,6 +293,24 @@ impl Room {
             viewers: inner.viewers.len() as u32,
             settings: inner.rules.public(),
         }
+    }
+
+    /// [`Room::join`] for a connection's task: the connection leaves the
+    /// room when the returned [`Member`] is dropped, however the task ends
+    /// (a panic that unwinds it included).
+    pub fn enter(
+        self: &Arc<Self>,
+        viewer: Option<&str>,
+        last_id: Option<u64>,
+        outbox: Option<&Arc<outbox::Outbox>>,
+    ) -> (Member, Joined) {
+        let joined = self.join(viewer, last_id, outbox);
+        let member = Member {
+            room: self.clone(),
+            viewer: viewer.map(str::to_string),
+            conn: joined.conn,
+        };
+        (member, joined)
     }
 
     /// Unregisters a connection made with [`Room::join`].
@@ -466,6 +482,27 @@ impl Room {
         }
     }
 
+    /// Whether the stream is private (as this node last heard).
+    pub fn is_private(&self) -> bool {
+        self.lock().private
+    }
+
+    /// The stream's visibility changed. When it turns private, every
+    /// connection checks its access again (the signal of a rules change)
+    /// and those without it are closed with 4003.
+    pub fn set_private(&self, private: bool) {
+        let settings = {
+            let mut inner = self.lock();
+            let turned_private = private && !inner.private;
+            inner.private = private;
+            if !turned_private {
+                return;
+            }
+            inner.rules.public()
+        };
+        self.broadcast(ServerEvent::Settings(settings));
+    }
+
     /// Replaces the rules and tells the room.
     pub fn set_rules(&self, row: ChatConfigRow) {
         let settings = {
@@ -507,6 +544,20 @@ impl Room {
     }
 }
 
+/// A connection in a room ([`Room::enter`]); leaves it when dropped.
+#[derive(Debug)]
+pub struct Member {
+    room: Arc<Room>,
+    viewer: Option<String>,
+    conn: u64,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.room.leave(self.viewer.as_deref(), self.conn);
+    }
+}
+
 /// A number unique on this node (connections and rooms).
 fn next_conn() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -527,6 +578,10 @@ pub fn chat_message(row: ChatRow, moderator: bool) -> ChatMessage {
 }
 
 /// Every room on this node.
+///
+/// A room follows its stream's visibility on this node ([`Room::set_private`]
+/// from the stream update, and from every connection's `hello`, which reads
+/// the stream); another node's rooms learn of a change at their next `hello`.
 #[derive(Debug)]
 pub struct Rooms {
     /// Limits and timings.
@@ -593,14 +648,16 @@ impl Rooms {
     }
 
     /// The room of a stream, opened (with its rules and bans from the
-    /// database) if needed.
+    /// database) if needed, with the stream's visibility as just read.
     pub async fn open(
         &self,
         stream_id: &str,
         owner_id: &str,
         state: StreamState,
+        private: bool,
     ) -> Result<Arc<Room>, DbError> {
         if let Some(room) = self.get(stream_id) {
+            room.set_private(private);
             return Ok(room);
         }
         let config = self.db.chat_config(stream_id).await?.unwrap_or_default();
@@ -628,6 +685,7 @@ impl Rooms {
                 empty_since: Some(Instant::now()),
                 sent_viewers: 0,
                 state,
+                private,
                 rules: Rules::from_row(config),
                 bans,
                 buckets: HashMap::new(),
@@ -709,6 +767,7 @@ mod tests {
                 empty_since: None,
                 sent_viewers: 0,
                 state: StreamState::Live,
+                private: false,
                 rules: Rules::default(),
                 bans: HashMap::new(),
                 buckets: HashMap::new(),
@@ -738,6 +797,26 @@ mod tests {
         let newest = r.snapshot().0;
         assert!(!r.tick(Instant::now()));
         assert_eq!(r.snapshot().0, newest, "no change, no event");
+    }
+
+    #[test]
+    fn a_member_leaves_when_its_task_panics() {
+        let r = Arc::new(room());
+        let (kept, _) = r.enter(Some("v:a"), None, None);
+        let inside = r.clone();
+        let task = std::thread::spawn(move || {
+            let (_member, _) = inside.enter(Some("v:b"), None, None);
+            let (_studio, _) = inside.enter(None, None, None);
+            assert_eq!(inside.viewers(), 2);
+            panic!("a connection task fails");
+        });
+        assert!(task.join().is_err(), "the task panicked");
+        assert_eq!(r.viewers(), 1, "b left the room");
+        assert_eq!(r.lock().connections, 1, "and so did the studio");
+        drop(kept);
+        assert_eq!(r.viewers(), 0);
+        assert_eq!(r.lock().connections, 0);
+        assert!(r.lock().empty_since.is_some());
     }
 
     #[test]

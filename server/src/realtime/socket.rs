@@ -174,6 +174,8 @@ impl Conn {
 /// Who is on the other end.
 struct Peer {
     user: Option<UserRow>,
+    /// The playback token the `hello` carried.
+    token: Option<String>,
     /// A watch page's analytics session: its viewer id and origin.
     viewing: Option<(String, crate::analytics::Source)>,
 }
@@ -185,6 +187,31 @@ impl Peer {
             .as_ref()
             .is_some_and(|u| room.is_moderator(&u.id, &u.role))
     }
+
+    /// Whether this peer may be in the room now: the stream is public or
+    /// unlisted, or the peer moderates it (owner and admins included), or
+    /// its playback token is valid now. Asked at `hello` and again whenever
+    /// the stream turns private.
+    fn may_watch(&self, state: &AppState, room: &Room) -> bool {
+        !room.is_private()
+            || self.moderator(room)
+            || self.token.as_deref().is_some_and(|t| {
+                state
+                    .accounts
+                    .playback
+                    .verify(&room.stream_id, t, crate::auth::playback::unix_now())
+                    .is_ok()
+            })
+    }
+}
+
+/// The close for a peer that may not (or no longer) watch a private stream.
+fn forbidden() -> Closing {
+    (
+        close::FORBIDDEN,
+        "forbidden",
+        "this stream is private: open it from its watch link".into(),
+    )
 }
 
 async fn serve(
@@ -239,32 +266,23 @@ async fn serve(
         None => None,
     };
     let stream_state = StreamState::parse(&stream.state).unwrap_or(StreamState::Idle);
+    let private = !matches!(
+        Visibility::parse(&stream.visibility),
+        Some(Visibility::Public | Visibility::Unlisted)
+    );
     let room = rooms
-        .open(id, &stream.owner_id, stream_state)
+        .open(id, &stream.owner_id, stream_state, private)
         .await
         .map_err(internal)?;
-    let moderator = user
-        .as_ref()
-        .is_some_and(|u| room.is_moderator(&u.id, &u.role));
-    if Visibility::parse(&stream.visibility) != Some(Visibility::Public)
-        && Visibility::parse(&stream.visibility) != Some(Visibility::Unlisted)
-        && !moderator
-    {
-        let valid = token.as_deref().is_some_and(|t| {
-            state
-                .accounts
-                .playback
-                .verify(id, t, crate::auth::playback::unix_now())
-                .is_ok()
-        });
-        if !valid {
-            return Err((
-                close::FORBIDDEN,
-                "forbidden",
-                "this stream is private: open it from its watch link".into(),
-            ));
-        }
+    let mut peer = Peer {
+        user,
+        token,
+        viewing: None,
+    };
+    if !peer.may_watch(state, &room) {
+        return Err(forbidden());
     }
+    let user = &peer.user;
     // 3. join: the studio of the owner (or an admin) is not a viewer.
     let is_studio = role == ClientRole::Studio
         && user
@@ -279,17 +297,17 @@ async fn serve(
         let uid = user.as_ref().map(|u| u.id.as_str());
         state.analytics.beat(id, v, uid, *source, None, false);
     }
-    let peer = Peer { user, viewing };
+    peer.viewing = viewing;
     let viewer_key = (!is_studio).then(|| match (&peer.user, viewer_id.as_deref()) {
         (Some(u), _) => format!("u:{}", u.id),
         (None, Some(v)) if valid_viewer_id(v) => format!("v:{v}"),
         _ => format!("c:{}", super::next_conn()),
     });
-    let joined = room.join(viewer_key.as_deref(), last_id, Some(&conn.outbox));
-    let conn_id = joined.conn;
+    // Leaves the room when dropped, however this task ends.
+    let (member, joined) = room.enter(viewer_key.as_deref(), last_id, Some(&conn.outbox));
     let result = run(conn, state, &room, &peer, joined, last_id.is_some()).await;
     conn.outbox.close();
-    room.leave(viewer_key.as_deref(), conn_id);
+    drop(member);
     result
 }
 
@@ -348,10 +366,13 @@ async fn run(
     } else {
         (history, Vec::new())
     };
+    // What the welcome says is what later changes are measured against: a
+    // change between here and the loop below must still be told.
+    let mut was_moderator = peer.moderator(room);
     let mut first = vec![text_frame(ServerEvent::Welcome {
         version: EVENTS_PROTOCOL_VERSION,
         username: peer.user.as_ref().map(|u| u.username.clone()),
-        moderator: peer.moderator(room),
+        moderator: was_moderator,
         can_chat,
         state: stream_state,
         viewers,
@@ -380,14 +401,19 @@ async fn run(
     let mut last_heard = Instant::now();
     let mut bad_frames = 0u32;
     let mut lags: Vec<Instant> = Vec::new();
-    let mut was_moderator = peer.moderator(room);
     loop {
         let signals = conn.outbox.signals();
+        // A lagged client may have missed a rules or access change.
+        let recheck = signals.settings || signals.lagged.is_some();
         if let Some(missed) = signals.lagged {
             lagged(conn, state, room, conn_id, &mut lags, missed).await?;
         }
+        // The stream turned private: only those who may watch it stay.
+        if recheck && !peer.may_watch(state, room) {
+            return Err(forbidden());
+        }
         // Named or dropped as a moderator: tell this client.
-        if signals.settings && peer.moderator(room) != was_moderator {
+        if recheck && peer.moderator(room) != was_moderator {
             was_moderator = !was_moderator;
             let can_chat = peer
                 .user

@@ -377,7 +377,7 @@ impl Recorder {
             .audio()
             .filter(|a| top.kind == Kind::Video || a.name != top.name);
         self.db.set_mp4_progress(stream, 0).await?;
-        tokio::fs::create_dir_all(&self.cfg.work_dir).await?;
+        crate::private_fs::create_dir_async(&self.cfg.work_dir).await?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("recording-{stream}-"))
             .tempdir_in(&self.cfg.work_dir)?;
@@ -473,7 +473,9 @@ impl Recorder {
         let live = self.db.live_stream_ids().await?;
         for id in &live {
             tracing::warn!(stream = %id, "stream was live when the server stopped: marked interrupted");
-            self.db.set_stream_state(id, "interrupted").await?;
+            self.db
+                .set_stream_state(id, "interrupted", crate::clock::now_ms())
+                .await?;
         }
         let unfinished = self.db.unfinished_recordings().await?;
         for id in &unfinished {

@@ -229,10 +229,13 @@ pub async fn list(
     })
 }
 
-/// Changes title, description or visibility.
+/// Changes title, description or visibility. A stream that turns private
+/// drops the viewers in its room (`rooms`, on this node) that may not watch
+/// it any more.
 pub async fn update(
     db: &Database,
     accounts: &Accounts,
+    rooms: Option<&crate::realtime::Rooms>,
     user: Option<&SessionUser>,
     id: &str,
     patch: StreamPatch,
@@ -256,6 +259,9 @@ pub async fn update(
         // This node stops serving the old visibility at once; others within
         // the cache lifetime (5 s).
         accounts.visibility.invalidate(id);
+        if let Some(room) = rooms.and_then(|r| r.get(id)) {
+            room.set_private(is_private(&row));
+        }
     }
     tracing::info!(stream = %id, by = %user.user.id, "stream updated");
     Ok(stream_from_row(row, None))

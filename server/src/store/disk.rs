@@ -1,6 +1,7 @@
 //! The local-disk object store: one file per object under a root directory.
 //! Writes go to `<root>/.tmp/` first and are renamed into place, so readers
-//! never see a half-written object.
+//! never see a half-written object. Objects are private files (0600, in 0700
+//! directories: [`crate::private_fs`]).
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -32,9 +33,9 @@ impl DiskStore {
     /// Opens (creating if needed) a store rooted at `root`.
     pub async fn open(root: &Path) -> Result<Self, StoreError> {
         let tmp = root.join(".tmp");
-        tokio::fs::create_dir_all(&tmp)
-            .await
-            .map_err(io("create", &tmp))?;
+        crate::private_fs::create_dir(root).map_err(io("create", root))?;
+        crate::private_fs::warn_if_open(root);
+        crate::private_fs::own_dir(&tmp).map_err(io("create", &tmp))?;
         Ok(DiskStore {
             root: root.to_path_buf(),
             tmp,
@@ -60,7 +61,7 @@ impl DiskStore {
     async fn commit(&self, tmp: &Path, key: &ObjectKey) -> Result<(), StoreError> {
         let dest = self.path_of(key);
         if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
+            crate::private_fs::create_dir_async(parent)
                 .await
                 .map_err(io("create", parent))?;
         }
@@ -100,7 +101,7 @@ impl ObjectStore for DiskStore {
 
     async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
         let tmp = self.tmp_path();
-        tokio::fs::write(&tmp, &body)
+        crate::private_fs::write(&tmp, &body)
             .await
             .map_err(io("write", &tmp))?;
         self.commit(&tmp, key).await
@@ -108,7 +109,7 @@ impl ObjectStore for DiskStore {
 
     async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
         let tmp = self.tmp_path();
-        let size = tokio::fs::copy(path, &tmp)
+        let size = crate::private_fs::copy(path, &tmp)
             .await
             .map_err(io("copy", path))?;
         self.commit(&tmp, key).await?;
@@ -218,7 +219,7 @@ impl ObjectStore for DiskStore {
 
     async fn check(&self) -> Result<(), StoreError> {
         let probe = self.tmp_path();
-        tokio::fs::write(&probe, b"ok")
+        crate::private_fs::write(&probe, b"ok")
             .await
             .map_err(io("write", &probe))?;
         tokio::fs::remove_file(&probe)

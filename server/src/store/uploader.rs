@@ -2,7 +2,8 @@
 //! background. Enqueueing never blocks the pipeline. A failed upload is retried
 //! with backoff; if the store stays down, the object spills to a local
 //! directory and is uploaded when the store answers again (also after a
-//! restart). Metrics: `onair_uploads_total{result}`, `onair_upload_spill_objects`,
+//! restart). Spilled objects are private files (0600, [`crate::private_fs`]).
+//! Metrics: `onair_uploads_total{result}`, `onair_upload_spill_objects`,
 //! `onair_upload_spill_bytes`, `onair_upload_dropped_total`.
 
 use std::collections::VecDeque;
@@ -76,7 +77,7 @@ impl Uploader {
         store: Arc<dyn ObjectStore>,
         cfg: UploaderConfig,
     ) -> std::io::Result<Uploader> {
-        tokio::fs::create_dir_all(&cfg.spill_dir).await?;
+        crate::private_fs::own_dir(&cfg.spill_dir)?;
         let mut spilled = Vec::new();
         let mut entries = tokio::fs::read_dir(&cfg.spill_dir).await?;
         while let Some(e) = entries.next_entry().await? {
@@ -200,7 +201,7 @@ impl Worker {
         }
         let path = self.cfg.spill_dir.join(spill_name(self.next_seq, &key));
         self.next_seq += 1;
-        if let Err(e) = tokio::fs::write(&path, &bytes).await {
+        if let Err(e) = crate::private_fs::write(&path, &bytes).await {
             metrics::counter!("onair_upload_dropped_total").increment(1);
             tracing::error!(key = %key, error = %e, "could not spill an object to disk; dropped");
             self.done_one();

@@ -354,7 +354,7 @@ impl Transcriber {
         if !text.is_empty() {
             let program = |media: i64| match clock {
                 Some(c) => c.program_ms + (media - c.media_ms),
-                None => crate::realtime::now_ms() - (end_ms - media),
+                None => crate::clock::now_ms() - (end_ms - media),
             };
             self.rooms.publish_caption(
                 id,

@@ -823,7 +823,7 @@ async fn streams_crud_and_permissions() {
     // Ingest moves the state and stamps the times; a live stream cannot be deleted.
     app.state
         .db
-        .set_stream_state(&id, "live")
+        .set_stream_state(&id, "live", onair_server::realtime::now_ms())
         .await
         .expect("live");
     let res = call(&app, Method::GET, &path, None, ANON).await;
@@ -845,7 +845,7 @@ async fn streams_crud_and_permissions() {
     assert_eq!(ids(&res), vec![id.clone()]);
     app.state
         .db
-        .set_stream_state(&id, "ended")
+        .set_stream_state(&id, "ended", onair_server::realtime::now_ms())
         .await
         .expect("ended");
     let res = call(&app, Method::GET, &path, None, ANON).await;

@@ -417,3 +417,113 @@ async fn analytics_are_for_the_owner_and_admins() {
         (0, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn absurd_beacons_are_clamped_on_both_paths() {
+    use app::analytics::bounds;
+    let app = TestApp::start(&flags(&[])).await;
+    let (owner, id) = stream(&app).await;
+    // The largest numbers JSON can carry for each field, over HTTP...
+    let res = app
+        .http
+        .post(app.url("/api/v1/beacons"))
+        .json(
+            &json!({"stream_id": id, "viewer_id": "viewer-absurd-1", "quality": {
+            "ttff_ms": u32::MAX, "stalls": u32::MAX, "stall_ms": u64::MAX,
+            "bitrate": u32::MAX, "switches": u32::MAX, "latency_ms": u32::MAX,
+            "errors": u32::MAX, "rendition": "x".repeat(1000)}}),
+        )
+        .send()
+        .await
+        .expect("beacon");
+    assert_eq!(res.status(), 204);
+    // ... and over the events socket.
+    let mut ws = watch(&app, &id, "viewer-absurd-2", None).await;
+    beat(
+        &mut ws,
+        Some(Quality {
+            ttff_ms: Some(u32::MAX),
+            stalls: u32::MAX,
+            stall_ms: u64::MAX,
+            rendition: Some("y".repeat(1000)),
+            bitrate: Some(u32::MAX),
+            switches: u32::MAX,
+            latency_ms: Some(u32::MAX),
+            errors: u32::MAX,
+        }),
+    )
+    .await;
+    let a = until(&app, &owner, &id, "both absurd beacons", |a| {
+        a.quality.errors == 2 * u64::from(bounds::ERRORS)
+    })
+    .await;
+    assert_eq!(a.quality.stall_ms, 2 * bounds::STALL_MS);
+    assert_eq!(a.quality.stalls, 2 * u64::from(bounds::STALLS));
+    assert_eq!(a.quality.switches, 2 * u64::from(bounds::SWITCHES));
+    assert_eq!(a.quality.avg_bitrate, Some(u64::from(bounds::BITRATE)));
+    assert!(a
+        .quality
+        .renditions
+        .iter()
+        .all(|r| r.key.chars().count() == bounds::RENDITION_CHARS));
+    assert!(a.now.stall_ratio <= 1.0);
+}
+
+#[tokio::test]
+async fn absurd_stored_rows_still_read() {
+    let app = TestApp::start(&flags(&[])).await;
+    let (owner, id) = stream(&app).await;
+    // Rows as an older server stored them from unclamped beacons (the
+    // largest integer SurrealDB keeps), three minutes of them, one with a
+    // negative count and one with a detail that is not JSON.
+    let huge = u64::MAX.to_string();
+    let detail = format!(
+        r#"{{"countries":{{"GB":{huge}}},"cities":{{"GB\t\tLondon":{huge}}},"ttff":[{huge},{huge}],"latency":[{huge},{huge},{huge}],"renditions":{{"720p":{huge}}},"watch":[{huge},{huge},{huge},{huge},{huge},{huge},{huge},{huge}],"bitrate_kbps_sum":{huge},"bitrate_samples":1,"switches":{huge},"errors":{huge}}}"#
+    );
+    for (i, (detail, stalls)) in [
+        (detail.as_str(), i64::MAX),
+        (detail.as_str(), -5),
+        ("not json", i64::MAX),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.state
+            .db
+            .client()
+            .query(
+                "UPSERT type::record('analytics_minute', $key) SET stream = type::record('stream', $s), \
+                 minute = $m, peak = 9223372036854775807, viewer_sum = 9223372036854775807, \
+                 samples = 9223372036854775807, new_viewers = 9223372036854775807, \
+                 watch_ms = 9223372036854775807, stalls = $st, stall_ms = 9223372036854775807, \
+                 detail = $d",
+            )
+            .bind(("key", format!("absurd{i}")))
+            .bind(("s", id.clone()))
+            .bind(("m", 1_800_000_000_000i64 + i as i64 * 60_000))
+            .bind(("st", stalls))
+            .bind(("d", detail.to_string()))
+            .await
+            .expect("insert")
+            .check()
+            .expect("insert ok");
+    }
+    let a = analytics(&app, &owner, &id).await;
+    assert_eq!(a.minutes.len(), 3);
+    assert_eq!(a.quality.stall_ms, u64::MAX, "saturated, not wrapped");
+    assert_eq!(a.quality.stall_ratio, 1.0);
+    assert_eq!(a.minutes[1].stalls, 0, "a negative count reads as 0");
+    assert!(a.quality.ttff_ms.p50.is_some_and(|p| p < 200));
+    assert_eq!(count(&a.countries, "GB"), u64::MAX);
+    // The dashboard's history row of the same stream.
+    let row = app
+        .state
+        .db
+        .get_stream(&id)
+        .await
+        .expect("get")
+        .expect("row");
+    let history = app.state.analytics.history(&[row]).await.expect("history");
+    assert_eq!(history[0].unique_viewers, i64::MAX as u64);
+    assert_eq!(history[0].watch_seconds, i64::MAX as u64 / 1000);
+}

@@ -892,3 +892,150 @@ async fn a_request_that_is_not_a_websocket_upgrade_gets_a_json_error() {
     send(&mut ws, &hello(ClientRole::Viewer, None, None)).await;
     welcome(&mut ws).await;
 }
+
+/// Events until the socket closes; its close code and reason.
+async fn closed(ws: &mut Ws) -> (u16, CloseReason) {
+    loop {
+        if let Err(c) = next(ws).await {
+            return c;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_turning_private_drops_who_may_not_watch_it() {
+    let app = TestApp::start(&[]).await;
+    let r = room(&app, "public").await;
+    // An anonymous viewer, a signed-in one, one with a watch link's token,
+    // a moderator and the owner's studio, all in the public room.
+    let mut anon = open(&app, &r.id, None, None).await;
+    send(
+        &mut anon,
+        &hello(ClientRole::Viewer, Some("anon-viewer-1"), None),
+    )
+    .await;
+    welcome(&mut anon).await;
+    let mut ann = open(&app, &r.id, Some(&r.ann), None).await;
+    send(&mut ann, &hello(ClientRole::Viewer, None, None)).await;
+    welcome(&mut ann).await;
+    let (token, _) = app.state.accounts.playback.issue(
+        &r.id,
+        Duration::from_secs(600),
+        onair_server::auth::playback::unix_now(),
+    );
+    let mut linked = open(&app, &r.id, None, None).await;
+    send(
+        &mut linked,
+        &ClientMessage::Hello {
+            version: 1,
+            role: ClientRole::Viewer,
+            viewer_id: None,
+            token: Some(token),
+            last_id: None,
+        },
+    )
+    .await;
+    welcome(&mut linked).await;
+    let put = app
+        .http
+        .put(app.url(&format!("/api/v1/streams/{}/chat", r.id)))
+        .header("cookie", format!("onair_session={}", r.owner))
+        .header("origin", format!("http://{}", app.addr))
+        .json(&json!({"moderators": ["bob"], "slow_mode_secs": 0}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    let mut bob = open(&app, &r.id, Some(&r.bob), None).await;
+    send(&mut bob, &hello(ClientRole::Viewer, None, None)).await;
+    let ServerEvent::Welcome { moderator, .. } = welcome(&mut bob).await else {
+        unreachable!()
+    };
+    assert!(moderator);
+    let mut owner = open(&app, &r.id, Some(&r.owner), None).await;
+    send(&mut owner, &hello(ClientRole::Studio, None, None)).await;
+    welcome(&mut owner).await;
+
+    let res = app
+        .http
+        .patch(app.url(&format!("/api/v1/streams/{}", r.id)))
+        .header("cookie", format!("onair_session={}", r.owner))
+        .header("origin", format!("http://{}", app.addr))
+        .json(&json!({"visibility": "private"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status(), 200);
+    // Those without a token or moderator rights are dropped with 4003.
+    for ws in [&mut anon, &mut ann] {
+        let (code, reason) = closed(ws).await;
+        assert_eq!((code, reason.code.as_str()), (4003, "forbidden"));
+    }
+    // The others stay: each still gets what the room says.
+    send(&mut owner, &say("still here?")).await;
+    for ws in [&mut linked, &mut bob, &mut owner] {
+        assert_eq!(chat(ws).await.1.text, "still here?");
+    }
+
+    // The owner drops bob as a moderator: his socket loses the moderator
+    // view at once, and with it the stream, which is private now.
+    let put = app
+        .http
+        .put(app.url(&format!("/api/v1/streams/{}/chat", r.id)))
+        .header("cookie", format!("onair_session={}", r.owner))
+        .header("origin", format!("http://{}", app.addr))
+        .json(&json!({"moderators": [], "slow_mode_secs": 0}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    let (code, _) = closed(&mut bob).await;
+    assert_eq!(code, 4003);
+    send(&mut owner, &say("bye")).await;
+    assert_eq!(chat(&mut linked).await.1.text, "bye");
+}
+
+#[tokio::test]
+async fn a_dropped_moderator_loses_the_moderator_view_at_once() {
+    let app = TestApp::start(&[]).await;
+    let r = room(&app, "public").await;
+    let set_moderators = |names: Vec<&'static str>| {
+        app.http
+            .put(app.url(&format!("/api/v1/streams/{}/chat", r.id)))
+            .header("cookie", format!("onair_session={}", r.owner))
+            .header("origin", format!("http://{}", app.addr))
+            .json(&json!({"moderators": names, "slow_mode_secs": 0}))
+            .send()
+    };
+    assert_eq!(
+        set_moderators(vec!["bob"]).await.expect("put").status(),
+        200
+    );
+    let mut bob = open(&app, &r.id, Some(&r.bob), None).await;
+    send(&mut bob, &hello(ClientRole::Viewer, None, None)).await;
+    let ServerEvent::Welcome { moderator, .. } = welcome(&mut bob).await else {
+        unreachable!()
+    };
+    assert!(moderator);
+    // At once: the owner drops him right after he joined.
+    assert_eq!(set_moderators(vec![]).await.expect("put").status(), 200);
+    until(&mut bob, |e| {
+        matches!(
+            e,
+            ServerEvent::You {
+                moderator: false,
+                ..
+            }
+        )
+    })
+    .await;
+    // And the server holds him to it.
+    send(
+        &mut bob,
+        &ClientMessage::Ban {
+            username: "ann".into(),
+        },
+    )
+    .await;
+    assert_eq!(error_code(&mut bob).await, "forbidden");
+}

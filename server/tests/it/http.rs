@@ -265,3 +265,100 @@ async fn readyz_follows_the_s3_store_and_the_process_keeps_running() {
     }
     assert_eq!(last.0, 200, "ready again after S3 came back: {}", last.1);
 }
+
+/// At `debug`, every request is logged with its URI: playback tokens must
+/// not be in it. The real binary, so the log is exactly what an operator
+/// gets (a subscriber inside this test process would share tracing's
+/// global callsite state with the tests running next to it).
+#[tokio::test]
+async fn playback_tokens_are_redacted_from_logged_uris() {
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().expect("tempdir");
+    let log_path = data.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let port = crate::support::free_port_pair();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onair"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+            "mem://",
+        ])
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .env("ONAIR_LOG", "debug")
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start onair serve");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = "0123456789abcdef0123";
+    if up {
+        for path in [
+            format!("/live/{id}/t/1999999999.SECRETPATHTOKEN/master.m3u8"),
+            format!("/vod/{id}/t/1999999999.SECRETVODTOKEN/master.m3u8"),
+            format!("/live/{id}/master.m3u8?_HLS_msn=1&token=1999999999.SECRETQUERYTOKEN"),
+            format!("/api/v1/streams/{id}/transcript.txt?%74oken=SECRETENCODEDTOKEN"),
+            format!("/watch/{id}?token=SECRETPAGETOKEN"),
+        ] {
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .expect("request");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).expect("read log");
+    assert!(up, "the server did not start: {text}");
+    assert!(
+        text.contains(&format!("/live/{id}/t/REDACTED/master.m3u8")),
+        "the request spans are logged: {text}"
+    );
+    assert!(text.contains("token=REDACTED"), "{text}");
+    assert!(!text.contains("SECRET"), "a token reached the log: {text}");
+}
+
+/// Server functions read their arguments before they run: arguments they
+/// cannot read are the caller's fault (400), not the server's (500).
+#[tokio::test]
+async fn server_functions_answer_malformed_arguments_with_400() {
+    use leptos::server_fn::ServerFn;
+    let app = TestApp::start(&[]).await;
+    let get_stream = app::streams::GetStream::PATH;
+    let search = app::search::Search::PATH;
+    let create_stream = app::streams::CreateStream::PATH;
+    let call = |path: &'static str, body: &'static str| {
+        app.http
+            .post(app.url(path))
+            .header("origin", format!("http://{}", app.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    for (path, body) in [
+        (get_stream, ""),                           // missing argument
+        (search, "q=x&limit=many"),                 // not a number
+        (search, "q=x&limit=99999999999999999999"), // out of range
+        (create_stream, "stream=%%%"),              // not an object
+    ] {
+        let res = call(path, body).await.expect("call");
+        assert_eq!(res.status(), 400, "{path} {body}");
+        let json: Value = res.json().await.expect("json error");
+        assert_eq!(json["Refused"]["status"], 400, "{json}");
+        assert_eq!(json["Refused"]["code"], "bad_request", "{json}");
+    }
+    // Well-formed arguments still reach the function.
+    let res = call(search, "q=x&limit=5").await.expect("call");
+    assert_eq!(res.status(), 200);
+}

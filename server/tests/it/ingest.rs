@@ -512,3 +512,151 @@ async fn a_signed_in_owner_publishes_without_the_token_from_this_site_only() {
     send_chunks(&mut ws, &chunks, 0, chunks.len() as u64).await;
     end(&mut ws).await;
 }
+
+fn hello_at(resume_after: Option<u64>, capture_start_ms: i64) -> Message {
+    let m = ClientMessage::Hello {
+        version: 1,
+        token: None,
+        mime_type: "video/x-matroska;codecs=avc1,opus".into(),
+        capture_start_ms,
+        resume_after,
+        new_period: false,
+    };
+    Message::Text(serde_json::to_string(&m).expect("json").into())
+}
+
+/// The refusal (close code and reason code) a hello gets.
+async fn refused_hello(app: &TestApp, id: &str, token: &str, hello: Message) -> (u16, String) {
+    let mut ws = connect(app, id, Some(token)).await;
+    ws.send(hello).await.expect("hello");
+    match next(&mut ws).await {
+        Err((code, reason)) => (code, reason.code),
+        Ok(m) => panic!("accepted: {m:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_numbers_near_u64_max_are_refused_and_the_stream_stays_publishable() {
+    use app::ingest::MAX_SEQ;
+    let app = TestApp::start(&[]).await;
+    let (id, token) = app.new_stream().await;
+    let now = onair_server::realtime::now_ms();
+    // The attack: resume after 2^64 - 2, then send chunk 2^64 - 1.
+    let mut ws = connect(&app, &id, Some(&token)).await;
+    ws.send(hello_at(Some(u64::MAX - 1), now))
+        .await
+        .expect("hello");
+    if let Ok(m) = next(&mut ws).await {
+        ws.send(Message::Binary(encode_chunk(u64::MAX, b"x").into()))
+            .await
+            .ok();
+        panic!("resume_after 2^64-2 was accepted: {m:?}");
+    }
+    for after in [u64::MAX - 1, u64::MAX, MAX_SEQ, MAX_SEQ + 1] {
+        assert_eq!(
+            refused_hello(&app, &id, &token, hello_at(Some(after), now)).await,
+            (4002, "protocol".to_string()),
+            "resume_after {after}"
+        );
+    }
+    // The last sequence number a chunk may carry is MAX_SEQ - 1.
+    let (mut ws, next_seq) = attach(&app, &id, &token, Some(MAX_SEQ - 2)).await;
+    assert_eq!(next_seq, MAX_SEQ - 1);
+    let media = mkv_h264_opus(1);
+    ws.send(Message::Binary(encode_chunk(MAX_SEQ - 1, &media).into()))
+        .await
+        .expect("chunk");
+    assert_eq!(
+        next(&mut ws).await.expect("ack"),
+        ServerMessage::Ack { seq: MAX_SEQ - 1 }
+    );
+    ws.send(Message::Binary(encode_chunk(MAX_SEQ, b"more").into()))
+        .await
+        .expect("chunk");
+    let (code, reason) = next(&mut ws).await.expect_err("refused");
+    assert_eq!(
+        (code, reason.code.as_str()),
+        (4002, "protocol"),
+        "{reason:?}"
+    );
+    // Nothing is left attached: a new publisher gets in (not 4009).
+    let mut again = connect(&app, &id, Some(&token)).await;
+    again.send(hello(None)).await.expect("hello");
+    let mut answer = next(&mut again).await;
+    for _ in 0..50 {
+        if !matches!(answer, Err((4009, _))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        again = connect(&app, &id, Some(&token)).await;
+        again.send(hello(None)).await.expect("hello");
+        answer = next(&mut again).await;
+    }
+    assert_eq!(
+        answer.map(|m| matches!(m, ServerMessage::Ready { .. })),
+        Ok(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_date_outside_the_window_is_refused() {
+    use app::ingest::{MAX_CAPTURE_AHEAD_MS, MIN_CAPTURE_START_MS};
+    let app = TestApp::start(&[]).await;
+    let (id, token) = app.new_stream().await;
+    let now = onair_server::realtime::now_ms();
+    let year_0 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+    for at in [
+        year_0,
+        0,
+        MIN_CAPTURE_START_MS - 1,
+        now + MAX_CAPTURE_AHEAD_MS + 60_000,
+        i64::MIN,
+        i64::MAX,
+    ] {
+        assert_eq!(
+            refused_hello(&app, &id, &token, hello_at(None, at)).await,
+            (4002, "protocol".to_string()),
+            "capture_start_ms {at}"
+        );
+    }
+    // A new period's program date is held to the same window.
+    let (mut ws, _) = attach(&app, &id, &token, None).await;
+    ws.send(Message::Text(
+        serde_json::to_string(&ClientMessage::NewPeriod {
+            capture_start_ms: year_0,
+        })
+        .expect("json")
+        .into(),
+    ))
+    .await
+    .expect("new period");
+    let (code, reason) = next(&mut ws).await.expect_err("refused");
+    assert_eq!(
+        (code, reason.code.as_str()),
+        (4002, "protocol"),
+        "{reason:?}"
+    );
+}
+
+/// A connection task that panics while it holds the publisher must not
+/// leave the stream attached to nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publisher_guard_detaches_when_its_task_panics() {
+    let app = TestApp::start(&[]).await;
+    let (id, _) = app.new_stream().await;
+    let hub = app.state.ingest.clone();
+    let now = onair_server::realtime::now_ms();
+    let (publisher, _, is_new) = hub.attach(&id, now, None).expect("first publisher");
+    assert!(is_new);
+    // While it is held, nobody else gets in.
+    assert!(hub.attach(&id, now, None).is_err());
+    let task = tokio::spawn(async move {
+        let _held = publisher;
+        panic!("a connection task fails");
+    });
+    assert!(task.await.expect_err("it panicked").is_panic());
+    let (_again, _, is_new) = hub
+        .attach(&id, now, None)
+        .expect("the next publisher resumes the session");
+    assert!(!is_new);
+}

@@ -268,3 +268,80 @@ async fn s3_down_for_20_s_during_a_live_publish_loses_no_segment() {
         started.elapsed()
     );
 }
+
+/// The database's disk fills up while a publisher ends its stream: the
+/// publisher is told the stream ended, writes the database refuses answer
+/// 503 `storage_full`, and once the database server is back (restarted
+/// with room) the stream ends up `ended`, not `live` until Onair restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_end_lands_once_the_database_takes_writes_again() {
+    use crate::accounts::{create_stream, mint};
+    use crate::ingest::{attach, end, mkv_h264_opus, send_chunks};
+    use crate::support::{SurrealServer, SURREAL_PASSWORD};
+    let mut surreal = SurrealServer::start();
+    let app = TestApp::start(&[
+        "--db".into(),
+        surreal.url.clone(),
+        "--db-user".into(),
+        "root".into(),
+        "--db-password".into(),
+        SURREAL_PASSWORD.into(),
+    ])
+    .await;
+    let (_, owner) = mint(&app, "caster", "broadcaster").await;
+    let stream = create_stream(&app, &owner, "Full disk show", "public").await;
+    let id = stream["id"].as_str().expect("id").to_string();
+    let token = stream["ingest_token"].as_str().expect("token").to_string();
+    let state = || {
+        let db = app.state.db.clone();
+        let id = id.clone();
+        async move {
+            db.get_stream(&id)
+                .await
+                .expect("the database reads")
+                .expect("the stream")
+                .state
+        }
+    };
+    let media = mkv_h264_opus(3);
+    let chunks: Vec<Vec<u8>> = media.chunks(32 * 1024).map(<[u8]>::to_vec).collect();
+    let (mut ws, _) = attach(&app, &id, &token, None).await;
+    send_chunks(&mut ws, &chunks, 0, chunks.len() as u64).await;
+    assert_eq!(state().await, "live");
+
+    surreal.fill_disk();
+    // A write the database refuses for lack of room is the server's
+    // storage, not a bug: 503 storage_full.
+    let res = app
+        .http
+        .patch(app.url(&format!("/api/v1/streams/{id}")))
+        .header("cookie", format!("onair_session={owner}"))
+        .header("origin", format!("http://{}", app.addr))
+        .json(&serde_json::json!({"title": "Renamed"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "storage_full", "{body}");
+    // The publisher ends cleanly; the database cannot record it yet.
+    end(&mut ws).await;
+    assert_eq!(state().await, "live");
+    assert_eq!(app.state.ingest.unwritten_states(), 1);
+
+    // Room again: the end lands without anyone doing anything.
+    surreal.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state().await != "ended" || app.state.ingest.unwritten_states() != 0 {
+        assert!(Instant::now() < deadline, "the stream never ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = app
+        .state
+        .db
+        .get_stream(&id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert!(row.ended_at.is_some());
+}

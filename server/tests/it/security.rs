@@ -225,7 +225,7 @@ async fn hostile_titles_are_escaped_in_every_rendered_page() {
         let id = s["id"].as_str().expect("id").to_string();
         app.state
             .db
-            .set_stream_state(&id, "live")
+            .set_stream_state(&id, "live", onair_server::clock::now_ms())
             .await
             .expect("live");
         ids.push((id, *title));

@@ -409,3 +409,133 @@ mod upload_queue {
         );
     }
 }
+
+/// Private recordings stay private on a shared machine: the data directory,
+/// its subdirectories and every stored or spilled object are the server
+/// user's alone.
+#[cfg(unix)]
+mod file_modes {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use onair_server::store::ObjectKey;
+
+    use crate::support::serve_args;
+
+    /// The permission bits, in octal as `ls` shows them.
+    fn mode(p: &Path) -> String {
+        let bits = std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777;
+        format!("{bits:o}")
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_data_directory_and_everything_stored_in_it_are_private() {
+        let _spill = crate::support::spill_metrics_lock().await;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("onair");
+        let args = serve_args(&["--data-dir".into(), data.display().to_string()]);
+        let state = onair_server::server::build_state(&args)
+            .await
+            .expect("build state");
+        for dir in ["", "db", "store", "store/.tmp", "spill"] {
+            assert_eq!(mode(&data.join(dir)), "700", "{dir}/");
+        }
+        let key = ObjectKey::new("streams/s/720p/0.m4s").expect("key");
+        state
+            .store
+            .put(&key, Bytes::from_static(b"segment"))
+            .await
+            .expect("put");
+        for dir in ["store/streams", "store/streams/s", "store/streams/s/720p"] {
+            assert_eq!(mode(&data.join(dir)), "700", "{dir}/");
+        }
+        assert_eq!(mode(&data.join("store/streams/s/720p/0.m4s")), "600");
+
+        // The store fails for real (its staging directory is a file now):
+        // the upload spills, privately, and lands once the store is back.
+        let staging = data.join("store/.tmp");
+        std::fs::remove_dir(&staging).expect("rmdir");
+        std::fs::write(&staging, b"in the way").expect("block");
+        let spilled = ObjectKey::new("streams/s/720p/1.m4s").expect("key");
+        state
+            .uploader
+            .enqueue(spilled.clone(), Bytes::from_static(b"next"));
+        let spill = data.join("spill");
+        let mut waited = 0;
+        while std::fs::read_dir(&spill).expect("spill").count() == 0 {
+            assert!(waited < 300, "the object never spilled");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        for f in files_under(&spill) {
+            assert_eq!(mode(&f), "600", "{}", f.display());
+        }
+        std::fs::remove_file(&staging).expect("unblock");
+        std::fs::create_dir(&staging).expect("mkdir");
+        assert!(state.uploader.drained(Duration::from_secs(30)).await);
+        assert_eq!(mode(&data.join("store/streams/s/720p/1.m4s")), "600");
+        for f in files_under(&data.join("store")) {
+            assert_eq!(mode(&f), "600", "{}", f.display());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_older_installations_directories_are_closed_at_start() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("onair");
+        // As an older version left them: everything readable by everyone.
+        for dir in ["store/streams/old/720p", "spill", "db", "recording-work"] {
+            std::fs::create_dir_all(data.join(dir)).expect("mkdir");
+        }
+        std::fs::write(data.join("store/streams/old/720p/0.m4s"), b"old").expect("write");
+        for dir in [
+            "",
+            "store",
+            "store/streams",
+            "spill",
+            "db",
+            "recording-work",
+        ] {
+            chmod(&data.join(dir), 0o755);
+        }
+        let args = serve_args(&[
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--db".into(),
+            "mem://".into(),
+        ]);
+        let _state = onair_server::server::build_state(&args)
+            .await
+            .expect("build state");
+        // The operator's directory keeps its mode (a warning says so); the
+        // server's own directories in it are closed, and with them
+        // everything inside.
+        assert_eq!(mode(&data), "755");
+        for dir in ["store", "spill", "db", "recording-work"] {
+            assert_eq!(mode(&data.join(dir)), "700", "{dir}/");
+        }
+    }
+}

@@ -284,8 +284,9 @@ fn surreal_binary() -> PathBuf {
 
 /// A SurrealDB server on 127.0.0.1, killed on drop.
 pub struct SurrealServer {
-    child: Child,
-    _dir: tempfile::TempDir,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
     pub url: String,
 }
 
@@ -293,41 +294,93 @@ impl SurrealServer {
     pub fn start() -> SurrealServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port_pair();
-        let log = std::fs::File::create(dir.path().join("surreal.log")).expect("log");
-        let child = Command::new(surreal_binary())
+        let mut server = SurrealServer {
+            child: None,
+            url: format!("ws://127.0.0.1:{port}"),
+            dir,
+            port,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let dir = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("surreal.log"))
+            .expect("log");
+        // Through `sh` only to ignore SIGXFSZ (kept across `exec`): with a
+        // file size limit (`fill_disk`), a write then fails with EFBIG
+        // instead of killing the server.
+        let child = Command::new("sh")
             .args([
+                "-c",
+                "trap '' XFSZ; exec \"$0\" \"$@\"",
+                &surreal_binary().display().to_string(),
                 "start",
                 "--no-banner",
                 "--bind",
-                &format!("127.0.0.1:{port}"),
+                &format!("127.0.0.1:{}", self.port),
                 "--user",
                 "root",
                 "--pass",
                 SURREAL_PASSWORD,
-                &format!("surrealkv://{}", dir.path().join("db").display()),
+                &format!("surrealkv://{}", dir.join("db").display()),
             ])
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start surreal");
+        self.child = Some(child);
         wait_for_http(
-            &format!("http://127.0.0.1:{port}/health"),
+            &format!("http://127.0.0.1:{}/health", self.port),
             Duration::from_secs(60),
             "SurrealDB",
-            &dir.path().join("surreal.log"),
+            &dir.join("surreal.log"),
         );
-        SurrealServer {
-            child,
-            _dir: dir,
-            url: format!("ws://127.0.0.1:{port}"),
+    }
+
+    /// Stops the server (its data stays on disk).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The server's disk is full from now on: its file size limit drops to
+    /// 0 (prlimit(2)), so every write fails with the OS error "File too
+    /// large" (EFBIG) while reads go on. Until [`SurrealServer::restart`].
+    pub fn fill_disk(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: prlimit reads `limit` and writes nothing (old limit: null).
+        let rc = unsafe {
+            libc::prlimit(
+                pid as libc::pid_t,
+                libc::RLIMIT_FSIZE,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
     }
 }
 
 impl Drop for SurrealServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

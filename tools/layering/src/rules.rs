@@ -30,7 +30,16 @@ pub const SERVER: Rule = Rule {
         // The FFmpeg pipeline: only the packager below it.
         ("media", &["media"]),
         // Sans-IO and process-wide leaves.
-        ("leaves", &["packager", "telemetry", "outstanding"]),
+        (
+            "leaves",
+            &[
+                "packager",
+                "telemetry",
+                "outstanding",
+                "clock",
+                "private_fs",
+            ],
+        ),
     ],
     exceptions: &[
         (
