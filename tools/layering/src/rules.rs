@@ -43,11 +43,6 @@ pub const SERVER: Rule = Rule {
     ],
     exceptions: &[
         (
-            "analytics",
-            "realtime",
-            "#11: `now_ms` moves to a leaf clock module",
-        ),
-        (
             "auth",
             "http",
             "#11: the playback visibility cache moves to auth",
