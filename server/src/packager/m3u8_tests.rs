@@ -18,7 +18,7 @@ use super::h264;
 use super::playlist::{
     render_master, render_media, AudioRendition, MediaRequest, RenditionReport, Variant,
 };
-use super::segmenter::{Output, Segmenter, SegmenterConfig};
+use super::segmenter::{Next, Output, Segmenter, SegmenterConfig};
 use super::time::{rescale, Timescale, MILLIS, VIDEO_TIMESCALE};
 
 /// Slack for comparing decimals that were parsed from text.
@@ -1203,5 +1203,112 @@ proptest! {
         let (full_text, full) = run.render(false, &reports);
         let (delta_text, delta) = run.render(true, &reports);
         check_delta(&full_text, &full, &delta_text, &delta);
+    }
+}
+
+/// Pushes samples the way the live pipeline does: each one with what is
+/// known about the next (video: held back one frame; audio: nothing needed),
+/// publishing a playlist after every step that produced media, and checks
+/// that every preload hint published names the part published next.
+struct Hints {
+    seg: Segmenter,
+    video: bool,
+    /// The hint of the last playlist published, not yet followed by a part.
+    hint: Option<(u64, usize)>,
+    /// Hints checked that named a segment's first part (after the first).
+    boundaries: usize,
+    /// Segments completed.
+    segments: usize,
+}
+
+impl Hints {
+    fn step(&mut self, sample: Sample, next: Option<Next>) -> Result<(), TestCaseError> {
+        let out = if self.video {
+            self.seg.push_before(sample, next)
+        } else {
+            self.seg.push(sample)
+        }
+        .expect("valid sample");
+        self.publish(out)
+    }
+
+    fn publish(&mut self, out: Vec<Output>) -> Result<(), TestCaseError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        // The playlist changes now: the part it hinted must be the first
+        // thing published (not a segment closed without it).
+        let first_part = out.iter().find_map(|o| match o {
+            Output::Part { msn, index, .. } => Some((*msn, *index)),
+            Output::Segment { .. } => None,
+        });
+        let ended = self.seg.snapshot().ended;
+        if let Some(hint) = self.hint.take().filter(|_| !ended || first_part.is_some()) {
+            // (The stream may end before the hinted part comes.)
+            prop_assert_eq!(Some(hint), first_part, "the hinted part is the next one");
+            if hint.1 == 0 && hint.0 > 0 {
+                self.boundaries += 1;
+            }
+        }
+        self.segments += out
+            .iter()
+            .filter(|o| matches!(o, Output::Segment { .. }))
+            .count();
+        let snapshot = self.seg.snapshot();
+        let text = render_media(&snapshot, MediaRequest::default());
+        let m = parse_media(&text);
+        self.hint = m.preload_hint.map(|(_, uri)| {
+            let (msn, part) = uri
+                .trim_end_matches(".m4s")
+                .split_once('.')
+                .expect("msn.part");
+            (msn.parse().expect("msn"), part.parse().expect("part"))
+        });
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Variable frame durations, keyframe patterns, part and segment
+    /// targets: every `EXT-X-PRELOAD-HINT` names the part that is published
+    /// next, at segment boundaries too (rfc8216bis 4.4.5.3: the URI "MUST
+    /// match the URI that will be subsequently added to the Playlist").
+    #[test]
+    fn the_preload_hint_names_the_part_that_comes_next(
+        video in proptest::bool::ANY,
+        frames in proptest::collection::vec((1u32..=9000, proptest::bool::weighted(0.08)), 1..600),
+        part_ms in 100u64..1000,
+        segment_ms in 500u64..4000,
+    ) {
+        let scale = if video { VIDEO_TIMESCALE } else { Timescale::new(48_000).expect("rate") };
+        let track = if video { avc_track(640, 360, 0x1e) } else { aac_track(48_000) };
+        let mut run = Hints {
+            seg: Segmenter::new(track, config(scale, segment_ms, part_ms, 6), None),
+            video,
+            hint: None,
+            boundaries: 0,
+            segments: 0,
+        };
+        let duration = |d: u32| if video { d } else { (d * 8 / 15).max(1) };
+        let mut dts = 0u64;
+        for (i, &(d, key)) in frames.iter().enumerate() {
+            let d = duration(d);
+            let sample = Sample {
+                dts,
+                cts_offset: 0,
+                duration: d,
+                keyframe: i == 0 || key,
+                data: Bytes::from_static(b"frame"),
+            };
+            dts += u64::from(d);
+            let next = frames.get(i + 1).map(|&(_, key)| Next { dts, sync: key });
+            run.step(sample, next)?;
+        }
+        let out = run.seg.finish();
+        run.publish(out)?;
+        // Every segment after the first was announced by a hint.
+        prop_assert_eq!(run.boundaries, run.segments.saturating_sub(1));
     }
 }

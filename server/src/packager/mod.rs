@@ -7,9 +7,11 @@
 //! - [`h264`]: Annex B / length-prefixed NAL units and SPS parsing.
 //! - [`fmp4`]: init segments and `moof` + `mdat` fragments.
 //! - [`segmenter`]: cuts a track into parts and segments, keeps the window.
+//! - [`framerate`]: a rendition's frame rate, measured, as an exact fraction.
 //! - [`playlist`]: renders media and master playlists with the LL-HLS tags.
 
 pub mod fmp4;
+pub mod framerate;
 pub mod h264;
 pub mod playlist;
 pub mod segmenter;

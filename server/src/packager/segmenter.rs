@@ -6,6 +6,13 @@
 //!   frame; and, for variable frame rates, before a sample that would push it
 //!   past the target. Parts never exceed `PART-TARGET` (unless one frame alone
 //!   is longer).
+//! - A segment closes as soon as its last sample is in, when the caller says
+//!   what comes next ([`Segmenter::push_before`]: the next sample's decode time
+//!   and whether it is a sync sample; audio needs nothing, every sample is one
+//!   and the next starts where it ends). The playlist then never hints a part
+//!   of a segment that is over: its preload hint names the next segment's
+//!   part 0, the part that really comes. Without that knowledge the segment
+//!   closes when the sample that starts the next one arrives.
 //! - A segment closes at the first sync sample at or after the next boundary of a
 //!   fixed grid (`first sample + k × segment target`). Rungs whose keyframes are
 //!   forced onto the grid, and audio, therefore get the same media sequence
@@ -25,6 +32,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use super::fmp4::{self, Sample, Track};
+use super::framerate;
 use super::playlist::{MediaSnapshot, OpenSegmentEntry, PartEntry, SegmentEntry};
 use super::time::{rescale, MediaTime, MILLIS};
 
@@ -77,6 +85,15 @@ pub enum Output {
     },
 }
 
+/// What the caller knows about the sample after the one it pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Next {
+    /// Its decode time, in the track's timescale.
+    pub dts: u64,
+    /// It is a sync sample (a keyframe).
+    pub sync: bool,
+}
+
 /// A sample was refused; the segmenter state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -107,6 +124,20 @@ struct OpenSegment {
     discontinuity: bool,
     /// Decode time of its first sample.
     start: u64,
+    /// Samples in it.
+    frames: u64,
+}
+
+/// A complete segment in the window.
+#[derive(Debug)]
+struct Completed {
+    entry: SegmentEntry,
+    /// The URI of the init segment it uses.
+    init_uri: String,
+    /// Its size in bytes.
+    size: u64,
+    /// Samples in it.
+    frames: u64,
 }
 
 /// Packages one track into CMAF parts and segments and keeps its playlist window.
@@ -121,9 +152,8 @@ pub struct Segmenter {
     next_msn: u64,
     fragment_seq: u32,
     open: Option<OpenSegment>,
-    /// Complete segments with the URI of the init segment each one uses and
-    /// their size in bytes.
-    window: VecDeque<(SegmentEntry, String, u64)>,
+    /// Complete segments.
+    window: VecDeque<Completed>,
     /// The init segment's URI: `init.mp4`, then `init-<n>.mp4` after a change.
     init_uri: String,
     init_version: u32,
@@ -202,6 +232,7 @@ impl Segmenter {
 
     /// Whether `sample` (already checked) starts a new segment.
     fn cuts_before(&mut self, dts: u64, sync: bool) -> bool {
+        let cap = self.follow_cap();
         let Some(q) = self.follow.as_mut() else {
             return self.open.is_some() && sync && dts >= self.next_boundary;
         };
@@ -225,11 +256,6 @@ impl Segmenter {
             q.pop_front();
             cut = true;
         }
-        let cap = (self.cfg.segment_target * FOLLOW_CAP_TARGETS).max(rescale(
-            FOLLOW_CAP_MIN_MS,
-            MILLIS,
-            self.track.timescale,
-        ));
         if !cut && dts.saturating_sub(open.start) >= cap {
             self.own_cuts += 1;
             cut = true;
@@ -279,7 +305,29 @@ impl Segmenter {
     }
 
     /// Adds one sample (in decode order) and returns what completed.
+    ///
+    /// For audio (every sample a sync sample) the next sample is taken to
+    /// start where this one ends, so a segment closes with its last sample.
+    /// A video segment closes when the sample after it arrives; use
+    /// [`Segmenter::push_before`] to close it with its last sample.
     pub fn push(&mut self, sample: Sample) -> Result<Vec<Output>, PushError> {
+        let next = (!self.is_video()).then(|| Next {
+            dts: sample.dts.saturating_add(u64::from(sample.duration)),
+            sync: true,
+        });
+        self.push_before(sample, next)
+    }
+
+    /// [`Segmenter::push`], knowing the next sample: if it will start a new
+    /// segment, this one closes now (with its last part), so the playlist
+    /// published with it hints the next segment's first part. A next sample
+    /// that turns out later than `next.dts` still cuts where it would have,
+    /// since a later sample never cuts less.
+    pub fn push_before(
+        &mut self,
+        sample: Sample,
+        next: Option<Next>,
+    ) -> Result<Vec<Output>, PushError> {
         if sample.duration == 0 {
             return Err(PushError::ZeroDuration);
         }
@@ -297,18 +345,16 @@ impl Segmenter {
         }
         let mut out = Vec::new();
         let origin = *self.origin_dts.get_or_insert(sample.dts);
-        if self.open.is_none() {
-            self.next_boundary = sample.dts + self.cfg.segment_target;
-        }
         self.last_dts = Some(sample.dts);
 
         if self.cuts_before(sample.dts, sync) {
             self.close_segment(&mut out);
-            // Next grid point strictly after this sample.
-            let k = (sample.dts - origin) / self.cfg.segment_target + 1;
-            self.next_boundary = origin + k * self.cfg.segment_target;
         }
         if self.open.is_none() {
+            // The segment this sample opens ends at the next grid point
+            // strictly after it.
+            let k = (sample.dts - origin) / self.cfg.segment_target + 1;
+            self.next_boundary = origin + k * self.cfg.segment_target;
             let pdt = self.capture_start_ms.map(|start| {
                 let since = rescale(sample.dts - origin, self.track.timescale, MILLIS);
                 start.saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
@@ -321,6 +367,7 @@ impl Segmenter {
                 program_date_time_ms: pdt,
                 discontinuity: std::mem::take(&mut self.discontinuity_next),
                 start: sample.dts,
+                frames: 0,
             });
             self.next_msn += 1;
         }
@@ -333,12 +380,50 @@ impl Segmenter {
         }
         let seg = self.open.as_mut().expect("opened above");
         seg.pending_duration += duration;
+        seg.frames += 1;
         seg.pending.push(sample);
         // Close the part now if one more sample like this one would overshoot.
         if seg.pending_duration + duration > self.cfg.part_target {
             self.close_part(&mut out);
         }
+        // The next sample starts a new segment: this one is complete now.
+        if next.is_some_and(|n| self.cuts_at(n)) {
+            self.close_segment(&mut out);
+        }
         Ok(out)
+    }
+
+    /// Whether `next` would start a new segment (the open one's last sample
+    /// is in). No state changes, except that a follower counts a cut it
+    /// makes on its own.
+    fn cuts_at(&mut self, next: Next) -> bool {
+        let cap = self.follow_cap();
+        let Some(open) = self.open.as_ref() else {
+            return false;
+        };
+        if next.dts <= self.last_dts.unwrap_or(0) {
+            return false;
+        }
+        let Some(q) = self.follow.as_ref() else {
+            return next.sync && next.dts >= self.next_boundary;
+        };
+        if q.front().is_some_and(|&c| next.dts >= c) {
+            return true;
+        }
+        if next.dts.saturating_sub(open.start) >= cap {
+            self.own_cuts += 1;
+            return true;
+        }
+        false
+    }
+
+    /// A follower cuts on its own once its segment is this long.
+    fn follow_cap(&self) -> u64 {
+        (self.cfg.segment_target * FOLLOW_CAP_TARGETS).max(rescale(
+            FOLLOW_CAP_MIN_MS,
+            MILLIS,
+            self.track.timescale,
+        ))
     }
 
     /// Marks the next sample as the start of a new period (after an encoder or
@@ -362,9 +447,9 @@ impl Segmenter {
             q.clear();
         }
         // Without a new capture clock, the dates continue where the last segment ended.
-        let continued = self.window.back().and_then(|(s, _, _)| {
-            let ms = rescale(s.duration.ticks, self.track.timescale, MILLIS);
-            Some(s.program_date_time_ms? + i64::try_from(ms).ok()?)
+        let continued = self.window.back().and_then(|c| {
+            let ms = rescale(c.entry.duration.ticks, self.track.timescale, MILLIS);
+            Some(c.entry.program_date_time_ms? + i64::try_from(ms).ok()?)
         });
         self.capture_start_ms = capture_start_ms.or(continued).or(self.capture_start_ms);
         self.origin_dts = None;
@@ -395,8 +480,8 @@ impl Segmenter {
         self.window
             .iter()
             .rev()
-            .find(|(e, _, _)| e.msn == msn)
-            .map(|(e, uri, size)| (e, uri.as_str(), *size))
+            .find(|c| c.entry.msn == msn)
+            .map(|c| (&c.entry, c.init_uri.as_str(), c.size))
     }
 
     /// Ends the stream: closes the open segment. Later pushes are still accepted
@@ -458,8 +543,8 @@ impl Segmenter {
             program_date_time_ms: seg.program_date_time_ms,
             discontinuity: seg.discontinuity,
         });
-        self.window.push_back((
-            SegmentEntry {
+        self.window.push_back(Completed {
+            entry: SegmentEntry {
                 msn: seg.msn,
                 duration: MediaTime::new(duration, self.track.timescale),
                 parts: seg.parts.into_iter().map(|(p, _)| p).collect(),
@@ -467,15 +552,16 @@ impl Segmenter {
                 discontinuity: seg.discontinuity,
                 map: None,
             },
-            self.init_uri.clone(),
-            bytes.len() as u64,
-        ));
+            init_uri: self.init_uri.clone(),
+            size: bytes.len() as u64,
+            frames: seg.frames,
+        });
         while self.window.len() > self.cfg.window_segments {
             // Removing a segment that carries EXT-X-DISCONTINUITY bumps the sequence.
             if self
                 .window
                 .pop_front()
-                .is_some_and(|(old, _, _)| old.discontinuity)
+                .is_some_and(|old| old.entry.discontinuity)
             {
                 self.discontinuity_sequence += 1;
             }
@@ -494,12 +580,27 @@ impl Segmenter {
         let peak = self
             .window
             .iter()
-            .map(|(e, _, b)| bps(*b, e.duration.ticks))
+            .map(|c| bps(c.size, c.entry.duration.ticks))
             .max()?;
-        let (bytes, ticks) = self.window.iter().fold((0u64, 0u64), |(b, t), (e, _, n)| {
-            (b + n, t + e.duration.ticks)
+        let (bytes, ticks) = self.window.iter().fold((0u64, 0u64), |(b, t), c| {
+            (b + c.size, t + c.entry.duration.ticks)
         });
         Some((peak, bps(bytes, ticks)))
+    }
+
+    /// A video track's maximum frame rate, measured over the complete
+    /// segments in the window, as an exact fraction for `FRAME-RATE` (see
+    /// [`framerate`]). `None` for audio and before the first segment completes.
+    pub fn frame_rate(&self) -> Option<(u32, u32)> {
+        if !self.is_video() {
+            return None;
+        }
+        let segments: Vec<(u64, u64)> = self
+            .window
+            .iter()
+            .map(|c| (c.frames, c.entry.duration.ticks))
+            .collect();
+        framerate::max_rate(&segments, self.track.timescale)
     }
 
     /// The playlist state right now. Init segment URIs are relative to the
@@ -508,8 +609,9 @@ impl Segmenter {
         let scale = self.track.timescale;
         let mut previous: Option<&str> = None;
         let mut segments = Vec::with_capacity(self.window.len());
-        for (entry, uri, _) in &self.window {
-            let mut e = entry.clone();
+        for c in &self.window {
+            let uri = &c.init_uri;
+            let mut e = c.entry.clone();
             e.map = previous.filter(|p| p != uri).map(|_| uri.clone());
             previous = Some(uri);
             segments.push(e);
@@ -523,7 +625,7 @@ impl Segmenter {
             init_uri: self
                 .window
                 .front()
-                .map(|(_, uri, _)| uri.clone())
+                .map(|c| c.init_uri.clone())
                 .unwrap_or_else(|| self.init_uri.clone()),
             discontinuity_sequence: self.discontinuity_sequence,
             segments,
