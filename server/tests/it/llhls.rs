@@ -1,0 +1,306 @@
+//! LL-HLS by the letter (draft-pantos-hls-rfc8216bis) on a real published
+//! stream: `onair publish --realtime` of an FFmpeg-made H.264 file with
+//! B-frames plus AAC, followed over HTTP the way a low-latency player does
+//! (blocking reload of the hinted part, the hinted part fetched at the same
+//! time, every newly listed URI fetched at once).
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::Read as _;
+use std::time::Duration;
+
+use crate::support::TestApp;
+
+/// 720p30 H.264 with B-frames (x264 veryfast), a keyframe a second, and AAC.
+const B_FRAMES: &[&str] = &[
+    "-pix_fmt",
+    "yuv420p",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-g",
+    "30",
+    "-c:a",
+    "aac",
+    "-shortest",
+];
+
+/// A media playlist as far as this test reads it.
+#[derive(Debug, Default)]
+struct Listing {
+    /// `(msn, index)` of every `EXT-X-PART`.
+    parts: Vec<(u64, usize)>,
+    /// Complete segments, with their number of parts where listed.
+    segments: Vec<u64>,
+    hint: Option<(u64, usize)>,
+    endlist: bool,
+    skip: bool,
+}
+
+fn part_of(uri: &str) -> Option<(u64, usize)> {
+    let (m, p) = uri.strip_suffix(".m4s")?.split_once('.')?;
+    Some((m.parse().ok()?, p.parse().ok()?))
+}
+
+fn quoted_uri(line: &str) -> Option<&str> {
+    line.split("URI=\"").nth(1)?.split('"').next()
+}
+
+fn parse(text: &str) -> Listing {
+    let mut l = Listing::default();
+    for line in text.lines() {
+        if line.starts_with("#EXT-X-PART:") {
+            l.parts
+                .push(quoted_uri(line).and_then(part_of).expect("part URI"));
+        } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
+            l.hint = quoted_uri(line).and_then(part_of);
+        } else if line == "#EXT-X-ENDLIST" {
+            l.endlist = true;
+        } else if line.starts_with("#EXT-X-SKIP:") {
+            l.skip = true;
+        } else if let Some(msn) = line.strip_suffix(".m4s").filter(|_| !line.starts_with('#')) {
+            l.segments.push(msn.parse().expect("segment"));
+        }
+    }
+    l
+}
+
+/// A GET with `Accept-Encoding: gzip`: status, headers, and the body
+/// (decompressed when it came compressed).
+async fn get(app: &TestApp, url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let res = app
+        .http
+        .get(url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.bytes().await.expect("body").to_vec();
+    let gzip = headers.get("content-encoding").is_some_and(|v| v == "gzip");
+    let body = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .expect("valid gzip");
+        out
+    } else {
+        body
+    };
+    (status, headers, body)
+}
+
+/// What following one rendition to its end saw.
+#[derive(Debug, Default)]
+struct Followed {
+    /// Playlists received.
+    playlists: usize,
+    /// Preload hints that named the part published next, and those that did not.
+    hints_right: usize,
+    hints_wrong: Vec<(u64, usize)>,
+    /// GETs of the hinted part that did not answer 200.
+    hinted_gets_failed: Vec<((u64, usize), u16)>,
+    /// Listed URIs that could not be fetched the moment they were listed.
+    listed_but_missing: Vec<(String, u16)>,
+    /// Blocking requests answered without the part they asked for (or, past
+    /// the end of a segment, the next segment's part 0).
+    early_answers: Vec<(u64, usize)>,
+    /// Playlist answers that were not gzip, or had no `Vary`.
+    not_gzipped: usize,
+}
+
+/// Follows `rendition` of stream `id` as a low-latency player does, until
+/// `EXT-X-ENDLIST`.
+async fn follow(app: &TestApp, id: &str, rendition: &str) -> Followed {
+    let base = app.url(&format!("/live/{id}/{rendition}/"));
+    let mut f = Followed::default();
+    // The first playlist: wait until the rendition has one.
+    let mut text = loop {
+        let (status, _, body) = get(app, &format!("{base}index.m3u8")).await;
+        if status == 200 {
+            break String::from_utf8(body).expect("utf8");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    // Every part any playlist listed, and every hint with the parts listed
+    // when it was given.
+    let mut all_parts: BTreeSet<(u64, usize)> = BTreeSet::new();
+    let mut hints: Vec<(u64, usize)> = Vec::new();
+    loop {
+        let l = parse(&text);
+        f.playlists += 1;
+        all_parts.extend(l.parts.iter().copied());
+        // Every URI listed for the first time is fetched at once.
+        let uris = l
+            .parts
+            .iter()
+            .map(|(m, p)| format!("{m}.{p}.m4s"))
+            .chain(l.segments.iter().map(|m| format!("{m}.m4s")));
+        let fresh: Vec<String> = uris.filter(|u| seen.insert(u.clone())).collect();
+        for uri in fresh {
+            let (status, _, _) = get(app, &format!("{base}{uri}")).await;
+            if status != 200 {
+                f.listed_but_missing.push((uri, status));
+            }
+        }
+        if l.endlist {
+            break;
+        }
+        let hint = l.hint.expect("a live playlist has a preload hint");
+        hints.push(hint);
+        // Block on the playlist that lists the hinted part, and fetch the
+        // hinted part meanwhile.
+        let playlist_url = format!("{base}index.m3u8?_HLS_msn={}&_HLS_part={}", hint.0, hint.1);
+        let part_url = format!("{base}{}.{}.m4s", hint.0, hint.1);
+        let ((status, headers, body), (part_status, _, _)) =
+            tokio::join!(get(app, &playlist_url), get(app, &part_url));
+        assert_eq!(status, 200, "{playlist_url}");
+        if headers.get("content-encoding").is_none_or(|v| v != "gzip")
+            || headers.get("vary").is_none_or(|v| v != "accept-encoding")
+        {
+            f.not_gzipped += 1;
+        }
+        text = String::from_utf8(body).expect("utf8");
+        let next = parse(&text);
+        if next.endlist && !next.parts.contains(&hint) {
+            // The stream ended before the hinted part was made.
+            hints.pop();
+        }
+        // The answer holds the part asked for, or the stream ended.
+        if !next.endlist && !next.parts.contains(&hint) && !next.parts.contains(&(hint.0 + 1, 0)) {
+            f.early_answers.push(hint);
+        }
+        if part_status != 200 && !next.endlist {
+            f.hinted_gets_failed.push((hint, part_status));
+        }
+    }
+    // A hint is right when the part it names was published (listed later).
+    for hint in hints {
+        if all_parts.contains(&hint) {
+            f.hints_right += 1;
+        } else {
+            f.hints_wrong.push(hint);
+        }
+    }
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_b_frame_stream_followed_like_a_player_keeps_the_ll_hls_rules() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("b-frames.mp4");
+    onair_server::media::testsrc::av("1280x720", 10, B_FRAMES, file.to_str().expect("utf8 path"))
+        .expect("test media");
+    let probe = onair_server::media::testsrc::ffprobe_json(&[
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "stream=has_b_frames",
+        file.to_str().expect("utf8"),
+    ])
+    .expect("ffprobe");
+    assert_ne!(
+        probe["streams"][0]["has_b_frames"], 0,
+        "the source has B-frames: {probe}"
+    );
+
+    let publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
+        .args([
+            "publish",
+            "--server",
+            &format!("http://{}", app.addr),
+            "--stream",
+            &id,
+            "--token",
+            &token,
+            "--realtime",
+            "--chunk-ms",
+            "100",
+        ])
+        .arg(&file)
+        .output();
+    let (out, video, audio) = tokio::join!(
+        publisher,
+        follow(&app, &id, "720p"),
+        follow(&app, &id, "audio")
+    );
+    let out = out.expect("onair publish runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for (name, f) in [("720p", &video), ("audio", &audio)] {
+        eprintln!(
+            "{name}: {} playlists; hints {} right, {} wrong; hinted GETs failed {}; \
+             listed but missing {}; blocking answers without the part {}; not gzip {}",
+            f.playlists,
+            f.hints_right,
+            f.hints_wrong.len(),
+            f.hinted_gets_failed.len(),
+            f.listed_but_missing.len(),
+            f.early_answers.len(),
+            f.not_gzipped,
+        );
+    }
+    for (name, f) in [("720p", &video), ("audio", &audio)] {
+        // 4.4.5.3: the hint names the URI that is added to the playlist next.
+        assert!(f.hints_right > 20, "{name}: {f:?}");
+        assert_eq!(f.hints_wrong, [], "{name}: hints that never came");
+        // 6.2.6: a hinted resource can be requested, and is answered once it exists.
+        assert_eq!(f.hinted_gets_failed, [], "{name}");
+        // 6.2.1: media is available when the playlist lists it.
+        assert_eq!(f.listed_but_missing, [], "{name}");
+        // 6.2.5.2: a blocking request returns the part it asked for.
+        assert_eq!(f.early_answers, [], "{name}");
+        // 6.2.1 / B.1: playlists come gzip-compressed.
+        assert_eq!(f.not_gzipped, 0, "{name}");
+    }
+
+    // After EXT-X-ENDLIST the delivery directives are ignored (6.2.5): the
+    // whole playlist, at once, even for a far-ahead or delta request.
+    let base = app.url(&format!("/live/{id}/720p/index.m3u8"));
+    let (_, _, full) = get(&app, &base).await;
+    let full = String::from_utf8(full).expect("utf8");
+    assert!(parse(&full).endlist, "{full}");
+    for query in [
+        "?_HLS_msn=100000",
+        "?_HLS_msn=3&_HLS_part=99",
+        "?_HLS_skip=YES",
+    ] {
+        let (status, _, body) = get(&app, &format!("{base}{query}")).await;
+        assert_eq!(status, 200, "{query}");
+        let text = String::from_utf8(body).expect("utf8");
+        assert_eq!(text, full, "{query}");
+        let l = parse(&text);
+        assert!(l.endlist && !l.skip && l.hint.is_none(), "{query}: {text}");
+    }
+
+    // Errors are not for caches to keep: a part that does not exist yet, a
+    // malformed directive.
+    for path in [
+        "720p/99999.0.m4s",
+        "720p/index.m3u8?_HLS_msn=x",
+        "nope/index.m3u8",
+    ] {
+        let (status, headers, _) = get(&app, &app.url(&format!("/live/{id}/{path}"))).await;
+        assert!(status >= 400, "{path}: {status}");
+        assert_eq!(
+            headers
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap_or("")),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+
+    // FRAME-RATE is the media's 30 fps, not 1000/33 from millisecond timestamps.
+    let (_, _, master) = get(&app, &app.url(&format!("/live/{id}/master.m3u8"))).await;
+    let master = String::from_utf8(master).expect("utf8");
+    assert!(master.contains(",FRAME-RATE=30.000,"), "{master}");
+}
