@@ -538,17 +538,25 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_OPEN_REGISTRATION", default_value_t = true, action = ArgAction::Set)]
     pub open_registration: bool,
 
-    /// Failed logins allowed per username in the window; then 429.
+    /// Failed logins allowed per username from one client IP in the window;
+    /// then that IP gets 429 for that username. Beyond this many failures
+    /// from all IPs together, every further one makes the next attempt on the
+    /// username wait (1 s, doubling, at most --login-max-delay).
     #[arg(long, env = "ONAIR_LOGIN_MAX_FAILURES_PER_USER", default_value_t = 5)]
     pub login_max_failures_per_user: u32,
 
-    /// Failed logins allowed per client IP in the window; then 429.
+    /// Failed logins allowed per client IP (all usernames) in the window; then 429.
     #[arg(long, env = "ONAIR_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20)]
     pub login_max_failures_per_ip: u32,
 
     /// The login-throttling window in seconds (default 15 minutes).
     #[arg(long, env = "ONAIR_LOGIN_FAILURE_WINDOW", default_value_t = 900)]
     pub login_failure_window: u64,
+
+    /// The longest back-off, in seconds, that failures from many IPs impose
+    /// on logins to one username.
+    #[arg(long, env = "ONAIR_LOGIN_MAX_DELAY", default_value_t = 60)]
+    pub login_max_delay: u64,
 
     /// New accounts allowed per client IP (IPv6: per /64) in the registration
     /// window; then 429. Refused registrations do not count. 0: no limit.
@@ -851,6 +859,7 @@ impl ServeArgs {
                 per_user: self.login_max_failures_per_user.max(1),
                 per_ip: self.login_max_failures_per_ip.max(1),
                 window: Duration::from_secs(self.login_failure_window.max(1)),
+                max_delay: Duration::from_secs(self.login_max_delay.max(1)),
             },
             registration: crate::auth::throttle::RegistrationLimits {
                 per_ip: self.register_max_per_ip,
@@ -1098,6 +1107,7 @@ mod tests {
         assert_eq!(acc.throttle.per_user, 5);
         assert_eq!(acc.throttle.per_ip, 20);
         assert_eq!(acc.throttle.window.as_secs(), 900);
+        assert_eq!(acc.throttle.max_delay.as_secs(), 60);
         assert_eq!(acc.registration.per_ip, 5);
         assert_eq!(acc.registration.window.as_secs(), 3600);
         assert_eq!(acc.playback_ttl.as_secs(), 6 * 3600);
