@@ -145,7 +145,7 @@ pub fn forwarded_https(headers: &HeaderMap) -> bool {
 }
 
 /// The last `X-Forwarded-For` entry: the address our proxy saw.
-fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     headers
         .get_all("x-forwarded-for")
         .iter()
