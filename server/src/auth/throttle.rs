@@ -32,13 +32,27 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::analytics::client_ip::ip_key;
-
 /// Above this many tracked keys, idle ones are swept on the next attempt.
 const SWEEP_ABOVE: usize = 10_000;
 
 /// The first back-off delay; each further failure doubles it.
 pub const FIRST_DELAY: Duration = Duration::from_secs(1);
+
+/// The key a client address is counted under by every per-client limit
+/// (logins, registrations, connections): IPv4 as is, IPv6 by its /64 (what
+/// one host usually gets), an IPv4-mapped IPv6 address as its IPv4 address.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+            }
+        },
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -406,6 +420,15 @@ mod tests {
         let owner = t.begin_at("admin", ip(250), now + wait).expect("after it");
         t.succeeded(owner);
         assert!(t.begin_at("admin", ip(251), now + wait).is_ok(), "cleared");
+    }
+
+    #[test]
+    fn clients_are_keyed_by_ipv4_address_or_ipv6_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("test address");
+        assert_eq!(ip_key(ip("10.0.0.1")), ip("10.0.0.1"));
+        assert_eq!(ip_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+        assert_eq!(ip_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_ne!(ip_key(ip("2001:db8:1:3::1")), ip_key(ip("2001:db8:1:2::1")));
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //!   within `--ws-hello-timeout` (close 4408), which frees its place.
 //!
 //! A client is an IPv4 address or an IPv6 /64
-//! ([`crate::analytics::client_ip::ip_key`]). A cap of 0 turns it off.
+//! ([`crate::auth::throttle::ip_key`]). A cap of 0 turns it off.
 
 pub mod accept;
 
@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 
-use crate::analytics::client_ip::{ip_key, TrustedProxies};
+use crate::analytics::client_ip::TrustedProxies;
+use crate::auth::throttle::ip_key;
 
 /// Timeouts and per-client caps; a cap of 0 (or a `None` timeout) is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,18 @@ impl Drop for Permit {
     }
 }
 
+/// What a WebSocket route decided before the upgrade (`http::sockets`).
+#[derive(Debug)]
+pub struct Admission {
+    /// The session cookie, if it may be used (it passed the origin rule).
+    pub session: Option<String>,
+    /// The session is the stream owner's or an admin's.
+    pub staff: bool,
+    /// The socket's place, held while it is open; `None`: over the cap
+    /// (the handler closes the socket with 4429).
+    pub permit: Option<Permit>,
+}
+
 /// The connection limits and their counters, shared by the listener and the
 /// socket handlers.
 #[derive(Debug)]
@@ -198,7 +211,7 @@ impl Connections {
         if !self.proxies.0.is_empty() {
             self.proxies.client_ip(peer, headers)
         } else if self.trust_forwarded_for {
-            crate::service::forwarded_for(headers).unwrap_or(peer)
+            crate::analytics::client_ip::forwarded_for(headers).unwrap_or(peer)
         } else {
             peer
         }

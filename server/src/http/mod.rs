@@ -76,8 +76,8 @@ pub fn router(state: AppState) -> Router {
     };
 
     let api = Router::new()
-        .route("/streams/{id}/ingest", get(crate::ingest::ingest_route))
-        .route("/streams/{id}/events", get(crate::realtime::events_route))
+        .route("/streams/{id}/ingest", get(sockets::ingest))
+        .route("/streams/{id}/events", get(sockets::events))
         .merge(auth::routes())
         .merge(analytics::routes())
         .merge(streams::routes())

@@ -10,21 +10,47 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Extension;
 
-use crate::connections::{Permit, Socket};
+use crate::connections::{Admission, Socket};
 use crate::state::AppState;
 
-/// The outcome for one upgrade request.
-#[derive(Debug)]
-pub struct Admission {
-    /// The session cookie, if it may be used.
-    pub session: Option<String>,
-    /// The session is the stream owner's or an admin's.
-    pub staff: bool,
-    /// The socket's place, held while it is open; `None`: over the cap
-    /// (close it with 4429).
-    pub permit: Option<Permit>,
+/// The peer address, as the listener gives it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_addr(peer: Peer) -> Option<SocketAddr> {
+    peer.map(|Extension(ConnectInfo(a))| a)
+}
+
+/// `GET /api/v1/streams/{id}/ingest`: admission, then the ingest socket
+/// ([`crate::ingest::ingest_route`]).
+pub async fn ingest(
+    ws: WebSocketUpgrade,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    peer: Peer,
+    State(state): State<AppState>,
+) -> Response {
+    let admission = admit(&state, Socket::Ingest, &id, peer_addr(peer), &headers).await;
+    crate::ingest::ingest_route(ws, id, &headers, state, admission)
+}
+
+/// `GET /api/v1/streams/{id}/events`: admission, then the events socket
+/// ([`crate::realtime::events_route`]).
+pub async fn events(
+    upgrade: crate::realtime::upgrade::Upgrade,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    peer: Peer,
+    State(state): State<AppState>,
+) -> Response {
+    let peer = peer_addr(peer);
+    let admission = admit(&state, Socket::Events, &id, peer, &headers).await;
+    crate::realtime::events_route(upgrade, id, &headers, peer, state, admission)
 }
 
 /// Decides for a `kind` socket to `stream_id` from `peer`.

@@ -10,22 +10,23 @@ use app::ingest::{
     PROTOCOL_VERSION,
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 
 use super::{AttachError, IngestHub, Session};
+use crate::connections::Admission;
 use crate::media::demux::Feed;
 use crate::state::AppState;
 
-/// `GET /api/v1/streams/{id}/ingest` (WebSocket upgrade).
-pub async fn ingest_route(
+/// `GET /api/v1/streams/{id}/ingest` (WebSocket upgrade), once the edge has
+/// decided the session and the socket's place (`http::sockets`).
+pub fn ingest_route(
     ws: WebSocketUpgrade,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    State(state): State<AppState>,
+    id: String,
+    headers: &HeaderMap,
+    state: AppState,
+    admission: Admission,
 ) -> Response {
     let hub = state.ingest.clone();
     let bearer = headers
@@ -34,15 +35,7 @@ pub async fn ingest_route(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     // The owner's own studio page may publish with its session instead of the
-    // token, but only from this site (cross-site WebSocket hijacking).
-    let admission = crate::http::sockets::admit(
-        &state,
-        crate::connections::Socket::Ingest,
-        &id,
-        peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a),
-        &headers,
-    )
-    .await;
+    // token (the session counts only from this site).
     let session = admission.session;
     ws.max_message_size(hub.limits.max_message_bytes)
         .max_frame_size(hub.limits.max_message_bytes)

@@ -25,7 +25,6 @@ use app::events::{
 };
 use app::ingest::CloseReason;
 use app::streams::{StreamState, Visibility};
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -38,6 +37,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::outbox::{FlushError, Outbox, SocketIo};
 use super::upgrade::Upgrade;
 use super::{chat_message, now_ms, wire, Refused, Room, Rooms};
+use crate::connections::Admission;
 use crate::db::users::UserRow;
 use crate::state::AppState;
 
@@ -55,31 +55,22 @@ const MAX_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
 
 type Closing = (u16, &'static str, String);
 
-/// `GET /api/v1/streams/{id}/events` (WebSocket upgrade).
-pub async fn events_route(
+/// `GET /api/v1/streams/{id}/events` (WebSocket upgrade), once the edge has
+/// decided the session and the socket's place (`http::sockets`).
+pub fn events_route(
     upgrade: Upgrade,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    State(state): State<AppState>,
+    id: String,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    state: AppState,
+    admission: Admission,
 ) -> Response {
     let rooms = state.rooms.clone();
-    let peer = peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a);
     // For analytics: where the viewer is (the IP is looked up, never kept).
     let source = state.analytics.source(
         peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
-        &headers,
+        headers,
     );
-    // The session counts only from this site (cross-site WebSocket
-    // hijacking); a place under the per-client cap.
-    let admission = crate::http::sockets::admit(
-        &state,
-        crate::connections::Socket::Events,
-        &id,
-        peer,
-        &headers,
-    )
-    .await;
     let (session, staff) = (admission.session, admission.staff);
     upgrade.on_upgrade(move |tcp, prefix| async move {
         let mut conn = match Conn::new(tcp, prefix, &rooms).await {
