@@ -46,6 +46,10 @@ pub mod close {
     pub const TOO_SLOW: u16 = 4029;
     /// The server is at its connection limit.
     pub const FULL: u16 = 4503;
+    /// No `hello` within the server's hello timeout; reconnecting is fine.
+    pub const HELLO_TIMEOUT: u16 = 4408;
+    /// Too many sockets of this kind from this client IP; retry later.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4429;
 }
 
 /// Who is connecting: a viewer counts toward the viewer count, the

@@ -69,6 +69,10 @@ pub mod close {
     pub const PROTOCOL: u16 = 4002;
     /// The server failed; the stream may be resumed.
     pub const INTERNAL: u16 = 4500;
+    /// No `hello` within the server's hello timeout; reconnecting is fine.
+    pub const HELLO_TIMEOUT: u16 = 4408;
+    /// Too many sockets of this kind from this client IP; retry later.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4429;
 }
 
 /// The JSON body of a close frame's reason.

@@ -65,7 +65,8 @@ pub enum PublishFailure {
 
 /// Close codes after which reconnecting cannot help.
 fn is_final(code: u16) -> bool {
-    // 1000 is a normal close; 4500 (internal) and 1006 (dropped) may be retried.
+    // 1000 is a normal close; 4500 (internal), 1006 (dropped), 4408 (hello
+    // too late) and 4429 (too many sockets from this address) may be retried.
     matches!(code, 4000 | 4001 | 4002 | 4004 | 4009 | 4013 | 4015 | 4029)
 }
 
@@ -512,5 +513,20 @@ mod tests {
         p.on_chunk(vec![0; 6]);
         p.on_chunk(vec![0; 6]);
         assert_eq!(p.failure(), Some(&PublishFailure::BufferFull(12)));
+    }
+
+    #[test]
+    fn the_servers_connection_limits_are_waited_out_not_final() {
+        use crate::ingest::close;
+        for code in [close::HELLO_TIMEOUT, close::TOO_MANY_CONNECTIONS] {
+            let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+            p.on_open();
+            p.on_close(
+                code,
+                r#"{"code":"too_many_connections","message":"retry later"}"#,
+            );
+            assert_eq!(p.phase(), Phase::Disconnected, "{code}");
+            assert!(p.wants_connection(), "{code}");
+        }
     }
 }

@@ -73,8 +73,8 @@ impl Link {
 
 /// Close codes after which reconnecting cannot help: a bad hello or frame
 /// (a client bug), no access, no such stream. Everything else (a dropped
-/// network, a server restart, "too slow", "full", a missed heartbeat) is
-/// retried with backoff.
+/// network, a server restart, "too slow", "full", "too many connections",
+/// a late hello, a missed heartbeat) is retried with backoff.
 pub fn is_final_close(code: u16) -> bool {
     matches!(
         code,
@@ -255,8 +255,9 @@ mod tests {
         for code in [4000, 4002, 4003, 4004, 4013] {
             assert!(is_final_close(code), "{code}");
         }
-        // Dropped, going away, dead peer, too slow, full, internal.
-        for code in [1000, 1001, 1006, 1011, 4008, 4029, 4503, 4500] {
+        // Dropped, going away, dead peer, no hello in time, too slow, too
+        // many sockets from this address, full, internal.
+        for code in [1000, 1001, 1006, 1011, 4008, 4408, 4029, 4429, 4503, 4500] {
             assert!(!is_final_close(code), "{code}");
         }
     }

@@ -129,6 +129,9 @@ async fn bench() {
         "mem://",
         "--data-dir",
         data.path().to_str().expect("utf8"),
+        // Every waiter is 127.0.0.1: no per-address connection cap.
+        "--http-max-connections-per-ip",
+        "0",
     ];
     let args = match <onair_server::config::Cli as clap::Parser>::parse_from(argv).command {
         onair_server::config::Command::Serve(a) => *a,

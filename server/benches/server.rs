@@ -25,7 +25,8 @@ pub fn server_binary() -> String {
     std::env::var("ONAIR_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_onair").to_string())
 }
 
-/// Starts the server on a free loopback port with these extra flags.
+/// Starts the server on a free loopback port with these extra flags (and no
+/// per-address connection caps).
 pub fn start(extra: &[String]) -> Server {
     let data = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -46,6 +47,11 @@ pub fn start(extra: &[String]) -> Server {
         ])
         .arg(data.path())
         .args(extra)
+        // Every bench client is 127.0.0.1, thousands at once: no per-address
+        // caps (a flag in `extra` would still win over these).
+        .env("ONAIR_HTTP_MAX_CONNECTIONS_PER_IP", "0")
+        .env("ONAIR_EVENTS_MAX_CONNECTIONS_PER_IP", "0")
+        .env("ONAIR_INGEST_MAX_CONNECTIONS_PER_IP", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

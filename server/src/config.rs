@@ -405,9 +405,50 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_EVENTS_MAX_MESSAGE_BYTES", default_value_t = 4096)]
     pub events_max_message_bytes: usize,
 
-    /// Events-socket connections this node accepts; more are refused (close 4503).
+    /// Events-socket connections of viewers this node accepts (counted once
+    /// they sent `hello`; the studio of a stream's owner or an admin does not
+    /// count); more are refused (close 4503).
     #[arg(long, env = "ONAIR_EVENTS_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub events_max_connections: usize,
+
+    /// Events sockets per client IP (IPv6: per /64), counted from the upgrade
+    /// on; more are refused (close 4429). The owner's and admins' sockets
+    /// (known by their session) count apart, so viewers cannot use up theirs.
+    /// 0: no limit.
+    #[arg(
+        long,
+        env = "ONAIR_EVENTS_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 64
+    )]
+    pub events_max_connections_per_ip: u32,
+
+    /// Ingest sockets per client IP (IPv6: per /64); more are refused
+    /// (close 4429). The owner's and admins' sockets (known by their session)
+    /// count apart. 0: no limit.
+    #[arg(long, env = "ONAIR_INGEST_MAX_CONNECTIONS_PER_IP", default_value_t = 8)]
+    pub ingest_max_connections_per_ip: u32,
+
+    /// Seconds a new ingest or events socket has to send `hello`; then it is
+    /// closed (4408) and its place is free.
+    #[arg(long, env = "ONAIR_WS_HELLO_TIMEOUT", default_value_t = 10)]
+    pub ws_hello_timeout: u64,
+
+    /// Seconds a connection has to send a whole request head, counted from
+    /// when it opens or from the first byte of its next request; then it is
+    /// closed (slow or silent clients). 0: no limit.
+    #[arg(long, env = "ONAIR_HTTP_HEADER_TIMEOUT", default_value_t = 10)]
+    pub http_header_timeout: u64,
+
+    /// Seconds a keep-alive connection may wait for its next request; then
+    /// it is closed. 0: no limit.
+    #[arg(long, env = "ONAIR_HTTP_IDLE_TIMEOUT", default_value_t = 60)]
+    pub http_idle_timeout: u64,
+
+    /// Open HTTP connections per peer address (IPv6: per /64); more are
+    /// answered 503 and closed. Peers in --trusted-proxy are not limited, nor
+    /// is anyone with --trust-forwarded-for (a proxy is in front). 0: no limit.
+    #[arg(long, env = "ONAIR_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub http_max_connections_per_ip: u32,
 
     /// Events a client may fall behind before it is skipped ahead with a resync.
     #[arg(long, env = "ONAIR_EVENTS_CLIENT_QUEUE", default_value_t = 256)]
@@ -538,17 +579,25 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_OPEN_REGISTRATION", default_value_t = true, action = ArgAction::Set)]
     pub open_registration: bool,
 
-    /// Failed logins allowed per username in the window; then 429.
+    /// Failed logins allowed per username from one client IP in the window;
+    /// then that IP gets 429 for that username. Beyond this many failures
+    /// from all IPs together, every further one makes the next attempt on the
+    /// username wait (1 s, doubling, at most --login-max-delay).
     #[arg(long, env = "ONAIR_LOGIN_MAX_FAILURES_PER_USER", default_value_t = 5)]
     pub login_max_failures_per_user: u32,
 
-    /// Failed logins allowed per client IP in the window; then 429.
+    /// Failed logins allowed per client IP (all usernames) in the window; then 429.
     #[arg(long, env = "ONAIR_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20)]
     pub login_max_failures_per_ip: u32,
 
     /// The login-throttling window in seconds (default 15 minutes).
     #[arg(long, env = "ONAIR_LOGIN_FAILURE_WINDOW", default_value_t = 900)]
     pub login_failure_window: u64,
+
+    /// The longest back-off, in seconds, that failures from many IPs impose
+    /// on logins to one username.
+    #[arg(long, env = "ONAIR_LOGIN_MAX_DELAY", default_value_t = 60)]
+    pub login_max_delay: u64,
 
     /// New accounts allowed per client IP (IPv6: per /64) in the registration
     /// window; then 429. Refused registrations do not count. 0: no limit.
@@ -714,6 +763,19 @@ impl ServeArgs {
         })
     }
 
+    /// Connection timeouts and per-client caps from the flags (0: off).
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+        crate::connections::ConnectionLimits {
+            header_timeout: secs(self.http_header_timeout),
+            idle_timeout: secs(self.http_idle_timeout),
+            http_per_ip: self.http_max_connections_per_ip,
+            ingest_per_ip: self.ingest_max_connections_per_ip,
+            events_per_ip: self.events_max_connections_per_ip,
+            hello_timeout: std::time::Duration::from_secs(self.ws_hello_timeout.max(1)),
+        }
+    }
+
     /// Events socket and chat settings from the flags.
     pub fn realtime_config(&self) -> crate::realtime::RealtimeConfig {
         crate::realtime::RealtimeConfig {
@@ -851,6 +913,7 @@ impl ServeArgs {
                 per_user: self.login_max_failures_per_user.max(1),
                 per_ip: self.login_max_failures_per_ip.max(1),
                 window: Duration::from_secs(self.login_failure_window.max(1)),
+                max_delay: Duration::from_secs(self.login_max_delay.max(1)),
             },
             registration: crate::auth::throttle::RegistrationLimits {
                 per_ip: self.register_max_per_ip,
@@ -1090,6 +1153,33 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_have_defaults_and_zero_turns_them_off() {
+        use std::time::Duration;
+        let on = serve(&[]).connection_limits();
+        assert_eq!(on.header_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(on.idle_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(
+            (on.http_per_ip, on.events_per_ip, on.ingest_per_ip),
+            (64, 64, 8)
+        );
+        assert_eq!(on.hello_timeout, Duration::from_secs(10));
+        let off = serve(&[
+            "--http-header-timeout",
+            "0",
+            "--http-idle-timeout",
+            "0",
+            "--http-max-connections-per-ip",
+            "0",
+            "--ws-hello-timeout",
+            "0",
+        ])
+        .connection_limits();
+        assert_eq!((off.header_timeout, off.idle_timeout), (None, None));
+        assert_eq!(off.http_per_ip, 0);
+        assert_eq!(off.hello_timeout, Duration::from_secs(1), "never 0");
+    }
+
+    #[test]
     fn accounts_settings_have_safe_defaults_and_are_checked() {
         let args = serve(&[]);
         let acc = args.accounts_config().expect("accounts");
@@ -1098,6 +1188,7 @@ mod tests {
         assert_eq!(acc.throttle.per_user, 5);
         assert_eq!(acc.throttle.per_ip, 20);
         assert_eq!(acc.throttle.window.as_secs(), 900);
+        assert_eq!(acc.throttle.max_delay.as_secs(), 60);
         assert_eq!(acc.registration.per_ip, 5);
         assert_eq!(acc.registration.window.as_secs(), 3600);
         assert_eq!(acc.playback_ttl.as_secs(), 6 * 3600);

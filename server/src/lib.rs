@@ -8,6 +8,8 @@
 //!   takes its listener and shutdown signal from outside so tests can bind
 //!   `127.0.0.1:0`.
 //! - [`http`]: routes, middleware, error mapping, health and metrics.
+//! - [`connections`]: the HTTP listener, its timeouts, and per-client caps
+//!   on HTTP connections and WebSockets.
 //! - [`ingest`]: the ingest WebSocket and per-stream sessions.
 //! - [`db`]: SurrealDB connection, migrations and typed queries.
 //! - [`store`]: the object store trait with disk and S3 implementations.
@@ -34,6 +36,7 @@ pub mod auth;
 pub mod backend;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod http;
 pub mod ingest;

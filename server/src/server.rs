@@ -5,7 +5,6 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
@@ -103,6 +102,11 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
     };
     let accounts = Arc::new(crate::auth::Accounts::new(accounts_config, &playback_key));
     let analytics_config = args.analytics_config()?;
+    let connections = Arc::new(crate::connections::Connections::new(
+        args.connection_limits(),
+        analytics_config.trusted.clone(),
+        args.trust_forwarded_for,
+    ));
     let summary_config = args.llm.summary_config()?;
 
     let db = Database::connect(&args.db_settings()?).await?;
@@ -207,6 +211,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
             .map(|t| t.expose().trim().to_string())
             .filter(|t| !t.is_empty())
             .map(Arc::from),
+        connections,
     })
 }
 
@@ -234,29 +239,18 @@ fn private_data_dir(data_dir: &Path) -> Result<(), (std::path::PathBuf, std::io:
 }
 
 /// Serves the app on `listener` until `shutdown` completes, then finishes the
-/// requests in flight.
+/// requests in flight. Connections are timed and capped per client
+/// ([`crate::connections`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let connections = state.connections.clone();
     let app = http::router(state);
-    // No Nagle delay: responses are written whole, and the events socket
-    // writes the frames waiting for a client together, so a small frame sent
-    // right after another must not wait for the first one's ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    // The peer address is the client IP for login throttling.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(StartError::Serve)
+    crate::connections::accept::serve(listener, app, connections, shutdown)
+        .await
+        .map_err(StartError::Serve)
 }
 
 /// `onair serve`: builds the state, binds, logs where things are, and serves

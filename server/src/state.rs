@@ -45,6 +45,8 @@ pub struct AppState {
     pub api_max_body_bytes: usize,
     /// The bearer token `/metrics` requires, if any.
     pub metrics_token: Option<Arc<str>>,
+    /// Connection timeouts and per-client caps, with their counters.
+    pub connections: Arc<crate::connections::Connections>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -8,7 +8,11 @@
 //! 1. If it has an `Origin` header, that origin must be this server: its
 //!    host and port equal the request's `Host` (the port defaulting to the
 //!    origin scheme's), or it equals the origin of `--public-url`. `Origin: null`
-//!    is refused.
+//!    is refused. With `--public-url`, its host is only this server under its
+//!    own scheme and port: `http://live.example.com` is not
+//!    `https://live.example.com` (a page on the plain-HTTP side may be
+//!    anyone's). Without it the server cannot tell the scheme (a TLS proxy
+//!    may be in front), so set it in production.
 //! 2. Else, if it has a `Referer`, the same test applies to the referrer's origin.
 //! 3. Else (no `Origin` and no `Referer`: not a browser, since browsers send
 //!    `Origin` on these methods) it passes only without a session cookie. So
@@ -16,6 +20,10 @@
 //!    must also send `Origin` (for example `-H "Origin: https://live.example.com"`).
 //!
 //! Refusals are 403 with code `csrf`.
+//!
+//! The same rule decides whether a WebSocket upgrade (ingest, events) may use
+//! its session cookie ([`allows`]): browsers send `Origin` on every upgrade,
+//! and a cross-site page must not act with a visitor's session.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -61,6 +69,13 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
 }
 
+/// Whether a request with these headers (its `Host` among them) passes the
+/// rule: what the WebSocket handlers ask before they use a session cookie.
+pub fn allows(headers: &HeaderMap, public_url: Option<&url::Url>) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    check(headers, host, public_url).is_ok()
+}
+
 /// Applies the rule to a request's headers; `Err` says why it is refused.
 pub fn check(
     headers: &HeaderMap,
@@ -103,8 +118,18 @@ fn same_origin(source: &url::Url, host: Option<&str>, public_url: Option<&url::U
     if !matches!(source.scheme(), "http" | "https") {
         return false;
     }
-    if public_url.is_some_and(|p| p.origin() == source.origin()) {
-        return true;
+    if let Some(public) = public_url {
+        if public.origin() == source.origin() {
+            return true;
+        }
+        // The public host under another scheme or port is not this server.
+        let same_host = matches!(
+            (public.host_str(), source.host_str()),
+            (Some(p), Some(s)) if p.eq_ignore_ascii_case(s)
+        );
+        if same_host {
+            return false;
+        }
     }
     let Some(authority) = host.and_then(|h| h.parse::<axum::http::uri::Authority>().ok()) else {
         return false;
@@ -187,6 +212,44 @@ mod tests {
         let h = headers(&[("origin", "https://live.example.com")]);
         assert_eq!(check(&h, Some("10.0.0.5:3000"), Some(&public)), Ok(()));
         assert!(check(&h, Some("10.0.0.5:3000"), None).is_err());
+    }
+
+    #[test]
+    fn with_a_public_url_the_scheme_counts() {
+        let public = url::Url::parse("https://live.example.com").expect("url");
+        let host = Some("live.example.com");
+        let https = headers(&[("origin", "https://live.example.com")]);
+        let http = headers(&[("origin", "http://live.example.com")]);
+        assert_eq!(check(&https, host, Some(&public)), Ok(()));
+        assert!(check(&http, host, Some(&public)).is_err(), "plain http");
+        let port = headers(&[("origin", "https://live.example.com:8443")]);
+        assert!(check(&port, Some("live.example.com:8443"), Some(&public)).is_err());
+        // Other names of the server (a LAN address) still pass by Host.
+        let lan = headers(&[("origin", "http://10.0.0.5:3000")]);
+        assert_eq!(check(&lan, Some("10.0.0.5:3000"), Some(&public)), Ok(()));
+    }
+
+    #[test]
+    fn sockets_ask_the_same_rule_with_the_request_host() {
+        let public = url::Url::parse("https://live.example.com").expect("url");
+        let mut h = headers(&[
+            ("origin", "http://live.example.com"),
+            ("cookie", "onair_session=abc"),
+        ]);
+        h.insert(header::HOST, "live.example.com".parse().expect("host"));
+        assert!(!allows(&h, Some(&public)));
+        h.insert(
+            header::ORIGIN,
+            "https://live.example.com".parse().expect("origin"),
+        );
+        assert!(allows(&h, Some(&public)));
+        // Behind a proxy that sends its own Host: the public origin passes.
+        h.insert(header::HOST, "127.0.0.1:3000".parse().expect("host"));
+        assert!(allows(&h, Some(&public)));
+        assert!(!allows(&h, None));
+        // No Origin with a session: refused, as for the API.
+        h.remove(header::ORIGIN);
+        assert!(!allows(&h, Some(&public)));
     }
 
     #[test]

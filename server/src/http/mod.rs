@@ -7,7 +7,8 @@
 //! - `/api/fn/...`: Leptos server functions.
 //! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]).
 //! - everything under `/api/`: body size limit ([`json::limit_api_body`]) and
-//!   the cross-site request check ([`csrf`]).
+//!   the cross-site request check ([`csrf`]); the WebSocket routes' session
+//!   and per-client cap ([`sockets`]).
 //! - everything else: Leptos pages, then static files from the site root
 //!   ([`static_file`]), then the app's own 404 page.
 
@@ -21,6 +22,7 @@ pub mod health;
 pub mod json;
 pub mod live;
 pub mod playback;
+pub mod sockets;
 pub mod streams;
 pub mod transcripts;
 pub mod users;
@@ -74,8 +76,8 @@ pub fn router(state: AppState) -> Router {
     };
 
     let api = Router::new()
-        .route("/streams/{id}/ingest", get(crate::ingest::ingest_route))
-        .route("/streams/{id}/events", get(crate::realtime::events_route))
+        .route("/streams/{id}/ingest", get(sockets::ingest))
+        .route("/streams/{id}/events", get(sockets::events))
         .merge(auth::routes())
         .merge(analytics::routes())
         .merge(streams::routes())

@@ -23,7 +23,6 @@ use crate::store::uploader::Uploader;
 use crate::store::ObjectStore;
 
 pub use socket::ingest_route;
-pub(crate) use socket::same_origin;
 
 /// Ingest limits; each is a flag (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

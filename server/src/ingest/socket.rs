@@ -10,21 +10,23 @@ use app::ingest::{
     PROTOCOL_VERSION,
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 
 use super::{AttachError, IngestHub, Session};
+use crate::connections::Admission;
 use crate::media::demux::Feed;
 use crate::state::AppState;
 
-/// `GET /api/v1/streams/{id}/ingest` (WebSocket upgrade).
-pub async fn ingest_route(
+/// `GET /api/v1/streams/{id}/ingest` (WebSocket upgrade), once the edge has
+/// decided the session and the socket's place (`http::sockets`).
+pub fn ingest_route(
     ws: WebSocketUpgrade,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    State(state): State<AppState>,
+    id: String,
+    headers: &HeaderMap,
+    state: AppState,
+    admission: Admission,
 ) -> Response {
     let hub = state.ingest.clone();
     let bearer = headers
@@ -33,14 +35,22 @@ pub async fn ingest_route(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     // The owner's own studio page may publish with its session instead of the
-    // token, but only from this site (cross-site WebSocket hijacking).
-    let session = crate::service::session_cookie(&headers)
-        .filter(|_| same_origin(&headers))
-        .map(str::to_string);
+    // token (the session counts only from this site).
+    let session = admission.session;
     ws.max_message_size(hub.limits.max_message_bytes)
         .max_frame_size(hub.limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
             let mut conn = Conn { socket };
+            // Held while the socket is open.
+            let Some(_place) = admission.permit else {
+                conn.close(
+                    close::TOO_MANY_CONNECTIONS,
+                    "too_many_connections",
+                    "too many ingest sockets from this address; retry later",
+                )
+                .await;
+                return;
+            };
             let auth = Credentials { bearer, session };
             if let Err((code, reason, message)) = serve(&mut conn, &hub, &state, &id, auth).await {
                 tracing::info!(stream = %id, code, reason, message = %message, "ingest connection closed");
@@ -57,18 +67,6 @@ struct Conn {
 struct Credentials {
     bearer: Option<String>,
     session: Option<String>,
-}
-
-/// The `Origin` header names the host the request was sent to.
-pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok());
-    let origin = headers
-        .get(axum::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|o| o.split_once("://").map(|(_, rest)| rest));
-    matches!((host, origin), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
 /// A signed-in owner or admin may publish without the token.
@@ -165,8 +163,18 @@ async fn serve(
     auth: Credentials,
 ) -> Result<(), Refusal> {
     let limits = hub.limits;
-    // 1. hello
-    let hello = match conn.recv(limits.idle_timeout).await? {
+    // 1. hello, within the hello timeout (which frees the socket's place)
+    let hello_timeout = state.connections.limits.hello_timeout;
+    let first = tokio::time::timeout(hello_timeout, conn.recv(limits.idle_timeout))
+        .await
+        .map_err(|_| {
+            (
+                close::HELLO_TIMEOUT,
+                "hello_timeout",
+                format!("no hello within {} s", hello_timeout.as_secs()),
+            )
+        })?;
+    let hello = match first? {
         Some(Message::Text(t)) => serde_json::from_str::<ClientMessage>(&t)
             .map_err(|e| (close::BAD_HELLO, "bad_hello", format!("invalid hello: {e}")))?,
         Some(_) => {

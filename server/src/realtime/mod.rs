@@ -50,7 +50,8 @@ pub use socket::events_route;
 pub struct RealtimeConfig {
     /// Largest client frame in bytes; larger ones get an `error` and are ignored.
     pub max_message_bytes: usize,
-    /// Events socket connections on this node; more are refused with 4503.
+    /// Events sockets on this node that said `hello`, not counting the
+    /// owner's and admins'; more are refused with 4503.
     pub max_connections: usize,
     /// Frames a client may fall behind before it is skipped ahead.
     pub client_queue: usize,

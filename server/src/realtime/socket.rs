@@ -25,7 +25,6 @@ use app::events::{
 };
 use app::ingest::CloseReason;
 use app::streams::{StreamState, Visibility};
-use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -38,13 +37,12 @@ use tokio_tungstenite::WebSocketStream;
 use super::outbox::{FlushError, Outbox, SocketIo};
 use super::upgrade::Upgrade;
 use super::{chat_message, now_ms, wire, Refused, Room, Rooms};
+use crate::connections::Admission;
 use crate::db::users::UserRow;
 use crate::state::AppState;
 
 /// Bytes read from a client socket at a time.
 const READ_BUFFER: usize = 2048;
-/// Time to send `hello` after connecting.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a closing frame may wait for the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bad frames in a row before the connection is closed.
@@ -57,25 +55,23 @@ const MAX_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
 
 type Closing = (u16, &'static str, String);
 
-/// `GET /api/v1/streams/{id}/events` (WebSocket upgrade).
-pub async fn events_route(
+/// `GET /api/v1/streams/{id}/events` (WebSocket upgrade), once the edge has
+/// decided the session and the socket's place (`http::sockets`).
+pub fn events_route(
     upgrade: Upgrade,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    State(state): State<AppState>,
+    id: String,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    state: AppState,
+    admission: Admission,
 ) -> Response {
     let rooms = state.rooms.clone();
     // For analytics: where the viewer is (the IP is looked up, never kept).
     let source = state.analytics.source(
-        peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip())
-            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
-        &headers,
+        peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
+        headers,
     );
-    // The session counts only from this site (cross-site WebSocket hijacking).
-    let session = crate::service::session_cookie(&headers)
-        .filter(|_| crate::ingest::same_origin(&headers))
-        .map(str::to_string);
+    let (session, staff) = (admission.session, admission.staff);
     upgrade.on_upgrade(move |tcp, prefix| async move {
         let mut conn = match Conn::new(tcp, prefix, &rooms).await {
             Ok(c) => c,
@@ -84,12 +80,17 @@ pub async fn events_route(
                 return;
             }
         };
-        let Some(_slot) = rooms.admit() else {
-            conn.close(close::FULL, "full", "this server is at its connection limit; retry later")
-                .await;
+        // Held while the socket is open.
+        let Some(_place) = admission.permit else {
+            conn.close(
+                close::TOO_MANY_CONNECTIONS,
+                "too_many_connections",
+                "too many events sockets from this address; retry later",
+            )
+            .await;
             return;
         };
-        if let Err((code, reason, message)) = serve(&mut conn, &state, &rooms, &id, session, source).await {
+        if let Err((code, reason, message)) = serve(&mut conn, &state, &rooms, &id, session, staff, source).await {
             tracing::debug!(stream = %id, code, reason, message = %message, "events connection closed");
             conn.close(code, reason, &message).await;
         }
@@ -220,15 +221,23 @@ async fn serve(
     rooms: &Arc<Rooms>,
     id: &str,
     session: Option<String>,
+    staff: bool,
     source: crate::analytics::Source,
 ) -> Result<(), Closing> {
     let internal = |e: crate::db::DbError| (1011, "internal", format!("database: {e}"));
-    // 1. hello
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, conn.ws.next()).await {
+    // 1. hello, within the hello timeout (which frees the socket's place)
+    let hello_timeout = state.connections.limits.hello_timeout;
+    let hello = match tokio::time::timeout(hello_timeout, conn.ws.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<ClientMessage>(&t).ok(),
         Ok(Some(Ok(_))) => None,
         Ok(None) | Ok(Some(Err(_))) => return Ok(()),
-        Err(_) => return Err((close::BAD_HELLO, "bad_hello", "no hello within 10 s".into())),
+        Err(_) => {
+            return Err((
+                close::HELLO_TIMEOUT,
+                "hello_timeout",
+                format!("no hello within {} s", hello_timeout.as_secs()),
+            ))
+        }
     };
     let Some(ClientMessage::Hello {
         version,
@@ -251,6 +260,17 @@ async fn serve(
             format!("this server speaks events protocol {EVENTS_PROTOCOL_VERSION}"),
         ));
     }
+    // The node's connection limit counts sockets that said hello, except the
+    // owner's and admins': silent sockets and viewers never lock them out.
+    let _slot = if staff {
+        None
+    } else {
+        Some(rooms.admit().ok_or((
+            close::FULL,
+            "full",
+            "this server is at its connection limit; retry later".to_string(),
+        ))?)
+    };
     // 2. the stream and access to it
     let stream = state.db.get_stream(id).await.map_err(internal)?.ok_or((
         close::NOT_FOUND,

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::connections::accept::Watched;
 use crate::http::error::ApiError;
 
 /// A WebSocket upgrade request, checked.
@@ -103,9 +104,8 @@ impl Upgrade {
                     return;
                 }
             };
-            match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded)
-            {
-                Ok(parts) => serve(parts.io.into_inner(), parts.read_buf).await,
+            match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<Watched>>(upgraded) {
+                Ok(parts) => serve(parts.io.into_inner().into_tcp(), parts.read_buf).await,
                 Err(_) => tracing::error!(
                     "an events socket that is not a plain TCP connection: closed (serve the \
                      events socket over HTTP/1.1 on TCP, behind any TLS proxy)"

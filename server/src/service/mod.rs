@@ -69,7 +69,7 @@ impl RequestInfo {
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let ip = if accounts.trust_forwarded_for {
-            forwarded_for(headers).unwrap_or(peer)
+            crate::analytics::client_ip::forwarded_for(headers).unwrap_or(peer)
         } else {
             peer
         };
@@ -144,17 +144,6 @@ pub fn forwarded_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
-/// The last `X-Forwarded-For` entry: the address our proxy saw.
-fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|s| s.trim().parse::<IpAddr>().ok())
-}
-
 /// The signed-in user of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {
@@ -217,6 +206,9 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_static("6.6.6.6, 10.0.0.7"),
         );
-        assert_eq!(forwarded_for(&h), Some(IpAddr::from([10, 0, 0, 7])));
+        assert_eq!(
+            crate::analytics::client_ip::forwarded_for(&h),
+            Some(IpAddr::from([10, 0, 0, 7]))
+        );
     }
 }

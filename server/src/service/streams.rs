@@ -96,6 +96,24 @@ fn can_manage(user: &SessionUser, row: &StreamRow) -> bool {
     user.is_admin() || user.user.id == row.owner_id
 }
 
+/// Whether the session `token` belongs to the stream's owner or an admin
+/// (the WebSocket caps count their sockets apart). An unknown session or
+/// stream does not.
+pub async fn session_manages(db: &Database, stream_id: &str, token: &str) -> Result<bool, DbError> {
+    let session_hash = crate::auth::session_hash(token);
+    let Some(row) = db.session_user(&session_hash).await? else {
+        return Ok(false);
+    };
+    let Some(stream) = db.get_stream(stream_id).await? else {
+        return Ok(false);
+    };
+    let user = SessionUser {
+        user: super::user_from_row(row),
+        session_hash,
+    };
+    Ok(can_manage(&user, &stream))
+}
+
 fn is_private(row: &StreamRow) -> bool {
     // Anything not known to be public or unlisted is treated as private.
     !matches!(

@@ -366,51 +366,124 @@ async fn secure_cookie_modes() {
     assert!(secure_flag(&public, &[]).await, "the public URL is https");
 }
 
-#[tokio::test]
-async fn login_is_throttled_per_username_and_per_ip() {
-    let app = TestApp::start(&[
-        "--login-max-failures-per-user".into(),
-        "2".into(),
-        "--login-max-failures-per-ip".into(),
-        "4".into(),
-        "--login-failure-window".into(),
-        "120".into(),
-    ])
-    .await;
+/// A server that takes the client IP from `X-Forwarded-For` (so one test
+/// can log in from several addresses), with the user `bob` (password
+/// `correct horse`) and these throttling flags.
+async fn throttled_app(flags: &[&str]) -> TestApp {
+    let mut args = vec!["--trust-forwarded-for".to_string()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let app = TestApp::start(&args).await;
     let hash = onair_server::auth::passwords::hash_blocking("correct horse").expect("hash");
     app.state
         .db
         .create_user("bob", &hash, "broadcaster")
         .await
         .expect("bob");
-    let login = |username: &'static str, password: &'static str| {
-        let app = &app;
-        async move {
-            call(
-                app,
-                Method::POST,
-                "/api/v1/auth/login",
-                Some(json!({"username": username, "password": password})),
-                ANON,
-            )
-            .await
-        }
-    };
+    app
+}
+
+/// `POST /api/v1/auth/login` as `username` from client address `ip`.
+async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> Res {
+    call(
+        app,
+        Method::POST,
+        "/api/v1/auth/login",
+        Some(json!({"username": username, "password": password})),
+        Opts {
+            headers: &[("x-forwarded-for", ip)],
+            ..ANON
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_attackers_failures_do_not_lock_the_owner_out_from_another_address() {
+    let app = throttled_app(&[
+        "--login-max-failures-per-user",
+        "2",
+        "--login-max-failures-per-ip",
+        "4",
+        "--login-failure-window",
+        "120",
+    ])
+    .await;
+    let attacker = "203.0.113.66";
     for _ in 0..2 {
-        assert_eq!(login("bob", "wrong").await.status, 401);
+        assert_eq!(login_from(&app, attacker, "bob", "wrong").await.status, 401);
     }
-    // Per username: even the right password waits now.
-    let blocked = login("bob", "correct horse").await;
+    // The attacker's address is refused for bob, even with the right password.
+    let blocked = login_from(&app, attacker, "bob", "correct horse").await;
     assert_eq!((blocked.status, blocked.code()), (429, "too_many_attempts"));
     let retry: u64 = blocked.header("retry-after").parse().expect("Retry-After");
     assert!((1..=120).contains(&retry), "{retry}");
+    // Bob, from his own address, is not: no lock, no wait.
+    let owner = login_from(&app, "198.51.100.7", "bob", "correct horse").await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+    assert!(!owner.session().is_empty());
 
-    // Per IP: two more failures on other names fill this IP's budget of 4.
-    assert_eq!(login("carol", "wrong").await.status, 401);
-    assert_eq!(login("dave", "wrong").await.status, 401);
-    let ip_blocked = login("erin", "whatever").await;
+    // Per IP: two more failures on other names fill the attacker's budget of
+    // 4, and then every name is refused from there (but not elsewhere).
+    assert_eq!(
+        login_from(&app, attacker, "carol", "wrong").await.status,
+        401
+    );
+    assert_eq!(
+        login_from(&app, attacker, "dave", "wrong").await.status,
+        401
+    );
+    let ip_blocked = login_from(&app, attacker, "erin", "whatever").await;
     assert_eq!(ip_blocked.status, 429, "{}", ip_blocked.body);
     assert!(!ip_blocked.header("retry-after").is_empty());
+    assert_eq!(
+        login_from(&app, "198.51.100.8", "erin", "whatever")
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn failures_from_many_addresses_slow_a_username_down_but_never_lock_it() {
+    let max_delay = 3u64;
+    let app = throttled_app(&[
+        "--login-max-failures-per-user",
+        "1",
+        "--login-failure-window",
+        "900",
+        "--login-max-delay",
+        &max_delay.to_string(),
+    ])
+    .await;
+    // Guesses from eight addresses, each within its own per-IP budget.
+    let mut refused = 0;
+    for n in 1..=8 {
+        let res = login_from(&app, &format!("203.0.113.{n}"), "bob", "wrong").await;
+        match res.status {
+            401 => {}
+            429 => {
+                assert_eq!(res.code(), "too_many_attempts");
+                let retry: u64 = res.header("retry-after").parse().expect("Retry-After");
+                assert!((1..=max_delay).contains(&retry), "{retry}");
+                refused += 1;
+            }
+            other => panic!("{other}: {}", res.body),
+        }
+    }
+    // The owner, from yet another address, waits at most the back-off's
+    // cap (what Retry-After says), never the window, and gets in.
+    let mut owner = login_from(&app, "198.51.100.7", "bob", "correct horse").await;
+    if owner.status == 429 {
+        let retry: u64 = owner.header("retry-after").parse().expect("Retry-After");
+        assert!((1..=max_delay).contains(&retry), "{retry}");
+        tokio::time::sleep(Duration::from_secs(retry)).await;
+        owner = login_from(&app, "198.51.100.7", "bob", "correct horse").await;
+    }
+    assert_eq!(
+        owner.status, 200,
+        "{} (after {refused} refusals)",
+        owner.body
+    );
 }
 
 #[tokio::test]

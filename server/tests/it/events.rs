@@ -70,7 +70,7 @@ pub(crate) fn hello(
 }
 
 /// The next event, or the close frame.
-async fn next(ws: &mut Ws) -> Result<Envelope, (u16, CloseReason)> {
+pub(crate) async fn next(ws: &mut Ws) -> Result<Envelope, (u16, CloseReason)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match tokio::time::timeout_at(deadline, ws.next())
@@ -109,7 +109,7 @@ async fn until(ws: &mut Ws, mut pred: impl FnMut(&ServerEvent) -> bool) -> Envel
     }
 }
 
-async fn welcome(ws: &mut Ws) -> ServerEvent {
+pub(crate) async fn welcome(ws: &mut Ws) -> ServerEvent {
     until(ws, |e| matches!(e, ServerEvent::Welcome { .. }))
         .await
         .event
@@ -772,9 +772,15 @@ async fn the_connection_limit_refuses_with_4503() {
     let mut b = open(&app, &r.id, None, None).await;
     send(&mut b, &hello(ClientRole::Viewer, None, None)).await;
     welcome(&mut b).await;
+    // The limit counts sockets that said hello: the third is refused then.
     let mut c = open(&app, &r.id, None, None).await;
+    send(&mut c, &hello(ClientRole::Viewer, None, None)).await;
     let (code, reason) = next(&mut c).await.expect_err("refused");
     assert_eq!((code, reason.code.as_str()), (4503, "full"));
+    // The owner's studio does not count against it.
+    let mut studio = open(&app, &r.id, Some(&r.owner), None).await;
+    send(&mut studio, &hello(ClientRole::Studio, None, None)).await;
+    welcome(&mut studio).await;
     // A place frees up when someone leaves.
     a.close(None).await.expect("close");
     drop(a);

@@ -5,6 +5,7 @@
 mod accounts;
 mod analytics;
 mod captions;
+mod connections;
 mod db;
 mod events;
 mod http;

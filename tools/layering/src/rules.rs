@@ -19,7 +19,10 @@ pub const SERVER: Rule = Rule {
         // Account and stream operations shared by the JSON API and server functions.
         ("services", &["service"]),
         // Long-lived per-stream and per-connection work.
-        ("sessions", &["ingest", "realtime", "summary", "publish"]),
+        (
+            "sessions",
+            &["ingest", "realtime", "summary", "publish", "connections"],
+        ),
         // What a stream produces besides its live window.
         ("domain", &["recording", "transcribe", "analytics"]),
         // Storage, the live window, accounts' primitives, the AI client.
@@ -55,11 +58,6 @@ pub const SERVER: Rule = Rule {
         ("db", "analytics", "#11: the analytics row types move to db"),
         (
             "ingest",
-            "service",
-            "#11: the ingest socket handler moves to http",
-        ),
-        (
-            "ingest",
             "state",
             "#11: the ingest socket handler moves to http",
         ),
@@ -91,11 +89,6 @@ pub const SERVER: Rule = Rule {
         (
             "realtime",
             "http",
-            "#11: the events socket handler moves to http",
-        ),
-        (
-            "realtime",
-            "service",
             "#11: the events socket handler moves to http",
         ),
         (
