@@ -194,8 +194,11 @@ pub fn sources(src: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
-/// Every import of the crate whose sources are under `src`.
-pub fn imports_in(src: &Path) -> std::io::Result<(Vec<Import>, BTreeSet<(String, String)>)> {
+/// Every (module, one of its files) pair of a crate.
+pub type Modules = BTreeSet<(String, String)>;
+
+/// Every import of the crate whose sources are under `src`, and its modules.
+pub fn imports_in(src: &Path) -> std::io::Result<(Vec<Import>, Modules)> {
     let mut imports = Vec::new();
     let mut modules = BTreeSet::new();
     for (rel, text) in sources(src)? {
@@ -211,11 +214,7 @@ pub fn imports_in(src: &Path) -> std::io::Result<(Vec<Import>, BTreeSet<(String,
 
 /// Checks imports against the rule. `modules` are (module, one of its
 /// files) pairs, so modules that import nothing are placed too.
-pub fn check(
-    rule: &Rule,
-    imports: &[Import],
-    modules: &BTreeSet<(String, String)>,
-) -> Vec<Violation> {
+pub fn check(rule: &Rule, imports: &[Import], modules: &Modules) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for (module, file) in modules {
