@@ -379,17 +379,8 @@ impl Database {
         if !valid_id(id) {
             return Ok(None);
         }
-        let row: Option<TokenRow> = self
-            .client()
-            .query("SELECT ingest_token_hash, state FROM type::record('stream', $id)")
-            .bind(("id", id.to_string()))
-            .await?
-            .check()?
-            .take(0)?;
-        Ok(row.map(|r| {
-            use subtle_eq::ct_eq;
-            ct_eq(r.ingest_token_hash.as_bytes(), hash_token(token).as_bytes())
-        }))
+        let hash = self.ingest_token_hash(id).await?;
+        Ok(hash.map(|h| subtle_eq::ct_eq(h.as_bytes(), hash_token(token).as_bytes())))
     }
 
     /// The SHA-256 (hex) of a stream's current ingest token, if the stream exists.

@@ -16,6 +16,20 @@ const OBS_LIKE: &[&str] = &[
     "-c:a", "aac",
 ];
 
+/// H.264 without B-frames, a keyframe a second, and AAC: quick to make.
+const QUICK: &[&str] = &[
+    "-pix_fmt",
+    "yuv420p",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-g",
+    "30",
+    "-c:a",
+    "aac",
+];
+
 /// Starts the RTMP listener of `app` on a free port, with the encoder keys
 /// `onair serve` gives it; returns `rtmp://…/live`.
 async fn rtmp_listener(app: &TestApp) -> String {
@@ -135,23 +149,7 @@ async fn rtmp_refusals_are_clear_and_leave_other_streams_alone() {
     let app = TestApp::start(&["--passthrough-only".into()]).await;
     let base = rtmp_listener(&app).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = make_file(
-        dir.path(),
-        "long.mp4",
-        20,
-        &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let file = make_file(dir.path(), "long.mp4", 20, QUICK);
     let (id, token) = app.new_stream().await;
     let key = format!("{id}_{token}");
 
@@ -240,23 +238,7 @@ async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() 
     let app = TestApp::start(&["--passthrough-only".into()]).await;
     let base = rtmp_listener(&app).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = make_file(
-        dir.path(),
-        "in.mp4",
-        4,
-        &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let file = make_file(dir.path(), "in.mp4", 4, QUICK);
     let (id, token) = app.new_stream().await;
     let url = format!("{base}/{id}_{token}");
 
@@ -362,23 +344,7 @@ async fn the_encoder_panel_key_publishes_and_a_new_token_retires_it() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = make_file(
-        dir.path(),
-        "in.mp4",
-        2,
-        &[
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let file = make_file(dir.path(), "in.mp4", 2, QUICK);
     let out = ffmpeg_publish(&file, &format!("{base}/{key}"), &["-c", "copy"])
         .output()
         .await
