@@ -63,6 +63,33 @@ fn ffmpeg_publish(file: &std::path::Path, url: &str, extra: &[&str]) -> tokio::p
     cmd
 }
 
+/// Publishes all of `file` to `url` and waits for the stream to end (the
+/// encoder's deleteStream at the end of the input).
+async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url: &str) {
+    let out = ffmpeg_publish(file, url, &["-c", "copy"])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_state(app, id, "ended").await;
+}
+
+/// The body of a GET of `path`.
+async fn text_of(app: &TestApp, path: &str) -> String {
+    app.http
+        .get(app.url(path))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn state(app: &TestApp, id: &str) -> String {
     app.state
         .db
@@ -117,17 +144,7 @@ async fn ffmpeg_publishes_over_rtmp_and_it_plays_for_as_long_as_the_input() {
     let file = make_file(dir.path(), "obs.mp4", 6, OBS_LIKE);
     let input_frames = video_frames(file.to_str().expect("utf8"));
 
-    let out = ffmpeg_publish(&file, &format!("{base}/{id}_{token}"), &["-c", "copy"])
-        .output()
-        .await
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // deleteStream at the end of the input ends the stream.
-    wait_for_state(&app, &id, "ended").await;
+    publish_to_the_end(&app, &id, &file, &format!("{base}/{id}_{token}")).await;
 
     let url = app.url(&format!("/live/{id}/master.m3u8"));
     let summary = probe(&url).expect("ffprobe the live playlist");
@@ -252,50 +269,16 @@ async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() 
     // ...and comes back within the grace with the same key.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(state(&app, &id).await, "live", "not interrupted yet");
-    let out = ffmpeg_publish(&file, &url, &["-c", "copy"])
-        .output()
-        .await
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_for_state(&app, &id, "ended").await;
+    publish_to_the_end(&app, &id, &file, &url).await;
 
     // One stream, one discontinuity, and it plays straight through.
-    let video = app
-        .http
-        .get(app.url(&format!("/live/{id}/src/index.m3u8")))
-        .send()
-        .await
-        .expect("playlist");
-    let text = if video.status().is_success() {
-        video.text().await.expect("text")
-    } else {
-        let master = app
-            .http
-            .get(app.url(&format!("/live/{id}/master.m3u8")))
-            .send()
-            .await
-            .expect("master")
-            .text()
-            .await
-            .expect("text");
-        let first = master
-            .lines()
-            .find(|l| l.ends_with("index.m3u8") && !l.starts_with('#'))
-            .expect("a variant")
-            .to_string();
-        app.http
-            .get(app.url(&format!("/live/{id}/{first}")))
-            .send()
-            .await
-            .expect("playlist")
-            .text()
-            .await
-            .expect("text")
-    };
+    let master = text_of(&app, &format!("/live/{id}/master.m3u8")).await;
+    let variant = master
+        .lines()
+        .find(|l| l.ends_with("index.m3u8") && !l.starts_with('#'))
+        .expect("a variant")
+        .to_string();
+    let text = text_of(&app, &format!("/live/{id}/{variant}")).await;
     assert_eq!(
         text.matches("#EXT-X-DISCONTINUITY\n").count(),
         1,
@@ -345,16 +328,7 @@ async fn the_encoder_panel_key_publishes_and_a_new_token_retires_it() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = make_file(dir.path(), "in.mp4", 2, QUICK);
-    let out = ffmpeg_publish(&file, &format!("{base}/{key}"), &["-c", "copy"])
-        .output()
-        .await
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_for_state(&app, &id, "ended").await;
+    publish_to_the_end(&app, &id, &file, &format!("{base}/{key}")).await;
 
     // A new ingest token changes the key; the old one is refused at once.
     let res = app
