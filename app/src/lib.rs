@@ -42,6 +42,7 @@ pub mod publisher;
 pub mod realtime;
 pub mod recordings;
 pub mod retry;
+pub mod return_to;
 pub mod search;
 pub mod streams;
 pub mod summaries;
@@ -84,7 +85,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <meta name="description" content="Onair: go live from your browser with low-latency HLS." />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <script nonce=leptos::nonce::use_nonce()>{THEME_BOOTSTRAP}</script>
                 <AutoReload options=options.clone() />

@@ -106,7 +106,8 @@ test('viewers are counted, chat flows as text, the broadcaster moderates, and th
 
   // Signed out: no chatting, and a way to sign in.
   assert.equal(await guest.isDisabled('[data-testid=chat-input]'), true);
-  assert.equal(await guest.getAttribute('[data-testid=chat-signin]', 'href'), '/login');
+  // Signing in comes back here (end2end/tests/signin.test.mjs follows it).
+  assert.equal(await guest.getAttribute('[data-testid=chat-signin]', 'href'), `/login?next=/watch/${id}`);
   assert.match(await guest.textContent('[data-testid=chat-signin]'), /Sign in to chat/);
 
   // The signed-in viewer chats; the others see it.
@@ -259,7 +260,16 @@ test('the client resumes without duplicates, reconnects, pings, and shows refusa
   };
   const send = (conn, frame) => conn.ws.send(JSON.stringify(frame));
 
-  await page.goto(url('watch/scriptedroom1'));
+  // A real stream (a missing one gets a 404 page without a room); its
+  // events socket is the script's.
+  const owner = await browser.newContext();
+  await register(owner, 'script');
+  const created = await owner.request.post(url('api/v1/streams'),
+    { data: { title: 'Scripted', visibility: 'public' }, headers: { Origin: new URL(server.url).origin } });
+  assert.equal(created.status(), 201);
+  const { id: room } = await created.json();
+  await owner.close();
+  await page.goto(url(`watch/${room}`));
   await page.waitForSelector('body[data-hydrated=true]');
   const first = await next(1);
   const hello = first.received[0];

@@ -76,6 +76,11 @@ test('the Encoder (OBS) panel gives a server and key an RTMP encoder goes live w
       return v && v.currentTime > 1 && v.videoWidth > 0;
     }, null, { timeout: 45_000 });
     assert.equal(await viewer.evaluate(() => document.querySelector('video').videoWidth), 640);
+    // It autoplays muted, and says so; one click unmutes.
+    await viewer.waitForSelector('[data-testid=unmute]:not([hidden])');
+    await viewer.click('[data-testid=unmute]');
+    assert.equal(await viewer.evaluate(() => document.querySelector('video').muted), false);
+    await viewer.waitForSelector('[data-testid=unmute][hidden]', { state: 'attached' });
   } finally {
     encoder.kill('SIGKILL');
   }

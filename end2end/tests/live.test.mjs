@@ -107,7 +107,9 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   await watch.waitForFunction((l) => window.onairPlayer.currentLevel === Number(l), lowest, { timeout: 10_000 });
   await watch.selectOption('[data-testid=quality]', '-1');
   await watch.waitForFunction(() => window.onairPlayer.autoLevelEnabled, null, { timeout: 10_000 });
-  // At the live edge the badge says LIVE; after a pause it offers to jump back.
+  // At the live edge the badge says LIVE (after the level switches, once the
+  // player has caught up); after a pause it offers to jump back.
+  await watch.waitForSelector('[data-testid=live-edge][data-behind=false]', { timeout: 15_000 });
   assert.equal(await watch.textContent('[data-testid=live-edge]'), 'LIVE');
   // "Behind" means more than max(3 s, 1.5 target latencies) behind hls.js's
   // sync position, and hls.js raises its target after each stall (a loaded
@@ -133,12 +135,21 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   assert.deepEqual(viewerErrors.filter((e) => !e.includes('net::ERR')), []);
 });
 
-test('the watch page says when a stream is not live, and keeps waiting', async () => {
+test('the watch page says when a stream is not live, and keeps waiting; a missing one says so', async () => {
+  const id = randomBytes(8).toString('hex');
+  await surreal.sql(`UPSERT user:e2e SET username = 'e2e', password_hash = 'x', role = 'broadcaster';
+    CREATE stream:\`${id}\` SET owner = user:e2e, title = 'Soon', ingest_token_hash = 'x';`);
   const page = await browser.newPage();
-  await page.goto(new URL('watch/notlive123', server.url).href);
+  await page.goto(new URL(`watch/${id}`, server.url).href);
   await page.waitForSelector('[data-testid=player-status][data-state=waiting]', { timeout: 20_000 });
   const text = await page.textContent('[data-testid=player-status]');
   assert.match(text, /not live yet/);
+  // A stream that does not exist (or is private, which the server does not
+  // tell apart) is a 404 that says so, with no player waiting for it.
+  const missing = await page.goto(new URL('watch/notlive123', server.url).href);
+  assert.equal(missing.status(), 404);
+  await page.waitForSelector('[data-testid=watch-missing]');
+  assert.equal(await page.$('video'), null, 'no player for a missing stream');
   await page.goto(new URL('watch/bad%20id', server.url).href);
   await page.waitForSelector('[data-testid=watch-invalid]');
 });

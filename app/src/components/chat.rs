@@ -60,6 +60,8 @@ pub fn Chat(
     room: RoomHandle,
 ) -> impl IntoView {
     let r = room.room;
+    // Signing in comes back to this page.
+    let sign_in = crate::return_to::sign_in_here();
     let messages = Memo::new(move |_| r.with(|r| r.messages.iter().cloned().collect::<Vec<_>>()));
     let me = Memo::new(move |_| r.with(|r| r.username.clone()));
     let moderator = Memo::new(move |_| r.with(|r| r.moderator));
@@ -218,7 +220,7 @@ pub fn Chat(
                     {move || format!("{}/{}", count(), MAX_CHAT_CHARS)}
                 </span>
                 {move || signed_out().then(|| view! {
-                    <a href="/login" class="chat-why" data-testid="chat-signin">"Sign in to chat"</a>
+                    <a href=move || sign_in.get() class="chat-why" data-testid="chat-signin">"Sign in to chat"</a>
                 })}
                 {move || barred().then(|| view! {
                     <span class="chat-why" data-testid="chat-barred">"You cannot chat in this stream right now (timed out or banned)."</span>

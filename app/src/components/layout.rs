@@ -46,6 +46,8 @@ pub fn Layout(children: Children) -> impl IntoView {
 fn AccountLinks() -> impl IntoView {
     let user = Resource::new(|| (), |_| crate::accounts::current_user());
     let logout = ServerAction::<crate::accounts::Logout>::new();
+    // Signing in comes back to this page.
+    let sign_in = crate::return_to::sign_in_here();
     Effect::new(move |_| {
         if logout.value().get().is_some_and(|r| r.is_ok()) {
             if let Some(w) = leptos::web_sys::window() {
@@ -68,7 +70,7 @@ fn AccountLinks() -> impl IntoView {
                             "Sign out"
                         </button>
                     }.into_any(),
-                    _ => view! { <A href="/login">"Sign in"</A> }.into_any(),
+                    _ => view! { <A href=move || sign_in.get()>"Sign in"</A> }.into_any(),
                 }
             })}
         </Transition>

@@ -336,6 +336,24 @@ pub fn Player(
         (true, false) => "Show captions".to_string(),
     };
     let lines = cc.lines;
+    // Browsers only autoplay muted: say so, and unmute with one click.
+    let muted = RwSignal::new(true);
+    let on_volume = move |_: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = video.get() {
+            muted.set(el.muted() || el.volume() == 0.0);
+        }
+    };
+    let unmute = move |_: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = video.get() {
+            el.set_muted(false);
+            if el.volume() == 0.0 {
+                el.set_volume(1.0);
+            }
+        }
+        muted.set(false);
+    };
     view! {
         <div class="player">
             <div class="player-screen">
@@ -346,7 +364,13 @@ pub fn Player(
                     muted=true
                     autoplay=true
                     playsinline=true
+                    on:volumechange=on_volume
                 ></video>
+                <button type="button" class="unmute" data-testid="unmute"
+                    hidden=move || !muted.get() || !playing()
+                    on:click=unmute>
+                    <span aria-hidden="true">"🔇 "</span>"Muted · click to unmute"
+                </button>
                 <div class="captions" data-testid="captions" aria-live="polite" hidden=move || lines.with(Vec::is_empty)>
                     {move || lines.get().into_iter().map(|l| view! { <span>{l}</span> }).collect_view()}
                 </div>

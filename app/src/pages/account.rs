@@ -4,7 +4,7 @@
 
 use crate::components::head::PageTitle;
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::accounts::{Credentials, Login, Register};
 
@@ -45,16 +45,27 @@ fn AccountForm(mode: Mode) -> impl IntoView {
         Mode::Login => login.value().get().is_some_and(|r| r.is_ok()),
         Mode::Register => register.value().get().is_some_and(|r| r.is_ok()),
     };
+    // Back to where the person was (`?next=`, this site's paths only).
+    let query = use_query_map();
+    let next = move || query.read_untracked().get("next");
     Effect::new(move |_| {
         if done() {
+            let next = next();
+            let to = crate::return_to::after_sign_in(next.as_deref());
             // A full load, so the header and every page see the new session.
             if let Some(w) = leptos::web_sys::window() {
-                let _ = w.location().set_href("/streams");
+                let _ = w.location().set_href(to);
             } else {
-                use_navigate()("/streams", Default::default());
+                use_navigate()(to, Default::default());
             }
         }
     });
+    // The other form keeps the way back.
+    let other_href = move |page: &str| match next().as_deref().and_then(crate::return_to::safe_next)
+    {
+        Some(n) => crate::return_to::sign_in_href(page, n),
+        None => page.to_string(),
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let creds = Credentials {
@@ -74,13 +85,13 @@ fn AccountForm(mode: Mode) -> impl IntoView {
         Mode::Login => (
             "Sign in",
             "Sign in",
-            view! { <p class="muted">"No account? " <a href="/register">"Sign up"</a></p> }
+            view! { <p class="muted">"No account? " <a href=move || other_href("/register") data-testid="to-register">"Sign up"</a></p> }
                 .into_any(),
         ),
         Mode::Register => (
             "Sign up",
             "Create account",
-            view! { <p class="muted">"Have an account? " <a href="/login">"Sign in"</a></p> }
+            view! { <p class="muted">"Have an account? " <a href=move || other_href("/login") data-testid="to-login">"Sign in"</a></p> }
                 .into_any(),
         ),
     };

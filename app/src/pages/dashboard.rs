@@ -43,10 +43,15 @@ fn refresh_ticker() -> RwSignal<u32> {
 
 /// "1.2k viewers", "1 viewer".
 fn viewers(n: u64) -> String {
+    counted(n, "viewer", "viewers")
+}
+
+/// A count with its noun: "1 session", "0 sessions", "1.2k sessions".
+fn counted(n: u64, one: &str, many: &str) -> String {
     if n == 1 {
-        "1 viewer".into()
+        format!("1 {one}")
     } else {
-        format!("{} viewers", human_count(n))
+        format!("{} {many}", human_count(n))
     }
 }
 
@@ -398,7 +403,7 @@ fn StreamDetail(a: StreamAnalytics) -> impl IntoView {
         .map(|c| Bar {
             label: c.key.clone(),
             value: c.n as f64,
-            text: format!("{} sessions", human_count(c.n)),
+            text: counted(c.n, "session", "sessions"),
         })
         .collect();
     let any_watch = a.watch_time.iter().any(|c| c.n > 0);
@@ -508,5 +513,7 @@ mod tests {
         assert_eq!(watch_hours(125), "2m 5s");
         assert_eq!(viewers(1), "1 viewer");
         assert_eq!(viewers(1234), "1.2k viewers");
+        assert_eq!(counted(1, "session", "sessions"), "1 session");
+        assert_eq!(counted(0, "session", "sessions"), "0 sessions");
     }
 }

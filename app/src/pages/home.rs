@@ -12,6 +12,9 @@ pub fn HomePage() -> impl IntoView {
     let live = Resource::new(|| (), |_| live_streams());
     let recent = Resource::new(|| (), |_| recent_streams());
     view! {
+        // The site's description; pages with their own (a stream, a
+        // profile) set theirs, so each page has exactly one.
+        <leptos_meta::Meta name="description" content="Onair: go live from your browser with low-latency HLS." />
         <section class="hero">
             <h1>"Go live from a browser tab."</h1>
             <p class="lead">

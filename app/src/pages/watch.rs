@@ -59,6 +59,23 @@ pub fn WatchPage() -> impl IntoView {
                             <PageTitle text="Not found · Onair" />
                             <p class="error" data-testid="watch-invalid">"This is not a valid stream link."</p>
                         }.into_any(),
+                        // No such stream, or a private one without access (the
+                        // server does not say which) and no token link: say so,
+                        // rather than wait for it to go live.
+                        Some((_, None, _)) if token.as_deref().is_none_or(str::is_empty) => {
+                            #[cfg(feature = "ssr")]
+                            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+                                res.set_status(http::StatusCode::NOT_FOUND);
+                            }
+                            view! {
+                                <PageTitle text="Stream not found · Onair" />
+                                <div class="page-error" data-testid="watch-missing" role="status">
+                                    <h1>"Stream not found"</h1>
+                                    <p class="muted">"There is no stream at this link, or it is private. A private stream plays from the link its broadcaster shares."</p>
+                                    <p><a href="/">"See who is live"</a></p>
+                                </div>
+                            }.into_any()
+                        }
                         Some((id, stream, watch)) => {
                             let path = watch.as_ref().map(|w| w.path.clone());
                             // A private stream opened from a shared link plays with the link's token.

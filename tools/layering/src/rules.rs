@@ -130,7 +130,7 @@ pub const APP: Rule = Rule {
         // Wire types of the two sockets.
         ("protocol", &["events", "ingest"]),
         // Shared rules and the error that crosses the wire.
-        ("leaves", &["error", "html", "ids", "backend"]),
+        ("leaves", &["error", "html", "ids", "return_to", "backend"]),
     ],
     exceptions: &[
         (
