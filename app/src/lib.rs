@@ -71,7 +71,7 @@ use crate::pages::{
     search::SearchPage,
     studio::StudioPage,
     transcript::TranscriptPage,
-    watch::WatchPage,
+    watch::{EmbedPage, WatchPage},
 };
 
 /// Sets the saved colour theme before first paint, so the page does not flash.
@@ -130,6 +130,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("search") view=SearchPage />
                     <Route path=(StaticSegment("studio"), ParamSegment("id")) view=StudioPage />
                     <Route path=(StaticSegment("u"), ParamSegment("name")) view=ProfilePage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("embed"), ParamSegment("id")) view=EmbedPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

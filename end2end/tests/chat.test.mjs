@@ -174,6 +174,10 @@ test('viewers are counted, chat flows as text, the broadcaster moderates, and th
     await page.waitForSelector('[data-testid=watch-ended]', { timeout: 15_000 });
     await page.waitForSelector('[data-testid=player-status][data-state=ended]', { timeout: 5_000 });
     assert.equal(await page.$('[data-testid=live-badge]'), null, 'no LIVE badge once ended');
+    // The chat stays readable, and is closed to posts.
+    await page.waitForSelector('[data-testid=chat-closed]');
+    assert.equal(await page.isDisabled('[data-testid=chat-input]'), true);
+    assert.ok((await texts(page)).includes('back again'));
   }
   await studio.waitForSelector('[data-testid=status][data-phase=ended]', { timeout: 30_000 });
 

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +67,7 @@ test('the Encoder (OBS) panel gives a server and key an RTMP encoder goes live w
   const encoder = spawn('ffmpeg', ['-hide_banner', '-v', 'error', '-re', '-i', file, '-c', 'copy', '-f', 'flv', `${serverUrl}/${key}`],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let encoderLog = '';
+  let blog;
   encoder.stderr.on('data', (d) => { encoderLog += d; });
   try {
     const viewer = await (await browser.newContext()).newPage();
@@ -81,7 +83,34 @@ test('the Encoder (OBS) panel gives a server and key an RTMP encoder goes live w
     await viewer.click('[data-testid=unmute]');
     assert.equal(await viewer.evaluate(() => document.querySelector('video').muted), false);
     await viewer.waitForSelector('[data-testid=unmute][hidden]', { state: 'attached' });
+
+    // Share: the link and the embed code, which plays on another page.
+    await viewer.click('[data-testid=share] summary');
+    const origin = server.url.replace(/\/$/, '');
+    assert.equal(await viewer.textContent('[data-testid=share-link]'), `${origin}/watch/${id}`);
+    const embedCode = await viewer.textContent('[data-testid=share-embed]');
+    assert.match(embedCode, new RegExp(`^<iframe src="${origin}/embed/${id}" `));
+    const host = await (await browser.newContext()).newPage();
+    // A page of another site: another origin (a server of its own on
+    // another port; Chromium lets only loopback pages frame loopback ones).
+    blog = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><title>Someone's blog</title><h1>My favourite stream</h1>${embedCode}`);
+    });
+    await new Promise((r) => blog.listen(0, '127.0.0.1', r));
+    await host.goto(`http://127.0.0.1:${blog.address().port}/post`);
+    await host.waitForFunction(() => document.querySelector('iframe')?.contentWindow, null, { timeout: 10_000 });
+    const frame = await (await host.$('iframe')).contentFrame();
+    await frame.waitForFunction(() => document.body?.dataset.hydrated === 'true', null, { timeout: 30_000 })
+      .catch(async (e) => { throw new Error(`${e.message}: the embed at ${frame.url()} did not hydrate: ${await frame.content().catch(() => '?')}`.slice(0, 3000)); });
+    assert.equal(await frame.$('.site-header'), null, 'the player alone');
+    assert.equal(await frame.getAttribute('[data-testid=embed-title]', 'href'), `/watch/${id}`);
+    await frame.waitForFunction(() => {
+      const v = document.querySelector('video');
+      return v && v.currentTime > 1 && v.videoWidth > 0;
+    }, null, { timeout: 45_000 });
   } finally {
+    blog?.close();
     encoder.kill('SIGKILL');
   }
   assert.equal(encoderLog.includes('error'), false, encoderLog);

@@ -194,6 +194,13 @@ test('the studio page goes live from a fake camera, viewers watch, and End with 
     return v && v.currentTime > 1 && v.videoWidth > 0;
   }, null, { timeout: 45_000 });
 
+  // Leaving the page while live asks first; staying keeps the stream live.
+  const asked = new Promise((resolve) => studio.once('dialog', async (d) => { resolve(d.type()); await d.dismiss(); }));
+  await studio.close({ runBeforeUnload: true });
+  assert.equal(await asked, 'beforeunload');
+  assert.equal(studio.isClosed(), false);
+  assert.equal(await studio.getAttribute('[data-testid=status]', 'data-phase'), 'live');
+
   // End asks first; cancelling keeps the stream live.
   await studio.click('[data-testid=end]');
   await studio.click('[data-testid=end-cancel]');

@@ -40,6 +40,9 @@ async function createFromForm(page, title, visibility) {
   const href = await page.getAttribute('[data-testid=created-studio]', 'href');
   const id = href.split('/').pop();
   await page.waitForSelector(row(id));
+  // The form is empty again for the next stream.
+  assert.equal(await page.inputValue('[data-testid=new-title]'), '');
+  assert.equal(await page.inputValue('[data-testid=new-description]'), '');
   return { id, token: await page.textContent('[data-testid=created-token]') };
 }
 

@@ -88,6 +88,9 @@ test('the VOD page seeks, follows ?t= and changes speed', async () => {
   const errors = watchErrors(page);
   await page.goto(at(`watch/${streamId}`));
   await page.waitForSelector('[data-testid=watch-recording]');
+  // When it was streamed and for how long (wall clock, start to end).
+  assert.match(await page.textContent('[data-testid=watch-when]'), /^Streamed \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC · /);
+  assert.match(await page.textContent('[data-testid=watch-length]'), /^(\d+h )?(\d+m )?\d+s$/);
   await page.locator('[data-testid=recording-download] a', { hasText: 'Download MP4' }).waitFor();
   await playedPast(page, 0.5);
   const duration = await page.evaluate(() => document.querySelector('[data-testid=player]').duration);

@@ -85,7 +85,16 @@ pub fn Chat(
     let count = move || text.with(|t| t.trim().chars().count());
     let signed_out = move || welcomed.get() && me.with(Option::is_none);
     let barred = move || welcomed.get() && me.with(Option::is_some) && !can_chat.get();
-    let input_disabled = move || !welcomed.get() || !can_chat.get();
+    // An ended stream's chat is read-only (the server refuses posts too).
+    let closed = Memo::new(move |_| {
+        r.with(|r| {
+            matches!(
+                r.state,
+                Some(crate::streams::StreamState::Ended | crate::streams::StreamState::Interrupted)
+            )
+        })
+    });
+    let input_disabled = move || !welcomed.get() || !can_chat.get() || closed.get();
     let send_disabled =
         move || input_disabled() || !open() || check_chat_text(&text.get()).is_err();
 
@@ -204,7 +213,7 @@ pub fn Chat(
             <form class="chat-form" on:submit=submit>
                 <input type="text" class="chat-input" data-testid="chat-input" autocomplete="off"
                     aria-label="Chat message"
-                    placeholder=move || if welcomed.get() { "Say something…" } else { "Connecting…" }
+                    placeholder=move || if closed.get() { "Chat is closed" } else if welcomed.get() { "Say something…" } else { "Connecting…" }
                     disabled=input_disabled
                     prop:value=move || text.get()
                     on:input=move |e| {
@@ -219,7 +228,10 @@ pub fn Chat(
                 <span class="chat-count" data-testid="chat-count" class:over=move || { count() > MAX_CHAT_CHARS }>
                     {move || format!("{}/{}", count(), MAX_CHAT_CHARS)}
                 </span>
-                {move || signed_out().then(|| view! {
+                {move || closed.get().then(|| view! {
+                    <span class="chat-why" data-testid="chat-closed">"The stream has ended: the chat is read-only."</span>
+                })}
+                {move || (signed_out() && !closed.get()).then(|| view! {
                     <a href=move || sign_in.get() class="chat-why" data-testid="chat-signin">"Sign in to chat"</a>
                 })}
                 {move || barred().then(|| view! {

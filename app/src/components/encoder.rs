@@ -4,22 +4,8 @@
 
 use leptos::prelude::*;
 
+use super::clipboard::copy;
 use crate::streams::{encoder_settings, EncoderInfo, RECOMMENDED_ENCODER};
-
-/// Copies `text` to the clipboard (in the browser; nothing on the server).
-fn copy(text: String, done: RwSignal<Option<&'static str>>, what: &'static str) {
-    #[cfg(feature = "hydrate")]
-    {
-        if let Some(w) = web_sys::window() {
-            let _ = w.navigator().clipboard().write_text(&text);
-            done.set(Some(what));
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = (text, done, what);
-    }
-}
 
 /// The panel for stream `id` (owner or admin).
 #[component]

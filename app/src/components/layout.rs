@@ -10,6 +10,14 @@ use super::theme::ThemeToggle;
 /// Wraps every page in the header, main area and footer.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    // An embedded player (`/embed/{id}`, in another site's iframe) is the
+    // page alone.
+    let path = leptos_router::hooks::use_location()
+        .pathname
+        .get_untracked();
+    if path.starts_with("/embed/") {
+        return view! { <main id="main" class="embed-main">{children()}</main> }.into_any();
+    }
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="site-header">
@@ -38,6 +46,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             </p>
         </footer>
     }
+    .into_any()
 }
 
 /// "My streams", "Dashboard" (broadcasters and admins) and "Sign out" for a

@@ -2,6 +2,7 @@
 
 pub mod charts;
 pub mod chat;
+pub mod clipboard;
 pub mod encoder;
 pub mod head;
 pub mod layout;

@@ -29,6 +29,49 @@ pub fn format_time(rfc3339: &str) -> String {
     parsed.unwrap_or_else(|| rfc3339.to_string())
 }
 
+/// Seconds since the Unix epoch of `2026-11-21T08:05:00Z` (fractions of a
+/// second ignored); `None` for anything else.
+pub fn unix_seconds(rfc3339: &str) -> Option<i64> {
+    let (date, time) = rfc3339.strip_suffix('Z')?.split_once('T')?;
+    let num = |s: &str| -> Option<i64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let mut t = time.splitn(3, ':');
+    let (hh, mm) = (num(t.next()?)?, num(t.next()?)?);
+    let ss = num(t.next()?.split('.').next()?)?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// How long a broadcast lasted, `1h 02m 05s` / `12m 05s` / `45s`, from its
+/// start and end times; `None` if either is missing or odd.
+pub fn broadcast_length(started_at: Option<&str>, ended_at: Option<&str>) -> Option<String> {
+    let secs = unix_seconds(ended_at?)?.checked_sub(unix_seconds(started_at?)?)?;
+    if secs < 0 {
+        return None;
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    Some(if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    })
+}
+
 /// What the badge says for a state.
 pub fn state_label(state: StreamState) -> &'static str {
     match state {
@@ -94,5 +137,36 @@ mod tests {
             assert_eq!(format_time(odd), odd);
         }
         assert_eq!(state_label(StreamState::Live), "LIVE");
+    }
+
+    #[test]
+    fn broadcast_lengths_come_from_the_two_times() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("2027-01-15T08:00:00Z"), Some(1_800_000_000));
+        assert_eq!(unix_seconds("2000-02-29T12:00:00.123Z"), Some(951_825_600));
+        for odd in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21T08:05:00+01:00",
+            "2026-11-21T24:00:00Z",
+            "x-y-zTa:b:cZ",
+        ] {
+            assert_eq!(unix_seconds(odd), None, "{odd}");
+        }
+        let len = |a, b| broadcast_length(Some(a), Some(b));
+        assert_eq!(
+            len("2026-11-21T08:05:00Z", "2026-11-21T08:05:45Z").as_deref(),
+            Some("45s")
+        );
+        assert_eq!(
+            len("2026-11-21T08:05:00Z", "2026-11-21T08:17:05Z").as_deref(),
+            Some("12m 05s")
+        );
+        assert_eq!(
+            len("2026-11-21T23:00:00Z", "2026-11-22T00:02:05Z").as_deref(),
+            Some("1h 02m 05s")
+        );
+        assert_eq!(len("2026-11-21T08:05:00Z", "2026-11-21T08:04:00Z"), None);
+        assert_eq!(broadcast_length(None, Some("2026-11-21T08:05:00Z")), None);
     }
 }

@@ -39,6 +39,14 @@ pub fn MyStreamsPage() -> impl IntoView {
     let title = RwSignal::new(String::new());
     let description = RwSignal::new(String::new());
     let visibility = RwSignal::new(String::from("public"));
+    // A stream made: the form is empty again for the next one (the choice
+    // of visibility stays).
+    Effect::new(move |_| {
+        if create.value().get().is_some_and(|r| r.is_ok()) {
+            title.set(String::new());
+            description.set(String::new());
+        }
+    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let description = description.get_untracked();
@@ -69,8 +77,8 @@ pub fn MyStreamsPage() -> impl IntoView {
                 })}
             </Transition>
             <form class="stream-form" data-testid="new-stream" on:submit=submit>
-                <label>"Title" <input required maxlength="120" data-testid="new-title" on:input=move |e| title.set(event_target_value(&e)) /></label>
-                <label>"Description" <textarea maxlength="2000" data-testid="new-description" on:input=move |e| description.set(event_target_value(&e))></textarea></label>
+                <label>"Title" <input required maxlength="120" data-testid="new-title" prop:value=title on:input=move |e| title.set(event_target_value(&e)) /></label>
+                <label>"Description" <textarea maxlength="2000" data-testid="new-description" prop:value=description on:input=move |e| description.set(event_target_value(&e))></textarea></label>
                 <label>
                     "Visibility "
                     <select data-testid="new-visibility" on:change=move |e| visibility.set(event_target_value(&e))>

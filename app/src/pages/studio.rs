@@ -136,6 +136,18 @@ pub fn StudioPage() -> impl IntoView {
     let can_preview =
         move || matches!(phase().as_str(), "idle" | "previewing" | "ended" | "failed");
     let can_go_live = move || phase() == "previewing";
+    // While live, leaving or reloading the page asks first (it would end
+    // the broadcast for every viewer).
+    #[cfg(feature = "hydrate")]
+    {
+        let guard = window_event_listener(leptos::ev::beforeunload, move |e| {
+            if live() {
+                e.prevent_default();
+                e.set_return_value("You are live: leaving ends the broadcast.");
+            }
+        });
+        on_cleanup(move || guard.remove());
+    }
 
     let preview = move |_| {
         #[cfg(feature = "hydrate")]

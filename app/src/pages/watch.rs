@@ -18,6 +18,7 @@ use crate::components::head::PageTitle;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::components::chat::{Chat, ViewerCount};
+use crate::components::clipboard::copy;
 use crate::components::player::Player;
 use crate::events::ClientRole;
 use crate::realtime::{use_room, RoomHandle};
@@ -34,6 +35,19 @@ pub fn master_url(stream: &str, token: Option<&str>) -> String {
 /// Plays one live stream.
 #[component]
 pub fn WatchPage() -> impl IntoView {
+    watch_page(false)
+}
+
+/// `/embed/{id}`: the player alone, for an `<iframe>` on another site (its
+/// pages may frame it; see `server/src/http/headers.rs`), with the title
+/// linking to the full watch page.
+#[component]
+pub fn EmbedPage() -> impl IntoView {
+    watch_page(true)
+}
+
+/// The watch page, or with `embed` its player-only form.
+fn watch_page(embed: bool) -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let id = move || params.read().get("id").unwrap_or_default();
@@ -49,7 +63,7 @@ pub fn WatchPage() -> impl IntoView {
         Some((id, stream, watch))
     });
     view! {
-        <section class="watch" data-testid="watch">
+        <section class="watch" class:embed=embed data-testid="watch">
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let token = query.read_untracked().get("token");
@@ -90,7 +104,7 @@ pub fn WatchPage() -> impl IntoView {
                                 (Some(t), Some(_)) if !t.is_empty() => Some(format!("/vod/{id}/t/{t}/master.m3u8")),
                                 (_, v) => v,
                             };
-                            view! { <Watching id=id token=token stream=stream src=src vod=vod start_at=start_at captions=captions vod_captions=vod_captions /> }.into_any()
+                            view! { <Watching id=id token=token stream=stream src=src vod=vod start_at=start_at captions=captions vod_captions=vod_captions embed=embed /> }.into_any()
                         }
                     }
                 })}
@@ -141,22 +155,110 @@ fn Watching(
     start_at: Option<f64>,
     captions: bool,
     vod_captions: bool,
+    embed: bool,
 ) -> impl IntoView {
     let recording_id = id.clone();
+    let share_id = id.clone();
     let room = use_room(id.clone(), ClientRole::Viewer, token);
     // Heartbeats with playback quality for the broadcaster's analytics.
     let _meter = crate::analytics::use_beacons(id, room);
     let initial = stream.as_ref().map(|s| s.state);
     // The room's word once it is connected, the server-rendered state before.
     let state = Signal::derive(move || room.state().or(initial));
+    let is_vod = vod.is_some() && is_over(initial);
+    if embed {
+        let title = stream
+            .as_ref()
+            .map_or_else(|| "Live stream".to_string(), |s| s.title.clone());
+        let badge = move || {
+            (state.get() == Some(StreamState::Live))
+                .then(|| view! { <span class="live-badge" data-testid="live-badge">"LIVE"</span> })
+        };
+        return view! {
+            <PageTitle text=format!("{title} · Onair") />
+            <p class="embed-bar">
+                {badge}
+                <a href=format!("/watch/{share_id}") target="_blank" rel="noopener" data-testid="embed-title">{title}</a>
+            </p>
+            <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id room=room captions=captions vod_captions=vod_captions />
+        }
+        .into_any();
+    }
     view! {
         <Header stream=stream state=state room=room />
         <div class="watch-layout">
             <div class="watch-main">
                 <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id room=room captions=captions vod_captions=vod_captions />
+                <Share id=share_id vod=is_vod />
             </div>
             <Chat room=room />
         </div>
+    }
+    .into_any()
+}
+
+/// The code that embeds stream `id` from `origin` in another page.
+pub fn embed_code(origin: &str, id: &str) -> String {
+    format!(
+        "<iframe src=\"{origin}/embed/{id}\" width=\"640\" height=\"400\" \
+         allow=\"autoplay; fullscreen; picture-in-picture\"></iframe>"
+    )
+}
+
+/// "Share": the link, the link at the current time (recordings), and the
+/// code to embed the player in another site, each with a copy button.
+#[component]
+fn Share(id: String, vod: bool) -> impl IntoView {
+    let copied = RwSignal::new(None::<&'static str>);
+    // The page's own origin, known in the browser.
+    let origin = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if let Ok(o) = window().location().origin() {
+            origin.set(o);
+        }
+    });
+    let id = StoredValue::new(id);
+    let link = move || format!("{}/watch/{}", origin.get(), id.get_value());
+    let embed = move || embed_code(&origin.get(), &id.get_value());
+    let at_time = move || {
+        // The player's position, whole seconds.
+        #[cfg(feature = "hydrate")]
+        let t = document()
+            .query_selector("[data-testid=player]")
+            .ok()
+            .flatten()
+            .and_then(|e| {
+                use wasm_bindgen::JsCast;
+                e.dyn_into::<web_sys::HtmlMediaElement>().ok()
+            })
+            .map_or(0, |v| v.current_time().max(0.0) as u64);
+        #[cfg(not(feature = "hydrate"))]
+        let t = 0u64;
+        format!("{}?t={t}", link())
+    };
+    view! {
+        <details class="share" data-testid="share">
+            <summary>"Share"</summary>
+            <div class="field-row">
+                <span class="field-label">"Link"</span>
+                <code data-testid="share-link">{link}</code>
+                <button type="button" class="button-secondary" data-testid="copy-link"
+                    on:click=move |_| copy(link(), copied, "link")>"Copy"</button>
+                {vod.then(|| view! {
+                    <button type="button" class="button-secondary" data-testid="copy-link-time"
+                        on:click=move |_| copy(at_time(), copied, "link at this time")>"Copy at current time"</button>
+                })}
+            </div>
+            <div class="field-row">
+                <span class="field-label">"Embed"</span>
+                <code data-testid="share-embed">{embed}</code>
+                <button type="button" class="button-secondary" data-testid="copy-embed"
+                    on:click=move |_| copy(embed(), copied, "embed code")>"Copy"</button>
+            </div>
+            {move || copied.get().map(|what| view! {
+                <p class="muted" role="status" data-testid="share-copied">{format!("Copied the {what}.")}</p>
+            })}
+        </details>
     }
 }
 
@@ -201,6 +303,16 @@ fn Header(
             </h1>
             <p class="muted" data-testid="watch-owner">"by " <a href=format!("/u/{}", s.owner.username)>{s.owner.username.clone()}</a></p>
             <p class="watch-viewers"><ViewerCount room=room /></p>
+            {is_over(Some(s.state)).then(|| {
+                let when = s.started_at.as_deref().map(crate::components::stream_meta::format_time);
+                let length = crate::components::stream_meta::broadcast_length(s.started_at.as_deref(), s.ended_at.as_deref());
+                view! {
+                    <p class="muted" data-testid="watch-when">
+                        {when.map(|w| format!("Streamed {w}"))}
+                        {length.map(|l| view! { " · " <span data-testid="watch-length">{l}</span> })}
+                    </p>
+                }
+            })}
             {(!s.description.is_empty()).then(|| view! { <p class="watch-description" data-testid="watch-description">{s.description.clone()}</p> })}
         </header>
     }

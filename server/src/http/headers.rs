@@ -11,8 +11,38 @@
 use axum::http::{header, HeaderName, HeaderValue};
 use leptos::prelude::use_context;
 
-/// The page policy for `nonce`.
+/// Who may frame a page: this site only, or anyone for the embeddable
+/// player (`/embed/{id}`, meant for other sites' iframes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `frame-ancestors 'self'`.
+    SameOrigin,
+    /// `frame-ancestors *`.
+    Anyone,
+}
+
+impl Framing {
+    /// The framing a page at `path` allows.
+    pub fn for_path(path: &str) -> Self {
+        if path.starts_with("/embed/") {
+            Framing::Anyone
+        } else {
+            Framing::SameOrigin
+        }
+    }
+}
+
+/// The page policy for `nonce`, framed by this site only.
 pub fn content_security_policy(nonce: &str) -> String {
+    page_policy(nonce, Framing::SameOrigin)
+}
+
+/// The page policy for `nonce` with `framing`.
+pub fn page_policy(nonce: &str, framing: Framing) -> String {
+    let ancestors = match framing {
+        Framing::SameOrigin => "'self'",
+        Framing::Anyone => "*",
+    };
     format!(
         "default-src 'self'; \
          script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
@@ -25,7 +55,7 @@ pub fn content_security_policy(nonce: &str) -> String {
          object-src 'none'; \
          base-uri 'none'; \
          form-action 'self'; \
-         frame-ancestors 'self'"
+         frame-ancestors {ancestors}"
     )
 }
 
@@ -39,7 +69,9 @@ pub fn page_headers() {
     let Some(nonce) = leptos::nonce::use_nonce() else {
         return;
     };
-    if let Ok(v) = HeaderValue::from_str(&content_security_policy(&nonce.to_string())) {
+    let framing = use_context::<axum::http::request::Parts>()
+        .map_or(Framing::SameOrigin, |p| Framing::for_path(p.uri.path()));
+    if let Ok(v) = HeaderValue::from_str(&page_policy(&nonce.to_string(), framing)) {
         res.insert_header(header::CONTENT_SECURITY_POLICY, v);
     }
 }

@@ -422,6 +422,14 @@ impl Room {
         now: i64,
     ) -> Result<(), Refused> {
         let mut inner = self.lock();
+        // An ended stream's chat is read-only (it opens again if the stream
+        // goes live again).
+        if matches!(inner.state, StreamState::Ended | StreamState::Interrupted) {
+            return Err(Refused::new(
+                "chat_closed",
+                "This stream has ended: its chat is read-only.",
+            ));
+        }
         match inner.bans.get(user_id) {
             Some(None) => return Err(Refused::new("banned", "You are banned from this chat.")),
             Some(Some(until)) if *until > now => {

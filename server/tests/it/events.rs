@@ -289,6 +289,9 @@ async fn chat_arrives_in_order_for_everyone_with_history_and_viewer_count() {
         )
     })
     .await;
+    // The ended stream's chat is read-only.
+    send(&mut late, &say("too late")).await;
+    assert_eq!(error_code(&mut late).await, "chat_closed");
 }
 
 #[tokio::test]

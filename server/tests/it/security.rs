@@ -243,6 +243,7 @@ async fn hostile_titles_are_escaped_in_every_rendered_page() {
             format!("/watch/{id}/transcript"),
             format!("/studio/{id}"),
             format!("/dashboard/{id}"),
+            format!("/embed/{id}"),
         ]);
     }
     for page in &pages {
@@ -278,6 +279,41 @@ async fn hostile_titles_are_escaped_in_every_rendered_page() {
             .and_then(|t| t.split("</title>").next())
             .unwrap_or("");
         assert!(!title.contains('<'), "{page}: <title>{title}</title>");
+    }
+    // Only the embeddable player may be framed by other sites; it is the
+    // player alone (no site header), titled and linked to the watch page.
+    for (id, _) in &ids {
+        let ancestors = |headers: &reqwest::header::HeaderMap| {
+            headers
+                .get("content-security-policy")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|c| {
+                    c.split(';')
+                        .map(str::trim)
+                        .find(|d| d.starts_with("frame-ancestors"))
+                })
+                .map(str::to_string)
+        };
+        let (_, watch, headers) = get(&app, &format!("/watch/{id}"), None).await;
+        assert_eq!(
+            ancestors(&headers).as_deref(),
+            Some("frame-ancestors 'self'")
+        );
+        assert!(watch.contains("site-header"));
+        let (status, embed, headers) = get(&app, &format!("/embed/{id}"), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(ancestors(&headers).as_deref(), Some("frame-ancestors *"));
+        assert!(
+            !embed.contains("site-header"),
+            "no site header in the embed"
+        );
+        assert!(embed.contains(&format!("href=\"/watch/{id}\"")));
+        // A sneaky path is not an embed.
+        let (_, _, headers) = get(&app, &format!("/watch/{id}?x=/embed/"), None).await;
+        assert_eq!(
+            ancestors(&headers).as_deref(),
+            Some("frame-ancestors 'self'")
+        );
     }
     // The watch page's title is the stream's, escaped, not dropped.
     for (id, title) in &ids {
