@@ -121,12 +121,16 @@ struct Followed {
 async fn follow(app: &TestApp, id: &str, rendition: &str) -> Followed {
     let base = app.url(&format!("/live/{id}/{rendition}/"));
     let mut f = Followed::default();
-    // The first playlist: wait until the rendition has one.
+    // The first playlist: wait until the rendition has one (a stream that
+    // never gets one fails here instead of hanging).
+    let mut tries = 0;
     let mut text = loop {
         let (status, _, body) = get(app, &format!("{base}index.m3u8")).await;
         if status == 200 {
             break String::from_utf8(body).expect("utf8");
         }
+        tries += 1;
+        assert!(tries < 1000, "{base}index.m3u8 never answered: {status}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let mut seen: HashSet<String> = HashSet::new();
