@@ -96,20 +96,9 @@ fn next_part(seg: &mut Segmenter, dts: &mut u64, live: &LiveStream) {
         };
         *dts += 1024;
         let outputs = seg.push(sample).expect("sample");
-        let mut part = false;
-        for o in outputs {
-            let snapshot = seg.snapshot();
-            match o {
-                Output::Part {
-                    msn, index, bytes, ..
-                } => {
-                    live.publish_part(RENDITION, msn, index, bytes, snapshot);
-                    part = true;
-                }
-                Output::Segment { msn, bytes, .. } => {
-                    live.publish_segment(RENDITION, msn, bytes, snapshot)
-                }
-            }
+        let part = outputs.iter().any(|o| matches!(o, Output::Part { .. }));
+        if !outputs.is_empty() {
+            live.publish(RENDITION, &outputs, seg.snapshot());
         }
         if part {
             return;

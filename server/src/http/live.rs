@@ -12,6 +12,11 @@
 //! Media answers carry a strong `ETag` (a hash of the bytes) and honour
 //! `If-None-Match` (304) and single-range `Range` requests (206, or 416 when
 //! unsatisfiable; `If-Range` with another ETag gets the whole body).
+//!
+//! Playlists are sent gzip-compressed to clients that accept it (with
+//! `Vary: Accept-Encoding`); media is sent as it is. Error answers carry
+//! `Cache-Control: no-store`: a 404 or 503 for a part that exists a moment
+//! later must never be served from a cache.
 
 use std::collections::HashMap;
 
@@ -20,6 +25,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 
 use super::error::ApiError;
 use super::playback::GatedStream;
@@ -35,6 +41,8 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const BLOCKING_PLAYLIST: &str = "public, max-age=6";
 /// A plain reload must always revalidate.
 const LIVE_PLAYLIST: &str = "no-cache";
+/// Errors are never stored: what is missing now may exist in a moment.
+const ERROR: &str = "no-store";
 
 const M3U8: &str = "application/vnd.apple.mpegurl";
 
@@ -52,6 +60,74 @@ pub fn routes() -> Router<AppState> {
         .layer(cors)
 }
 
+/// `Cache-Control: no-store` on every error answer (a response-mapping
+/// layer: `playback::routes` puts it around the gate, so the gate's own
+/// refusals carry it too).
+pub(crate) async fn no_store_errors(mut res: Response) -> Response {
+    if res.status().is_client_error() || res.status().is_server_error() {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(ERROR));
+    }
+    res
+}
+
+/// Whether `Accept-Encoding` takes gzip: `gzip` (or `x-gzip`) with a
+/// non-zero quality, or else `*` with a non-zero quality.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut star = None;
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut fields = item.split(';');
+            let coding = fields.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = fields
+                .filter_map(|f| {
+                    let (k, v) = f.split_once('=')?;
+                    (k.trim().eq_ignore_ascii_case("q")).then(|| v.trim().parse::<f32>().ok())?
+                })
+                .next()
+                .unwrap_or(1.0);
+            match coding.as_str() {
+                "gzip" | "x-gzip" => return q > 0.0,
+                "*" => star = Some(q > 0.0),
+                _ => {}
+            }
+        }
+    }
+    star.unwrap_or(false)
+}
+
+/// A playlist answer: gzip when the client takes it, `Vary: Accept-Encoding`
+/// either way (a cache keeps one copy per encoding).
+fn playlist(
+    text: Bytes,
+    gzip: impl FnOnce() -> Bytes,
+    req: &HeaderMap,
+    cache: &'static str,
+) -> Response {
+    let mut res = if accepts_gzip(req) {
+        let mut res = gzip().into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        res
+    } else {
+        text.into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(M3U8));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    res
+}
+
+/// A playlist held as text: compressed per answer (the master and caption
+/// playlists, each fetched about once per viewer).
+fn text_playlist(text: String, req: &HeaderMap, cache: &'static str) -> Response {
+    let text = Bytes::from(text);
+    let zipped = text.clone();
+    playlist(text, move || crate::origin::gzip(&zipped), req, cache)
+}
+
 impl From<OriginError> for ApiError {
     fn from(e: OriginError) -> Self {
         match e {
@@ -64,18 +140,6 @@ impl From<OriginError> for ApiError {
             ),
         }
     }
-}
-
-fn with_headers(
-    body: impl IntoResponse,
-    content_type: &'static str,
-    cache: &'static str,
-) -> Response {
-    let mut res = body.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    res
 }
 
 fn stream(
@@ -91,12 +155,13 @@ fn stream(
 async fn master(
     State(state): State<AppState>,
     GatedStream(gated): GatedStream,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = gated.to_string();
     let text = stream(&state, &id)?
         .master()
         .ok_or_else(|| ApiError::not_found(format!("stream {id} has no output yet")))?;
-    Ok(with_headers(text, M3U8, LIVE_PLAYLIST))
+    Ok(text_playlist(text, &headers, LIVE_PLAYLIST))
 }
 
 /// Parses the LL-HLS query parameters; anything malformed is a 400.
@@ -141,6 +206,7 @@ async fn media_playlist(
     GatedStream(gated): GatedStream,
     Path((_, rendition)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = gated.to_string();
     let q = parse_query(&params)?;
@@ -150,15 +216,15 @@ async fn media_playlist(
         let text = live
             .subtitle_playlist()
             .ok_or_else(|| ApiError::not_found(format!("stream {id} has no captions")))?;
-        return Ok(with_headers(text, M3U8, LIVE_PLAYLIST));
+        return Ok(text_playlist(text, &headers, LIVE_PLAYLIST));
     }
-    let text = live.media_playlist(&rendition, q).await?;
+    let shared = live.media_playlist_shared(&rendition, q).await?;
     let cache = if q.msn.is_some() {
         BLOCKING_PLAYLIST
     } else {
         LIVE_PLAYLIST
     };
-    Ok(with_headers(text, M3U8, cache))
+    Ok(playlist(shared.bytes(), || shared.gzip(), &headers, cache))
 }
 
 /// `init.mp4` (or `init-<n>.mp4`), `{msn}.m4s` or `{msn}.{part}.m4s`.
@@ -348,6 +414,65 @@ mod tests {
         let fresh = get(&[(header::RANGE, "bytes=0-1"), (header::IF_RANGE, &tag)]);
         assert_eq!(fresh.status(), StatusCode::PARTIAL_CONTENT);
         assert_ne!(etag(b"0123456788"), tag, "different bytes, different tag");
+    }
+
+    #[test]
+    fn accept_encoding_is_read_with_its_qualities() {
+        let h = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(v).expect("value"),
+            );
+            h
+        };
+        for yes in [
+            "gzip",
+            "gzip, deflate, br",
+            "br;q=1.0, GZIP;q=0.5",
+            "*",
+            "identity, *;q=0.1",
+            "x-gzip",
+        ] {
+            assert!(accepts_gzip(&h(yes)), "{yes}");
+        }
+        for no in [
+            "",
+            "identity",
+            "br",
+            "gzip;q=0",
+            "gzip;q=0.000, *",
+            "*;q=0",
+            "deflate;q=1",
+        ] {
+            assert!(!accepts_gzip(&h(no)), "{no}");
+        }
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[tokio::test]
+    async fn playlists_are_gzipped_for_clients_that_take_it() {
+        let text = "#EXTM3U\n".repeat(50);
+        let mut req = HeaderMap::new();
+        let plain = text_playlist(text.clone(), &req, LIVE_PLAYLIST);
+        assert_eq!(plain.headers()[header::VARY], "accept-encoding");
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        req.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, br"),
+        );
+        let zipped = text_playlist(text.clone(), &req, LIVE_PLAYLIST);
+        assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(zipped.headers()[header::VARY], "accept-encoding");
+        assert_eq!(zipped.headers()[header::CONTENT_TYPE], M3U8);
+        let body = axum::body::to_bytes(zipped.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        assert!(body.len() < text.len() / 4, "{} bytes", body.len());
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut unzipped)
+            .expect("gzip");
+        assert_eq!(unzipped, text);
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let gated = super::live::routes()
         .merge(super::vod::routes())
         .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(middleware::map_response(super::live::no_store_errors))
         .layer(cors());
     let inner: Router = gated.clone().with_state(state.clone());
     let vod_inner = inner.clone();

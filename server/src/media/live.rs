@@ -25,11 +25,12 @@ use crate::origin::LiveStream;
 use crate::packager::cuts::{Cursor, CutPlan};
 use crate::packager::decode_time::DecodeTimes;
 use crate::packager::fmp4::{Codec, Sample, Track};
+use crate::packager::framerate;
 use crate::packager::h264::{self, nal};
 use crate::packager::playlist::{
     render_master, render_master_with, AudioRendition, SubtitleRendition, Variant,
 };
-use crate::packager::segmenter::{Clock, Output, Segmenter, SegmenterConfig};
+use crate::packager::segmenter::{Clock, Next, Output, Segmenter, SegmenterConfig};
 use crate::packager::time::{rescale, MediaTime, Timescale, MILLIS, VIDEO_TIMESCALE};
 use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::recording::catalog::{Catalog, CatalogEntry};
@@ -540,6 +541,9 @@ fn take_cuts(ctx: &Ctx<'_>, seg: &mut Segmenter, cursor: &mut Cursor, scale: Tim
     }
 }
 
+/// Publishes one segmenter step: its parts and segments go into the origin
+/// together with the playlist after the step, in one call, so no playlist
+/// names media that cannot be fetched yet (then the tap and the archive).
 fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>) {
     for o in &outputs {
         if let Output::Segment { duration, .. } = o {
@@ -548,37 +552,36 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>)
         }
     }
     seg.raise_target(ctx.target_s.get());
+    if outputs.is_empty() {
+        return;
+    }
+    ctx.live.publish(name, &outputs, seg.snapshot());
     for o in outputs {
-        let snapshot = seg.snapshot();
-        match o {
-            Output::Part {
-                msn, index, bytes, ..
-            } => ctx.live.publish_part(name, msn, index, bytes, snapshot),
-            Output::Segment {
+        let Output::Segment {
+            msn,
+            bytes,
+            duration,
+            start,
+            program_date_time_ms,
+            discontinuity,
+        } = o
+        else {
+            continue;
+        };
+        if let (Some(tap), AUDIO_RENDITION) = (ctx.tap, name) {
+            tap.send(TapEvent::Segment {
                 msn,
-                bytes,
-                duration,
                 start,
+                duration,
                 program_date_time_ms,
                 discontinuity,
-            } => {
-                if let (Some(tap), AUDIO_RENDITION) = (ctx.tap, name) {
-                    tap.send(TapEvent::Segment {
-                        msn,
-                        start,
-                        duration,
-                        program_date_time_ms,
-                        discontinuity,
-                    });
-                }
-                if let Some(a) = ctx.archive {
-                    a.put(name, &format!("{msn}.m4s"), bytes.clone());
-                    a.record_segment(name, seg, msn);
-                }
-                ctx.live.publish_segment(name, msn, bytes, snapshot);
-                ctx.completed.set(ctx.completed.get() + 1);
-            }
+            });
         }
+        if let Some(a) = ctx.archive {
+            a.put(name, &format!("{msn}.m4s"), bytes);
+            a.record_segment(name, seg, msn);
+        }
+        ctx.completed.set(ctx.completed.get() + 1);
     }
 }
 
@@ -693,7 +696,15 @@ impl VideoState {
             if sample.dts <= prev.dts {
                 sample.dts = prev.dts + u64::from(prev.duration);
             }
-            push_video(self, ctx, prev);
+            // The segmenter learns what comes next, so a segment closes with
+            // its last frame and the playlist hints the part that comes.
+            let next = Next {
+                pts: sample
+                    .dts
+                    .saturating_add_signed(i64::from(sample.cts_offset)),
+                sync: sample.keyframe,
+            };
+            push_video(self, ctx, prev, Some(next));
         }
         self.pending = Some(sample);
     }
@@ -707,7 +718,7 @@ impl VideoState {
         }
         if let Some(mut last) = self.pending.take() {
             last.duration = self.last_duration;
-            push_video(self, ctx, last);
+            push_video(self, ctx, last, None);
         }
     }
 
@@ -1485,7 +1496,7 @@ fn outputs<'a>(
     all
 }
 
-fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
+fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample, next: Option<Next>) {
     if v.segmenter.is_none() {
         // Start at the first keyframe whose parameter sets we know.
         if !sample.keyframe {
@@ -1530,7 +1541,7 @@ fn push_video(v: &mut VideoState, ctx: &Ctx<'_>, sample: Sample) {
         .dts
         .saturating_add_signed(i64::from(sample.cts_offset))
         .saturating_add(duration);
-    match seg.push(sample) {
+    match seg.push_before(sample, next) {
         Ok(outputs) => {
             v.frames += 1;
             v.end_90k = v.end_90k.max(end);
@@ -1648,7 +1659,12 @@ fn master(videos: &[&VideoState], audio: Option<&Segmenter>, captions: bool) -> 
                 average_bandwidth: avg + audio_avg,
                 codecs,
                 resolution: Some((info.width, info.height)),
-                frame_rate: v.fps,
+                // Measured once a segment is complete (every rung, encoded
+                // ones too); before, a standard rate the container declares
+                // (not an estimate such as 1000/33 from millisecond timestamps).
+                frame_rate: seg
+                    .frame_rate()
+                    .or(v.fps.filter(|&f| framerate::is_standard(f))),
             })
         })
         .collect();

@@ -13,12 +13,14 @@ use quick_m3u8::tag::hls::{self, MediaType, PreloadHintType};
 use quick_m3u8::tag::KnownTag;
 use quick_m3u8::{HlsLine, Reader};
 
+use super::cuts::{Cursor, CutPlan};
+use super::decode_time::DecodeTimes;
 use super::fmp4::{Codec, Sample, Track};
 use super::h264;
 use super::playlist::{
     render_master, render_media, AudioRendition, MediaRequest, RenditionReport, Variant,
 };
-use super::segmenter::{Output, Segmenter, SegmenterConfig};
+use super::segmenter::{Next, Output, Segmenter, SegmenterConfig};
 use super::time::{rescale, Timescale, MILLIS, VIDEO_TIMESCALE};
 
 /// Slack for comparing decimals that were parsed from text.
@@ -1201,5 +1203,310 @@ proptest! {
         let (full_text, full) = run.render(false, &reports);
         let (delta_text, delta) = run.render(true, &reports);
         check_delta(&full_text, &full, &delta_text, &delta);
+    }
+}
+
+/// Pushes samples the way the live pipeline does: each one with what is
+/// known about the next (video: held back one frame; audio: nothing needed),
+/// publishing a playlist after every step that produced media, and checks
+/// that every preload hint published names the part published next.
+struct Hints {
+    seg: Segmenter,
+    video: bool,
+    /// The hint of the last playlist published, not yet followed by a part.
+    hint: Option<(u64, usize)>,
+    /// Hints checked that named a segment's first part (after the first).
+    boundaries: usize,
+    /// Segments completed.
+    segments: usize,
+}
+
+impl Hints {
+    fn step(&mut self, sample: Sample, next: Option<Next>) -> Result<(), TestCaseError> {
+        let out = if self.video {
+            self.seg.push_before(sample, next)
+        } else {
+            self.seg.push(sample)
+        }
+        .expect("valid sample");
+        self.publish(out)
+    }
+
+    fn publish(&mut self, out: Vec<Output>) -> Result<(), TestCaseError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        // The playlist changes now: the part it hinted must be the first
+        // thing published (not a segment closed without it).
+        let first_part = out.iter().find_map(|o| match o {
+            Output::Part { msn, index, .. } => Some((*msn, *index)),
+            Output::Segment { .. } => None,
+        });
+        let ended = self.seg.snapshot().ended;
+        if let Some(hint) = self.hint.take().filter(|_| !ended || first_part.is_some()) {
+            // (The stream may end before the hinted part comes.)
+            prop_assert_eq!(Some(hint), first_part, "the hinted part is the next one");
+            if hint.1 == 0 && hint.0 > 0 {
+                self.boundaries += 1;
+            }
+        }
+        self.segments += out
+            .iter()
+            .filter(|o| matches!(o, Output::Segment { .. }))
+            .count();
+        let snapshot = self.seg.snapshot();
+        let text = render_media(&snapshot, MediaRequest::default());
+        let m = parse_media(&text);
+        self.hint = m.preload_hint.map(|(_, uri)| {
+            let (msn, part) = uri
+                .trim_end_matches(".m4s")
+                .split_once('.')
+                .expect("msn.part");
+            (msn.parse().expect("msn"), part.parse().expect("part"))
+        });
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Variable frame durations, keyframe patterns, part and segment
+    /// targets: every `EXT-X-PRELOAD-HINT` names the part that is published
+    /// next, at segment boundaries too (rfc8216bis 4.4.5.3: the URI "MUST
+    /// match the URI that will be subsequently added to the Playlist").
+    #[test]
+    fn the_preload_hint_names_the_part_that_comes_next(
+        video in proptest::bool::ANY,
+        frames in proptest::collection::vec((1u32..=9000, proptest::bool::weighted(0.08)), 1..600),
+        part_ms in 100u64..1000,
+        segment_ms in 500u64..4000,
+    ) {
+        let scale = if video { VIDEO_TIMESCALE } else { Timescale::new(48_000).expect("rate") };
+        let track = if video { avc_track(640, 360, 0x1e) } else { aac_track(48_000) };
+        let mut run = Hints {
+            seg: Segmenter::new(track, config(scale, segment_ms, part_ms, 6), None),
+            video,
+            hint: None,
+            boundaries: 0,
+            segments: 0,
+        };
+        let duration = |d: u32| if video { d } else { (d * 8 / 15).max(1) };
+        let mut dts = 0u64;
+        for (i, &(d, key)) in frames.iter().enumerate() {
+            let d = duration(d);
+            let sample = Sample {
+                dts,
+                cts_offset: 0,
+                duration: d,
+                keyframe: i == 0 || key,
+                data: Bytes::from_static(b"frame"),
+            };
+            dts += u64::from(d);
+            let next = frames.get(i + 1).map(|&(_, key)| Next { pts: dts, sync: key });
+            run.step(sample, next)?;
+        }
+        let out = run.seg.finish();
+        run.publish(out)?;
+        // Every segment after the first was announced by a hint.
+        prop_assert_eq!(run.boundaries, run.segments.saturating_sub(1));
+    }
+}
+
+/// One stream as `media::live` runs it: one [`CutPlan`] led by the source's
+/// keyframes (offered as they are demuxed), passed-through video whose decode
+/// times come from [`DecodeTimes`] and which is held back one frame (so the
+/// segmenter knows the next one), and AAC audio held until the plan's
+/// watermark passes it. Both renditions follow the plan.
+struct Pipeline {
+    plan: CutPlan,
+    decode: DecodeTimes,
+    /// The video frame held back until the next one is known.
+    pending: Option<Sample>,
+    video: Hints,
+    video_cursor: Cursor,
+    audio: Hints,
+    audio_cursor: Cursor,
+    audio_scale: Timescale,
+    /// Audio frames not yet packaged.
+    held: std::collections::VecDeque<Sample>,
+}
+
+impl Pipeline {
+    /// A demuxed video frame (decode order), presented at `pts` (90 kHz).
+    fn video_frame(&mut self, pts: u64, keyframe: bool) -> Result<(), TestCaseError> {
+        if keyframe {
+            self.plan.offer(pts);
+        } else {
+            self.plan.seen(pts);
+        }
+        let sample = Sample {
+            dts: pts,
+            cts_offset: 0,
+            duration: 0,
+            keyframe,
+            data: Bytes::from_static(b"frame"),
+        };
+        for s in self.decode.push(sample) {
+            self.accept(s)?;
+        }
+        self.release_audio(false)
+    }
+
+    fn accept(&mut self, sample: Sample) -> Result<(), TestCaseError> {
+        if let Some(mut prev) = self.pending.take() {
+            prev.duration = u32::try_from(sample.dts - prev.dts).expect("duration");
+            let next = Next {
+                pts: sample
+                    .dts
+                    .saturating_add_signed(i64::from(sample.cts_offset)),
+                sync: sample.keyframe,
+            };
+            self.push_video(prev, Some(next))?;
+        }
+        self.pending = Some(sample);
+        Ok(())
+    }
+
+    fn push_video(&mut self, sample: Sample, next: Option<Next>) -> Result<(), TestCaseError> {
+        for &cut in self.plan.take(&mut self.video_cursor) {
+            self.video.seg.cut_at(cut);
+        }
+        self.video.step(sample, next)
+    }
+
+    /// An audio frame of 1024 samples decoded.
+    fn audio_frame(&mut self, at: u64) -> Result<(), TestCaseError> {
+        self.held.push_back(Sample {
+            dts: at,
+            cts_offset: 0,
+            duration: 1024,
+            keyframe: true,
+            data: Bytes::from_static(b"aac"),
+        });
+        self.release_audio(false)
+    }
+
+    fn release_audio(&mut self, all: bool) -> Result<(), TestCaseError> {
+        let watermark = self
+            .plan
+            .watermark()
+            .map(|w| rescale(w, VIDEO_TIMESCALE, self.audio_scale));
+        while let Some(front) = self.held.front() {
+            let end = front.dts + u64::from(front.duration);
+            if !(all || watermark.is_some_and(|w| end <= w)) {
+                break;
+            }
+            let Some(sample) = self.held.pop_front() else {
+                break;
+            };
+            for &cut in self.plan.take(&mut self.audio_cursor) {
+                self.audio
+                    .seg
+                    .cut_at(rescale(cut, VIDEO_TIMESCALE, self.audio_scale));
+            }
+            self.audio.step(sample, None)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), TestCaseError> {
+        for s in self.decode.flush() {
+            self.accept(s)?;
+        }
+        if let Some(last) = self.pending.take().map(|mut s| {
+            s.duration = 3000;
+            s
+        }) {
+            self.push_video(last, None)?;
+        }
+        let out = self.video.seg.finish();
+        self.video.publish(out)?;
+        self.release_audio(true)?;
+        let out = self.audio.seg.finish();
+        self.audio.publish(out)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The pipeline's own set-up ([`Pipeline`]): H.264 with up to three
+    /// B-frames between references (presentation order differs from decode
+    /// order), irregular GOPs, audio up to 100 ms ahead of or behind the
+    /// video. Every preload hint either rendition publishes names the part
+    /// it publishes next, and every segment after the first was hinted
+    /// (rfc8216bis 4.4.5.3).
+    #[test]
+    fn followers_of_a_b_frame_source_hint_the_part_that_comes_next(
+        gops in proptest::collection::vec(1usize..120, 1..10),
+        b_frames in 0usize..4,
+        interval in prop_oneof![Just(1500u64), Just(3000), Just(3003), Just(3600)],
+        part_ms in 100u64..1000,
+        segment_ms in 500u64..4000,
+        audio_lead_ms in -100i64..100,
+    ) {
+        let audio_scale = Timescale::new(48_000).expect("rate");
+        let follower = |track: Track, scale: Timescale| {
+            let mut seg = Segmenter::new(track, config(scale, segment_ms, part_ms, 6), None);
+            seg.follow_cuts();
+            Hints { seg, video: false, hint: None, boundaries: 0, segments: 0 }
+        };
+        let mut video = follower(avc_track(1280, 720, 0x1f), VIDEO_TIMESCALE);
+        video.video = true;
+        let mut p = Pipeline {
+            plan: CutPlan::new(rescale(segment_ms, MILLIS, VIDEO_TIMESCALE)),
+            decode: DecodeTimes::new(b_frames as u32, Some(interval), 0),
+            pending: None,
+            video,
+            video_cursor: Cursor::default(),
+            audio: follower(aac_track(48_000), audio_scale),
+            audio_cursor: Cursor::default(),
+            audio_scale,
+            held: std::collections::VecDeque::new(),
+        };
+        // Video in decode order: each GOP opens with its keyframe, then
+        // groups of B-frames, each decoded after the reference presented
+        // after them (closed GOPs, as x264 makes them).
+        let lead = 6000u64; // room before the first frame, 90 kHz
+        let mut frames: Vec<(u64, bool)> = Vec::new();
+        let mut n = 0u64;
+        for &len in &gops {
+            let pts = |i: u64| lead + (n + i) * interval;
+            frames.push((pts(0), true));
+            let mut i = 1u64;
+            while i < len as u64 {
+                let group = (b_frames as u64 + 1).min(len as u64 - i);
+                frames.push((pts(i + group - 1), false));
+                for b in 0..group - 1 {
+                    frames.push((pts(i + b), false));
+                }
+                i += group;
+            }
+            n += len as u64;
+        }
+        // Packets arrive in decode order, one frame interval apart; audio
+        // frames (1024 samples at 48 kHz) by their time, shifted by the lead.
+        let end = lead + n * interval;
+        let mut audio_at = 0u64;
+        let audio_arrival = |at: u64| rescale(at, audio_scale, VIDEO_TIMESCALE) as i64 - audio_lead_ms * 90;
+        for (i, &(pts, key)) in frames.iter().enumerate() {
+            let arrival = (i as u64 * interval) as i64;
+            while audio_arrival(audio_at) <= arrival {
+                p.audio_frame(audio_at)?;
+                audio_at += 1024;
+            }
+            p.video_frame(pts, key)?;
+        }
+        while rescale(audio_at, audio_scale, VIDEO_TIMESCALE) < end {
+            p.audio_frame(audio_at)?;
+            audio_at += 1024;
+        }
+        p.finish()?;
+        prop_assert_eq!(p.video.seg.own_cuts(), 0);
+        for run in [&p.video, &p.audio] {
+            prop_assert_eq!(run.boundaries, run.segments.saturating_sub(1));
+        }
+        prop_assert_eq!(p.video.segments, p.audio.segments);
     }
 }

@@ -9,11 +9,13 @@
 //! - [`decode_time`]: decode times for video that arrives with presentation times only.
 //! - [`segmenter`]: cuts a track into parts and segments, keeps the window.
 //! - [`cuts`]: where a stream's segments start, the same in every rendition.
+//! - [`framerate`]: a rendition's frame rate, measured, as an exact fraction.
 //! - [`playlist`]: renders media and master playlists with the LL-HLS tags.
 
 pub mod cuts;
 pub mod decode_time;
 pub mod fmp4;
+pub mod framerate;
 pub mod h264;
 pub mod playlist;
 pub mod segmenter;

@@ -138,10 +138,60 @@ impl MediaSnapshot {
                 .map(|s| (s.msn, s.parts.len().saturating_sub(1))),
         }
     }
+
+    /// Whether the playlist lists part `index` of segment `msn`, or a later
+    /// part: what a blocking request with `_HLS_msn=msn&_HLS_part=index`
+    /// waits for. An index past the final part of a complete segment means
+    /// part 0 of the following segment (rfc8216bis 6.2.5.2: "the Server MUST
+    /// treat the request as one for Part Index 0 of the following Parent
+    /// Segment").
+    pub fn lists_part(&self, msn: u64, index: usize) -> bool {
+        let wanted = match self.segments.iter().find(|s| s.msn == msn) {
+            Some(s) if index >= s.parts.len() => (msn.saturating_add(1), 0),
+            _ => (msn, index),
+        };
+        self.last_part().is_some_and(|last| last >= wanted)
+    }
+
+    /// The first segment whose parts the playlist lists (`EXT-X-PART` tags
+    /// are kept for the segments that end within the last three target
+    /// durations, rfc8216bis 6.2.2); parts of earlier segments have left it.
+    pub fn first_msn_with_parts(&self) -> u64 {
+        let target_ms = self.target_duration_s() * 1000;
+        let total_ms: u64 = self.segments.iter().map(|s| s.duration.as_millis()).sum();
+        let parts_from_ms = total_ms.saturating_sub(3 * target_ms);
+        let mut end_ms = 0u64;
+        for s in &self.segments {
+            end_ms += s.duration.as_millis();
+            if end_ms > parts_from_ms {
+                return s.msn;
+            }
+        }
+        self.next_part().0
+    }
+
+    /// The playlist's duration in milliseconds: its segments plus the parts
+    /// of the segment being written.
+    pub fn duration_ms(&self) -> u64 {
+        let segments: u64 = self.segments.iter().map(|s| s.duration.as_millis()).sum();
+        let open: u64 = self
+            .open
+            .as_ref()
+            .map(|o| o.parts.iter().map(|p| p.duration.as_millis()).sum())
+            .unwrap_or(0);
+        segments + open
+    }
 }
 
 /// Renders a media playlist.
+///
+/// Once the stream has ended, `_HLS_skip` is ignored (rfc8216bis 6.2.5.1: "A
+/// Server MUST ignore the _HLS_skip directive if the Playlist ... contains an
+/// EXT-X-ENDLIST tag"): the whole playlist is rendered.
 pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
+    let req = MediaRequest {
+        skip: req.skip && !p.ended,
+    };
     let target = p.target_duration_s();
     let part_target = p.part_target;
     let mut out = String::with_capacity(256 + p.segments.len() * 160);
@@ -205,12 +255,8 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
     }
 
     // Parts are listed for the segments in the last three target durations.
-    let total_ms: u64 = p.segments.iter().map(|s| s.duration.as_millis()).sum();
-    let parts_from_ms = total_ms.saturating_sub(3 * target * 1000);
-    let mut start_ms = 0u64;
+    let parts_from = p.first_msn_with_parts();
     for (i, s) in p.segments.iter().enumerate() {
-        let seg_start = start_ms;
-        start_ms += s.duration.as_millis();
         if i < skipped {
             continue;
         }
@@ -226,7 +272,7 @@ pub fn render_media(p: &MediaSnapshot, req: MediaRequest) -> String {
         if let Some(ms) = s.program_date_time_ms {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_pdt(ms));
         }
-        if seg_start + s.duration.as_millis() > parts_from_ms {
+        if s.msn >= parts_from {
             write_parts(&mut out, s.msn, &s.parts);
         }
         let _ = writeln!(out, "#EXTINF:{},", s.duration.seconds_3());

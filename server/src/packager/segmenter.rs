@@ -23,6 +23,14 @@
 //!   If no cut comes for [`FOLLOW_CAP_TARGETS`] segment targets (at least
 //!   [`FOLLOW_CAP_MIN_MS`]), the follower cuts on its own so its segments
 //!   stay bounded while the video stalls.
+//! - A segment closes as soon as its last sample is in when the caller says
+//!   what comes next ([`Segmenter::push_before`]: the next sample's
+//!   presentation time and whether it is a sync sample; audio needs nothing,
+//!   every sample is one and the next starts where it ends). The playlist
+//!   published with it then never hints a part of a segment that is over: its
+//!   preload hint names the next segment's part 0, the part that really comes
+//!   (rfc8216bis 4.4.5.3). Without that knowledge the segment closes when the
+//!   sample that starts the next one arrives.
 //!
 //! `EXT-X-PROGRAM-DATE-TIME` dates each segment's first sample by its
 //! presentation time on one [`Clock`] (one media time and the wall-clock time
@@ -38,6 +46,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use super::fmp4::{self, Sample, Track};
+use super::framerate;
 use super::playlist::{MediaSnapshot, OpenSegmentEntry, PartEntry, SegmentEntry};
 use super::time::{rescale, MediaTime, MILLIS};
 
@@ -113,6 +122,15 @@ pub enum Output {
     },
 }
 
+/// What the caller knows about the sample after the one it pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Next {
+    /// Its presentation time, in the track's timescale.
+    pub pts: u64,
+    /// It is a sync sample (a keyframe).
+    pub sync: bool,
+}
+
 /// A sample was refused; the segmenter state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -145,6 +163,20 @@ struct OpenSegment {
     start: u64,
     /// Presentation time of its first sample.
     start_pts: u64,
+    /// Samples in it.
+    frames: u64,
+}
+
+/// A complete segment in the window.
+#[derive(Debug)]
+struct Completed {
+    entry: SegmentEntry,
+    /// The URI of the init segment it uses.
+    init_uri: String,
+    /// Its size in bytes.
+    size: u64,
+    /// Samples in it.
+    frames: u64,
 }
 
 /// Packages one track into CMAF parts and segments and keeps its playlist window.
@@ -160,9 +192,8 @@ pub struct Segmenter {
     next_msn: u64,
     fragment_seq: u32,
     open: Option<OpenSegment>,
-    /// Complete segments with the URI of the init segment each one uses and
-    /// their size in bytes.
-    window: VecDeque<(SegmentEntry, String, u64)>,
+    /// Complete segments.
+    window: VecDeque<Completed>,
     /// The init segment's URI: `init.mp4`, then `init-<n>.mp4` after a change.
     init_uri: String,
     init_version: u32,
@@ -289,18 +320,11 @@ impl Segmenter {
     /// ticks starts a new segment.
     fn cuts_before(&mut self, pts: u64, duration: u64, sync: bool) -> bool {
         let video = self.is_video();
+        let cap = self.follow_cap();
         let Some(q) = self.follow.as_mut() else {
             return self.open.is_some() && sync && pts >= self.next_boundary;
         };
-        // Video cuts at its first sync sample at or after a cut; audio at the
-        // sample whose middle is past it (the sample nearest to the cut).
-        let past = |c: u64| {
-            if video {
-                pts >= c
-            } else {
-                u128::from(pts) * 2 + u128::from(duration) > u128::from(c) * 2
-            }
-        };
+        let past = |c: u64| passes(video, pts, duration, c);
         let Some(open) = self.open.as_ref() else {
             // This sample opens a segment: cuts it is past are behind it.
             let mut passed = 0;
@@ -324,16 +348,48 @@ impl Segmenter {
             q.pop_front();
             cut = true;
         }
-        let cap = (self.cfg.segment_target * FOLLOW_CAP_TARGETS).max(rescale(
-            FOLLOW_CAP_MIN_MS,
-            MILLIS,
-            self.track.timescale,
-        ));
         if !cut && pts.saturating_sub(open.start_pts) >= cap {
             self.own_cuts += 1;
             cut = true;
         }
         cut
+    }
+
+    /// Whether `next` (presented after the sample just pushed, which lasted
+    /// `duration` ticks) starts a new segment: what [`Segmenter::cuts_before`]
+    /// will say when it arrives, from the cuts known now. No state changes,
+    /// except that a follower counts a cut it makes on its own.
+    fn cuts_at(&mut self, next: Next, duration: u64) -> bool {
+        let video = self.is_video();
+        let cap = self.follow_cap();
+        let Some(open) = self.open.as_ref() else {
+            return false;
+        };
+        if video && !next.sync {
+            return false;
+        }
+        let Some(q) = self.follow.as_ref() else {
+            return next.pts >= self.next_boundary;
+        };
+        if q.front()
+            .is_some_and(|&c| passes(video, next.pts, duration, c))
+        {
+            return true;
+        }
+        if next.pts.saturating_sub(open.start_pts) >= cap {
+            self.own_cuts += 1;
+            return true;
+        }
+        false
+    }
+
+    /// A follower cuts on its own once its segment is this long.
+    fn follow_cap(&self) -> u64 {
+        (self.cfg.segment_target * FOLLOW_CAP_TARGETS).max(rescale(
+            FOLLOW_CAP_MIN_MS,
+            MILLIS,
+            self.track.timescale,
+        ))
     }
 
     /// The init segment (`ftyp` + `moov`).
@@ -378,7 +434,32 @@ impl Segmenter {
     }
 
     /// Adds one sample (in decode order) and returns what completed.
+    ///
+    /// For audio (every sample a sync sample) the next sample is taken to
+    /// start where this one ends, so a segment closes with its last sample.
+    /// A video segment closes when the sample after it arrives; use
+    /// [`Segmenter::push_before`] to close it with its last sample.
     pub fn push(&mut self, sample: Sample) -> Result<Vec<Output>, PushError> {
+        let next = (!self.is_video()).then(|| Next {
+            pts: sample
+                .dts
+                .saturating_add_signed(i64::from(sample.cts_offset))
+                .saturating_add(u64::from(sample.duration)),
+            sync: true,
+        });
+        self.push_before(sample, next)
+    }
+
+    /// [`Segmenter::push`], knowing the next sample: if it will start a new
+    /// segment, this one closes now (with its last part), so the playlist
+    /// published with it hints the next segment's first part. The prediction
+    /// uses the cuts known now; a cut that only comes later closes the
+    /// segment when the next sample arrives, as without `next`.
+    pub fn push_before(
+        &mut self,
+        sample: Sample,
+        next: Option<Next>,
+    ) -> Result<Vec<Output>, PushError> {
         if sample.duration == 0 {
             return Err(PushError::ZeroDuration);
         }
@@ -403,18 +484,16 @@ impl Segmenter {
             // The period's first sample was captured at `unix_ms`.
             self.clock = Some(Clock { at: pts, unix_ms });
         }
-        if self.open.is_none() {
-            self.next_boundary = pts + self.cfg.segment_target;
-        }
         self.last_dts = Some(sample.dts);
 
         if self.cuts_before(pts, u64::from(sample.duration), sync) {
             self.close_segment(&mut out);
-            // Next grid point strictly after this sample.
-            let k = pts.saturating_sub(origin) / self.cfg.segment_target + 1;
-            self.next_boundary = origin + k * self.cfg.segment_target;
         }
         if self.open.is_none() {
+            // The segment this sample opens ends at the next grid point
+            // strictly after it.
+            let k = pts.saturating_sub(origin) / self.cfg.segment_target + 1;
+            self.next_boundary = origin + k * self.cfg.segment_target;
             let scale = self.track.timescale;
             let pdt = self.clock.map(|c| c.date(pts, scale));
             self.open = Some(OpenSegment {
@@ -426,6 +505,7 @@ impl Segmenter {
                 discontinuity: std::mem::take(&mut self.discontinuity_next),
                 start: sample.dts,
                 start_pts: pts,
+                frames: 0,
             });
             self.next_msn += 1;
         }
@@ -438,10 +518,15 @@ impl Segmenter {
         }
         let seg = self.open.as_mut().expect("opened above");
         seg.pending_duration += duration;
+        seg.frames += 1;
         seg.pending.push(sample);
         // Close the part now if one more sample like this one would overshoot.
         if seg.pending_duration + duration > self.cfg.part_target {
             self.close_part(&mut out);
+        }
+        // The next sample starts a new segment: this one is complete now.
+        if next.is_some_and(|n| self.cuts_at(n, duration)) {
+            self.close_segment(&mut out);
         }
         Ok(out)
     }
@@ -468,9 +553,9 @@ impl Segmenter {
         }
         // Without a new capture clock, the dates continue where the last
         // segment ended (the new period's timestamps may start anywhere).
-        let continued = self.window.back().and_then(|(s, _, _)| {
-            let ms = rescale(s.duration.ticks, self.track.timescale, MILLIS);
-            Some(s.program_date_time_ms? + i64::try_from(ms).ok()?)
+        let continued = self.window.back().and_then(|c| {
+            let ms = rescale(c.entry.duration.ticks, self.track.timescale, MILLIS);
+            Some(c.entry.program_date_time_ms? + i64::try_from(ms).ok()?)
         });
         self.pending_capture = capture_start_ms.or(continued).or(self.pending_capture);
         self.origin = None;
@@ -501,8 +586,8 @@ impl Segmenter {
         self.window
             .iter()
             .rev()
-            .find(|(e, _, _)| e.msn == msn)
-            .map(|(e, uri, size)| (e, uri.as_str(), *size))
+            .find(|c| c.entry.msn == msn)
+            .map(|c| (&c.entry, c.init_uri.as_str(), c.size))
     }
 
     /// Ends the stream: closes the open segment. Later pushes are still accepted
@@ -566,8 +651,8 @@ impl Segmenter {
             program_date_time_ms: seg.program_date_time_ms,
             discontinuity: seg.discontinuity,
         });
-        self.window.push_back((
-            SegmentEntry {
+        self.window.push_back(Completed {
+            entry: SegmentEntry {
                 msn: seg.msn,
                 duration: MediaTime::new(duration, self.track.timescale),
                 parts: seg.parts.into_iter().map(|(p, _)| p).collect(),
@@ -575,15 +660,16 @@ impl Segmenter {
                 discontinuity: seg.discontinuity,
                 map: None,
             },
-            self.init_uri.clone(),
-            bytes.len() as u64,
-        ));
+            init_uri: self.init_uri.clone(),
+            size: bytes.len() as u64,
+            frames: seg.frames,
+        });
         while self.window.len() > self.cfg.window_segments {
             // Removing a segment that carries EXT-X-DISCONTINUITY bumps the sequence.
             if self
                 .window
                 .pop_front()
-                .is_some_and(|(old, _, _)| old.discontinuity)
+                .is_some_and(|old| old.entry.discontinuity)
             {
                 self.discontinuity_sequence += 1;
             }
@@ -602,12 +688,27 @@ impl Segmenter {
         let peak = self
             .window
             .iter()
-            .map(|(e, _, b)| bps(*b, e.duration.ticks))
+            .map(|c| bps(c.size, c.entry.duration.ticks))
             .max()?;
-        let (bytes, ticks) = self.window.iter().fold((0u64, 0u64), |(b, t), (e, _, n)| {
-            (b + n, t + e.duration.ticks)
+        let (bytes, ticks) = self.window.iter().fold((0u64, 0u64), |(b, t), c| {
+            (b + c.size, t + c.entry.duration.ticks)
         });
         Some((peak, bps(bytes, ticks)))
+    }
+
+    /// A video track's maximum frame rate, measured over the complete
+    /// segments in the window, as an exact fraction for `FRAME-RATE` (see
+    /// [`framerate`]). `None` for audio and before the first segment completes.
+    pub fn frame_rate(&self) -> Option<(u32, u32)> {
+        if !self.is_video() {
+            return None;
+        }
+        let segments: Vec<(u64, u64)> = self
+            .window
+            .iter()
+            .map(|c| (c.frames, c.entry.duration.ticks))
+            .collect();
+        framerate::max_rate(&segments, self.track.timescale)
     }
 
     /// The playlist state right now. Init segment URIs are relative to the
@@ -616,8 +717,9 @@ impl Segmenter {
         let scale = self.track.timescale;
         let mut previous: Option<&str> = None;
         let mut segments = Vec::with_capacity(self.window.len());
-        for (entry, uri, _) in &self.window {
-            let mut e = entry.clone();
+        for c in &self.window {
+            let uri = &c.init_uri;
+            let mut e = c.entry.clone();
             e.map = previous.filter(|p| p != uri).map(|_| uri.clone());
             previous = Some(uri);
             segments.push(e);
@@ -636,7 +738,7 @@ impl Segmenter {
             init_uri: self
                 .window
                 .front()
-                .map(|(_, uri, _)| uri.clone())
+                .map(|c| c.init_uri.clone())
                 .unwrap_or_else(|| self.init_uri.clone()),
             discontinuity_sequence: self.discontinuity_sequence,
             segments,
@@ -649,6 +751,17 @@ impl Segmenter {
             ended: self.ended,
             reports: Vec::new(),
         }
+    }
+}
+
+/// Whether a sample presented at `pts` for `duration` ticks is past cut `c`:
+/// video cuts at its first sync sample at or after a cut; audio at the
+/// sample whose middle is past it (the sample nearest to the cut).
+fn passes(video: bool, pts: u64, duration: u64, c: u64) -> bool {
+    if video {
+        pts >= c
+    } else {
+        u128::from(pts) * 2 + u128::from(duration) > u128::from(c) * 2
     }
 }
 

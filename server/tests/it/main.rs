@@ -10,6 +10,7 @@ mod db;
 mod events;
 mod http;
 mod ingest;
+mod llhls;
 mod outage;
 mod profiles;
 mod publish;
