@@ -1,10 +1,11 @@
 //! One live stream's media pipeline, run on a blocking thread: demux the
-//! incoming bytes, pass H.264 through (the top rung) or refuse what cannot be
-//! handled yet, transcode audio to AAC, and publish parts, segments and
-//! playlists into the origin's live window.
+//! incoming bytes, pass H.264 through (the top rung) and transcode the
+//! ladder, copy AAC audio (or transcode other audio to AAC), and publish
+//! parts, segments and playlists into the origin's live window.
 //!
 //! Timestamps (see `docs/architecture.md`): every rendition lives on one
-//! 90 kHz timeline (audio at 48 kHz), the source's presentation times plus a
+//! 90 kHz timeline (audio at its sample rate: the source's when its AAC is
+//! copied, else 48 kHz), the source's presentation times plus a
 //! per-period offset. Passed-through H.264 gets its decode times from its
 //! presentation times ([`DecodeTimes`]; Matroska carries no decode times), so
 //! frames are presented exactly when the source says. One [`CutPlan`] decides
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use ffmpeg_next::codec::Id;
 use ffmpeg_next::media::Type;
 
-use super::audio::{AacTranscoder, AudioError, AAC_FRAME, AAC_RATE};
+use super::audio::{AudioCoder, AudioError, AudioFormat, AAC_FRAME, AAC_RATE};
 use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits, SharedReader};
 use super::ladder::{bitrate_for, plan, Ladder, LadderError, RungSpec};
 use crate::db::recordings::{RenditionRow, SegmentRow};
@@ -97,7 +98,7 @@ impl Archive {
                 stream: self.stream.clone(),
                 name: rendition.to_string(),
                 kind: "audio".into(),
-                codecs: "mp4a.40.2".into(),
+                codecs: track.codec.codec_string(),
                 width: None,
                 height: None,
                 fps_num: None,
@@ -424,15 +425,20 @@ impl Transcode {
 
 struct AudioState {
     stream_index: usize,
-    transcoder: AacTranscoder,
+    /// This period's source: copied or transcoded.
+    coder: AudioCoder,
+    /// The rendition's format, fixed by the first period.
+    format: AudioFormat,
+    /// The rendition's timescale: its sample rate.
+    scale: Timescale,
     segmenter: Segmenter,
     frames: u64,
-    /// Where this period's first decoded sample sits on the timeline, at
-    /// `AAC_RATE` (the transcoder numbers samples from it).
+    /// Where this period's first frame sits on the timeline, at `scale`
+    /// (the coder numbers samples from it).
     base: u64,
-    /// The base is known for this period (set at its first decoded frame).
+    /// The base is known for this period (set at its first frame).
     based: bool,
-    /// End of the last frame pushed, at `AAC_RATE`.
+    /// End of the last frame pushed, at `scale`.
     end: u64,
     /// The stream has video: audio follows its cuts.
     follows: bool,
@@ -563,10 +569,14 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>)
                 discontinuity,
             } => {
                 if let (Some(tap), AUDIO_RENDITION) = (ctx.tap, name) {
+                    // The tap counts at 48 kHz; copied audio may be at another rate.
+                    let scale = seg.track().timescale;
+                    let start_48k = rescale(start, scale, tap_scale());
+                    let end_48k = rescale(start + duration, scale, tap_scale());
                     tap.send(TapEvent::Segment {
                         msn,
-                        start,
-                        duration,
+                        start: start_48k,
+                        duration: end_48k - start_48k,
                         program_date_time_ms,
                         discontinuity,
                     });
@@ -992,15 +1002,23 @@ impl Pipeline<'_> {
                     self.transcode = Some(t);
                 }
                 Type::Audio if self.audio.is_none() => {
-                    let mut transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
-                    transcoder.set_packet_time_base(stream.time_base());
-                    transcoder.set_tap(self.ctx.tap.is_some());
-                    let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
-                    let segmenter = new_segmenter(aac_track(&transcoder, scale), scale, &self.ctx);
+                    let coder = AudioCoder::open(
+                        params,
+                        stream.time_base(),
+                        None,
+                        cfg.audio_bitrate,
+                        self.ctx.tap.is_some(),
+                    )?;
+                    let format = coder.format();
+                    log_audio(&coder);
+                    let scale = Timescale::new(format.sample_rate).unwrap_or(VIDEO_TIMESCALE);
+                    let segmenter = new_segmenter(aac_track(&format, scale), scale, &self.ctx);
                     set_init(&self.ctx, AUDIO_RENDITION, None, &segmenter);
                     self.audio = Some(AudioState {
                         stream_index: stream.index(),
-                        transcoder,
+                        coder,
+                        format,
+                        scale,
                         segmenter,
                         frames: 0,
                         base: 0,
@@ -1097,9 +1115,14 @@ impl Pipeline<'_> {
                 Type::Audio if !audio_seen => {
                     if let Some(a) = self.audio.as_mut() {
                         audio_seen = true;
-                        a.transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
-                        a.transcoder.set_packet_time_base(stream.time_base());
-                        a.transcoder.set_tap(self.ctx.tap.is_some());
+                        a.coder = AudioCoder::open(
+                            params,
+                            stream.time_base(),
+                            Some(&a.format),
+                            cfg.audio_bitrate,
+                            self.ctx.tap.is_some(),
+                        )?;
+                        log_audio(&a.coder);
                         a.stream_index = stream.index();
                         a.based = false;
                     }
@@ -1248,13 +1271,13 @@ impl Pipeline<'_> {
             }
             let offset = self.period_offset.unwrap_or(0);
             if let Some(a) = self.audio.as_mut().filter(|a| a.stream_index == index) {
-                let frames = a.transcoder.push(&packet)?;
-                if !a.based && (!frames.is_empty() || a.transcoder.first_pts().is_some()) {
+                let frames = a.coder.push(&packet)?;
+                if !a.based && (!frames.is_empty() || a.coder.first_pts().is_some()) {
                     // This period's audio starts where its first decoded
                     // sample sits on the timeline, never before the last frame.
-                    let ts = a.transcoder.first_pts().or(packet.pts()).or(packet.dts());
+                    let ts = a.coder.first_pts().or(packet.pts()).or(packet.dts());
                     let at = ts.map(|ts| on_timeline(ts, time_base, offset));
-                    a.base = rescale(at.unwrap_or(0), VIDEO_TIMESCALE, aac_scale()).max(a.end);
+                    a.base = rescale(at.unwrap_or(0), VIDEO_TIMESCALE, a.scale).max(a.end);
                     a.based = true;
                 }
                 push_audio(a, ctx, frames);
@@ -1310,7 +1333,7 @@ impl Pipeline<'_> {
             }
         }
         if let Some(a) = self.audio.as_mut() {
-            let frames = a.transcoder.finish()?;
+            let frames = a.coder.finish()?;
             push_audio(a, ctx, frames);
             release_audio(a, ctx, true);
             let outputs = a.segmenter.new_period(capture_start_ms);
@@ -1327,7 +1350,7 @@ impl Pipeline<'_> {
         let audio_end = self
             .audio
             .as_ref()
-            .map(|a| rescale(a.end, aac_scale(), VIDEO_TIMESCALE))
+            .map(|a| rescale(a.end, a.scale, VIDEO_TIMESCALE))
             .unwrap_or(0);
         self.prev_end_90k = video_end.max(audio_end);
         self.ctx.capture_start_ms = capture_start_ms;
@@ -1398,7 +1421,7 @@ impl Pipeline<'_> {
             t.finish(ctx)?;
         }
         if let Some(a) = self.audio.as_mut() {
-            let frames = a.transcoder.finish()?;
+            let frames = a.coder.finish()?;
             push_audio(a, ctx, frames);
             release_audio(a, ctx, true);
             let outputs = a.segmenter.finish();
@@ -1450,20 +1473,32 @@ impl Pipeline<'_> {
     }
 }
 
-fn aac_scale() -> Timescale {
+/// The captions tap's timescale.
+fn tap_scale() -> Timescale {
     Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE)
 }
 
-fn aac_track(transcoder: &AacTranscoder, scale: Timescale) -> Track {
+fn aac_track(format: &AudioFormat, scale: Timescale) -> Track {
     Track {
         id: 1,
         timescale: scale,
         codec: Codec::Aac {
-            sample_rate: AAC_RATE,
-            channels: 2,
-            asc: transcoder.audio_specific_config().clone(),
+            sample_rate: format.sample_rate,
+            channels: u16::from(format.channels),
+            asc: format.asc.clone(),
         },
     }
+}
+
+/// Says whether this period's audio is copied or encoded.
+fn log_audio(coder: &AudioCoder) {
+    let f = coder.format();
+    let how = if coder.copies() {
+        "copying the source's AAC"
+    } else {
+        "encoding the source's audio to AAC"
+    };
+    tracing::info!(rate = f.sample_rate, channels = f.channels, "audio: {how}");
 }
 
 /// Every video output that has started, highest first.
@@ -1553,9 +1588,10 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
     }
     release_audio(a, ctx, false);
     if let Some(tap) = ctx.tap {
-        for (pts, samples) in a.transcoder.take_pcm() {
+        let base = rescale(a.base, a.scale, tap_scale());
+        for (pts, samples) in a.coder.take_pcm() {
             tap.send(TapEvent::Audio {
-                at: pts + a.base,
+                at: pts + base,
                 samples,
             });
         }
@@ -1567,7 +1603,7 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
 /// waited longer than [`AUDIO_HOLD_TARGETS`]; everything with `all` (end of
 /// a period or of the stream) or without video.
 fn release_audio(a: &mut AudioState, ctx: &Ctx<'_>, all: bool) {
-    let scale = aac_scale();
+    let scale = a.scale;
     let watermark = ctx
         .plan
         .borrow()
