@@ -4,6 +4,7 @@ pub mod charts;
 pub mod chat;
 pub mod encoder;
 pub mod head;
+pub mod health;
 pub mod layout;
 pub mod player;
 pub mod recording;

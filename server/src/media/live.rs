@@ -20,6 +20,7 @@ use ffmpeg_next::media::Type;
 
 use super::audio::{AudioCoder, AudioError, AudioFormat, AAC_FRAME, AAC_RATE};
 use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits, SharedReader};
+use super::health::{HealthMeter, VideoInput};
 use super::ladder::{bitrate_for, plan, Ladder, LadderError, RungSpec};
 use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::origin::LiveStream;
@@ -191,6 +192,8 @@ pub struct RunOptions {
     /// Where decoded audio goes for live transcription (and the master
     /// playlist then lists the captions' `SUBTITLES` rendition).
     pub audio_tap: Option<AudioTap>,
+    /// Where the input's measurements go (stream health).
+    pub health: Option<Arc<HealthMeter>>,
 }
 
 struct VideoState {
@@ -242,6 +245,13 @@ fn to_90k_signed(ts: i64, (num, den): (i32, i32)) -> i64 {
     } else {
         -ticks(ts.unsigned_abs())
     }
+}
+
+/// A timestamp in a stream's time base in milliseconds (rounded down).
+fn to_ms(ts: i64, (num, den): (i32, i32)) -> i64 {
+    let den = i128::from(den.max(1));
+    let v = i128::from(ts) * i128::from(num.max(1)) * 1000 / den;
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// A source timestamp on the pipeline's 90 kHz timeline: shifted by the
@@ -835,6 +845,7 @@ pub fn run(
             archive,
             first_msn: 0,
             audio_tap: None,
+            health: None,
         },
     )
 }
@@ -871,6 +882,8 @@ pub fn run_with(
         completed: std::cell::Cell::new(0),
     };
     let mut p = Pipeline {
+        health: opts.health.clone(),
+        health_streams: (None, None),
         ctx,
         video: None,
         transcode: None,
@@ -911,6 +924,9 @@ pub fn run_with(
 
 struct Pipeline<'a> {
     ctx: Ctx<'a>,
+    /// Stream health: the meter, and this period's video and audio stream indices.
+    health: Option<Arc<HealthMeter>>,
+    health_streams: (Option<usize>, Option<usize>),
     video: Option<VideoState>,
     transcode: Option<Transcode>,
     audio: Option<AudioState>,
@@ -1035,6 +1051,7 @@ impl Pipeline<'_> {
         if self.video.is_none() && self.transcode.is_none() && self.audio.is_none() {
             return Err(PipelineError::NoStreams);
         }
+        self.measure_streams(input);
         let has_video = self.video.is_some() || self.transcode.is_some();
         if let (true, Some(a)) = (has_video, self.audio.as_mut()) {
             // Video can only cut at keyframes (the source's, when it is passed
@@ -1132,7 +1149,63 @@ impl Pipeline<'_> {
         }
         self.period_offset = None;
         self.ctx.clock_pending.set(true);
+        if let Some(h) = &self.health {
+            h.new_period();
+        }
+        self.measure_streams(input);
         Ok(())
+    }
+
+    /// Tells the health meter what this period's input streams are: the
+    /// video and audio streams the renditions take.
+    fn measure_streams(&mut self, input: &mut MemoryInput) {
+        let Some(h) = &self.health else { return };
+        let known = |i: &usize| *i != usize::MAX;
+        let video_index = self
+            .video
+            .as_ref()
+            .map(|v| v.stream_index)
+            .filter(known)
+            .or(self
+                .transcode
+                .as_ref()
+                .map(|t| t.stream_index)
+                .filter(known));
+        let audio = self.audio.as_ref().filter(|a| a.stream_index != usize::MAX);
+        let audio_index = audio.map(|a| a.stream_index);
+        let copied = audio.is_some_and(|a| a.coder.copies());
+        let (mut video, mut audio) = (None, None);
+        for stream in input.input().streams() {
+            let params = stream.parameters();
+            // SAFETY: reading plain fields of the stream's codec parameters.
+            let (width, height, rate, channels) = unsafe {
+                let p = params.as_ptr();
+                (
+                    (*p).width,
+                    (*p).height,
+                    (*p).sample_rate,
+                    (*p).ch_layout.nb_channels,
+                )
+            };
+            let positive = |v: i32| u32::try_from(v).unwrap_or(0);
+            if Some(stream.index()) == video_index {
+                video = Some(VideoInput {
+                    codec: params.id().name().to_string(),
+                    width: positive(width),
+                    height: positive(height),
+                });
+            } else if Some(stream.index()) == audio_index {
+                audio = Some(app::health::AudioHealth {
+                    codec: params.id().name().to_string(),
+                    sample_rate: positive(rate),
+                    channels: positive(channels),
+                    copied,
+                });
+            }
+        }
+        h.set_video(video);
+        h.set_audio(audio);
+        self.health_streams = (video_index, audio_index);
     }
 
     /// A transcode with no rungs yet, for a stream to be set by the caller.
@@ -1240,6 +1313,16 @@ impl Pipeline<'_> {
             let index = stream.index();
             let tb = stream.time_base();
             let time_base = (tb.numerator(), tb.denominator());
+            if let Some(h) = &self.health {
+                let kind = match self.health_streams {
+                    (Some(v), _) if v == index => Some(Some(packet.is_key())),
+                    (_, Some(a)) if a == index => Some(None),
+                    _ => None,
+                };
+                if let (Some(video), Some(ts)) = (kind, packet.pts().or(packet.dts())) {
+                    h.packet(to_ms(ts, time_base), packet.size(), video);
+                }
+            }
             if let Some(ts) = packet.pts().or(packet.dts()) {
                 if self.period_offset.is_none() {
                     let lead = self.lead;

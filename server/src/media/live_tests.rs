@@ -501,6 +501,7 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
                 archive: None,
                 first_msn: 7,
                 audio_tap: None,
+                health: None,
             };
             let reader = feed_periods(vec![(first, start), (second, start + 60_000)]);
             run_with(reader, live, LiveConfig::default(), opts)

@@ -5,6 +5,7 @@
 pub mod aac;
 pub mod audio;
 pub mod demux;
+pub mod health;
 pub mod ladder;
 pub mod live;
 pub mod remux;

@@ -11,6 +11,7 @@ use crate::publish::make_file;
 use crate::support::TestApp;
 
 pub(crate) mod aac;
+mod health;
 
 /// H.264 as OBS's x264 makes it by default (B-frames, a keyframe a second) and AAC.
 const OBS_LIKE: &[&str] = &[
