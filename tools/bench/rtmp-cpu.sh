@@ -28,8 +28,8 @@ jar="$dir/cookies"
 curl -sf -c "$jar" -H "origin: $origin" -H 'content-type: application/json' \
   -d '{"username":"bench","password":"correct horse battery"}' "${url}api/v1/auth/register" >/dev/null
 id=$(curl -sf -b "$jar" -H "origin: $origin" -H 'content-type: application/json' \
-  -d '{"title":"bench","visibility":"public"}' "${url}api/v1/streams" | sed 's/.*"id":"\([^"]*\)".*/\1/')
-key=$(curl -sf -b "$jar" "${url}api/v1/streams/$id/encoder" | sed 's/.*"stream_key":"\([^"]*\)".*/\1/')
+  -d '{"title":"bench","visibility":"public"}' "${url}api/v1/streams" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+key=$(curl -sf -b "$jar" "${url}api/v1/streams/$id/encoder" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stream_key"])')
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
 load=$(cut -d' ' -f1 /proc/loadavg)
