@@ -154,7 +154,7 @@ pub fn warnings(h: &StreamHealth, max_bitrate: u64) -> Vec<HealthWarning> {
 
 /// `1.5 s`, `12 s`.
 pub fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
@@ -167,7 +167,7 @@ pub fn kbps(bps: u64) -> String {
     let digits = k.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -177,7 +177,7 @@ pub fn kbps(bps: u64) -> String {
 
 /// `29.97 fps`, `30 fps`.
 pub fn fps(x100: u32) -> String {
-    if x100 % 100 == 0 {
+    if x100.is_multiple_of(100) {
         format!("{} fps", x100 / 100)
     } else {
         format!("{}.{:02} fps", x100 / 100, x100 % 100)

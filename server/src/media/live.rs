@@ -582,7 +582,7 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>)
                     // The tap counts at 48 kHz; copied audio may be at another rate.
                     let scale = seg.track().timescale;
                     let start_48k = rescale(start, scale, tap_scale());
-                    let end_48k = rescale(start + duration, scale, tap_scale());
+                    let end_48k = rescale(start.saturating_add(duration), scale, tap_scale());
                     tap.send(TapEvent::Segment {
                         msn,
                         start: start_48k,
