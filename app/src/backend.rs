@@ -14,6 +14,7 @@ use http::request::Parts;
 
 use crate::accounts::{Credentials, User};
 use crate::error::AppError;
+use crate::health::StreamHealth;
 use crate::recordings::Recording;
 use crate::streams::{EncoderInfo, NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo};
 
@@ -89,6 +90,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// How an encoder publishes to a stream (owner or admin).
     fn encoder(&self, req: Parts, id: String) -> BoxFuture<'_, Result<EncoderInfo, AppError>>;
+
+    /// A live stream's measured input (owner or admin).
+    fn health(&self, req: Parts, id: String) -> BoxFuture<'_, Result<StreamHealth, AppError>>;
 
     /// One stream, if the caller may see it.
     fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>>;

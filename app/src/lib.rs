@@ -15,7 +15,8 @@
 //!   transcript page's server function; [`search`]: search results with
 //!   safe highlights; [`summaries`]: on-demand summaries of a transcript.
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
-//! - [`ingest`]: the ingest WebSocket protocol messages.
+//! - [`ingest`]: the ingest WebSocket protocol messages; [`health`]: a live
+//!   stream's measured input (stream health) and its warnings.
 //! - [`chat`]: chat rules, moderators and the moderation log (JSON API types).
 //! - [`events`]: the events WebSocket protocol (viewer count, stream state,
 //!   chat, moderation, captions) and the client's room reducer.
@@ -34,6 +35,7 @@ pub mod chat;
 pub mod components;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod html;
 pub mod ids;
 pub mod ingest;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use app::accounts::{Credentials, User};
 use app::backend::{Backend, BoxFuture, Reply};
 use app::error::AppError;
+use app::health::StreamHealth;
 use app::recordings::Recording;
 use app::streams::{
     EncoderInfo, NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo, RECENT_STREAMS,
@@ -322,6 +323,15 @@ impl Backend for DbBackend {
                 .as_ref()
                 .and_then(|h| h.rtmp_addr.get().copied());
             streams::encoder(&self.db, &self.accounts, user.as_ref(), &id, &info, rtmp)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn health(&self, req: Parts, id: String) -> BoxFuture<'_, Result<StreamHealth, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            streams::health(&self.db, user.as_ref(), &id, self.ingest.as_deref())
                 .await
                 .map_err(refused)
         })

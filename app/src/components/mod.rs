@@ -5,6 +5,7 @@ pub mod chat;
 pub mod clipboard;
 pub mod encoder;
 pub mod head;
+pub mod health;
 pub mod layout;
 pub mod player;
 pub mod recording;

@@ -251,6 +251,7 @@ fn Row(stream: Stream, changed: RwSignal<u32>) -> impl IntoView {
         }.into_any(),
         Panel::Encoder => view! {
             <crate::components::encoder::EncoderPanel id=original.with_value(|s| s.id.clone()) />
+            <crate::components::health::HealthPanel id=original.with_value(|s| s.id.clone()) />
         }.into_any(),
         Panel::Token => match regenerate.value().get() {
             Some(Ok(s)) => view! {

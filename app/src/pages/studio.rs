@@ -210,6 +210,7 @@ pub fn StudioPage() -> impl IntoView {
                         })}
                     </p>
                     {move || status.get().error.map(|e| view! { <p class="error" role="alert" data-testid="status-error">{e}</p> })}
+                    {move || view! { <crate::components::health::HealthPanel id=id() /> }}
                     <details class="studio-encoder" data-testid="studio-encoder">
                         <summary>"Go live from OBS or another encoder instead"</summary>
                         {move || view! { <crate::components::encoder::EncoderPanel id=id() /> }}

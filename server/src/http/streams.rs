@@ -2,6 +2,7 @@
 //! regenerate the ingest token, and get the URL to watch. The work and the
 //! permission rules are in [`crate::service::streams`].
 
+use app::health::StreamHealth;
 use app::recordings::Recording;
 use app::streams::{EncoderInfo, NewStream, Stream, StreamList, StreamPatch, WatchInfo};
 use axum::extract::{Path, State};
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/streams/{id}/token", post(regenerate_token))
         .route("/streams/{id}/watch", get(watch))
         .route("/streams/{id}/encoder", get(encoder))
+        .route("/streams/{id}/health", get(health))
         .route(
             "/streams/{id}/recording",
             get(read_recording).delete(delete_recording),
@@ -45,6 +47,17 @@ async fn encoder(
     let rtmp = state.ingest.rtmp_addr.get().copied();
     Ok(Json(
         streams::encoder(&state.db, &state.accounts, user.as_ref(), &id, &info, rtmp).await?,
+    ))
+}
+
+/// `GET /api/v1/streams/{id}/health`: the live input as measured (owner or admin).
+async fn health(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Path(id): Path<String>,
+) -> Result<Json<StreamHealth>, ApiError> {
+    Ok(Json(
+        streams::health(&state.db, user.as_ref(), &id, Some(&state.ingest)).await?,
     ))
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::db::Database;
 use crate::media::demux::{ChunkReader, Feed};
+use crate::media::health::HealthMeter;
 use crate::media::live::{self, LiveConfig};
 use crate::origin::{LiveStream, Origin};
 use crate::recording::Recorder;
@@ -64,9 +65,17 @@ pub struct Session {
     generation: AtomicU64,
     /// Set when the pipeline stops: `Some(error)` if it failed.
     outcome: watch::Receiver<Option<Result<(), String>>>,
+    /// What is measured of the input (stream health).
+    health: Arc<HealthMeter>,
 }
 
 impl Session {
+    /// What is measured of the input: protocol, codecs, picture, frame
+    /// rate, bitrate, keyframe interval, reconnects.
+    pub fn health(&self) -> &Arc<HealthMeter> {
+        &self.health
+    }
+
     fn sender(&self) -> Option<mpsc::Sender<Feed>> {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -289,6 +298,7 @@ impl IngestHub {
                 return Err(AttachError::AlreadyPublishing);
             }
             s.generation.fetch_add(1, Ordering::SeqCst);
+            s.health.reconnected();
             let next = s.next_seq.load(Ordering::SeqCst);
             return Ok((publisher(s.clone()), next, false));
         }
@@ -302,6 +312,7 @@ impl IngestHub {
             attached: AtomicBool::new(true),
             generation: AtomicU64::new(0),
             outcome,
+            health: Arc::new(HealthMeter::default()),
         });
         sessions.insert(stream_id.to_string(), session.clone());
         drop(sessions);
@@ -311,6 +322,7 @@ impl IngestHub {
         let cfg = self.live;
         let hub = self.clone();
         let id = stream_id.to_string();
+        let health = session.health.clone();
         let archive = live::Archive {
             uploader: self.uploader.clone(),
             stream: id.clone(),
@@ -323,6 +335,7 @@ impl IngestHub {
                 archive: Some(archive),
                 first_msn,
                 audio_tap: hub.transcriber.get().map(|t| t.start(&id, window.clone())),
+                health: Some(health),
             };
             let published = window.clone();
             let result =

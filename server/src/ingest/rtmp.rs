@@ -342,6 +342,7 @@ impl Connection {
             }
         };
         let session = guard.session().clone();
+        session.health().set_protocol("rtmp");
         let Some(tx) = session.sender() else {
             // Dropping the guard gives the slot back.
             drop(guard);

@@ -247,6 +247,7 @@ async fn serve(
                 _ => (close::PROTOCOL, "protocol", e.to_string()),
             })?;
     let session = publisher.session().clone();
+    session.health().set_protocol("websocket");
     if is_new {
         // Viewers and the studio see "live" as soon as the publisher is told it is.
         hub.set_state(id, app::streams::StreamState::Live).await;

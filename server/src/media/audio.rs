@@ -1,6 +1,12 @@
-//! Audio for every player: decode whatever the browser sent (usually Opus),
-//! resample to 48 kHz stereo, and encode AAC-LC in 1024-sample frames with
-//! contiguous integer timestamps.
+//! Audio for every player, as AAC-LC in 1024-sample frames with contiguous
+//! integer timestamps at the rendition's sample rate:
+//! - AAC-LC from the source (RTMP/FLV, MPEG-TS, MP4, Matroska) is copied as
+//!   it is ([`AacCopier`]): its AudioSpecificConfig becomes the rendition's,
+//!   its frames are packaged byte for byte, and it is only decoded when the
+//!   captions need PCM;
+//! - anything else (the browser studio's Opus) is decoded, resampled and
+//!   encoded ([`AacTranscoder`]), at 48 kHz stereo, or at the format an
+//!   earlier copied period fixed for the rendition.
 
 use bytes::Bytes;
 use ffmpeg_next::codec;
@@ -10,7 +16,9 @@ use ffmpeg_next::util::channel_layout::ChannelLayout;
 use ffmpeg_next::util::frame::audio::Audio as AudioFrame;
 use ffmpeg_next::{encoder, Packet};
 
-/// Output sample rate (also the track timescale).
+use super::aac::{asc_for, parse_asc, split_adts, AAC_LC};
+
+/// Output sample rate of transcoded audio, and the rate of the captions tap.
 pub const AAC_RATE: u32 = 48_000;
 /// Samples per AAC-LC frame.
 pub const AAC_FRAME: usize = 1024;
@@ -30,6 +38,323 @@ pub enum AudioError {
     Resample(ffmpeg_next::Error),
 }
 
+/// The audio format a rendition is packaged in: AAC-LC at `sample_rate`
+/// (also the track's timescale) with `channels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioFormat {
+    /// Sampling frequency, Hz.
+    pub sample_rate: u32,
+    /// 1 or 2.
+    pub channels: u8,
+    /// The AudioSpecificConfig for the init segment.
+    pub asc: Bytes,
+}
+
+/// Decoded audio turned into what the captions tap takes: mono at
+/// [`AAC_RATE`], each run numbered from the first decoded sample.
+struct PcmTap {
+    resampler: Option<resampling::Context>,
+    next: u64,
+    pcm: Vec<(u64, Vec<f32>)>,
+}
+
+const TAP_FORMAT: SampleFormat = SampleFormat::F32(SampleType::Packed);
+
+impl PcmTap {
+    fn new() -> Self {
+        PcmTap {
+            resampler: None,
+            next: 0,
+            pcm: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, decoded: &AudioFrame) -> Result<(), AudioError> {
+        let resampler = match &mut self.resampler {
+            Some(r) => r,
+            None => self.resampler.insert(
+                resampling::Context::get(
+                    decoded.format(),
+                    decoded.channel_layout(),
+                    decoded.rate(),
+                    TAP_FORMAT,
+                    ChannelLayout::MONO,
+                    AAC_RATE,
+                )
+                .map_err(AudioError::Resample)?,
+            ),
+        };
+        let mono = resample(resampler, Some(decoded), TAP_FORMAT, ChannelLayout::MONO)
+            .map_err(AudioError::Resample)?;
+        let n = mono.samples();
+        if n > 0 {
+            let samples = mono.plane::<f32>(0)[..n].to_vec();
+            self.pcm.push((self.next, samples));
+            self.next += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// A decoded frame with its channel layout filled in (some demuxers leave
+/// it empty and give only the count).
+fn with_layout(decoded: &mut AudioFrame) {
+    if decoded.channel_layout().is_empty() {
+        decoded.set_channel_layout(ChannelLayout::default(i32::from(decoded.channels())));
+    }
+}
+
+/// Packages the source's AAC-LC frames as they are: raw frames from
+/// MP4/FLV/Matroska, or the frames inside ADTS headers from MPEG-TS.
+/// Frames are numbered contiguously at the source's sample rate from the
+/// first one (1024 samples each), which is what the encoder made.
+pub struct AacCopier {
+    format: AudioFormat,
+    /// The packets are ADTS (no AudioSpecificConfig in the stream header).
+    adts: bool,
+    emitted: u64,
+    first_pts: Option<i64>,
+    /// Decoding for the captions tap only (nothing is re-encoded).
+    decoder: Option<ffmpeg_next::decoder::Audio>,
+    tap: Option<PcmTap>,
+    /// Frames dropped because their ADTS header disagreed with the format.
+    refused: u64,
+}
+
+impl AacCopier {
+    /// The source's AAC format if its stream can be copied: AAC-LC, mono or
+    /// stereo, described by its AudioSpecificConfig or (MPEG-TS) by the
+    /// parameters FFmpeg probed from its ADTS headers.
+    pub fn source_format(params: &codec::Parameters) -> Option<(AudioFormat, bool)> {
+        if params.id() != codec::Id::AAC {
+            return None;
+        }
+        let extradata = extradata(params);
+        let (format, adts) = if extradata.is_empty() {
+            // SAFETY: reading plain fields of the stream's codec parameters.
+            let (profile, rate, channels) = unsafe {
+                let p = params.as_ptr();
+                ((*p).profile, (*p).sample_rate, (*p).ch_layout.nb_channels)
+            };
+            // FF_PROFILE_AAC_LOW is 1 (object type 2); unknown (-99) is taken as LC,
+            // and checked against every ADTS header.
+            let object_type = if profile < 0 {
+                AAC_LC
+            } else {
+                u8::try_from(profile + 1).ok()?
+            };
+            let channels = u8::try_from(channels).ok()?;
+            let rate = u32::try_from(rate).ok()?;
+            let asc = asc_for(object_type, rate, channels)?;
+            (parse_asc(&asc)?, true)
+        } else {
+            (parse_asc(&extradata)?, false)
+        };
+        format.copyable().then(|| {
+            (
+                AudioFormat {
+                    sample_rate: format.sample_rate,
+                    channels: format.channels,
+                    asc: format.asc,
+                },
+                adts,
+            )
+        })
+    }
+
+    /// A copier for a stream whose [`source_format`](Self::source_format) is
+    /// `format`; with `tap`, it also decodes for the captions.
+    pub fn new(
+        params: codec::Parameters,
+        format: AudioFormat,
+        adts: bool,
+        tap: bool,
+    ) -> Result<Self, AudioError> {
+        let decoder = if tap {
+            Some(
+                codec::context::Context::from_parameters(params)
+                    .and_then(|c| c.decoder().audio())
+                    .map_err(AudioError::Decoder)?,
+            )
+        } else {
+            None
+        };
+        Ok(AacCopier {
+            format,
+            adts,
+            emitted: 0,
+            first_pts: None,
+            decoder,
+            tap: tap.then(PcmTap::new),
+            refused: 0,
+        })
+    }
+
+    /// The format it packages.
+    pub fn format(&self) -> &AudioFormat {
+        &self.format
+    }
+
+    fn push(&mut self, packet: &Packet) -> Result<Vec<AacFrame>, AudioError> {
+        let Some(data) = packet.data().filter(|d| !d.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        if self.first_pts.is_none() {
+            self.first_pts = packet.pts().or(packet.dts());
+        }
+        let mut out = Vec::new();
+        if self.adts {
+            match split_adts(data) {
+                Ok(frames) => {
+                    for (h, raw) in frames {
+                        let same = h.object_type == AAC_LC
+                            && h.sample_rate == self.format.sample_rate
+                            && h.channels == self.format.channels;
+                        if same {
+                            out.push(self.frame(Bytes::copy_from_slice(raw)));
+                        } else {
+                            self.refuse("an ADTS header changed the format");
+                        }
+                    }
+                }
+                Err(e) => self.refuse(&e.to_string()),
+            }
+        } else {
+            out.push(self.frame(Bytes::copy_from_slice(data)));
+        }
+        if let (Some(decoder), Some(tap)) = (self.decoder.as_mut(), self.tap.as_mut()) {
+            if decoder.send_packet(packet).is_ok() {
+                let mut decoded = AudioFrame::empty();
+                while decoder.receive_frame(&mut decoded).is_ok() {
+                    with_layout(&mut decoded);
+                    tap.push(&decoded)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn frame(&mut self, data: Bytes) -> AacFrame {
+        let pts = self.emitted * AAC_FRAME as u64;
+        self.emitted += 1;
+        AacFrame { pts, data }
+    }
+
+    fn refuse(&mut self, why: &str) {
+        self.refused += 1;
+        if self.refused == 1 || self.refused.is_power_of_two() {
+            tracing::warn!(why, dropped = self.refused, "dropped a source AAC frame");
+        }
+    }
+}
+
+/// How a rendition gets its AAC from one period's input stream.
+pub enum AudioCoder {
+    /// The source's AAC, copied.
+    Copy(AacCopier),
+    /// Decoded and encoded.
+    Encode(AacTranscoder),
+}
+
+impl AudioCoder {
+    /// The coder for an input stream with `params`, packaged as `target`
+    /// (`None`: the first period, which decides the rendition's format):
+    /// copied when the source is AAC-LC in that format, else encoded to it
+    /// (48 kHz stereo when nothing decided yet).
+    pub fn open(
+        params: codec::Parameters,
+        time_base: ffmpeg_next::Rational,
+        target: Option<&AudioFormat>,
+        bitrate: usize,
+        tap: bool,
+    ) -> Result<Self, AudioError> {
+        if let Some((format, adts)) = AacCopier::source_format(&params) {
+            if target.is_none_or(|t| {
+                t.sample_rate == format.sample_rate && t.channels == format.channels
+            }) {
+                let format = match target {
+                    // Same rate and channels: the rendition keeps its config.
+                    Some(t) => AudioFormat {
+                        asc: t.asc.clone(),
+                        ..format
+                    },
+                    None => format,
+                };
+                return Ok(AudioCoder::Copy(AacCopier::new(params, format, adts, tap)?));
+            }
+        }
+        let (rate, channels) = target
+            .map(|t| (t.sample_rate, t.channels))
+            .unwrap_or((AAC_RATE, 2));
+        let mut t = AacTranscoder::new(params, bitrate, rate, channels)?;
+        t.set_packet_time_base(time_base);
+        t.set_tap(tap);
+        Ok(AudioCoder::Encode(t))
+    }
+
+    /// Whether the source's frames are copied.
+    pub fn copies(&self) -> bool {
+        matches!(self, AudioCoder::Copy(_))
+    }
+
+    /// The format the frames come out in.
+    pub fn format(&self) -> AudioFormat {
+        match self {
+            AudioCoder::Copy(c) => c.format.clone(),
+            AudioCoder::Encode(t) => t.format(),
+        }
+    }
+
+    /// Feeds one input packet; returns the AAC frames now complete.
+    pub fn push(&mut self, packet: &Packet) -> Result<Vec<AacFrame>, AudioError> {
+        match self {
+            AudioCoder::Copy(c) => c.push(packet),
+            AudioCoder::Encode(t) => t.push(packet),
+        }
+    }
+
+    /// What is still buffered at the end of the input.
+    pub fn finish(&mut self) -> Result<Vec<AacFrame>, AudioError> {
+        match self {
+            AudioCoder::Copy(_) => Ok(Vec::new()),
+            AudioCoder::Encode(t) => t.finish(),
+        }
+    }
+
+    /// The captions' mono 48 kHz samples since the last call (see
+    /// [`AacTranscoder::take_pcm`]).
+    pub fn take_pcm(&mut self) -> Vec<(u64, Vec<f32>)> {
+        match self {
+            AudioCoder::Copy(c) => c
+                .tap
+                .as_mut()
+                .map(|t| std::mem::take(&mut t.pcm))
+                .unwrap_or_default(),
+            AudioCoder::Encode(t) => t.take_pcm(),
+        }
+    }
+
+    /// Where frame 0 is in the input (its time base).
+    pub fn first_pts(&self) -> Option<i64> {
+        match self {
+            AudioCoder::Copy(c) => c.first_pts,
+            AudioCoder::Encode(t) => t.first_pts(),
+        }
+    }
+}
+
+fn extradata(params: &codec::Parameters) -> Vec<u8> {
+    // SAFETY: reading the codec parameters' extradata, owned by the stream.
+    unsafe {
+        let p = params.as_ptr();
+        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+        }
+    }
+}
+
 /// One encoded AAC frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AacFrame {
@@ -44,13 +369,14 @@ pub struct AacTranscoder {
     decoder: ffmpeg_next::decoder::Audio,
     resampler: Option<resampling::Context>,
     encoder: encoder::Audio,
-    fifo: [Vec<f32>; 2],
+    fifo: Vec<Vec<f32>>,
+    rate: u32,
+    layout: ChannelLayout,
     next_pts: u64,
     emitted: u64,
     asc: Bytes,
-    /// Keep a mono copy of what is encoded (for transcription).
-    tap: bool,
-    pcm: Vec<(u64, Vec<f32>)>,
+    /// Keep a mono copy of what is decoded (for transcription).
+    tap: Option<PcmTap>,
     /// The timestamp of the first decoded frame (input time base).
     first_pts: Option<i64>,
 }
@@ -58,8 +384,20 @@ pub struct AacTranscoder {
 const OUT_FORMAT: SampleFormat = SampleFormat::F32(SampleType::Planar);
 
 impl AacTranscoder {
-    /// Sets up decoding of a stream with `params`, and an AAC encoder at `bitrate`.
-    pub fn new(params: codec::Parameters, bitrate: usize) -> Result<Self, AudioError> {
+    /// Sets up decoding of a stream with `params`, and an AAC encoder at
+    /// `bitrate` for `rate` Hz with `channels` (1 or 2).
+    pub fn new(
+        params: codec::Parameters,
+        bitrate: usize,
+        rate: u32,
+        channels: u8,
+    ) -> Result<Self, AudioError> {
+        let layout = if channels == 1 {
+            ChannelLayout::MONO
+        } else {
+            ChannelLayout::STEREO
+        };
+        let channels = if channels == 1 { 1 } else { 2 };
         let decoder = codec::context::Context::from_parameters(params)
             .and_then(|c| c.decoder().audio())
             .map_err(AudioError::Decoder)?;
@@ -69,11 +407,11 @@ impl AacTranscoder {
             .encoder()
             .audio()
             .map_err(AudioError::Encoder)?;
-        enc.set_rate(AAC_RATE as i32);
-        enc.set_channel_layout(ChannelLayout::STEREO);
+        enc.set_rate(i32::try_from(rate).unwrap_or(48_000));
+        enc.set_channel_layout(layout);
         enc.set_format(OUT_FORMAT);
         enc.set_bit_rate(bitrate);
-        enc.set_time_base((1, AAC_RATE as i32));
+        enc.set_time_base((1, i32::try_from(rate).unwrap_or(48_000)));
         // The MP4 sample entry carries the AudioSpecificConfig (global header).
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
         let encoder = enc.open_as(aac).map_err(AudioError::Encoder)?;
@@ -82,7 +420,7 @@ impl AacTranscoder {
         let asc = unsafe {
             let ctx = encoder.as_ptr();
             if (*ctx).extradata.is_null() || (*ctx).extradata_size <= 0 {
-                Bytes::from_static(&[0x11, 0x90]) // AAC-LC, 48 kHz, stereo
+                asc_for(AAC_LC, rate, channels).unwrap_or(Bytes::from_static(&[0x11, 0x90]))
             } else {
                 Bytes::copy_from_slice(std::slice::from_raw_parts(
                     (*ctx).extradata,
@@ -94,29 +432,40 @@ impl AacTranscoder {
             decoder,
             resampler: None,
             encoder,
-            fifo: [Vec::new(), Vec::new()],
+            fifo: vec![Vec::new(); usize::from(channels)],
+            rate,
+            layout,
             next_pts: 0,
             emitted: 0,
             asc,
-            tap: false,
-            pcm: Vec::new(),
+            tap: None,
             first_pts: None,
         })
     }
 
-    /// Keeps a mono copy of every frame encoded from now on, for
-    /// [`take_pcm`](Self::take_pcm).
-    pub fn set_tap(&mut self, on: bool) {
-        self.tap = on;
-        if !on {
-            self.pcm.clear();
+    /// The format it encodes.
+    pub fn format(&self) -> AudioFormat {
+        AudioFormat {
+            sample_rate: self.rate,
+            channels: if self.fifo.len() == 1 { 1 } else { 2 },
+            asc: self.asc.clone(),
         }
     }
 
-    /// The mono 48 kHz samples encoded since the last call, each run with the
-    /// pts (in samples, like [`AacFrame::pts`]) of its first sample.
+    /// Keeps a mono 48 kHz copy of every frame decoded from now on, for
+    /// [`take_pcm`](Self::take_pcm).
+    pub fn set_tap(&mut self, on: bool) {
+        self.tap = on.then(PcmTap::new);
+    }
+
+    /// The mono 48 kHz samples decoded since the last call, each run with
+    /// its position: samples at 48 kHz since the first decoded one (which
+    /// is sample 0 of [`AacFrame::pts`]).
     pub fn take_pcm(&mut self) -> Vec<(u64, Vec<f32>)> {
-        std::mem::take(&mut self.pcm)
+        self.tap
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.pcm))
+            .unwrap_or_default()
     }
 
     /// The time base of the packets it will be fed, so the decoder moves a
@@ -177,8 +526,9 @@ impl AacTranscoder {
             if self.first_pts.is_none() {
                 self.first_pts = decoded.timestamp().or(decoded.pts());
             }
-            if decoded.channel_layout().is_empty() {
-                decoded.set_channel_layout(ChannelLayout::default(i32::from(decoded.channels())));
+            with_layout(&mut decoded);
+            if let Some(tap) = self.tap.as_mut() {
+                tap.push(&decoded)?;
             }
             let resampler = match &mut self.resampler {
                 Some(r) => r,
@@ -188,13 +538,13 @@ impl AacTranscoder {
                         decoded.channel_layout(),
                         decoded.rate(),
                         OUT_FORMAT,
-                        ChannelLayout::STEREO,
-                        AAC_RATE,
+                        self.layout,
+                        self.rate,
                     )
                     .map_err(AudioError::Resample)?,
                 ),
             };
-            let resampled = resample(resampler, Some(&decoded), OUT_FORMAT, ChannelLayout::STEREO)
+            let resampled = resample(resampler, Some(&decoded), OUT_FORMAT, self.layout)
                 .map_err(AudioError::Resample)?;
             self.queue(&resampled);
             out.extend(self.encode_fifo()?);
@@ -216,8 +566,8 @@ impl AacTranscoder {
     /// What the resampler still holds at end of stream.
     fn drain_resampler(&mut self) -> Result<(), AudioError> {
         while let Some(resampler) = self.resampler.as_mut() {
-            let rest = resample(resampler, None, OUT_FORMAT, ChannelLayout::STEREO)
-                .map_err(AudioError::Resample)?;
+            let rest =
+                resample(resampler, None, OUT_FORMAT, self.layout).map_err(AudioError::Resample)?;
             if rest.samples() == 0 {
                 break;
             }
@@ -229,16 +579,8 @@ impl AacTranscoder {
     fn encode_fifo(&mut self) -> Result<Vec<AacFrame>, AudioError> {
         let mut out = Vec::new();
         while self.fifo[0].len() >= AAC_FRAME {
-            let mut frame = AudioFrame::new(OUT_FORMAT, AAC_FRAME, ChannelLayout::STEREO);
-            frame.set_rate(AAC_RATE);
-            if self.tap {
-                let mono = self.fifo[0][..AAC_FRAME]
-                    .iter()
-                    .zip(&self.fifo[1][..AAC_FRAME])
-                    .map(|(l, r)| (l + r) * 0.5)
-                    .collect();
-                self.pcm.push((self.next_pts, mono));
-            }
+            let mut frame = AudioFrame::new(OUT_FORMAT, AAC_FRAME, self.layout);
+            frame.set_rate(self.rate);
             for (ch, fifo) in self.fifo.iter_mut().enumerate() {
                 frame.plane_mut::<f32>(ch)[..AAC_FRAME].copy_from_slice(&fifo[..AAC_FRAME]);
                 fifo.drain(..AAC_FRAME);

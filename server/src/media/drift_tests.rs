@@ -534,14 +534,14 @@ async fn avcc_frames_that_look_like_annex_b_stay_intact() {
     );
 }
 
-/// Audio that is not at 48 kHz (AAC at 44.1 kHz, as most MP4 files carry it)
-/// is resampled: two minutes must come out as two minutes, with every marker
-/// at a constant offset.
+/// Audio that is not at 48 kHz and not AAC (FLAC at 44.1 kHz here; AAC is
+/// copied at its own rate) is resampled: two minutes must come out as two
+/// minutes, with every marker at a constant offset.
 #[tokio::test]
 async fn audio_at_44_1_khz_is_resampled_without_drift() {
     ffmpeg_next::init().expect("init");
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("aac44.mkv");
+    let path = dir.path().join("flac44.mkv");
     let seconds = 120u64;
     let tone = format!(
         "aevalsrc='0.5*sin(2*PI*1000*t)*gte(mod(t*1000+{}\\,{GAP_EVERY_MS})\\,50)':s=44100:d={seconds}",
@@ -553,7 +553,7 @@ async fn audio_at_44_1_khz_is_resampled_without_drift() {
         "-i",
         &tone,
         "-c:a",
-        "aac",
+        "flac",
         "-f",
         "matroska",
         path.to_str().expect("utf8 path"),

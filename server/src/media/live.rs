@@ -1,10 +1,11 @@
 //! One live stream's media pipeline, run on a blocking thread: demux the
-//! incoming bytes, pass H.264 through (the top rung) or refuse what cannot be
-//! handled yet, transcode audio to AAC, and publish parts, segments and
-//! playlists into the origin's live window.
+//! incoming bytes, pass H.264 through (the top rung) and transcode the
+//! ladder, copy AAC audio (or transcode other audio to AAC), and publish
+//! parts, segments and playlists into the origin's live window.
 //!
 //! Timestamps (see `docs/architecture.md`): every rendition lives on one
-//! 90 kHz timeline (audio at 48 kHz), the source's presentation times plus a
+//! 90 kHz timeline (audio at its sample rate: the source's when its AAC is
+//! copied, else 48 kHz), the source's presentation times plus a
 //! per-period offset. Passed-through H.264 gets its decode times from its
 //! presentation times ([`DecodeTimes`]; Matroska carries no decode times), so
 //! frames are presented exactly when the source says. One [`CutPlan`] decides
@@ -17,8 +18,9 @@ use bytes::Bytes;
 use ffmpeg_next::codec::Id;
 use ffmpeg_next::media::Type;
 
-use super::audio::{AacTranscoder, AudioError, AAC_FRAME, AAC_RATE};
+use super::audio::{AudioCoder, AudioError, AudioFormat, AAC_FRAME, AAC_RATE};
 use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits, SharedReader};
+use super::health::{HealthMeter, VideoInput};
 use super::ladder::{bitrate_for, plan, Ladder, LadderError, RungSpec};
 use crate::db::recordings::{RenditionRow, SegmentRow};
 use crate::origin::LiveStream;
@@ -98,7 +100,7 @@ impl Archive {
                 stream: self.stream.clone(),
                 name: rendition.to_string(),
                 kind: "audio".into(),
-                codecs: "mp4a.40.2".into(),
+                codecs: track.codec.codec_string(),
                 width: None,
                 height: None,
                 fps_num: None,
@@ -191,6 +193,8 @@ pub struct RunOptions {
     /// Where decoded audio goes for live transcription (and the master
     /// playlist then lists the captions' `SUBTITLES` rendition).
     pub audio_tap: Option<AudioTap>,
+    /// Where the input's measurements go (stream health).
+    pub health: Option<Arc<HealthMeter>>,
 }
 
 struct VideoState {
@@ -242,6 +246,13 @@ fn to_90k_signed(ts: i64, (num, den): (i32, i32)) -> i64 {
     } else {
         -ticks(ts.unsigned_abs())
     }
+}
+
+/// A timestamp in a stream's time base in milliseconds (rounded down).
+fn to_ms(ts: i64, (num, den): (i32, i32)) -> i64 {
+    let den = i128::from(den.max(1));
+    let v = i128::from(ts) * i128::from(num.max(1)) * 1000 / den;
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// A source timestamp on the pipeline's 90 kHz timeline: shifted by the
@@ -425,15 +436,20 @@ impl Transcode {
 
 struct AudioState {
     stream_index: usize,
-    transcoder: AacTranscoder,
+    /// This period's source: copied or transcoded.
+    coder: AudioCoder,
+    /// The rendition's format, fixed by the first period.
+    format: AudioFormat,
+    /// The rendition's timescale: its sample rate.
+    scale: Timescale,
     segmenter: Segmenter,
     frames: u64,
-    /// Where this period's first decoded sample sits on the timeline, at
-    /// `AAC_RATE` (the transcoder numbers samples from it).
+    /// Where this period's first frame sits on the timeline, at `scale`
+    /// (the coder numbers samples from it).
     base: u64,
-    /// The base is known for this period (set at its first decoded frame).
+    /// The base is known for this period (set at its first frame).
     based: bool,
-    /// End of the last frame pushed, at `AAC_RATE`.
+    /// End of the last frame pushed, at `scale`.
     end: u64,
     /// The stream has video: audio follows its cuts.
     follows: bool,
@@ -569,10 +585,14 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>)
             continue;
         };
         if let (Some(tap), AUDIO_RENDITION) = (ctx.tap, name) {
+            // The tap counts at 48 kHz; copied audio may be at another rate.
+            let scale = seg.track().timescale;
+            let start_48k = rescale(start, scale, tap_scale());
+            let end_48k = rescale(start.saturating_add(duration), scale, tap_scale());
             tap.send(TapEvent::Segment {
                 msn,
-                start,
-                duration,
+                start: start_48k,
+                duration: end_48k.saturating_sub(start_48k),
                 program_date_time_ms,
                 discontinuity,
             });
@@ -836,6 +856,7 @@ pub fn run(
             archive,
             first_msn: 0,
             audio_tap: None,
+            health: None,
         },
     )
 }
@@ -872,6 +893,8 @@ pub fn run_with(
         completed: std::cell::Cell::new(0),
     };
     let mut p = Pipeline {
+        health: opts.health.clone(),
+        health_streams: (None, None),
         ctx,
         video: None,
         transcode: None,
@@ -912,6 +935,9 @@ pub fn run_with(
 
 struct Pipeline<'a> {
     ctx: Ctx<'a>,
+    /// Stream health: the meter, and this period's video and audio stream indices.
+    health: Option<Arc<HealthMeter>>,
+    health_streams: (Option<usize>, Option<usize>),
     video: Option<VideoState>,
     transcode: Option<Transcode>,
     audio: Option<AudioState>,
@@ -1003,15 +1029,23 @@ impl Pipeline<'_> {
                     self.transcode = Some(t);
                 }
                 Type::Audio if self.audio.is_none() => {
-                    let mut transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
-                    transcoder.set_packet_time_base(stream.time_base());
-                    transcoder.set_tap(self.ctx.tap.is_some());
-                    let scale = Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE);
-                    let segmenter = new_segmenter(aac_track(&transcoder, scale), scale, &self.ctx);
+                    let coder = AudioCoder::open(
+                        params,
+                        stream.time_base(),
+                        None,
+                        cfg.audio_bitrate,
+                        self.ctx.tap.is_some(),
+                    )?;
+                    let format = coder.format();
+                    log_audio(&coder);
+                    let scale = Timescale::new(format.sample_rate).unwrap_or(VIDEO_TIMESCALE);
+                    let segmenter = new_segmenter(aac_track(&format, scale), scale, &self.ctx);
                     set_init(&self.ctx, AUDIO_RENDITION, None, &segmenter);
                     self.audio = Some(AudioState {
                         stream_index: stream.index(),
-                        transcoder,
+                        coder,
+                        format,
+                        scale,
                         segmenter,
                         frames: 0,
                         base: 0,
@@ -1028,6 +1062,7 @@ impl Pipeline<'_> {
         if self.video.is_none() && self.transcode.is_none() && self.audio.is_none() {
             return Err(PipelineError::NoStreams);
         }
+        self.measure_streams(input);
         let has_video = self.video.is_some() || self.transcode.is_some();
         if let (true, Some(a)) = (has_video, self.audio.as_mut()) {
             // Video can only cut at keyframes (the source's, when it is passed
@@ -1108,9 +1143,14 @@ impl Pipeline<'_> {
                 Type::Audio if !audio_seen => {
                     if let Some(a) = self.audio.as_mut() {
                         audio_seen = true;
-                        a.transcoder = AacTranscoder::new(params, cfg.audio_bitrate)?;
-                        a.transcoder.set_packet_time_base(stream.time_base());
-                        a.transcoder.set_tap(self.ctx.tap.is_some());
+                        a.coder = AudioCoder::open(
+                            params,
+                            stream.time_base(),
+                            Some(&a.format),
+                            cfg.audio_bitrate,
+                            self.ctx.tap.is_some(),
+                        )?;
+                        log_audio(&a.coder);
                         a.stream_index = stream.index();
                         a.based = false;
                     }
@@ -1120,7 +1160,63 @@ impl Pipeline<'_> {
         }
         self.period_offset = None;
         self.ctx.clock_pending.set(true);
+        if let Some(h) = &self.health {
+            h.new_period();
+        }
+        self.measure_streams(input);
         Ok(())
+    }
+
+    /// Tells the health meter what this period's input streams are: the
+    /// video and audio streams the renditions take.
+    fn measure_streams(&mut self, input: &mut MemoryInput) {
+        let Some(h) = &self.health else { return };
+        let known = |i: &usize| *i != usize::MAX;
+        let video_index = self
+            .video
+            .as_ref()
+            .map(|v| v.stream_index)
+            .filter(known)
+            .or(self
+                .transcode
+                .as_ref()
+                .map(|t| t.stream_index)
+                .filter(known));
+        let audio = self.audio.as_ref().filter(|a| a.stream_index != usize::MAX);
+        let audio_index = audio.map(|a| a.stream_index);
+        let copied = audio.is_some_and(|a| a.coder.copies());
+        let (mut video, mut audio) = (None, None);
+        for stream in input.input().streams() {
+            let params = stream.parameters();
+            // SAFETY: reading plain fields of the stream's codec parameters.
+            let (width, height, rate, channels) = unsafe {
+                let p = params.as_ptr();
+                (
+                    (*p).width,
+                    (*p).height,
+                    (*p).sample_rate,
+                    (*p).ch_layout.nb_channels,
+                )
+            };
+            let positive = |v: i32| u32::try_from(v).unwrap_or(0);
+            if Some(stream.index()) == video_index {
+                video = Some(VideoInput {
+                    codec: params.id().name().to_string(),
+                    width: positive(width),
+                    height: positive(height),
+                });
+            } else if Some(stream.index()) == audio_index {
+                audio = Some(app::health::AudioHealth {
+                    codec: params.id().name().to_string(),
+                    sample_rate: positive(rate),
+                    channels: positive(channels),
+                    copied,
+                });
+            }
+        }
+        h.set_video(video);
+        h.set_audio(audio);
+        self.health_streams = (video_index, audio_index);
     }
 
     /// A transcode with no rungs yet, for a stream to be set by the caller.
@@ -1228,6 +1324,16 @@ impl Pipeline<'_> {
             let index = stream.index();
             let tb = stream.time_base();
             let time_base = (tb.numerator(), tb.denominator());
+            if let Some(h) = &self.health {
+                let kind = match self.health_streams {
+                    (Some(v), _) if v == index => Some(Some(packet.is_key())),
+                    (_, Some(a)) if a == index => Some(None),
+                    _ => None,
+                };
+                if let (Some(video), Some(ts)) = (kind, packet.pts().or(packet.dts())) {
+                    h.packet(to_ms(ts, time_base), packet.size(), video);
+                }
+            }
             if let Some(ts) = packet.pts().or(packet.dts()) {
                 if self.period_offset.is_none() {
                     let lead = self.lead;
@@ -1259,13 +1365,13 @@ impl Pipeline<'_> {
             }
             let offset = self.period_offset.unwrap_or(0);
             if let Some(a) = self.audio.as_mut().filter(|a| a.stream_index == index) {
-                let frames = a.transcoder.push(&packet)?;
-                if !a.based && (!frames.is_empty() || a.transcoder.first_pts().is_some()) {
+                let frames = a.coder.push(&packet)?;
+                if !a.based && (!frames.is_empty() || a.coder.first_pts().is_some()) {
                     // This period's audio starts where its first decoded
                     // sample sits on the timeline, never before the last frame.
-                    let ts = a.transcoder.first_pts().or(packet.pts()).or(packet.dts());
+                    let ts = a.coder.first_pts().or(packet.pts()).or(packet.dts());
                     let at = ts.map(|ts| on_timeline(ts, time_base, offset));
-                    a.base = rescale(at.unwrap_or(0), VIDEO_TIMESCALE, aac_scale()).max(a.end);
+                    a.base = rescale(at.unwrap_or(0), VIDEO_TIMESCALE, a.scale).max(a.end);
                     a.based = true;
                 }
                 push_audio(a, ctx, frames);
@@ -1321,7 +1427,7 @@ impl Pipeline<'_> {
             }
         }
         if let Some(a) = self.audio.as_mut() {
-            let frames = a.transcoder.finish()?;
+            let frames = a.coder.finish()?;
             push_audio(a, ctx, frames);
             release_audio(a, ctx, true);
             let outputs = a.segmenter.new_period(capture_start_ms);
@@ -1338,7 +1444,7 @@ impl Pipeline<'_> {
         let audio_end = self
             .audio
             .as_ref()
-            .map(|a| rescale(a.end, aac_scale(), VIDEO_TIMESCALE))
+            .map(|a| rescale(a.end, a.scale, VIDEO_TIMESCALE))
             .unwrap_or(0);
         self.prev_end_90k = video_end.max(audio_end);
         self.ctx.capture_start_ms = capture_start_ms;
@@ -1409,7 +1515,7 @@ impl Pipeline<'_> {
             t.finish(ctx)?;
         }
         if let Some(a) = self.audio.as_mut() {
-            let frames = a.transcoder.finish()?;
+            let frames = a.coder.finish()?;
             push_audio(a, ctx, frames);
             release_audio(a, ctx, true);
             let outputs = a.segmenter.finish();
@@ -1461,20 +1567,32 @@ impl Pipeline<'_> {
     }
 }
 
-fn aac_scale() -> Timescale {
+/// The captions tap's timescale.
+fn tap_scale() -> Timescale {
     Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE)
 }
 
-fn aac_track(transcoder: &AacTranscoder, scale: Timescale) -> Track {
+fn aac_track(format: &AudioFormat, scale: Timescale) -> Track {
     Track {
         id: 1,
         timescale: scale,
         codec: Codec::Aac {
-            sample_rate: AAC_RATE,
-            channels: 2,
-            asc: transcoder.audio_specific_config().clone(),
+            sample_rate: format.sample_rate,
+            channels: u16::from(format.channels),
+            asc: format.asc.clone(),
         },
     }
+}
+
+/// Says whether this period's audio is copied or encoded.
+fn log_audio(coder: &AudioCoder) {
+    let f = coder.format();
+    let how = if coder.copies() {
+        "copying the source's AAC"
+    } else {
+        "encoding the source's audio to AAC"
+    };
+    tracing::info!(rate = f.sample_rate, channels = f.channels, "audio: {how}");
 }
 
 /// Every video output that has started, highest first.
@@ -1564,9 +1682,10 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
     }
     release_audio(a, ctx, false);
     if let Some(tap) = ctx.tap {
-        for (pts, samples) in a.transcoder.take_pcm() {
+        let base = rescale(a.base, a.scale, tap_scale());
+        for (pts, samples) in a.coder.take_pcm() {
             tap.send(TapEvent::Audio {
-                at: pts + a.base,
+                at: pts + base,
                 samples,
             });
         }
@@ -1578,7 +1697,7 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
 /// waited longer than [`AUDIO_HOLD_TARGETS`]; everything with `all` (end of
 /// a period or of the stream) or without video.
 fn release_audio(a: &mut AudioState, ctx: &Ctx<'_>, all: bool) {
-    let scale = aac_scale();
+    let scale = a.scale;
     let watermark = ctx
         .plan
         .borrow()

@@ -15,7 +15,7 @@ pub(super) fn feed(data: Vec<u8>) -> ChunkReader {
 }
 
 /// Writes the master, media playlists, init segments and segments to `dir`.
-async fn dump(live: &LiveStream, dir: &std::path::Path, renditions: &[&str]) {
+pub(super) async fn dump(live: &LiveStream, dir: &std::path::Path, renditions: &[&str]) {
     std::fs::write(dir.join("master.m3u8"), live.master().expect("master")).expect("write");
     for name in renditions {
         let rdir = dir.join(name);
@@ -277,7 +277,7 @@ async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
 }
 
 /// The current media playlists of the `video` rendition and of the audio.
-async fn video_and_audio_playlists(live: &LiveStream, video: &str) -> (String, String) {
+pub(super) async fn video_and_audio_playlists(live: &LiveStream, video: &str) -> (String, String) {
     let v = live
         .media_playlist(video, PlaylistQuery::default())
         .await
@@ -290,7 +290,7 @@ async fn video_and_audio_playlists(live: &LiveStream, video: &str) -> (String, S
 }
 
 /// `EXTINF` durations (ms) of a media playlist, in order.
-fn extinf_ms(text: &str) -> Vec<u64> {
+pub(super) fn extinf_ms(text: &str) -> Vec<u64> {
     text.lines()
         .filter_map(|l| l.strip_prefix("#EXTINF:"))
         .map(|d| {
@@ -435,7 +435,7 @@ async fn fragmented_mp4_as_chromium_records_it_is_accepted() {
 
 /// Feeds each container in turn, with a period marker (new capture clock)
 /// before every one but the first, as the ingest socket does on a recorder restart.
-fn feed_periods(parts: Vec<(Vec<u8>, i64)>) -> ChunkReader {
+pub(super) fn feed_periods(parts: Vec<(Vec<u8>, i64)>) -> ChunkReader {
     let (tx, reader) = ChunkReader::channel(8);
     std::thread::spawn(move || {
         for (i, (data, capture)) in parts.into_iter().enumerate() {
@@ -501,6 +501,7 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
                 archive: None,
                 first_msn: 7,
                 audio_tap: None,
+                health: None,
             };
             let reader = feed_periods(vec![(first, start), (second, start + 60_000)]);
             run_with(reader, live, LiveConfig::default(), opts)

@@ -1,8 +1,11 @@
-//! The media pipeline (FFmpeg through `ffmpeg-next`): library start-up, and
-//! demuxing live input from memory ([`demux`]).
+//! The media pipeline (FFmpeg through `ffmpeg-next`): library start-up,
+//! demuxing live input from memory ([`demux`]), AAC framing ([`aac`]) and
+//! audio copy or transcode ([`audio`]).
 
+pub mod aac;
 pub mod audio;
 pub mod demux;
+pub mod health;
 pub mod ladder;
 pub mod live;
 pub mod remux;
@@ -10,6 +13,8 @@ pub mod remux;
 pub mod testsrc;
 pub mod transcode;
 
+#[cfg(test)]
+mod aac_copy_tests;
 #[cfg(test)]
 mod demux_tests;
 #[cfg(test)]

@@ -157,3 +157,49 @@ pub fn decode(input: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The MD5 of every audio packet of `input` (a path or URL) as FFmpeg reads
+/// it with `-c copy` (`framemd5`), in order: two inputs carry the same AAC
+/// bytes exactly when these lists are equal. ADTS headers (MPEG-TS) are
+/// taken off first, so only the raw frames are compared.
+pub fn audio_packet_md5s(input: &str) -> Result<Vec<String>, String> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i", input])
+        .args(["-map", "0:a:0", "-c", "copy", "-bsf:a", "aac_adtstoasc"])
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ffmpeg failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(',').nth(5).map(|h| h.trim().to_string()))
+        .collect())
+}
+
+/// The first audio stream of `input`: codec name, sample rate, channels.
+pub fn audio_stream(input: &str) -> Result<(String, u32, u32), String> {
+    let json = ffprobe_json(&[
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=codec_name,sample_rate,channels",
+        input,
+    ])?;
+    let s = &json["streams"][0];
+    let codec = s["codec_name"].as_str().unwrap_or_default().to_string();
+    let rate = s["sample_rate"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| format!("no audio sample rate in {input}"))?;
+    let channels = s["channels"]
+        .as_u64()
+        .and_then(|c| u32::try_from(c).ok())
+        .ok_or_else(|| format!("no audio channels in {input}"))?;
+    Ok((codec, rate, channels))
+}

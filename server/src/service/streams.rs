@@ -365,6 +365,23 @@ pub async fn encoder(
     })
 }
 
+/// A live stream's measured input and the warnings it earns (owner or
+/// admin). A stream with no live session here answers `live: false`.
+pub async fn health(
+    db: &Database,
+    user: Option<&SessionUser>,
+    id: &str,
+    ingest: Option<&crate::ingest::IngestHub>,
+) -> Result<app::health::StreamHealth, StreamError> {
+    let (row, _) = load_managed(db, id, user).await?;
+    let Some((hub, session)) = ingest.and_then(|h| Some((h, h.session(&row.id)?))) else {
+        return Ok(app::health::StreamHealth::default());
+    };
+    let mut health = session.health().snapshot();
+    health.warnings = app::health::warnings(&health, hub.limits.max_bitrate);
+    Ok(health)
+}
+
 pub async fn watch(
     db: &Database,
     accounts: &Accounts,

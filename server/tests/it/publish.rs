@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::TestApp;
 
+mod aac;
+
 /// H.264 with a keyframe every 2 s (at 30 fps) and AAC: what the server copies.
 pub const H264_AAC: &[&str] = &[
     "-pix_fmt",
@@ -36,7 +38,7 @@ pub fn make_file(
     path
 }
 
-async fn publish(
+pub(crate) async fn publish(
     app: &TestApp,
     id: &str,
     token: &str,

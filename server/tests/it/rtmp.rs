@@ -10,6 +10,9 @@ use onair_server::media::testsrc::{ffprobe_json, probe};
 use crate::publish::make_file;
 use crate::support::TestApp;
 
+pub(crate) mod aac;
+mod health;
+
 /// H.264 as OBS's x264 makes it by default (B-frames, a keyframe a second) and AAC.
 const OBS_LIKE: &[&str] = &[
     "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
@@ -17,7 +20,7 @@ const OBS_LIKE: &[&str] = &[
 ];
 
 /// H.264 without B-frames, a keyframe a second, and AAC: quick to make.
-const QUICK: &[&str] = &[
+pub(crate) const QUICK: &[&str] = &[
     "-pix_fmt",
     "yuv420p",
     "-c:v",
@@ -32,7 +35,7 @@ const QUICK: &[&str] = &[
 
 /// Starts the RTMP listener of `app` on a free port, with the encoder keys
 /// `onair serve` gives it; returns `rtmp://…/live`.
-async fn rtmp_listener(app: &TestApp) -> String {
+pub(crate) async fn rtmp_listener(app: &TestApp) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -50,7 +53,11 @@ async fn rtmp_listener(app: &TestApp) -> String {
 }
 
 /// `ffmpeg -re -i FILE -c copy -f flv URL`.
-fn ffmpeg_publish(file: &std::path::Path, url: &str, extra: &[&str]) -> tokio::process::Command {
+pub(crate) fn ffmpeg_publish(
+    file: &std::path::Path,
+    url: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-v", "error", "-re", "-i"])
         .arg(file)
@@ -65,7 +72,7 @@ fn ffmpeg_publish(file: &std::path::Path, url: &str, extra: &[&str]) -> tokio::p
 
 /// Publishes all of `file` to `url` and waits for the stream to end (the
 /// encoder's deleteStream at the end of the input).
-async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url: &str) {
+pub(crate) async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url: &str) {
     let out = ffmpeg_publish(file, url, &["-c", "copy"])
         .output()
         .await
@@ -79,7 +86,7 @@ async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url
 }
 
 /// The body of a GET of `path`.
-async fn text_of(app: &TestApp, path: &str) -> String {
+pub(crate) async fn text_of(app: &TestApp, path: &str) -> String {
     app.http
         .get(app.url(path))
         .send()
@@ -100,7 +107,7 @@ async fn state(app: &TestApp, id: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
+pub(crate) async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
     let until = Instant::now() + Duration::from_secs(30);
     while state(app, id).await != wanted {
         assert!(Instant::now() < until, "stream {id} never became {wanted}");
