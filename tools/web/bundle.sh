@@ -79,6 +79,15 @@ finish() {
   precompress "$site"
 }
 
+# Whether every file pkg/assets.txt names is there.
+complete() {
+  local key name
+  while read -r key name; do
+    case "$key" in '#'* | '') continue ;; esac
+    [ -f "$1/$name" ] || return 1
+  done < "$1/assets.txt"
+}
+
 build() {
   local wasm=$1 site=$2 pkg=$2/pkg
   local css="$repo/style/main.css" hls="$repo/end2end/node_modules/hls.js/dist/hls.min.js"
@@ -89,7 +98,7 @@ build() {
   # Same inputs as the last build: nothing to do (wasm-opt alone takes a minute).
   local inputs
   inputs=$( { sha256sum "$wasm" "$css" "$hls" "$0"; wasm-bindgen --version; echo "WASM_OPT=${WASM_OPT:-}"; } | sha256sum | cut -c1-64)
-  if [ -f "$pkg/assets.txt" ] && [ "$(cat "$pkg/.inputs" 2>/dev/null)" = "$inputs" ]; then
+  if [ -f "$pkg/assets.txt" ] && [ "$(cat "$pkg/.inputs" 2>/dev/null)" = "$inputs" ] && complete "$pkg"; then
     precompress "$site"
     return
   fi
