@@ -2,6 +2,7 @@
 //! HTTP until the shutdown signal.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use leptos::config::LeptosOptions;
@@ -63,8 +64,8 @@ pub enum StartError {
 }
 
 /// Leptos options for a site: its root and its wasm-bindgen output name
-/// (content-hashed when the build wrote a manifest, see [`http::site`]).
-pub fn leptos_options(site: &http::site::Site, addr: std::net::SocketAddr) -> LeptosOptions {
+/// (content-hashed when the build wrote a manifest, see [`crate::bundle`]).
+pub fn leptos_options(site: &crate::bundle::Site, addr: std::net::SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name(site.output_name.as_str())
         .site_root(site.root.display().to_string())
@@ -116,7 +117,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         tracing::warn!(store = %store.describe(), error = %e, "the object store is not reachable yet");
     }
 
-    let site = Arc::new(http::site::Site::load(&args.site_root));
+    let site = Arc::new(crate::bundle::Site::load(&args.site_root));
     let pkg_js = site.js_path();
     if !pkg_js.exists() {
         tracing::warn!(

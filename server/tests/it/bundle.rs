@@ -126,6 +126,47 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The security headers every answer keeps however it is encoded: `nosniff`
+/// and the referrer policy (server/src/http/headers.rs).
+fn assert_common_headers(res: &reqwest::Response, what: &str) {
+    assert_eq!(header(res, "x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(
+        header(res, "referrer-policy"),
+        "strict-origin-when-cross-origin",
+        "{what}"
+    );
+}
+
+/// A page's Content-Security-Policy holds a nonce, and every inline script
+/// of the (decoded) page carries it.
+fn assert_page_policy(headers: &reqwest::header::HeaderMap, html: &str, what: &str) {
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_else(|| panic!("{what}: no nonce in {csp:?}"));
+    assert!(nonce.len() >= 16, "{what}: nonce {nonce:?}");
+    let mut inline = 0;
+    for tag in html.split("<script").skip(1) {
+        let attrs = tag.split('>').next().unwrap_or("");
+        if !attrs.contains("src=") {
+            inline += 1;
+            assert!(
+                attrs.contains(&format!("nonce=\"{nonce}\"")),
+                "{what}: <script{attrs}>"
+            );
+        }
+    }
+    assert!(
+        inline >= 2,
+        "{what}: the theme and hydration scripts are inline"
+    );
+}
+
 #[tokio::test]
 async fn the_bundle_is_content_hashed_precompressed_and_immutable() {
     let site = unfinished_site();
@@ -170,8 +211,12 @@ async fn the_bundle_is_content_hashed_precompressed_and_immutable() {
         .to_ascii_lowercase()
         .contains("accept-encoding"));
     assert_eq!(header(&res, "cache-control"), "private, no-cache");
+    assert_common_headers(&res, "home");
+    let headers = res.headers().clone();
     let html = decode("gzip", &res.bytes().await.expect("body"));
     let html = String::from_utf8(html).expect("utf-8");
+    // Compressed on the fly, the page keeps its per-response nonce.
+    assert_page_policy(&headers, &html, "home (gzip)");
     for name in [js, wasm, &names["css"], &names["hls"]] {
         assert!(
             html.contains(&format!("/pkg/{name}")),
@@ -228,6 +273,7 @@ async fn the_bundle_is_content_hashed_precompressed_and_immutable() {
                 "{name}: no Vary"
             );
             assert_eq!(header(&res, "cache-control"), IMMUTABLE, "{name}");
+            assert_common_headers(&res, name);
             assert!(header(&res, "content-type").starts_with(mime), "{name}");
             // The variant written at build time, not one compressed now.
             let variant = site.path().join("pkg").join(format!(
@@ -331,6 +377,8 @@ async fn dynamic_answers_are_compressed_and_live_media_never() {
         .await
         .expect("page");
     assert_eq!(header(&res, "content-encoding"), "br");
+    assert_common_headers(&res, "/login");
+    let headers = res.headers().clone();
     let body = res.bytes().await.expect("body");
     let html = String::from_utf8(decode("br", &body)).expect("utf-8");
     assert!(
@@ -343,7 +391,13 @@ async fn dynamic_answers_are_compressed_and_live_media_never() {
         html.contains("</html>") && html.contains("Sign in"),
         "{html}"
     );
-    assert_eq!(html.len(), plain.len());
+    // The page streams (out of order): whether the header's resource comes
+    // inline or as a later chunk varies between requests, so the lengths may
+    // differ. Both answers must run to the stream's last chunk.
+    let last = "__INCOMPLETE_CHUNKS=[];</script>";
+    assert!(plain.ends_with(last), "plain page cut short:\n{plain}");
+    assert!(html.ends_with(last), "compressed page cut short:\n{html}");
+    assert_page_policy(&headers, &html, "/login (br)");
 
     // Publish a few seconds over the ingest WebSocket, upgrading with the
     // header a browser sends.
