@@ -101,8 +101,8 @@ build-server: deps
 # The hydrate bundle, assembled by tools/web/bundle.sh: wasm-opt, wasm-bindgen,
 # content-hashed names listed in pkg/assets.txt, and .br/.gz next to each file.
 # `make test`'s browser tests use this same optimised bundle, so they test what
-# users get; its cold build costs more than the dev bundle's (measured on the
-# busy 2-core machine: 19 min against 7.4 min; README, "Test times").
+# users get; its cold build costs about one CPU-minute more than the dev
+# bundle's (246 + 17 CPU-s against 197; README, "Test times").
 build-web: deps
 	@cargo build --quiet -p frontend --target wasm32-unknown-unknown --profile $(WASM_PROFILE)
 	@WASM_OPT="$(WASM_OPT)" tools/web/bundle.sh build $(WASM_DIR)/frontend.wasm $(SITE_ROOT)
