@@ -11,12 +11,22 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/onair/target
 SITE_ROOT ?= $(CURDIR)/target/site
 PROFILE_DIR := $(CARGO_TARGET_DIR)/debug
-WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/debug
 ONAIR := $(PROFILE_DIR)/onair
+# The browser bundle: the `wasm-release` profile (Cargo.toml: opt-level z, LTO),
+# then wasm-opt with WASM_OPT. -O1 rather than -Oz: -Oz makes the wasm 10%
+# smaller but 9% larger compressed, and compressed is what travels (the table
+# is in docs/benchmarks.md). `make build-web WASM_PROFILE=dev WASM_OPT=` builds
+# the unoptimised one (quicker to build, about 4x larger compressed).
+WASM_PROFILE ?= wasm-release
+WASM_OPT ?= -O1
+WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/$(if $(filter dev,$(WASM_PROFILE)),debug,$(WASM_PROFILE))
+# `make release` puts the server and its site root here.
+DIST ?= $(CURDIR)/target/dist
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock 2>/dev/null)
 
 APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev \
-             libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg
+             libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg \
+             binaryen brotli
 APT_TEST := chromium espeak-ng python3-venv
 # The peers `make bench` compares Onair with: nginx (with the RTMP module) and wrk.
 APT_BENCH := nginx-light libnginx-mod-rtmp wrk
@@ -30,15 +40,17 @@ GEOIP_DIR := $(CURDIR)/data/geoip
 # the web bundle built first (cargo parallelises each build on its own).
 .NOTPARALLEL:
 
-.PHONY: ai-server bench-latency fuzz-rtmp help deps deps-bench deps-test build build-server build-web run test test-rust test-e2e bench lint fmt clean cargo-leptos
+.PHONY: ai-server bench-latency bench-web fuzz-rtmp help deps deps-bench deps-test build build-server build-web release run test test-rust test-e2e bench lint fmt clean cargo-leptos
 
 help:
 	@echo "make run     install what is missing, build, and serve on http://127.0.0.1:3000"
 	@echo "make test    install what is missing (incl. test servers), build, run every test"
 	@echo "make build   build the server and the web bundle"
+	@echo "make release build what an operator deploys (optimised server and bundle) into target/dist"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make fuzz-rtmp   fuzz the RTMP protocol core (crates/rtmp) for FUZZ_SECONDS (60) per target"
 	@echo "make bench-latency   glass-to-glass latency in Chromium (LL and plain HLS, ladder and passthrough)"
+	@echo "make bench-web       the watch page on a throttled link (10 Mbit/s, 40 ms): time to hydrated, bytes"
 	@echo "make bench   pipeline vs the FFmpeg CLI, 10,000 chat clients, 10,000 blocked playlist requests, Onair vs nginx and nginx-rtmp, 5,000 analytics viewers; writes docs/benchmarks.md"
 
 # ---- installs (each step checks first, so reruns are quiet) -----------------
@@ -86,13 +98,22 @@ build: build-server build-web
 build-server: deps
 	@cargo build --quiet
 
+# The hydrate bundle, assembled by tools/web/bundle.sh: wasm-opt, wasm-bindgen,
+# content-hashed names listed in pkg/assets.txt, and .br/.gz next to each file.
+# `make test`'s browser tests use this same optimised bundle, so they test what
+# users get; its cold build costs about one CPU-minute more than the dev
+# bundle's (246 + 17 CPU-s against 197; README, "Test times").
 build-web: deps
-	@cargo build --quiet -p frontend --target wasm32-unknown-unknown
-	@mkdir -p $(SITE_ROOT)/pkg
-	@wasm-bindgen --target web --no-typescript --out-dir $(SITE_ROOT)/pkg --out-name onair $(WASM_DIR)/frontend.wasm
-	@cp style/main.css $(SITE_ROOT)/pkg/onair.css
-	@cp end2end/node_modules/hls.js/dist/hls.min.js $(SITE_ROOT)/pkg/hls.min.js
-	@cp -r public/. $(SITE_ROOT)/
+	@cargo build --quiet -p frontend --target wasm32-unknown-unknown --profile $(WASM_PROFILE)
+	@WASM_OPT="$(WASM_OPT)" tools/web/bundle.sh build $(WASM_DIR)/frontend.wasm $(SITE_ROOT)
+
+# What an operator deploys: the optimised server (`release` profile) and the
+# optimised bundle, in $(DIST): run `$(DIST)/onair serve --site-root $(DIST)/site`.
+release: deps
+	@cargo build --quiet --release --bin onair
+	@$(MAKE) --no-print-directory build-web SITE_ROOT=$(DIST)/site WASM_PROFILE=wasm-release WASM_OPT=-O1
+	@cp $(CARGO_TARGET_DIR)/release/onair $(DIST)/onair
+	@echo "built $(DIST)/onair and $(DIST)/site: run $(DIST)/onair serve --site-root $(DIST)/site"
 
 # ---- run and test ------------------------------------------------------------
 
@@ -152,6 +173,12 @@ fuzz-rtmp:
 	  nice -n 5 cargo +nightly fuzz run --target-dir $(CARGO_TARGET_DIR)/fuzz $$target -- \
 	    -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/rtmp.dict -rss_limit_mb=2048 -print_final_stats=1; \
 	done
+
+# The watch page on a throttled link in Chromium (end2end/bench/web.mjs): time
+# to hydrated and to the first frame, bytes; records its row in docs/benchmarks.md
+# (WEB_LABEL names the row, WEB_RUNS the loads).
+bench-web: build
+	@ONAIR_BIN=$${ONAIR_BIN:-$(ONAIR)} ONAIR_SITE_ROOT=$${ONAIR_SITE_ROOT:-$(SITE_ROOT)} WEB_RECORD=$${WEB_RECORD:-1} node end2end/bench/web.mjs
 
 lint:
 	cargo fmt --all -- --check

@@ -2,7 +2,8 @@
 //! the browser (`hydrate`) and the server (`ssr`).
 //!
 //! # Layout
-//! - [`shell`] and [`App`]: the HTML document and the router.
+//! - [`shell`] and [`App`]: the HTML document and the router; [`assets`]:
+//!   where the bundle's content-hashed stylesheet and hls.js are.
 //! - `components/`: the layout shell (header, navigation, theme toggle,
 //!   footer), the live player, and the chat with the viewer count.
 //! - `pages/`: one file per page.
@@ -31,6 +32,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod assets;
 pub mod chat;
 pub mod components;
 pub mod error;
@@ -54,7 +56,7 @@ pub mod transcripts;
 pub mod backend;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
+use leptos_meta::{provide_meta_context, MetaTags};
 
 use crate::components::head::PageTitle;
 use leptos_router::{
@@ -80,7 +82,20 @@ use crate::pages::{
 const THEME_BOOTSTRAP: &str = "try{var t=localStorage.getItem('onair-theme');if(t==='light'||t==='dark'){document.documentElement.dataset.theme=t}}catch(e){}";
 
 /// The HTML document every page is rendered into.
+///
+/// The stylesheet and hls.js come from the [`assets::Assets`] the server
+/// provides as context (their content-hashed names); the wasm and its JS from
+/// `options.output_name`. A page that plays video preloads hls.js, so it
+/// downloads next to the wasm instead of after hydration.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let assets = use_context::<assets::Assets>().unwrap_or_default();
+    #[cfg(feature = "ssr")]
+    let preload_hls = use_context::<http::request::Parts>()
+        .is_some_and(|req| assets::plays_video(req.uri.path()));
+    #[cfg(not(feature = "ssr"))]
+    let preload_hls = false;
+    let hls_preload =
+        preload_hls.then(|| view! { <link rel="preload" href=assets.hls.clone() r#as="script" /> });
     view! {
         <!DOCTYPE html>
         <html lang="en" data-theme="dark">
@@ -91,6 +106,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <script nonce=leptos::nonce::use_nonce()>{THEME_BOOTSTRAP}</script>
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
+                <link rel="stylesheet" href=assets.css />
+                <meta name=assets::HLS_META content=assets.hls.clone() />
+                {hls_preload}
                 <MetaTags />
             </head>
             <body>
@@ -114,7 +132,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/onair.css" />
         <PageTitle text="Onair" />
         <Router>
             <Layout>

@@ -34,6 +34,7 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod backend;
+pub mod bundle;
 pub mod clock;
 pub mod config;
 pub mod connections;

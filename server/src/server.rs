@@ -63,14 +63,12 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// The name of the wasm-bindgen output in `<site-root>/pkg/`.
-pub const OUTPUT_NAME: &str = "onair";
-
-/// Leptos options for a site root and address.
-pub fn leptos_options(site_root: &Path, addr: std::net::SocketAddr) -> LeptosOptions {
+/// Leptos options for a site: its root and its wasm-bindgen output name
+/// (content-hashed when the build wrote a manifest, see [`crate::bundle`]).
+pub fn leptos_options(site: &crate::bundle::Site, addr: std::net::SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
-        .output_name(OUTPUT_NAME)
-        .site_root(site_root.display().to_string())
+        .output_name(site.output_name.as_str())
+        .site_root(site.root.display().to_string())
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build()
@@ -119,7 +117,8 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         tracing::warn!(store = %store.describe(), error = %e, "the object store is not reachable yet");
     }
 
-    let pkg_js = args.site_root.join("pkg").join(format!("{OUTPUT_NAME}.js"));
+    let site = Arc::new(crate::bundle::Site::load(&args.site_root));
+    let pkg_js = site.js_path();
     if !pkg_js.exists() {
         tracing::warn!(
             missing = %pkg_js.display(),
@@ -187,7 +186,8 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         analytics: analytics.clone(),
         rooms: rooms.clone(),
         recorder: recorder.clone(),
-        leptos_options: leptos_options(&args.site_root, args.addr),
+        leptos_options: leptos_options(&site, args.addr),
+        site,
         ingest: ingest.clone(),
         uploader,
         backend: Arc::new(

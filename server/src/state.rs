@@ -17,6 +17,8 @@ use crate::store::ObjectStore;
 pub struct AppState {
     /// Leptos rendering options (site root, output name).
     pub leptos_options: LeptosOptions,
+    /// The site root and its content-hashed file names.
+    pub site: Arc<crate::bundle::Site>,
     /// The database.
     pub db: Database,
     /// The object store.

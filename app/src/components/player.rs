@@ -473,8 +473,6 @@ mod hls {
 
     use super::{behind_live, level_label, PlayerState, PlayerStatus, QualityLevel};
 
-    /// Where `make build` puts hls.js.
-    const HLS_JS: &str = "/pkg/hls.min.js";
     /// Delay before retrying after the stream was not there or failed.
     const RETRY_MS: i32 = 3000;
 
@@ -623,7 +621,8 @@ mod hls {
             else {
                 return;
             };
-            script.set_src(HLS_JS);
+            // Where the shell says `make build` put hls.js (a content-hashed name).
+            script.set_src(&crate::assets::hls_url());
             script.set_onload(Some(script_onload.unchecked_ref()));
             script.set_onerror(Some(script_onerror.unchecked_ref()));
             if let Some(head) = doc.head() {

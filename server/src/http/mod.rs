@@ -10,7 +10,10 @@
 //!   the cross-site request check ([`csrf`]); the WebSocket routes' session
 //!   and per-client cap ([`sockets`]).
 //! - everything else: Leptos pages, then static files from the site root
-//!   ([`static_file`]), then the app's own 404 page.
+//!   ([`site::static_file`]: precompressed, content-hashed names `immutable`),
+//!   then the app's own 404 page.
+//! - pages and JSON are compressed for clients that accept it
+//!   ([`site::compress`]); `/live`, `/vod` and WebSocket upgrades never are.
 
 pub mod analytics;
 pub mod auth;
@@ -22,6 +25,7 @@ pub mod health;
 pub mod json;
 pub mod live;
 pub mod playback;
+pub mod site;
 pub mod sockets;
 pub mod streams;
 pub mod transcripts;
@@ -48,8 +52,10 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(app::App);
     let backend = state.backend.clone();
+    let assets = state.site.assets.clone();
     let context = move || {
         leptos::prelude::provide_context(backend.clone());
+        leptos::prelude::provide_context(assets.clone());
         headers::page_headers();
     };
 
@@ -57,17 +63,18 @@ pub fn router(state: AppState) -> Router {
         context.clone(),
         app::shell,
     );
-    let site_root = std::path::PathBuf::from(leptos_options.site_root.as_ref());
+    let site = state.site.clone();
     let fallback = move |method: Method, uri: Uri, state: State<AppState>, req: Request| {
         let files = files.clone();
-        let site_root = site_root.clone();
+        let site = site.clone();
         async move {
             let path = uri.path();
             if path == "/api" || path.starts_with("/api/") {
                 return ApiError::not_found(format!("no API route {method} {path}"))
                     .into_response();
             }
-            if let Some(res) = static_file(&site_root, &method, &uri, req.headers().clone()).await {
+            if let Some(res) = site::static_file(&site, &method, &uri, req.headers().clone()).await
+            {
                 return res;
             }
             // Not a file: Leptos renders the app's 404 page.
@@ -115,49 +122,11 @@ pub fn router(state: AppState) -> Router {
             referrer.0, referrer.1,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(middleware::from_fn(site::revalidate_pages))
+        .layer(middleware::from_fn(site::compress))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(middleware::from_fn(telemetry::track_http))
         .with_state(state)
-}
-
-/// Serves a GET or HEAD request from the site root (the wasm bundle, CSS, `public/`), or
-/// `None` when no such file exists.
-///
-/// Every answer a file gives is passed on as it is: 200, but also 304 to a
-/// browser revalidating its copy and 206/416 to a range request. (Leptos's own
-/// file handler turns anything but 200 into its 404 page, so a revalidated
-/// `onair_bg.wasm` came back as an HTML 404 and the page never hydrated.)
-/// The names are not content-hashed, so files carry `Cache-Control: no-cache`:
-/// browsers keep them but ask each time, and after an upgrade never run a new
-/// `onair.js` with an old `onair_bg.wasm`.
-pub async fn static_file(
-    site_root: &std::path::Path,
-    method: &Method,
-    uri: &Uri,
-    headers: axum::http::HeaderMap,
-) -> Option<Response> {
-    use tower::ServiceExt;
-    if method != Method::GET && method != Method::HEAD {
-        return None;
-    }
-    let mut probe = Request::new(axum::body::Body::empty());
-    *probe.method_mut() = method.clone();
-    *probe.uri_mut() = uri.clone();
-    *probe.headers_mut() = headers;
-    let res = tower_http::services::ServeDir::new(site_root)
-        .append_index_html_on_directories(false)
-        .oneshot(probe)
-        .await;
-    let mut res = match res {
-        Ok(res) => res,
-        Err(never) => match never {},
-    };
-    if res.status() == StatusCode::NOT_FOUND {
-        return None;
-    }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Some(res.map(axum::body::Body::new))
 }
 
 async fn api_method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {

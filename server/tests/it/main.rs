@@ -4,6 +4,7 @@
 
 mod accounts;
 mod analytics;
+mod bundle;
 mod captions;
 mod connections;
 mod db;

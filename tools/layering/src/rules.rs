@@ -38,6 +38,8 @@ pub const SERVER: Rule = Rule {
             &[
                 "packager",
                 "telemetry",
+                // The web bundle's manifest (content-hashed names).
+                "bundle",
                 "outstanding",
                 "clock",
                 "private_fs",
@@ -130,7 +132,7 @@ pub const APP: Rule = Rule {
         // Wire types of the two sockets.
         ("protocol", &["events", "ingest"]),
         // Shared rules and the error that crosses the wire.
-        ("leaves", &["error", "html", "ids", "return_to", "backend"]),
+        ("leaves", &["error", "html", "ids", "return_to", "backend", "assets"]),
     ],
     exceptions: &[
         (
