@@ -120,6 +120,7 @@ pub const APP: Rule = Rule {
                 "accounts",
                 "analytics",
                 "chat",
+                "health",
                 "recordings",
                 "search",
                 "streams",
@@ -143,6 +144,11 @@ pub const APP: Rule = Rule {
         (
             "backend",
             "analytics",
+            "#11: one server-function trait per area replaces backend",
+        ),
+        (
+            "backend",
+            "health",
             "#11: one server-function trait per area replaces backend",
         ),
         (
