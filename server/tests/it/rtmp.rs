@@ -11,13 +11,13 @@ use crate::publish::make_file;
 use crate::support::TestApp;
 
 /// H.264 as OBS's x264 makes it by default (B-frames, a keyframe a second) and AAC.
-const OBS_LIKE: &[&str] = &[
+pub(crate) const OBS_LIKE: &[&str] = &[
     "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
     "-c:a", "aac",
 ];
 
 /// H.264 without B-frames, a keyframe a second, and AAC: quick to make.
-const QUICK: &[&str] = &[
+pub(crate) const QUICK: &[&str] = &[
     "-pix_fmt",
     "yuv420p",
     "-c:v",
@@ -65,7 +65,7 @@ fn ffmpeg_publish(file: &std::path::Path, url: &str, extra: &[&str]) -> tokio::p
 
 /// Publishes all of `file` to `url` and waits for the stream to end (the
 /// encoder's deleteStream at the end of the input).
-async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url: &str) {
+pub(crate) async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url: &str) {
     let out = ffmpeg_publish(file, url, &["-c", "copy"])
         .output()
         .await
@@ -79,7 +79,7 @@ async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url
 }
 
 /// The body of a GET of `path`.
-async fn text_of(app: &TestApp, path: &str) -> String {
+pub(crate) async fn text_of(app: &TestApp, path: &str) -> String {
     app.http
         .get(app.url(path))
         .send()
@@ -90,7 +90,7 @@ async fn text_of(app: &TestApp, path: &str) -> String {
         .expect("text")
 }
 
-async fn state(app: &TestApp, id: &str) -> String {
+pub(crate) async fn state(app: &TestApp, id: &str) -> String {
     app.state
         .db
         .get_stream(id)
@@ -100,7 +100,7 @@ async fn state(app: &TestApp, id: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
+pub(crate) async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
     let until = Instant::now() + Duration::from_secs(30);
     while state(app, id).await != wanted {
         assert!(Instant::now() < until, "stream {id} never became {wanted}");
@@ -108,7 +108,7 @@ async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
     }
 }
 
-fn video_frames(url: &str) -> u64 {
+pub(crate) fn video_frames(url: &str) -> u64 {
     let json = ffprobe_json(&[
         "-count_frames",
         "-select_streams",
@@ -124,7 +124,7 @@ fn video_frames(url: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn metrics(app: &TestApp) -> String {
+pub(crate) async fn metrics(app: &TestApp) -> String {
     app.http
         .get(app.url("/metrics"))
         .send()
@@ -352,4 +352,89 @@ async fn the_encoder_panel_key_publishes_and_a_new_token_retires_it() {
         .await
         .expect("ffmpeg");
     assert!(!out.status.success(), "the old key still publishes");
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key (PEM files in `dir`),
+/// made by the OpenSSL CLI.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_over_rtmps() {
+    use onair_server::ingest::rtmp::{serve_tls, tls_acceptor};
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path());
+    let tls = tls_acceptor(&cert, &key).expect("the certificate and key");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cfg = RtmpConfig {
+        keys: Some(app.state.accounts.playback.clone()),
+        ..RtmpConfig::default()
+    };
+    tokio::spawn(serve_tls(listener, app.state.ingest.clone(), cfg, tls));
+    let (id, token) = app.new_stream().await;
+    let file = make_file(dir.path(), "in.mp4", 3, QUICK);
+
+    // FFmpeg checks no certificate unless told to; say so anyway.
+    let url = format!("rtmps://{addr}/live/{id}_{token}");
+    let out = ffmpeg_publish(&file, &url, &["-c", "copy", "-tls_verify", "0"])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_state(&app, &id, "ended").await;
+    let summary = probe(&app.url(&format!("/live/{id}/master.m3u8"))).expect("plays");
+    assert!((summary.duration_s - 3.0).abs() <= 1.1, "{summary:?}");
+
+    // Plain RTMP to the TLS port: no TLS handshake, refused.
+    let out = ffmpeg_publish(
+        &file,
+        &format!("rtmp://{addr}/live/{id}_{token}"),
+        &["-c", "copy"],
+    )
+    .output()
+    .await
+    .expect("ffmpeg");
+    assert!(
+        !out.status.success(),
+        "plain RTMP was taken on the RTMPS port"
+    );
+    let text = metrics(&app).await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("onair_ingest_refusals_total")
+                && l.contains("transport=\"rtmps\"")
+                && l.contains("reason=\"protocol\"")),
+        "{text}"
+    );
 }
