@@ -30,10 +30,13 @@ export async function startOnair(extraArgs = []) {
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`onair exited with ${code}:\n${log}`)); });
   });
   const rtmp = log.match(/rtmp:\/\/(127\.0\.0\.1:\d+)\/live/);
+  const srt = log.match(/srt:\/\/(127\.0\.0\.1:\d+)\?/);
   return {
     url,
     /** `rtmp://127.0.0.1:PORT/live`, where encoders publish. */
     rtmpUrl: rtmp ? `rtmp://${rtmp[1]}/live` : null,
+    /** `127.0.0.1:PORT`, where SRT callers publish. */
+    srtAddr: srt ? srt[1] : null,
     dataDir,
     log: () => log,
     async stop() {

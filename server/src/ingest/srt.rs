@@ -222,7 +222,7 @@ pub fn parse_stream_id(raw: &str) -> Result<AccessRequest, StreamIdError> {
 /// Whether `payload` is whole MPEG-TS packets (each starting with 0x47).
 pub fn is_mpeg_ts(payload: &[u8]) -> bool {
     !payload.is_empty()
-        && payload.len() % TS_PACKET == 0
+        && payload.len().is_multiple_of(TS_PACKET)
         && payload.chunks(TS_PACKET).all(|p| p.first() == Some(&0x47))
 }
 
@@ -648,7 +648,7 @@ async fn publish(
 
 /// The part of libsrt's C API used here (`srt/srt.h` of libsrt 1.5,
 /// Debian's `libsrt1.5-gnutls`).
-#[allow(non_camel_case_types)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
 mod ffi {
     use std::ffi::{c_char, c_int, c_void};
     use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};

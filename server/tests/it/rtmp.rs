@@ -234,10 +234,7 @@ async fn rtmp_refusals_are_clear_and_leave_other_streams_alone() {
         "protocol",
     ] {
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("onair_ingest_refusals_total")
-                    && l.contains("transport=\"rtmp\"")
-                    && l.contains(&format!("reason=\"{reason}\""))),
+            refusal_counted(&text, "rtmp", reason),
             "{reason} not counted:\n{text}"
         );
     }
@@ -271,14 +268,19 @@ async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() 
     assert_eq!(state(&app, &id).await, "live", "not interrupted yet");
     publish_to_the_end(&app, &id, &file, &url).await;
 
-    // One stream, one discontinuity, and it plays straight through.
-    let master = text_of(&app, &format!("/live/{id}/master.m3u8")).await;
+    assert_one_new_period_that_plays(&app, &id).await;
+}
+
+/// The stream's variant playlist has exactly one `EXT-X-DISCONTINUITY` (a
+/// reconnect), and the whole stream decodes straight through.
+pub(crate) async fn assert_one_new_period_that_plays(app: &TestApp, id: &str) {
+    let master = text_of(app, &format!("/live/{id}/master.m3u8")).await;
     let variant = master
         .lines()
         .find(|l| l.ends_with("index.m3u8") && !l.starts_with('#'))
         .expect("a variant")
         .to_string();
-    let text = text_of(&app, &format!("/live/{id}/{variant}")).await;
+    let text = text_of(app, &format!("/live/{id}/{variant}")).await;
     assert_eq!(
         text.matches("#EXT-X-DISCONTINUITY\n").count(),
         1,
@@ -286,6 +288,15 @@ async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() 
     );
     onair_server::media::testsrc::decode(&app.url(&format!("/live/{id}/master.m3u8")))
         .expect("decodes straight through");
+}
+
+/// Whether `/metrics` text counts a refusal of `transport` for `reason`.
+pub(crate) fn refusal_counted(text: &str, transport: &str, reason: &str) -> bool {
+    text.lines().any(|l| {
+        l.starts_with("onair_ingest_refusals_total")
+            && l.contains(&format!("transport=\"{transport}\""))
+            && l.contains(&format!("reason=\"{reason}\""))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,11 +441,5 @@ async fn ffmpeg_publishes_over_rtmps() {
         "plain RTMP was taken on the RTMPS port"
     );
     let text = metrics(&app).await;
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("onair_ingest_refusals_total")
-                && l.contains("transport=\"rtmps\"")
-                && l.contains("reason=\"protocol\"")),
-        "{text}"
-    );
+    assert!(refusal_counted(&text, "rtmps", "protocol"), "{text}");
 }

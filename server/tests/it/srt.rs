@@ -8,7 +8,10 @@ use onair_server::ingest::srt::{serve, SrtConfig, SrtListener};
 use onair_server::media::testsrc::probe;
 
 use crate::publish::make_file;
-use crate::rtmp::{metrics, state, text_of, video_frames, wait_for_state, OBS_LIKE, QUICK};
+use crate::rtmp::{
+    assert_one_new_period_that_plays, metrics, refusal_counted, state, video_frames,
+    wait_for_state, OBS_LIKE, QUICK,
+};
 use crate::support::TestApp;
 
 /// Starts the SRT listener of `app` on `socket` (a free UDP port unless the
@@ -74,14 +77,6 @@ async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url
         String::from_utf8_lossy(&out.stderr)
     );
     wait_for_state(app, id, "ended").await;
-}
-
-fn refusal_counted(text: &str, reason: &str) -> bool {
-    text.lines().any(|l| {
-        l.starts_with("onair_ingest_refusals_total")
-            && l.contains("transport=\"srt\"")
-            && l.contains(&format!("reason=\"{reason}\""))
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +161,7 @@ async fn srt_refusals_are_clear_and_leave_other_streams_alone() {
     let text = metrics(&app).await;
     for reason in ["wrong_key", "already_publishing", "protocol"] {
         assert!(
-            refusal_counted(&text, reason),
+            refusal_counted(&text, "srt", reason),
             "{reason} not counted:\n{text}"
         );
     }
@@ -220,7 +215,10 @@ async fn an_srt_publisher_over_the_bitrate_limit_is_cut_off() {
     .await
     .expect("ffmpeg");
     let text = metrics(&app).await;
-    assert!(refusal_counted(&text, "bitrate"), "not counted:\n{text}");
+    assert!(
+        refusal_counted(&text, "srt", "bitrate"),
+        "not counted:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,21 +257,7 @@ async fn an_srt_encoder_that_reconnects_continues_the_same_stream_as_a_new_perio
     }
     wait_for_state(&app, &id, "ended").await;
 
-    // One stream, one discontinuity, and it plays straight through.
-    let master = text_of(&app, &format!("/live/{id}/master.m3u8")).await;
-    let variant = master
-        .lines()
-        .find(|l| l.ends_with("index.m3u8") && !l.starts_with('#'))
-        .expect("a variant")
-        .to_string();
-    let text = text_of(&app, &format!("/live/{id}/{variant}")).await;
-    assert_eq!(
-        text.matches("#EXT-X-DISCONTINUITY\n").count(),
-        1,
-        "one new period:\n{text}"
-    );
-    onair_server::media::testsrc::decode(&app.url(&format!("/live/{id}/master.m3u8")))
-        .expect("decodes straight through");
+    assert_one_new_period_that_plays(&app, &id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
