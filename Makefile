@@ -24,10 +24,10 @@ WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/$(if $(filter dev,$(WASM_
 DIST ?= $(CURDIR)/target/dist
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock 2>/dev/null)
 
-APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev \
+APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev libsrt1.5-gnutls \
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg \
              binaryen brotli
-APT_TEST := chromium espeak-ng python3-venv
+APT_TEST := chromium espeak-ng python3-venv iproute2
 # The peers `make bench` compares Onair with: nginx (with the RTMP module) and wrk.
 APT_BENCH := nginx-light libnginx-mod-rtmp wrk
 # The free DB-IP city GeoIP database (CC BY 4.0, attribution to DB-IP.com):

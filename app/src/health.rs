@@ -17,7 +17,7 @@ use crate::error::AppError;
 pub struct StreamHealth {
     /// Media is arriving (a live session is running on this server).
     pub live: bool,
-    /// How it arrives: `rtmp`, or `websocket` (the studio and `onair publish`).
+    /// How it arrives: `rtmp`, `rtmps`, `srt`, or `websocket` (the studio and `onair publish`).
     #[serde(default)]
     pub protocol: Option<String>,
     /// The input's video, if it has any.

@@ -170,6 +170,18 @@ pub struct EncoderInfo {
     /// The RTMP listener accepts only connections from the server's own
     /// machine (`--rtmp-addr` on a loopback address).
     pub loopback_only: bool,
+    /// RTMP over TLS: `rtmps://HOST:PORT/live`; `None` when the server has
+    /// no RTMPS listener (`--rtmps-addr`).
+    #[serde(default)]
+    pub rtmps_server: Option<String>,
+    /// SRT: `srt://HOST:PORT?streamid=#!::r=<stream id>,m=publish`, with the
+    /// stream key as the passphrase (the URL holds no secret); `None` when
+    /// the server has no SRT listener (`--srt-addr`).
+    #[serde(default)]
+    pub srt_url: Option<String>,
+    /// The SRT listener accepts only callers on the server's own machine.
+    #[serde(default)]
+    pub srt_loopback_only: bool,
 }
 
 /// Encoder settings that suit low latency and the ladder: a keyframe every

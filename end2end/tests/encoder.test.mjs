@@ -58,6 +58,15 @@ test('the Encoder (OBS) panel gives a server and key an RTMP encoder goes live w
   await page.waitForSelector(`${row} [data-testid=copied]:has-text("stream key")`);
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
   assert.ok(await page.$(`${row} [data-testid=encoder-loopback]`), 'says the listener is local only');
+  // SRT: a URL without the key (the key is the passphrase), with its copy button.
+  assert.ok(server.srtAddr, `the server logged its SRT address:\n${server.log()}`);
+  const srtUrl = await page.textContent(`${row} [data-testid=encoder-srt]`);
+  assert.equal(srtUrl, `srt://${server.srtAddr}?streamid=#!::r=${id},m=publish`);
+  assert.ok(!srtUrl.includes(key), 'the SRT URL holds no secret');
+  await page.click(`${row} [data-testid=copy-srt]`);
+  await page.waitForSelector(`${row} [data-testid=copied]:has-text("SRT URL")`);
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), srtUrl);
+  assert.equal(await page.$(`${row} [data-testid=encoder-rtmps]`), null, 'no RTMPS without --rtmps-addr');
 
   // The encoder publishes with exactly what the panel shows.
   const file = join(dir, 'obs.mp4');

@@ -14,8 +14,8 @@ const SITE_ROOT = process.env.ONAIR_SITE_ROOT;
 export async function startOnair(extraArgs = []) {
   if (!BIN || !SITE_ROOT) throw new Error('set ONAIR_BIN and ONAIR_SITE_ROOT (make test does)');
   const dataDir = mkdtempSync(join(tmpdir(), 'onair-e2e-'));
-  // RTMP on a free port too (the default 1935 would collide between servers).
-  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--rtmp-addr', '127.0.0.1:0', '--data-dir', dataDir,
+  // RTMP and SRT on free ports too (the defaults would collide between servers).
+  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--rtmp-addr', '127.0.0.1:0', '--srt-addr', '127.0.0.1:0', '--data-dir', dataDir,
     '--site-root', SITE_ROOT, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const url = await new Promise((resolve, reject) => {
@@ -30,10 +30,13 @@ export async function startOnair(extraArgs = []) {
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`onair exited with ${code}:\n${log}`)); });
   });
   const rtmp = log.match(/rtmp:\/\/(127\.0\.0\.1:\d+)\/live/);
+  const srt = log.match(/srt:\/\/(127\.0\.0\.1:\d+)\?/);
   return {
     url,
     /** `rtmp://127.0.0.1:PORT/live`, where encoders publish. */
     rtmpUrl: rtmp ? `rtmp://${rtmp[1]}/live` : null,
+    /** `127.0.0.1:PORT`, where SRT callers publish. */
+    srtAddr: srt ? srt[1] : null,
     dataDir,
     log: () => log,
     async stop() {

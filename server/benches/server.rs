@@ -41,6 +41,8 @@ pub fn start(extra: &[String]) -> Server {
             &addr,
             "--rtmp-addr",
             "",
+            "--srt-addr",
+            "",
             "--db",
             "mem://",
             "--data-dir",

@@ -318,13 +318,21 @@ impl Backend for DbBackend {
     fn encoder(&self, req: Parts, id: String) -> BoxFuture<'_, Result<EncoderInfo, AppError>> {
         Box::pin(async move {
             let (info, user) = self.user(&req).await?;
-            let rtmp = self
+            let listeners = self
                 .ingest
                 .as_ref()
-                .and_then(|h| h.rtmp_addr.get().copied());
-            streams::encoder(&self.db, &self.accounts, user.as_ref(), &id, &info, rtmp)
-                .await
-                .map_err(refused)
+                .map(|h| streams::EncoderListeners::of(h))
+                .unwrap_or_default();
+            streams::encoder(
+                &self.db,
+                &self.accounts,
+                user.as_ref(),
+                &id,
+                &info,
+                &listeners,
+            )
+            .await
+            .map_err(refused)
         })
     }
 

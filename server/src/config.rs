@@ -658,6 +658,38 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_RTMP_MAX_CONNECTIONS", default_value_t = 64)]
     pub rtmp_max_connections: usize,
 
+    /// Where encoders publish over RTMPS (RTMP in TLS; `rtmps://HOST:PORT/live`,
+    /// the same stream keys). Empty (the default): no RTMPS listener. Needs
+    /// `--rtmps-cert` and `--rtmps-key`; shares `--rtmp-max-connections`'
+    /// limit (counted per listener).
+    #[arg(long, env = "ONAIR_RTMPS_ADDR", default_value = "")]
+    pub rtmps_addr: String,
+
+    /// The RTMPS certificate chain, PEM (leaf first).
+    #[arg(long, env = "ONAIR_RTMPS_CERT", value_name = "PATH")]
+    pub rtmps_cert: Option<PathBuf>,
+
+    /// The RTMPS private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ONAIR_RTMPS_KEY", value_name = "PATH")]
+    pub rtmps_key: Option<PathBuf>,
+
+    /// Where encoders publish over SRT (UDP; `srt://HOST:PORT` with the
+    /// stream id `#!::r=<stream key>,m=publish`). Empty: no SRT listener.
+    /// The default answers only this machine, like `--rtmp-addr`; use
+    /// `0.0.0.0:9000` to take encoders from the network.
+    #[arg(long, env = "ONAIR_SRT_ADDR", default_value = "127.0.0.1:9000")]
+    pub srt_addr: String,
+
+    /// SRT receive latency in milliseconds (20 to 10,000): how long a lost
+    /// packet may take to be resent. Use at least 4× the round trip to the
+    /// encoder; the encoder's own latency wins if higher.
+    #[arg(long, env = "ONAIR_SRT_LATENCY_MS", default_value_t = 120)]
+    pub srt_latency_ms: u64,
+
+    /// Concurrent SRT connections; more are refused (SRT rejection 1402).
+    #[arg(long, env = "ONAIR_SRT_MAX_CONNECTIONS", default_value_t = 64)]
+    pub srt_max_connections: usize,
+
     /// A bearer token that `GET /metrics` requires (`Authorization: Bearer
     /// <token>`). Empty: `/metrics` is open to anyone who can reach the
     /// listen address (it names no stream or user either way).
@@ -718,6 +750,15 @@ pub enum ConfigError {
     /// `--rtmp-addr` is not an address.
     #[error("--rtmp-addr {0:?}: expected empty or an address such as 0.0.0.0:1935")]
     RtmpAddr(String),
+    /// `--rtmps-addr` is not an address.
+    #[error("--rtmps-addr {0:?}: expected empty or an address such as 0.0.0.0:1936")]
+    RtmpsAddr(String),
+    /// `--rtmps-addr` without a usable certificate and key.
+    #[error("--rtmps-addr needs --rtmps-cert and --rtmps-key: {0}")]
+    RtmpsTls(String),
+    /// `--srt-addr` is not an address.
+    #[error("--srt-addr {0:?}: expected empty or an address such as 0.0.0.0:9000")]
+    SrtAddr(String),
     /// An `--llm-*` value is unusable.
     #[error("{0}")]
     Llm(String),
@@ -853,6 +894,47 @@ impl ServeArgs {
         raw.parse()
             .map(Some)
             .map_err(|_| ConfigError::RtmpAddr(raw.to_string()))
+    }
+
+    /// `--rtmps-addr`, parsed; `None` when empty (no RTMPS listener).
+    pub fn rtmps_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let raw = self.rtmps_addr.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse()
+            .map(Some)
+            .map_err(|_| ConfigError::RtmpsAddr(raw.to_string()))
+    }
+
+    /// The RTMPS TLS settings from `--rtmps-cert` and `--rtmps-key`.
+    pub fn rtmps_tls(&self) -> Result<tokio_rustls::TlsAcceptor, ConfigError> {
+        let (Some(cert), Some(key)) = (&self.rtmps_cert, &self.rtmps_key) else {
+            return Err(ConfigError::RtmpsTls("one of them is missing".into()));
+        };
+        crate::ingest::rtmp::tls_acceptor(cert, key)
+            .map_err(|e| ConfigError::RtmpsTls(e.to_string()))
+    }
+
+    /// `--srt-addr`, parsed; `None` when empty (no SRT listener).
+    pub fn srt_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let raw = self.srt_addr.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse()
+            .map(Some)
+            .map_err(|_| ConfigError::SrtAddr(raw.to_string()))
+    }
+
+    /// SRT listener settings from the flags.
+    pub fn srt_config(&self) -> crate::ingest::srt::SrtConfig {
+        crate::ingest::srt::SrtConfig {
+            latency: std::time::Duration::from_millis(self.srt_latency_ms),
+            max_connections: self.srt_max_connections,
+            ..Default::default()
+        }
+        .sanitized()
     }
 
     /// RTMP listener settings from the flags.

@@ -286,6 +286,47 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         }
         None => None,
     };
+    // RTMPS: the same listener behind TLS, on its own port.
+    let rtmps = match args.rtmps_addr()? {
+        Some(addr) => {
+            let tls = args.rtmps_tls()?;
+            let rtmps = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = rtmps.local_addr().map_err(StartError::Serve)?;
+            tracing::info!("RTMPS ingest: rtmps://{bound}/live");
+            let cfg = crate::ingest::rtmp::RtmpConfig {
+                keys: Some(state.accounts.playback.clone()),
+                ..args.rtmp_config()
+            };
+            Some(tokio::spawn(crate::ingest::rtmp::serve_tls(
+                rtmps,
+                state.ingest.clone(),
+                cfg,
+                tls,
+            )))
+        }
+        None => None,
+    };
+    // SRT ingest (UDP, libsrt), into the same live sessions.
+    let _srt = match args.srt_addr()? {
+        Some(addr) => {
+            let socket = std::net::UdpSocket::bind(addr)
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let cfg = crate::ingest::srt::SrtConfig {
+                keys: Some(state.accounts.playback.clone()),
+                ..args.srt_config()
+            };
+            let srt = crate::ingest::srt::serve(socket, state.ingest.clone(), cfg)
+                .map_err(|e| StartError::Serve(std::io::Error::other(e)))?;
+            tracing::info!(
+                "SRT ingest: srt://{}?streamid=#!::r=<stream key>,m=publish",
+                srt.local_addr()
+            );
+            Some(srt)
+        }
+        None => None,
+    };
     tracing::info!(
         data_dir = %args.data_dir().display(),
         database = %state.db.describe(),
@@ -294,8 +335,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
     );
     let analytics = state.analytics.clone();
     let served = serve(listener, state, shutdown_signal()).await;
-    if let Some(rtmp) = rtmp {
-        rtmp.abort();
+    for task in [rtmp, rtmps].into_iter().flatten() {
+        task.abort();
     }
     // Open viewer sessions and the current minute are written before exit.
     analytics.shutdown().await;

@@ -1,6 +1,6 @@
-//! The "Encoder (OBS)" panel: where OBS and other RTMP encoders publish a
-//! stream, with copy buttons, the key hidden until shown, and the settings
-//! that suit low latency.
+//! The "Encoder (OBS)" panel: where OBS and other encoders publish a stream
+//! over RTMP, RTMPS or SRT, with copy buttons, the key hidden until shown,
+//! and the settings that suit low latency.
 
 use leptos::prelude::*;
 
@@ -56,6 +56,34 @@ fn EncoderFields(info: EncoderInfo) -> impl IntoView {
             <button type="button" class="button-secondary" data-testid="copy-key"
                 on:click=move |_| copy(key.get_value(), copied, "stream key")>"Copy"</button>
         </div>
+        {info.rtmps_server.clone().map(|rtmps| {
+            let copy_rtmps = rtmps.clone();
+            view! {
+                <div class="field-row">
+                    <span class="field-label">"RTMPS server"</span>
+                    <code data-testid="encoder-rtmps">{rtmps}</code>
+                    <button type="button" class="button-secondary" data-testid="copy-rtmps"
+                        on:click=move |_| copy(copy_rtmps.clone(), copied, "RTMPS server")>"Copy"</button>
+                </div>
+                <p class="muted">"RTMPS is RTMP inside TLS: the same stream key, encrypted on the way."</p>
+            }
+        })}
+        {info.srt_url.clone().map(|srt| {
+            let copy_srt = srt.clone();
+            view! {
+                <div class="field-row">
+                    <span class="field-label">"SRT URL"</span>
+                    <code data-testid="encoder-srt">{srt}</code>
+                    <button type="button" class="button-secondary" data-testid="copy-srt"
+                        on:click=move |_| copy(copy_srt.clone(), copied, "SRT URL")>"Copy"</button>
+                </div>
+                <p class="muted" data-testid="encoder-srt-help">
+                    "For SRT (lossy or long-distance links), use the SRT URL as OBS's Server and leave its Stream key empty; set the "
+                    <strong>"passphrase"</strong> " (OBS: append " <code>"&passphrase=<stream key>"</code>
+                    " to the URL) to the stream key: the stream is then encrypted and the key never crosses the network."
+                </p>
+            }
+        })}
         <p class="muted" role="status" data-testid="copied">{move || copied.get().map(|w| format!("Copied the {w}."))}</p>
         {info.loopback_only.then(|| view! {
             <p class="notice warning" data-testid="encoder-loopback">

@@ -36,17 +36,25 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// `GET /api/v1/streams/{id}/encoder`: the RTMP server URL and stream key
-/// for OBS and other encoders (owner or admin).
+/// `GET /api/v1/streams/{id}/encoder`: the RTMP, RTMPS and SRT URLs and the
+/// stream key for OBS and other encoders (owner or admin).
 async fn encoder(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     Info(info): Info,
     Path(id): Path<String>,
 ) -> Result<Json<EncoderInfo>, ApiError> {
-    let rtmp = state.ingest.rtmp_addr.get().copied();
+    let listeners = streams::EncoderListeners::of(&state.ingest);
     Ok(Json(
-        streams::encoder(&state.db, &state.accounts, user.as_ref(), &id, &info, rtmp).await?,
+        streams::encoder(
+            &state.db,
+            &state.accounts,
+            user.as_ref(),
+            &id,
+            &info,
+            &listeners,
+        )
+        .await?,
     ))
 }
 

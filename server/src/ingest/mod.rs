@@ -2,8 +2,10 @@
 //! `docs/protocol.md`. A [`Session`] per live stream outlives its socket: the
 //! publisher can drop and resume, and the pipeline keeps running meanwhile.
 
+pub mod encoder;
 pub mod rtmp;
 mod socket;
+pub mod srt;
 pub mod states;
 
 use std::collections::HashMap;
@@ -125,9 +127,13 @@ pub struct IngestHub {
     states: broadcast::Sender<StateChange>,
     /// Where the RTMP listener is bound, once it is ([`rtmp::serve`]).
     pub rtmp_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Where the RTMPS listener is bound, once it is ([`rtmp::serve_tls`]).
+    pub rtmps_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Where the SRT listener is bound, once it is ([`srt::serve`]).
+    pub srt_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Writes stream states to the database until they land.
     writer: Arc<states::StateWriter>,
-    /// Checks RTMP stream keys.
+    /// Checks encoder stream keys.
     db: Database,
 }
 
@@ -211,6 +217,8 @@ impl IngestHub {
             recorder,
             states: broadcast::channel(256).0,
             rtmp_addr: std::sync::OnceLock::new(),
+            rtmps_addr: std::sync::OnceLock::new(),
+            srt_addr: std::sync::OnceLock::new(),
         })
     }
 

@@ -38,14 +38,13 @@ use onair_rtmp::{
     status, AudioCodec, AudioPacketKind, Event, FlvAudio, FlvVideo, Session as Rtmp, VideoCodec,
     VideoFrameType, VideoPacketKind,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::{AttachError, IngestHub, Publisher, Session};
+use super::encoder::{check_key, refused, EncoderPublish, Reason, Refusal, Transport};
+use super::IngestHub;
 use crate::auth::playback::PlaybackSigner;
-use crate::media::demux::Feed;
-use app::streams::StreamState;
 
 /// RTMP listener settings.
 #[derive(Debug, Clone)]
@@ -78,37 +77,48 @@ impl RtmpConfig {
     }
 }
 
-/// Why a publish was refused or a connection closed (a metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reason {
-    WrongKey,
-    AlreadyPublishing,
-    Codec,
-    Bitrate,
-    Protocol,
-    Timeout,
-    TooManyConnections,
-    Internal,
+/// The RTMPS certificate or key cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("{path}: {message}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// rustls refused the certificate and key.
+    #[error("the certificate and key do not fit together: {0}")]
+    Config(#[from] rustls::Error),
 }
 
-impl Reason {
-    fn label(self) -> &'static str {
-        match self {
-            Reason::WrongKey => "wrong_key",
-            Reason::AlreadyPublishing => "already_publishing",
-            Reason::Codec => "unsupported_codec",
-            Reason::Bitrate => "bitrate",
-            Reason::Protocol => "protocol",
-            Reason::Timeout => "timeout",
-            Reason::TooManyConnections => "too_many_connections",
-            Reason::Internal => "internal",
-        }
+/// A TLS acceptor for RTMPS from a PEM certificate chain and private key.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = |path: &std::path::Path, e: &dyn std::fmt::Display| TlsError::Pem {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| pem(cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(cert, &e))?;
+    if certs.is_empty() {
+        return Err(pem(cert, &"no certificate in the file"));
     }
-}
-
-fn refused(reason: Reason) {
-    metrics::counter!("onair_ingest_refusals_total", "transport" => "rtmp", "reason" => reason.label())
-        .increment(1);
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, &e))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Accepts RTMP connections on `listener` until the task is dropped.
@@ -116,6 +126,35 @@ pub async fn serve(listener: TcpListener, hub: Arc<IngestHub>, cfg: RtmpConfig) 
     if let Ok(addr) = listener.local_addr() {
         let _ = hub.rtmp_addr.set(addr);
     }
+    accept_loop(listener, hub, cfg, None).await;
+}
+
+/// Accepts RTMPS connections (RTMP inside TLS) on `listener` until the task
+/// is dropped. The TLS handshake must finish within the RTMP handshake's
+/// time-out; a failed one counts as a `protocol` refusal.
+pub async fn serve_tls(
+    listener: TcpListener,
+    hub: Arc<IngestHub>,
+    cfg: RtmpConfig,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        let _ = hub.rtmps_addr.set(addr);
+    }
+    accept_loop(listener, hub, cfg, Some(tls)).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    hub: Arc<IngestHub>,
+    cfg: RtmpConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let transport = if tls.is_some() {
+        Transport::Rtmps
+    } else {
+        Transport::Rtmp
+    };
     let cfg = Arc::new(cfg.sanitized());
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     loop {
@@ -123,23 +162,42 @@ pub async fn serve(listener: TcpListener, hub: Arc<IngestHub>, cfg: RtmpConfig) 
             Ok(c) => c,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "rtmp accept failed");
+                tracing::warn!(error = %e, transport = transport.label(), "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refused(Reason::TooManyConnections);
-            tracing::warn!(%peer, limit = cfg.max_connections, "rtmp connection refused: too many connections");
+            refused(transport, Reason::TooManyConnections);
+            tracing::warn!(%peer, limit = cfg.max_connections, transport = transport.label(), "connection refused: too many connections");
             drop(sock);
             continue;
         };
-        metrics::counter!("onair_ingest_connections_total", "transport" => "rtmp").increment(1);
+        metrics::counter!("onair_ingest_connections_total", "transport" => transport.label())
+            .increment(1);
         let hub = hub.clone();
         let cfg = cfg.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _ = sock.set_nodelay(true);
-            Connection::new(hub, &cfg, peer).run(sock).await;
+            let conn = Connection::new(hub, &cfg, peer, transport);
+            match tls {
+                None => conn.run(sock).await,
+                Some(tls) => {
+                    let limit = cfg.protocol.handshake_timeout;
+                    match tokio::time::timeout(limit, tls.accept(sock)).await {
+                        Ok(Ok(sock)) => conn.run(sock).await,
+                        Ok(Err(e)) => {
+                            refused(transport, Reason::Protocol);
+                            tracing::warn!(%peer, error = %e, "rtmps connection closed: TLS handshake failed");
+                        }
+                        Err(_) => {
+                            refused(transport, Reason::Timeout);
+                            tracing::warn!(%peer, "rtmps connection closed: TLS handshake timed out");
+                        }
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -147,21 +205,16 @@ pub async fn serve(listener: TcpListener, hub: Arc<IngestHub>, cfg: RtmpConfig) 
 
 /// The live session a connection publishes into.
 struct Publishing {
-    /// Detaches from the session when dropped, unless the stream ended.
-    guard: Option<Publisher>,
-    session: Arc<Session>,
-    tx: tokio::sync::mpsc::Sender<Feed>,
+    bridge: EncoderPublish,
     /// The first media timestamp of this connection: FLV times start near 0.
     base_ms: Option<i64>,
-    bucket: ByteBucket,
-    /// Set once the encoder unpublished: the stream ended, not dropped.
-    ended: bool,
 }
 
 struct Connection {
     hub: Arc<IngestHub>,
     rtmp: Rtmp,
     peer: SocketAddr,
+    transport: Transport,
     idle_timeout: Duration,
     publishing: Option<Publishing>,
     /// A refusal was written: send it, then close.
@@ -170,12 +223,13 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(hub: Arc<IngestHub>, cfg: &RtmpConfig, peer: SocketAddr) -> Self {
+    fn new(hub: Arc<IngestHub>, cfg: &RtmpConfig, peer: SocketAddr, transport: Transport) -> Self {
         let idle_timeout = hub.limits.idle_timeout;
         Connection {
             hub,
             rtmp: Rtmp::new(cfg.protocol.clone(), Instant::now()),
             peer,
+            transport,
             idle_timeout,
             publishing: None,
             closing: false,
@@ -183,7 +237,11 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, mut sock: TcpStream) {
+    async fn run<S>(mut self, mut sock: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let label = self.transport.label();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let deadline = self
@@ -197,13 +255,13 @@ impl Connection {
                 Ok(Ok(n)) => {
                     let input = buf.get(..n).unwrap_or_default();
                     if let Err(e) = self.rtmp.handle_input(input) {
-                        refused(Reason::Protocol);
-                        tracing::warn!(peer = %self.peer, error = %e, "rtmp connection closed: protocol error");
+                        refused(self.transport, Reason::Protocol);
+                        tracing::warn!(peer = %self.peer, transport = label, error = %e, "rtmp connection closed: protocol error");
                         break;
                     }
                 }
                 Ok(Err(e)) => {
-                    tracing::debug!(peer = %self.peer, error = %e, "rtmp read failed");
+                    tracing::debug!(peer = %self.peer, transport = label, error = %e, "rtmp read failed");
                     break;
                 }
                 Err(_) => {
@@ -216,15 +274,15 @@ impl Connection {
                         Ok(()) => None,
                     };
                     if let Some(why) = timed_out {
-                        refused(Reason::Timeout);
-                        tracing::warn!(peer = %self.peer, reason = %why, "rtmp connection timed out");
+                        refused(self.transport, Reason::Timeout);
+                        tracing::warn!(peer = %self.peer, transport = label, reason = %why, "rtmp connection timed out");
                         break;
                     }
                 }
             }
             while let Some(event) = self.rtmp.poll_event() {
                 if let Err(reason) = self.handle(event).await {
-                    refused(reason);
+                    refused(self.transport, reason);
                     self.closing = true;
                     break;
                 }
@@ -243,19 +301,9 @@ impl Connection {
                 break;
             }
         }
-        self.finish().await;
-    }
-
-    /// The connection is gone: an encoder that did not unpublish may come
-    /// back within the resume grace.
-    async fn finish(&mut self) {
-        if let Some(p) = self.publishing.take() {
-            if !p.ended {
-                tracing::info!(stream = %p.session.stream_id, peer = %self.peer, "rtmp publisher dropped; waiting for it to resume");
-            }
-            // The guard detaches a publisher that did not end the stream.
-            drop(p);
-        }
+        // An encoder that did not unpublish may come back within the resume
+        // grace: dropping the bridge detaches it.
+        self.publishing.take();
     }
 
     async fn handle(&mut self, event: Event) -> Result<(), Reason> {
@@ -269,18 +317,7 @@ impl Connection {
             Event::Audio(a) => self.audio(a).await,
             Event::Unpublish => {
                 if let Some(p) = self.publishing.as_mut() {
-                    p.ended = true;
-                    p.session.close_input();
-                    p.session
-                        .attached
-                        .store(false, std::sync::atomic::Ordering::SeqCst);
-                    if let Some(guard) = p.guard.take() {
-                        guard.ended();
-                    }
-                    tracing::info!(stream = %p.session.stream_id, "rtmp publisher ended the stream");
-                    self.hub
-                        .set_state(&p.session.stream_id, StreamState::Ended)
-                        .await;
+                    p.bridge.end(&self.hub).await;
                 }
                 Ok(())
             }
@@ -288,127 +325,48 @@ impl Connection {
         }
     }
 
-    fn refuse(&mut self, code: &str, why: &str, reason: Reason) -> Result<(), Reason> {
-        tracing::warn!(peer = %self.peer, reason = reason.label(), why, "rtmp publish refused");
-        let _ = self.rtmp.reject_publish(code, why);
-        Err(reason)
+    fn refuse(&mut self, code: &str, refusal: Refusal) -> Result<(), Reason> {
+        tracing::warn!(peer = %self.peer, transport = self.transport.label(), reason = refusal.reason.label(), why = %refusal.why, "rtmp publish refused");
+        let _ = self.rtmp.reject_publish(code, &refusal.why);
+        Err(refusal.reason)
     }
 
     async fn publish(&mut self, key: &str) -> Result<(), Reason> {
-        // The key is `<stream id>_<ingest token>`; neither part contains `_`.
-        let Some((id, token)) = key.split_once('_') else {
-            return self.refuse(
-                status::PUBLISH_BAD_NAME,
-                "wrong stream key: copy it from the stream's Encoder panel",
-                Reason::WrongKey,
-            );
+        let id = match check_key(&self.hub, self.keys.as_ref(), key).await {
+            Ok(id) => id,
+            Err(r) if r.reason == Reason::WrongKey => {
+                return self.refuse(status::PUBLISH_BAD_NAME, r)
+            }
+            Err(r) => return self.refuse(status::PUBLISH_DENIED, r),
         };
-        let id = id.to_string();
-        match self.key_matches(&id, token).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return self.refuse(
-                    status::PUBLISH_BAD_NAME,
-                    "wrong stream key: copy it from the stream's Encoder panel",
-                    Reason::WrongKey,
-                )
-            }
-            Err(e) => {
-                tracing::error!(stream = %id, error = %e, "cannot check an rtmp stream key");
-                return self.refuse(
-                    status::PUBLISH_DENIED,
-                    "the server cannot check the key right now; retry",
-                    Reason::Internal,
-                );
-            }
-        }
-        let now_ms = crate::clock::now_ms();
-        let (guard, _, is_new) = match self.hub.attach(&id, now_ms, None) {
-            Ok(s) => s,
-            Err(AttachError::AlreadyPublishing) => {
-                return self.refuse(
-                    status::PUBLISH_DENIED,
-                    "another publisher is live on this stream",
-                    Reason::AlreadyPublishing,
-                )
-            }
-            Err(e) => {
-                tracing::error!(stream = %id, error = ?e, "rtmp publisher cannot attach");
-                return self.refuse(
-                    status::PUBLISH_DENIED,
-                    "the stream cannot take a publisher now",
-                    Reason::Internal,
-                );
-            }
+        let bridge = match EncoderPublish::start(
+            &self.hub,
+            self.transport,
+            &id,
+            self.peer,
+            Some(flv_header()),
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(r) => return self.refuse(status::PUBLISH_DENIED, r),
         };
-        let session = guard.session().clone();
-        session.health().set_protocol("rtmp");
-        let Some(tx) = session.sender() else {
-            // Dropping the guard gives the slot back.
-            drop(guard);
-            return self.refuse(
-                status::PUBLISH_DENIED,
-                "the stream is ending; publish again in a moment",
-                Reason::Internal,
-            );
-        };
-        if !is_new {
-            // A reconnect within the grace: the FLV stream that follows is a
-            // new container with its own clock, so a new period.
-            if tx
-                .send(Feed::Period {
-                    capture_start_ms: Some(now_ms),
-                })
-                .await
-                .is_err()
-            {
-                return self.refuse(
-                    status::STREAM_FAILED,
-                    "the media pipeline stopped",
-                    Reason::Internal,
-                );
-            }
-        }
-        if tx.send(Feed::Chunk(flv_header())).await.is_err() {
-            return self.refuse(
-                status::STREAM_FAILED,
-                "the media pipeline stopped",
-                Reason::Internal,
-            );
-        }
         if self.rtmp.accept_publish().is_err() {
             return Err(Reason::Protocol);
         }
-        if is_new {
-            self.hub.set_state(&id, StreamState::Live).await;
-        }
-        tracing::info!(stream = %id, peer = %self.peer, resumed = !is_new, "rtmp publisher live");
         self.publishing = Some(Publishing {
-            guard: Some(guard),
-            session,
-            tx,
+            bridge,
             base_ms: None,
-            bucket: ByteBucket::new(self.hub.limits.max_bitrate),
-            ended: false,
         });
         Ok(())
     }
 
-    /// Whether `secret` is the stream's ingest token (64 hex characters) or
-    /// the encoder key derived from it.
-    async fn key_matches(&self, id: &str, secret: &str) -> Result<bool, crate::db::DbError> {
-        if secret.len() == 64 {
-            return Ok(self.hub.db.check_ingest_token(id, secret).await? == Some(true));
-        }
-        let (Some(keys), Some(hash)) = (&self.keys, self.hub.db.ingest_token_hash(id).await?)
-        else {
-            return Ok(false);
+    fn refuse_codec(&mut self, why: String) -> Result<(), Reason> {
+        let refusal = Refusal {
+            reason: Reason::Codec,
+            why,
         };
-        let expected = keys.stream_key(id, &hash);
-        Ok(crate::db::streams::subtle_eq::ct_eq(
-            expected.as_bytes(),
-            secret.as_bytes(),
-        ))
+        self.refuse(status::STREAM_FAILED, refusal)
     }
 
     async fn video(&mut self, v: FlvVideo) -> Result<(), Reason> {
@@ -417,7 +375,7 @@ impl Connection {
                 "video codec {} is not supported: set the encoder to H.264",
                 v.codec.name()
             );
-            return self.refuse(status::STREAM_FAILED, &why, Reason::Codec);
+            return self.refuse_codec(why);
         }
         let packet_type = match v.kind {
             VideoPacketKind::SequenceHeader => 0u8,
@@ -447,7 +405,7 @@ impl Connection {
                 "audio codec {} is not supported: set the encoder to AAC",
                 a.codec.name()
             );
-            return self.refuse(status::STREAM_FAILED, &why, Reason::Codec);
+            return self.refuse_codec(why);
         }
         let packet_type = match a.kind {
             AudioPacketKind::SequenceHeader => 0u8,
@@ -469,26 +427,16 @@ impl Connection {
             // Media before an accepted publish is dropped by the protocol core.
             return Ok(());
         };
-        if p.ended {
+        if p.bridge.is_ended() {
             return Ok(());
-        }
-        if !p.bucket.take(body.len() as u64 + 15, Instant::now()) {
-            let why = format!(
-                "the stream's bitrate is over the server's limit of {} kbit/s: lower the encoder's bitrate",
-                self.hub.limits.max_bitrate / 1000
-            );
-            return self.refuse(status::STREAM_FAILED, &why, Reason::Bitrate);
         }
         let base = *p.base_ms.get_or_insert(dts_ms);
         let tag = flv_tag(tag_type, flv_time(dts_ms, base), &body);
-        if p.tx.send(Feed::Chunk(tag)).await.is_err() {
-            return self.refuse(
-                status::STREAM_FAILED,
-                "the media pipeline stopped",
-                Reason::Internal,
-            );
+        let wire = tag.len() as u64;
+        match p.bridge.send(tag, wire).await {
+            Ok(()) => Ok(()),
+            Err(r) => self.refuse(status::STREAM_FAILED, r),
         }
-        Ok(())
     }
 }
 
@@ -519,44 +467,6 @@ fn flv_tag(tag_type: u8, time_ms: u32, body: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// A token bucket in bytes: refills at `max_bitrate / 8` per second and holds
-/// two seconds' worth. Integer arithmetic, time passed in.
-#[derive(Debug)]
-struct ByteBucket {
-    rate: u64,
-    capacity: u64,
-    level: u64,
-    last: Instant,
-}
-
-impl ByteBucket {
-    fn new(max_bitrate: u64) -> Self {
-        let rate = (max_bitrate / 8).max(1);
-        let capacity = rate.saturating_mul(2);
-        ByteBucket {
-            rate,
-            capacity,
-            level: capacity,
-            last: Instant::now(),
-        }
-    }
-
-    /// Takes `n` bytes at `now`; false when the budget is exhausted.
-    fn take(&mut self, n: u64, now: Instant) -> bool {
-        let elapsed_us = now.saturating_duration_since(self.last).as_micros();
-        let refill = (elapsed_us.saturating_mul(u128::from(self.rate)) / 1_000_000) as u64;
-        if refill > 0 {
-            self.level = self.level.saturating_add(refill).min(self.capacity);
-            self.last = now;
-        }
-        if self.level < n {
-            return false;
-        }
-        self.level -= n;
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,17 +482,5 @@ mod tests {
         assert_eq!(flv_time(900, 1_000), 0, "before the start");
         assert_eq!(flv_time(1 << 33, 0), 0, "wraps like FLV's clock");
         assert_eq!(&flv_header()[..3], b"FLV");
-    }
-
-    #[test]
-    fn the_byte_bucket_allows_two_seconds_of_burst_then_the_rate() {
-        let start = Instant::now();
-        let mut b = ByteBucket::new(8_000); // 1,000 bytes/s
-        b.last = start;
-        assert!(b.take(2_000, start));
-        assert!(!b.take(1, start));
-        assert!(b.take(500, start + Duration::from_millis(500)));
-        assert!(!b.take(600, start + Duration::from_millis(1_000)));
-        assert!(b.take(500, start + Duration::from_millis(1_000)));
     }
 }

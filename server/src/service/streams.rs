@@ -331,16 +331,16 @@ pub async fn regenerate_token(
 }
 
 /// The master playlist to load, with a playback token for private streams.
-/// How an encoder publishes to a stream: the RTMP server URL (host from
-/// `--public-url` or the request, port from the listener) and the stream
-/// key derived from the current ingest token. Owner or admin.
+/// How an encoder publishes to a stream: the RTMP, RTMPS and SRT URLs
+/// (host from `--public-url` or the request, ports from the listeners) and
+/// the stream key derived from the current ingest token. Owner or admin.
 pub async fn encoder(
     db: &Database,
     accounts: &Accounts,
     user: Option<&SessionUser>,
     id: &str,
     info: &RequestInfo,
-    rtmp: Option<std::net::SocketAddr>,
+    listeners: &EncoderListeners,
 ) -> Result<app::streams::EncoderInfo, StreamError> {
     let (row, _) = load_managed(db, id, user).await?;
     let hash = db
@@ -358,10 +358,20 @@ pub async fn encoder(
     } else {
         host
     };
+    let EncoderListeners { rtmp, rtmps, srt } = *listeners;
     Ok(app::streams::EncoderInfo {
         rtmp_server: rtmp.map(|a| format!("rtmp://{host}:{}/live", a.port())),
         stream_key: format!("{}_{key}", row.id),
         loopback_only: rtmp.is_some_and(|a| a.ip().is_loopback()),
+        rtmps_server: rtmps.map(|a| format!("rtmps://{host}:{}/live", a.port())),
+        srt_url: srt.map(|a| {
+            format!(
+                "srt://{host}:{}?streamid=#!::r={},m=publish",
+                a.port(),
+                row.id
+            )
+        }),
+        srt_loopback_only: srt.is_some_and(|a| a.ip().is_loopback()),
     })
 }
 
@@ -380,6 +390,28 @@ pub async fn health(
     let mut health = session.health().snapshot();
     health.warnings = app::health::warnings(&health, hub.limits.max_bitrate);
     Ok(health)
+}
+
+/// Where this node's encoder listeners are bound (`None`: off).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncoderListeners {
+    /// `--rtmp-addr`.
+    pub rtmp: Option<std::net::SocketAddr>,
+    /// `--rtmps-addr`.
+    pub rtmps: Option<std::net::SocketAddr>,
+    /// `--srt-addr`.
+    pub srt: Option<std::net::SocketAddr>,
+}
+
+impl EncoderListeners {
+    /// The listeners `hub` has bound.
+    pub fn of(hub: &crate::ingest::IngestHub) -> Self {
+        EncoderListeners {
+            rtmp: hub.rtmp_addr.get().copied(),
+            rtmps: hub.rtmps_addr.get().copied(),
+            srt: hub.srt_addr.get().copied(),
+        }
+    }
 }
 
 pub async fn watch(

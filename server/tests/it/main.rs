@@ -18,6 +18,7 @@ mod publish;
 mod recording;
 mod rtmp;
 mod security;
+mod srt;
 mod store;
 mod support;
 mod transcripts;

@@ -358,6 +358,8 @@ impl Server {
                 &format!("127.0.0.1:{port}"),
                 "--rtmp-addr",
                 "",
+                "--srt-addr",
+                "",
                 "--data-dir",
             ])
             .arg(data)

@@ -14,7 +14,7 @@ pub(crate) mod aac;
 mod health;
 
 /// H.264 as OBS's x264 makes it by default (B-frames, a keyframe a second) and AAC.
-const OBS_LIKE: &[&str] = &[
+pub(crate) const OBS_LIKE: &[&str] = &[
     "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30",
     "-c:a", "aac",
 ];
@@ -97,7 +97,7 @@ pub(crate) async fn text_of(app: &TestApp, path: &str) -> String {
         .expect("text")
 }
 
-async fn state(app: &TestApp, id: &str) -> String {
+pub(crate) async fn state(app: &TestApp, id: &str) -> String {
     app.state
         .db
         .get_stream(id)
@@ -115,7 +115,7 @@ pub(crate) async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
     }
 }
 
-fn video_frames(url: &str) -> u64 {
+pub(crate) fn video_frames(url: &str) -> u64 {
     let json = ffprobe_json(&[
         "-count_frames",
         "-select_streams",
@@ -131,7 +131,7 @@ fn video_frames(url: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn metrics(app: &TestApp) -> String {
+pub(crate) async fn metrics(app: &TestApp) -> String {
     app.http
         .get(app.url("/metrics"))
         .send()
@@ -241,10 +241,7 @@ async fn rtmp_refusals_are_clear_and_leave_other_streams_alone() {
         "protocol",
     ] {
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("onair_ingest_refusals_total")
-                    && l.contains("transport=\"rtmp\"")
-                    && l.contains(&format!("reason=\"{reason}\""))),
+            refusal_counted(&text, "rtmp", reason),
             "{reason} not counted:\n{text}"
         );
     }
@@ -278,14 +275,19 @@ async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() 
     assert_eq!(state(&app, &id).await, "live", "not interrupted yet");
     publish_to_the_end(&app, &id, &file, &url).await;
 
-    // One stream, one discontinuity, and it plays straight through.
-    let master = text_of(&app, &format!("/live/{id}/master.m3u8")).await;
+    assert_one_new_period_that_plays(&app, &id).await;
+}
+
+/// The stream's variant playlist has exactly one `EXT-X-DISCONTINUITY` (a
+/// reconnect), and the whole stream decodes straight through.
+pub(crate) async fn assert_one_new_period_that_plays(app: &TestApp, id: &str) {
+    let master = text_of(app, &format!("/live/{id}/master.m3u8")).await;
     let variant = master
         .lines()
         .find(|l| l.ends_with("index.m3u8") && !l.starts_with('#'))
         .expect("a variant")
         .to_string();
-    let text = text_of(&app, &format!("/live/{id}/{variant}")).await;
+    let text = text_of(app, &format!("/live/{id}/{variant}")).await;
     assert_eq!(
         text.matches("#EXT-X-DISCONTINUITY\n").count(),
         1,
@@ -293,6 +295,15 @@ async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() 
     );
     onair_server::media::testsrc::decode(&app.url(&format!("/live/{id}/master.m3u8")))
         .expect("decodes straight through");
+}
+
+/// Whether `/metrics` text counts a refusal of `transport` for `reason`.
+pub(crate) fn refusal_counted(text: &str, transport: &str, reason: &str) -> bool {
+    text.lines().any(|l| {
+        l.starts_with("onair_ingest_refusals_total")
+            && l.contains(&format!("transport=\"{transport}\""))
+            && l.contains(&format!("reason=\"{reason}\""))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,4 +370,83 @@ async fn the_encoder_panel_key_publishes_and_a_new_token_retires_it() {
         .await
         .expect("ffmpeg");
     assert!(!out.status.success(), "the old key still publishes");
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key (PEM files in `dir`),
+/// made by the OpenSSL CLI.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_over_rtmps() {
+    use onair_server::ingest::rtmp::{serve_tls, tls_acceptor};
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path());
+    let tls = tls_acceptor(&cert, &key).expect("the certificate and key");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cfg = RtmpConfig {
+        keys: Some(app.state.accounts.playback.clone()),
+        ..RtmpConfig::default()
+    };
+    tokio::spawn(serve_tls(listener, app.state.ingest.clone(), cfg, tls));
+    let (id, token) = app.new_stream().await;
+    let file = make_file(dir.path(), "in.mp4", 3, QUICK);
+
+    // FFmpeg checks no certificate unless told to; say so anyway.
+    let url = format!("rtmps://{addr}/live/{id}_{token}");
+    let out = ffmpeg_publish(&file, &url, &["-c", "copy", "-tls_verify", "0"])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_state(&app, &id, "ended").await;
+    let summary = probe(&app.url(&format!("/live/{id}/master.m3u8"))).expect("plays");
+    assert!((summary.duration_s - 3.0).abs() <= 1.1, "{summary:?}");
+
+    // Plain RTMP to the TLS port: no TLS handshake, refused.
+    let out = ffmpeg_publish(
+        &file,
+        &format!("rtmp://{addr}/live/{id}_{token}"),
+        &["-c", "copy"],
+    )
+    .output()
+    .await
+    .expect("ffmpeg");
+    assert!(
+        !out.status.success(),
+        "plain RTMP was taken on the RTMPS port"
+    );
+    let text = metrics(&app).await;
+    assert!(refusal_counted(&text, "rtmps", "protocol"), "{text}");
 }

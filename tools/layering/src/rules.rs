@@ -133,7 +133,10 @@ pub const APP: Rule = Rule {
         // Wire types of the two sockets.
         ("protocol", &["events", "ingest"]),
         // Shared rules and the error that crosses the wire.
-        ("leaves", &["error", "html", "ids", "return_to", "backend", "assets"]),
+        (
+            "leaves",
+            &["error", "html", "ids", "return_to", "backend", "assets"],
+        ),
     ],
     exceptions: &[
         (

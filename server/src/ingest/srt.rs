@@ -1,0 +1,817 @@
+//! SRT ingest: encoders (OBS, vMix, FFmpeg, hardware) publish MPEG-TS over
+//! SRT to `srt://HOST:PORT` with the access-control stream id
+//! `#!::r=<stream key>,m=publish`, or `#!::r=<stream id>,m=publish` and the
+//! stream key as the SRT passphrase (the stream is then AES-encrypted and
+//! the key never crosses the network).
+//!
+//! The protocol is Debian's libsrt (the reference implementation that
+//! FFmpeg, OBS and vMix use; why not `srt-tokio`: `docs/protocol.md`),
+//! bound in [`ffi`]. Its listen callback decides each caller during the
+//! handshake, so a refusal reaches the encoder in SRT's own terms, as a
+//! rejection code it prints:
+//! - 1400 (bad request): the stream id is not in the access-control form;
+//! - 1405 (bad mode): `m` is not `publish`;
+//! - 1401 (unauthorized): a wrong key; 1404 (not found): no such stream;
+//! - 1409 (conflict): another publisher is live on the stream;
+//! - 1402 (overload): `--srt-max-connections` callers are connected.
+//!
+//! A wrong passphrase is refused by libsrt itself (`BADSECRET`). After the
+//! handshake, payload that is not MPEG-TS (`protocol`), a sustained rate
+//! over `--ingest-max-bitrate` (`bitrate`) or no data for
+//! `--ingest-idle-timeout` (`timeout`) close the connection. Each refusal is
+//! logged and counted in `onair_ingest_refusals_total{transport="srt",reason}`.
+//!
+//! The MPEG-TS goes through [`EncoderPublish`] into the same live session
+//! as every other source. SRT has no "unpublish": a caller that closes its
+//! connection (an SRT shutdown, right after its last data) ends the stream;
+//! one that falls silent until libsrt's peer idle time-out (5 s) dropped,
+//! and may resume within `--ingest-resume-grace` as a new period. Until
+//! libsrt notices the silence, a reconnecting caller is refused with 1409
+//! (encoders retry).
+//!
+//! Threads: libsrt runs its own; the listen callback runs on libsrt's
+//! receive thread and checks the key against the database there (bounded
+//! by [`KEY_CHECK_TIMEOUT`]); one thread per listener accepts, one per
+//! connection reads, and an async task per connection feeds the pipeline.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use super::encoder::{check_key, refused, EncoderPublish, Reason, Refusal, Transport};
+use super::IngestHub;
+use crate::auth::playback::PlaybackSigner;
+
+/// The listen callback gives the database this long to check a key.
+pub const KEY_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that broke within this long of its last data was closed by
+/// the caller (an SRT shutdown): the stream ended. libsrt notices a silent
+/// peer only after 5 s.
+const CLOSED_BY_CALLER: Duration = Duration::from_secs(2);
+/// Packets buffered between a connection's reading thread and its task.
+const PACKET_QUEUE: usize = 1024;
+/// Largest chunk handed to the pipeline at once.
+const MAX_CHUNK: usize = 64 * 1024;
+/// IP, UDP and SRT headers of one data packet, counted against the bitrate.
+const PACKET_OVERHEAD: u64 = 20 + 8 + 16;
+/// One MPEG-TS packet.
+const TS_PACKET: usize = 188;
+
+/// SRT listener settings.
+#[derive(Debug, Clone)]
+pub struct SrtConfig {
+    /// SRT's receive latency: how long lost packets may take to be resent
+    /// (at least 4× the round trip to the encoder).
+    pub latency: Duration,
+    /// Concurrent SRT connections; more are refused (1402).
+    pub max_connections: usize,
+    /// Derives the encoder keys the owner is shown
+    /// ([`PlaybackSigner::stream_key`]); without it only `<id>_<ingest
+    /// token>` keys are accepted, and no passphrase.
+    pub keys: Option<PlaybackSigner>,
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        SrtConfig {
+            latency: Duration::from_millis(120),
+            max_connections: 64,
+            keys: None,
+        }
+    }
+}
+
+impl SrtConfig {
+    /// The same settings with every bound in range: at least one
+    /// connection, latency 20 ms to 10 s.
+    pub fn sanitized(mut self) -> Self {
+        self.max_connections = self.max_connections.max(1);
+        self.latency = self
+            .latency
+            .clamp(Duration::from_millis(20), Duration::from_secs(10));
+        self
+    }
+}
+
+/// The SRT listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SrtError {
+    /// A libsrt call failed.
+    #[error("SRT {call}: {message}")]
+    Library {
+        /// The call.
+        call: &'static str,
+        /// libsrt's description.
+        message: String,
+    },
+    /// The UDP socket has no local address.
+    #[error("SRT socket: {0}")]
+    Socket(#[from] std::io::Error),
+}
+
+/// A running SRT listener; dropping it stops taking new callers
+/// (connections already publishing go on).
+#[derive(Debug)]
+pub struct SrtListener {
+    sock: ffi::SRTSOCKET,
+    addr: SocketAddr,
+}
+
+impl SrtListener {
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for SrtListener {
+    fn drop(&mut self) {
+        // SAFETY: closing a socket id is safe for any id; the accept thread
+        // then sees srt_accept fail and ends.
+        unsafe {
+            ffi::srt_close(self.sock);
+        }
+    }
+}
+
+/// What the listen callback decided about a caller, for the accept loop.
+#[derive(Debug)]
+struct Admitted {
+    stream_id: String,
+    at: Instant,
+}
+
+/// Shared by the listen callback, the accept thread and the connections.
+struct Listening {
+    /// Weak: the callback's reference is never released, and must not keep
+    /// the hub (and its sessions' pipelines) alive.
+    hub: Weak<IngestHub>,
+    cfg: SrtConfig,
+    runtime: tokio::runtime::Handle,
+    active: AtomicUsize,
+    /// Callers the callback let through, by the socket libsrt accepts them on.
+    admitted: Mutex<HashMap<ffi::SRTSOCKET, Admitted>>,
+}
+
+/// A caller's access-control stream id: `#!::r=…,m=publish[,…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequest {
+    /// `r`: the stream key `<id>_<secret>`, or the stream id alone (then the
+    /// key is the passphrase).
+    pub resource: String,
+}
+
+/// Why a stream id is refused, with its SRT rejection code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamIdError {
+    /// Not `#!::key=value,…`, or no `r`.
+    #[error("the stream id must be #!::r=<stream key>,m=publish")]
+    Syntax,
+    /// `m` is missing or not `publish`.
+    #[error("only m=publish is served")]
+    Mode,
+    /// `t` is not `stream`.
+    #[error("only t=stream is served")]
+    Type,
+}
+
+impl StreamIdError {
+    /// The SRT access-control rejection code.
+    pub fn code(self) -> c_int {
+        match self {
+            StreamIdError::Syntax => ffi::REJX_BAD_REQUEST,
+            StreamIdError::Mode => ffi::REJX_BAD_MODE,
+            StreamIdError::Type => ffi::REJX_NOTSUP_MEDIA,
+        }
+    }
+}
+
+/// Parses an SRT access-control stream id (`#!::` then comma-separated
+/// `key=value` pairs; unknown keys are ignored, as the form allows).
+pub fn parse_stream_id(raw: &str) -> Result<AccessRequest, StreamIdError> {
+    let body = raw.strip_prefix("#!::").ok_or(StreamIdError::Syntax)?;
+    let mut resource = None;
+    let mut mode = None;
+    for pair in body.split(',') {
+        let (key, value) = pair.split_once('=').ok_or(StreamIdError::Syntax)?;
+        match key {
+            "r" => resource = Some(value),
+            "m" => mode = Some(value),
+            "t" if value != "stream" => return Err(StreamIdError::Type),
+            _ => {}
+        }
+    }
+    if mode != Some("publish") {
+        return Err(StreamIdError::Mode);
+    }
+    let resource = resource
+        .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or(StreamIdError::Syntax)?;
+    Ok(AccessRequest {
+        resource: resource.to_string(),
+    })
+}
+
+/// Whether `payload` is whole MPEG-TS packets (each starting with 0x47).
+pub fn is_mpeg_ts(payload: &[u8]) -> bool {
+    !payload.is_empty()
+        && payload.len().is_multiple_of(TS_PACKET)
+        && payload.chunks(TS_PACKET).all(|p| p.first() == Some(&0x47))
+}
+
+fn last_error() -> String {
+    // SAFETY: libsrt returns a thread-local, NUL-terminated string (or null).
+    unsafe {
+        let s = ffi::srt_getlasterror_str();
+        if s.is_null() {
+            return "unknown error".into();
+        }
+        CStr::from_ptr(s).to_string_lossy().into_owned()
+    }
+}
+
+fn check(call: &'static str, ret: c_int) -> Result<(), SrtError> {
+    if ret == ffi::SRT_ERROR {
+        return Err(SrtError::Library {
+            call,
+            message: last_error(),
+        });
+    }
+    Ok(())
+}
+
+fn set_int(sock: ffi::SRTSOCKET, opt: c_int, value: i32) -> c_int {
+    // SAFETY: the option takes an int; the pointer and size describe one.
+    unsafe {
+        ffi::srt_setsockflag(
+            sock,
+            opt,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as c_int,
+        )
+    }
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Takes SRT callers on `socket` (a bound UDP socket, handed to libsrt)
+/// until the returned listener is dropped. Must be called inside a tokio
+/// runtime, which the connections then use.
+pub fn serve(
+    socket: std::net::UdpSocket,
+    hub: Arc<IngestHub>,
+    cfg: SrtConfig,
+) -> Result<SrtListener, SrtError> {
+    use std::os::fd::IntoRawFd;
+    ffi::startup();
+    let addr = socket.local_addr()?;
+    let cfg = cfg.sanitized();
+    // SAFETY: plain libsrt calls on a socket id this function owns; the
+    // UDP descriptor is handed over to libsrt, which closes it.
+    let sock = unsafe { ffi::srt_create_socket() };
+    if sock == ffi::SRT_INVALID_SOCK {
+        return Err(SrtError::Library {
+            call: "srt_create_socket",
+            message: last_error(),
+        });
+    }
+    let listener = SrtListener { sock, addr };
+    check(
+        "latency",
+        set_int(sock, ffi::SRTO_LATENCY, millis(cfg.latency)),
+    )?;
+    check("rcvsyn", set_int(sock, ffi::SRTO_RCVSYN, 1))?;
+    check("bind", unsafe {
+        ffi::srt_bind_acquire(sock, socket.into_raw_fd())
+    })?;
+    check("listen", unsafe { ffi::srt_listen(sock, 16) })?;
+    let listening = Arc::new(Listening {
+        hub: Arc::downgrade(&hub),
+        cfg,
+        runtime: tokio::runtime::Handle::current(),
+        active: AtomicUsize::new(0),
+        admitted: Mutex::new(HashMap::new()),
+    });
+    // The callback's reference lives as long as the process: libsrt may
+    // call it until the listener is closed, and a listener is made once.
+    let opaque = Arc::into_raw(listening.clone()) as *mut c_void;
+    check("listen callback", unsafe {
+        ffi::srt_listen_callback(sock, on_listen, opaque)
+    })?;
+    let _ = hub.srt_addr.set(addr);
+    std::thread::Builder::new()
+        .name("srt-accept".into())
+        .spawn(move || accept_loop(sock, listening))?;
+    Ok(listener)
+}
+
+/// libsrt's listen callback: admits or refuses a caller during the
+/// handshake. Never unwinds into C.
+extern "C" fn on_listen(
+    opaque: *mut c_void,
+    ns: ffi::SRTSOCKET,
+    _hs_version: c_int,
+    peer: *const libc::sockaddr,
+    stream_id: *const c_char,
+) -> c_int {
+    let decided = std::panic::catch_unwind(|| {
+        // SAFETY: `opaque` is the leaked Arc<Listening> given in `serve`;
+        // `stream_id` is null or a NUL-terminated string libsrt owns for
+        // the duration of the call; `peer` is null or a socket address.
+        let listening = unsafe { &*(opaque as *const Listening) };
+        let raw = if stream_id.is_null() {
+            ""
+        } else {
+            unsafe { CStr::from_ptr(stream_id) }.to_str().unwrap_or("")
+        };
+        let peer = unsafe { ffi::socket_addr(peer) };
+        listening.admit(ns, raw, peer)
+    });
+    match decided {
+        Ok(Ok(())) => 0,
+        Ok(Err(code)) => {
+            // SAFETY: `ns` is the socket being handshaken.
+            unsafe {
+                ffi::srt_setrejectreason(ns, code);
+            }
+            -1
+        }
+        Err(_) => -1,
+    }
+}
+
+impl Listening {
+    /// Decides a caller; `Err` carries the SRT rejection code.
+    fn admit(&self, ns: ffi::SRTSOCKET, raw: &str, peer: Option<SocketAddr>) -> Result<(), c_int> {
+        let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+        let refuse = |reason: Reason, code: c_int, why: &str| {
+            refused(Transport::Srt, reason);
+            tracing::warn!(%peer, reason = reason.label(), code, why, "srt caller refused");
+            Err(code)
+        };
+        let Some(hub) = self.hub.upgrade() else {
+            return Err(ffi::REJX_DOWN);
+        };
+        if self.active.load(Ordering::SeqCst) >= self.cfg.max_connections {
+            return refuse(
+                Reason::TooManyConnections,
+                ffi::REJX_OVERLOAD,
+                "too many connections",
+            );
+        }
+        let request = match parse_stream_id(raw) {
+            Ok(r) => r,
+            Err(e) => return refuse(Reason::Protocol, e.code(), &e.to_string()),
+        };
+        let stream_id = if request.resource.contains('_') {
+            let checked = self.runtime.block_on(async {
+                tokio::time::timeout(
+                    KEY_CHECK_TIMEOUT,
+                    check_key(&hub, self.cfg.keys.as_ref(), &request.resource),
+                )
+                .await
+            });
+            match checked {
+                Ok(Ok(id)) => id,
+                Ok(Err(r)) if r.reason == Reason::WrongKey => {
+                    return refuse(Reason::WrongKey, ffi::REJX_UNAUTHORIZED, &r.why)
+                }
+                Ok(Err(r)) => return refuse(r.reason, ffi::REJX_ISE, &r.why),
+                Err(_) => {
+                    return refuse(Reason::Internal, ffi::REJX_ISE, "the key check timed out")
+                }
+            }
+        } else {
+            // The stream id alone: the stream key is the passphrase.
+            let id = request.resource;
+            let hash = self.runtime.block_on(async {
+                tokio::time::timeout(KEY_CHECK_TIMEOUT, hub.db.ingest_token_hash(&id)).await
+            });
+            let hash = match hash {
+                Ok(Ok(Some(h))) => h,
+                Ok(Ok(None)) => {
+                    return refuse(Reason::WrongKey, ffi::REJX_NOTFOUND, "no such stream")
+                }
+                _ => {
+                    return refuse(
+                        Reason::Internal,
+                        ffi::REJX_ISE,
+                        "the server cannot check the key right now",
+                    )
+                }
+            };
+            let Some(keys) = &self.cfg.keys else {
+                return refuse(
+                    Reason::WrongKey,
+                    ffi::REJX_UNAUTHORIZED,
+                    "this server takes the key in the stream id only",
+                );
+            };
+            let passphrase = format!("{id}_{}", keys.stream_key(&id, &hash));
+            // SAFETY: the option takes a string of the given length.
+            let set = unsafe {
+                ffi::srt_setsockflag(
+                    ns,
+                    ffi::SRTO_PASSPHRASE,
+                    passphrase.as_ptr().cast(),
+                    passphrase.len() as c_int,
+                )
+            };
+            if set == ffi::SRT_ERROR {
+                return refuse(Reason::Internal, ffi::REJX_ISE, "cannot set the passphrase");
+            }
+            id
+        };
+        let live = hub
+            .session(&stream_id)
+            .is_some_and(|s| s.attached.load(Ordering::SeqCst));
+        if live {
+            return refuse(
+                Reason::AlreadyPublishing,
+                ffi::REJX_CONFLICT,
+                "another publisher is live on this stream",
+            );
+        }
+        let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        // Handshakes that failed after the callback (a wrong passphrase)
+        // never reach srt_accept: forget them after a while.
+        admitted.retain(|_, a| a.at.elapsed() < Duration::from_secs(60));
+        admitted.insert(
+            ns,
+            Admitted {
+                stream_id,
+                at: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+}
+
+fn accept_loop(listener: ffi::SRTSOCKET, listening: Arc<Listening>) {
+    loop {
+        // SAFETY: the address buffer is a sockaddr_storage of the given size.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
+        let sock = unsafe {
+            ffi::srt_accept(
+                listener,
+                (&mut storage as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        };
+        if sock == ffi::SRT_INVALID_SOCK {
+            // SAFETY: a state query on a socket id.
+            if unsafe { ffi::srt_getsockstate(listener) } != ffi::SRTS_LISTENING {
+                tracing::info!("srt listener closed");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let peer = unsafe { ffi::socket_addr((&storage as *const libc::sockaddr_storage).cast()) };
+        let admitted = listening
+            .admitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sock);
+        let (Some(admitted), Some(hub)) = (admitted, listening.hub.upgrade()) else {
+            unsafe { ffi::srt_close(sock) };
+            continue;
+        };
+        listening.active.fetch_add(1, Ordering::SeqCst);
+        metrics::counter!("onair_ingest_connections_total", "transport" => "srt").increment(1);
+        let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (tx, rx) = mpsc::channel(PACKET_QUEUE);
+        let idle = hub.limits.idle_timeout;
+        let reader = listening.clone();
+        let spawned = std::thread::Builder::new()
+            .name("srt-read".into())
+            .spawn(move || {
+                read_loop(sock, tx, idle);
+                reader.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            listening.active.fetch_sub(1, Ordering::SeqCst);
+            unsafe { ffi::srt_close(sock) };
+            continue;
+        }
+        listening
+            .runtime
+            .spawn(publish(hub, sock, peer, admitted.stream_id, rx));
+    }
+}
+
+/// What a connection's reading thread reports.
+#[derive(Debug)]
+enum Received {
+    /// One SRT message: whole MPEG-TS packets.
+    Data(Bytes),
+    /// Not MPEG-TS.
+    Malformed,
+    /// No data for the idle time-out.
+    Idle,
+    /// The connection broke; `closed` if the caller closed it.
+    Broken { closed: bool },
+}
+
+/// Reads SRT messages until the connection ends, then closes it.
+fn read_loop(sock: ffi::SRTSOCKET, tx: mpsc::Sender<Received>, idle: Duration) {
+    let _ = set_int(sock, ffi::SRTO_RCVTIMEO, millis(idle).max(1));
+    let mut buf = vec![0u8; 1500];
+    let mut last = Instant::now();
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { ffi::srt_recvmsg(sock, buf.as_mut_ptr().cast(), buf.len() as c_int) };
+        let got = match usize::try_from(n) {
+            Ok(n) if n > 0 => buf.get(..n).unwrap_or_default(),
+            _ => {
+                // SAFETY: reads this thread's last libsrt error.
+                let code = unsafe { ffi::srt_getlasterror(std::ptr::null_mut()) };
+                let report = if code == ffi::SRT_ETIMEOUT {
+                    Received::Idle
+                } else {
+                    Received::Broken {
+                        closed: last.elapsed() < CLOSED_BY_CALLER,
+                    }
+                };
+                let _ = tx.blocking_send(report);
+                break;
+            }
+        };
+        last = Instant::now();
+        let msg = if is_mpeg_ts(got) {
+            Received::Data(Bytes::copy_from_slice(got))
+        } else {
+            Received::Malformed
+        };
+        let malformed = matches!(msg, Received::Malformed);
+        if tx.blocking_send(msg).is_err() || malformed {
+            break;
+        }
+    }
+    // SAFETY: closing our own socket; a second close of an id is harmless.
+    unsafe { ffi::srt_close(sock) };
+}
+
+/// Feeds one connection's MPEG-TS into the stream's live session.
+async fn publish(
+    hub: Arc<IngestHub>,
+    sock: ffi::SRTSOCKET,
+    peer: SocketAddr,
+    stream_id: String,
+    mut rx: mpsc::Receiver<Received>,
+) {
+    let close = || unsafe {
+        // SAFETY: closing the connection's socket ends its reading thread.
+        ffi::srt_close(sock);
+    };
+    let fail = |r: Refusal| {
+        refused(Transport::Srt, r.reason);
+        tracing::warn!(%peer, stream = %stream_id, reason = r.reason.label(), why = %r.why, "srt publisher closed");
+    };
+    let mut bridge = match EncoderPublish::start(&hub, Transport::Srt, &stream_id, peer, None).await
+    {
+        Ok(b) => b,
+        Err(r) => {
+            fail(r);
+            close();
+            return;
+        }
+    };
+    let mut pending = None;
+    loop {
+        let first = match pending.take() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        match first {
+            Received::Data(data) => {
+                // Everything already queued goes to the pipeline as one chunk.
+                let mut wire = data.len() as u64 + PACKET_OVERHEAD;
+                let mut chunk = BytesMut::from(data.as_ref());
+                while chunk.len() < MAX_CHUNK {
+                    match rx.try_recv() {
+                        Ok(Received::Data(more)) => {
+                            wire += more.len() as u64 + PACKET_OVERHEAD;
+                            chunk.extend_from_slice(&more);
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if let Err(r) = bridge.send(chunk.freeze(), wire).await {
+                    fail(r);
+                    close();
+                    break;
+                }
+            }
+            Received::Malformed => {
+                fail(Refusal {
+                    reason: Reason::Protocol,
+                    why: "the payload is not MPEG-TS".into(),
+                });
+                break;
+            }
+            Received::Idle => {
+                fail(Refusal {
+                    reason: Reason::Timeout,
+                    why: "no data".into(),
+                });
+                break;
+            }
+            Received::Broken { closed } => {
+                if closed {
+                    bridge.end(&hub).await;
+                }
+                break;
+            }
+        }
+    }
+    // A bridge that did not end the stream detaches: the caller may resume.
+    drop(bridge);
+}
+
+/// The part of libsrt's C API used here (`srt/srt.h` of libsrt 1.5,
+/// Debian's `libsrt1.5-gnutls`).
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+mod ffi {
+    use std::ffi::{c_char, c_int, c_void};
+    use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+
+    pub type SRTSOCKET = i32;
+    pub const SRT_INVALID_SOCK: SRTSOCKET = -1;
+    pub const SRT_ERROR: c_int = -1;
+    /// `SRTS_LISTENING` of `SRT_SOCKSTATUS`.
+    pub const SRTS_LISTENING: c_int = 3;
+    /// `SRT_ETIMEOUT` (`SRT_EMN(AGAIN, XMTIMEOUT)`).
+    pub const SRT_ETIMEOUT: c_int = 6003;
+
+    pub const SRTO_RCVSYN: c_int = 2;
+    pub const SRTO_RCVTIMEO: c_int = 14;
+    pub const SRTO_LATENCY: c_int = 23;
+    pub const SRTO_PASSPHRASE: c_int = 26;
+
+    pub const REJX_BAD_REQUEST: c_int = 1400;
+    pub const REJX_UNAUTHORIZED: c_int = 1401;
+    pub const REJX_OVERLOAD: c_int = 1402;
+    pub const REJX_NOTFOUND: c_int = 1404;
+    pub const REJX_BAD_MODE: c_int = 1405;
+    pub const REJX_CONFLICT: c_int = 1409;
+    pub const REJX_NOTSUP_MEDIA: c_int = 1415;
+    pub const REJX_ISE: c_int = 1500;
+    pub const REJX_DOWN: c_int = 1503;
+
+    pub type ListenCallback = extern "C" fn(
+        opaque: *mut c_void,
+        ns: SRTSOCKET,
+        hs_version: c_int,
+        peer: *const libc::sockaddr,
+        stream_id: *const c_char,
+    ) -> c_int;
+
+    // The libsrt that Debian's libavformat links (its SRT protocol) is the
+    // GnuTLS build: bind that same library, by its soname, so the process
+    // holds one libsrt (two builds in one process share C++ symbols and
+    // crash at exit). No -dev package is needed.
+    #[link(name = "libsrt-gnutls.so.1.5", kind = "dylib", modifiers = "+verbatim")]
+    extern "C" {
+        pub fn srt_startup() -> c_int;
+        pub fn srt_setloglevel(level: c_int);
+        pub fn srt_cleanup() -> c_int;
+        pub fn srt_create_socket() -> SRTSOCKET;
+        pub fn srt_bind_acquire(u: SRTSOCKET, udp: c_int) -> c_int;
+        pub fn srt_listen(u: SRTSOCKET, backlog: c_int) -> c_int;
+        pub fn srt_accept(u: SRTSOCKET, addr: *mut libc::sockaddr, len: *mut c_int) -> SRTSOCKET;
+        pub fn srt_listen_callback(
+            u: SRTSOCKET,
+            hook: ListenCallback,
+            opaque: *mut c_void,
+        ) -> c_int;
+        pub fn srt_close(u: SRTSOCKET) -> c_int;
+        pub fn srt_setsockflag(u: SRTSOCKET, opt: c_int, value: *const c_void, len: c_int)
+            -> c_int;
+        pub fn srt_recvmsg(u: SRTSOCKET, buf: *mut c_char, len: c_int) -> c_int;
+        pub fn srt_getlasterror_str() -> *const c_char;
+        pub fn srt_getlasterror(errno: *mut c_int) -> c_int;
+        pub fn srt_getsockstate(u: SRTSOCKET) -> c_int;
+        pub fn srt_setrejectreason(u: SRTSOCKET, value: c_int) -> c_int;
+    }
+
+    /// Starts libsrt once per process.
+    pub fn startup() {
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        // SAFETY: srt_startup is safe to call; Once calls it once.
+        STARTED.call_once(|| unsafe {
+            srt_startup();
+            // Critical only (syslog's LOG_CRIT): its warnings and errors are
+            // about callers refused and sockets closed, logged here already.
+            srt_setloglevel(2);
+            // libsrt's threads must stop before its globals are destroyed
+            // at exit, or the process crashes on its way out.
+            libc::atexit(cleanup);
+        });
+    }
+
+    extern "C" fn cleanup() {
+        // SAFETY: called once, at exit, after srt_startup.
+        unsafe {
+            srt_cleanup();
+        }
+    }
+
+    /// The socket address at `addr` (null, or an IPv4 or IPv6 address).
+    ///
+    /// # Safety
+    /// `addr` is null or points to a socket address of its family's size.
+    pub unsafe fn socket_addr(addr: *const libc::sockaddr) -> Option<SocketAddr> {
+        if addr.is_null() {
+            return None;
+        }
+        match c_int::from((*addr).sa_family) {
+            libc::AF_INET => {
+                let a = &*(addr as *const libc::sockaddr_in);
+                let ip = u32::from_be(a.sin_addr.s_addr);
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip.into(),
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                let a = &*(addr as *const libc::sockaddr_in6);
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    a.sin6_addr.s6_addr.into(),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_in_the_access_control_form_parse() {
+        let r = parse_stream_id("#!::r=abc_def,m=publish").expect("parses");
+        assert_eq!(r.resource, "abc_def");
+        let r = parse_stream_id("#!::m=publish,u=obs,r=abc,t=stream,x=y").expect("parses");
+        assert_eq!(r.resource, "abc");
+        assert_eq!(parse_stream_id("abc_def"), Err(StreamIdError::Syntax));
+        assert_eq!(parse_stream_id("#!::r=abc"), Err(StreamIdError::Mode));
+        assert_eq!(
+            parse_stream_id("#!::r=abc,m=request"),
+            Err(StreamIdError::Mode)
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=abc,m=publish,t=file"),
+            Err(StreamIdError::Type)
+        );
+        assert_eq!(parse_stream_id("#!::m=publish"), Err(StreamIdError::Syntax));
+        assert_eq!(
+            parse_stream_id("#!::r=,m=publish"),
+            Err(StreamIdError::Syntax)
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=a b,m=publish"),
+            Err(StreamIdError::Syntax)
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=abc,m=publish,junk"),
+            Err(StreamIdError::Syntax)
+        );
+        assert_eq!(StreamIdError::Mode.code(), 1405);
+    }
+
+    #[test]
+    fn only_whole_ts_packets_pass() {
+        let mut ts = vec![0u8; 188 * 7];
+        for p in ts.chunks_mut(188) {
+            p[0] = 0x47;
+        }
+        assert!(is_mpeg_ts(&ts));
+        assert!(!is_mpeg_ts(&ts[..100]));
+        assert!(!is_mpeg_ts(&[]));
+        ts[188] = 0;
+        assert!(!is_mpeg_ts(&ts));
+        assert!(!is_mpeg_ts(b"FLV\x01\x05"));
+    }
+}

@@ -1,0 +1,603 @@
+//! SRT ingest with the FFmpeg CLI (Debian's, built with libsrt) as the
+//! caller: `-f mpegts "srt://HOST:PORT?streamid=#!::r=<key>,m=publish"`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use onair_server::ingest::srt::{serve, SrtConfig, SrtListener};
+use onair_server::media::testsrc::probe;
+
+use crate::publish::make_file;
+use crate::rtmp::{
+    assert_one_new_period_that_plays, metrics, refusal_counted, state, video_frames,
+    wait_for_state, OBS_LIKE, QUICK,
+};
+use crate::support::TestApp;
+
+/// Starts the SRT listener of `app` on `socket` (a free UDP port unless the
+/// caller bound one), with the encoder keys `onair serve` gives it.
+fn srt_listener_on(app: &TestApp, socket: std::net::UdpSocket, latency_ms: u64) -> SrtListener {
+    let cfg = SrtConfig {
+        keys: Some(app.state.accounts.playback.clone()),
+        latency: Duration::from_millis(latency_ms),
+        ..SrtConfig::default()
+    };
+    serve(socket, app.state.ingest.clone(), cfg).expect("srt listener")
+}
+
+fn srt_listener(app: &TestApp) -> SrtListener {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    srt_listener_on(app, socket, 120)
+}
+
+/// `srt://ADDR?streamid=…` with the resource `r` (and `extra` query
+/// parameters); `linger` lets the caller deliver its last packets before it
+/// closes, as an encoder stopping its stream does.
+fn srt_url(addr: impl std::fmt::Display, resource: &str, extra: &str) -> String {
+    // FFmpeg takes the stream id as written (it does not URL-decode it).
+    format!("srt://{addr}?streamid=#!::r={resource},m=publish&pkt_size=1316&linger=3{extra}")
+}
+
+/// `ffmpeg -re -i FILE -c copy -f mpegts URL`, optionally inside a network
+/// namespace.
+fn ffmpeg_srt(
+    netns: Option<&str>,
+    file: &std::path::Path,
+    url: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "ffmpeg"]);
+            c
+        }
+        None => tokio::process::Command::new("ffmpeg"),
+    };
+    cmd.args(["-hide_banner", "-v", "error", "-re", "-i"])
+        .arg(file)
+        .args(["-c", "copy"])
+        .args(extra)
+        .args(["-f", "mpegts", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url: &str) {
+    let out = ffmpeg_srt(None, file, url, &[])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_state(app, id, "ended").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_over_srt_and_it_plays_for_as_long_as_the_input() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let srt = srt_listener(&app);
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "obs.mp4", 6, OBS_LIKE);
+    let input_frames = video_frames(file.to_str().expect("utf8"));
+
+    let url = srt_url(srt.local_addr(), &format!("{id}_{token}"), "");
+    publish_to_the_end(&app, &id, &file, &url).await;
+
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let summary = probe(&url).expect("ffprobe the live playlist");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
+    assert!(
+        (summary.duration_s - 6.0).abs() <= 1.1,
+        "as long as the input: {summary:?}"
+    );
+    let frames = video_frames(&url);
+    assert!(
+        frames.abs_diff(input_frames) <= 1,
+        "{frames} frames played of {input_frames} sent"
+    );
+    onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_refusals_are_clear_and_leave_other_streams_alone() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let srt = srt_listener(&app);
+    let addr = srt.local_addr();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "long.mp4", 20, QUICK);
+    let (id, token) = app.new_stream().await;
+    let key = format!("{id}_{token}");
+
+    // A publisher that stays live during the refusals below.
+    let mut first = ffmpeg_srt(None, &file, &srt_url(addr, &key, ""), &[])
+        .spawn()
+        .expect("ffmpeg");
+    wait_for_state(&app, &id, "live").await;
+
+    let refused = |url: String, extra: &'static [&'static str]| {
+        let file = file.clone();
+        async move {
+            let out = ffmpeg_srt(None, &file, &url, extra)
+                .output()
+                .await
+                .expect("ffmpeg");
+            assert!(!out.status.success(), "{url} was accepted");
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        }
+    };
+    // Wrong keys: a wrong token, an unknown stream: SRT's 1401.
+    for bad in [
+        format!("{id}_{}", "0".repeat(64)),
+        format!("nosuchstream_{token}"),
+    ] {
+        refused(srt_url(addr, &bad, ""), &["-t", "2"]).await;
+    }
+    // A second publisher on a live stream: 1409.
+    refused(srt_url(addr, &key, ""), &["-t", "2"]).await;
+    // A stream id that is not in the access-control form: 1400.
+    let plain = format!("srt://{addr}?streamid={key}&pkt_size=1316");
+    refused(plain, &["-t", "2"]).await;
+    // FLV instead of MPEG-TS, on another stream: let in, then cut off.
+    let (other, other_token) = app.new_stream().await;
+    let flv = ffmpeg_srt(
+        None,
+        &file,
+        &srt_url(addr, &format!("{other}_{other_token}"), ""),
+        &["-t", "4", "-f", "flv"],
+    )
+    .output()
+    .await
+    .expect("ffmpeg");
+    drop(flv);
+
+    let text = metrics(&app).await;
+    for reason in ["wrong_key", "already_publishing", "protocol"] {
+        assert!(
+            refusal_counted(&text, "srt", reason),
+            "{reason} not counted:\n{text}"
+        );
+    }
+    // The first publisher was never disturbed.
+    assert_eq!(state(&app, &id).await, "live");
+    assert!(
+        first.try_wait().expect("wait").is_none(),
+        "still publishing"
+    );
+    let _ = first.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srt_publisher_over_the_bitrate_limit_is_cut_off() {
+    let app = TestApp::start(&[
+        "--passthrough-only".into(),
+        "--ingest-max-bitrate".into(),
+        "100000".into(),
+    ])
+    .await;
+    let srt = srt_listener(&app);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // About 1 Mbit/s: ten times the limit.
+    let file = make_file(
+        dir.path(),
+        "fat.mp4",
+        6,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "1M",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let (id, token) = app.new_stream().await;
+    let _ = ffmpeg_srt(
+        None,
+        &file,
+        &srt_url(srt.local_addr(), &format!("{id}_{token}"), ""),
+        &[],
+    )
+    .output()
+    .await
+    .expect("ffmpeg");
+    let text = metrics(&app).await;
+    assert!(
+        refusal_counted(&text, "srt", "bitrate"),
+        "not counted:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srt_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let srt = srt_listener(&app);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "in.mp4", 4, QUICK);
+    let (id, token) = app.new_stream().await;
+    let url = srt_url(srt.local_addr(), &format!("{id}_{token}"), "");
+
+    // The encoder dies mid-stream (no SRT shutdown)...
+    let mut first = ffmpeg_srt(None, &file, &url, &[]).spawn().expect("ffmpeg");
+    wait_for_state(&app, &id, "live").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    first.kill().await.expect("kill");
+    // ...and comes back with the same key. Until libsrt notices the silent
+    // connection (its peer idle time-out), the stream still has a publisher
+    // and the caller is refused (1409); encoders retry, and so does this.
+    let until = Instant::now() + Duration::from_secs(25);
+    loop {
+        let out = ffmpeg_srt(None, &file, &url, &[])
+            .output()
+            .await
+            .expect("ffmpeg");
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "never taken back: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(state(&app, &id).await, "live", "not interrupted meanwhile");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    wait_for_state(&app, &id, "ended").await;
+
+    assert_one_new_period_that_plays(&app, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encoder_panel_gives_an_srt_url_whose_passphrase_is_the_stream_key() {
+    use crate::accounts::{create_stream, mint};
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let srt = srt_listener(&app);
+    let (_, alice) = mint(&app, "alice", "broadcaster").await;
+    let stream = create_stream(&app, &alice, "SRT show", "public").await;
+    let id = stream["id"].as_str().expect("id").to_string();
+    let info: serde_json::Value = app
+        .http
+        .get(app.url(&format!("/api/v1/streams/{id}/encoder")))
+        .header("cookie", format!("onair_session={alice}"))
+        .send()
+        .await
+        .expect("alice")
+        .json()
+        .await
+        .expect("json");
+    let port = srt.local_addr().port();
+    let srt_url_shown = info["srt_url"].as_str().expect("an SRT URL").to_string();
+    assert_eq!(
+        srt_url_shown,
+        format!("srt://127.0.0.1:{port}?streamid=#!::r={id},m=publish"),
+        "{info}"
+    );
+    assert_eq!(info["srt_loopback_only"], true);
+    let key = info["stream_key"].as_str().expect("key").to_string();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "in.mp4", 2, QUICK);
+    let addr = srt.local_addr();
+    // A wrong passphrase is refused by the SRT handshake itself.
+    let wrong = format!("{id}_{}", "f".repeat(32));
+    let out = ffmpeg_srt(
+        None,
+        &file,
+        &srt_url(addr, &id, &format!("&passphrase={wrong}")),
+        &[],
+    )
+    .output()
+    .await
+    .expect("ffmpeg");
+    assert!(!out.status.success(), "a wrong passphrase was accepted");
+    // The key as the passphrase publishes, encrypted.
+    publish_to_the_end(
+        &app,
+        &id,
+        &file,
+        &srt_url(addr, &id, &format!("&passphrase={key}")),
+    )
+    .await;
+    let summary = probe(&app.url(&format!("/live/{id}/master.m3u8"))).expect("plays");
+    assert!(summary.duration_s > 1.0, "{summary:?}");
+}
+
+/// Two network namespaces joined by a veth pair, removed when dropped (also
+/// when the test fails).
+struct LossyLink {
+    server_ns: String,
+    caller_ns: String,
+}
+
+const SERVER_IP: &str = "10.77.0.1";
+const CALLER_IP: &str = "10.77.0.2";
+/// One way of the link: 40 ms, so the round trip is 80 ms.
+const ONE_WAY: Duration = Duration::from_millis(40);
+/// Packets lost in each direction, in percent.
+const LOSS_PERCENT: u64 = 5;
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl LossyLink {
+    /// Makes the namespaces and the link; `Err` if this process may not
+    /// (no CAP_NET_ADMIN).
+    fn new() -> Result<LossyLink, String> {
+        let tag = std::process::id() % 100_000;
+        let link = LossyLink {
+            server_ns: format!("onair-srt-s{tag}"),
+            caller_ns: format!("onair-srt-c{tag}"),
+        };
+        ip(&["netns", "add", &link.server_ns])?;
+        // From here on, Drop removes what exists.
+        ip(&["netns", "add", &link.caller_ns])?;
+        let (s_if, c_if) = (format!("oas{tag}"), format!("oac{tag}"));
+        ip(&["link", "add", &s_if, "type", "veth", "peer", "name", &c_if])?;
+        for (ns, dev, addr) in [
+            (&link.server_ns, &s_if, SERVER_IP),
+            (&link.caller_ns, &c_if, CALLER_IP),
+        ] {
+            ip(&["link", "set", dev, "netns", ns])?;
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(link)
+    }
+
+    /// Adds loss and delay to both ends of the veth with `tc netem`; false
+    /// if this kernel has no netem.
+    fn netem(&self) -> bool {
+        let tag = std::process::id() % 100_000;
+        [
+            (&self.server_ns, format!("oas{tag}")),
+            (&self.caller_ns, format!("oac{tag}")),
+        ]
+        .iter()
+        .all(|(ns, dev)| {
+            std::process::Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "netem",
+                ])
+                .args(["loss", &format!("{LOSS_PERCENT}%"), "delay"])
+                .arg(format!("{}ms", ONE_WAY.as_millis()))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    }
+}
+
+impl Drop for LossyLink {
+    fn drop(&mut self) {
+        // Removing a namespace removes its end of the veth, and so the pair.
+        for ns in [&self.server_ns, &self.caller_ns] {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// A UDP socket bound to `addr` inside network namespace `ns` (a thread
+/// enters it just to bind; the socket stays there).
+fn bind_in(ns: &str, addr: &str) -> std::net::UdpSocket {
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{ns}");
+    let addr = addr.to_string();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("the namespace");
+        // SAFETY: setns on this thread only, with a namespace descriptor.
+        let entered = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+        std::net::UdpSocket::bind(addr).expect("bind in the namespace")
+    })
+    .join()
+    .expect("bind thread")
+}
+
+/// Where the kernel has no `netem` (this machine's does not): the same
+/// impairment in user space, on the server's side of the link. A relay in
+/// the server's namespace takes the caller's packets on `SERVER_IP`, and
+/// forwards each way after [`ONE_WAY`], dropping [`LOSS_PERCENT`] (a fixed
+/// pseudo-random sequence). Returns the relay's port.
+fn user_space_netem(ns: &str, server_port: u16) -> (u16, Vec<tokio::task::JoinHandle<()>>) {
+    use std::sync::{Arc, Mutex};
+    let front = bind_in(ns, &format!("{SERVER_IP}:0"));
+    let back = bind_in(ns, "127.0.0.1:0");
+    back.connect(("127.0.0.1", server_port)).expect("connect");
+    let port = front.local_addr().expect("addr").port();
+    for s in [&front, &back] {
+        s.set_nonblocking(true).expect("nonblocking");
+    }
+    let front = Arc::new(tokio::net::UdpSocket::from_std(front).expect("tokio"));
+    let back = Arc::new(tokio::net::UdpSocket::from_std(back).expect("tokio"));
+    let caller = Arc::new(Mutex::new(None::<std::net::SocketAddr>));
+    let lossy = |seed: u64| {
+        let mut x = seed;
+        move || {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % 100 < LOSS_PERCENT
+        }
+    };
+    let (up_tx, mut up_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let (down_tx, mut down_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let mut tasks = Vec::new();
+    {
+        let (front, caller) = (front.clone(), caller.clone());
+        let mut drop_it = lossy(0x9e37_79b9_7f4a_7c15);
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *caller.lock().expect("lock") = Some(from);
+                if !drop_it() {
+                    let at = tokio::time::Instant::now() + ONE_WAY;
+                    let _ = up_tx.send((at, buf[..n].to_vec()));
+                }
+            }
+        }));
+    }
+    {
+        let back = back.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some((at, p)) = up_rx.recv().await {
+                tokio::time::sleep_until(at).await;
+                let _ = back.send(&p).await;
+            }
+        }));
+    }
+    {
+        let back = back.clone();
+        let mut drop_it = lossy(0xd1b5_4a32_d192_ed03);
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok(n) = back.recv(&mut buf).await {
+                if !drop_it() {
+                    let at = tokio::time::Instant::now() + ONE_WAY;
+                    let _ = down_tx.send((at, buf[..n].to_vec()));
+                }
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(async move {
+        while let Some((at, p)) = down_rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            let to = *caller.lock().expect("lock");
+            if let Some(to) = to {
+                let _ = front.send_to(&p, to).await;
+            }
+        }
+    }));
+    (port, tasks)
+}
+
+/// The MD5 of every decoded video frame of `input`, in order.
+fn frame_md5s(input: &str) -> Vec<String> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i", input])
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
+    let link = match LossyLink::new() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED srt_delivers_every_frame_over_a_link_that_loses_five_percent: \
+                 this test makes network namespaces and a veth pair, which needs root \
+                 (CAP_NET_ADMIN): {e}"
+            );
+            return;
+        }
+    };
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    // SRT latency 8× the 80 ms round trip (the rule of thumb is at least 4×).
+    let latency_ms = 640;
+    let server_socket = bind_in(&link.server_ns, "0.0.0.0:0");
+    let server_port = server_socket.local_addr().expect("addr").port();
+    let _srt = srt_listener_on(&app, server_socket, latency_ms);
+    let (port, relay) = if link.netem() {
+        eprintln!("the link: tc netem, {LOSS_PERCENT}% loss and {ONE_WAY:?} each way");
+        (server_port, Vec::new())
+    } else {
+        eprintln!(
+            "the link: this kernel has no netem; {LOSS_PERCENT}% loss and {ONE_WAY:?} each way \
+             in a relay in the server's namespace"
+        );
+        user_space_netem(&link.server_ns, server_port)
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 2 Mbit/s, about 190 SRT packets a second: some 100 lost each way.
+    let file = make_file(
+        dir.path(),
+        "in.ts",
+        10,
+        &[
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "2M",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+        ],
+    );
+    let (id, token) = app.new_stream().await;
+    let url = srt_url(
+        format!("{SERVER_IP}:{port}"),
+        &format!("{id}_{token}"),
+        &format!("&latency={}", latency_ms * 1000),
+    );
+    // Linger long enough for the last packets' retransmissions.
+    let url = url.replace("linger=3", "linger=10");
+    let out = ffmpeg_srt(Some(&link.caller_ns), &file, &url, &[])
+        .output()
+        .await
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for_state(&app, &id, "ended").await;
+    for task in relay {
+        task.abort();
+    }
+
+    let sent = frame_md5s(file.to_str().expect("utf8"));
+    let played = frame_md5s(&app.url(&format!("/live/{id}/master.m3u8")));
+    assert_eq!(sent.len(), 300, "the input has 10 s at 30 fps");
+    assert_eq!(played.len(), sent.len(), "every frame arrived");
+    let differing = sent.iter().zip(&played).filter(|(a, b)| a != b).count();
+    assert_eq!(differing, 0, "every frame is the input's, bit for bit");
+    drop(link);
+}
