@@ -36,6 +36,10 @@ pub struct PublishArgs {
     /// Chunk interval in milliseconds (MediaRecorder's timeslice).
     #[arg(long, default_value_t = 500)]
     pub chunk_ms: u64,
+    /// Print a progress line to stderr this often, in milliseconds of wall
+    /// time (0: never).
+    #[arg(long, default_value_t = 5000)]
+    pub progress_ms: u64,
     /// Any file FFmpeg can read. Video in H.264, VP8 or VP9 and audio in Opus
     /// or AAC are copied into Matroska; other codecs are encoded to H.264 and
     /// Opus (AAC if this FFmpeg has no libopus) first.
@@ -84,8 +88,8 @@ pub struct PublishReport {
 
 /// What the remuxing thread hands to the sender.
 enum Remuxed {
-    /// The streams, once, before any chunk.
-    Plan(Vec<StreamPlan>),
+    /// The streams and the input's duration (µs, if known), once, before any chunk.
+    Plan(Vec<StreamPlan>, Option<i64>),
     /// A chunk and the media time it reaches (µs).
     Chunk(Bytes, i64),
 }
@@ -191,7 +195,10 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
             }
         };
         if tx
-            .blocking_send(Ok(Remuxed::Plan(remuxer.plan().to_vec())))
+            .blocking_send(Ok(Remuxed::Plan(
+                remuxer.plan().to_vec(),
+                remuxer.duration_us(),
+            )))
             .is_err()
         {
             return;
@@ -238,7 +245,14 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
     let mut unacked: VecDeque<(u64, Bytes)> = VecDeque::new();
     let mut last_acked: Option<u64> = None;
     let mut input_done = false;
+    let mut total_us = None;
+    let progress_every = Duration::from_millis(args.progress_ms);
+    let mut progress_at = Instant::now() + progress_every;
     loop {
+        if args.progress_ms > 0 && Instant::now() >= progress_at {
+            progress_at = Instant::now() + progress_every;
+            eprintln!("{}", progress_line(&report, total_us));
+        }
         // Keep a bounded number of chunks in flight.
         let next = if !input_done && unacked.len() < 8 {
             rx.recv().await
@@ -246,7 +260,10 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
             None
         };
         match next {
-            Some(Ok(Remuxed::Plan(streams))) => report.streams = streams,
+            Some(Ok(Remuxed::Plan(streams, duration_us))) => {
+                report.streams = streams;
+                total_us = duration_us;
+            }
             Some(Ok(Remuxed::Chunk(bytes, media_us))) => {
                 sent_bits += (bytes.len() as f64 + 8.0) * 8.0;
                 let due = Duration::from_secs_f64(sent_bits / pace_bps);
@@ -338,6 +355,34 @@ pub async fn run(args: PublishArgs) -> Result<PublishReport, PublishError> {
     }
 }
 
+/// One progress line: media time sent, of how much, bytes, acked chunks and
+/// reconnects, e.g. `sent 0:12.0 of 1:30.0 (13%), 2.4 MB, 24 chunks acked, 0 reconnects`.
+fn progress_line(report: &PublishReport, total_us: Option<i64>) -> String {
+    let clock = |us: i64| {
+        let tenths = us.max(0) / 100_000;
+        format!("{}:{:02}.{}", tenths / 600, (tenths / 10) % 60, tenths % 10)
+    };
+    let mut line = format!("sent {}", clock(report.media_us));
+    if let Some(total) = total_us.filter(|t| *t > 0) {
+        let percent = (i128::from(report.media_us.max(0)) * 100 / i128::from(total)).min(100);
+        line += &format!(" of {} ({percent}%)", clock(total));
+    }
+    let kb = report.bytes / 1000;
+    let size = if kb >= 1000 {
+        format!("{}.{} MB", kb / 1000, (kb % 1000) / 100)
+    } else {
+        format!("{kb} KB")
+    };
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    format!(
+        "{line}, {size}, {} chunk{} acked, {} reconnect{}",
+        report.chunks,
+        plural(report.chunks),
+        report.reconnects,
+        plural(u64::from(report.reconnects))
+    )
+}
+
 /// Reconnects with backoff and re-sends every chunk the server does not have.
 async fn reconnect(
     url: &str,
@@ -369,4 +414,42 @@ async fn reconnect(
     Err(PublishError::Connection(
         "could not reconnect after 10 attempts".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(media_us: i64, bytes: u64, chunks: u64, reconnects: u32) -> PublishReport {
+        PublishReport {
+            chunks,
+            bytes,
+            media_us,
+            reconnects,
+            streams: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn progress_lines_read_like_a_clock() {
+        assert_eq!(
+            progress_line(&report(12_340_000, 2_412_345, 24, 0), Some(90_000_000)),
+            "sent 0:12.3 of 1:30.0 (13%), 2.4 MB, 24 chunks acked, 0 reconnects"
+        );
+        assert_eq!(
+            progress_line(&report(3_725_000_000, 999_999, 1, 1), None),
+            "sent 62:05.0, 999 KB, 1 chunk acked, 1 reconnect"
+        );
+        // A container that understates its duration never reads over 100%.
+        assert_eq!(
+            progress_line(&report(5_000_000, 0, 0, 2), Some(4_000_000)),
+            "sent 0:05.0 of 0:04.0 (100%), 0 KB, 0 chunks acked, 2 reconnects"
+        );
+        // Hostile extremes do not overflow.
+        assert!(
+            progress_line(&report(i64::MAX, u64::MAX, u64::MAX, u32::MAX), Some(1))
+                .starts_with("sent ")
+        );
+        assert!(progress_line(&report(i64::MIN, 0, 0, 0), Some(i64::MAX)).contains("(0%)"));
+    }
 }

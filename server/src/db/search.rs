@@ -2,6 +2,12 @@
 //! migration 6's BM25 indexes (`transcript_text`, `stream_title_text`,
 //! `stream_description_text`), limited to the streams a caller may find.
 //!
+//! SurrealDB's analyzers drop every character that is not a letter or a
+//! digit, so emoji and other symbols never reach an index. A query's symbol
+//! runs ([`split_query`]) are matched as substrings instead (`string::contains`
+//! beside the word match, or alone for a query of symbols only, which scans the
+//! streams or lines the caller may see), and highlighted here.
+//!
 //! Matches come back highlighted with [`MARK_OPEN`] and [`MARK_CLOSE`]
 //! (private-use characters), which the service turns into safe fragments; the
 //! text itself is never trusted as HTML.
@@ -67,7 +73,8 @@ fn visible(prefix: &str) -> String {
 impl Database {
     /// Matches of `query` in one field, best first (ties: by time or
     /// title), at most `limit`. Every word of the query must match (after
-    /// stemming); a query with no words matches nothing.
+    /// stemming), and every run of symbols (emoji) must appear as it is; a
+    /// query with neither matches nothing.
     pub async fn search(
         &self,
         field: SearchField,
@@ -75,43 +82,140 @@ impl Database {
         scope: SearchScope<'_>,
         limit: i64,
     ) -> Result<Vec<SearchRow>, DbError> {
-        let highlight =
-            "search::highlight($open, $close, 1) AS highlighted, search::score(1) AS score";
+        let (words, symbols) = split_query(query);
+        let has_words = words.chars().any(char::is_alphanumeric);
+        if !has_words && symbols.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = match field {
+            SearchField::Transcript => "text",
+            SearchField::Title => "title",
+            SearchField::Description => "description",
+        };
+        let mut conditions = Vec::new();
+        if has_words {
+            conditions.push(format!("{column} @1@ $q"));
+        }
+        for i in 0..symbols.len() {
+            conditions.push(format!("string::contains({column} ?? '', $s{i})"));
+        }
+        let matched = conditions.join(" AND ");
+        let (highlight, order) = if has_words {
+            (
+                "search::highlight($open, $close, 1) AS highlighted, search::score(1) AS score"
+                    .to_string(),
+                "score DESC, ",
+            )
+        } else {
+            (format!("{column} ?? '' AS highlighted, 0.0 AS score"), "")
+        };
         let sql = match field {
             SearchField::Transcript => format!(
                 "SELECT <string> record::id(stream) AS stream, stream.title AS title, \
                  stream.owner.username AS owner_username, stream.state AS state, start_ms, {highlight} \
-                 FROM transcript WHERE text @1@ $q AND {} ORDER BY score DESC, start_ms LIMIT $limit",
+                 FROM transcript WHERE {matched} AND {} ORDER BY {order}start_ms LIMIT $limit",
                 visible("stream.")
             ),
-            SearchField::Title | SearchField::Description => {
-                let column = if field == SearchField::Title {
-                    "title"
-                } else {
-                    "description"
-                };
-                format!(
-                    "SELECT <string> record::id(id) AS stream, title, owner.username AS owner_username, \
-                     state, NONE AS start_ms, {highlight} \
-                     FROM stream WHERE {column} @1@ $q AND {} ORDER BY score DESC, title LIMIT $limit",
-                    visible("")
-                )
-            }
+            SearchField::Title | SearchField::Description => format!(
+                "SELECT <string> record::id(id) AS stream, title, owner.username AS owner_username, \
+                 state, NONE AS start_ms, {highlight} \
+                 FROM stream WHERE {matched} AND {} ORDER BY {order}title LIMIT $limit",
+                visible("")
+            ),
         };
-        let rows: Vec<SearchRow> = self
+        let mut request = self
             .client()
             .query(sql)
-            .bind(("q", query.to_string()))
+            .bind(("q", words))
             .bind(("open", MARK_OPEN.to_string()))
             .bind(("close", MARK_CLOSE.to_string()))
             .bind(("admin", scope.admin))
             .bind(("user", scope.user.map(str::to_string)))
-            .bind(("limit", limit))
-            .await?
-            .check()?
-            .take(0)?;
+            .bind(("limit", limit));
+        for (i, symbol) in symbols.iter().enumerate() {
+            request = request.bind((format!("s{i}"), symbol.clone()));
+        }
+        let mut rows: Vec<SearchRow> = request.await?.check()?.take(0)?;
+        for row in &mut rows {
+            row.highlighted = mark_symbols(&row.highlighted, &symbols);
+        }
         Ok(rows)
     }
+}
+
+/// The most symbol runs one query may hold (each is a condition).
+pub const MAX_SYMBOL_TERMS: usize = 8;
+
+/// A character the analyzers drop that a person would search for: not a
+/// letter, digit or space, not ASCII, and not punctuation from the Latin-1,
+/// General Punctuation or CJK punctuation blocks (the zero-width joiner
+/// inside emoji sequences stays). Emoji, their variation selectors and skin
+/// tones, and other symbols (♥, €, ™) are.
+fn is_symbol(c: char) -> bool {
+    if c.is_ascii() || c.is_alphanumeric() || c.is_whitespace() {
+        return false;
+    }
+    let punctuation =
+        matches!(c, '\u{A0}'..='\u{BF}' | '\u{2000}'..='\u{206F}' | '\u{3000}'..='\u{303F}');
+    !punctuation || c == '\u{200D}'
+}
+
+/// Splits a query into its words (for the full-text index) and its runs of
+/// symbols, each kept whole (an emoji sequence is one run), deduplicated, at
+/// most [`MAX_SYMBOL_TERMS`].
+pub fn split_query(query: &str) -> (String, Vec<String>) {
+    let mut words = String::with_capacity(query.len());
+    let mut symbols: Vec<String> = Vec::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, symbols: &mut Vec<String>| {
+        if !run.is_empty() && !symbols.contains(run) && symbols.len() < MAX_SYMBOL_TERMS {
+            symbols.push(std::mem::take(run));
+        }
+        run.clear();
+    };
+    for c in query.chars() {
+        if is_symbol(c) {
+            run.push(c);
+            words.push(' ');
+        } else {
+            flush(&mut run, &mut symbols);
+            words.push(c);
+        }
+    }
+    flush(&mut run, &mut symbols);
+    (words, symbols)
+}
+
+/// Puts [`MARK_OPEN`]/[`MARK_CLOSE`] around every occurrence of each symbol
+/// run in `text`, outside marks already there.
+fn mark_symbols(text: &str, symbols: &[String]) -> String {
+    if symbols.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    let mut inside = false;
+    'outer: while let Some(c) = rest.chars().next() {
+        if !inside {
+            for symbol in symbols {
+                if rest.starts_with(symbol.as_str()) {
+                    out.push(MARK_OPEN);
+                    out.push_str(symbol);
+                    out.push(MARK_CLOSE);
+                    rest = &rest[symbol.len()..];
+                    continue 'outer;
+                }
+            }
+        }
+        match c {
+            MARK_OPEN => inside = true,
+            MARK_CLOSE => inside = false,
+            _ => {}
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -247,5 +351,91 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn queries_split_into_words_and_symbol_runs() {
+        let (words, symbols) = split_query("cafe🍝night 👩‍🍳 ♥ — «x» 🍝");
+        assert_eq!(symbols, vec!["🍝", "👩\u{200D}🍳", "♥"]);
+        assert_eq!(
+            words.split_whitespace().collect::<Vec<_>>(),
+            ["cafe", "night", "—", "«x»"]
+        );
+        let (words, symbols) = split_query("plain words");
+        assert_eq!((words.as_str(), symbols.len()), ("plain words", 0));
+        let many: String = ('\u{1F600}'..='\u{1F640}').flat_map(|c| [c, ' ']).collect();
+        assert_eq!(split_query(&many).1.len(), MAX_SYMBOL_TERMS);
+    }
+
+    #[test]
+    fn symbols_are_marked_outside_existing_marks() {
+        let marked = mark_symbols("a 🎸 \u{E000}jam\u{E001} 🎸🎸", &["🎸".to_string()]);
+        assert_eq!(
+            marked,
+            "a \u{E000}🎸\u{E001} \u{E000}jam\u{E001} \u{E000}🎸\u{E001}\u{E000}🎸\u{E001}"
+        );
+        assert_eq!(mark_symbols("no marks", &[]), "no marks");
+    }
+
+    #[tokio::test]
+    async fn emoji_in_titles_and_lines_are_searchable() {
+        let db = fixture().await;
+        db.client()
+            .query(
+                "CREATE stream:jam SET owner = user:ann, title = 'Friday 🎸 jam', ingest_token_hash = 'h', visibility = 'public', state = 'ended';
+                 CREATE stream:cafe SET owner = user:ann, title = 'Café 🍝 night', ingest_token_hash = 'h', visibility = 'public', state = 'ended';",
+            )
+            .await
+            .expect("streams")
+            .check()
+            .expect("streams");
+        db.insert_transcript(&[TranscriptRow {
+            stream: "jam".into(),
+            start_ms: 2000,
+            end_ms: 5000,
+            program_ms: None,
+            text: "Thanks for the 🎸🎸 everyone".into(),
+        }])
+        .await
+        .expect("line");
+        let anon = SearchScope::default();
+        let streams = |hits: Vec<SearchRow>| hits.into_iter().map(|h| h.stream).collect::<Vec<_>>();
+        let guitar = db
+            .search(SearchField::Title, "🎸", anon, 10)
+            .await
+            .expect("search");
+        assert_eq!(streams(guitar.clone()), vec!["jam"], "{guitar:?}");
+        assert_eq!(guitar[0].highlighted, "Friday \u{E000}🎸\u{E001} jam");
+        // An emoji next to a word, and with a word.
+        assert_eq!(
+            streams(
+                db.search(SearchField::Title, "🍝night", anon, 10)
+                    .await
+                    .expect("search")
+            ),
+            vec!["cafe"]
+        );
+        assert_eq!(
+            streams(
+                db.search(SearchField::Title, "cafe 🍝", anon, 10)
+                    .await
+                    .expect("search")
+            ),
+            vec!["cafe"]
+        );
+        assert_eq!(
+            streams(
+                db.search(SearchField::Transcript, "🎸", anon, 10)
+                    .await
+                    .expect("search")
+            ),
+            vec!["jam"]
+        );
+        // Another emoji matches nothing (not every symbol folded to one token).
+        assert!(db
+            .search(SearchField::Title, "🎹", anon, 10)
+            .await
+            .expect("search")
+            .is_empty());
     }
 }

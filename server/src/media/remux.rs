@@ -395,6 +395,13 @@ impl Remuxer {
         }
     }
 
+    /// The input's duration in microseconds, when its container states one
+    /// (a live or piped input does not).
+    pub fn duration_us(&self) -> Option<i64> {
+        // AV_TIME_BASE is microseconds; AV_NOPTS_VALUE (i64::MIN) means unknown.
+        Some(self.input.duration()).filter(|d| *d > 0)
+    }
+
     /// The next chunk, or `None` at the end of the input.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, RemuxError> {
         if self.done {

@@ -114,12 +114,29 @@ async fn realtime_pacing_refusals_and_vp8() {
         ],
     );
     let started = Instant::now();
-    let out = publish(&app, &id, &token, &mkv, &["--realtime"]).await;
+    let out = publish(
+        &app,
+        &id,
+        &token,
+        &mkv,
+        &["--realtime", "--progress-ms", "1000"],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Progress about once a second: media time sent of the file's 3 s, rising.
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("sent ")).collect();
+    assert!(progress.len() >= 2, "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        progress.iter().all(|l| l.contains(" of 0:03.0 (")),
+        "{stderr}"
     );
+    let percents: Vec<u32> = progress
+        .iter()
+        .filter_map(|l| l.split_once('(')?.1.split_once('%')?.0.parse().ok())
+        .collect();
+    assert_eq!(percents.len(), progress.len(), "{stderr}");
+    assert!(percents.windows(2).all(|w| w[0] < w[1]), "{stderr}");
     assert!(
         started.elapsed() >= Duration::from_millis(2500),
         "paced: {:?}",
