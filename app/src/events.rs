@@ -208,6 +208,11 @@ pub enum ServerEvent {
         can_chat: bool,
         /// The stream's state now.
         state: StreamState,
+        /// The stream is live but its broadcaster's connection is gone (it
+        /// may come back within the resume grace): players show *Waiting for
+        /// the broadcaster*.
+        #[serde(default)]
+        broadcaster_away: bool,
         /// Distinct viewers now.
         viewers: u32,
         /// The room's rules.
@@ -222,6 +227,12 @@ pub enum ServerEvent {
     State {
         /// The new state.
         state: StreamState,
+    },
+    /// The live stream's broadcaster went away (its connection dropped) or
+    /// came back. A stream that ends or is interrupted sends `state` instead.
+    Broadcaster {
+        /// Whether the broadcaster is away now.
+        away: bool,
     },
     /// The number of distinct viewers changed (sent at most once a second).
     Viewers {
@@ -271,6 +282,9 @@ pub enum ServerEvent {
         last_id: u64,
         /// The stream's state now.
         state: StreamState,
+        /// As in the welcome.
+        #[serde(default)]
+        broadcaster_away: bool,
         /// Distinct viewers now.
         viewers: u32,
     },
@@ -331,6 +345,8 @@ pub struct Room {
     pub viewers: u32,
     /// The stream's state, once known.
     pub state: Option<StreamState>,
+    /// Live, but the broadcaster's connection is gone for now.
+    pub broadcaster_away: bool,
     /// The room's rules.
     pub settings: ChatSettings,
     /// The last event id applied.
@@ -386,6 +402,7 @@ impl Room {
                 moderator,
                 can_chat,
                 state,
+                broadcaster_away,
                 viewers,
                 settings,
                 history,
@@ -396,6 +413,7 @@ impl Room {
                 self.moderator = moderator;
                 self.can_chat = can_chat;
                 self.state = Some(state);
+                self.broadcaster_away = broadcaster_away && state == StreamState::Live;
                 self.viewers = viewers;
                 self.settings = settings;
                 // A fresh join (or a resume whose backlog was complete, which
@@ -412,8 +430,10 @@ impl Room {
                 history,
                 last_id,
                 state,
+                broadcaster_away,
                 viewers,
             } => {
+                self.broadcaster_away = broadcaster_away && state == StreamState::Live;
                 self.messages.clear();
                 for m in history {
                     self.push(m);
@@ -422,7 +442,15 @@ impl Room {
                 self.state = Some(state);
                 self.viewers = viewers;
             }
-            ServerEvent::State { state } => self.state = Some(state),
+            ServerEvent::State { state } => {
+                self.state = Some(state);
+                if state != StreamState::Live {
+                    self.broadcaster_away = false;
+                }
+            }
+            ServerEvent::Broadcaster { away } => {
+                self.broadcaster_away = away && self.state == Some(StreamState::Live);
+            }
             ServerEvent::Viewers { count } => self.viewers = count,
             ServerEvent::Caption(c) => self.caption = Some(c),
             ServerEvent::Chat { message } => self.push(message),
@@ -502,6 +530,7 @@ mod tests {
                 moderator: false,
                 can_chat: true,
                 state: StreamState::Live,
+                broadcaster_away: false,
                 viewers: 2,
                 settings: ChatSettings::default(),
                 history,
@@ -585,6 +614,7 @@ mod tests {
                 history: vec![msg("m9", "z")],
                 last_id: 40,
                 state: StreamState::Ended,
+                broadcaster_away: false,
                 viewers: 0,
             },
         });
@@ -621,5 +651,52 @@ mod tests {
         assert!(valid_viewer_id("abcd1234"));
         assert!(!valid_viewer_id("short"));
         assert!(!valid_viewer_id("has space in it"));
+    }
+
+    #[test]
+    fn the_broadcaster_goes_away_and_comes_back_while_live() {
+        let mut room = Room::default();
+        room.apply(welcome(vec![], 1));
+        assert!(!room.broadcaster_away);
+        room.apply(Envelope {
+            id: Some(2),
+            event: ServerEvent::Broadcaster { away: true },
+        });
+        assert!(room.broadcaster_away);
+        room.apply(Envelope {
+            id: Some(3),
+            event: ServerEvent::Broadcaster { away: false },
+        });
+        assert!(!room.broadcaster_away);
+        room.apply(Envelope {
+            id: Some(4),
+            event: ServerEvent::Broadcaster { away: true },
+        });
+        // An interruption ends the wait: the state says what happened.
+        room.apply(Envelope {
+            id: Some(5),
+            event: ServerEvent::State {
+                state: StreamState::Interrupted,
+            },
+        });
+        assert!(!room.broadcaster_away);
+        // Away means nothing on a stream that is not live.
+        room.apply(Envelope {
+            id: Some(6),
+            event: ServerEvent::Broadcaster { away: true },
+        });
+        assert!(!room.broadcaster_away);
+        // A welcome from an older server (no field) reads as present.
+        let json = r#"{"type":"welcome","version":1,"moderator":false,"can_chat":false,"state":"live","viewers":0,"settings":{"slow_mode_secs":0,"followers_only":false,"subscribers_only":false,"emote_only":false},"history":[],"last_id":0}"#;
+        if let Ok(ServerEvent::Welcome {
+            broadcaster_away, ..
+        }) = serde_json::from_str(json)
+        {
+            assert!(!broadcaster_away);
+        }
+        assert_eq!(
+            serde_json::to_string(&ServerEvent::Broadcaster { away: true }).unwrap(),
+            r#"{"type":"broadcaster","away":true}"#
+        );
     }
 }

@@ -150,8 +150,8 @@ export async function startProxy(port) {
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${srv.address().port}/`,
-    /** Cuts every connection and refuses new ones until `up()`. */
-    down() { down = true; for (const s of sockets) s.destroy(); },
+    /** Cuts every connection and refuses new ones until `up()`. Returns how many were cut. */
+    down() { const n = sockets.size; down = true; for (const s of sockets) s.destroy(); return n; },
     up() { down = false; },
     /** Cuts every connection now; new ones are let through. Returns how many. */
     cut() { const n = sockets.size; for (const s of sockets) s.destroy(); return n; },

@@ -1,7 +1,9 @@
 // The studio's reconnect path: the studio page is served through a TCP proxy
-// the test controls; cutting every proxied connection drops the ingest
-// socket. The studio shows "reconnecting", comes back by itself, and a viewer
-// connected straight to the server keeps playing.
+// the test controls; cutting every proxied connection (and refusing new ones
+// for two seconds) drops the ingest socket. The studio shows "reconnecting",
+// a viewer connected straight to the server sees "Waiting for the
+// broadcaster…", the studio comes back by itself, the notice goes, and the
+// viewer keeps playing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -57,12 +59,21 @@ test('a cut ingest socket shows reconnecting, recovers by itself, and the viewer
     return v && v.currentTime > 1 && v.videoWidth > 0;
   }, null, { timeout: 45_000 });
 
-  // Cut: the studio sees the drop and says so.
+  assert.equal(await watch.locator('[data-testid=watch-away]').count(), 0, 'no outage yet');
+  // Cut, and keep the way back closed for a while: the studio sees the drop
+  // and says so.
   const before = await acked();
-  assert.ok(proxy.cut() > 0, 'the proxy carried connections');
+  assert.ok(proxy.down() > 0, 'the proxy carried connections');
   await studio.waitForSelector('[data-testid=status][data-phase=reconnecting]', { timeout: 10_000 });
+  // The viewer is told, instead of watching a frozen frame marked LIVE.
+  await watch.waitForSelector('[data-testid=watch-away]', { timeout: 10_000 });
+  assert.match(await watch.textContent('[data-testid=watch-away]'), /Waiting for the broadcaster/);
+  await new Promise((r) => setTimeout(r, 2000));
+  proxy.up();
   // It comes back by itself, and the chunks keep being acknowledged.
   await studio.waitForSelector('[data-testid=status][data-phase=live]', { timeout: 30_000 });
+  // The viewer's notice goes away by itself.
+  await watch.waitForSelector('[data-testid=watch-away]', { state: 'detached', timeout: 15_000 });
   assert.ok(Number(await studio.textContent('[data-testid=status-reconnects]')) >= 1);
   await studio.waitForFunction((n) => Number(document.querySelector('[data-testid=status-acked]').textContent) >= n + 8,
     before, { timeout: 30_000 });

@@ -361,6 +361,11 @@ fn Body(
             {move || (state.get() == Some(StreamState::Idle)).then(|| view! {
                 <p class="muted" data-testid="watch-not-started">"The stream starts when the broadcaster goes live. This page starts it by itself."</p>
             })}
+            {move || (state.get() == Some(StreamState::Live) && room.room.with(|r| r.broadcaster_away)).then(|| view! {
+                <p class="watch-away" data-testid="watch-away" role="status">
+                    "Waiting for the broadcaster… Their connection dropped; the stream continues here by itself when they are back."
+                </p>
+            })}
             {move || live_again().then(|| view! {
                 <p class="watch-again" data-testid="watch-live-again" role="status">
                     "The broadcaster is live again. "

@@ -144,6 +144,9 @@ pub struct StateChange {
     pub stream_id: String,
     /// Its new state.
     pub state: StreamState,
+    /// Live, but the publisher's connection is gone (within the resume
+    /// grace). Not stored: only the rooms are told.
+    pub broadcaster_away: bool,
 }
 
 /// Why a publisher cannot attach.
@@ -246,6 +249,16 @@ impl IngestHub {
         let _ = self.states.send(StateChange {
             stream_id: stream_id.to_string(),
             state,
+            broadcaster_away: false,
+        });
+    }
+
+    /// Tells the rooms that a live stream's publisher went away or came back.
+    fn announce_away(&self, stream_id: &str, away: bool) {
+        let _ = self.states.send(StateChange {
+            stream_id: stream_id.to_string(),
+            state: StreamState::Live,
+            broadcaster_away: away,
         });
     }
 
@@ -307,6 +320,7 @@ impl IngestHub {
             }
             s.generation.fetch_add(1, Ordering::SeqCst);
             s.health.reconnected();
+            self.announce_away(stream_id, false);
             let next = s.next_seq.load(Ordering::SeqCst);
             return Ok((publisher(s.clone()), next, false));
         }
@@ -379,6 +393,7 @@ impl IngestHub {
     /// end the input so the stream is marked interrupted.
     fn detach(self: &Arc<Self>, session: &Arc<Session>) {
         session.attached.store(false, Ordering::SeqCst);
+        self.announce_away(&session.stream_id, true);
         let generation = session.generation.load(Ordering::SeqCst);
         let grace = self.limits.resume_grace;
         let session = session.clone();

@@ -136,6 +136,8 @@ struct Inner {
     empty_since: Option<Instant>,
     sent_viewers: u32,
     state: StreamState,
+    /// Live, but the broadcaster's connection is gone for now.
+    broadcaster_away: bool,
     /// The stream is private: only its moderators and holders of a valid
     /// playback token may be in the room.
     private: bool,
@@ -190,6 +192,8 @@ pub struct Joined {
     pub replay: Option<Vec<Frame>>,
     /// The stream's state.
     pub state: StreamState,
+    /// Live, but the broadcaster's connection is gone for now.
+    pub broadcaster_away: bool,
     /// The viewer count.
     pub viewers: u32,
     /// The rules as the room sees them.
@@ -291,6 +295,7 @@ impl Room {
             last_id: newest,
             replay,
             state: inner.state,
+            broadcaster_away: inner.broadcaster_away,
             viewers: inner.viewers.len() as u32,
             settings: inner.rules.public(),
         }
@@ -368,6 +373,7 @@ impl Room {
                 history,
                 last_id: since,
                 state: inner.state,
+                broadcaster_away: inner.broadcaster_away,
                 viewers: inner.viewers.len() as u32,
             },
         };
@@ -522,15 +528,22 @@ impl Room {
         self.broadcast(ServerEvent::Settings(settings));
     }
 
-    fn set_state(&self, state: StreamState) {
-        {
+    fn set_state(&self, state: StreamState, broadcaster_away: bool) {
+        let away = broadcaster_away && state == StreamState::Live;
+        let (state_changed, away_changed) = {
             let mut inner = self.lock();
-            if inner.state == state {
-                return;
-            }
+            let changed = (inner.state != state, inner.broadcaster_away != away);
             inner.state = state;
+            inner.broadcaster_away = away;
+            changed
+        };
+        if state_changed {
+            self.broadcast(ServerEvent::State { state });
         }
-        self.broadcast(ServerEvent::State { state });
+        // After an end or interruption the state says it all.
+        if away_changed && state == StreamState::Live {
+            self.broadcast(ServerEvent::Broadcaster { away });
+        }
     }
 
     /// One tick: sends the viewer count if it changed. Returns whether the
@@ -629,7 +642,7 @@ impl Rooms {
                 };
                 let Some(rooms) = weak.upgrade() else { return };
                 if let Some(room) = rooms.get(&change.stream_id) {
-                    room.set_state(change.state);
+                    room.set_state(change.state, change.broadcaster_away);
                 }
             }
         });
@@ -694,6 +707,7 @@ impl Rooms {
                 empty_since: Some(Instant::now()),
                 sent_viewers: 0,
                 state,
+                broadcaster_away: false,
                 private,
                 rules: Rules::from_row(config),
                 bans,
@@ -776,6 +790,7 @@ mod tests {
                 empty_since: None,
                 sent_viewers: 0,
                 state: StreamState::Live,
+                broadcaster_away: false,
                 private: false,
                 rules: Rules::default(),
                 bans: HashMap::new(),

@@ -367,6 +367,7 @@ async fn run(
         last_id,
         replay,
         state: stream_state,
+        broadcaster_away,
         viewers,
         settings,
     } = joined;
@@ -395,6 +396,7 @@ async fn run(
         moderator: was_moderator,
         can_chat,
         state: stream_state,
+        broadcaster_away,
         viewers,
         settings,
         history: welcome_history,
@@ -407,6 +409,7 @@ async fn run(
             history: resync_history,
             last_id,
             state: stream_state,
+            broadcaster_away,
             viewers,
         })?),
         None => {}

@@ -1048,3 +1048,75 @@ async fn a_dropped_moderator_loses_the_moderator_view_at_once() {
     .await;
     assert_eq!(error_code(&mut bob).await, "forbidden");
 }
+
+/// A publisher whose connection drops: the room hears that the broadcaster
+/// is away (a late joiner too, in its welcome), and that they are back when
+/// the publisher resumes; an end then says `ended` without a stale `away`.
+/// (The browser side is `end2end/tests/reconnect.test.mjs`.)
+#[tokio::test]
+async fn viewers_hear_when_the_broadcaster_drops_and_comes_back() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let (id, token) = app.new_stream().await;
+    let mut viewer = open(&app, &id, None, None).await;
+    send(&mut viewer, &hello(ClientRole::Viewer, Some("v-1"), None)).await;
+    let ServerEvent::Welcome {
+        broadcaster_away, ..
+    } = welcome(&mut viewer).await
+    else {
+        unreachable!()
+    };
+    assert!(!broadcaster_away);
+
+    let (publisher, _) = crate::ingest::attach(&app, &id, &token, None).await;
+    until(&mut viewer, |e| {
+        matches!(
+            e,
+            ServerEvent::State {
+                state: StreamState::Live
+            }
+        )
+    })
+    .await;
+    // The socket goes without `end`, as a lost network would.
+    drop(publisher);
+    until(&mut viewer, |e| {
+        matches!(e, ServerEvent::Broadcaster { away: true })
+    })
+    .await;
+    let mut late = open(&app, &id, None, None).await;
+    send(&mut late, &hello(ClientRole::Viewer, Some("v-2"), None)).await;
+    let ServerEvent::Welcome {
+        state,
+        broadcaster_away,
+        ..
+    } = welcome(&mut late).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(state, StreamState::Live);
+    assert!(broadcaster_away, "a late joiner is told too");
+
+    // Back within the grace: the same session, and the room hears it.
+    let (_publisher, _) = crate::ingest::attach(&app, &id, &token, Some(0)).await;
+    for ws in [&mut viewer, &mut late] {
+        until(ws, |e| {
+            matches!(e, ServerEvent::Broadcaster { away: false })
+        })
+        .await;
+    }
+    // The end (as the pipeline reports it) says `ended`, with no `away` after it.
+    app.state.ingest.set_state(&id, StreamState::Ended).await;
+    let ended = until(&mut viewer, |e| {
+        matches!(
+            e,
+            ServerEvent::State { .. } | ServerEvent::Broadcaster { .. }
+        )
+    })
+    .await;
+    assert_eq!(
+        ended.event,
+        ServerEvent::State {
+            state: StreamState::Ended
+        }
+    );
+}

@@ -126,6 +126,7 @@ async fn s3_down_for_20_s_during_a_live_publish_loses_no_segment() {
         token,
         realtime: true,
         chunk_ms: 500,
+        progress_ms: 0,
         file: file.clone(),
     }));
     let mut served = Served {

@@ -531,7 +531,17 @@ async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
             return;
         }
     };
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    // SRT sends its shutdown once, and a link that loses 5% may lose it: the
+    // server then notices the silence after libsrt's 5 s peer idle time-out,
+    // and the stream is `interrupted` after the grace (1 s here) instead of
+    // `ended`. Either way the input is closed and the playlists end; what
+    // this test measures is the media.
+    let app = TestApp::start(&[
+        "--passthrough-only".into(),
+        "--ingest-resume-grace".into(),
+        "1".into(),
+    ])
+    .await;
     // SRT latency 8× the 80 ms round trip (the rule of thumb is at least 4×).
     let latency_ms = 640;
     let server_socket = bind_in(&link.server_ns, "0.0.0.0:0");
@@ -588,7 +598,15 @@ async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_for_state(&app, &id, "ended").await;
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = state(&app, &id).await;
+        if now == "ended" || now == "interrupted" {
+            break;
+        }
+        assert!(Instant::now() < until, "stream {id} still {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for task in relay {
         task.abort();
     }
