@@ -82,7 +82,7 @@ async function playedPast(page, seconds) {
   return page.evaluate(() => document.querySelector('[data-testid=player]').currentTime);
 }
 
-test('the VOD page seeks, follows ?t= and changes speed', async () => {
+test('the VOD page seeks, follows ?t=, changes speed and takes keyboard shortcuts', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
@@ -113,6 +113,30 @@ test('the VOD page seeks, follows ?t= and changes speed', async () => {
   // Speed.
   await page.selectOption('[data-testid=speed]', '2');
   assert.equal(await page.evaluate(() => document.querySelector('[data-testid=player]').playbackRate), 2);
+
+  // Keyboard shortcuts. Typed into the header's search box, keys are text.
+  const video = (f) => page.evaluate(f);
+  await page.locator('header input[type=search]').fill('mk');
+  assert.equal(await video(() => document.querySelector('[data-testid=player]').paused), false, 'k typed as text');
+  await page.evaluate(() => document.activeElement.blur());
+  // k pauses and plays.
+  await page.keyboard.press('k');
+  await page.waitForFunction(() => document.querySelector('[data-testid=player]').paused);
+  await page.keyboard.press('k');
+  await page.waitForFunction(() => !document.querySelector('[data-testid=player]').paused);
+  // ← goes back 5 s.
+  const at0 = await video(() => document.querySelector('[data-testid=player]').currentTime);
+  await page.keyboard.press('ArrowLeft');
+  const back = await video(() => document.querySelector('[data-testid=player]').currentTime);
+  assert.ok(back < at0 - 3 && back > at0 - 7, `ArrowLeft from ${at0} to ${back}`);
+  // m unmutes (the page starts muted) and mutes again; the Unmute prompt follows.
+  await page.keyboard.press('m');
+  assert.equal(await video(() => document.querySelector('[data-testid=player]').muted), false);
+  assert.equal(await page.isHidden('[data-testid=unmute]'), true);
+  await page.keyboard.press('m');
+  assert.equal(await video(() => document.querySelector('[data-testid=player]').muted), true);
+  // The keys are listed where the player is.
+  assert.match(await page.getAttribute('.player', 'title'), /k or space play\/pause/);
 
   // A deep link starts at 10 s.
   const deep = await context.newPage();

@@ -161,6 +161,46 @@ impl PlayerStatus {
     }
 }
 
+/// What a key does on the watch page's player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortcut {
+    /// `k` or space.
+    PlayPause,
+    /// `m`.
+    Mute,
+    /// `f`.
+    Fullscreen,
+    /// `c`.
+    Captions,
+    /// `←` / `→`: seconds back or forward (within what can be played).
+    Seek(i32),
+}
+
+/// The player's keys, as its tooltip says them.
+pub const SHORTCUTS_HELP: &str =
+    "Keys: k or space play/pause · m mute · f fullscreen · c captions · ← → 5 s";
+
+/// The shortcut for `key` (a `KeyboardEvent.key`), unless a modifier is held
+/// or the focus is somewhere keys mean something else: a field being typed
+/// in (`INPUT`, `TEXTAREA`, `SELECT`, content-editable), or, for space, a
+/// button or link (space presses those).
+pub fn shortcut(key: &str, modifiers: bool, focus_tag: &str, editable: bool) -> Option<Shortcut> {
+    let typing = editable || matches!(focus_tag, "INPUT" | "TEXTAREA" | "SELECT");
+    if modifiers || typing {
+        return None;
+    }
+    Some(match key {
+        " " if matches!(focus_tag, "BUTTON" | "A") => return None,
+        "k" | "K" | " " => Shortcut::PlayPause,
+        "m" | "M" => Shortcut::Mute,
+        "f" | "F" => Shortcut::Fullscreen,
+        "c" | "C" => Shortcut::Captions,
+        "ArrowLeft" => Shortcut::Seek(-5),
+        "ArrowRight" => Shortcut::Seek(5),
+        _ => return None,
+    })
+}
+
 /// "m:ss" (or "h:mm:ss") for a position in milliseconds.
 pub fn clock(ms: i64) -> String {
     let s = ms.max(0) / 1000;
@@ -354,9 +394,78 @@ pub fn Player(
         }
         muted.set(false);
     };
+    // Keyboard shortcuts, page-wide while the player is on it (not while
+    // typing in the chat or another field).
+    let screen = NodeRef::<leptos::html::Div>::new();
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let keys = window_event_listener(leptos::ev::keydown, move |e| {
+            let target = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok());
+            let focus = target.map(|t| (t.tag_name(), t.is_content_editable()));
+            let (tag, editable) = focus.unwrap_or_default();
+            let modifiers = e.ctrl_key() || e.meta_key() || e.alt_key();
+            let Some(action) = shortcut(&e.key(), modifiers, &tag, editable) else {
+                return;
+            };
+            let Some(el) = video.get_untracked() else {
+                return;
+            };
+            e.prevent_default();
+            match action {
+                Shortcut::PlayPause => {
+                    if el.paused() {
+                        let _ = el.play();
+                    } else {
+                        let _ = el.pause();
+                    }
+                }
+                Shortcut::Mute => {
+                    let mute = !el.muted();
+                    el.set_muted(mute);
+                    if !mute && el.volume() == 0.0 {
+                        el.set_volume(1.0);
+                    }
+                    muted.set(mute);
+                }
+                Shortcut::Fullscreen => {
+                    let document = window().document();
+                    if document
+                        .as_ref()
+                        .and_then(|d| d.fullscreen_element())
+                        .is_some()
+                    {
+                        if let Some(d) = document {
+                            d.exit_fullscreen();
+                        }
+                    } else if let Some(s) = screen.get_untracked() {
+                        let _ = s.request_fullscreen();
+                    }
+                }
+                Shortcut::Captions => {
+                    if cc.available.get_untracked() {
+                        cc.toggle();
+                    }
+                }
+                Shortcut::Seek(seconds) => {
+                    let seekable = el.seekable();
+                    let last = seekable.length().checked_sub(1);
+                    let range =
+                        last.and_then(|i| Some((seekable.start(0).ok()?, seekable.end(i).ok()?)));
+                    if let Some((start, end)) = range {
+                        let to = (el.current_time() + f64::from(seconds)).clamp(start, end);
+                        el.set_current_time(to);
+                    }
+                }
+            }
+        });
+        on_cleanup(move || keys.remove());
+    }
     view! {
-        <div class="player">
-            <div class="player-screen">
+        <div class="player" aria-keyshortcuts="k m f c ArrowLeft ArrowRight" title=SHORTCUTS_HELP>
+            <div class="player-screen" node_ref=screen>
                 <video
                     node_ref=video
                     data-testid="player"
@@ -996,7 +1105,50 @@ mod hls {
 
 #[cfg(test)]
 mod tests {
-    use super::{behind_live, clock, level_label};
+    use super::{behind_live, clock, level_label, shortcut, Shortcut};
+
+    #[test]
+    fn keys_map_to_shortcuts_only_outside_fields() {
+        assert_eq!(
+            shortcut("k", false, "BODY", false),
+            Some(Shortcut::PlayPause)
+        );
+        assert_eq!(
+            shortcut(" ", false, "VIDEO", false),
+            Some(Shortcut::PlayPause)
+        );
+        assert_eq!(shortcut("M", false, "BODY", false), Some(Shortcut::Mute));
+        assert_eq!(
+            shortcut("f", false, "DIV", false),
+            Some(Shortcut::Fullscreen)
+        );
+        assert_eq!(
+            shortcut("c", false, "BODY", false),
+            Some(Shortcut::Captions)
+        );
+        assert_eq!(
+            shortcut("ArrowLeft", false, "BODY", false),
+            Some(Shortcut::Seek(-5))
+        );
+        assert_eq!(
+            shortcut("ArrowRight", false, "BODY", false),
+            Some(Shortcut::Seek(5))
+        );
+        // Typing in the chat, a select, or anything editable: the keys are text.
+        assert_eq!(shortcut("m", false, "INPUT", false), None);
+        assert_eq!(shortcut("k", false, "TEXTAREA", false), None);
+        assert_eq!(shortcut("ArrowLeft", false, "SELECT", false), None);
+        assert_eq!(shortcut("c", false, "DIV", true), None);
+        // Space presses a focused button; k still works there.
+        assert_eq!(shortcut(" ", false, "BUTTON", false), None);
+        assert_eq!(
+            shortcut("k", false, "BUTTON", false),
+            Some(Shortcut::PlayPause)
+        );
+        // Browser and system shortcuts stay theirs.
+        assert_eq!(shortcut("f", true, "BODY", false), None);
+        assert_eq!(shortcut("x", false, "BODY", false), None);
+    }
 
     #[test]
     fn the_clock_reads_minutes_and_hours() {
