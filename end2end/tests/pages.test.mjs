@@ -211,13 +211,19 @@ test('the home page lists live and recent public streams, with links to profiles
   await surreal.sql(`UPDATE stream:\`${later}\` SET state = 'live', started_at = time::now();`);
   await page.click('[data-testid=refresh-live]');
   await page.waitForSelector(card('live-list', later));
+  // And by themselves: a stream that ends leaves the live list and joins the
+  // recent one within the stated interval, with no click.
+  assert.match(await page.textContent('[data-testid=auto-refresh]'), /Updates every 15 s/);
+  await surreal.sql(`UPDATE stream:\`${later}\` SET state = 'ended', ended_at = time::now();`);
+  await page.waitForSelector(card('recent-list', later), { timeout: 25_000 });
+  assert.equal(await page.$(card('live-list', later)), null, 'gone from the live list');
 
   // The broadcaster's name leads to their profile (client-side navigation).
   await page.click(`${card('recent-list', ended)} [data-testid=card-owner]`);
   await page.waitForURL(at(`u/${user}`));
   await page.locator('[data-testid=profile-name]', { hasText: user }).waitFor();
   const states = await page.$$eval('[data-testid=profile-stream]', (els) => els.map((e) => e.dataset.state));
-  assert.deepEqual(states, ['live', 'live', 'ended'], 'live streams first, then the ended one');
+  assert.deepEqual(states, ['live', 'ended', 'ended'], 'live streams first, then the ended ones');
   assert.doesNotMatch(await page.textContent('[data-testid=profile]'), /Unlisted jam|Private jam/);
   await page.waitForFunction((u) => document.title === `${u} · Onair`, user);
 

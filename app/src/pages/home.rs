@@ -41,28 +41,51 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
+/// How often the home page reloads its lists by itself, while it is visible.
+pub const AUTO_REFRESH_SECS: u64 = 15;
+
 /// The streams that are live now, loaded through a server function. Refresh
-/// reloads this list and the recent one.
+/// reloads this list and the recent one; so does a timer every
+/// [`AUTO_REFRESH_SECS`] while the tab is visible.
 #[component]
 fn LiveNow(
     live: Resource<Result<Vec<StreamCard>, AppError>>,
     recent: Resource<Result<Vec<StreamCard>, AppError>>,
 ) -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    {
+        let timer = set_interval_with_handle(
+            move || {
+                let visible = document().visibility_state() == web_sys::VisibilityState::Visible;
+                if visible {
+                    live.refetch();
+                    recent.refetch();
+                }
+            },
+            std::time::Duration::from_secs(AUTO_REFRESH_SECS),
+        );
+        if let Ok(timer) = timer {
+            on_cleanup(move || timer.clear());
+        }
+    }
     view! {
         <section id="live" class="live-now" aria-labelledby="live-heading">
             <div class="section-head">
                 <h2 id="live-heading">"Live now"</h2>
-                <button
-                    type="button"
-                    class="button-secondary"
-                    data-testid="refresh-live"
-                    on:click=move |_| {
-                        live.refetch();
-                        recent.refetch();
-                    }
-                >
-                    "Refresh"
-                </button>
+                <div class="section-actions">
+                    <span class="muted small" data-testid="auto-refresh">{format!("Updates every {AUTO_REFRESH_SECS} s")}</span>
+                    <button
+                        type="button"
+                        class="button-secondary"
+                        data-testid="refresh-live"
+                        on:click=move |_| {
+                            live.refetch();
+                            recent.refetch();
+                        }
+                    >
+                        "Refresh"
+                    </button>
+                </div>
             </div>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
