@@ -43,7 +43,8 @@ test('a cut ingest socket shows reconnecting, recovers by itself, and the viewer
   await studio.goto(new URL(`studio/${id}`, proxy.url).href);
   await studio.waitForSelector('body[data-hydrated=true]');
   await studio.click('[data-testid=preview-button]');
-  await studio.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 });
+  await studio.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 })
+    .catch(async (e) => { throw new Error(`${e.message}: ${await studio.textContent('[data-testid=status]')} ${errors}`); });
   await studio.click('[data-testid=go-live]');
   const acked = async () => Number(await studio.textContent('[data-testid=status-acked]'));
   await studio.waitForFunction(() => Number(document.querySelector('[data-testid=status-acked]').textContent) >= 8,
@@ -86,6 +87,19 @@ test('a cut ingest socket shows reconnecting, recovers by itself, and the viewer
   await watch.waitForFunction((t) => document.querySelector('[data-testid=player]').currentTime > t + 2,
     t0, { timeout: 20_000 });
   assert.equal(await watch.getAttribute('[data-testid=player-status]', 'data-state'), 'playing');
+
+  // A second studio tab on the live stream says so and offers no Go live.
+  const second = await context.newPage();
+  await second.goto(new URL(`studio/${id}`, proxy.url).href);
+  await second.waitForSelector('body[data-hydrated=true]');
+  await second.waitForSelector('[data-testid=live-elsewhere]', { timeout: 10_000 });
+  await second.click('[data-testid=preview-button]');
+  await second.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 })
+    .catch(async (e) => { throw new Error(`${e.message}: ${await second.textContent('[data-testid=status]')} ${await second.textContent('.studio')}`); });
+  assert.equal(await second.isDisabled('[data-testid=go-live]'), true, 'no Go live while live elsewhere');
+  await second.close();
+  // The broadcasting tab itself shows no such notice.
+  assert.equal(await studio.locator('[data-testid=live-elsewhere]').count(), 0);
 
   await studio.click('[data-testid=end]');
   await studio.click('[data-testid=end-confirm]');

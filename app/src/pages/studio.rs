@@ -14,6 +14,7 @@ use leptos_router::hooks::use_params_map;
 use crate::components::chat::Chat;
 use crate::events::ClientRole;
 use crate::realtime::use_room;
+use crate::streams::StreamState;
 
 /// The recorder MIME types the studio tries, best first: H.264 (copied by the
 /// server without re-encoding), then VP9, then VP8.
@@ -135,7 +136,15 @@ pub fn StudioPage() -> impl IntoView {
     };
     let can_preview =
         move || matches!(phase().as_str(), "idle" | "previewing" | "ended" | "failed");
-    let can_go_live = move || phase() == "previewing";
+    // The stream is live, but not from this tab: another tab, device or
+    // encoder has it. (If that publisher dropped, going live here resumes
+    // the stream, so it is allowed.)
+    let elsewhere = move || {
+        !live()
+            && room.state() == Some(StreamState::Live)
+            && !room.room.with(|r| r.broadcaster_away)
+    };
+    let can_go_live = move || phase() == "previewing" && !elsewhere();
     // While live, leaving or reloading the page asks first (it would end
     // the broadcast for every viewer).
     #[cfg(feature = "hydrate")]
@@ -267,6 +276,11 @@ pub fn StudioPage() -> impl IntoView {
                                     on:input=move |e| token.set(event_target_value(&e)) />
                             </label>
                         </fieldset>
+                        {move || elsewhere().then(|| view! {
+                            <p class="notice warning" data-testid="live-elsewhere" role="status">
+                                "This stream is already live from another tab, device or encoder. End it there (or wait for it to end) to go live here."
+                            </p>
+                        })}
                         <div class="studio-buttons">
                             <button type="button" data-testid="preview-button" disabled=move || !can_preview() on:click=preview>
                                 "Preview"
