@@ -91,6 +91,14 @@ test('the studio shows its captions, viewers turn them on over the video, and th
     const c = document.querySelector('[data-testid=captions]');
     return !c.hidden && new RegExp(re, 'i').test(c.textContent);
   }, WORDS.source, { timeout: 60_000 });
+  // Shown at the picture's time, never ahead of it: the cue's start (program
+  // time, from the server) is at or before the playing date of the picture.
+  const timing = await watch.evaluate(() => ({
+    start: Number(document.querySelector('[data-testid=captions]').dataset.startMs),
+    picture: window.onairPlayer.playingDate?.getTime(),
+  }));
+  assert.ok(Number.isFinite(timing.start) && Number.isFinite(timing.picture), JSON.stringify(timing));
+  assert.ok(timing.start <= timing.picture + 300, `caption ahead of the picture: ${JSON.stringify(timing)}`);
   const lines = await watch.$$eval('[data-testid=captions] span', (s) => s.length);
   assert.ok(lines >= 1 && lines <= 2, `at most two lines: ${lines}`);
   // Readable: light text on a dark box, over the video.

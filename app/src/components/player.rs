@@ -24,6 +24,58 @@ const CAPTION_WIDTH: usize = 42;
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const CC_KEY: &str = "onair-cc";
 
+/// How long a live caption stays after its own duration (which counts up
+/// to 6 s), ms.
+const CAPTION_HOLD_MS: i64 = 2000;
+/// Live captions kept for a viewer who is behind the newest one.
+#[cfg(feature = "hydrate")]
+const CAPTION_QUEUE: usize = 32;
+
+/// A live caption and when it is on screen, in program time (the stream's
+/// `EXT-X-PROGRAM-DATE-TIME` clock, Unix ms): from its start, or from when it
+/// arrived if the picture was already past its start (transcription takes a
+/// few seconds, so a viewer at the live edge gets it late), for its duration
+/// (at most 6 s) plus [`CAPTION_HOLD_MS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedCaption {
+    /// The caption.
+    pub caption: Caption,
+    /// On screen from here (program ms).
+    pub from_ms: i64,
+    /// Until here (program ms).
+    pub until_ms: i64,
+}
+
+impl TimedCaption {
+    /// Times `caption`, which arrived while the picture showed `arrived_ms`.
+    pub fn new(caption: Caption, arrived_ms: i64) -> Self {
+        let from_ms = caption.start_ms.max(arrived_ms);
+        let length = caption
+            .end_ms
+            .saturating_sub(caption.start_ms)
+            .clamp(0, 6000);
+        let until_ms = from_ms.saturating_add(length + CAPTION_HOLD_MS);
+        TimedCaption {
+            caption,
+            from_ms,
+            until_ms,
+        }
+    }
+}
+
+/// The caption for the picture at program time `now_ms`: the newest one
+/// on screen at that moment. A caption the picture has not reached yet waits.
+pub fn live_caption(
+    queue: &std::collections::VecDeque<TimedCaption>,
+    now_ms: i64,
+) -> Option<&Caption> {
+    queue
+        .iter()
+        .rev()
+        .find(|c| c.from_ms <= now_ms && now_ms <= c.until_ms)
+        .map(|c| &c.caption)
+}
+
 /// The captions: on or off (remembered per browser), and the two lines on
 /// screen, from the live socket or from a recording's WebVTT against the
 /// playback position.
@@ -32,6 +84,8 @@ struct CaptionState {
     on: RwSignal<bool>,
     available: Signal<bool>,
     lines: Memo<Vec<String>>,
+    /// The live caption's start (program ms) while one is timed on screen.
+    live_start: Memo<Option<i64>>,
 }
 
 impl CaptionState {
@@ -39,8 +93,11 @@ impl CaptionState {
         live: Option<Signal<Option<Caption>>>,
         url: Option<String>,
         position_ms: RwSignal<i64>,
+        program_ms: RwSignal<Option<i64>>,
     ) -> Self {
         let on = RwSignal::new(false);
+        // Live captions timed against the picture (when it has a program time).
+        let queue = RwSignal::new(std::collections::VecDeque::<TimedCaption>::new());
         let cues = RwSignal::new(Vec::<TranscriptLine>::new());
         // The live caption on screen, cleared a moment after it ends.
         let live_text = RwSignal::new(None::<String>);
@@ -63,6 +120,14 @@ impl CaptionState {
                 let shown = RwSignal::new(0u64);
                 Effect::new(move |_| {
                     let Some(c) = live.get() else { return };
+                    if let Some(now) = program_ms.get_untracked() {
+                        queue.update(|q| {
+                            q.push_back(TimedCaption::new(c.clone(), now));
+                            while q.len() > CAPTION_QUEUE {
+                                q.pop_front();
+                            }
+                        });
+                    }
                     live_text.set(Some(c.text.clone()));
                     let n = shown.get_untracked() + 1;
                     shown.set(n);
@@ -79,7 +144,7 @@ impl CaptionState {
             }
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (&url, position_ms);
+        let _ = (&url, position_ms, queue);
         let has_live = live.is_some();
         let available = Signal::derive(move || has_live || cues.with(|c| !c.is_empty()));
         let lines = Memo::new(move |_| {
@@ -87,7 +152,12 @@ impl CaptionState {
                 return Vec::new();
             }
             let text = if has_live {
-                live_text.get()
+                // At the picture's time when the player knows it; as it
+                // arrives otherwise.
+                match program_ms.get() {
+                    Some(now) => queue.with(|q| live_caption(q, now).map(|c| c.text.clone())),
+                    None => live_text.get(),
+                }
             } else {
                 let at = position_ms.get();
                 cues.with(|c| active_line(c, at).map(|l| l.text.clone()))
@@ -95,7 +165,12 @@ impl CaptionState {
             text.map(|t| caption_lines(&t, CAPTION_WIDTH))
                 .unwrap_or_default()
         });
+        let live_start = Memo::new(move |_| {
+            let now = program_ms.get()?;
+            queue.with(|q| live_caption(q, now).map(|c| c.start_ms))
+        });
         CaptionState {
+            live_start,
             on,
             available,
             lines,
@@ -261,6 +336,9 @@ pub struct PlayerState {
     pub go_live: RwSignal<u32>,
     /// Playback position, ms (recordings).
     pub position_ms: RwSignal<i64>,
+    /// The picture's program time (Unix ms, from `EXT-X-PROGRAM-DATE-TIME`),
+    /// live streams only.
+    pub program_ms: RwSignal<Option<i64>>,
     /// Duration, ms, once known (recordings).
     pub duration_ms: RwSignal<i64>,
 }
@@ -276,6 +354,7 @@ impl PlayerState {
             retry: RwSignal::new(0),
             go_live: RwSignal::new(0),
             position_ms: RwSignal::new(0),
+            program_ms: RwSignal::new(None),
             duration_ms: RwSignal::new(0),
         }
     }
@@ -308,7 +387,12 @@ pub fn Player(
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
     let state = PlayerState::new();
-    let cc = CaptionState::new(live_captions, captions_url, state.position_ms);
+    let cc = CaptionState::new(
+        live_captions,
+        captions_url,
+        state.position_ms,
+        state.program_ms,
+    );
     let status = state.status;
     if let Some(ended) = ended {
         Effect::new(move |_| {
@@ -376,6 +460,7 @@ pub fn Player(
         (true, false) => "Show captions".to_string(),
     };
     let lines = cc.lines;
+    let live_start = cc.live_start;
     // Browsers only autoplay muted: say so, and unmute with one click.
     let muted = RwSignal::new(true);
     let on_volume = move |_: leptos::ev::Event| {
@@ -480,7 +565,8 @@ pub fn Player(
                     on:click=unmute>
                     <span aria-hidden="true">"🔇 "</span>"Muted · click to unmute"
                 </button>
-                <div class="captions" data-testid="captions" aria-live="polite" hidden=move || lines.with(Vec::is_empty)>
+                <div class="captions" data-testid="captions" aria-live="polite" hidden=move || lines.with(Vec::is_empty)
+                    data-start-ms=move || live_start.get().map(|ms| ms.to_string())>
                     {move || lines.get().into_iter().map(|l| view! { <span>{l}</span> }).collect_view()}
                 </div>
             </div>
@@ -877,6 +963,7 @@ mod hls {
                 let at = date.get_time();
                 if at.is_finite() {
                     measure(&inner, |m| m.latency(wall_ms() - at as i64));
+                    let _ = inner.state.program_ms.try_set(Some(at as i64));
                 }
             }
             let target = inner
@@ -1105,7 +1192,68 @@ mod hls {
 
 #[cfg(test)]
 mod tests {
-    use super::{behind_live, clock, level_label, shortcut, Shortcut};
+    use super::{behind_live, clock, level_label, live_caption, shortcut, Shortcut, TimedCaption};
+    use crate::events::Caption;
+    use std::collections::VecDeque;
+
+    fn cue(start_ms: i64, end_ms: i64, text: &str) -> Caption {
+        Caption {
+            start_ms,
+            end_ms,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn live_captions_wait_for_the_picture() {
+        // A viewer 8 s behind: the caption for 100.0–103.0 s arrives at 92 s of
+        // their picture and shows only from 100 s, until 105 s.
+        let mut q = VecDeque::new();
+        q.push_back(TimedCaption::new(cue(100_000, 103_000, "hello"), 92_000));
+        assert_eq!(live_caption(&q, 92_000), None);
+        assert_eq!(live_caption(&q, 99_999), None);
+        assert_eq!(
+            live_caption(&q, 100_000).map(|c| c.text.as_str()),
+            Some("hello")
+        );
+        assert_eq!(
+            live_caption(&q, 105_000).map(|c| c.text.as_str()),
+            Some("hello")
+        );
+        assert_eq!(live_caption(&q, 105_001), None);
+        // The next one takes over when the picture reaches it.
+        q.push_back(TimedCaption::new(cue(103_000, 106_000, "world"), 95_000));
+        assert_eq!(
+            live_caption(&q, 102_000).map(|c| c.text.as_str()),
+            Some("hello")
+        );
+        assert_eq!(
+            live_caption(&q, 103_000).map(|c| c.text.as_str()),
+            Some("world")
+        );
+    }
+
+    #[test]
+    fn late_captions_show_as_they_arrive() {
+        // At the live edge transcription lags: the caption for 100–103 s
+        // arrives when the picture is at 104 s and shows for its 3 s + 2 s.
+        let mut q = VecDeque::new();
+        q.push_back(TimedCaption::new(cue(100_000, 103_000, "late"), 104_000));
+        assert_eq!(
+            live_caption(&q, 104_000).map(|c| c.text.as_str()),
+            Some("late")
+        );
+        assert_eq!(
+            live_caption(&q, 109_000).map(|c| c.text.as_str()),
+            Some("late")
+        );
+        assert_eq!(live_caption(&q, 109_001), None);
+        // A long window shows at most 6 s + 2 s; hostile times do not overflow.
+        let long = TimedCaption::new(cue(0, 60_000, "long"), 0);
+        assert_eq!(long.until_ms, 8_000);
+        let odd = TimedCaption::new(cue(i64::MAX - 1, i64::MIN, "odd"), i64::MAX);
+        assert_eq!(odd.until_ms, i64::MAX);
+    }
 
     #[test]
     fn keys_map_to_shortcuts_only_outside_fields() {
