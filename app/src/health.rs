@@ -152,6 +152,93 @@ pub fn warnings(h: &StreamHealth, max_bitrate: u64) -> Vec<HealthWarning> {
     out
 }
 
+/// A one-word judgement of a live input, for a streamer at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Nothing to change.
+    Excellent,
+    /// Watchable; something could be better (the reason says what).
+    Ok,
+    /// Viewers will notice.
+    Poor,
+}
+
+impl Verdict {
+    /// The word shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Excellent => "Excellent",
+            Verdict::Ok => "OK",
+            Verdict::Poor => "Poor",
+        }
+    }
+}
+
+/// Below this many frames per 100 s the picture is poor (15 fps).
+pub const POOR_FRAME_RATE_X100: u32 = 1500;
+/// Below this many frames per 100 s motion is not smooth (24 fps).
+pub const SMOOTH_FRAME_RATE_X100: u32 = 2400;
+
+/// The verdict on a live input and its reason: poor without video, under
+/// 15 fps, with keyframes more than twice [`MAX_KEYFRAME_INTERVAL_MS`]
+/// apart, or at a bitrate close to the server's limit; OK with any other
+/// warning, under 24 fps, or after reconnects; excellent otherwise. `None`
+/// while nothing is measured yet.
+pub fn verdict(h: &StreamHealth) -> Option<(Verdict, String)> {
+    if !h.live {
+        return None;
+    }
+    let Some(video) = h.video.as_ref() else {
+        return Some((Verdict::Poor, "No video is arriving.".into()));
+    };
+    let rate = video.frame_rate_x100;
+    if let Some(r) = rate.filter(|r| *r < POOR_FRAME_RATE_X100) {
+        return Some((
+            Verdict::Poor,
+            format!(
+                "{} is too few frames for smooth video: the encoder or its machine cannot keep up.",
+                fps(r)
+            ),
+        ));
+    }
+    if let Some(ms) = video
+        .keyframe_interval_ms
+        .filter(|ms| *ms > MAX_KEYFRAME_INTERVAL_MS * 2)
+    {
+        return Some((
+            Verdict::Poor,
+            format!(
+                "Keyframes every {}: viewers wait that long to start and fall far behind live.",
+                seconds(ms)
+            ),
+        ));
+    }
+    if let Some(w) = h.warnings.iter().find(|w| w.message.contains("limit")) {
+        return Some((Verdict::Poor, w.message.clone()));
+    }
+    if let Some(w) = h.warnings.first() {
+        return Some((Verdict::Ok, w.message.clone()));
+    }
+    if let Some(r) = rate.filter(|r| *r < SMOOTH_FRAME_RATE_X100) {
+        return Some((
+            Verdict::Ok,
+            format!("{}: fine for talk, not for fast motion.", fps(r)),
+        ));
+    }
+    if h.reconnects > 0 {
+        let n = h.reconnects;
+        return Some((
+            Verdict::Ok,
+            format!(
+                "The connection dropped {n} time{}; viewers saw a pause each time.",
+                if n == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    Some((Verdict::Excellent, "Nothing to change.".into()))
+}
+
 /// `1.5 s`, `12 s`.
 pub fn seconds(ms: u64) -> String {
     if ms.is_multiple_of(1000) {
@@ -248,5 +335,41 @@ mod tests {
         assert_eq!(recommended_kbps(1080), 6000);
         assert_eq!(recommended_kbps(720), 3000);
         assert_eq!(recommended_kbps(360), 1500);
+    }
+
+    #[test]
+    fn the_verdict_names_the_worst_thing() {
+        let mut h = live(720, 1000, 2_000_000);
+        h.video.as_mut().unwrap().frame_rate_x100 = Some(3000);
+        h.warnings = warnings(&h, 20_000_000);
+        assert_eq!(verdict(&h).map(|v| v.0), Some(Verdict::Excellent));
+        // Reconnects, then a slow frame rate, then a warning: OK.
+        h.reconnects = 1;
+        assert_eq!(
+            verdict(&h),
+            Some((
+                Verdict::Ok,
+                "The connection dropped 1 time; viewers saw a pause each time.".into()
+            ))
+        );
+        h.video.as_mut().unwrap().frame_rate_x100 = Some(2000);
+        assert!(verdict(&h).unwrap().1.starts_with("20 fps"));
+        h.video.as_mut().unwrap().keyframe_interval_ms = Some(2500);
+        h.warnings = warnings(&h, 20_000_000);
+        let (v, why) = verdict(&h).unwrap();
+        assert_eq!(v, Verdict::Ok);
+        assert!(why.starts_with("Keyframes come every 2.5 s"), "{why}");
+        // Poor: keyframes 5 s apart, under 15 fps, near the limit, no video.
+        h.video.as_mut().unwrap().keyframe_interval_ms = Some(5000);
+        assert_eq!(verdict(&h).unwrap().0, Verdict::Poor);
+        h.video.as_mut().unwrap().keyframe_interval_ms = Some(1000);
+        h.video.as_mut().unwrap().frame_rate_x100 = Some(1000);
+        assert_eq!(verdict(&h).unwrap().0, Verdict::Poor);
+        h.video.as_mut().unwrap().frame_rate_x100 = Some(3000);
+        h.warnings = warnings(&h, 2_200_000);
+        assert_eq!(verdict(&h).unwrap().0, Verdict::Poor, "{:?}", h.warnings);
+        h.video = None;
+        assert_eq!(verdict(&h).unwrap().0, Verdict::Poor);
+        assert_eq!(verdict(&StreamHealth::default()), None);
     }
 }

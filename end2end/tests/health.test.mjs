@@ -68,6 +68,9 @@ test('the Stream health panel shows what the encoder sends, on a phone', async (
     assert.equal(await text('reconnects'), '0');
     const warning = await page.getAttribute(`${panel} [data-testid=health-warning]`, 'data-code');
     assert.equal(warning, 'keyframe_interval');
+    // The verdict in a word, with the reason: OK, because of the keyframes.
+    assert.equal(await page.getAttribute(`${panel} [data-testid=health-verdict]`, 'data-verdict'), 'ok');
+    assert.match(await text('verdict'), /^OK · Keyframes come every 2\.5 s/);
     // Readable on a 390 px phone: nothing in the panel runs off the side.
     // (The rest of the page is not this test's business: at 390 px the
     // header's theme toggle and the new-stream form overflow already.)

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::health::{fps, kbps, read_health, seconds, StreamHealth};
+use crate::health::{fps, kbps, read_health, seconds, verdict, StreamHealth, Verdict};
 
 /// How often the panel reads the numbers again, ms.
 const REFRESH_MS: u64 = 2000;
@@ -45,6 +45,8 @@ fn HealthFields(health: StreamHealth) -> impl IntoView {
     }
     let protocol = match health.protocol.as_deref() {
         Some("rtmp") => "RTMP (encoder)".to_string(),
+        Some("rtmps") => "RTMPS (encoder)".to_string(),
+        Some("srt") => "SRT (encoder)".to_string(),
         Some("websocket") => "WebSocket (studio or onair publish)".to_string(),
         Some(other) => other.to_string(),
         None => "—".to_string(),
@@ -77,7 +79,20 @@ fn HealthFields(health: StreamHealth) -> impl IntoView {
         .unwrap_or_else(|| "none".into());
     let bitrate = health.bitrate_bps.map(kbps).unwrap_or_else(|| "—".into());
     let warnings = health.warnings.clone();
+    let judged = verdict(&health);
     view! {
+        {judged.map(|(v, why)| {
+            let name = match v {
+                Verdict::Excellent => "excellent",
+                Verdict::Ok => "ok",
+                Verdict::Poor => "poor",
+            };
+            view! {
+                <p class="health-verdict" data-testid="health-verdict" data-verdict=name>
+                    <strong>{v.label()}</strong>" · "{why}
+                </p>
+            }
+        })}
         <dl class="health-grid">
             <dt>"Protocol"</dt><dd data-testid="health-protocol">{protocol}</dd>
             <dt>"Video"</dt><dd data-testid="health-video">{picture}</dd>
