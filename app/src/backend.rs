@@ -16,7 +16,10 @@ use crate::accounts::{Credentials, User};
 use crate::error::AppError;
 use crate::health::StreamHealth;
 use crate::recordings::Recording;
-use crate::streams::{EncoderInfo, NewStream, Profile, Stream, StreamCard, StreamPatch, WatchInfo};
+use crate::streams::{
+    EncoderInfo, NewStream, Profile, ShareLink, ShareRequest, Stream, StreamCard, StreamPatch,
+    WatchInfo,
+};
 
 /// A boxed future, so [`Backend`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -90,6 +93,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// How an encoder publishes to a stream (owner or admin).
     fn encoder(&self, req: Parts, id: String) -> BoxFuture<'_, Result<EncoderInfo, AppError>>;
+    /// A share link for a private stream (owner or admin).
+    fn share(
+        &self,
+        req: Parts,
+        id: String,
+        body: ShareRequest,
+    ) -> BoxFuture<'_, Result<ShareLink, AppError>>;
 
     /// A live stream's measured input (owner or admin).
     fn health(&self, req: Parts, id: String) -> BoxFuture<'_, Result<StreamHealth, AppError>>;

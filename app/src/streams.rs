@@ -157,6 +157,56 @@ pub struct StreamList {
     pub streams: Vec<Stream>,
 }
 
+/// The shortest and longest life of a private share link, seconds.
+pub const SHARE_LINK_SECS: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
+
+/// The lives a share link can be given in the watch page's Share panel:
+/// (seconds, label).
+pub const SHARE_LINK_CHOICES: [(u64, &str); 4] = [
+    (3600, "1 hour"),
+    (24 * 3600, "1 day"),
+    (7 * 24 * 3600, "7 days"),
+    (30 * 24 * 3600, "30 days"),
+];
+
+/// The body of `POST /api/v1/streams/{id}/share`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// How long the link plays, seconds ([`SHARE_LINK_SECS`]).
+    pub expires_in_secs: u64,
+}
+
+/// A link that plays a private stream (its live playlist, recording,
+/// transcript and room) until it expires, for anyone who has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLink {
+    /// `/watch/{id}?token=…`.
+    pub path: String,
+    /// `--public-url` (or the request's host) plus `path`.
+    pub url: String,
+    /// The signed playback token in it.
+    pub token: String,
+    /// When it stops working, RFC 3339 (UTC).
+    pub expires_at: String,
+}
+
+/// Checks a share link's requested life.
+pub fn validate_share(req: &ShareRequest) -> Result<u64, FieldError> {
+    if SHARE_LINK_SECS.contains(&req.expires_in_secs) {
+        Ok(req.expires_in_secs)
+    } else {
+        Err(FieldError::new(
+            "expires_in_secs",
+            format!(
+                "a share link lasts {} to {} seconds (1 minute to 30 days)",
+                SHARE_LINK_SECS.start(),
+                SHARE_LINK_SECS.end()
+            ),
+        ))
+    }
+}
+
 /// The answer of `GET /api/v1/streams/{id}/encoder`: how an encoder such as
 /// OBS publishes to the stream (owner or admin only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,6 +403,17 @@ pub async fn regenerate_ingest_token(id: String) -> Result<Stream, AppError> {
 pub async fn get_stream(id: String) -> Result<Stream, AppError> {
     use crate::backend::{backend, request, status};
     status(backend()?.get_stream(request()?, id).await)
+}
+
+/// A share link for a private stream that lasts `expires_in_secs` (owner or admin).
+#[server(prefix = "/api/fn")]
+pub async fn create_share_link(id: String, expires_in_secs: u64) -> Result<ShareLink, AppError> {
+    use crate::backend::{backend, request, status};
+    status(
+        backend()?
+            .share(request()?, id, ShareRequest { expires_in_secs })
+            .await,
+    )
 }
 
 /// How an encoder (OBS) publishes to this stream: server URL and key.

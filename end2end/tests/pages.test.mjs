@@ -227,6 +227,37 @@ test('the home page lists live and recent public streams, with links to profiles
   assert.doesNotMatch(await page.textContent('[data-testid=profile]'), /Unlisted jam|Private jam/);
   await page.waitForFunction((u) => document.title === `${u} · Onair`, user);
 
+  // A private stream's owner makes a link that plays for anyone who has it.
+  // (These streams are only marked live, so their players find no playlist:
+  // a page of its own, whose errors are not this test's business.)
+  const owner = await context.newPage();
+  await owner.goto(at(`watch/${hiddenLive}`));
+  await owner.waitForSelector('body[data-hydrated=true]');
+  await owner.click('[data-testid=share] summary');
+  await owner.selectOption('[data-testid=private-link-expiry]', '3600');
+  await owner.click('[data-testid=private-link-create]');
+  const link = (await owner.textContent('[data-testid=private-link-url]')).trim();
+  assert.match(link, new RegExp(`^${origin}/watch/${hiddenLive}\\?token=\\d+\\.[\\w-]{43}$`));
+  assert.match(await owner.textContent('[data-testid=private-link-until]'), /^Works until \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC\.$/);
+  const expires = Number(new URL(link).searchParams.get('token').split('.')[0]);
+  const hour = Date.now() / 1000 + 3600;
+  assert.ok(expires >= hour - 5 && expires <= hour + 300, `expires ${expires}`);
+  // A public stream's Share panel has no such row (its link is enough).
+  await owner.goto(at(`watch/${live}`));
+  await owner.waitForSelector('body[data-hydrated=true]');
+  assert.equal(await owner.locator('[data-testid=private-link]').count(), 0);
+  await owner.close();
+  const strangerContext = await browser.newContext();
+  const stranger = await strangerContext.newPage();
+  const opened = await stranger.goto(link);
+  assert.equal(opened.status(), 200);
+  await stranger.waitForSelector('[data-testid=player]');
+  assert.equal(await stranger.locator('[data-testid=watch-missing]').count(), 0);
+  assert.equal(await stranger.locator('[data-testid=private-link]').count(), 0, 'link holders make no links');
+  // Without the token the same page is not found.
+  assert.equal((await stranger.goto(at(`watch/${hiddenLive}`))).status(), 404);
+  await strangerContext.close();
+
   // An unknown broadcaster: a friendly page with status 404.
   const missing = await page.goto(at('u/nobody-at-all'));
   assert.equal(missing.status(), 404);

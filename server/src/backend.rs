@@ -336,6 +336,20 @@ impl Backend for DbBackend {
         })
     }
 
+    fn share(
+        &self,
+        req: Parts,
+        id: String,
+        body: app::streams::ShareRequest,
+    ) -> BoxFuture<'_, Result<app::streams::ShareLink, AppError>> {
+        Box::pin(async move {
+            let (info, user) = self.user(&req).await?;
+            streams::share(&self.db, &self.accounts, user.as_ref(), &id, &info, &body)
+                .await
+                .map_err(refused)
+        })
+    }
+
     fn health(&self, req: Parts, id: String) -> BoxFuture<'_, Result<StreamHealth, AppError>> {
         Box::pin(async move {
             let (_, user) = self.user(&req).await?;

@@ -22,7 +22,10 @@ use crate::components::clipboard::copy;
 use crate::components::player::Player;
 use crate::events::ClientRole;
 use crate::realtime::{use_room, RoomHandle};
-use crate::streams::{get_stream, watch_stream, Stream, StreamState};
+use crate::streams::{
+    create_share_link, get_stream, watch_stream, Stream, StreamState, Visibility,
+    SHARE_LINK_CHOICES,
+};
 
 /// The master playlist URL for a stream, with its playback token if any.
 pub fn master_url(stream: &str, token: Option<&str>) -> String {
@@ -91,6 +94,13 @@ fn watch_page(embed: bool) -> impl IntoView {
                             }.into_any()
                         }
                         Some((id, stream, watch)) => {
+                            // A private stream opened from a link: the stream
+                            // lookup refused (its 404 status was set), but the
+                            // link's token plays it, so this page is found.
+                            #[cfg(feature = "ssr")]
+                            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+                                res.set_status(http::StatusCode::OK);
+                            }
                             let path = watch.as_ref().map(|w| w.path.clone());
                             // A private stream opened from a shared link plays with the link's token.
                             let src = match (token.as_deref(), path) {
@@ -159,6 +169,12 @@ fn Watching(
 ) -> impl IntoView {
     let recording_id = id.clone();
     let share_id = id.clone();
+    // A private stream's page without a link token: its owner (or an admin)
+    // is here, and may make links for others.
+    let private = token.as_deref().is_none_or(str::is_empty)
+        && stream
+            .as_ref()
+            .is_some_and(|s| s.visibility == Visibility::Private);
     let room = use_room(id.clone(), ClientRole::Viewer, token);
     // Heartbeats with playback quality for the broadcaster's analytics.
     let _meter = crate::analytics::use_beacons(id, room);
@@ -189,7 +205,7 @@ fn Watching(
         <div class="watch-layout">
             <div class="watch-main">
                 <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id room=room captions=captions vod_captions=vod_captions />
-                <Share id=share_id vod=is_vod />
+                <Share id=share_id vod=is_vod private=private />
             </div>
             <Chat room=room />
         </div>
@@ -208,7 +224,7 @@ pub fn embed_code(origin: &str, id: &str) -> String {
 /// "Share": the link, the link at the current time (recordings), and the
 /// code to embed the player in another site, each with a copy button.
 #[component]
-fn Share(id: String, vod: bool) -> impl IntoView {
+fn Share(id: String, vod: bool, private: bool) -> impl IntoView {
     let copied = RwSignal::new(None::<&'static str>);
     // The page's own origin, known in the browser.
     let origin = RwSignal::new(String::new());
@@ -255,10 +271,56 @@ fn Share(id: String, vod: bool) -> impl IntoView {
                 <button type="button" class="button-secondary" data-testid="copy-embed"
                     on:click=move |_| copy(embed(), copied, "embed code")>"Copy"</button>
             </div>
+            {private.then(|| view! { <PrivateLink id=id.get_value() copied=copied /> })}
             {move || copied.get().map(|what| view! {
                 <p class="muted" role="status" data-testid="share-copied">{format!("Copied the {what}.")}</p>
             })}
         </details>
+    }
+}
+
+/// For a private stream's owner: a link with a playback token that lasts
+/// the chosen time, for people without an account.
+#[component]
+fn PrivateLink(id: String, copied: RwSignal<Option<&'static str>>) -> impl IntoView {
+    let secs = RwSignal::new(SHARE_LINK_CHOICES[1].0);
+    let made = Action::new(move |(id, secs): &(String, u64)| create_share_link(id.clone(), *secs));
+    let result = made.value();
+    view! {
+        <div class="field-row" data-testid="private-link">
+            <span class="field-label">"Private link"</span>
+            <span class="muted">"This stream is private: the link above works only for you. Make one that plays for anyone who has it, for "</span>
+            <select data-testid="private-link-expiry" aria-label="How long the link works"
+                on:change=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).parse::<u64>() {
+                        secs.set(v);
+                    }
+                }>
+                {SHARE_LINK_CHOICES.iter().map(|(s, label)| view! {
+                    <option value=s.to_string() selected=*s == SHARE_LINK_CHOICES[1].0>{*label}</option>
+                }).collect_view()}
+            </select>
+            <button type="button" class="button-secondary" data-testid="private-link-create"
+                disabled=move || made.pending().get()
+                on:click=move |_| { made.dispatch((id.clone(), secs.get_untracked())); }>
+                {move || if made.pending().get() { "Making…" } else { "Make link" }}
+            </button>
+        </div>
+        {move || result.get().map(|r| match r {
+            Ok(link) => {
+                let url = link.url.clone();
+                let until = crate::components::stream_meta::format_time(&link.expires_at);
+                view! {
+                    <div class="field-row">
+                        <code data-testid="private-link-url">{link.url.clone()}</code>
+                        <button type="button" class="button-secondary" data-testid="copy-private-link"
+                            on:click=move |_| copy(url.clone(), copied, "private link")>"Copy"</button>
+                        <span class="muted" data-testid="private-link-until">{format!("Works until {until}.")}</span>
+                    </div>
+                }.into_any()
+            }
+            Err(e) => view! { <p class="error" role="alert" data-testid="private-link-error">{e.to_string()}</p> }.into_any(),
+        })}
     }
 }
 

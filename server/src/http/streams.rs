@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/streams/{id}/token", post(regenerate_token))
         .route("/streams/{id}/watch", get(watch))
         .route("/streams/{id}/encoder", get(encoder))
+        .route("/streams/{id}/share", post(share))
         .route("/streams/{id}/health", get(health))
         .route(
             "/streams/{id}/recording",
@@ -55,6 +56,20 @@ async fn encoder(
             &listeners,
         )
         .await?,
+    ))
+}
+
+/// `POST /api/v1/streams/{id}/share`: a watch link with a playback token
+/// that lasts the asked time (owner or admin).
+async fn share(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Info(info): Info,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<app::streams::ShareRequest>,
+) -> Result<Json<app::streams::ShareLink>, ApiError> {
+    Ok(Json(
+        streams::share(&state.db, &state.accounts, user.as_ref(), &id, &info, &body).await?,
     ))
 }
 

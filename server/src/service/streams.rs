@@ -375,6 +375,44 @@ pub async fn encoder(
     })
 }
 
+/// A link that plays a private stream for `req.expires_in_secs` (owner or
+/// admin; a public or unlisted stream's link needs no token, so it gets the
+/// plain watch link).
+pub async fn share(
+    db: &Database,
+    accounts: &Accounts,
+    user: Option<&SessionUser>,
+    id: &str,
+    info: &RequestInfo,
+    req: &app::streams::ShareRequest,
+) -> Result<app::streams::ShareLink, StreamError> {
+    let secs = app::streams::validate_share(req)?;
+    let (row, _) = load_managed(db, id, user).await?;
+    let (token, exp) =
+        accounts
+            .playback
+            .issue(&row.id, std::time::Duration::from_secs(secs), unix_now());
+    let expires_at = i64::try_from(exp)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let path = if is_private(&row) {
+        format!("/watch/{}?token={token}", row.id)
+    } else {
+        format!("/watch/{}", row.id)
+    };
+    Ok(app::streams::ShareLink {
+        url: format!("{}{path}", info.base_url(accounts)),
+        path,
+        token,
+        expires_at,
+    })
+}
+
 /// A live stream's measured input and the warnings it earns (owner or
 /// admin). A stream with no live session here answers `live: false`.
 pub async fn health(

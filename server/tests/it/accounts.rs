@@ -1365,3 +1365,117 @@ async fn server_functions_follow_the_api_rules() {
     let me = server_fn(&app, CurrentUser::PATH, &[], Some(&sam)).await;
     assert_eq!(me.body, Value::Null, "signed out");
 }
+
+/// A private stream's owner makes a share link that lasts the chosen time;
+/// it plays for someone without an account, and nobody else can make one.
+#[tokio::test]
+async fn a_private_share_link_lasts_the_chosen_time_and_only_the_owner_makes_one() {
+    let app = TestApp::start(&[]).await;
+    let (_, alice) = mint(&app, "alice", "broadcaster").await;
+    let (_, bob) = mint(&app, "bob", "broadcaster").await;
+    let stream = create_stream(&app, &alice, "Family show", "private").await;
+    let id = stream["id"].as_str().expect("id").to_string();
+    let path = format!("/api/v1/streams/{id}/share");
+    let ask = |secs: Value| Some(json!({ "expires_in_secs": secs }));
+
+    let anon = call(&app, Method::POST, &path, ask(json!(3600)), ANON).await;
+    assert_eq!(anon.status, 401, "{}", anon.body);
+    // Bob may not even see the private stream.
+    let other = call(&app, Method::POST, &path, ask(json!(3600)), as_user(&bob)).await;
+    assert_eq!(other.status, 404, "{}", other.body);
+    // Lives outside 1 minute to 30 days: 422 naming the field; not a whole
+    // number of seconds at all: 422 `invalid_body`.
+    for (bad, code) in [
+        (json!(59), "validation_failed"),
+        (json!(30 * 24 * 3600 + 1), "validation_failed"),
+        (json!(u64::MAX), "validation_failed"),
+        (json!(-1), "invalid_body"),
+        (json!(1.5), "invalid_body"),
+        (json!("3600"), "invalid_body"),
+    ] {
+        let res = call(&app, Method::POST, &path, ask(bad.clone()), as_user(&alice)).await;
+        assert_eq!(res.status, 422, "{bad}: {}", res.body);
+        assert_eq!(res.body["error"]["code"], code, "{bad}: {}", res.body);
+        assert!(
+            res.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("expires_in_secs")),
+            "{}",
+            res.body
+        );
+    }
+    let unknown = call(
+        &app,
+        Method::POST,
+        &path,
+        Some(json!({ "expires_in_secs": 3600, "forever": true })),
+        as_user(&alice),
+    )
+    .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert_eq!(unknown.body["error"]["code"], "invalid_body");
+
+    let before = unix_now();
+    let made = call(
+        &app,
+        Method::POST,
+        &path,
+        ask(json!(7 * 24 * 3600)),
+        as_user(&alice),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let token = made.body["token"].as_str().expect("token").to_string();
+    assert_eq!(
+        made.body["path"].as_str(),
+        Some(format!("/watch/{id}?token={token}").as_str())
+    );
+    assert_eq!(
+        made.body["url"].as_str(),
+        Some(format!("http://{}/watch/{id}?token={token}", app.addr).as_str())
+    );
+    // It works for a week (the expiry is rounded up to 5 minutes), no longer.
+    let exp: u64 = token
+        .split_once('.')
+        .expect("exp.sig")
+        .0
+        .parse()
+        .expect("exp");
+    assert!(
+        exp >= before + 7 * 24 * 3600 && exp <= unix_now() + 7 * 24 * 3600 + 300,
+        "{exp}"
+    );
+    let at = time::OffsetDateTime::parse(
+        made.body["expires_at"].as_str().expect("expires_at"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("rfc3339");
+    assert_eq!(at.unix_timestamp(), exp as i64);
+
+    // Someone without an account: the watch page, and the token passes the
+    // playback gate (the stream is not live, so 404, not 403); a forged one does not.
+    let page = app
+        .http
+        .get(app.url(&format!("/watch/{id}?token={token}")))
+        .send()
+        .await
+        .expect("page");
+    let status = page.status().as_u16();
+    let html = page.text().await.expect("html");
+    assert_eq!(status, 200, "{}", &html[html.len().saturating_sub(3000)..]);
+    let live = app
+        .http
+        .get(app.url(&format!("/live/{id}/t/{token}/master.m3u8")))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(live.status().as_u16(), 404);
+    let forged = format!("{exp}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let refused = app
+        .http
+        .get(app.url(&format!("/live/{id}/t/{forged}/master.m3u8")))
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(refused.status().as_u16(), 403);
+}
