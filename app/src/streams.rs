@@ -268,6 +268,10 @@ pub struct WatchInfo {
     /// when the stream was not transcribed.
     #[serde(default)]
     pub vod_captions: Option<String>,
+    /// The recording's thumbnail as an absolute URL, for link previews
+    /// (`og:image`): public and unlisted streams whose recording has one.
+    #[serde(default)]
+    pub thumbnail: Option<String>,
 }
 
 /// Titles: at most this many characters.

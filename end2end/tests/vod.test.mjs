@@ -92,6 +92,19 @@ test('the VOD page seeks, follows ?t=, changes speed and takes keyboard shortcut
   assert.match(await page.textContent('[data-testid=watch-when]'), /^Streamed \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC · /);
   assert.match(await page.textContent('[data-testid=watch-length]'), /^(\d+h )?(\d+m )?\d+s$/);
   await page.locator('[data-testid=recording-download] a', { hasText: 'Download MP4' }).waitFor();
+  // Link previews get the recording's thumbnail: an absolute URL in the
+  // server-rendered page that answers with a JPEG.
+  // (The thumbnail is made beside the MP4: poll a little.)
+  let image;
+  for (let i = 0; i < 40 && !image; i++) {
+    const html = await (await page.request.get(at(`watch/${streamId}`))).text();
+    image = html.match(/<meta property="og:image" content="([^"]+)"/)?.[1];
+    if (!image) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(image, at(`vod/${streamId}/thumbnail.jpg`));
+  const jpeg = await page.request.get(image);
+  assert.equal(jpeg.status(), 200);
+  assert.equal(jpeg.headers()['content-type'], 'image/jpeg');
   await playedPast(page, 0.5);
   const duration = await page.evaluate(() => document.querySelector('[data-testid=player]').duration);
   assert.ok(Math.abs(duration - SECONDS) < 1, `duration ${duration}`);

@@ -109,12 +109,13 @@ fn watch_page(embed: bool) -> impl IntoView {
                                 _ => master_url(&id, None),
                             };
                             let captions = watch.as_ref().is_some_and(|w| w.captions);
+                            let image = watch.as_ref().and_then(|w| w.thumbnail.clone());
                             let vod_captions = watch.as_ref().is_some_and(|w| w.vod_captions.is_some());
                             let vod = match (token.as_deref(), watch.and_then(|w| w.vod)) {
                                 (Some(t), Some(_)) if !t.is_empty() => Some(format!("/vod/{id}/t/{t}/master.m3u8")),
                                 (_, v) => v,
                             };
-                            view! { <Watching id=id token=token stream=stream src=src vod=vod start_at=start_at captions=captions vod_captions=vod_captions embed=embed /> }.into_any()
+                            view! { <Watching id=id token=token stream=stream image=image src=src vod=vod start_at=start_at captions=captions vod_captions=vod_captions embed=embed /> }.into_any()
                         }
                     }
                 })}
@@ -160,6 +161,7 @@ fn Watching(
     id: String,
     token: Option<String>,
     stream: Option<Stream>,
+    image: Option<String>,
     src: String,
     vod: Option<String>,
     start_at: Option<f64>,
@@ -201,7 +203,7 @@ fn Watching(
         .into_any();
     }
     view! {
-        <Header stream=stream state=state room=room />
+        <Header stream=stream image=image state=state room=room />
         <div class="watch-layout">
             <div class="watch-main">
                 <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id room=room captions=captions vod_captions=vod_captions />
@@ -329,6 +331,7 @@ fn PrivateLink(id: String, copied: RwSignal<Option<&'static str>>) -> impl IntoV
 #[component]
 fn Header(
     stream: Option<Stream>,
+    image: Option<String>,
     state: Signal<Option<StreamState>>,
     room: RoomHandle,
 ) -> impl IntoView {
@@ -357,6 +360,7 @@ fn Header(
         <Meta property="og:title" content=s.title.clone() />
         <Meta property="og:description" content=summary.clone() />
         <Meta property="og:type" content="video.other" />
+        {image.map(|src| view! { <Meta property="og:image" content=src /> })}
         <Meta name="description" content=summary />
         <header class="watch-head">
             <h1 data-testid="watch-title">

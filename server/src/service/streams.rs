@@ -482,8 +482,16 @@ pub async fn watch(
         (format!("/live/{}/master.m3u8", row.id), None, None)
     };
     let url = format!("{}{path}", info.base_url(accounts));
+    let mut thumbnail = None;
     let (vod, vod_captions) = match db.get_recording(&row.id).await {
-        Ok(Some(_)) => {
+        Ok(Some(rec)) => {
+            if rec.thumbnail && !is_private(&row) {
+                thumbnail = Some(format!(
+                    "{}/vod/{}/thumbnail.jpg",
+                    info.base_url(accounts),
+                    row.id
+                ));
+            }
             let prefix = super::recordings::vod_prefix(accounts, &row.id, visibility);
             // The recording lists captions when the stream has a transcript.
             let captions = db.has_transcript(&row.id).await.unwrap_or(false);
@@ -501,6 +509,7 @@ pub async fn watch(
     Ok(WatchInfo {
         vod,
         vod_captions,
+        thumbnail,
         captions,
         stream_id: row.id,
         visibility,
