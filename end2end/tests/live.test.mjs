@@ -111,6 +111,11 @@ test('MediaRecorder in Chromium publishes, and hls.js plays it in low-latency mo
   // player has caught up); after a pause it offers to jump back.
   await watch.waitForSelector('[data-testid=live-edge][data-behind=false]', { timeout: 15_000 });
   assert.equal(await watch.textContent('[data-testid=live-edge]'), 'LIVE');
+  // And it is said once on the page, not in the header and the status too.
+  const lives = await watch.evaluate(() => [...document.querySelectorAll('body *')]
+    .filter((e) => e.offsetParent !== null && [...e.childNodes].some((n) => n.nodeType === 3 && /^\s*live\s*$/i.test(n.textContent)))
+    .map((e) => e.dataset.testid || e.tagName));
+  assert.deepEqual(lives, ['live-edge']);
   // "Behind" means more than max(3 s, 1.5 target latencies) behind hls.js's
   // sync position, and hls.js raises its target after each stall (a loaded
   // machine stalls), so the pause scales with the target it has now. The live

@@ -228,7 +228,8 @@ impl PlayerStatus {
             PlayerStatus::Waiting if vod => "The recording is not ready yet. Retrying…".into(),
             PlayerStatus::Waiting => "The stream is not live yet. Waiting for it to start…".into(),
             PlayerStatus::Playing if vod => "Recording".into(),
-            PlayerStatus::Playing => "Live".into(),
+            // The live-edge button says LIVE; saying it here too would be twice.
+            PlayerStatus::Playing => "Playing".into(),
             PlayerStatus::Ended if vod => "End of the recording.".into(),
             PlayerStatus::Ended => "The stream has ended.".into(),
             PlayerStatus::Error(m) => format!("{m} Retrying…"),

@@ -188,14 +188,10 @@ fn Watching(
         let title = stream
             .as_ref()
             .map_or_else(|| "Live stream".to_string(), |s| s.title.clone());
-        let badge = move || {
-            (state.get() == Some(StreamState::Live))
-                .then(|| view! { <span class="live-badge" data-testid="live-badge">"LIVE"</span> })
-        };
+        // LIVE is said once, by the player's live-edge button.
         return view! {
             <PageTitle text=format!("{title} · Onair") />
             <p class="embed-bar">
-                {badge}
                 <a href=format!("/watch/{share_id}") target="_blank" rel="noopener" data-testid="embed-title">{title}</a>
             </p>
             <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id room=room captions=captions vod_captions=vod_captions />
@@ -335,15 +331,14 @@ fn Header(
     state: Signal<Option<StreamState>>,
     room: RoomHandle,
 ) -> impl IntoView {
-    let badge = move || {
-        (state.get() == Some(StreamState::Live))
-            .then(|| view! { <span class="live-badge" data-testid="live-badge">"LIVE"</span> " " })
-    };
+    // LIVE is said once, by the player's live-edge button (the header says
+    // nothing of it; the state shows in the player and the notes).
+    let _ = state;
     let Some(s) = stream else {
         return view! {
             <PageTitle text="Watch · Onair" />
             <header class="watch-head">
-                <h1 data-testid="watch-title">{badge} "Live stream"</h1>
+                <h1 data-testid="watch-title">"Live stream"</h1>
                 <p class="watch-viewers"><ViewerCount room=room /></p>
             </header>
         }
@@ -364,7 +359,6 @@ fn Header(
         <Meta name="description" content=summary />
         <header class="watch-head">
             <h1 data-testid="watch-title">
-                {badge}
                 {s.title.clone()}
             </h1>
             <p class="muted" data-testid="watch-owner">"by " <a href=format!("/u/{}", s.owner.username)>{s.owner.username.clone()}</a></p>
