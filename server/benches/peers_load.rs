@@ -5,23 +5,27 @@
 //! -f flv rtmp://…` senders of the same pre-encoded file (720p30 H.264 at
 //! 2 Mbit/s + AAC, a keyframe a second) at once, to N streams of one server,
 //! and waits for them to finish (each unpublishes at the end of its input).
-//! [`SAMPLED`] of the N streams, spread over the list, go through a loopback
-//! proxy that notes when their first 8 KiB went through (the send start t0)
-//! and have a watcher: LL-HLS blocking playlist reloads for Onair, the
-//! playlist file read every 2 ms for nginx-rtmp. For every part (Onair) or
-//! fragment (nginx-rtmp) of a sampled stream that starts after [`WARMUP_S`]
-//! and ends [`TAIL_S`] before the input does, its delay is: first listed −
-//! (t0 + media time of its last video frame). A step is on time when every
-//! sender finished cleanly and the p99 of those delays is at most
-//! [`ON_TIME_MS`]. Steps stop at the first that is not.
+//! [`SAMPLED`] of the N streams (nginx-rtmp: [`SAMPLED_NGINX`], as its 1 s
+//! fragments are fewer units than Onair's parts), spread over the list, go
+//! through a loopback
+//! proxy that follows their RTMP chunk stream and notes when each video
+//! frame has gone through, and have a watcher: LL-HLS blocking playlist
+//! reloads for Onair, the playlist file read every 2 ms for nginx-rtmp. For
+//! every part (Onair) or fragment (nginx-rtmp) of a sampled stream that
+//! starts after [`WARMUP_S`] and ends [`TAIL_S`] before the input does, its
+//! delay is: first listed − when its last video frame went through the
+//! proxy. A step is on time when every sender finished cleanly and the p99
+//! of those delays is at most [`ON_TIME_MS`] beyond the unit's end (one
+//! frame interval after its last frame). Steps stop at the first that is
+//! not.
 
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::{
-    free_port, merge_units, parse_ts_playlist, percentile, proxy, rtmp_sender, server, start_nginx,
-    try_rendition, wait_port, watch_onair, Proc, Proxy, Units, FPS,
+    free_port, merge_units, parse_ts_playlist, percentile, proxy, rtmp_sender, server, signed_ms,
+    start_nginx, try_rendition, wait_port, watch_onair, Proc, Proxy, Units, FPS,
 };
 
 /// Media seconds each sender sends per step.
@@ -32,10 +36,20 @@ pub const WARMUP_S: f64 = 5.0;
 /// Units that end this close to the end of the input are left out (the last
 /// one is listed when the publisher leaves).
 pub const TAIL_S: f64 = 2.0;
-/// Streams per step with a proxy and a watcher.
+/// Onair's streams per step with a proxy and a watcher (LL-HLS blocking
+/// reloads); about 39 parts each.
 pub const SAMPLED: usize = 5;
-/// A step is on time when the p99 delay is at most this.
+/// nginx-rtmp's: its fragments are 1 s, so three times the streams give as
+/// many units per step as Onair's (reading a playlist file is cheap).
+pub const SAMPLED_NGINX: usize = 15;
+/// A step is on time when the p99 delay is at most this beyond the unit's
+/// end: its last frame's send time plus one frame interval (the next frame,
+/// which closes the unit, is due then).
 pub const ON_TIME_MS: f64 = 50.0;
+/// The delay, from the last frame, that a step's p99 may reach.
+pub fn on_time_limit_ms() -> f64 {
+    ON_TIME_MS + 1000.0 / f64::from(FPS)
+}
 /// Publisher counts tried, in order, unless `ONAIR_BENCH_RTMP_STEPS` (e.g.
 /// `5,10,20`) says otherwise.
 const STEPS: &[usize] = &[5, 10, 20, 30, 40, 50, 60, 80];
@@ -75,33 +89,34 @@ pub struct Step {
 
 impl Step {
     pub fn on_time(&self) -> bool {
-        self.failed == 0 && !self.delays.is_empty() && percentile(&self.delays, 0.99) <= ON_TIME_MS
+        self.failed == 0
+            && !self.delays.is_empty()
+            && percentile(&self.delays, 0.99) <= on_time_limit_ms()
     }
 }
 
 /// Delay (listed − last frame sent), ms, of each unit in the measured
-/// window; `units` are in order from the stream's start.
-fn unit_delays(units: &Units, t0: Instant) -> Vec<f64> {
+/// window; `units` are in order from the stream's start, `frames` are when
+/// the proxy had passed each video frame.
+fn unit_delays(units: &Units, frames: &[Instant]) -> Vec<f64> {
     let mut out = Vec::new();
-    let mut frames = 0u64;
+    let mut count = 0u64;
     for &(duration, at) in units.values() {
         let n = (duration * f64::from(FPS)).round() as u64;
-        let first = frames;
-        frames += n;
+        let first = count;
+        count += n;
         if n == 0 {
             continue;
         }
         let start_s = first as f64 / f64::from(FPS);
-        let end_s = frames as f64 / f64::from(FPS);
+        let end_s = count as f64 / f64::from(FPS);
         if start_s < WARMUP_S || end_s > f64::from(STEP_SECONDS) - TAIL_S {
             continue;
         }
-        let last_s = (frames - 1) as f64 / f64::from(FPS);
-        let listed_s = match at.checked_duration_since(t0) {
-            Some(d) => d.as_secs_f64(),
-            None => -t0.duration_since(at).as_secs_f64(),
+        let Some(&sent) = usize::try_from(count - 1).ok().and_then(|i| frames.get(i)) else {
+            continue;
         };
-        out.push((listed_s - last_s) * 1000.0);
+        out.push(signed_ms(at, sent));
     }
     out
 }
@@ -127,9 +142,9 @@ async fn wait_senders(senders: &mut [Proc], limit: Duration) -> usize {
         .count()
 }
 
-/// Which of `n` streams are sampled: [`SAMPLED`] spread over the list.
-fn sampled(n: usize) -> Vec<bool> {
-    let k = SAMPLED.min(n);
+/// Which of `n` streams are sampled: `k` spread over the list.
+fn sampled(n: usize, k: usize) -> Vec<bool> {
+    let k = k.min(n);
     let mut out = vec![false; n];
     for j in 0..k {
         out[j * n / k] = true;
@@ -172,9 +187,9 @@ pub async fn onair(flv: &Path, flags: &[String], rtmp_port: u16) -> Vec<Step> {
         let wall0 = Instant::now();
         let mut senders = Vec::new();
         let mut watchers = Vec::new();
-        for ((id, token), sampled) in keys.iter().zip(sampled(n)) {
+        for ((id, token), sampled) in keys.iter().zip(sampled(n, SAMPLED)) {
             let port = if sampled {
-                let p = proxy(rtmp_port).await;
+                let p = proxy(rtmp_port, true).await;
                 let port = p.port;
                 let http = http.clone();
                 let base = format!("http://{}/live/{id}", srv.addr);
@@ -204,10 +219,10 @@ pub async fn onair(flv: &Path, flags: &[String], rtmp_port: u16) -> Vec<Step> {
         let kids = server::waited_children_cpu_secs() - kids0;
         let mut delays = Vec::new();
         for (p, w) in watchers {
-            let t0 = *p.started.lock().expect("lock");
-            match (w.await.ok().flatten(), t0) {
-                (Some((parts, segments)), Some(t0)) => {
-                    delays.push(unit_delays(&merge_units(&parts, &segments), t0));
+            let frames = p.frames.lock().expect("lock").clone();
+            match w.await.ok().flatten() {
+                Some((parts, segments)) if !frames.is_empty() => {
+                    delays.push(unit_delays(&merge_units(&parts, &segments), &frames));
                 }
                 _ => failed += 1,
             }
@@ -259,10 +274,10 @@ pub async fn nginx(dir: &Path, flv: &Path) -> Vec<Step> {
         let wall0 = Instant::now();
         let mut senders = Vec::new();
         let mut watched: Vec<(Proxy, String, Units)> = Vec::new();
-        for (i, sampled) in sampled(n).into_iter().enumerate() {
+        for (i, sampled) in sampled(n, SAMPLED_NGINX).into_iter().enumerate() {
             let name = format!("s{n}_{i}");
             let p = if sampled {
-                let pr = proxy(port).await;
+                let pr = proxy(port, true).await;
                 let p = pr.port;
                 watched.push((pr, name.clone(), Units::new()));
                 p
@@ -300,9 +315,11 @@ pub async fn nginx(dir: &Path, flv: &Path) -> Vec<Step> {
         let kids = server::waited_children_cpu_secs() - kids0;
         let mut delays = Vec::new();
         for (p, _, units) in &watched {
-            match *p.started.lock().expect("lock") {
-                Some(t0) if !units.is_empty() => delays.push(unit_delays(units, t0)),
-                _ => failed += 1,
+            let frames = p.frames.lock().expect("lock").clone();
+            if units.is_empty() || frames.is_empty() {
+                failed += 1;
+            } else {
+                delays.push(unit_delays(units, &frames));
             }
         }
         let mut step = finish(n, load, delays, failed);
