@@ -931,9 +931,8 @@ async fn main() {
     out.push_str(&format!(
         "Input: one file, {SECONDS} s of H.264 720p30 (x264 veryfast, zerolatency, 2 Mbit/s, a keyframe every 1 s) + AAC 128 kbit/s in FLV. \
          Both servers get it from the same command, `ffmpeg -re -i input.flv -c copy -f flv rtmp://127.0.0.1:PORT/live/KEY`, through a \
-         loopback proxy that notes when the stream's first {} KiB went through. Onair runs `--passthrough-only --hls-segment-ms 1000` \
-         (AAC copied, LL-HLS parts of its default 334 ms target), nginx-rtmp `hls_fragment 1s`.\n\n",
-        FIRST_BYTES / 1024
+         loopback proxy that notes when each video frame went through. Onair runs `--passthrough-only --hls-segment-ms 1000` \
+         (AAC copied, LL-HLS parts of its default 334 ms target), nginx-rtmp `hls_fragment 1s`.\n\n"
     ));
     out.push_str(
         "| compared | input | Onair | peer | ratio (Onair / peer) |\n|---|---|---|---|---|\n",
