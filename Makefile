@@ -139,7 +139,10 @@ test-e2e:
 # the events client count (default 10,000), ONAIR_BENCH_VIEWERS the analytics
 # one's; ONAIR_BENCH_BIN=<path to an onair binary> measures another build of
 # the server. ONAIR_BENCH_WAITERS sets the origin fan-out bench's waiting
-# requests (default 10,000). CI and `make test` never build bench-opt.
+# requests (default 10,000). ONAIR_BENCH_RTMP_STEPS (e.g. 5,10,20) sets the
+# counts of concurrent RTMP publishers the peers bench tries (default
+# 5,10,20,30,40,50,60,80; it stops at the first step not on time). CI and
+# `make test` never build bench-opt.
 BENCH_PROFILE ?= bench-opt
 
 bench: deps-bench

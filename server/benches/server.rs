@@ -26,7 +26,8 @@ pub fn server_binary() -> String {
 }
 
 /// Starts the server on a free loopback port with these extra flags (and no
-/// per-address connection caps).
+/// per-address connection caps); no RTMP or SRT listener unless `extra` has
+/// `--rtmp-addr` or `--srt-addr`.
 pub fn start(extra: &[String]) -> Server {
     let data = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -34,19 +35,18 @@ pub fn start(extra: &[String]) -> Server {
         .map(|a| a.port())
         .expect("a free port");
     let addr = format!("127.0.0.1:{port}");
+    // No RTMP or SRT listener unless `extra` asks for one (a flag may be
+    // given only once).
+    let mut defaults = Vec::new();
+    for flag in ["--rtmp-addr", "--srt-addr"] {
+        if !extra.iter().any(|a| a == flag) {
+            defaults.extend([flag, ""]);
+        }
+    }
     let child = Command::new(server_binary())
-        .args([
-            "serve",
-            "--addr",
-            &addr,
-            "--rtmp-addr",
-            "",
-            "--srt-addr",
-            "",
-            "--db",
-            "mem://",
-            "--data-dir",
-        ])
+        .args(["serve", "--addr", &addr])
+        .args(&defaults)
+        .args(["--db", "mem://", "--data-dir"])
         .arg(data.path())
         .args(extra)
         // Every bench client is 127.0.0.1, thousands at once: no per-address
@@ -156,6 +156,19 @@ pub fn cpu_secs(pid: &str) -> f64 {
     let get = |n: usize| f.get(n - 3).copied().unwrap_or(0);
     // utime = 14, stime = 15, in clock ticks (100 a second on Linux).
     (get(14) + get(15)) as f64 / 100.0
+}
+
+/// User+system CPU seconds of this process's children that have been waited
+/// for (`cutime` + `cstime` of `/proc/self/stat`).
+pub fn waited_children_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    (get(16) + get(17)) as f64 / 100.0
 }
 
 /// An events socket as the benches open it.
