@@ -241,15 +241,32 @@ test('sign up, create a stream and open its studio from the pages', async () => 
   await page.fill('[data-testid=new-title]', '<script>alert(1)</script> UI stream');
   await page.click('[data-testid=create]');
   await page.waitForSelector('[data-testid=created]');
-  assert.ok((await page.textContent('[data-testid=created-token]')).length >= 32, 'the ingest token is shown once');
+  const ingestToken = (await page.textContent('[data-testid=created-token]')).trim();
+  assert.ok(ingestToken.length >= 32, 'the ingest token is shown once');
   await page.waitForSelector('[data-testid=stream-list] li');
   // The title is text, never markup.
   assert.match(await page.textContent('[data-testid=stream-list]'), /<script>alert\(1\)<\/script> UI stream/);
   await page.click('[data-testid=created-studio]');
   await page.waitForSelector('[data-testid=studio]');
   assert.match(page.url(), /\/studio\/[a-z0-9]+$/);
+  const studioUrl = page.url();
+  // The owner is told nothing: going live is theirs.
+  await page.waitForSelector('body[data-hydrated=true]');
+  assert.equal(await page.locator('[data-testid=studio-signed-out], [data-testid=studio-not-owner]').count(), 0);
   await page.click('[data-testid=sign-out]');
   await page.waitForURL(new URL('/', server.url).href);
+  // Signed out, the studio says so before any device is picked, with a
+  // sign-in link back here; Go live waits for the ingest token.
+  await page.goto(studioUrl);
+  await page.waitForSelector('body[data-hydrated=true]');
+  await page.waitForSelector('[data-testid=studio-signed-out]');
+  const signIn = await page.getAttribute('[data-testid=studio-sign-in]', 'href');
+  assert.equal(signIn, `/login?next=${new URL(studioUrl).pathname}`);
+  await page.click('[data-testid=preview-button]');
+  await page.waitForSelector('[data-testid=status][data-phase=previewing]', { timeout: 20_000 });
+  assert.equal(await page.isDisabled('[data-testid=go-live]'), true, 'no Go live without a session or token');
+  await page.fill('[data-testid=token]', ingestToken);
+  assert.equal(await page.isDisabled('[data-testid=go-live]'), false, 'the token makes Go live possible');
   // A wrong password gets the server's message.
   await page.goto(new URL('login', server.url).href);
   await page.waitForSelector('body[data-hydrated=true]');

@@ -11,10 +11,11 @@ use crate::components::head::PageTitle;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use crate::accounts::{current_user, Role, User};
 use crate::components::chat::Chat;
 use crate::events::ClientRole;
 use crate::realtime::use_room;
-use crate::streams::StreamState;
+use crate::streams::{get_stream, Stream, StreamState};
 
 /// The recorder MIME types the studio tries, best first: H.264 (copied by the
 /// server without re-encoding), then VP9, then VP8.
@@ -102,6 +103,31 @@ pub fn rate(bps: u64) -> String {
     }
 }
 
+/// Who is at the studio, as far as going live goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StudioAccess {
+    /// The stream's broadcaster, or an admin: going live is theirs.
+    Owner,
+    /// Not signed in: the stream's ingest token is the only way to go live.
+    SignedOut,
+    /// Signed in as someone else (the owner's name): only with the token.
+    NotOwner(String),
+    /// No such stream for this user (or a private one of someone else's).
+    Missing,
+}
+
+/// What `user` may do at the studio of `stream` (`None`: the lookup failed).
+pub fn studio_access(user: Option<&User>, stream: Option<&Stream>) -> StudioAccess {
+    match (user, stream) {
+        (None, _) => StudioAccess::SignedOut,
+        (Some(_), None) => StudioAccess::Missing,
+        (Some(u), Some(s)) if u.role == Role::Admin || u.username == s.owner.username => {
+            StudioAccess::Owner
+        }
+        (Some(_), Some(s)) => StudioAccess::NotOwner(s.owner.username.clone()),
+    }
+}
+
 /// The studio page.
 #[component]
 pub fn StudioPage() -> impl IntoView {
@@ -144,7 +170,22 @@ pub fn StudioPage() -> impl IntoView {
             && room.state() == Some(StreamState::Live)
             && !room.room.with(|r| r.broadcaster_away)
     };
-    let can_go_live = move || phase() == "previewing" && !elsewhere();
+    // Who is here decides whether Go live can work: said before any device
+    // is picked, not refused after Go live.
+    let access = Resource::new(id, |id| async move {
+        let user = current_user().await.ok().flatten();
+        let stream = get_stream(id).await.ok();
+        studio_access(user.as_ref(), stream.as_ref())
+    });
+    let owner = RwSignal::new(false);
+    Effect::new(move |_| {
+        if let Some(a) = access.get() {
+            owner.set(a == StudioAccess::Owner);
+        }
+    });
+    let can_go_live = move || {
+        phase() == "previewing" && !elsewhere() && (owner.get() || !token.get().trim().is_empty())
+    };
     // While live, leaving or reloading the page asks first (it would end
     // the broadcast for every viewer).
     #[cfg(feature = "hydrate")]
@@ -195,6 +236,32 @@ pub fn StudioPage() -> impl IntoView {
         <PageTitle text="Studio · Onair" />
         <section class="studio" data-testid="studio">
             <h1>"Studio"</h1>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let here = format!("/studio/{}", id());
+                    match access.await {
+                        StudioAccess::Owner => ().into_any(),
+                        StudioAccess::SignedOut => view! {
+                            <p class="notice warning" data-testid="studio-signed-out" role="status">
+                                "You are not signed in. "
+                                <a href=crate::return_to::sign_in_href("/login", &here) data-testid="studio-sign-in">"Sign in"</a>
+                                " as this stream's broadcaster to go live, or paste the stream's ingest token below."
+                            </p>
+                        }.into_any(),
+                        StudioAccess::NotOwner(name) => view! {
+                            <p class="notice warning" data-testid="studio-not-owner" role="status">
+                                {format!("This is {name}'s stream: only they can go live here, or someone with its ingest token (paste it below).")}
+                            </p>
+                        }.into_any(),
+                        StudioAccess::Missing => view! {
+                            <p class="notice warning" data-testid="studio-missing" role="status">
+                                "There is no stream of yours at this address. "
+                                <a href="/streams">"My streams"</a>" lists yours."
+                            </p>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
             <div class="studio-grid">
                 <div class="studio-main">
                     <div class="studio-preview">
@@ -323,6 +390,40 @@ mod tests {
         assert_eq!(clock(3725), "1:02:05");
         assert_eq!(rate(2_540_000), "2.5 Mbit/s");
         assert_eq!(rate(640_000), "640 kbit/s");
+    }
+
+    #[test]
+    fn who_may_go_live_is_known_up_front() {
+        use crate::accounts::{Role, User};
+        let user = |name: &str, role: Role| User {
+            id: name.into(),
+            username: name.into(),
+            role,
+        };
+        let stream: crate::streams::Stream = serde_json::from_value(serde_json::json!({
+            "id": "s1", "owner": {"id": "ann", "username": "ann"}, "title": "t",
+            "description": "", "visibility": "public", "state": "idle",
+            "created_at": "2026-12-07T00:00:00Z", "started_at": null, "ended_at": null
+        }))
+        .expect("a stream");
+        let ann = user("ann", Role::Broadcaster);
+        let bob = user("bob", Role::Broadcaster);
+        let root = user("root", Role::Admin);
+        assert_eq!(
+            studio_access(Some(&ann), Some(&stream)),
+            StudioAccess::Owner
+        );
+        assert_eq!(
+            studio_access(Some(&root), Some(&stream)),
+            StudioAccess::Owner
+        );
+        assert_eq!(
+            studio_access(Some(&bob), Some(&stream)),
+            StudioAccess::NotOwner("ann".into())
+        );
+        assert_eq!(studio_access(None, Some(&stream)), StudioAccess::SignedOut);
+        assert_eq!(studio_access(None, None), StudioAccess::SignedOut);
+        assert_eq!(studio_access(Some(&bob), None), StudioAccess::Missing);
     }
 
     #[test]
