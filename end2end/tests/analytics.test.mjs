@@ -76,6 +76,16 @@ test('the dashboard shows live viewers by place, and the players\' time to first
   await waitFor(studio, () => Number(document.querySelector('[data-testid=status-acked]').textContent) >= 4,
     null, 'the studio goes live', 45_000);
 
+  // The master playlist is published once every rendition has a whole
+  // segment (on a loaded machine, a while after the first acks): viewers
+  // come when there is something to play, as this test's error check wants
+  // no 404 from a page that came too early.
+  for (let i = 0; ; i++) {
+    if ((await studio.request.get(url(`live/${id}/master.m3u8`))).status() === 200) break;
+    assert.ok(i < 240, `the master playlist was never published\n${server.log().slice(-2500)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
   // Three real watch pages, each in its own context (its own viewer id).
   const viewers = [];
   for (const ip of [GB_IP, GB_IP, US_IP]) {
