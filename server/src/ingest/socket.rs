@@ -397,7 +397,17 @@ async fn publish(
                     .await
                     .is_err()
                 {
-                    let reason = outcome.borrow().clone();
+                    // The pipeline drops its input as it fails and reports
+                    // why a moment later: wait (bounded) for that reason.
+                    let reason = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        outcome.wait_for(Option::is_some),
+                    )
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|r| r.clone())
+                    .unwrap_or_else(|| outcome.borrow().clone());
                     let message = match reason {
                         Some(Err(e)) => e,
                         _ => "the media pipeline stopped".into(),
