@@ -199,7 +199,7 @@ fn Watching(
         .into_any();
     }
     view! {
-        <Header stream=stream image=image state=state room=room />
+        <Header stream=stream image=image room=room />
         <div class="watch-layout">
             <div class="watch-main">
                 <Body initial=initial state=state src=src vod=vod start_at=start_at id=recording_id room=room captions=captions vod_captions=vod_captions />
@@ -325,15 +325,9 @@ fn PrivateLink(id: String, copied: RwSignal<Option<&'static str>>) -> impl IntoV
 /// Title, broadcaster, viewers and description, with the page title and
 /// link previews.
 #[component]
-fn Header(
-    stream: Option<Stream>,
-    image: Option<String>,
-    state: Signal<Option<StreamState>>,
-    room: RoomHandle,
-) -> impl IntoView {
+fn Header(stream: Option<Stream>, image: Option<String>, room: RoomHandle) -> impl IntoView {
     // LIVE is said once, by the player's live-edge button (the header says
     // nothing of it; the state shows in the player and the notes).
-    let _ = state;
     let Some(s) = stream else {
         return view! {
             <PageTitle text="Watch · Onair" />

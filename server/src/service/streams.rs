@@ -375,6 +375,13 @@ pub async fn encoder(
     })
 }
 
+/// Unix seconds as RFC 3339 (UTC), if representable.
+fn rfc3339(unix_secs: u64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix_secs).ok()?).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 /// A link that plays a private stream for `req.expires_in_secs` (owner or
 /// admin; a public or unlisted stream's link needs no token, so it gets the
 /// plain watch link).
@@ -392,14 +399,7 @@ pub async fn share(
         accounts
             .playback
             .issue(&row.id, std::time::Duration::from_secs(secs), unix_now());
-    let expires_at = i64::try_from(exp)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let expires_at = rfc3339(exp).unwrap_or_default();
     let path = if is_private(&row) {
         format!("/watch/{}?token={token}", row.id)
     } else {
@@ -466,13 +466,7 @@ pub async fn watch(
         let (token, exp) = accounts
             .playback
             .issue(&row.id, accounts.playback_ttl, unix_now());
-        let expires_at = i64::try_from(exp)
-            .ok()
-            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            });
+        let expires_at = rfc3339(exp);
         (
             format!("/live/{}/t/{token}/master.m3u8", row.id),
             Some(token),

@@ -115,6 +115,25 @@ pub(crate) async fn wait_for_state(app: &TestApp, id: &str, wanted: &str) {
     }
 }
 
+/// The stream's live playlist, read by ffprobe and FFmpeg: H.264 + AAC,
+/// 6 s (±1.1) like the input, every one of `input_frames` (±1), and it
+/// decodes without an error.
+pub(crate) fn assert_plays_as_sent(app: &TestApp, id: &str, input_frames: u64) {
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let summary = probe(&url).expect("ffprobe the live playlist");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
+    assert!(
+        (summary.duration_s - 6.0).abs() <= 1.1,
+        "as long as the input: {summary:?}"
+    );
+    let frames = video_frames(&url);
+    assert!(
+        frames.abs_diff(input_frames) <= 1,
+        "{frames} frames played of {input_frames} sent"
+    );
+    onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+}
+
 pub(crate) fn video_frames(url: &str) -> u64 {
     let json = ffprobe_json(&[
         "-count_frames",
@@ -153,19 +172,7 @@ async fn ffmpeg_publishes_over_rtmp_and_it_plays_for_as_long_as_the_input() {
 
     publish_to_the_end(&app, &id, &file, &format!("{base}/{id}_{token}")).await;
 
-    let url = app.url(&format!("/live/{id}/master.m3u8"));
-    let summary = probe(&url).expect("ffprobe the live playlist");
-    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
-    assert!(
-        (summary.duration_s - 6.0).abs() <= 1.1,
-        "as long as the input: {summary:?}"
-    );
-    let frames = video_frames(&url);
-    assert!(
-        frames.abs_diff(input_frames) <= 1,
-        "{frames} frames played of {input_frames} sent"
-    );
-    onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+    assert_plays_as_sent(&app, &id, input_frames);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,8 @@ use onair_server::media::testsrc::probe;
 
 use crate::publish::make_file;
 use crate::rtmp::{
-    assert_one_new_period_that_plays, metrics, refusal_counted, state, video_frames,
-    wait_for_state, OBS_LIKE, QUICK,
+    assert_one_new_period_that_plays, assert_plays_as_sent, metrics, refusal_counted, state,
+    video_frames, wait_for_state, OBS_LIKE, QUICK,
 };
 use crate::support::TestApp;
 
@@ -91,19 +91,7 @@ async fn ffmpeg_publishes_over_srt_and_it_plays_for_as_long_as_the_input() {
     let url = srt_url(srt.local_addr(), &format!("{id}_{token}"), "");
     publish_to_the_end(&app, &id, &file, &url).await;
 
-    let url = app.url(&format!("/live/{id}/master.m3u8"));
-    let summary = probe(&url).expect("ffprobe the live playlist");
-    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
-    assert!(
-        (summary.duration_s - 6.0).abs() <= 1.1,
-        "as long as the input: {summary:?}"
-    );
-    let frames = video_frames(&url);
-    assert!(
-        frames.abs_diff(input_frames) <= 1,
-        "{frames} frames played of {input_frames} sent"
-    );
-    onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+    assert_plays_as_sent(&app, &id, input_frames);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
