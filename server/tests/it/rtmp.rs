@@ -134,6 +134,31 @@ pub(crate) fn assert_plays_as_sent(app: &TestApp, id: &str, input_frames: u64) {
     onair_server::media::testsrc::decode(&url).expect("decodes without an error");
 }
 
+/// Each of `reasons` is counted in `/metrics` for `transport`, and the first
+/// publisher (`first`, an FFmpeg still sending to stream `id`) was never
+/// disturbed: the stream is live and FFmpeg still running. Stops it.
+pub(crate) async fn assert_refused_and_first_undisturbed(
+    app: &TestApp,
+    id: &str,
+    transport: &str,
+    reasons: &[&str],
+    first: &mut tokio::process::Child,
+) {
+    let text = metrics(app).await;
+    for reason in reasons {
+        assert!(
+            refusal_counted(&text, transport, reason),
+            "{reason} not counted:\n{text}"
+        );
+    }
+    assert_eq!(state(app, id).await, "live");
+    assert!(
+        first.try_wait().expect("wait").is_none(),
+        "still publishing"
+    );
+    let _ = first.kill().await;
+}
+
 pub(crate) fn video_frames(url: &str) -> u64 {
     let json = ffprobe_json(&[
         "-count_frames",
@@ -240,25 +265,19 @@ async fn rtmp_refusals_are_clear_and_leave_other_streams_alone() {
         assert_eq!(n, 0, "garbage gets no answer, only a close");
     }
 
-    let text = metrics(&app).await;
-    for reason in [
-        "wrong_key",
-        "already_publishing",
-        "unsupported_codec",
-        "protocol",
-    ] {
-        assert!(
-            refusal_counted(&text, "rtmp", reason),
-            "{reason} not counted:\n{text}"
-        );
-    }
-    // The first publisher was never disturbed.
-    assert_eq!(state(&app, &id).await, "live");
-    assert!(
-        first.try_wait().expect("wait").is_none(),
-        "still publishing"
-    );
-    let _ = first.kill().await;
+    assert_refused_and_first_undisturbed(
+        &app,
+        &id,
+        "rtmp",
+        &[
+            "wrong_key",
+            "already_publishing",
+            "unsupported_codec",
+            "protocol",
+        ],
+        &mut first,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,8 @@ use onair_server::media::testsrc::probe;
 
 use crate::publish::make_file;
 use crate::rtmp::{
-    assert_one_new_period_that_plays, assert_plays_as_sent, metrics, refusal_counted, state,
-    video_frames, wait_for_state, OBS_LIKE, QUICK,
+    assert_one_new_period_that_plays, assert_plays_as_sent, assert_refused_and_first_undisturbed,
+    metrics, refusal_counted, state, video_frames, wait_for_state, OBS_LIKE, QUICK,
 };
 use crate::support::TestApp;
 
@@ -146,20 +146,14 @@ async fn srt_refusals_are_clear_and_leave_other_streams_alone() {
     .expect("ffmpeg");
     drop(flv);
 
-    let text = metrics(&app).await;
-    for reason in ["wrong_key", "already_publishing", "protocol"] {
-        assert!(
-            refusal_counted(&text, "srt", reason),
-            "{reason} not counted:\n{text}"
-        );
-    }
-    // The first publisher was never disturbed.
-    assert_eq!(state(&app, &id).await, "live");
-    assert!(
-        first.try_wait().expect("wait").is_none(),
-        "still publishing"
-    );
-    let _ = first.kill().await;
+    assert_refused_and_first_undisturbed(
+        &app,
+        &id,
+        "srt",
+        &["wrong_key", "already_publishing", "protocol"],
+        &mut first,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
