@@ -15,7 +15,10 @@
 //! - 1409 (conflict): another publisher is live on the stream;
 //! - 1402 (overload): `--srt-max-connections` callers are connected.
 //!
-//! A wrong passphrase is refused by libsrt itself (`BADSECRET`). After the
+//! A wrong passphrase is refused by libsrt itself (`BADSECRET`, on the caller's
+//! side); the server counts a handshake that fails after it set the
+//! passphrase as `wrong_key`, one that fails otherwise as `protocol`, and
+//! one still unfinished after 30 s as `timeout`. After the
 //! handshake, payload that is not MPEG-TS (`protocol`), a sustained rate
 //! over `--ingest-max-bitrate` (`bitrate`) or no data for
 //! `--ingest-idle-timeout` (`timeout`) close the connection. Each refusal is
@@ -146,6 +149,11 @@ impl Drop for SrtListener {
 struct Admitted {
     stream_id: String,
     at: Instant,
+    /// The caller's address, for the log line of a handshake that fails
+    /// after the callback.
+    peer: String,
+    /// Whether the callback set the stream key as the passphrase.
+    passphrase: bool,
 }
 
 /// Shared by the listen callback, the accept thread and the connections.
@@ -308,6 +316,10 @@ pub fn serve(
         ffi::srt_listen_callback(sock, on_listen, opaque)
     })?;
     let _ = hub.srt_addr.set(addr);
+    let sweeping = listening.clone();
+    std::thread::Builder::new()
+        .name("srt-sweep".into())
+        .spawn(move || sweep_loop(sock, sweeping))?;
     std::thread::Builder::new()
         .name("srt-accept".into())
         .spawn(move || accept_loop(sock, listening))?;
@@ -372,7 +384,8 @@ impl Listening {
             Ok(r) => r,
             Err(e) => return refuse(Reason::Protocol, e.code(), &e.to_string()),
         };
-        let stream_id = if request.resource.contains('_') {
+        let passphrase = !request.resource.contains('_');
+        let stream_id = if !passphrase {
             let checked = self.runtime.block_on(async {
                 tokio::time::timeout(
                     KEY_CHECK_TIMEOUT,
@@ -416,14 +429,14 @@ impl Listening {
                     "this server takes the key in the stream id only",
                 );
             };
-            let passphrase = format!("{id}_{}", keys.stream_key(&id, &hash));
+            let secret = format!("{id}_{}", keys.stream_key(&id, &hash));
             // SAFETY: the option takes a string of the given length.
             let set = unsafe {
                 ffi::srt_setsockflag(
                     ns,
                     ffi::SRTO_PASSPHRASE,
-                    passphrase.as_ptr().cast(),
-                    passphrase.len() as c_int,
+                    secret.as_ptr().cast(),
+                    secret.len() as c_int,
                 )
             };
             if set == ffi::SRT_ERROR {
@@ -442,17 +455,61 @@ impl Listening {
             );
         }
         let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
-        // Handshakes that failed after the callback (a wrong passphrase)
-        // never reach srt_accept: forget them after a while.
-        admitted.retain(|_, a| a.at.elapsed() < Duration::from_secs(60));
         admitted.insert(
             ns,
             Admitted {
                 stream_id,
                 at: Instant::now(),
+                peer,
+                passphrase,
             },
         );
         Ok(())
+    }
+}
+
+/// How often admitted handshakes are looked at.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// An admitted caller that is neither accepted nor failed after this long
+/// abandoned its handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Counts and forgets the handshakes that failed after the listen callback
+/// admitted them, which never reach `srt_accept`: a wrong passphrase
+/// (libsrt refuses it with `BADSECRET` once the key material is exchanged),
+/// or a caller that gave up. Runs until the listener closes.
+fn sweep_loop(listener: ffi::SRTSOCKET, listening: Arc<Listening>) {
+    // SAFETY (every call below): state queries on socket ids.
+    while unsafe { ffi::srt_getsockstate(listener) } == ffi::SRTS_LISTENING {
+        std::thread::sleep(SWEEP_EVERY);
+        let mut failed = Vec::new();
+        listening
+            .admitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&ns, a| {
+                let state = unsafe { ffi::srt_getsockstate(ns) };
+                let gone = state >= ffi::SRTS_BROKEN;
+                if gone || a.at.elapsed() >= HANDSHAKE_LIMIT {
+                    failed.push((a.peer.clone(), a.stream_id.clone(), gone, a.passphrase));
+                    return false;
+                }
+                true
+            });
+        for (peer, stream, gone, passphrase) in failed {
+            // libsrt keeps the rejection reason (`BADSECRET`) on the caller's
+            // side only: a handshake that fails once its passphrase is set
+            // is counted as the key's.
+            let (reason, text) = if gone && passphrase {
+                (Reason::WrongKey, "wrong or missing passphrase")
+            } else if gone {
+                (Reason::Protocol, "the handshake failed")
+            } else {
+                (Reason::Timeout, "the handshake did not finish")
+            };
+            refused(Transport::Srt, reason);
+            tracing::warn!(%peer, %stream, reason = reason.label(), why = text, "srt caller refused");
+        }
     }
 }
 
@@ -658,6 +715,9 @@ mod ffi {
     pub const SRT_ERROR: c_int = -1;
     /// `SRTS_LISTENING` of `SRT_SOCKSTATUS`.
     pub const SRTS_LISTENING: c_int = 3;
+    /// `SRTS_BROKEN`; `CLOSING`, `CLOSED` and `NONEXIST` follow it.
+    pub const SRTS_BROKEN: c_int = 6;
+
     /// `SRT_ETIMEOUT` (`SRT_EMN(AGAIN, XMTIMEOUT)`).
     pub const SRT_ETIMEOUT: c_int = 6003;
 

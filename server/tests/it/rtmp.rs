@@ -324,6 +324,19 @@ pub(crate) async fn assert_one_new_period_that_plays(app: &TestApp, id: &str) {
 }
 
 /// Whether `/metrics` text counts a refusal of `transport` for `reason`.
+/// The value of `onair_ingest_refusals_total{transport,reason}` (0 before
+/// the first).
+pub(crate) fn refusal_count(text: &str, transport: &str, reason: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("onair_ingest_refusals_total")
+                && l.contains(&format!("transport=\"{transport}\""))
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub(crate) fn refusal_counted(text: &str, transport: &str, reason: &str) -> bool {
     text.lines().any(|l| {
         l.starts_with("onair_ingest_refusals_total")

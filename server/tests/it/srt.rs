@@ -10,7 +10,7 @@ use onair_server::media::testsrc::probe;
 use crate::publish::make_file;
 use crate::rtmp::{
     assert_one_new_period_that_plays, assert_plays_as_sent, assert_refused_and_first_undisturbed,
-    metrics, refusal_counted, state, video_frames, wait_for_state, OBS_LIKE, QUICK,
+    metrics, refusal_count, refusal_counted, state, video_frames, wait_for_state, OBS_LIKE, QUICK,
 };
 use crate::support::TestApp;
 
@@ -273,7 +273,9 @@ async fn the_encoder_panel_gives_an_srt_url_whose_passphrase_is_the_stream_key()
     let dir = tempfile::tempdir().expect("tempdir");
     let file = make_file(dir.path(), "in.mp4", 2, QUICK);
     let addr = srt.local_addr();
-    // A wrong passphrase is refused by the SRT handshake itself.
+    // A wrong passphrase is refused by the SRT handshake itself, and
+    // counted as a wrong key once the server sees the handshake fail.
+    let before = refusal_count(&metrics(&app).await, "srt", "wrong_key");
     let wrong = format!("{id}_{}", "f".repeat(32));
     let out = ffmpeg_srt(
         None,
@@ -285,6 +287,18 @@ async fn the_encoder_panel_gives_an_srt_url_whose_passphrase_is_the_stream_key()
     .await
     .expect("ffmpeg");
     assert!(!out.status.success(), "a wrong passphrase was accepted");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = refusal_count(&metrics(&app).await, "srt", "wrong_key");
+        if now > before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wrong passphrase was not counted ({before} before, {now} now)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The key as the passphrase publishes, encrypted.
     publish_to_the_end(
         &app,
