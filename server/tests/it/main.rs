@@ -12,6 +12,7 @@ mod events;
 mod http;
 mod ingest;
 mod llhls;
+mod lossy;
 mod outage;
 mod profiles;
 mod publish;

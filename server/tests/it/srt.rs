@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use onair_server::ingest::srt::{serve, SrtConfig, SrtListener};
 use onair_server::media::testsrc::probe;
 
+use onair_server::ingest::rtmp::{serve as rtmp_serve, RtmpConfig};
+
+use crate::lossy::{bind_tcp_in, bind_udp_in, LossyLink, SERVER_IP};
 use crate::publish::make_file;
 use crate::rtmp::{
     assert_one_new_period_that_plays, assert_plays_as_sent, assert_refused_and_first_undisturbed,
@@ -311,190 +314,6 @@ async fn the_encoder_panel_gives_an_srt_url_whose_passphrase_is_the_stream_key()
     assert!(summary.duration_s > 1.0, "{summary:?}");
 }
 
-/// Two network namespaces joined by a veth pair, removed when dropped (also
-/// when the test fails).
-struct LossyLink {
-    server_ns: String,
-    caller_ns: String,
-}
-
-const SERVER_IP: &str = "10.77.0.1";
-const CALLER_IP: &str = "10.77.0.2";
-/// One way of the link: 40 ms, so the round trip is 80 ms.
-const ONE_WAY: Duration = Duration::from_millis(40);
-/// Packets lost in each direction, in percent.
-const LOSS_PERCENT: u64 = 5;
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl LossyLink {
-    /// Makes the namespaces and the link; `Err` if this process may not
-    /// (no CAP_NET_ADMIN).
-    fn new() -> Result<LossyLink, String> {
-        let tag = std::process::id() % 100_000;
-        let link = LossyLink {
-            server_ns: format!("onair-srt-s{tag}"),
-            caller_ns: format!("onair-srt-c{tag}"),
-        };
-        ip(&["netns", "add", &link.server_ns])?;
-        // From here on, Drop removes what exists.
-        ip(&["netns", "add", &link.caller_ns])?;
-        let (s_if, c_if) = (format!("oas{tag}"), format!("oac{tag}"));
-        ip(&["link", "add", &s_if, "type", "veth", "peer", "name", &c_if])?;
-        for (ns, dev, addr) in [
-            (&link.server_ns, &s_if, SERVER_IP),
-            (&link.caller_ns, &c_if, CALLER_IP),
-        ] {
-            ip(&["link", "set", dev, "netns", ns])?;
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(link)
-    }
-
-    /// Adds loss and delay to both ends of the veth with `tc netem`; false
-    /// if this kernel has no netem.
-    fn netem(&self) -> bool {
-        let tag = std::process::id() % 100_000;
-        [
-            (&self.server_ns, format!("oas{tag}")),
-            (&self.caller_ns, format!("oac{tag}")),
-        ]
-        .iter()
-        .all(|(ns, dev)| {
-            std::process::Command::new("ip")
-                .args([
-                    "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "netem",
-                ])
-                .args(["loss", &format!("{LOSS_PERCENT}%"), "delay"])
-                .arg(format!("{}ms", ONE_WAY.as_millis()))
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-    }
-}
-
-impl Drop for LossyLink {
-    fn drop(&mut self) {
-        // Removing a namespace removes its end of the veth, and so the pair.
-        for ns in [&self.server_ns, &self.caller_ns] {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
-/// A UDP socket bound to `addr` inside network namespace `ns` (a thread
-/// enters it just to bind; the socket stays there).
-fn bind_in(ns: &str, addr: &str) -> std::net::UdpSocket {
-    use std::os::fd::AsRawFd;
-    let path = format!("/var/run/netns/{ns}");
-    let addr = addr.to_string();
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("the namespace");
-        // SAFETY: setns on this thread only, with a namespace descriptor.
-        let entered = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-        std::net::UdpSocket::bind(addr).expect("bind in the namespace")
-    })
-    .join()
-    .expect("bind thread")
-}
-
-/// Where the kernel has no `netem` (this machine's does not): the same
-/// impairment in user space, on the server's side of the link. A relay in
-/// the server's namespace takes the caller's packets on `SERVER_IP`, and
-/// forwards each way after [`ONE_WAY`], dropping [`LOSS_PERCENT`] (a fixed
-/// pseudo-random sequence). Returns the relay's port.
-fn user_space_netem(ns: &str, server_port: u16) -> (u16, Vec<tokio::task::JoinHandle<()>>) {
-    use std::sync::{Arc, Mutex};
-    let front = bind_in(ns, &format!("{SERVER_IP}:0"));
-    let back = bind_in(ns, "127.0.0.1:0");
-    back.connect(("127.0.0.1", server_port)).expect("connect");
-    let port = front.local_addr().expect("addr").port();
-    for s in [&front, &back] {
-        s.set_nonblocking(true).expect("nonblocking");
-    }
-    let front = Arc::new(tokio::net::UdpSocket::from_std(front).expect("tokio"));
-    let back = Arc::new(tokio::net::UdpSocket::from_std(back).expect("tokio"));
-    let caller = Arc::new(Mutex::new(None::<std::net::SocketAddr>));
-    let lossy = |seed: u64| {
-        let mut x = seed;
-        move || {
-            // xorshift64
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % 100 < LOSS_PERCENT
-        }
-    };
-    let (up_tx, mut up_rx) =
-        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-    let (down_tx, mut down_rx) =
-        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-    let mut tasks = Vec::new();
-    {
-        let (front, caller) = (front.clone(), caller.clone());
-        let mut drop_it = lossy(0x9e37_79b9_7f4a_7c15);
-        tasks.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            while let Ok((n, from)) = front.recv_from(&mut buf).await {
-                *caller.lock().expect("lock") = Some(from);
-                if !drop_it() {
-                    let at = tokio::time::Instant::now() + ONE_WAY;
-                    let _ = up_tx.send((at, buf[..n].to_vec()));
-                }
-            }
-        }));
-    }
-    {
-        let back = back.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some((at, p)) = up_rx.recv().await {
-                tokio::time::sleep_until(at).await;
-                let _ = back.send(&p).await;
-            }
-        }));
-    }
-    {
-        let back = back.clone();
-        let mut drop_it = lossy(0xd1b5_4a32_d192_ed03);
-        tasks.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            while let Ok(n) = back.recv(&mut buf).await {
-                if !drop_it() {
-                    let at = tokio::time::Instant::now() + ONE_WAY;
-                    let _ = down_tx.send((at, buf[..n].to_vec()));
-                }
-            }
-        }));
-    }
-    tasks.push(tokio::spawn(async move {
-        while let Some((at, p)) = down_rx.recv().await {
-            tokio::time::sleep_until(at).await;
-            let to = *caller.lock().expect("lock");
-            if let Some(to) = to {
-                let _ = front.send_to(&p, to).await;
-            }
-        }
-    }));
-    (port, tasks)
-}
-
 /// The MD5 of every decoded video frame of `input`, in order.
 fn frame_md5s(input: &str) -> Vec<String> {
     let out = std::process::Command::new("ffmpeg")
@@ -516,17 +335,18 @@ fn frame_md5s(input: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
-    let link = match LossyLink::new() {
+    let link = match LossyLink::new("srt") {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
                 "SKIPPED srt_delivers_every_frame_over_a_link_that_loses_five_percent: \
-                 this test makes network namespaces and a veth pair, which needs root \
+                 this test makes network namespaces and a lossy link, which needs root \
                  (CAP_NET_ADMIN): {e}"
             );
             return;
         }
     };
+    eprintln!("the link: {}", link.how);
     // SRT sends its shutdown once, and a link that loses 5% may lose it: the
     // server then notices the silence after libsrt's 5 s peer idle time-out,
     // and the stream is `interrupted` after the grace (1 s here) instead of
@@ -540,19 +360,17 @@ async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
     .await;
     // SRT latency 8× the 80 ms round trip (the rule of thumb is at least 4×).
     let latency_ms = 640;
-    let server_socket = bind_in(&link.server_ns, "0.0.0.0:0");
-    let server_port = server_socket.local_addr().expect("addr").port();
+    let server_socket = bind_udp_in(&link.server_ns, "0.0.0.0:0");
+    let srt_port = server_socket.local_addr().expect("addr").port();
     let _srt = srt_listener_on(&app, server_socket, latency_ms);
-    let (port, relay) = if link.netem() {
-        eprintln!("the link: tc netem, {LOSS_PERCENT}% loss and {ONE_WAY:?} each way");
-        (server_port, Vec::new())
-    } else {
-        eprintln!(
-            "the link: this kernel has no netem; {LOSS_PERCENT}% loss and {ONE_WAY:?} each way \
-             in a relay in the server's namespace"
-        );
-        user_space_netem(&link.server_ns, server_port)
+    // Plain TCP beside it: RTMP, on the same link.
+    let rtmp = bind_tcp_in(&link.server_ns, "0.0.0.0:0");
+    let rtmp_port = rtmp.local_addr().expect("addr").port();
+    let cfg = RtmpConfig {
+        keys: Some(app.state.accounts.playback.clone()),
+        ..RtmpConfig::default()
     };
+    let rtmp_task = tokio::spawn(rtmp_serve(rtmp, app.state.ingest.clone(), cfg));
 
     let dir = tempfile::tempdir().expect("tempdir");
     // 2 Mbit/s, about 190 SRT packets a second: some 100 lost each way.
@@ -577,41 +395,86 @@ async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
             "mpegts",
         ],
     );
+    let sent = frame_md5s(file.to_str().expect("utf8"));
+    assert_eq!(sent.len(), 300, "the input has 10 s at 30 fps");
+
     let (id, token) = app.new_stream().await;
     let url = srt_url(
-        format!("{SERVER_IP}:{port}"),
+        format!("{SERVER_IP}:{srt_port}"),
         &format!("{id}_{token}"),
         &format!("&latency={}", latency_ms * 1000),
     );
     // Linger long enough for the last packets' retransmissions.
     let url = url.replace("linger=3", "linger=10");
+    let began = Instant::now();
     let out = ffmpeg_srt(Some(&link.caller_ns), &file, &url, &[])
         .output()
         .await
         .expect("ffmpeg");
+    let srt_took = began.elapsed();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    wait_until_over(&app, &id).await;
+    let played = frame_md5s(&app.url(&format!("/live/{id}/master.m3u8")));
+    assert_eq!(played.len(), sent.len(), "every frame arrived");
+    let differing = sent.iter().zip(&played).filter(|(a, b)| a != b).count();
+    assert_eq!(differing, 0, "every frame is the input's, bit for bit");
+
+    // The same input over RTMP (TCP) on the same link. TCP loses nothing
+    // either, but every loss stalls the byte stream for a retransmission,
+    // and its window shrinks: on 5% loss and an 80 ms round trip it
+    // carries well under the 2 Mbit/s the input needs in real time.
+    let (id, token) = app.new_stream().await;
+    let began = Instant::now();
+    let mut tcp = tokio::process::Command::new("ip");
+    tcp.args(["netns", "exec", &link.caller_ns, "ffmpeg"])
+        .args(["-hide_banner", "-v", "error", "-re", "-i"])
+        .arg(&file)
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(format!("rtmp://{SERVER_IP}:{rtmp_port}/live/{id}_{token}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), tcp.output())
+        .await
+        .expect("RTMP over the lossy link finished within 2 minutes")
+        .expect("ffmpeg");
+    let tcp_took = began.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until_over(&app, &id).await;
+    let played = frame_md5s(&app.url(&format!("/live/{id}/master.m3u8")));
+    let tcp_same = sent.iter().zip(&played).filter(|(a, b)| a == b).count();
+    eprintln!(
+        "over the same link ({}): 10 s of 2 Mbit/s media took {:.1} s to send over SRT \
+         (latency {latency_ms} ms), {} of 300 frames bit for bit; {:.1} s over RTMP/TCP, \
+         {tcp_same} of 300 frames bit for bit",
+        link.how,
+        srt_took.as_secs_f64(),
+        sent.len(),
+        tcp_took.as_secs_f64(),
+    );
+    rtmp_task.abort();
+    drop(link);
+}
+
+/// Waits until the stream is over: `ended`, or `interrupted` if the link
+/// lost the encoder's goodbye (see above).
+async fn wait_until_over(app: &TestApp, id: &str) {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let now = state(&app, &id).await;
+        let now = state(app, id).await;
         if now == "ended" || now == "interrupted" {
-            break;
+            return;
         }
         assert!(Instant::now() < until, "stream {id} still {now}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for task in relay {
-        task.abort();
-    }
-
-    let sent = frame_md5s(file.to_str().expect("utf8"));
-    let played = frame_md5s(&app.url(&format!("/live/{id}/master.m3u8")));
-    assert_eq!(sent.len(), 300, "the input has 10 s at 30 fps");
-    assert_eq!(played.len(), sent.len(), "every frame arrived");
-    let differing = sent.iter().zip(&played).filter(|(a, b)| a != b).count();
-    assert_eq!(differing, 0, "every frame is the input's, bit for bit");
-    drop(link);
 }
