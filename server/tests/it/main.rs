@@ -8,6 +8,7 @@ mod bundle;
 mod captions;
 mod connections;
 mod db;
+mod edge;
 mod events;
 mod http;
 mod ingest;
