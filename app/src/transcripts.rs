@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::streams::StreamState;
+use crate::protocol::StreamState;
 
 /// One transcribed line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,8 +10,9 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::{Beacon, Meter, HEARTBEAT_SECS};
-use crate::events::ClientMessage;
+use super::Meter;
+use crate::protocol::beacon::{Beacon, HEARTBEAT_SECS};
+use crate::protocol::events::ClientMessage;
 use crate::realtime::RoomHandle;
 
 /// The URL of the HTTP fallback.

@@ -15,7 +15,7 @@
 
 use leptos::prelude::*;
 
-use crate::events::Caption;
+use crate::protocol::events::Caption;
 use crate::transcripts::{active_line, caption_lines, TranscriptLine};
 
 /// Characters per caption line (two lines at most on screen).
@@ -1194,7 +1194,7 @@ mod hls {
 #[cfg(test)]
 mod tests {
     use super::{behind_live, clock, level_label, live_caption, shortcut, Shortcut, TimedCaption};
-    use crate::events::Caption;
+    use crate::protocol::events::Caption;
     use std::collections::VecDeque;
 
     fn cue(start_ms: i64, end_ms: i64, text: &str) -> Caption {

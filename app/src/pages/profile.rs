@@ -12,7 +12,8 @@ use crate::components::head::PageTitle;
 use leptos_router::hooks::use_params_map;
 
 use crate::components::stream_meta::{StateBadge, StreamTime};
-use crate::streams::{user_profile, Profile, Stream, StreamState};
+use crate::protocol::StreamState;
+use crate::streams::{user_profile, Profile, Stream};
 
 /// A broadcaster's public page.
 #[component]

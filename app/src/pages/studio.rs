@@ -13,9 +13,10 @@ use leptos_router::hooks::use_params_map;
 
 use crate::accounts::{current_user, Role, User};
 use crate::components::chat::Chat;
-use crate::events::ClientRole;
+use crate::protocol::events::ClientRole;
+use crate::protocol::StreamState;
 use crate::realtime::use_room;
-use crate::streams::{get_stream, Stream, StreamState};
+use crate::streams::{get_stream, Stream};
 
 /// The recorder MIME types the studio tries, best first: H.264 (copied by the
 /// server without re-encoding), then VP9, then VP8.

@@ -20,11 +20,11 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::components::chat::{Chat, ViewerCount};
 use crate::components::clipboard::copy;
 use crate::components::player::Player;
-use crate::events::ClientRole;
+use crate::protocol::events::ClientRole;
+use crate::protocol::StreamState;
 use crate::realtime::{use_room, RoomHandle};
 use crate::streams::{
-    create_share_link, get_stream, watch_stream, Stream, StreamState, Visibility,
-    SHARE_LINK_CHOICES,
+    create_share_link, get_stream, watch_stream, Stream, Visibility, SHARE_LINK_CHOICES,
 };
 
 /// The master playlist URL for a stream, with its playback token if any.

@@ -15,7 +15,7 @@ use super::{
     close_message, events_url, heartbeat, is_final_close, new_viewer_id, Beat, Link, RoomHandle,
     BACKOFF_MS, TICK_MS, VIEWER_ID_KEY,
 };
-use crate::events::{
+use crate::protocol::events::{
     valid_viewer_id, ClientMessage, ClientRole, Envelope, ModerationAction, ServerEvent,
 };
 use crate::retry::backoff_ms;
