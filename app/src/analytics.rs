@@ -1,7 +1,7 @@
 //! Analytics types shared by the watch page (its quality meter and beacon
 //! loop), the server (the `GET /api/v1/streams/{id}/analytics` answer) and
-//! the dashboard, and the formatting the dashboard uses ("1.2k viewers",
-//! "3h 20m"). The beacons' wire types are in [`crate::protocol::beacon`].
+//! the dashboard, and the dashboard's CSV export. The beacons' wire types
+//! are in [`crate::protocol::beacon`]; numbers for people in [`crate::format`].
 
 use serde::{Deserialize, Serialize};
 
@@ -347,61 +347,6 @@ pub fn watch_bucket(secs: u64) -> usize {
         .unwrap_or(0)
 }
 
-/// A count for a person: `950`, `1.2k`, `12k`, `3.4M`.
-pub fn human_count(n: u64) -> String {
-    fn short(n: u64, unit: u64, suffix: &str) -> String {
-        // u128: no overflow near u64::MAX.
-        let (n, unit) = (u128::from(n), u128::from(unit));
-        let tenths = (n * 10 + unit / 2) / unit;
-        if tenths >= 100 {
-            format!("{}{suffix}", (n + unit / 2) / unit)
-        } else if tenths.is_multiple_of(10) {
-            format!("{}{suffix}", tenths / 10)
-        } else {
-            format!("{}.{}{suffix}", tenths / 10, tenths % 10)
-        }
-    }
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..999_500 => short(n, 1_000, "k"),
-        _ => short(n, 1_000_000, "M"),
-    }
-}
-
-/// A duration for a person: `45s`, `12m 5s`, `3h 20m`, `2d 4h`.
-pub fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {s}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Milliseconds for a person: `850 ms`, `1.4 s`, `12 s`.
-pub fn human_ms(ms: u32) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 10_000 {
-        format!("{}.{} s", ms / 1000, (ms % 1000 + 50) / 100 % 10)
-    } else {
-        format!("{} s", (u64::from(ms) + 500) / 1000)
-    }
-}
-
-/// A bitrate for a person: `800 kbit/s`, `2.5 Mbit/s`.
-pub fn human_bitrate(bps: u64) -> String {
-    if bps >= 1_000_000 {
-        format!("{}.{} Mbit/s", bps / 1_000_000, bps / 100_000 % 10)
-    } else {
-        format!("{} kbit/s", bps / 1000)
-    }
-}
-
 /// A CSV document from a header and rows; fields with commas, quotes or
 /// line breaks are quoted.
 pub fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -459,34 +404,6 @@ pub fn ua_family(ua: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_read_like_a_person_writes_them() {
-        assert_eq!(human_count(0), "0");
-        assert_eq!(human_count(999), "999");
-        assert_eq!(human_count(1000), "1k");
-        assert_eq!(human_count(1234), "1.2k");
-        assert_eq!(human_count(12_345), "12k");
-        assert_eq!(human_count(999_400), "999k");
-        assert_eq!(human_count(999_600), "1M");
-        assert_eq!(human_count(3_400_000), "3.4M");
-        // Stored numbers may be anything: the largest ones still format.
-        assert_eq!(human_count(u64::MAX), "18446744073710M");
-        assert_eq!(human_ms(u32::MAX), "4294967 s");
-    }
-
-    #[test]
-    fn durations_have_two_units_at_most() {
-        assert_eq!(human_duration(45), "45s");
-        assert_eq!(human_duration(725), "12m 5s");
-        assert_eq!(human_duration(3 * 3600 + 20 * 60 + 9), "3h 20m");
-        assert_eq!(human_duration(2 * 86_400 + 4 * 3600), "2d 4h");
-        assert_eq!(human_ms(850), "850 ms");
-        assert_eq!(human_ms(1420), "1.4 s");
-        assert_eq!(human_ms(12_400), "12 s");
-        assert_eq!(human_bitrate(800_000), "800 kbit/s");
-        assert_eq!(human_bitrate(2_500_000), "2.5 Mbit/s");
-    }
 
     #[test]
     fn csv_quotes_what_needs_it() {

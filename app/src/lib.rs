@@ -15,6 +15,8 @@
 //! - [`transcripts`]: transcript lines, their WebVTT/SRT/text forms and the
 //!   transcript page's server function; [`search`]: search results with
 //!   safe highlights; [`summaries`]: on-demand summaries of a transcript.
+//! - [`format`]: numbers for people (the `m:ss` clock, counts, durations,
+//!   sizes, bitrates).
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`protocol`]: the wire types, a leaf below every area: the events
 //!   WebSocket (viewer count, stream state, chat, moderation, captions) and
@@ -27,6 +29,7 @@
 //!   resume) feeding a room into signals; [`retry`]: reconnect backoff.
 //! - [`publisher`]: the studio's side of the ingest protocol as a sans-IO state
 //!   machine (numbering, acks, resend after a drop, recorder restarts).
+//! - `browser` (browser only): the wall and monotonic clocks.
 //! - [`backend`] (server only): the trait the server implements so server
 //!   functions can reach the database without this crate depending on it.
 
@@ -38,6 +41,7 @@ pub mod assets;
 pub mod chat;
 pub mod components;
 pub mod error;
+pub mod format;
 pub mod health;
 pub mod html;
 pub mod ids;
@@ -55,6 +59,8 @@ pub mod transcripts;
 
 #[cfg(feature = "ssr")]
 pub mod backend;
+#[cfg(feature = "hydrate")]
+pub mod browser;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags};

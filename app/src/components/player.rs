@@ -15,6 +15,7 @@
 
 use leptos::prelude::*;
 
+use crate::format::clock;
 use crate::protocol::events::Caption;
 use crate::transcripts::{active_line, caption_lines, TranscriptLine};
 
@@ -275,17 +276,6 @@ pub fn shortcut(key: &str, modifiers: bool, focus_tag: &str, editable: bool) -> 
         "ArrowRight" => Shortcut::Seek(5),
         _ => return None,
     })
-}
-
-/// "m:ss" (or "h:mm:ss") for a position in milliseconds.
-pub fn clock(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
 }
 
 /// Playback speeds the recording player offers.
@@ -668,6 +658,7 @@ mod hls {
     use web_sys::HtmlVideoElement;
 
     use super::{behind_live, level_label, PlayerState, PlayerStatus, QualityLevel};
+    use crate::browser::now_ms;
 
     /// Delay before retrying after the stream was not there or failed.
     const RETRY_MS: i32 = 3000;
@@ -701,11 +692,6 @@ mod hls {
         /// The wall-clock time of the playhead, from `EXT-X-PROGRAM-DATE-TIME`.
         #[wasm_bindgen(method, getter = playingDate)]
         fn playing_date(this: &Hls) -> Option<js_sys::Date>;
-    }
-
-    /// Wall-clock Unix ms.
-    fn wall_ms() -> i64 {
-        js_sys::Date::now() as i64
     }
 
     /// Reports to the page's quality meter, if it has one.
@@ -923,14 +909,14 @@ mod hls {
         let w = weak.clone();
         let on_playing = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = w.upgrade() {
-                measure(&inner, |m| m.playing(wall_ms()));
+                measure(&inner, |m| m.playing(now_ms()));
                 set_playing(&inner);
             }
         });
         let w = weak.clone();
         let on_waiting = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = w.upgrade() {
-                measure(&inner, |m| m.waiting(wall_ms()));
+                measure(&inner, |m| m.waiting(now_ms()));
             }
         });
         let w = weak.clone();
@@ -954,7 +940,7 @@ mod hls {
                 return;
             }
             // Playback advancing means playing, whichever event came first.
-            measure(&inner, |m| m.playing(wall_ms()));
+            measure(&inner, |m| m.playing(now_ms()));
             set_playing(&inner);
             if inner.vod {
                 return;
@@ -963,7 +949,7 @@ mod hls {
             if let Some(date) = date {
                 let at = date.get_time();
                 if at.is_finite() {
-                    measure(&inner, |m| m.latency(wall_ms() - at as i64));
+                    measure(&inner, |m| m.latency(now_ms() - at as i64));
                     let _ = inner.state.program_ms.try_set(Some(at as i64));
                 }
             }
@@ -1154,7 +1140,7 @@ mod hls {
                 return;
             }
             inner.native.set(true);
-            measure(inner, |m| m.loading(wall_ms()));
+            measure(inner, |m| m.loading(now_ms()));
             match inner.start_at {
                 // A media fragment starts native playback there.
                 Some(t) if inner.vod => video.set_src(&format!("{}#t={t}", inner.src)),
@@ -1184,7 +1170,7 @@ mod hls {
         hls.on("hlsLevelUpdated", cb.on_level_updated.as_ref());
         hls.on("hlsManifestParsed", cb.on_manifest.as_ref());
         hls.on("hlsLevelSwitched", cb.on_level_switched.as_ref());
-        measure(inner, |m| m.loading(wall_ms()));
+        measure(inner, |m| m.loading(now_ms()));
         hls.load_source(&inner.src);
         hls.attach_media(&video);
         *inner.hls.borrow_mut() = Some(hls);
@@ -1193,7 +1179,7 @@ mod hls {
 
 #[cfg(test)]
 mod tests {
-    use super::{behind_live, clock, level_label, live_caption, shortcut, Shortcut, TimedCaption};
+    use super::{behind_live, level_label, live_caption, shortcut, Shortcut, TimedCaption};
     use crate::protocol::events::Caption;
     use std::collections::VecDeque;
 
@@ -1297,14 +1283,6 @@ mod tests {
         // Browser and system shortcuts stay theirs.
         assert_eq!(shortcut("f", true, "BODY", false), None);
         assert_eq!(shortcut("x", false, "BODY", false), None);
-    }
-
-    #[test]
-    fn the_clock_reads_minutes_and_hours() {
-        assert_eq!(clock(0), "0:00");
-        assert_eq!(clock(-5), "0:00");
-        assert_eq!(clock(65_400), "1:05");
-        assert_eq!(clock(3_725_000), "1:02:05");
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn ProfileStream(stream: Stream) -> impl IntoView {
                         None => view! { <span class="thumb thumb-empty" aria-hidden="true"></span> }.into_any(),
                     }}
                     <span class="thumb-duration" data-testid="profile-duration">
-                        {crate::recordings::format_duration(r.duration_ms)}
+                        {crate::format::clock_secs(r.duration_ms / 1000)}
                     </span>
                 </a>
             })}

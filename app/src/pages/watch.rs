@@ -475,7 +475,8 @@ fn TranscriptLink(id: String) -> impl IntoView {
 /// The MP4 download link (with its size), or how far its making has got.
 #[component]
 fn RecordingDownload(id: String) -> impl IntoView {
-    use crate::recordings::{format_bytes, get_recording, Mp4State};
+    use crate::format::human_bytes;
+    use crate::recordings::{get_recording, Mp4State};
     let rec = Resource::new(
         move || id.clone(),
         |id| async move { get_recording(id).await.ok() },
@@ -488,7 +489,7 @@ fn RecordingDownload(id: String) -> impl IntoView {
                     (Mp4State::Ready, Some(url)) => view! {
                         <p class="muted" data-testid="recording-download">
                             <a href=url download="">"Download MP4"</a>
-                            {r.mp4.bytes.map(|b| format!(" ({})", format_bytes(b)))}
+                            {r.mp4.bytes.map(|b| format!(" ({})", human_bytes(b)))}
                         </p>
                     }.into_any(),
                     (Mp4State::Failed, _) => view! {

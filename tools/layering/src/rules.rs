@@ -132,10 +132,20 @@ pub const APP: Rule = Rule {
         ("clients", &["realtime", "publisher", "retry"]),
         // Wire types of the two sockets, close reasons, beacons, stream state.
         ("protocol", &["protocol"]),
-        // Shared rules and the error that crosses the wire.
+        // Shared rules, helpers and the error that crosses the wire.
         (
             "leaves",
-            &["error", "html", "ids", "return_to", "backend", "assets"],
+            &[
+                "error",
+                "html",
+                "ids",
+                "return_to",
+                "backend",
+                "assets",
+                // Numbers for people; the browser's clocks (hydrate only).
+                "format",
+                "browser",
+            ],
         ),
     ],
     exceptions: &[
