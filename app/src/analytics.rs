@@ -1,11 +1,11 @@
-//! Analytics types shared by the watch page (beacons), the server (the
-//! `GET /api/v1/streams/{id}/analytics` answer) and the dashboard, and the
-//! formatting the dashboard uses ("1.2k viewers", "3h 20m").
-//!
-//! Counters in a [`Quality`] beacon are cumulative for the page session, so a
-//! lost beacon loses nothing: the server adds the difference to the last one.
+//! Analytics types shared by the watch page (its quality meter and beacon
+//! loop), the server (the `GET /api/v1/streams/{id}/analytics` answer) and
+//! the dashboard, and the dashboard's CSV export. The beacons' wire types
+//! are in [`crate::protocol::beacon`]; numbers for people in [`crate::format`].
 
 use serde::{Deserialize, Serialize};
+
+use crate::protocol::beacon::Quality;
 
 #[cfg(feature = "hydrate")]
 pub mod beacons;
@@ -20,99 +20,6 @@ pub fn use_beacons(stream: String, room: crate::realtime::RoomHandle) -> Meter {
     #[cfg(not(feature = "hydrate"))]
     let _ = (stream, room);
     meter
-}
-
-/// How often a watch page sends a heartbeat beacon, in seconds.
-pub const HEARTBEAT_SECS: u32 = 10;
-
-/// Playback quality as a watch page measured it so far (cumulative counters).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quality {
-    /// Time from starting the player to the first frame, ms (once known).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttff_ms: Option<u32>,
-    /// Stalls (rebuffering) so far.
-    #[serde(default)]
-    pub stalls: u32,
-    /// Time spent stalled so far, ms.
-    #[serde(default)]
-    pub stall_ms: u64,
-    /// The rendition playing now, e.g. `720p`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rendition: Option<String>,
-    /// Its bitrate, bit/s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bitrate: Option<u32>,
-    /// Rendition switches so far.
-    #[serde(default)]
-    pub switches: u32,
-    /// Distance from the live edge (wall clock minus the playhead's
-    /// `EXT-X-PROGRAM-DATE-TIME`), ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<u32>,
-    /// Fatal player errors so far.
-    #[serde(default)]
-    pub errors: u32,
-}
-
-/// The most a beacon may report, per field. Beacons come from anonymous
-/// clients, so the server clamps every number to these bounds on arrival
-/// ([`Quality::bounded`]) before it adds anything up; the counters are
-/// cumulative for a page session, so each beacon's increase is bounded too.
-/// Documented in `docs/api.md` ("Beacons").
-pub mod bounds {
-    /// Time to first frame, ms (10 minutes).
-    pub const TTFF_MS: u32 = 600_000;
-    /// Stalls in one page session.
-    pub const STALLS: u32 = 100_000;
-    /// Time stalled in one page session, ms (7 days).
-    pub const STALL_MS: u64 = 7 * 86_400_000;
-    /// Rendition switches in one page session.
-    pub const SWITCHES: u32 = 100_000;
-    /// Distance from the live edge, ms (1 hour).
-    pub const LATENCY_MS: u32 = 3_600_000;
-    /// Bitrate of the rendition playing, bit/s (1 Gbit/s).
-    pub const BITRATE: u32 = 1_000_000_000;
-    /// Fatal player errors in one page session.
-    pub const ERRORS: u32 = 10_000;
-    /// Characters of a rendition name.
-    pub const RENDITION_CHARS: usize = 32;
-}
-
-impl Quality {
-    /// This beacon with every number clamped to [`bounds`] (and the
-    /// rendition name cut to [`bounds::RENDITION_CHARS`]).
-    pub fn bounded(&self) -> Quality {
-        Quality {
-            ttff_ms: self.ttff_ms.map(|v| v.min(bounds::TTFF_MS)),
-            stalls: self.stalls.min(bounds::STALLS),
-            stall_ms: self.stall_ms.min(bounds::STALL_MS),
-            rendition: self
-                .rendition
-                .as_ref()
-                .map(|r| r.chars().take(bounds::RENDITION_CHARS).collect()),
-            bitrate: self.bitrate.map(|v| v.min(bounds::BITRATE)),
-            switches: self.switches.min(bounds::SWITCHES),
-            latency_ms: self.latency_ms.map(|v| v.min(bounds::LATENCY_MS)),
-            errors: self.errors.min(bounds::ERRORS),
-        }
-    }
-}
-
-/// `POST /api/v1/beacons`: a heartbeat (or a leave) sent over HTTP when the
-/// events socket is down, or with `navigator.sendBeacon` when the page closes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Beacon {
-    /// The stream watched.
-    pub stream_id: String,
-    /// The browser's anonymous viewer id (as in the events `hello`).
-    pub viewer_id: String,
-    /// The page is going away: end the session now.
-    #[serde(default)]
-    pub leave: bool,
-    /// Playback quality so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<Quality>,
 }
 
 /// A count per place or per name.
@@ -440,61 +347,6 @@ pub fn watch_bucket(secs: u64) -> usize {
         .unwrap_or(0)
 }
 
-/// A count for a person: `950`, `1.2k`, `12k`, `3.4M`.
-pub fn human_count(n: u64) -> String {
-    fn short(n: u64, unit: u64, suffix: &str) -> String {
-        // u128: no overflow near u64::MAX.
-        let (n, unit) = (u128::from(n), u128::from(unit));
-        let tenths = (n * 10 + unit / 2) / unit;
-        if tenths >= 100 {
-            format!("{}{suffix}", (n + unit / 2) / unit)
-        } else if tenths.is_multiple_of(10) {
-            format!("{}{suffix}", tenths / 10)
-        } else {
-            format!("{}.{}{suffix}", tenths / 10, tenths % 10)
-        }
-    }
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..999_500 => short(n, 1_000, "k"),
-        _ => short(n, 1_000_000, "M"),
-    }
-}
-
-/// A duration for a person: `45s`, `12m 5s`, `3h 20m`, `2d 4h`.
-pub fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {s}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Milliseconds for a person: `850 ms`, `1.4 s`, `12 s`.
-pub fn human_ms(ms: u32) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 10_000 {
-        format!("{}.{} s", ms / 1000, (ms % 1000 + 50) / 100 % 10)
-    } else {
-        format!("{} s", (u64::from(ms) + 500) / 1000)
-    }
-}
-
-/// A bitrate for a person: `800 kbit/s`, `2.5 Mbit/s`.
-pub fn human_bitrate(bps: u64) -> String {
-    if bps >= 1_000_000 {
-        format!("{}.{} Mbit/s", bps / 1_000_000, bps / 100_000 % 10)
-    } else {
-        format!("{} kbit/s", bps / 1000)
-    }
-}
-
 /// A CSV document from a header and rows; fields with commas, quotes or
 /// line breaks are quoted.
 pub fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -552,72 +404,6 @@ pub fn ua_family(ua: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_read_like_a_person_writes_them() {
-        assert_eq!(human_count(0), "0");
-        assert_eq!(human_count(999), "999");
-        assert_eq!(human_count(1000), "1k");
-        assert_eq!(human_count(1234), "1.2k");
-        assert_eq!(human_count(12_345), "12k");
-        assert_eq!(human_count(999_400), "999k");
-        assert_eq!(human_count(999_600), "1M");
-        assert_eq!(human_count(3_400_000), "3.4M");
-        // Stored numbers may be anything: the largest ones still format.
-        assert_eq!(human_count(u64::MAX), "18446744073710M");
-        assert_eq!(human_ms(u32::MAX), "4294967 s");
-    }
-
-    #[test]
-    fn beacons_are_clamped_to_the_bounds() {
-        let absurd = Quality {
-            ttff_ms: Some(u32::MAX),
-            stalls: u32::MAX,
-            stall_ms: u64::MAX,
-            rendition: Some("x".repeat(10_000)),
-            bitrate: Some(u32::MAX),
-            switches: u32::MAX,
-            latency_ms: Some(u32::MAX),
-            errors: u32::MAX,
-        };
-        let b = absurd.bounded();
-        assert_eq!(b.ttff_ms, Some(bounds::TTFF_MS));
-        assert_eq!(b.stalls, bounds::STALLS);
-        assert_eq!(b.stall_ms, bounds::STALL_MS);
-        assert_eq!(
-            b.rendition.map(|r| r.chars().count()),
-            Some(bounds::RENDITION_CHARS)
-        );
-        assert_eq!(b.bitrate, Some(bounds::BITRATE));
-        assert_eq!(b.switches, bounds::SWITCHES);
-        assert_eq!(b.latency_ms, Some(bounds::LATENCY_MS));
-        assert_eq!(b.errors, bounds::ERRORS);
-        // What a real player reports passes unchanged.
-        let real = Quality {
-            ttff_ms: Some(900),
-            stalls: 2,
-            stall_ms: 1500,
-            rendition: Some("720p".into()),
-            bitrate: Some(2_000_000),
-            switches: 1,
-            latency_ms: Some(2600),
-            errors: 0,
-        };
-        assert_eq!(real.bounded(), real);
-    }
-
-    #[test]
-    fn durations_have_two_units_at_most() {
-        assert_eq!(human_duration(45), "45s");
-        assert_eq!(human_duration(725), "12m 5s");
-        assert_eq!(human_duration(3 * 3600 + 20 * 60 + 9), "3h 20m");
-        assert_eq!(human_duration(2 * 86_400 + 4 * 3600), "2d 4h");
-        assert_eq!(human_ms(850), "850 ms");
-        assert_eq!(human_ms(1420), "1.4 s");
-        assert_eq!(human_ms(12_400), "12 s");
-        assert_eq!(human_bitrate(800_000), "800 kbit/s");
-        assert_eq!(human_bitrate(2_500_000), "2.5 Mbit/s");
-    }
 
     #[test]
     fn csv_quotes_what_needs_it() {
@@ -691,17 +477,5 @@ mod tests {
         assert_eq!(q.errors, 1);
         m.latency(-50);
         assert_eq!(m.snapshot(9_000).latency_ms, None);
-    }
-
-    #[test]
-    fn a_beacon_reads_with_missing_fields() {
-        let b: Beacon = serde_json::from_str(r#"{"stream_id":"s1","viewer_id":"abcdefgh"}"#)
-            .expect("minimal beacon");
-        assert!(!b.leave);
-        assert_eq!(b.quality, None);
-        let q: Quality = serde_json::from_str(r#"{"ttff_ms":800,"stalls":2}"#).expect("quality");
-        assert_eq!(q.ttff_ms, Some(800));
-        assert_eq!(q.stalls, 2);
-        assert_eq!(q.latency_ms, None);
     }
 }

@@ -7,24 +7,29 @@
 //! - `components/`: the layout shell (header, navigation, theme toggle,
 //!   footer), the live player, and the chat with the viewer count.
 //! - `pages/`: one file per page.
-//! - [`analytics`]: viewer-session beacons, the analytics API answer and the
-//!   dashboard's number formatting.
+//! - [`analytics`]: the watch page's quality meter and beacon loop, the
+//!   analytics API answer and the dashboard's number formatting.
 //! - [`accounts`]: users, roles, credentials and the username/password rules.
 //! - [`recordings`]: recordings (VOD, MP4, thumbnail) and their server functions.
 //! - [`streams`]: stream types, their field rules, and the server functions that read them.
 //! - [`transcripts`]: transcript lines, their WebVTT/SRT/text forms and the
 //!   transcript page's server function; [`search`]: search results with
 //!   safe highlights; [`summaries`]: on-demand summaries of a transcript.
+//! - [`format`]: numbers for people (the `m:ss` clock, counts, durations,
+//!   sizes, bitrates).
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
-//! - [`ingest`]: the ingest WebSocket protocol messages; [`health`]: a live
-//!   stream's measured input (stream health) and its warnings.
+//! - [`protocol`]: the wire types, a leaf below every area: the events
+//!   WebSocket (viewer count, stream state, chat, moderation, captions) and
+//!   the client's room reducer, the ingest WebSocket, close-frame reasons,
+//!   beacons, and [`protocol::StreamState`].
+//! - [`health`]: a live stream's measured input (stream health) and its
+//!   warnings.
 //! - [`chat`]: chat rules, moderators and the moderation log (JSON API types).
-//! - [`events`]: the events WebSocket protocol (viewer count, stream state,
-//!   chat, moderation, captions) and the client's room reducer.
 //! - [`realtime`]: the browser's events socket (heartbeat, reconnect and
 //!   resume) feeding a room into signals; [`retry`]: reconnect backoff.
-//! - [`publisher`]: the studio's side of that protocol as a sans-IO state
+//! - [`publisher`]: the studio's side of the ingest protocol as a sans-IO state
 //!   machine (numbering, acks, resend after a drop, recorder restarts).
+//! - `browser` (browser only): the wall and monotonic clocks.
 //! - [`backend`] (server only): the trait the server implements so server
 //!   functions can reach the database without this crate depending on it.
 
@@ -36,12 +41,12 @@ pub mod assets;
 pub mod chat;
 pub mod components;
 pub mod error;
-pub mod events;
+pub mod format;
 pub mod health;
 pub mod html;
 pub mod ids;
-pub mod ingest;
 pub mod pages;
+pub mod protocol;
 pub mod publisher;
 pub mod realtime;
 pub mod recordings;
@@ -54,6 +59,8 @@ pub mod transcripts;
 
 #[cfg(feature = "ssr")]
 pub mod backend;
+#[cfg(feature = "hydrate")]
+pub mod browser;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags};

@@ -14,7 +14,8 @@
 
 use std::collections::VecDeque;
 
-use crate::ingest::{encode_chunk, ClientMessage, CloseReason, ServerMessage, PROTOCOL_VERSION};
+use crate::protocol::close::CloseReason;
+use crate::protocol::ingest::{encode_chunk, ClientMessage, ServerMessage, PROTOCOL_VERSION};
 
 /// Something to send on the socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,7 +347,7 @@ fn json(msg: &ClientMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{decode_chunk, IngestLimits};
+    use crate::protocol::ingest::{decode_chunk, IngestLimits};
 
     fn ready(next_seq: u64) -> String {
         serde_json::to_string(&ServerMessage::Ready {
@@ -517,7 +518,7 @@ mod tests {
 
     #[test]
     fn the_servers_connection_limits_are_waited_out_not_final() {
-        use crate::ingest::close;
+        use crate::protocol::ingest::close;
         for code in [close::HELLO_TIMEOUT, close::TOO_MANY_CONNECTIONS] {
             let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
             p.on_open();

@@ -20,9 +20,9 @@
 
 use leptos::prelude::*;
 
-use crate::events::{close, ClientMessage, ClientRole, ModerationAction, Room};
-use crate::ingest::CloseReason;
-use crate::streams::StreamState;
+use crate::protocol::close::CloseReason;
+use crate::protocol::events::{close, ClientMessage, ClientRole, ModerationAction, Room};
+use crate::protocol::StreamState;
 
 /// How often the client sends `ping`, in milliseconds.
 pub const PING_EVERY_MS: f64 = 15_000.0;
@@ -236,7 +236,7 @@ pub fn browser_viewer_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::valid_viewer_id;
+    use crate::protocol::events::valid_viewer_id;
 
     #[test]
     fn the_heartbeat_pings_every_15_s_and_gives_up_after_40_s_of_silence() {

@@ -10,7 +10,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::streams::StreamState;
+use crate::format::clock;
+use crate::protocol::StreamState;
 
 /// One transcribed line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,11 +188,6 @@ pub fn render_txt(lines: &[TranscriptLine]) -> String {
     out
 }
 
-/// "2:03" or "1:02:03": a position on the media timeline as people read it.
-pub fn clock(ms: i64) -> String {
-    crate::recordings::format_duration(u64::try_from(ms).unwrap_or(0))
-}
-
 /// A playback token safe to put in a URL query as it is (the server's are
 /// `<digits>.<base64url>`); anything else is dropped.
 pub fn url_token(token: Option<&str>) -> Option<&str> {
@@ -282,8 +278,6 @@ mod tests {
             render_txt(&lines()),
             "[0:01] Hello <i>there</i> and --> welcome\n[1:02:03] the end\n"
         );
-        assert_eq!(clock(-5), "0:00");
-        assert_eq!(clock(59_999), "0:59");
     }
 
     #[test]

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::analytics::Quality;
-use app::events::{ClientMessage, ClientRole};
+use app::protocol::beacon::Quality;
+use app::protocol::events::{ClientMessage, ClientRole};
 use futures::{SinkExt, StreamExt};
 use onair_server::analytics::tracker::{MinuteDetail, MinuteRow};
 use onair_server::analytics::{Analytics, AnalyticsConfig};

@@ -176,10 +176,10 @@ pub type EventsSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Says `hello` as simulated client `n` in `role` and reads until `welcome`.
-pub async fn hello(ws: &mut EventsSocket, role: app::events::ClientRole, n: usize) {
+pub async fn hello(ws: &mut EventsSocket, role: app::protocol::events::ClientRole, n: usize) {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let hello = app::events::ClientMessage::Hello {
+    let hello = app::protocol::events::ClientMessage::Hello {
         version: 1,
         role,
         viewer_id: Some(format!("bench-viewer-{n:08}")),

@@ -7,8 +7,9 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use app::ingest::{
-    encode_chunk, ClientMessage, CloseReason, IngestLimits, ServerMessage, PROTOCOL_VERSION,
+use app::protocol::close::CloseReason;
+use app::protocol::ingest::{
+    encode_chunk, ClientMessage, IngestLimits, ServerMessage, PROTOCOL_VERSION,
 };
 use bytes::Bytes;
 use clap::Args;

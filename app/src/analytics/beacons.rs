@@ -10,16 +10,14 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::{Beacon, Meter, HEARTBEAT_SECS};
-use crate::events::ClientMessage;
+use super::Meter;
+use crate::browser::now_ms;
+use crate::protocol::beacon::{Beacon, HEARTBEAT_SECS};
+use crate::protocol::events::ClientMessage;
 use crate::realtime::RoomHandle;
 
 /// The URL of the HTTP fallback.
 const BEACONS_URL: &str = "/api/v1/beacons";
-
-fn now_ms() -> i64 {
-    js_sys::Date::now() as i64
-}
 
 /// POSTs a beacon as JSON with `navigator.sendBeacon` (which outlives the page).
 fn post(beacon: &Beacon) -> bool {

@@ -16,13 +16,13 @@ const TOP: f64 = 18.0;
 const BOTTOM: f64 = 30.0;
 
 /// `HH:MM` (UTC) of a Unix ms time.
-pub fn clock(ms: i64) -> String {
+pub fn utc_hh_mm(ms: i64) -> String {
     let m = ms.div_euclid(60_000).rem_euclid(1440);
     format!("{:02}:{:02}", m / 60, m % 60)
 }
 
 /// `HH:MM:SS` (UTC) of a Unix ms time.
-pub fn clock_secs(ms: i64) -> String {
+pub fn utc_hh_mm_ss(ms: i64) -> String {
     let s = ms.div_euclid(1000).rem_euclid(86_400);
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
@@ -104,12 +104,12 @@ pub fn time_ticks(t0: i64, t1: i64, seconds: bool) -> Vec<(i64, String)> {
             if t.rem_euclid(86_400_000) == 0 {
                 format!("{m:02}-{d:02}")
             } else {
-                format!("{m:02}-{d:02} {}", clock(t))
+                format!("{m:02}-{d:02} {}", utc_hh_mm(t))
             }
         } else if secs {
-            clock_secs(t)
+            utc_hh_mm_ss(t)
         } else {
-            clock(t)
+            utc_hh_mm(t)
         }
     };
     if t1 <= t0 {
@@ -179,7 +179,13 @@ pub fn LineChart(
     #[prop(optional)]
     seconds: bool,
 ) -> impl IntoView {
-    let fmt_t = move |t: i64| if seconds { clock_secs(t) } else { clock(t) };
+    let fmt_t = move |t: i64| {
+        if seconds {
+            utc_hh_mm_ss(t)
+        } else {
+            utc_hh_mm(t)
+        }
+    };
     let rows: Vec<Vec<String>> = points
         .iter()
         .map(|(t, v)| vec![t.to_string(), fmt_t(*t), format!("{v:.2}")])
@@ -372,8 +378,8 @@ mod tests {
         assert_eq!(nice_max(17.0), 20.0);
         assert_eq!(nice_max(100.0), 100.0);
         assert_eq!(nice_max(101.0), 200.0);
-        assert_eq!(clock(1_800_000_000_000), "08:00");
-        assert_eq!(clock_secs(1_800_000_000_000 + 61_000), "08:01:01");
+        assert_eq!(utc_hh_mm(1_800_000_000_000), "08:00");
+        assert_eq!(utc_hh_mm_ss(1_800_000_000_000 + 61_000), "08:01:01");
         assert_eq!(url_encode("a b,1\n"), "a%20b%2C1%0A");
     }
 

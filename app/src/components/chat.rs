@@ -10,7 +10,7 @@
 
 use leptos::prelude::*;
 
-use crate::events::{
+use crate::protocol::events::{
     check_chat_text, ChatMessage, ChatSettings, ClientMessage, ModerationAction, MAX_CHAT_CHARS,
 };
 use crate::realtime::{watching, Link, RoomHandle};
@@ -90,7 +90,9 @@ pub fn Chat(
         r.with(|r| {
             matches!(
                 r.state,
-                Some(crate::streams::StreamState::Ended | crate::streams::StreamState::Interrupted)
+                Some(
+                    crate::protocol::StreamState::Ended | crate::protocol::StreamState::Interrupted
+                )
             )
         })
     });
@@ -333,7 +335,7 @@ fn scroll_to_bottom(list: NodeRef<leptos::html::Ol>) {
 #[cfg(test)]
 mod tests {
     use super::rules_text;
-    use crate::events::ChatSettings;
+    use crate::protocol::events::ChatSettings;
 
     #[test]
     fn rules_read_as_one_line() {

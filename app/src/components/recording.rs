@@ -4,7 +4,8 @@
 
 use leptos::prelude::*;
 
-use crate::recordings::{format_bytes, format_duration, get_recording, Mp4State};
+use crate::format::{clock_secs, human_bytes};
+use crate::recordings::{get_recording, Mp4State};
 
 /// The recording panel of a stream; an empty state when it has none yet.
 #[component]
@@ -49,12 +50,12 @@ pub fn RecordingPanel(id: String) -> impl IntoView {
                     view! {
                         <div class="recording-line" data-testid="dashboard-recording">
                             {r.thumbnail.clone().map(|src| view! { <a href=watch.clone()><img class="thumb" src=src alt="" width="160" /></a> })}
-                            <span><a href=watch.clone()>"Watch"</a>" · "{format_duration(r.duration_ms)}" · "{renditions}" · "{format_bytes(r.store_bytes)}" stored"</span>
+                            <span><a href=watch.clone()>"Watch"</a>" · "{clock_secs(r.duration_ms / 1000)}" · "{renditions}" · "{human_bytes(r.store_bytes)}" stored"</span>
                             <span data-testid="dashboard-recording-mp4" data-state=format!("{:?}", r.mp4.state).to_lowercase()>
                                 {match (r.mp4.state, r.mp4.url.clone()) {
                                     (Mp4State::Ready, Some(url)) => view! {
                                         <a href=url download="">"Download MP4"</a>
-                                        {r.mp4.bytes.map(|b| format!(" ({})", format_bytes(b)))}
+                                        {r.mp4.bytes.map(|b| format!(" ({})", human_bytes(b)))}
                                     }.into_any(),
                                     (Mp4State::Failed, _) => view! {
                                         <span class="error">{format!("MP4 failed: {}", r.mp4.error.clone().unwrap_or_default())}</span>

@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use crate::streams::StreamState;
+use crate::protocol::StreamState;
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -18,11 +18,11 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::analytics::{
-    get_dashboard, get_stream_analytics, human_bitrate, human_count, human_duration, human_ms,
-    Count, HistoryRow, Now, StreamAnalytics,
+    get_dashboard, get_stream_analytics, Count, HistoryRow, Now, StreamAnalytics,
 };
 use crate::components::charts::{Bar, BarChart, CsvLink, LineChart};
 use crate::components::stream_meta::format_time;
+use crate::format::{human_bitrate, human_count, human_duration, human_ms};
 
 /// How often the dashboard reads the numbers again, ms.
 const REFRESH_MS: u64 = 5000;

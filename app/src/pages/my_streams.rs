@@ -12,9 +12,8 @@ use leptos::prelude::*;
 
 use crate::accounts::current_user;
 use crate::components::stream_meta::{StateBadge, StreamTime};
-use crate::recordings::{
-    format_duration, get_recording, DeleteRecording, Mp4State, RecordingSummary,
-};
+use crate::format::clock_secs;
+use crate::recordings::{get_recording, DeleteRecording, Mp4State, RecordingSummary};
 use crate::streams::{
     my_streams, CreateStream, DeleteStream, NewStream, RegenerateIngestToken, Stream, StreamPatch,
     UpdateStream, Visibility,
@@ -390,7 +389,7 @@ fn RecordingLine(id: String, summary: RecordingSummary) -> impl IntoView {
             {summary.thumbnail.map(|src| view! {
                 <a href=watch.clone()><img class="thumb" src=src alt="" width="96" loading="lazy" /></a>
             })}
-            <span>"Recording · " <span data-testid="recording-duration">{format_duration(summary.duration_ms)}</span></span>
+            <span>"Recording · " <span data-testid="recording-duration">{clock_secs(summary.duration_ms / 1000)}</span></span>
             " · "
             <span data-testid="recording-mp4" data-state=move || format!("{:?}", status().0).to_lowercase()>
                 {move || match status() {

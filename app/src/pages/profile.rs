@@ -12,7 +12,8 @@ use crate::components::head::PageTitle;
 use leptos_router::hooks::use_params_map;
 
 use crate::components::stream_meta::{StateBadge, StreamTime};
-use crate::streams::{user_profile, Profile, Stream, StreamState};
+use crate::protocol::StreamState;
+use crate::streams::{user_profile, Profile, Stream};
 
 /// A broadcaster's public page.
 #[component]
@@ -123,7 +124,7 @@ fn ProfileStream(stream: Stream) -> impl IntoView {
                         None => view! { <span class="thumb thumb-empty" aria-hidden="true"></span> }.into_any(),
                     }}
                     <span class="thumb-duration" data-testid="profile-duration">
-                        {crate::recordings::format_duration(r.duration_ms)}
+                        {crate::format::clock_secs(r.duration_ms / 1000)}
                     </span>
                 </a>
             })}

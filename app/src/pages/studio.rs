@@ -13,9 +13,11 @@ use leptos_router::hooks::use_params_map;
 
 use crate::accounts::{current_user, Role, User};
 use crate::components::chat::Chat;
-use crate::events::ClientRole;
+use crate::format::{clock_secs, human_bitrate};
+use crate::protocol::events::ClientRole;
+use crate::protocol::StreamState;
 use crate::realtime::use_room;
-use crate::streams::{get_stream, Stream, StreamState};
+use crate::streams::{get_stream, Stream};
 
 /// The recorder MIME types the studio tries, best first: H.264 (copied by the
 /// server without re-encoding), then VP9, then VP8.
@@ -82,25 +84,6 @@ pub struct StudioStatus {
     pub reconnects: u32,
     /// Seconds since going live.
     pub elapsed_s: u64,
-}
-
-/// Formats seconds as `h:mm:ss` or `m:ss`.
-pub fn clock(seconds: u64) -> String {
-    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
-}
-
-/// Formats bits per second for people.
-pub fn rate(bps: u64) -> String {
-    if bps >= 1_000_000 {
-        format!("{}.{} Mbit/s", bps / 1_000_000, bps / 100_000 % 10)
-    } else {
-        format!("{} kbit/s", bps / 1000)
-    }
 }
 
 /// Who is at the studio, as far as going live goes.
@@ -269,8 +252,8 @@ pub fn StudioPage() -> impl IntoView {
                     </div>
                     <dl class="studio-status" data-testid="status" data-phase=phase>
                         <dt>"Status"</dt><dd data-testid="status-phase">{phase}</dd>
-                        <dt>"Elapsed"</dt><dd data-testid="status-elapsed">{move || clock(status.get().elapsed_s)}</dd>
-                        <dt>"Sending"</dt><dd data-testid="status-bitrate">{move || rate(status.get().bitrate)}</dd>
+                        <dt>"Elapsed"</dt><dd data-testid="status-elapsed">{move || clock_secs(status.get().elapsed_s)}</dd>
+                        <dt>"Sending"</dt><dd data-testid="status-bitrate">{move || human_bitrate(status.get().bitrate)}</dd>
                         <dt>"Chunks acked"</dt><dd data-testid="status-acked">{move || status.get().acked.map(|a| (a + 1).to_string()).unwrap_or_else(|| "0".into())}</dd>
                         <dt>"Pending"</dt><dd data-testid="status-pending">{move || status.get().pending}</dd>
                         <dt>"Reconnects"</dt><dd data-testid="status-reconnects">{move || status.get().reconnects}</dd>
@@ -382,15 +365,6 @@ mod media;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clocks_and_rates_read_well() {
-        assert_eq!(clock(5), "0:05");
-        assert_eq!(clock(125), "2:05");
-        assert_eq!(clock(3725), "1:02:05");
-        assert_eq!(rate(2_540_000), "2.5 Mbit/s");
-        assert_eq!(rate(640_000), "640 kbit/s");
-    }
 
     #[test]
     fn who_may_go_live_is_known_up_front() {

@@ -8,8 +8,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::error::AppError;
-use crate::streams::StreamState;
-use crate::transcripts::{clock, download_url, get_transcript, moment_url, Transcript, FORMATS};
+use crate::format::clock;
+use crate::protocol::StreamState;
+use crate::transcripts::{download_url, get_transcript, moment_url, Transcript, FORMATS};
 
 /// What to say when the transcript cannot be shown.
 fn load_error(e: &AppError) -> String {

@@ -20,11 +20,11 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::components::chat::{Chat, ViewerCount};
 use crate::components::clipboard::copy;
 use crate::components::player::Player;
-use crate::events::ClientRole;
+use crate::protocol::events::ClientRole;
+use crate::protocol::StreamState;
 use crate::realtime::{use_room, RoomHandle};
 use crate::streams::{
-    create_share_link, get_stream, watch_stream, Stream, StreamState, Visibility,
-    SHARE_LINK_CHOICES,
+    create_share_link, get_stream, watch_stream, Stream, Visibility, SHARE_LINK_CHOICES,
 };
 
 /// The master playlist URL for a stream, with its playback token if any.
@@ -475,7 +475,8 @@ fn TranscriptLink(id: String) -> impl IntoView {
 /// The MP4 download link (with its size), or how far its making has got.
 #[component]
 fn RecordingDownload(id: String) -> impl IntoView {
-    use crate::recordings::{format_bytes, get_recording, Mp4State};
+    use crate::format::human_bytes;
+    use crate::recordings::{get_recording, Mp4State};
     let rec = Resource::new(
         move || id.clone(),
         |id| async move { get_recording(id).await.ok() },
@@ -488,7 +489,7 @@ fn RecordingDownload(id: String) -> impl IntoView {
                     (Mp4State::Ready, Some(url)) => view! {
                         <p class="muted" data-testid="recording-download">
                             <a href=url download="">"Download MP4"</a>
-                            {r.mp4.bytes.map(|b| format!(" ({})", format_bytes(b)))}
+                            {r.mp4.bytes.map(|b| format!(" ({})", human_bytes(b)))}
                         </p>
                     }.into_any(),
                     (Mp4State::Failed, _) => view! {

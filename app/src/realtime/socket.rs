@@ -15,17 +15,14 @@ use super::{
     close_message, events_url, heartbeat, is_final_close, new_viewer_id, Beat, Link, RoomHandle,
     BACKOFF_MS, TICK_MS, VIEWER_ID_KEY,
 };
-use crate::events::{
+use crate::browser::now_ms;
+use crate::protocol::events::{
     valid_viewer_id, ClientMessage, ClientRole, Envelope, ModerationAction, ServerEvent,
 };
 use crate::retry::backoff_ms;
 
 /// The close code the client uses when it replaces or leaves a connection.
 const CLIENT_CLOSE: u16 = 1000;
-
-fn now_ms() -> f64 {
-    js_sys::Date::now()
-}
 
 /// This browser's viewer id: the one in localStorage, or a new one kept
 /// there (or kept for this page only, when storage is not available).
@@ -104,8 +101,8 @@ impl Conn {
             ws: RefCell::new(None),
             attempts: Cell::new(0),
             welcomed: Cell::new(false),
-            last_heard: Cell::new(now_ms()),
-            last_ping: Cell::new(now_ms()),
+            last_heard: Cell::new(now_ms() as f64),
+            last_ping: Cell::new(now_ms() as f64),
             tick: Cell::new(None),
             retry: Cell::new(None),
             timeout_over: Cell::new(None),
@@ -196,7 +193,7 @@ fn connect(inner: &Inner) {
     }
     // Connecting counts as hearing: a socket that never opens is replaced
     // after the silence limit too.
-    inner.last_heard.set(now_ms());
+    inner.last_heard.set(now_ms() as f64);
     *inner.ws.borrow_mut() = Some(ws);
 }
 
@@ -244,7 +241,7 @@ fn watch_timeout(inner: &Inner, action: ModerationAction, until_ms: Option<i64>)
         return;
     };
     // A second of slack for clocks that differ a little.
-    let delay = (until as f64 - now_ms() + 1000.0).clamp(0.0, i32::MAX as f64) as i32;
+    let delay = (until as f64 - now_ms() as f64 + 1000.0).clamp(0.0, i32::MAX as f64) as i32;
     let cb = inner.callbacks.borrow();
     let Some(cb) = cb.as_ref() else { return };
     if let Ok(id) = w.set_timeout_with_callback_and_timeout_and_arguments_0(
@@ -283,8 +280,8 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
         if !is_current(&inner, &e) {
             return;
         }
-        inner.last_heard.set(now_ms());
-        inner.last_ping.set(now_ms());
+        inner.last_heard.set(now_ms() as f64);
+        inner.last_ping.set(now_ms() as f64);
         let hello = inner.handle.room.try_with_untracked(|r| {
             r.hello(inner.role, inner.viewer_id.clone(), inner.token.clone())
         });
@@ -298,7 +295,7 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
         if !is_current(&inner, &e) {
             return;
         }
-        inner.last_heard.set(now_ms());
+        inner.last_heard.set(now_ms() as f64);
         let Some(text) = e.data().as_string() else {
             return;
         };
@@ -367,7 +364,7 @@ fn callbacks(weak: Weak<Inner>) -> Callbacks {
             Some(ws) => ws.ready_state() == WebSocket::OPEN,
             None => return,
         };
-        let now = now_ms();
+        let now = now_ms() as f64;
         match heartbeat(now, inner.last_heard.get(), inner.last_ping.get()) {
             Beat::Wait => {}
             Beat::Ping if open => {

@@ -28,7 +28,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use app::analytics::{HistoryRow, Quality, StreamAnalytics};
+use app::analytics::{HistoryRow, StreamAnalytics};
+use app::protocol::beacon::Quality;
 use axum::http::HeaderMap;
 
 use crate::clock::now_ms;

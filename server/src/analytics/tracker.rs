@@ -12,14 +12,15 @@
 //!   When the clock passes the minute, it closes and waits in `unflushed`
 //!   until the caller has written it.
 //! - Numbers from clients are untrusted: [`Tracker::beat`] clamps each
-//!   beacon to [`app::analytics::bounds`] (both the HTTP and the events
+//!   beacon to [`app::protocol::beacon::bounds`] (both the HTTP and the events
 //!   socket path come through it), and every sum here and in
 //!   [`super::report`] saturates ([`add`]), so neither an absurd beacon nor
 //!   an absurd stored row can overflow.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use app::analytics::{Count, Now, Quality, Sample, WATCH_BUCKETS};
+use app::analytics::{Count, Now, Sample, WATCH_BUCKETS};
+use app::protocol::beacon::Quality;
 use serde::{Deserialize, Serialize};
 
 use super::geo::Place;
@@ -706,7 +707,7 @@ mod tests {
 
     #[test]
     fn absurd_beacons_are_clamped_and_add_up_without_overflow() {
-        use app::analytics::bounds;
+        use app::protocol::beacon::bounds;
         let absurd = Quality {
             ttff_ms: Some(u32::MAX),
             stalls: u32::MAX,

@@ -4,8 +4,9 @@
 
 use std::net::SocketAddr;
 
-use app::analytics::{Beacon, StreamAnalytics};
-use app::events::valid_viewer_id;
+use app::analytics::StreamAnalytics;
+use app::protocol::beacon::Beacon;
+use app::protocol::events::valid_viewer_id;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};

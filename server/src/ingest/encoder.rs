@@ -21,7 +21,7 @@ use bytes::Bytes;
 use super::{AttachError, IngestHub, Publisher, Session};
 use crate::auth::playback::PlaybackSigner;
 use crate::media::demux::Feed;
-use app::streams::StreamState;
+use app::protocol::StreamState;
 
 /// An encoder transport (a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::streams::StreamState;
+use app::protocol::StreamState;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::db::Database;
@@ -157,7 +157,7 @@ pub enum AttachError {
     #[error("another publisher is live on this stream")]
     AlreadyPublishing,
     /// `resume_after` leaves no sequence number to continue with.
-    #[error("resume_after {0} is past the last sequence number ({max})", max = app::ingest::MAX_SEQ)]
+    #[error("resume_after {0} is past the last sequence number ({max})", max = app::protocol::ingest::MAX_SEQ)]
     SequenceOverflow(u64),
 }
 
@@ -310,7 +310,9 @@ impl IngestHub {
         // A client resuming a session this node no longer has continues its
         // numbering; its next chunk must start a new container.
         let first_seq = match resume_after {
-            Some(n) => app::ingest::next_seq(n).ok_or(AttachError::SequenceOverflow(n))?,
+            Some(n) => {
+                app::protocol::ingest::next_seq(n).ok_or(AttachError::SequenceOverflow(n))?
+            }
             None => 0,
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::ingest::{
-    close, decode_chunk, ClientMessage, CloseReason, IngestLimits as WireLimits, ServerMessage,
-    PROTOCOL_VERSION,
+use app::protocol::close::CloseReason;
+use app::protocol::ingest::{
+    close, decode_chunk, ClientMessage, IngestLimits as WireLimits, ServerMessage, PROTOCOL_VERSION,
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
@@ -250,7 +250,7 @@ async fn serve(
     session.health().set_protocol("websocket");
     if is_new {
         // Viewers and the studio see "live" as soon as the publisher is told it is.
-        hub.set_state(id, app::streams::StreamState::Live).await;
+        hub.set_state(id, app::protocol::StreamState::Live).await;
     }
     let marked = new_period && !is_new;
     if marked {
@@ -265,9 +265,9 @@ async fn serve(
     result.map(|_| ())
 }
 
-/// `capture_start_ms` within [`app::ingest::check_capture_start`]'s window.
+/// `capture_start_ms` within [`app::protocol::ingest::check_capture_start`]'s window.
 fn check_capture_start(capture_start_ms: i64) -> Result<(), Refusal> {
-    app::ingest::check_capture_start(capture_start_ms, crate::clock::now_ms())
+    app::protocol::ingest::check_capture_start(capture_start_ms, crate::clock::now_ms())
         .map_err(|m| (close::PROTOCOL, "protocol", m))
 }
 
@@ -357,11 +357,11 @@ async fn publish(
                         format!("chunk {seq} arrived, expected {expected}"),
                     ));
                 }
-                let Some(next) = app::ingest::next_seq(seq) else {
+                let Some(next) = app::protocol::ingest::next_seq(seq) else {
                     return Err((
                         close::PROTOCOL,
                         "protocol",
-                        format!("sequence numbers end at {}", app::ingest::MAX_SEQ),
+                        format!("sequence numbers end at {}", app::protocol::ingest::MAX_SEQ),
                     ));
                 };
                 let now = Instant::now();
@@ -434,7 +434,7 @@ async fn publish(
                     if let Some(e) = failed {
                         return Err((close::BAD_MEDIA, "bad_media", e));
                     }
-                    hub.set_state(&session.stream_id, app::streams::StreamState::Ended)
+                    hub.set_state(&session.stream_id, app::protocol::StreamState::Ended)
                         .await;
                     conn.send(&ServerMessage::Ended).await?;
                     conn.close(1000, "ended", "the stream has ended").await;

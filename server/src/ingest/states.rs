@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::streams::StreamState;
+use app::protocol::StreamState;
 
 use crate::db::Database;
 

@@ -1,5 +1,5 @@
 //! Realtime rooms: one per stream, behind `WS /api/v1/streams/{id}/events`
-//! (protocol in `app::events` and `docs/protocol.md`).
+//! (protocol in `app::protocol::events` and `docs/protocol.md`).
 //!
 //! - Fan-out inside the node: each event is serialised and framed once
 //!   ([`wire`]), and a fan-out thread ([`fanout`]) writes those bytes into
@@ -33,8 +33,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use app::events::{Caption, ChatAuthor, ChatMessage, ChatSettings, Envelope, ServerEvent};
-use app::streams::StreamState;
+use app::protocol::events::{
+    Caption, ChatAuthor, ChatMessage, ChatSettings, Envelope, ServerEvent,
+};
+use app::protocol::StreamState;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 

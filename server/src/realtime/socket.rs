@@ -19,12 +19,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::events::{
+use app::protocol::close::CloseReason;
+use app::protocol::events::{
     check_chat_text, close, valid_viewer_id, ClientMessage, ClientRole, Envelope, ModerationAction,
     ServerEvent, EVENTS_PROTOCOL_VERSION, HISTORY_MESSAGES,
 };
-use app::ingest::CloseReason;
-use app::streams::{StreamState, Visibility};
+use app::protocol::StreamState;
+use app::streams::Visibility;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -331,7 +332,10 @@ async fn serve(
     result
 }
 
-async fn history(state: &AppState, room: &Room) -> Result<Vec<app::events::ChatMessage>, Closing> {
+async fn history(
+    state: &AppState,
+    room: &Room,
+) -> Result<Vec<app::protocol::events::ChatMessage>, Closing> {
     let rows = state
         .db
         .chat_history(&room.stream_id, HISTORY_MESSAGES as i64)

@@ -7,7 +7,8 @@
 //! answer never depends on who asks.
 
 use app::accounts::validate_username;
-use app::streams::{Profile, StreamCard, StreamOwner, StreamState};
+use app::protocol::StreamState;
+use app::streams::{Profile, StreamCard, StreamOwner};
 use serde::Deserialize;
 
 use super::streams::{stream_from_row, StreamError, MAX_LIMIT};

@@ -2,8 +2,9 @@
 //! stream), delete (owner or admin, not while live), and the summaries that
 //! listings carry. The work itself is in [`crate::recording`].
 
+use app::protocol::StreamState;
 use app::recordings::{Mp4State, Mp4Status, Recording, RecordingRendition, RecordingSummary};
-use app::streams::{Stream, StreamState, Visibility};
+use app::streams::{Stream, Visibility};
 
 use super::streams::{load_managed, load_visible, StreamError};
 use super::SessionUser;

@@ -5,11 +5,12 @@
 //! Unlisted streams are left out for everyone else: they are meant to be
 //! reached by link only. Results are sorted by BM25 score, best first.
 
+use app::format::clock;
 use app::search::{
     excerpt, fragments, fragments_html, validate_limit, validate_query, SearchField, SearchHit,
     SearchResults,
 };
-use app::transcripts::{clock, moment_url};
+use app::transcripts::moment_url;
 
 use super::streams::StreamError;
 use super::SessionUser;

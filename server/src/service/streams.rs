@@ -11,9 +11,10 @@
 //! existence does not leak.
 
 use app::accounts::FieldError;
+use app::protocol::StreamState;
 use app::streams::{
     validate_description, validate_title, NewStream, Stream, StreamList, StreamOwner, StreamPatch,
-    StreamState, Visibility, WatchInfo,
+    Visibility, WatchInfo,
 };
 use serde::Deserialize;
 

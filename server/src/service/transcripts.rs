@@ -3,7 +3,7 @@
 //! its owner and admins, or to anyone with a valid playback token for it
 //! (the token its watch link carries).
 
-use app::streams::StreamState;
+use app::protocol::StreamState;
 use app::transcripts::{render_srt, render_txt, render_vtt, Transcript, TranscriptLine};
 
 use super::streams::{load_visible, StreamError};

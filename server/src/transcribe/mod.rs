@@ -32,7 +32,7 @@ use crate::db::Database;
 use crate::origin::LiveStream;
 use crate::packager::webvtt::{SegmentSpan, VttSegmenter};
 use crate::realtime::Rooms;
-use app::events::Caption;
+use app::protocol::events::Caption;
 use app::transcripts::TranscriptLine;
 use pcm::{Downsampler, Window, WindowConfig, Windower, ASR_RATE};
 

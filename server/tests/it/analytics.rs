@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use app::analytics::{Count, Quality, StreamAnalytics};
-use app::events::{ClientMessage, ClientRole};
+use app::analytics::{Count, StreamAnalytics};
+use app::protocol::beacon::Quality;
+use app::protocol::events::{ClientMessage, ClientRole};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -420,7 +421,7 @@ async fn analytics_are_for_the_owner_and_admins() {
 
 #[tokio::test]
 async fn absurd_beacons_are_clamped_on_both_paths() {
-    use app::analytics::bounds;
+    use app::protocol::beacon::bounds;
     let app = TestApp::start(&flags(&[])).await;
     let (owner, id) = stream(&app).await;
     // The largest numbers JSON can carry for each field, over HTTP...

@@ -12,7 +12,7 @@ use futures::SinkExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use app::ingest::{ClientMessage, ServerMessage};
+use app::protocol::ingest::{ClientMessage, ServerMessage};
 
 use crate::ingest::{mkv_h264_opus, next, send_chunks};
 use crate::support::TestApp;

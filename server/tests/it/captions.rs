@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use app::events::{ClientRole, ServerEvent};
+use app::protocol::events::{ClientRole, ServerEvent};
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -126,7 +126,7 @@ async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captio
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
             if let Message::Text(t) = msg {
-                let env: app::events::Envelope = serde_json::from_str(&t).expect("event");
+                let env: app::protocol::events::Envelope = serde_json::from_str(&t).expect("event");
                 if let ServerEvent::Caption(c) = env.event {
                     seen.push(c.clone());
                     if heard(

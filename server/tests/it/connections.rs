@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use app::events::{ClientRole, ServerEvent};
-use app::ingest::{ClientMessage as IngestMessage, ServerMessage};
+use app::protocol::events::{ClientRole, ServerEvent};
+use app::protocol::ingest::{ClientMessage as IngestMessage, ServerMessage};
 use futures::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

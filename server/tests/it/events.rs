@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use app::events::{
+use app::protocol::close::CloseReason;
+use app::protocol::events::{
     ChatMessage, ClientMessage, ClientRole, Envelope, ModerationAction, ServerEvent,
 };
-use app::ingest::CloseReason;
-use app::streams::StreamState;
+use app::protocol::StreamState;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -835,7 +835,7 @@ async fn a_slow_client_is_skipped_ahead_or_dropped_and_never_slows_the_room() {
         room.broadcast(ServerEvent::Chat {
             message: ChatMessage {
                 id: format!("m{n}"),
-                author: app::events::ChatAuthor {
+                author: app::protocol::events::ChatAuthor {
                     username: "load".into(),
                     moderator: false,
                 },

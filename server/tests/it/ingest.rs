@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use app::ingest::{encode_chunk, ClientMessage, CloseReason, ServerMessage};
+use app::protocol::close::CloseReason;
+use app::protocol::ingest::{encode_chunk, ClientMessage, ServerMessage};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -537,7 +538,7 @@ async fn refused_hello(app: &TestApp, id: &str, token: &str, hello: Message) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_numbers_near_u64_max_are_refused_and_the_stream_stays_publishable() {
-    use app::ingest::MAX_SEQ;
+    use app::protocol::ingest::MAX_SEQ;
     let app = TestApp::start(&[]).await;
     let (id, token) = app.new_stream().await;
     let now = onair_server::realtime::now_ms();
@@ -600,7 +601,7 @@ async fn sequence_numbers_near_u64_max_are_refused_and_the_stream_stays_publisha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_date_outside_the_window_is_refused() {
-    use app::ingest::{MAX_CAPTURE_AHEAD_MS, MIN_CAPTURE_START_MS};
+    use app::protocol::ingest::{MAX_CAPTURE_AHEAD_MS, MIN_CAPTURE_START_MS};
     let app = TestApp::start(&[]).await;
     let (id, token) = app.new_stream().await;
     let now = onair_server::realtime::now_ms();

@@ -316,7 +316,7 @@ async fn reattach_new_period(app: &TestApp, id: &str, token: &str, acked: u64) -
             .await
             .expect("hello");
         match crate::ingest::next(&mut ws).await {
-            Ok(app::ingest::ServerMessage::Ready { .. }) => return ws,
+            Ok(app::protocol::ingest::ServerMessage::Ready { .. }) => return ws,
             Err((4009, _)) => tokio::time::sleep(Duration::from_millis(100)).await,
             other => panic!("unexpected answer: {other:?}"),
         }

@@ -130,12 +130,22 @@ pub const APP: Rule = Rule {
         ),
         // The browser's protocol clients.
         ("clients", &["realtime", "publisher", "retry"]),
-        // Wire types of the two sockets.
-        ("protocol", &["events", "ingest"]),
-        // Shared rules and the error that crosses the wire.
+        // Wire types of the two sockets, close reasons, beacons, stream state.
+        ("protocol", &["protocol"]),
+        // Shared rules, helpers and the error that crosses the wire.
         (
             "leaves",
-            &["error", "html", "ids", "return_to", "backend", "assets"],
+            &[
+                "error",
+                "html",
+                "ids",
+                "return_to",
+                "backend",
+                "assets",
+                // Numbers for people; the browser's clocks (hydrate only).
+                "format",
+                "browser",
+            ],
         ),
     ],
     exceptions: &[
@@ -178,21 +188,6 @@ pub const APP: Rule = Rule {
             "backend",
             "transcripts",
             "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "events",
-            "analytics",
-            "#11: the beacon wire types move to the protocol leaf",
-        ),
-        (
-            "events",
-            "streams",
-            "#11: the stream state wire type moves to the protocol leaf",
-        ),
-        (
-            "realtime",
-            "streams",
-            "#11: the stream state wire type moves to the protocol leaf",
         ),
     ],
 };

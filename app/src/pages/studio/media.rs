@@ -16,6 +16,7 @@ use web_sys::{
 };
 
 use super::{Preset, StudioStatus, PREFERRED_MIME_TYPES};
+use crate::browser::{monotonic_ms, now_ms};
 use crate::publisher::{Frame, Phase, Publisher};
 
 /// Unacked media kept while the server is unreachable (about a minute at 5 Mbit/s).
@@ -60,17 +61,6 @@ struct Core {
 
 thread_local! {
     static CORE: RefCell<Core> = RefCell::new(Core::default());
-}
-
-fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
-}
-
-fn wall_ms() -> i64 {
-    js_sys::Date::now() as i64
 }
 
 fn obj(pairs: &[(&str, JsValue)]) -> Object {
@@ -345,13 +335,13 @@ pub fn go_live(stream_id: String, token: String, preset: Preset, status: RwSigna
         c.status = Some(status);
         c.stream_id = stream_id;
         c.token = token;
-        c.started_ms = now_ms();
+        c.started_ms = monotonic_ms();
         c.sent.clear();
         c.attempts = 0;
         c.publisher = Some(Publisher::new(
             c.token.clone(),
             mime.clone(),
-            wall_ms(),
+            now_ms(),
             MAX_PENDING_BYTES,
         ));
     });
@@ -522,7 +512,7 @@ fn refresh() {
         let started = c.started_ms;
         let p = c.publisher.as_ref()?;
         let (phase, stats, failure) = (p.phase(), p.stats(), p.failure().map(ToString::to_string));
-        let t = now_ms();
+        let t = monotonic_ms();
         c.sent.push_back((t, stats.bytes_sent));
         while c.sent.len() > 2 && c.sent.front().is_some_and(|(at, _)| t - at > 5000.0) {
             c.sent.pop_front();
@@ -558,6 +548,6 @@ fn refresh() {
         s.pending = stats.pending;
         s.reconnects = stats.reconnects;
         s.bitrate = sent;
-        s.elapsed_s = ((now_ms() - started) / 1000.0).max(0.0) as u64;
+        s.elapsed_s = ((monotonic_ms() - started) / 1000.0).max(0.0) as u64;
     });
 }

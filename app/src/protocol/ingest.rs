@@ -45,7 +45,8 @@ pub fn check_capture_start(capture_start_ms: i64, now_ms: i64) -> Result<(), Str
     Ok(())
 }
 
-/// WebSocket close codes the server uses, each with a JSON [`CloseReason`].
+/// WebSocket close codes the server uses, each with a JSON
+/// [`CloseReason`](super::close::CloseReason).
 pub mod close {
     /// The first message was not a valid `hello`.
     pub const BAD_HELLO: u16 = 4000;
@@ -73,33 +74,6 @@ pub mod close {
     pub const HELLO_TIMEOUT: u16 = 4408;
     /// Too many sockets of this kind from this client IP; retry later.
     pub const TOO_MANY_CONNECTIONS: u16 = 4429;
-}
-
-/// The JSON body of a close frame's reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CloseReason {
-    /// Stable machine-readable code, such as `too_large`.
-    pub code: String,
-    /// A message for the broadcaster.
-    pub message: String,
-}
-
-impl CloseReason {
-    /// The JSON text of a close frame's reason, with the message shortened
-    /// so the whole fits the 123 bytes a close frame allows.
-    pub fn frame_text(code: &str, message: &str) -> String {
-        let mut body = CloseReason {
-            code: code.to_string(),
-            message: message.to_string(),
-        };
-        let mut json = serde_json::to_string(&body).unwrap_or_default();
-        while json.len() > 123 && !body.message.is_empty() {
-            let keep = body.message.chars().count().saturating_sub(5);
-            body.message = body.message.chars().take(keep).collect();
-            json = serde_json::to_string(&body).unwrap_or_default();
-        }
-        json
-    }
 }
 
 /// Messages from the publisher.
