@@ -109,13 +109,16 @@ impl Drop for Edge {
 }
 
 /// `(msn, part)` of a part URI `<msn>.<part>.m4s`.
-fn part_of(uri: &str) -> Option<(u64, u64)> {
+fn part_of(uri: &str) -> Option<PartId> {
     let (m, p) = uri.strip_suffix(".m4s")?.split_once('.')?;
     Some((m.parse().ok()?, p.parse().ok()?))
 }
 
+/// `(msn, part)`.
+type PartId = (u64, u64);
+
 /// The last `EXT-X-PART` of a media playlist and its preload hint.
-fn last_part_and_hint(text: &str) -> (Option<(u64, u64)>, Option<(u64, u64)>) {
+fn last_part_and_hint(text: &str) -> (Option<PartId>, Option<PartId>) {
     let uri = |l: &str| {
         l.split("URI=\"")
             .nth(1)?
