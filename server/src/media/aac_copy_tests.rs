@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use super::live::{run, run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
-use super::live_tests::{dump, extinf_ms, feed, feed_periods, video_and_audio_playlists};
+use super::live::{self, LiveConfig, RunOptions, AUDIO_RENDITION};
+use super::live_tests::{dump, extinf_ms, feed, feed_periods, run, video_and_audio_playlists};
 use super::testsrc::{audio_packet_md5s, audio_stream, av, ffmpeg, H264_BASELINE};
+use crate::ingest::outputs::LiveOutputs;
 use crate::origin::LiveStream;
 use crate::transcribe::{AudioTap, TapEvent};
 
@@ -166,13 +167,10 @@ async fn copied_audio_still_feeds_the_captions_tap_at_48k() {
     .expect("test media");
     let live = LiveStream::new(Duration::from_secs(5));
     let (tap, mut rx) = AudioTap::channel();
-    let opts = RunOptions {
-        audio_tap: Some(tap),
-        ..RunOptions::default()
-    };
+    let opts = RunOptions::default();
     tokio::task::spawn_blocking({
-        let live = live.clone();
-        move || run_with(feed(input), live, LiveConfig::default(), opts)
+        let mut outputs = LiveOutputs::new(live.clone(), None, Some(tap));
+        move || live::run(feed(input), LiveConfig::default(), opts, &mut outputs)
     })
     .await
     .expect("join")

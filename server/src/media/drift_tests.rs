@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::live::{run, LiveConfig, AUDIO_RENDITION};
-use super::live_tests::feed;
+use super::live::{LiveConfig, AUDIO_RENDITION};
+use super::live_tests::{feed, run};
 use super::testsrc;
 use crate::origin::LiveStream;
 

@@ -1,7 +1,10 @@
 //! One live stream's media pipeline, run on a blocking thread: demux the
 //! incoming bytes, pass H.264 through (the top rung) and transcode the
-//! ladder, copy AAC audio (or transcode other audio to AAC), and publish
-//! parts, segments and playlists into the origin's live window.
+//! ladder, copy AAC audio (or transcode other audio to AAC), and hand init
+//! segments, parts, segments, playlists and decoded audio to a [`Publish`]
+//! sink, the pipeline's one way out. The live session (`ingest`) implements
+//! it and decides where each output goes; this module knows only the
+//! packager (and FFmpeg).
 //!
 //! Timestamps (see `docs/architecture.md`): every rendition lives on one
 //! 90 kHz timeline (audio at its sample rate: the source's when its AAC is
@@ -22,93 +25,53 @@ use super::audio::{AudioCoder, AudioError, AudioFormat, AAC_FRAME, AAC_RATE};
 use super::demux::{ChunkReader, DemuxError, MemoryInput, ProbeLimits, SharedReader};
 use super::health::{HealthMeter, VideoInput};
 use super::ladder::{bitrate_for, plan, Ladder, LadderError, RungSpec};
-use crate::db::recordings::{RenditionRow, SegmentRow};
-use crate::origin::LiveStream;
 use crate::packager::cuts::{Cursor, CutPlan};
 use crate::packager::decode_time::DecodeTimes;
 use crate::packager::fmp4::{Codec, Sample, Track};
 use crate::packager::framerate;
 use crate::packager::h264::{self, nal};
 use crate::packager::playlist::{
-    render_master, render_master_with, AudioRendition, SubtitleRendition, Variant,
+    render_master, render_master_with, AudioRendition, MediaSnapshot, SubtitleRendition, Variant,
 };
 use crate::packager::segmenter::{Clock, Next, Output, Segmenter, SegmenterConfig};
 use crate::packager::time::{rescale, MediaTime, Timescale, MILLIS, VIDEO_TIMESCALE};
 use crate::packager::webvtt::SUBTITLES_RENDITION;
-use crate::recording::catalog::{Catalog, CatalogEntry};
-use crate::store::uploader::{segment_key, Uploader};
-use crate::transcribe::{AudioTap, TapEvent};
 
-/// Where completed segments are archived: the upload queue, the stream id,
-/// and the catalog that records each segment for the recording.
-#[derive(Debug, Clone)]
-pub struct Archive {
-    /// The upload queue.
-    pub uploader: Uploader,
-    /// The stream id (first part of the object keys).
-    pub stream: String,
-    /// Where archived segments and renditions are recorded.
-    pub catalog: Option<Catalog>,
-}
-
-impl Archive {
-    fn put(&self, rendition: &str, file: &str, bytes: Bytes) {
-        match segment_key(&self.stream, rendition, file) {
-            Some(key) => self.uploader.enqueue(key, bytes),
-            None => {
-                tracing::error!(stream = %self.stream, rendition, file, "invalid object key; not archived")
-            }
-        }
+/// Where a pipeline's outputs go: the one way out of it. The live session
+/// (`ingest`) implements it and fans every output out to the origin's live
+/// window, the recording's archive and the captions tap; a new destination
+/// plugs in there, not here. Each call happens on the pipeline's blocking
+/// thread, in the order the pipeline produced the outputs, and must not block.
+pub trait Publish {
+    /// Whether the sink takes the decoded audio ([`Publish::audio`]): live
+    /// transcription, so the master playlist also lists the captions'
+    /// `SUBTITLES` rendition. Asked once, when the pipeline starts.
+    fn wants_audio(&self) -> bool {
+        false
     }
 
-    /// Records segment `msn` of `rendition` (just archived) in the catalog.
-    fn record_segment(&self, rendition: &str, seg: &Segmenter, msn: u64) {
-        let (Some(catalog), Some((entry, init, size))) = (&self.catalog, seg.completed(msn)) else {
-            return;
-        };
-        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        catalog.record(CatalogEntry::Segment(SegmentRow {
-            stream: self.stream.clone(),
-            rendition: rendition.to_string(),
-            msn: int(msn),
-            duration: int(entry.duration.ticks),
-            timescale: i64::from(entry.duration.scale.get()),
-            pdt_ms: entry.program_date_time_ms,
-            discontinuity: entry.discontinuity,
-            init: init.to_string(),
-            size: int(size),
-        }));
-    }
+    /// `seg`'s current init segment ([`Segmenter::init_segment`]), new or
+    /// changed in a new period, under its URI ([`Segmenter::init_uri`]);
+    /// `fps` is the source's nominal frame rate (video).
+    fn init(&mut self, rendition: &str, fps: Option<(u32, u32)>, seg: &Segmenter);
 
-    /// Records a rendition (its codecs and picture) in the catalog.
-    fn record_rendition(&self, rendition: &str, track: &Track, fps: Option<(u32, u32)>) {
-        let Some(catalog) = &self.catalog else {
-            return;
-        };
-        let row = match &track.codec {
-            Codec::Avc { info, .. } => RenditionRow {
-                stream: self.stream.clone(),
-                name: rendition.to_string(),
-                kind: "video".into(),
-                codecs: info.codec_string(),
-                width: Some(i64::from(info.width)),
-                height: Some(i64::from(info.height)),
-                fps_num: fps.map(|f| i64::from(f.0)),
-                fps_den: fps.map(|f| i64::from(f.1)),
-            },
-            Codec::Aac { .. } => RenditionRow {
-                stream: self.stream.clone(),
-                name: rendition.to_string(),
-                kind: "audio".into(),
-                codecs: track.codec.codec_string(),
-                width: None,
-                height: None,
-                fps_num: None,
-                fps_den: None,
-            },
-        };
-        catalog.record(CatalogEntry::Rendition(row));
-    }
+    /// One segmenter step of `rendition`: its parts and segments (never
+    /// empty), and `seg` as it is after them (its snapshot is the playlist
+    /// that names them; its window describes each completed segment). The
+    /// outputs go out together with that playlist, so no playlist names
+    /// media that cannot be fetched yet.
+    fn step(&mut self, rendition: &str, outputs: Vec<Output>, seg: &Segmenter);
+
+    /// `rendition`'s playlist changed without new media (its target
+    /// duration went up, or the stream ended).
+    fn snapshot(&mut self, rendition: &str, snapshot: MediaSnapshot);
+
+    /// The master playlist changed.
+    fn master(&mut self, text: String);
+
+    /// Decoded mono audio (samples in [-1, 1]) whose first sample is `at` on
+    /// the 48 kHz timeline ([`AAC_RATE`]). Only when [`Publish::wants_audio`].
+    fn audio(&mut self, _at: u64, _samples: Vec<f32>) {}
 }
 
 /// Timing and quality settings for live output.
@@ -185,14 +148,11 @@ pub const AUDIO_RENDITION: &str = "audio";
 pub struct RunOptions {
     /// The broadcaster's wall clock (Unix ms) at the first sample.
     pub capture_start_ms: Option<i64>,
-    /// Where completed segments are archived.
-    pub archive: Option<Archive>,
+    /// The stream id, for log lines.
+    pub stream: String,
     /// The media sequence number of the first segment: a stream that was live
     /// before continues its numbering, so no media URL or object key is reused.
     pub first_msn: u64,
-    /// Where decoded audio goes for live transcription (and the master
-    /// playlist then lists the captions' `SUBTITLES` rendition).
-    pub audio_tap: Option<AudioTap>,
     /// Where the input's measurements go (stream health).
     pub health: Option<Arc<HealthMeter>>,
 }
@@ -288,8 +248,10 @@ fn frame_interval_90k(
 
 /// What every output needs to publish.
 struct Ctx<'a> {
-    live: &'a LiveStream,
-    archive: Option<&'a Archive>,
+    /// Where every output goes.
+    sink: std::cell::RefCell<&'a mut dyn Publish>,
+    /// The stream id, for log lines.
+    stream: &'a str,
     cfg: &'a LiveConfig,
     /// The capture clock of the period about to start (`None`: the dates
     /// continue on the current clock).
@@ -305,8 +267,8 @@ struct Ctx<'a> {
     /// The target went up: every rendition's playlist must say so.
     target_raised: std::cell::Cell<bool>,
     first_msn: u64,
-    /// Live transcription's audio feed.
-    tap: Option<&'a AudioTap>,
+    /// The sink takes the decoded audio (live transcription).
+    captions: bool,
     /// Segments completed so far on any rendition (the master playlist's
     /// measured bandwidth is refreshed when this moves).
     completed: std::cell::Cell<u64>,
@@ -557,9 +519,9 @@ fn take_cuts(ctx: &Ctx<'_>, seg: &mut Segmenter, cursor: &mut Cursor, scale: Tim
     }
 }
 
-/// Publishes one segmenter step: its parts and segments go into the origin
-/// together with the playlist after the step, in one call, so no playlist
-/// names media that cannot be fetched yet (then the tap and the archive).
+/// Publishes one segmenter step: its parts and segments leave through the
+/// sink together with the playlist after the step, in one call (see
+/// [`Publish::step`]).
 fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>) {
     for o in &outputs {
         if let Output::Segment { duration, .. } = o {
@@ -571,48 +533,17 @@ fn publish(ctx: &Ctx<'_>, name: &str, seg: &mut Segmenter, outputs: Vec<Output>)
     if outputs.is_empty() {
         return;
     }
-    ctx.live.publish(name, &outputs, seg.snapshot());
-    for o in outputs {
-        let Output::Segment {
-            msn,
-            bytes,
-            duration,
-            start,
-            program_date_time_ms,
-            discontinuity,
-        } = o
-        else {
-            continue;
-        };
-        if let (Some(tap), AUDIO_RENDITION) = (ctx.tap, name) {
-            // The tap counts at 48 kHz; copied audio may be at another rate.
-            let scale = seg.track().timescale;
-            let start_48k = rescale(start, scale, tap_scale());
-            let end_48k = rescale(start.saturating_add(duration), scale, tap_scale());
-            tap.send(TapEvent::Segment {
-                msn,
-                start: start_48k,
-                duration: end_48k.saturating_sub(start_48k),
-                program_date_time_ms,
-                discontinuity,
-            });
-        }
-        if let Some(a) = ctx.archive {
-            a.put(name, &format!("{msn}.m4s"), bytes);
-            a.record_segment(name, seg, msn);
-        }
-        ctx.completed.set(ctx.completed.get() + 1);
-    }
+    let segments = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Segment { .. }))
+        .count();
+    ctx.sink.borrow_mut().step(name, outputs, seg);
+    ctx.completed.set(ctx.completed.get() + segments as u64);
 }
 
 /// Publishes the segmenter's current init segment under its URI.
 fn set_init(ctx: &Ctx<'_>, name: &str, fps: Option<(u32, u32)>, seg: &Segmenter) {
-    let init = seg.init_segment();
-    if let Some(a) = ctx.archive {
-        a.put(name, seg.init_uri(), init.clone());
-        a.record_rendition(name, seg.track(), fps);
-    }
-    ctx.live.set_init(name, seg.init_uri(), init.clone());
+    ctx.sink.borrow_mut().init(name, fps, seg);
 }
 
 /// Parameter sets from an `avcC` record (MP4 input, or Matroska with CodecPrivate).
@@ -759,7 +690,7 @@ impl VideoState {
         if let Some(seg) = self.segmenter.as_mut() {
             let outputs = seg.finish();
             publish(ctx, &self.name, seg, outputs);
-            ctx.live.set_snapshot(&self.name, seg.snapshot());
+            ctx.sink.borrow_mut().snapshot(&self.name, seg.snapshot());
         }
     }
 
@@ -839,42 +770,23 @@ impl VideoState {
     }
 }
 
-/// Runs the pipeline until the input ends. Blocks: call it on a blocking thread.
+/// Runs the pipeline until the input ends, handing every output to `sink`.
+/// Blocks: call it on a blocking thread. Each period of the input (a new
+/// container after a [`Feed::Period`](super::demux::Feed::Period) marker) is
+/// demuxed on its own; the renditions continue across periods with
+/// `EXT-X-DISCONTINUITY`, and media time continues where the previous period
+/// ended.
 pub fn run(
     reader: ChunkReader,
-    live: Arc<LiveStream>,
-    cfg: LiveConfig,
-    capture_start_ms: Option<i64>,
-    archive: Option<Archive>,
-) -> Result<PipelineReport, PipelineError> {
-    run_with(
-        reader,
-        live,
-        cfg,
-        RunOptions {
-            capture_start_ms,
-            archive,
-            first_msn: 0,
-            audio_tap: None,
-            health: None,
-        },
-    )
-}
-
-/// [`run`] with every option. Each period of the input (a new container after
-/// a [`Feed::Period`](super::demux::Feed::Period) marker) is demuxed on its own;
-/// the renditions continue across periods with `EXT-X-DISCONTINUITY`, and media
-/// time continues where the previous period ended.
-pub fn run_with(
-    reader: ChunkReader,
-    live: Arc<LiveStream>,
     cfg: LiveConfig,
     opts: RunOptions,
+    sink: &mut dyn Publish,
 ) -> Result<PipelineReport, PipelineError> {
     let shared = SharedReader(Arc::new(Mutex::new(reader)));
     let ctx = Ctx {
-        live: &live,
-        archive: opts.archive.as_ref(),
+        captions: sink.wants_audio(),
+        sink: std::cell::RefCell::new(sink),
+        stream: &opts.stream,
         cfg: &cfg,
         capture_start_ms: opts.capture_start_ms,
         clock: std::cell::Cell::new(None),
@@ -889,7 +801,6 @@ pub fn run_with(
         ),
         target_raised: std::cell::Cell::new(false),
         first_msn: opts.first_msn,
-        tap: opts.audio_tap.as_ref(),
         completed: std::cell::Cell::new(0),
     };
     let mut p = Pipeline {
@@ -1034,7 +945,7 @@ impl Pipeline<'_> {
                         stream.time_base(),
                         None,
                         cfg.audio_bitrate,
-                        self.ctx.tap.is_some(),
+                        self.ctx.captions,
                     )?;
                     let format = coder.format();
                     log_audio(&coder);
@@ -1148,7 +1059,7 @@ impl Pipeline<'_> {
                             stream.time_base(),
                             Some(&a.format),
                             cfg.audio_bitrate,
-                            self.ctx.tap.is_some(),
+                            self.ctx.captions,
                         )?;
                         log_audio(&a.coder);
                         a.stream_index = stream.index();
@@ -1235,11 +1146,7 @@ impl Pipeline<'_> {
             busy: std::time::Duration::ZERO,
             encoded_90k: 0,
             last_pts: None,
-            stream_id: self
-                .ctx
-                .archive
-                .map(|a| a.stream.clone())
-                .unwrap_or_default(),
+            stream_id: self.ctx.stream.to_string(),
         }
     }
 
@@ -1389,12 +1296,12 @@ impl Pipeline<'_> {
             return;
         }
         let target = self.ctx.target_s.get();
-        let live = self.ctx.live;
+        let sink = &self.ctx.sink;
         let update = |name: &str, seg: &mut Segmenter| {
             seg.raise_target(target);
             let snapshot = seg.snapshot();
             if snapshot.last_part().is_some() {
-                live.set_snapshot(name, snapshot);
+                sink.borrow_mut().snapshot(name, snapshot);
             }
         };
         for v in self
@@ -1499,9 +1406,9 @@ impl Pipeline<'_> {
             .as_ref()
             .map(|a| &a.segmenter)
             .filter(|s| s.segments_completed() > 0);
-        let text = master(&outputs, audio, self.ctx.tap.is_some());
+        let text = master(&outputs, audio, self.ctx.captions);
         if self.master.as_ref() != Some(&text) {
-            self.ctx.live.set_master(text.clone());
+            self.ctx.sink.borrow_mut().master(text.clone());
             self.master = Some(text);
         }
     }
@@ -1520,8 +1427,9 @@ impl Pipeline<'_> {
             release_audio(a, ctx, true);
             let outputs = a.segmenter.finish();
             publish(ctx, AUDIO_RENDITION, &mut a.segmenter, outputs);
-            ctx.live
-                .set_snapshot(AUDIO_RENDITION, a.segmenter.snapshot());
+            ctx.sink
+                .borrow_mut()
+                .snapshot(AUDIO_RENDITION, a.segmenter.snapshot());
         }
         self.sync_targets();
         self.refresh_master(true);
@@ -1567,8 +1475,8 @@ impl Pipeline<'_> {
     }
 }
 
-/// The captions tap's timescale.
-fn tap_scale() -> Timescale {
+/// The timescale of decoded audio for captions ([`Publish::audio`]): 48 kHz.
+pub fn tap_scale() -> Timescale {
     Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE)
 }
 
@@ -1681,13 +1589,11 @@ fn push_audio(a: &mut AudioState, ctx: &Ctx<'_>, frames: Vec<super::audio::AacFr
         });
     }
     release_audio(a, ctx, false);
-    if let Some(tap) = ctx.tap {
+    if ctx.captions {
         let base = rescale(a.base, a.scale, tap_scale());
+        let mut sink = ctx.sink.borrow_mut();
         for (pts, samples) in a.coder.take_pcm() {
-            tap.send(TapEvent::Audio {
-                at: pts + base,
-                samples,
-            });
+            sink.audio(pts + base, samples);
         }
     }
 }

@@ -1,13 +1,46 @@
 //! The live pipeline from chunked browser-like input to a playable window.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::demux::ChunkReader;
 use super::demux_tests::mkv_h264_opus;
-use super::live::{run, run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
+use super::live::{self, LiveConfig, PipelineError, PipelineReport, RunOptions, AUDIO_RENDITION};
+use crate::ingest::outputs::LiveOutputs;
 use crate::origin::{LiveStream, PlaylistQuery};
+use crate::recording::Archive;
+
+/// Runs the pipeline into `live` (and `archive`), as a live session does.
+pub(super) fn run(
+    reader: ChunkReader,
+    live: Arc<LiveStream>,
+    cfg: LiveConfig,
+    capture_start_ms: Option<i64>,
+    archive: Option<Archive>,
+) -> Result<PipelineReport, PipelineError> {
+    let opts = RunOptions {
+        capture_start_ms,
+        ..RunOptions::default()
+    };
+    live::run(
+        reader,
+        cfg,
+        opts,
+        &mut LiveOutputs::new(live, archive, None),
+    )
+}
+
+/// [`run`] with every option.
+pub(super) fn run_with(
+    reader: ChunkReader,
+    live: Arc<LiveStream>,
+    cfg: LiveConfig,
+    opts: RunOptions,
+) -> Result<PipelineReport, PipelineError> {
+    live::run(reader, cfg, opts, &mut LiveOutputs::new(live, None, None))
+}
 
 /// Feeds `data` to the pipeline in 16 KiB chunks from another thread.
 pub(super) fn feed(data: Vec<u8>) -> ChunkReader {
@@ -498,9 +531,8 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
         move || {
             let opts = RunOptions {
                 capture_start_ms: Some(start),
-                archive: None,
+                stream: String::new(),
                 first_msn: 7,
-                audio_tap: None,
                 health: None,
             };
             let reader = feed_periods(vec![(first, start), (second, start + 60_000)]);

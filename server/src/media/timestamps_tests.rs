@@ -25,7 +25,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::demux::ChunkReader;
-use super::live::{run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
+use super::live::{LiveConfig, RunOptions, AUDIO_RENDITION};
+use super::live_tests::run_with;
 use super::remux::Remuxer;
 use super::testsrc;
 use crate::origin::{LiveStream, PlaylistQuery};

@@ -20,6 +20,7 @@
 //! `streams/<id>/master.m3u8`, `streams/<id>/recording.mp4`,
 //! `streams/<id>/thumbnail.jpg`.
 
+mod archive;
 pub mod catalog;
 pub mod mp4;
 pub mod vod;
@@ -38,6 +39,7 @@ use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::store::uploader::Uploader;
 use crate::store::{ObjectKey, ObjectStore, StoreError};
 use app::transcripts::TranscriptLine;
+pub use archive::Archive;
 use catalog::Catalog;
 use vod::{Kind, VodPlan, VodRendition};
 
