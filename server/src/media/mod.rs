@@ -14,17 +14,9 @@ pub mod testsrc;
 pub mod transcode;
 
 #[cfg(test)]
-mod aac_copy_tests;
-#[cfg(test)]
 mod demux_tests;
 #[cfg(test)]
-mod drift_tests;
-#[cfg(test)]
-mod live_tests;
-#[cfg(test)]
 mod remux_tests;
-#[cfg(test)]
-mod timestamps_tests;
 
 /// What the linked FFmpeg libraries provide.
 #[derive(Debug, Clone, PartialEq, Eq)]
