@@ -34,6 +34,8 @@ mod aac_copy_tests;
 #[cfg(test)]
 mod drift_tests;
 #[cfg(test)]
+mod seam_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod timestamps_tests;
