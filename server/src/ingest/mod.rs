@@ -1,6 +1,8 @@
 //! Live ingest over WebSocket (`/api/v1/streams/{id}/ingest`), protocol in
 //! `docs/protocol.md`. A [`Session`] per live stream outlives its socket: the
 //! publisher can drop and resume, and the pipeline keeps running meanwhile.
+//! The session runs the media pipeline with [`outputs::LiveOutputs`] as its
+//! sink: the one place a stream's outputs fan out (origin, archive, captions).
 
 pub mod encoder;
 pub mod outputs;

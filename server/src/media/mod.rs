@@ -1,6 +1,9 @@
 //! The media pipeline (FFmpeg through `ffmpeg-next`): library start-up,
 //! demuxing live input from memory ([`demux`]), AAC framing ([`aac`]) and
-//! audio copy or transcode ([`audio`]).
+//! audio copy or transcode ([`audio`]), the ladder ([`ladder`]), stream
+//! health ([`health`]), and one live stream's pipeline ([`live`]), whose
+//! outputs leave through [`live::Publish`]. Below it only the packager: it
+//! knows nothing of the origin, the store, recordings or captions.
 
 pub mod aac;
 pub mod audio;

@@ -1,4 +1,6 @@
-//! Recordings: when a stream's pipeline stops (it ended, or the broadcaster
+//! Recordings: while a stream is live, the session hands its init segments
+//! and completed segments to an [`Archive`] (upload queue and catalog rows).
+//! When a stream's pipeline stops (it ended, or the broadcaster
 //! stayed away past the grace period), its archived segments become a VOD.
 //!
 //! 1. Wait until the catalog rows are written and the upload queue is empty
