@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use onair_server::ingest::outputs::LiveOutputs;
 use onair_server::media::demux::ChunkReader;
 use onair_server::media::ladder::plan;
-use onair_server::media::live::{run, LiveConfig};
+use onair_server::media::live::{run, LiveConfig, RunOptions};
 use onair_server::media::remux::Remuxer;
 use onair_server::media::testsrc;
 use onair_server::origin::LiveStream;
@@ -81,7 +82,8 @@ fn onair_cpu(file: &Path, cfg: LiveConfig) -> f64 {
     drop(tx);
     let live = LiveStream::new(Duration::from_secs(1));
     let before = cpu().0;
-    run(reader, live, cfg, None, None).expect("pipeline");
+    let mut outputs = LiveOutputs::new(live, None, None);
+    run(reader, cfg, RunOptions::default(), &mut outputs).expect("pipeline");
     cpu().0 - before
 }
 
@@ -156,7 +158,8 @@ fn latency(file: &Path) -> (f64, f64, f64, usize) {
         passthrough_only: true,
         ..LiveConfig::default()
     };
-    run(reader, live.clone(), cfg, None, None).expect("pipeline");
+    let mut outputs = LiveOutputs::new(live.clone(), None, None);
+    run(reader, cfg, RunOptions::default(), &mut outputs).expect("pipeline");
     let _ = feeder.join();
     drop(live);
     watcher.abort();

@@ -1,8 +1,11 @@
 //! Live ingest over WebSocket (`/api/v1/streams/{id}/ingest`), protocol in
 //! `docs/protocol.md`. A [`Session`] per live stream outlives its socket: the
 //! publisher can drop and resume, and the pipeline keeps running meanwhile.
+//! The session runs the media pipeline with [`outputs::LiveOutputs`] as its
+//! sink: the one place a stream's outputs fan out (origin, archive, captions).
 
 pub mod encoder;
+pub mod outputs;
 pub mod rtmp;
 mod socket;
 pub mod srt;
@@ -21,7 +24,7 @@ use crate::media::demux::{ChunkReader, Feed};
 use crate::media::health::HealthMeter;
 use crate::media::live::{self, LiveConfig};
 use crate::origin::{LiveStream, Origin};
-use crate::recording::Recorder;
+use crate::recording::{Archive, Recorder};
 use crate::store::uploader::Uploader;
 use crate::store::ObjectStore;
 
@@ -347,7 +350,7 @@ impl IngestHub {
         let hub = self.clone();
         let id = stream_id.to_string();
         let health = session.health.clone();
-        let archive = live::Archive {
+        let archive = Archive {
             uploader: self.uploader.clone(),
             stream: id.clone(),
             catalog: Some(self.recorder.catalog()),
@@ -356,14 +359,15 @@ impl IngestHub {
             let first_msn = hub.first_msn(&id).await;
             let opts = live::RunOptions {
                 capture_start_ms: Some(capture_start_ms),
-                archive: Some(archive),
+                stream: id.clone(),
                 first_msn,
-                audio_tap: hub.transcriber.get().map(|t| t.start(&id, window.clone())),
                 health: Some(health),
             };
+            let tap = hub.transcriber.get().map(|t| t.start(&id, window.clone()));
             let published = window.clone();
+            let mut outputs = outputs::LiveOutputs::new(window, Some(archive), tap);
             let result =
-                tokio::task::spawn_blocking(move || live::run_with(reader, window, cfg, opts))
+                tokio::task::spawn_blocking(move || live::run(reader, cfg, opts, &mut outputs))
                     .await;
             // Whatever the outcome, a later session numbers after what was published.
             if let Some(next) = published.next_msn() {

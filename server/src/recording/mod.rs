@@ -1,4 +1,6 @@
-//! Recordings: when a stream's pipeline stops (it ended, or the broadcaster
+//! Recordings: while a stream is live, the session hands its init segments
+//! and completed segments to an [`Archive`] (upload queue and catalog rows).
+//! When a stream's pipeline stops (it ended, or the broadcaster
 //! stayed away past the grace period), its archived segments become a VOD.
 //!
 //! 1. Wait until the catalog rows are written and the upload queue is empty
@@ -20,6 +22,7 @@
 //! `streams/<id>/master.m3u8`, `streams/<id>/recording.mp4`,
 //! `streams/<id>/thumbnail.jpg`.
 
+mod archive;
 pub mod catalog;
 pub mod mp4;
 pub mod vod;
@@ -38,6 +41,7 @@ use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::store::uploader::Uploader;
 use crate::store::{ObjectKey, ObjectStore, StoreError};
 use app::transcripts::TranscriptLine;
+pub use archive::Archive;
 use catalog::Catalog;
 use vod::{Kind, VodPlan, VodRendition};
 

@@ -64,31 +64,6 @@ pub const SERVER: Rule = Rule {
             "#11: the ingest socket handler moves to http",
         ),
         (
-            "media",
-            "db",
-            "#11: the pipeline's outputs leave through an output seam",
-        ),
-        (
-            "media",
-            "origin",
-            "#11: the pipeline's outputs leave through an output seam",
-        ),
-        (
-            "media",
-            "recording",
-            "#11: the pipeline's outputs leave through an output seam",
-        ),
-        (
-            "media",
-            "store",
-            "#11: the pipeline's outputs leave through an output seam",
-        ),
-        (
-            "media",
-            "transcribe",
-            "#11: the pipeline's outputs leave through an output seam",
-        ),
-        (
             "realtime",
             "http",
             "#11: the events socket handler moves to http",

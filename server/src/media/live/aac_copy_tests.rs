@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use super::live::{run, run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
-use super::live_tests::{dump, extinf_ms, feed, feed_periods, video_and_audio_playlists};
-use super::testsrc::{audio_packet_md5s, audio_stream, av, ffmpeg, H264_BASELINE};
+use super::tests::{dump, extinf_ms, feed, feed_periods, run, video_and_audio_playlists};
+use super::{LiveConfig, RunOptions, AUDIO_RENDITION};
+use crate::ingest::outputs::LiveOutputs;
+use crate::media::testsrc::{audio_packet_md5s, audio_stream, av, ffmpeg, H264_BASELINE};
 use crate::origin::LiveStream;
 use crate::transcribe::{AudioTap, TapEvent};
 
@@ -140,7 +141,7 @@ async fn a_later_period_in_another_format_is_encoded_to_the_renditions() {
         audio_stream(playlist).expect("ffprobe"),
         ("aac".to_string(), 44_100, 1)
     );
-    super::testsrc::decode(playlist).expect("both periods decode");
+    crate::media::testsrc::decode(playlist).expect("both periods decode");
     let total: u64 = extinf_ms(&text).iter().sum();
     assert!(total.abs_diff(6000) <= 100, "{total} ms");
 }
@@ -166,13 +167,10 @@ async fn copied_audio_still_feeds_the_captions_tap_at_48k() {
     .expect("test media");
     let live = LiveStream::new(Duration::from_secs(5));
     let (tap, mut rx) = AudioTap::channel();
-    let opts = RunOptions {
-        audio_tap: Some(tap),
-        ..RunOptions::default()
-    };
+    let opts = RunOptions::default();
     tokio::task::spawn_blocking({
-        let live = live.clone();
-        move || run_with(feed(input), live, LiveConfig::default(), opts)
+        let mut outputs = LiveOutputs::new(live.clone(), None, Some(tap));
+        move || super::run(feed(input), LiveConfig::default(), opts, &mut outputs)
     })
     .await
     .expect("join")

@@ -1,13 +1,46 @@
 //! The live pipeline from chunked browser-like input to a playable window.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::demux::ChunkReader;
-use super::demux_tests::mkv_h264_opus;
-use super::live::{run, run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
+use super::{LiveConfig, PipelineError, PipelineReport, RunOptions, AUDIO_RENDITION};
+use crate::ingest::outputs::LiveOutputs;
+use crate::media::demux::ChunkReader;
+use crate::media::demux_tests::mkv_h264_opus;
 use crate::origin::{LiveStream, PlaylistQuery};
+use crate::recording::Archive;
+
+/// Runs the pipeline into `live` (and `archive`), as a live session does.
+pub(super) fn run(
+    reader: ChunkReader,
+    live: Arc<LiveStream>,
+    cfg: LiveConfig,
+    capture_start_ms: Option<i64>,
+    archive: Option<Archive>,
+) -> Result<PipelineReport, PipelineError> {
+    let opts = RunOptions {
+        capture_start_ms,
+        ..RunOptions::default()
+    };
+    super::run(
+        reader,
+        cfg,
+        opts,
+        &mut LiveOutputs::new(live, archive, None),
+    )
+}
+
+/// [`run`] with every option.
+pub(super) fn run_with(
+    reader: ChunkReader,
+    live: Arc<LiveStream>,
+    cfg: LiveConfig,
+    opts: RunOptions,
+) -> Result<PipelineReport, PipelineError> {
+    super::run(reader, cfg, opts, &mut LiveOutputs::new(live, None, None))
+}
 
 /// Feeds `data` to the pipeline in 16 KiB chunks from another thread.
 pub(super) fn feed(data: Vec<u8>) -> ChunkReader {
@@ -127,8 +160,8 @@ async fn h264_and_opus_become_passthrough_video_and_aac_audio() {
     dump(&live, dir.path(), &["360p", AUDIO_RENDITION]).await;
     let master_path = dir.path().join("master.m3u8");
     let master_path = master_path.to_str().expect("utf8 path");
-    super::testsrc::decode(master_path).expect("every stream decodes");
-    let summary = super::testsrc::probe(master_path).expect("ffprobe");
+    crate::media::testsrc::decode(master_path).expect("every stream decodes");
+    let summary = crate::media::testsrc::probe(master_path).expect("ffprobe");
     assert!(summary.has(&["h264", "aac"]), "{summary:?}");
     assert!((summary.duration_s - 6.0).abs() < 0.2, "{summary:?}");
 }
@@ -156,7 +189,7 @@ fn measured(live: &LiveStream, rendition: &str, playlist: &str) -> (u64, u64) {
 fn source(size: &str, video: &[&str], seconds: u32, format: &str) -> Vec<u8> {
     let mut args = video.to_vec();
     args.extend(["-c:a", "libopus", "-f", format]);
-    super::testsrc::av(size, seconds, &args, "-").expect("test media")
+    crate::media::testsrc::av(size, seconds, &args, "-").expect("test media")
 }
 
 /// Runs the pipeline and checks the ladder: the expected rungs, identical
@@ -223,7 +256,7 @@ async fn check_ladder(input: Vec<u8>, rungs: &[(&str, &str)]) {
     let mut names: Vec<&str> = rungs.iter().map(|r| r.0).collect();
     names.push(AUDIO_RENDITION);
     dump(&live, dir.path(), &names).await;
-    super::testsrc::decode(dir.path().join("master.m3u8").to_str().expect("utf8 path"))
+    crate::media::testsrc::decode(dir.path().join("master.m3u8").to_str().expect("utf8 path"))
         .expect("every variant decodes");
 }
 
@@ -261,7 +294,7 @@ async fn vp8_720p_is_transcoded_into_an_aligned_ladder() {
 async fn h264_720p_passes_through_and_lower_rungs_follow_its_keyframes() {
     let input = source(
         "1280x720",
-        &[super::testsrc::H264_BASELINE, &["-g", "60"]].concat(),
+        &[crate::media::testsrc::H264_BASELINE, &["-g", "60"]].concat(),
         5,
         "matroska",
     );
@@ -312,7 +345,7 @@ async fn audio_segments_follow_passed_through_video_with_sparse_keyframes() {
     ffmpeg_next::init().expect("init");
     let input = source(
         "320x180",
-        &[super::testsrc::H264_BASELINE, &["-g", "75"]].concat(),
+        &[crate::media::testsrc::H264_BASELINE, &["-g", "75"]].concat(),
         9,
         "matroska",
     );
@@ -354,7 +387,7 @@ async fn audio_segments_follow_passed_through_video_with_sparse_keyframes() {
 #[tokio::test]
 async fn audio_only_input_becomes_an_audio_only_stream() {
     ffmpeg_next::init().expect("init");
-    let audio = super::testsrc::ffmpeg(&[
+    let audio = crate::media::testsrc::ffmpeg(&[
         "-f",
         "lavfi",
         "-i",
@@ -387,7 +420,7 @@ async fn audio_only_input_becomes_an_audio_only_stream() {
     let dir = tempfile::tempdir().expect("tempdir");
     dump(&live, dir.path(), &[AUDIO_RENDITION]).await;
     let summary =
-        super::testsrc::probe(dir.path().join("master.m3u8").to_str().expect("utf8 path"))
+        crate::media::testsrc::probe(dir.path().join("master.m3u8").to_str().expect("utf8 path"))
             .expect("ffprobe");
     assert_eq!(summary.codecs, vec!["aac"]);
     assert!((summary.duration_s - 4.0).abs() < 0.2, "{summary:?}");
@@ -397,11 +430,11 @@ async fn audio_only_input_becomes_an_audio_only_stream() {
 async fn fragmented_mp4_as_chromium_records_it_is_accepted() {
     // Chromium's `video/mp4;codecs=avc1.42E01E,opus`: ftyp+moov first, then one
     // moof+mdat per GOP, on a stream that cannot seek.
-    let input = super::testsrc::av(
+    let input = crate::media::testsrc::av(
         "640x360",
         4,
         &[
-            super::testsrc::H264_BASELINE,
+            crate::media::testsrc::H264_BASELINE,
             &["-g", "30", "-c:a", "libopus"],
             &[
                 "-movflags",
@@ -440,7 +473,7 @@ pub(super) fn feed_periods(parts: Vec<(Vec<u8>, i64)>) -> ChunkReader {
     std::thread::spawn(move || {
         for (i, (data, capture)) in parts.into_iter().enumerate() {
             if i > 0 {
-                let marker = super::demux::Feed::Period {
+                let marker = crate::media::demux::Feed::Period {
                     capture_start_ms: Some(capture),
                 };
                 if tx.blocking_send(marker).is_err() {
@@ -468,7 +501,7 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
     // H.264 (passed through), then the broadcaster switches to a VP8 source
     // of another size: the same renditions go on, the top one now encoded.
     let first = mkv_h264_opus(3);
-    let second = source("320x240", super::testsrc::VP8_REALTIME, 3, "webm");
+    let second = source("320x240", crate::media::testsrc::VP8_REALTIME, 3, "webm");
     // How long before its first picture the second recorder's audio starts
     // (its muxer delays the video by the Opus pre-skip): audio that came
     // before the picture is dated that much before the restart's clock.
@@ -477,7 +510,7 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
         let path = dir.path().join("second.webm");
         std::fs::write(&path, &second).expect("write");
         let first_ms = |select: &str, entries: &str, list: &str| {
-            let json = super::testsrc::ffprobe_json(&[
+            let json = crate::media::testsrc::ffprobe_json(&[
                 "-select_streams",
                 select,
                 "-show_entries",
@@ -498,9 +531,8 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
         move || {
             let opts = RunOptions {
                 capture_start_ms: Some(start),
-                archive: None,
+                stream: String::new(),
                 first_msn: 7,
-                audio_tap: None,
                 health: None,
             };
             let reader = feed_periods(vec![(first, start), (second, start + 60_000)]);
@@ -586,8 +618,8 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
         let path = dir.path().join(format!("period{i}.mp4"));
         std::fs::write(&path, file).expect("write");
         let path = path.to_str().expect("utf8 path");
-        super::testsrc::decode(path).expect("the period decodes");
-        let summary = super::testsrc::probe(path).expect("ffprobe");
+        crate::media::testsrc::decode(path).expect("the period decodes");
+        let summary = crate::media::testsrc::probe(path).expect("ffprobe");
         assert!(summary.has(&["h264"]), "{summary:?}");
         ends.push(summary.duration_s);
     }
@@ -598,16 +630,16 @@ async fn a_recorder_restart_is_a_discontinuity_in_every_rendition() {
     dump(&live, dir.path(), &[AUDIO_RENDITION]).await;
     let audio_path = dir.path().join(AUDIO_RENDITION).join("index.m3u8");
     let audio_path = audio_path.to_str().expect("utf8 path");
-    super::testsrc::decode(audio_path).expect("the audio decodes across the restart");
-    let summary = super::testsrc::probe(audio_path).expect("ffprobe");
+    crate::media::testsrc::decode(audio_path).expect("the audio decodes across the restart");
+    let summary = crate::media::testsrc::probe(audio_path).expect("ffprobe");
     assert!((summary.duration_s - 6.0).abs() < 0.3, "{summary:?}");
 }
 
 #[tokio::test]
 async fn video_only_input_becomes_a_video_only_ladder() {
     ffmpeg_next::init().expect("init");
-    let args = [super::testsrc::VP8_REALTIME, &["-an", "-f", "webm"]].concat();
-    let input = super::testsrc::av("854x480", 4, &args, "-").expect("test media");
+    let args = [crate::media::testsrc::VP8_REALTIME, &["-an", "-f", "webm"]].concat();
+    let input = crate::media::testsrc::av("854x480", 4, &args, "-").expect("test media");
     let live = LiveStream::new(Duration::from_secs(5));
     let report = tokio::task::spawn_blocking({
         let live = live.clone();
@@ -629,8 +661,8 @@ async fn video_only_input_becomes_a_video_only_ladder() {
     dump(&live, dir.path(), &["480p", "360p"]).await;
     let path = dir.path().join("master.m3u8");
     let path = path.to_str().expect("utf8 path");
-    super::testsrc::decode(path).expect("decodes");
-    let summary = super::testsrc::probe(path).expect("ffprobe");
+    crate::media::testsrc::decode(path).expect("decodes");
+    let summary = crate::media::testsrc::probe(path).expect("ffprobe");
     assert!(
         summary.has(&["h264"]) && !summary.has(&["aac"]),
         "{summary:?}"

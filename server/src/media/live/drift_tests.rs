@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::live::{run, LiveConfig, AUDIO_RENDITION};
-use super::live_tests::feed;
-use super::testsrc;
+use super::tests::{feed, run};
+use super::{LiveConfig, AUDIO_RENDITION};
+use crate::media::testsrc;
 use crate::origin::LiveStream;
 
 const MINUTES: u32 = 10;

@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::demux::ChunkReader;
-use super::live::{run_with, LiveConfig, RunOptions, AUDIO_RENDITION};
-use super::remux::Remuxer;
-use super::testsrc;
+use super::tests::run_with;
+use super::{LiveConfig, RunOptions, AUDIO_RENDITION};
+use crate::media::demux::ChunkReader;
+use crate::media::remux::Remuxer;
+use crate::media::testsrc;
 use crate::origin::{LiveStream, PlaylistQuery};
 
 const CAPTURE_START: i64 = 1_795_300_000_000;
