@@ -21,6 +21,7 @@ use serde::Deserialize;
 use super::auth::MaybeUser;
 use super::error::ApiError;
 use super::json::ApiQuery;
+use crate::service::summaries::SummariesError;
 use crate::service::transcripts::{self, download_name, Format};
 use crate::service::{search, summaries};
 use crate::state::AppState;
@@ -70,8 +71,16 @@ impl From<SummaryError> for ApiError {
             SummaryError::NoTranscript => {
                 ApiError::new(StatusCode::CONFLICT, "no_transcript", message)
             }
-            SummaryError::Stream(s) => s.into(),
             SummaryError::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<SummariesError> for ApiError {
+    fn from(e: SummariesError) -> Self {
+        match e {
+            SummariesError::Stream(s) => s.into(),
+            SummariesError::Summary(s) => s.into(),
         }
     }
 }

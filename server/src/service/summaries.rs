@@ -5,10 +5,22 @@
 
 use app::summaries::SummaryStatus;
 
-use super::streams::load_managed;
+use super::streams::{load_managed, StreamError};
 use super::SessionUser;
 use crate::db::Database;
 use crate::summary::{Summarizer, SummaryError};
+
+/// Why a summary request was refused: the stream's permission rules, or
+/// the summarizer's own answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SummariesError {
+    /// The caller may not see or change the stream.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The summarizer refused or failed.
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
+}
 
 /// A stream's summary and where making one stands.
 pub async fn status(
@@ -16,9 +28,9 @@ pub async fn status(
     summarizer: &Summarizer,
     user: Option<&SessionUser>,
     id: &str,
-) -> Result<SummaryStatus, SummaryError> {
+) -> Result<SummaryStatus, SummariesError> {
     load_managed(db, id, user).await?;
-    summarizer.status(id).await
+    Ok(summarizer.status(id).await?)
 }
 
 /// Starts making a stream's summary (again).
@@ -27,7 +39,7 @@ pub async fn start(
     summarizer: &std::sync::Arc<Summarizer>,
     user: Option<&SessionUser>,
     id: &str,
-) -> Result<SummaryStatus, SummaryError> {
+) -> Result<SummaryStatus, SummariesError> {
     let (_, user) = load_managed(db, id, user).await?;
     let status = summarizer.start(id).await?;
     tracing::info!(stream = %id, by = %user.user.id, "summary requested");

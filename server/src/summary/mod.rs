@@ -46,9 +46,6 @@ pub enum SummaryError {
         "this stream has no transcript yet: turn captions on while live and let someone speak"
     )]
     NoTranscript,
-    /// The caller may not see or change the stream.
-    #[error(transparent)]
-    Stream(#[from] crate::service::streams::StreamError),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -114,8 +111,8 @@ impl Summarizer {
         f(self.jobs().entry(stream.to_string()).or_default());
     }
 
-    /// Where a stream's summary stands (no permission check: see
-    /// [`crate::service::summaries`]).
+    /// Where a stream's summary stands (no permission check: the caller,
+    /// `service::summaries`, makes it).
     pub async fn status(&self, stream: &str) -> Result<SummaryStatus, SummaryError> {
         let job = self.jobs().get(stream).cloned();
         let summary = self.db.get_summary(stream).await?.map(summary_from_row);

@@ -73,7 +73,6 @@ pub const SERVER: Rule = Rule {
             "state",
             "#11: the events socket handler moves to http",
         ),
-        ("summary", "service", "#11: summary returns its own errors"),
         (
             "transcribe",
             "realtime",
