@@ -12,16 +12,17 @@
 pub mod passwords;
 pub mod playback;
 pub mod throttle;
+pub mod visibility;
 
 use std::time::Duration;
 
 use app::accounts::FieldError;
 
 use crate::db::DbError;
-use crate::http::playback::VisibilityCache;
 use passwords::Passwords;
 use playback::PlaybackSigner;
 use throttle::{LoginThrottle, RegistrationLimits, RegistrationThrottle, ThrottleLimits};
+use visibility::VisibilityCache;
 
 /// When the session cookie gets the `Secure` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

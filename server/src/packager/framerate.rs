@@ -101,7 +101,7 @@ pub fn is_standard((num, den): (u32, u32)) -> bool {
 const SUSTAINED: usize = 3;
 
 /// The maximum frame rate over consecutive segments given as `(frames,
-/// ticks)`: the fastest rate that at least [`SUSTAINED`] segments keep
+/// ticks)`: the fastest rate that at least `SUSTAINED` segments keep
 /// (within 0.5% of each other), measured over those segments together.
 ///
 /// One odd segment (a few frames squeezed at the start of a stream, a frame

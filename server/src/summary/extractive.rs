@@ -6,7 +6,7 @@
 //! sum of its content words' counts over the whole transcript, divided by
 //! the square root of how many content words it has, so a sentence is not
 //! chosen for its length alone. Content words are words of three or more
-//! letters that are not [`STOPWORDS`]. Ties go to the earlier sentence.
+//! letters that are not `STOPWORDS`. Ties go to the earlier sentence.
 
 use std::collections::HashMap;
 

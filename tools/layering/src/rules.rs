@@ -48,11 +48,6 @@ pub const SERVER: Rule = Rule {
     ],
     exceptions: &[
         (
-            "auth",
-            "http",
-            "#11: the playback visibility cache moves to auth",
-        ),
-        (
             "backend",
             "http",
             "#11: refusals get one shape below http; backend goes away",

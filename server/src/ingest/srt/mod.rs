@@ -6,7 +6,7 @@
 //!
 //! The protocol is Debian's libsrt (the reference implementation that
 //! FFmpeg, OBS and vMix use; why not `srt-tokio`: `docs/protocol.md`),
-//! bound in [`ffi`]. Its listen callback decides each caller during the
+//! bound in its `ffi` module. Its listen callback decides each caller during the
 //! handshake, so a refusal reaches the encoder in SRT's own terms, as a
 //! rejection code it prints:
 //! - 1400 (bad request): the stream id is not in the access-control form;
@@ -24,7 +24,7 @@
 //! `--ingest-idle-timeout` (`timeout`) close the connection. Each refusal is
 //! logged and counted in `onair_ingest_refusals_total{transport="srt",reason}`.
 //!
-//! The MPEG-TS goes through [`EncoderPublish`] into the same live session
+//! The MPEG-TS goes through [`EncoderPublish`](super::encoder::EncoderPublish) into the same live session
 //! as every other source. SRT has no "unpublish": a caller that closes its
 //! connection (an SRT shutdown, right after its last data) ends the stream;
 //! one that falls silent until libsrt's peer idle time-out (5 s) dropped,

@@ -44,7 +44,7 @@ pub(super) const AUDIO_HOLD_TARGETS: u64 = 2;
 /// See [`AUDIO_HOLD_TARGETS`].
 pub(super) const AUDIO_HOLD_MIN_MS: u64 = 2_000;
 
-/// The timescale of decoded audio for captions ([`Publish::audio`]): 48 kHz.
+/// The timescale of decoded audio for captions ([`Publish::audio`](super::Publish::audio)): 48 kHz.
 pub fn tap_scale() -> Timescale {
     Timescale::new(AAC_RATE).unwrap_or(VIDEO_TIMESCALE)
 }
