@@ -188,3 +188,9 @@ async fn ticker(rooms: Weak<Rooms>) {
         }
     }
 }
+
+impl crate::transcribe::CaptionSink for Rooms {
+    fn caption(&self, stream_id: &str, caption: Caption) {
+        self.publish_caption(stream_id, caption);
+    }
+}

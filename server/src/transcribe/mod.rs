@@ -31,7 +31,6 @@ use crate::db::transcripts::TranscriptRow;
 use crate::db::Database;
 use crate::origin::LiveStream;
 use crate::packager::webvtt::{SegmentSpan, VttSegmenter};
-use crate::realtime::Rooms;
 use app::protocol::events::Caption;
 use app::transcripts::TranscriptLine;
 use pcm::{Downsampler, Window, WindowConfig, Windower, ASR_RATE};
@@ -143,12 +142,19 @@ struct Done {
     silent: bool,
 }
 
+/// Where a stream's captions go as they are made (the server gives its
+/// realtime rooms, which send each to the stream's viewers).
+pub trait CaptionSink: Send + Sync {
+    /// Hands `caption` of stream `stream_id` on; never blocks.
+    fn caption(&self, stream_id: &str, caption: Caption);
+}
+
 /// Transcribes live streams; one task per stream.
 pub struct Transcriber {
     client: OpenAiClient,
     cfg: AsrConfig,
     db: Database,
-    rooms: Arc<Rooms>,
+    captions: Arc<dyn CaptionSink>,
     window_segments: usize,
 }
 
@@ -169,19 +175,19 @@ fn ms48(ticks: u64) -> u64 {
 }
 
 impl Transcriber {
-    /// A transcriber that publishes captions to `rooms` and stores lines in
+    /// A transcriber that hands captions to `captions` and stores lines in
     /// `db`; the subtitle playlist keeps `window_segments` segments.
     pub fn new(
         cfg: AsrConfig,
         db: Database,
-        rooms: Arc<Rooms>,
+        captions: Arc<dyn CaptionSink>,
         window_segments: usize,
     ) -> Arc<Self> {
         Arc::new(Transcriber {
             client: OpenAiClient::new(&cfg.endpoint),
             cfg,
             db,
-            rooms,
+            captions,
             window_segments,
         })
     }
@@ -356,7 +362,7 @@ impl Transcriber {
                 Some(c) => c.program_ms + (media - c.media_ms),
                 None => crate::clock::now_ms() - (end_ms - media),
             };
-            self.rooms.publish_caption(
+            self.captions.caption(
                 id,
                 Caption {
                     start_ms: program(start_ms),

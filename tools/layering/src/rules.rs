@@ -68,11 +68,6 @@ pub const SERVER: Rule = Rule {
             "state",
             "#11: the events socket handler moves to http",
         ),
-        (
-            "transcribe",
-            "realtime",
-            "#11: captions leave through a sink the session gives",
-        ),
     ],
 };
 
