@@ -20,6 +20,7 @@ pub mod client_ip;
 pub mod geo;
 pub mod hist;
 pub mod report;
+pub mod store;
 pub mod tracker;
 
 use std::collections::HashSet;

@@ -3,7 +3,6 @@
 //! config value. [`Database::connect`] opens it and [`Database::migrate`] brings
 //! the schema up to date.
 
-pub mod analytics;
 pub mod chat;
 pub mod migrations;
 pub mod recordings;

@@ -52,7 +52,6 @@ pub const SERVER: Rule = Rule {
             "http",
             "#11: refusals get one shape below http; backend goes away",
         ),
-        ("db", "analytics", "#11: the analytics row types move to db"),
         (
             "ingest",
             "state",

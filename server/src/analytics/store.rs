@@ -1,11 +1,11 @@
-//! Typed queries on the analytics tables (migration 5): `analytics_session`
+//! The analytics tables' typed queries (migration 5), as `impl Database`: `analytics_session`
 //! (raw viewer sessions, kept for the retention period) and
 //! `analytics_minute` (per-stream, per-minute rollups the dashboard reads).
 
 use surrealdb::types::SurrealValue;
 
-use super::{Database, DbError};
-use crate::analytics::tracker::{MinuteDetail, MinuteRow, SessionRecord};
+use super::tracker::{MinuteDetail, MinuteRow, SessionRecord};
+use crate::db::{Database, DbError};
 
 /// Rows written per query.
 const BATCH: usize = 200;
