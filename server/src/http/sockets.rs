@@ -36,7 +36,14 @@ pub async fn ingest(
     State(state): State<AppState>,
 ) -> Response {
     let admission = admit(&state, Socket::Ingest, &id, peer_addr(peer), &headers).await;
-    crate::ingest::ingest_route(ws, id, &headers, state, admission)
+    crate::ingest::ingest_route(
+        ws,
+        id,
+        &headers,
+        state.ingest.clone(),
+        state.connections.limits.hello_timeout,
+        admission,
+    )
 }
 
 /// `GET /api/v1/streams/{id}/events`: admission, then the events socket

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use super::{AttachError, IngestHub, Session};
 use crate::connections::Admission;
 use crate::media::demux::Feed;
-use crate::state::AppState;
 
 /// `GET /api/v1/streams/{id}/ingest` (WebSocket upgrade), once the edge has
 /// decided the session and the socket's place (`http::sockets`).
@@ -25,10 +24,10 @@ pub fn ingest_route(
     ws: WebSocketUpgrade,
     id: String,
     headers: &HeaderMap,
-    state: AppState,
+    hub: Arc<IngestHub>,
+    hello_timeout: Duration,
     admission: Admission,
 ) -> Response {
-    let hub = state.ingest.clone();
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -52,7 +51,7 @@ pub fn ingest_route(
                 return;
             };
             let auth = Credentials { bearer, session };
-            if let Err((code, reason, message)) = serve(&mut conn, &hub, &state, &id, auth).await {
+            if let Err((code, reason, message)) = serve(&mut conn, &hub, hello_timeout, &id, auth).await {
                 tracing::info!(stream = %id, code, reason, message = %message, "ingest connection closed");
                 conn.close(code, reason, &message).await;
             }
@@ -70,10 +69,13 @@ struct Credentials {
 }
 
 /// A signed-in owner or admin may publish without the token.
-async fn authorize_session(state: &AppState, id: &str, session: &str) -> Result<(), Refusal> {
+async fn authorize_session(
+    db: &crate::db::Database,
+    id: &str,
+    session: &str,
+) -> Result<(), Refusal> {
     let internal = |e: crate::db::DbError| (close::INTERNAL, "internal", format!("database: {e}"));
-    let user = state
-        .db
+    let user = db
         .session_user(&crate::auth::session_hash(session))
         .await
         .map_err(internal)?
@@ -82,7 +84,7 @@ async fn authorize_session(state: &AppState, id: &str, session: &str) -> Result<
             "unauthorized",
             "no ingest token, and the session has expired: sign in again".to_string(),
         ))?;
-    let stream = state.db.get_stream(id).await.map_err(internal)?.ok_or((
+    let stream = db.get_stream(id).await.map_err(internal)?.ok_or((
         close::NOT_FOUND,
         "not_found",
         format!("no stream {id}"),
@@ -158,13 +160,12 @@ impl Conn {
 async fn serve(
     conn: &mut Conn,
     hub: &Arc<IngestHub>,
-    state: &AppState,
+    hello_timeout: Duration,
     id: &str,
     auth: Credentials,
 ) -> Result<(), Refusal> {
     let limits = hub.limits;
     // 1. hello, within the hello timeout (which frees the socket's place)
-    let hello_timeout = state.connections.limits.hello_timeout;
     let first = tokio::time::timeout(hello_timeout, conn.recv(limits.idle_timeout))
         .await
         .map_err(|_| {
@@ -214,7 +215,7 @@ async fn serve(
         auth.bearer.or(token).filter(|t| !t.is_empty()),
         auth.session,
     ) {
-        (Some(token), _) => match state.db.check_ingest_token(id, &token).await {
+        (Some(token), _) => match hub.db.check_ingest_token(id, &token).await {
             Ok(Some(true)) => {}
             Ok(Some(false)) => {
                 return Err((
@@ -226,7 +227,7 @@ async fn serve(
             Ok(None) => return Err((close::NOT_FOUND, "not_found", format!("no stream {id}"))),
             Err(e) => return Err((close::INTERNAL, "internal", format!("database: {e}"))),
         },
-        (None, Some(session)) => authorize_session(state, id, &session).await?,
+        (None, Some(session)) => authorize_session(&hub.db, id, &session).await?,
         (None, None) => {
             return Err((
                 close::UNAUTHORIZED,

@@ -53,11 +53,6 @@ pub const SERVER: Rule = Rule {
             "#11: refusals get one shape below http; backend goes away",
         ),
         (
-            "ingest",
-            "state",
-            "#11: the ingest socket handler moves to http",
-        ),
-        (
             "realtime",
             "http",
             "#11: the events socket handler moves to http",
