@@ -57,7 +57,14 @@ pub async fn events(
 ) -> Response {
     let peer = peer_addr(peer);
     let admission = admit(&state, Socket::Events, &id, peer, &headers).await;
-    crate::realtime::events_route(upgrade, id, &headers, peer, state, admission)
+    let deps = crate::realtime::EventsDeps {
+        db: state.db.clone(),
+        rooms: state.rooms.clone(),
+        analytics: state.analytics.clone(),
+        accounts: state.accounts.clone(),
+        hello_timeout: state.connections.limits.hello_timeout,
+    };
+    crate::realtime::events_route(upgrade, id, &headers, peer, deps, admission)
 }
 
 /// Decides for a `kind` socket to `stream_id` from `peer`.

@@ -48,7 +48,7 @@ use crate::db::{Database, DbError};
 use crate::ingest::StateChange;
 use rules::{Bucket, RateLimit};
 
-pub use socket::events_route;
+pub use socket::{events_route, EventsDeps};
 
 /// Limits and timings of the events socket; each is a flag (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

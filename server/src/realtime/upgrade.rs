@@ -16,7 +16,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::connections::accept::Watched;
-use crate::http::error::ApiError;
 
 /// A WebSocket upgrade request, checked.
 pub struct Upgrade {
@@ -33,8 +32,10 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// The API's error shape, `{ "error": { "code", "message" } }`.
 fn refuse(status: StatusCode, message: &str) -> Response {
-    ApiError::new(status, "not_websocket", message).into_response()
+    let body = serde_json::json!({ "error": { "code": "not_websocket", "message": message } });
+    (status, axum::Json(body)).into_response()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Upgrade {

@@ -46,23 +46,11 @@ pub const SERVER: Rule = Rule {
             ],
         ),
     ],
-    exceptions: &[
-        (
-            "backend",
-            "http",
-            "#11: refusals get one shape below http; backend goes away",
-        ),
-        (
-            "realtime",
-            "http",
-            "#11: the events socket handler moves to http",
-        ),
-        (
-            "realtime",
-            "state",
-            "#11: the events socket handler moves to http",
-        ),
-    ],
+    exceptions: &[(
+        "backend",
+        "http",
+        "#11: refusals get one shape below http; backend goes away",
+    )],
 };
 
 /// `app/src`.

@@ -7,7 +7,7 @@ use super::*;
 /// one is sent to this client as an `error`.
 pub(super) async fn handle(
     conn: &mut Conn,
-    state: &AppState,
+    state: &EventsDeps,
     room: &Arc<Room>,
     peer: &Peer,
     msg: ClientMessage,
@@ -163,7 +163,7 @@ pub(super) async fn handle(
 }
 
 async fn moderate(
-    state: &AppState,
+    state: &EventsDeps,
     room: &Arc<Room>,
     peer: &Peer,
     username: &str,

@@ -40,7 +40,6 @@ use super::upgrade::Upgrade;
 use super::{chat_message, now_ms, wire, Refused, Room, Rooms};
 use crate::connections::Admission;
 use crate::db::users::UserRow;
-use crate::state::AppState;
 
 mod commands;
 use commands::handle;
@@ -59,6 +58,22 @@ const MAX_TIMEOUT_MINUTES: u32 = 7 * 24 * 60;
 
 type Closing = (u16, &'static str, String);
 
+/// What an events socket needs from the server, handed over by the edge
+/// (`http::sockets`).
+#[derive(Clone)]
+pub struct EventsDeps {
+    /// Streams, sessions, users and chat rows.
+    pub db: crate::db::Database,
+    /// Every room on this node.
+    pub rooms: Arc<Rooms>,
+    /// Viewer sessions and beacons.
+    pub analytics: Arc<crate::analytics::Analytics>,
+    /// Playback tokens for private streams.
+    pub accounts: Arc<crate::auth::Accounts>,
+    /// How long a new socket may take to say hello.
+    pub hello_timeout: Duration,
+}
+
 /// `GET /api/v1/streams/{id}/events` (WebSocket upgrade), once the edge has
 /// decided the session and the socket's place (`http::sockets`).
 pub fn events_route(
@@ -66,7 +81,7 @@ pub fn events_route(
     id: String,
     headers: &HeaderMap,
     peer: Option<std::net::SocketAddr>,
-    state: AppState,
+    state: EventsDeps,
     admission: Admission,
 ) -> Response {
     let rooms = state.rooms.clone();
@@ -197,7 +212,7 @@ impl Peer {
     /// unlisted, or the peer moderates it (owner and admins included), or
     /// its playback token is valid now. Asked at `hello` and again whenever
     /// the stream turns private.
-    fn may_watch(&self, state: &AppState, room: &Room) -> bool {
+    fn may_watch(&self, state: &EventsDeps, room: &Room) -> bool {
         !room.is_private()
             || self.moderator(room)
             || self.token.as_deref().is_some_and(|t| {
@@ -221,7 +236,7 @@ fn forbidden() -> Closing {
 
 async fn serve(
     conn: &mut Conn,
-    state: &AppState,
+    state: &EventsDeps,
     rooms: &Arc<Rooms>,
     id: &str,
     session: Option<String>,
@@ -230,7 +245,7 @@ async fn serve(
 ) -> Result<(), Closing> {
     let internal = |e: crate::db::DbError| (1011, "internal", format!("database: {e}"));
     // 1. hello, within the hello timeout (which frees the socket's place)
-    let hello_timeout = state.connections.limits.hello_timeout;
+    let hello_timeout = state.hello_timeout;
     let hello = match tokio::time::timeout(hello_timeout, conn.ws.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<ClientMessage>(&t).ok(),
         Ok(Some(Ok(_))) => None,
@@ -336,7 +351,7 @@ async fn serve(
 }
 
 async fn history(
-    state: &AppState,
+    state: &EventsDeps,
     room: &Room,
 ) -> Result<Vec<app::protocol::events::ChatMessage>, Closing> {
     let rows = state
@@ -361,7 +376,7 @@ fn text_frame(event: ServerEvent) -> Result<Bytes, Closing> {
 
 async fn run(
     conn: &mut Conn,
-    state: &AppState,
+    state: &EventsDeps,
     room: &Arc<Room>,
     peer: &Peer,
     joined: super::Joined,
@@ -521,7 +536,7 @@ async fn run(
 /// a resync, or dropped if that keeps happening.
 async fn lagged(
     conn: &mut Conn,
-    state: &AppState,
+    state: &EventsDeps,
     room: &Room,
     conn_id: u64,
     lags: &mut Vec<Instant>,
