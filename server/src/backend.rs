@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 
 use crate::auth::{ceil_secs, Accounts, AuthError};
 use crate::db::Database;
-use crate::http::error::ApiError;
+use crate::service::error::ApiError;
 use crate::service::listings::{self, ProfileParams};
 use crate::service::recordings;
 use crate::service::streams::{self, ListParams, MAX_LIMIT};

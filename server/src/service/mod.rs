@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod chat;
+pub mod error;
 pub mod listings;
 pub mod recordings;
 pub mod search;

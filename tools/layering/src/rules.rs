@@ -46,11 +46,8 @@ pub const SERVER: Rule = Rule {
             ],
         ),
     ],
-    exceptions: &[(
-        "backend",
-        "http",
-        "#11: refusals get one shape below http; backend goes away",
-    )],
+    // None left: the server's modules import only downward.
+    exceptions: &[],
 };
 
 /// `app/src`.
