@@ -166,6 +166,13 @@ pub fn new_session_token() -> Result<String, AuthError> {
     Ok(hex::encode(bytes))
 }
 
+/// The one rule for who may run a stream (publish to it, change it, see
+/// its studio and its summaries): its owner, or an admin. `role` is the
+/// stored role (`admin`, `broadcaster`, `viewer`).
+pub fn owner_or_admin(user_id: &str, role: &str, owner_id: &str) -> bool {
+    role == app::accounts::Role::Admin.as_str() || user_id == owner_id
+}
+
 /// The stored form of a session id (SHA-256, hex), the same hash as ingest tokens.
 pub fn session_hash(token: &str) -> String {
     crate::db::streams::hash_token(token)
@@ -174,4 +181,20 @@ pub fn session_hash(token: &str) -> String {
 /// Whole seconds, rounded up, at least 1 (for `Retry-After`).
 pub fn ceil_secs(d: Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_or_admin;
+
+    #[test]
+    fn a_stream_is_run_by_its_owner_or_an_admin_only() {
+        assert!(owner_or_admin("alice", "broadcaster", "alice"));
+        assert!(owner_or_admin("root", "admin", "alice"));
+        assert!(!owner_or_admin("bob", "broadcaster", "alice"));
+        assert!(!owner_or_admin("bob", "viewer", "alice"));
+        // Roles are stored lower-case; anything else is not the admin role.
+        assert!(!owner_or_admin("bob", "Admin", "alice"));
+        assert!(!owner_or_admin("", "", "alice"));
+    }
 }

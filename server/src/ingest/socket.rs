@@ -89,7 +89,7 @@ async fn authorize_session(
         "not_found",
         format!("no stream {id}"),
     ))?;
-    if stream.owner_id == user.id || user.role == "admin" {
+    if crate::auth::owner_or_admin(&user.id, &user.role, &stream.owner_id) {
         Ok(())
     } else {
         Err((

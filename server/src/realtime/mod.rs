@@ -409,8 +409,7 @@ impl Room {
 
     /// Whether `user_id` (with `role`) may moderate this room.
     pub fn is_moderator(&self, user_id: &str, role: &str) -> bool {
-        role == "admin"
-            || user_id == self.owner_id
+        crate::auth::owner_or_admin(user_id, role, &self.owner_id)
             || self.lock().rules.moderators.contains(user_id)
     }
 

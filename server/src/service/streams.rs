@@ -94,7 +94,7 @@ pub fn stream_from_row(row: StreamRow, ingest_token: Option<String>) -> Stream {
 }
 
 fn can_manage(user: &SessionUser, row: &StreamRow) -> bool {
-    user.is_admin() || user.user.id == row.owner_id
+    crate::auth::owner_or_admin(&user.user.id, user.user.role.as_str(), &row.owner_id)
 }
 
 /// Whether the session `token` belongs to the stream's owner or an admin

@@ -326,7 +326,7 @@ async fn serve(
     let is_studio = role == ClientRole::Studio
         && user
             .as_ref()
-            .is_some_and(|u| u.id == room.owner_id || u.role == "admin");
+            .is_some_and(|u| crate::auth::owner_or_admin(&u.id, &u.role, &room.owner_id));
     // A watch page (with its browser's viewer id) starts an analytics session.
     let viewing = viewer_id
         .as_deref()
