@@ -11,7 +11,6 @@
 //! holds each packet for [`ONE_WAY`] — netem in user space, for any
 //! protocol. Needs root (CAP_NET_ADMIN); [`LossyLink::new`] says why not.
 
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -213,16 +212,17 @@ fn open_tun(ns: &str, dev: &str) -> Result<OwnedFd, String> {
 
 /// One direction of the user-space link: packets read from `from` are
 /// dropped ([`LOSS_PERCENT`], xorshift64 from `seed`) or written to `to`
-/// [`ONE_WAY`] later, in order. Two threads, until `stop`.
+/// [`ONE_WAY`] later, in order (every packet waits as long, so a channel
+/// keeps them in order). Two threads, until `stop`.
 fn relay(
     from: Arc<OwnedFd>,
     to: Arc<OwnedFd>,
     seed: u64,
     stop: Arc<AtomicBool>,
 ) -> [std::thread::JoinHandle<()>; 2] {
-    let queue = Arc::new(std::sync::Mutex::new(VecDeque::<(Instant, Vec<u8>)>::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
     let reader = {
-        let (queue, stop) = (queue.clone(), stop.clone());
+        let stop = stop.clone();
         std::thread::spawn(move || {
             let mut x = seed;
             let mut buf = vec![0u8; 65_536];
@@ -244,29 +244,19 @@ fn relay(
                 x ^= x >> 7;
                 x ^= x << 17;
                 if x % 100 >= LOSS_PERCENT {
-                    let at = Instant::now() + ONE_WAY;
-                    queue
-                        .lock()
-                        .expect("queue")
-                        .push_back((at, buf[..n].to_vec()));
+                    let _ = tx.send((Instant::now() + ONE_WAY, buf[..n].to_vec()));
                 }
             }
         })
     };
     let writer = std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
-            let next = queue.lock().expect("queue").front().map(|(at, _)| *at);
-            match next {
-                Some(at) if at <= Instant::now() => {
-                    let Some((_, p)) = queue.lock().expect("queue").pop_front() else {
-                        continue;
-                    };
-                    // SAFETY: a write of a whole packet from its buffer.
-                    unsafe { libc::write(to.as_raw_fd(), p.as_ptr().cast(), p.len()) };
-                }
-                Some(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
-                None => std::thread::sleep(Duration::from_millis(1)),
-            }
+            let Ok((at, p)) = rx.recv_timeout(Duration::from_millis(50)) else {
+                continue;
+            };
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            // SAFETY: a write of a whole packet from its buffer.
+            unsafe { libc::write(to.as_raw_fd(), p.as_ptr().cast(), p.len()) };
         }
     });
     [reader, writer]

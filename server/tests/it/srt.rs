@@ -49,6 +49,18 @@ fn ffmpeg_srt(
     url: &str,
     extra: &[&str],
 ) -> tokio::process::Command {
+    ffmpeg_copy(netns, file, extra, "mpegts", url)
+}
+
+/// `ffmpeg -re -i FILE -c copy EXTRA -f FORMAT URL`, optionally inside a
+/// network namespace.
+fn ffmpeg_copy(
+    netns: Option<&str>,
+    file: &std::path::Path,
+    extra: &[&str],
+    format: &str,
+    url: &str,
+) -> tokio::process::Command {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = tokio::process::Command::new("ip");
@@ -61,7 +73,7 @@ fn ffmpeg_srt(
         .arg(file)
         .args(["-c", "copy"])
         .args(extra)
-        .args(["-f", "mpegts", url])
+        .args(["-f", format, url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -429,16 +441,13 @@ async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
     // carries well under the 2 Mbit/s the input needs in real time.
     let (id, token) = app.new_stream().await;
     let began = Instant::now();
-    let mut tcp = tokio::process::Command::new("ip");
-    tcp.args(["netns", "exec", &link.caller_ns, "ffmpeg"])
-        .args(["-hide_banner", "-v", "error", "-re", "-i"])
-        .arg(&file)
-        .args(["-c", "copy", "-f", "flv"])
-        .arg(format!("rtmp://{SERVER_IP}:{rtmp_port}/live/{id}_{token}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut tcp = ffmpeg_copy(
+        Some(&link.caller_ns),
+        &file,
+        &[],
+        "flv",
+        &format!("rtmp://{SERVER_IP}:{rtmp_port}/live/{id}_{token}"),
+    );
     let out = tokio::time::timeout(Duration::from_secs(120), tcp.output())
         .await
         .expect("RTMP over the lossy link finished within 2 minutes")
