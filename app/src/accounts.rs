@@ -3,6 +3,8 @@
 //! the browser can check a form before it is sent and the server enforces the
 //! same rules); and the server functions that sign in and out.
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts, Reply};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -140,32 +142,66 @@ pub fn validate_password(password: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn AccountsBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait AccountsBackend: Send + Sync + 'static {
+    /// The signed-in user, if any.
+    fn current_user(&self, req: Parts) -> BoxFuture<'_, Result<Option<User>, AppError>>;
+    /// Registers a broadcaster and signs them in.
+    fn register(
+        &self,
+        req: Parts,
+        creds: Credentials,
+    ) -> BoxFuture<'_, Result<Reply<User>, AppError>>;
+    /// Signs in (throttled like the API).
+    fn login(&self, req: Parts, creds: Credentials)
+        -> BoxFuture<'_, Result<Reply<User>, AppError>>;
+    /// Signs out.
+    fn logout(&self, req: Parts) -> BoxFuture<'_, Result<Reply<()>, AppError>>;
+}
+
 /// The signed-in user, if any.
 #[server(prefix = "/api/fn")]
 pub async fn current_user() -> Result<Option<User>, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.current_user(request()?).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn AccountsBackend>()?
+            .current_user(request()?)
+            .await,
+    )
 }
 
 /// Registers a broadcaster account and signs it in (sets the session cookie).
 #[server(prefix = "/api/fn")]
 pub async fn register(creds: Credentials) -> Result<User, AppError> {
-    use crate::backend::{backend, request, respond};
-    respond(backend()?.register(request()?, creds).await)
+    use crate::serverfn::{provided, request, respond};
+    respond(
+        provided::<dyn AccountsBackend>()?
+            .register(request()?, creds)
+            .await,
+    )
 }
 
 /// Signs in (sets the session cookie). Throttled like the JSON API.
 #[server(prefix = "/api/fn")]
 pub async fn login(creds: Credentials) -> Result<User, AppError> {
-    use crate::backend::{backend, request, respond};
-    respond(backend()?.login(request()?, creds).await)
+    use crate::serverfn::{provided, request, respond};
+    respond(
+        provided::<dyn AccountsBackend>()?
+            .login(request()?, creds)
+            .await,
+    )
 }
 
 /// Signs out (clears the session cookie).
 #[server(prefix = "/api/fn")]
 pub async fn logout() -> Result<(), AppError> {
-    use crate::backend::{backend, request, respond};
-    respond(backend()?.logout(request()?).await)
+    use crate::serverfn::{provided, request, respond};
+    respond(provided::<dyn AccountsBackend>()?.logout(request()?).await)
 }
 
 #[cfg(test)]

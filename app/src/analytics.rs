@@ -3,6 +3,10 @@
 //! the dashboard, and the dashboard's CSV export. The beacons' wire types
 //! are in [`crate::protocol::beacon`]; numbers for people in [`crate::format`].
 
+#[cfg(feature = "ssr")]
+use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::beacon::Quality;
@@ -193,18 +197,43 @@ pub struct Dashboard {
     pub history: Vec<HistoryRow>,
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn AnalyticsBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait AnalyticsBackend: Send + Sync + 'static {
+    /// The dashboard of the signed-in broadcaster (an admin's: all streams).
+    fn dashboard(&self, req: Parts) -> BoxFuture<'_, Result<Dashboard, AppError>>;
+    /// One stream's analytics (owner and admins).
+    fn stream_analytics(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<StreamAnalytics, AppError>>;
+}
+
 /// The dashboard of the signed-in broadcaster (an admin's: every stream).
 #[leptos::server(prefix = "/api/fn")]
 pub async fn get_dashboard() -> Result<Dashboard, crate::error::AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.dashboard(request()?).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn AnalyticsBackend>()?
+            .dashboard(request()?)
+            .await,
+    )
 }
 
 /// One stream's analytics (its owner and admins).
 #[leptos::server(prefix = "/api/fn")]
 pub async fn get_stream_analytics(id: String) -> Result<StreamAnalytics, crate::error::AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.stream_analytics(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn AnalyticsBackend>()?
+            .stream_analytics(request()?, id)
+            .await,
+    )
 }
 
 /// A watch page's playback measurements, sans-IO: the player glue reports

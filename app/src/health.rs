@@ -7,6 +7,8 @@
 //! whatever sent them (the browser studio, `onair publish`, or an RTMP
 //! encoder).
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -271,11 +273,26 @@ pub fn fps(x100: u32) -> String {
     }
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn HealthBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait HealthBackend: Send + Sync + 'static {
+    /// A live stream's measured input (owner or admin).
+    fn health(&self, req: Parts, id: String) -> BoxFuture<'_, Result<StreamHealth, AppError>>;
+}
+
 /// The stream's health (owner or admin).
 #[server(prefix = "/api/fn")]
 pub async fn read_health(id: String) -> Result<StreamHealth, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.health(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn HealthBackend>()?
+            .health(request()?, id)
+            .await,
+    )
 }
 
 #[cfg(test)]

@@ -30,8 +30,11 @@
 //! - [`publisher`]: the studio's side of the ingest protocol as a sans-IO state
 //!   machine (numbering, acks, resend after a drop, recorder restarts).
 //! - `browser` (browser only): the wall and monotonic clocks.
-//! - [`backend`] (server only): the trait the server implements so server
-//!   functions can reach the database without this crate depending on it.
+//! - `serverfn` (server only): what the server functions share. Each area
+//!   states what its server functions need as a trait of its own
+//!   (`accounts::AccountsBackend`, `streams::StreamsBackend`, …), which
+//!   the server implements, so this crate has no database code and no area
+//!   depends on another's contract.
 
 #![recursion_limit = "256"]
 
@@ -57,10 +60,10 @@ pub mod streams;
 pub mod summaries;
 pub mod transcripts;
 
-#[cfg(feature = "ssr")]
-pub mod backend;
 #[cfg(feature = "hydrate")]
 pub mod browser;
+#[cfg(feature = "ssr")]
+pub mod serverfn;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags};

@@ -1,6 +1,8 @@
 //! Recordings: the VOD and MP4 every live stream leaves behind (JSON API
 //! types and the server functions the pages use).
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -102,18 +104,31 @@ pub struct RecordingSummary {
     pub download: Option<String>,
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn RecordingsBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait RecordingsBackend: Send + Sync + 'static {
+    /// A stream's recording, if the caller may see the stream.
+    fn recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Recording, AppError>>;
+    /// Deletes a stream's recording (owner or admin; not while live).
+    fn delete_recording(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>>;
+}
+
 /// A stream's recording, if the caller may see the stream.
 #[server(prefix = "/api/fn")]
 pub async fn get_recording(id: String) -> Result<Recording, AppError> {
-    let b = crate::backend::backend()?;
-    crate::backend::status(b.recording(crate::backend::request()?, id).await)
+    let b = crate::serverfn::provided::<dyn RecordingsBackend>()?;
+    crate::serverfn::status(b.recording(crate::serverfn::request()?, id).await)
 }
 
 /// Deletes a stream's recording (owner or admin; not while live).
 #[server(prefix = "/api/fn")]
 pub async fn delete_recording(id: String) -> Result<(), AppError> {
-    let b = crate::backend::backend()?;
-    crate::backend::status(b.delete_recording(crate::backend::request()?, id).await)
+    let b = crate::serverfn::provided::<dyn RecordingsBackend>()?;
+    crate::serverfn::status(b.delete_recording(crate::serverfn::request()?, id).await)
 }
 
 #[cfg(test)]

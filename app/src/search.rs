@@ -2,6 +2,8 @@
 //! fragments (plain text with marked matches, never HTML from user text), and
 //! the server function the search page uses.
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -196,12 +198,32 @@ pub fn fragments_html(frags: &[Fragment]) -> String {
         .collect()
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn SearchBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait SearchBackend: Send + Sync + 'static {
+    /// Searches titles, descriptions and transcripts the caller may find.
+    fn search(
+        &self,
+        req: Parts,
+        q: String,
+        limit: Option<u32>,
+    ) -> BoxFuture<'_, Result<SearchResults, AppError>>;
+}
+
 /// Searches titles, descriptions and transcripts of the streams the caller
 /// may find (see docs/api.md).
 #[server(prefix = "/api/fn")]
 pub async fn search(q: String, limit: Option<u32>) -> Result<SearchResults, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.search(request()?, q, limit).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn SearchBackend>()?
+            .search(request()?, q, limit)
+            .await,
+    )
 }
 
 #[cfg(test)]

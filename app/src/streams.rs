@@ -1,6 +1,8 @@
 //! Streams as the API and the pages see them, the rules their fields follow,
 //! and the server functions that list them.
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -309,74 +311,151 @@ pub struct Profile {
     pub streams: Vec<Stream>,
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn StreamsBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait StreamsBackend: Send + Sync + 'static {
+    /// Public streams that are live now, most recently started first.
+    fn live_streams(&self) -> BoxFuture<'_, Result<Vec<StreamCard>, AppError>>;
+    /// Public streams that ended most recently, most recent first (at most
+    /// [`RECENT_STREAMS`]).
+    fn recent_streams(&self) -> BoxFuture<'_, Result<Vec<StreamCard>, AppError>>;
+    /// A broadcaster's public streams; 404 `not_found` for an unknown user.
+    fn profile(&self, name: String) -> BoxFuture<'_, Result<Profile, AppError>>;
+    /// The signed-in user's streams, newest first.
+    fn my_streams(&self, req: Parts) -> BoxFuture<'_, Result<Vec<Stream>, AppError>>;
+    /// Creates a stream; the answer holds its ingest token.
+    fn create_stream(&self, req: Parts, body: NewStream)
+        -> BoxFuture<'_, Result<Stream, AppError>>;
+    /// Changes a stream.
+    fn update_stream(
+        &self,
+        req: Parts,
+        id: String,
+        patch: StreamPatch,
+    ) -> BoxFuture<'_, Result<Stream, AppError>>;
+    /// Deletes a stream.
+    fn delete_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<(), AppError>>;
+    /// A new ingest token for a stream.
+    fn regenerate_ingest_token(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<Stream, AppError>>;
+    /// What a player should load for a stream.
+    fn watch(&self, req: Parts, id: String) -> BoxFuture<'_, Result<WatchInfo, AppError>>;
+    /// How an encoder publishes to a stream (owner or admin).
+    fn encoder(&self, req: Parts, id: String) -> BoxFuture<'_, Result<EncoderInfo, AppError>>;
+    /// A share link for a private stream (owner or admin).
+    fn share(
+        &self,
+        req: Parts,
+        id: String,
+        body: ShareRequest,
+    ) -> BoxFuture<'_, Result<ShareLink, AppError>>;
+    /// One stream, if the caller may see it.
+    fn get_stream(&self, req: Parts, id: String) -> BoxFuture<'_, Result<Stream, AppError>>;
+}
+
 /// Lists the streams that are live now.
 #[server(prefix = "/api/fn")]
 pub async fn live_streams() -> Result<Vec<StreamCard>, AppError> {
-    crate::backend::backend()?.live_streams().await
+    crate::serverfn::provided::<dyn StreamsBackend>()?
+        .live_streams()
+        .await
 }
 
 /// Public streams that ended most recently (at most [`RECENT_STREAMS`]).
 #[server(prefix = "/api/fn")]
 pub async fn recent_streams() -> Result<Vec<StreamCard>, AppError> {
-    crate::backend::backend()?.recent_streams().await
+    crate::serverfn::provided::<dyn StreamsBackend>()?
+        .recent_streams()
+        .await
 }
 
 /// A broadcaster's profile: their public streams. An unknown user is a
 /// refusal with status 404 (`not_found`).
 #[server(prefix = "/api/fn")]
 pub async fn user_profile(name: String) -> Result<Profile, AppError> {
-    use crate::backend::{backend, status};
-    status(backend()?.profile(name).await)
+    use crate::serverfn::{provided, status};
+    status(provided::<dyn StreamsBackend>()?.profile(name).await)
 }
 
 /// The signed-in user's streams (every visibility), newest first.
 #[server(prefix = "/api/fn")]
 pub async fn my_streams() -> Result<Vec<Stream>, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.my_streams(request()?).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .my_streams(request()?)
+            .await,
+    )
 }
 
 /// Creates a stream; the answer holds its ingest token, shown only now.
 #[server(prefix = "/api/fn")]
 pub async fn create_stream(stream: NewStream) -> Result<Stream, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.create_stream(request()?, stream).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .create_stream(request()?, stream)
+            .await,
+    )
 }
 
 /// Changes a stream's title, description or visibility.
 #[server(prefix = "/api/fn")]
 pub async fn update_stream(id: String, patch: StreamPatch) -> Result<Stream, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.update_stream(request()?, id, patch).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .update_stream(request()?, id, patch)
+            .await,
+    )
 }
 
 /// Deletes a stream that is not live.
 #[server(prefix = "/api/fn")]
 pub async fn delete_stream(id: String) -> Result<(), AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.delete_stream(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .delete_stream(request()?, id)
+            .await,
+    )
 }
 
 /// A new ingest token; the old one stops working for new connections.
 #[server(prefix = "/api/fn")]
 pub async fn regenerate_ingest_token(id: String) -> Result<Stream, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.regenerate_ingest_token(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .regenerate_ingest_token(request()?, id)
+            .await,
+    )
 }
 
 /// One stream (title, description, owner, state), if the caller may see it.
 #[server(prefix = "/api/fn")]
 pub async fn get_stream(id: String) -> Result<Stream, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.get_stream(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .get_stream(request()?, id)
+            .await,
+    )
 }
 
 /// A share link for a private stream that lasts `expires_in_secs` (owner or admin).
 #[server(prefix = "/api/fn")]
 pub async fn create_share_link(id: String, expires_in_secs: u64) -> Result<ShareLink, AppError> {
-    use crate::backend::{backend, request, status};
+    use crate::serverfn::{provided, request, status};
     status(
-        backend()?
+        provided::<dyn StreamsBackend>()?
             .share(request()?, id, ShareRequest { expires_in_secs })
             .await,
     )
@@ -385,15 +464,23 @@ pub async fn create_share_link(id: String, expires_in_secs: u64) -> Result<Share
 /// How an encoder (OBS) publishes to this stream: server URL and key.
 #[server(prefix = "/api/fn")]
 pub async fn encoder_settings(id: String) -> Result<EncoderInfo, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.encoder(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .encoder(request()?, id)
+            .await,
+    )
 }
 
 /// What a player should load (with a playback token for private streams).
 #[server(prefix = "/api/fn")]
 pub async fn watch_stream(id: String) -> Result<WatchInfo, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.watch(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn StreamsBackend>()?
+            .watch(request()?, id)
+            .await,
+    )
 }
 
 #[cfg(test)]

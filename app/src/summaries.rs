@@ -6,6 +6,8 @@
 //! over a chat-completions API when one is configured, else by the built-in
 //! extractive summariser (the transcript's most central sentences).
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -102,18 +104,43 @@ pub struct SummaryStatus {
     pub transcript_lines: u64,
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn SummariesBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait SummariesBackend: Send + Sync + 'static {
+    /// A stream's summary and where making one stands (owner and admins).
+    fn summary(&self, req: Parts, id: String) -> BoxFuture<'_, Result<SummaryStatus, AppError>>;
+    /// Starts making a stream's summary (owner and admins).
+    fn start_summary(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<SummaryStatus, AppError>>;
+}
+
 /// A stream's summary and where making one stands (owner and admins).
 #[server(prefix = "/api/fn")]
 pub async fn get_summary(id: String) -> Result<SummaryStatus, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.summary(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn SummariesBackend>()?
+            .summary(request()?, id)
+            .await,
+    )
 }
 
 /// Starts making a stream's summary (again) (owner and admins).
 #[server(prefix = "/api/fn")]
 pub async fn generate_summary(id: String) -> Result<SummaryStatus, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.start_summary(request()?, id).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn SummariesBackend>()?
+            .start_summary(request()?, id)
+            .await,
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! Times are integer milliseconds on the stream's media timeline: 0 is its
 //! first sample, which is also the recording's position (`?t=`).
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -234,12 +236,33 @@ pub struct Transcript {
     pub lines: Vec<TranscriptLine>,
 }
 
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn TranscriptsBackend>` in the
+/// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
+/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// status and code.
+#[cfg(feature = "ssr")]
+pub trait TranscriptsBackend: Send + Sync + 'static {
+    /// A stream's transcript, if the caller may watch the stream (with a
+    /// private stream's playback token, anyone may).
+    fn transcript(
+        &self,
+        req: Parts,
+        id: String,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<Transcript, AppError>>;
+}
+
 /// A stream's transcript, if the caller may watch the stream (a private
 /// stream's playback token counts, as on the watch page).
 #[server(prefix = "/api/fn")]
 pub async fn get_transcript(id: String, token: Option<String>) -> Result<Transcript, AppError> {
-    use crate::backend::{backend, request, status};
-    status(backend()?.transcript(request()?, id, token).await)
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn TranscriptsBackend>()?
+            .transcript(request()?, id, token)
+            .await,
+    )
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
-use crate::backend::DbBackend;
+use crate::backend::Services;
 use crate::config::ServeArgs;
 use crate::db::{Database, DbError};
 use crate::state::AppState;
@@ -190,15 +190,16 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         site,
         ingest: ingest.clone(),
         uploader,
-        backend: Arc::new(
-            DbBackend::new(db.clone(), accounts.clone())
-                .with_ingest(ingest)
-                .with_rooms(rooms.clone())
-                .with_recorder(recorder.clone())
-                .with_captions(captions_on)
-                .with_analytics(analytics)
-                .with_summaries(summaries),
-        ),
+        services: Arc::new(Services {
+            db: db.clone(),
+            accounts: accounts.clone(),
+            rooms: rooms.clone(),
+            recorder: recorder.clone(),
+            analytics,
+            captions: captions_on,
+            summaries,
+            ingest,
+        }),
         db,
         store,
         metrics: telemetry::metrics_handle(),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use app::backend::Backend;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -31,8 +30,8 @@ pub struct AppState {
     pub uploader: crate::store::uploader::Uploader,
     /// Live ingest sessions.
     pub ingest: Arc<IngestHub>,
-    /// What server functions use to reach the database.
-    pub backend: Arc<dyn Backend>,
+    /// What server functions use to reach the server (each area's backend).
+    pub services: Arc<crate::backend::Services>,
     /// Accounts, sessions, login throttling and playback tokens.
     pub accounts: Arc<crate::auth::Accounts>,
     /// Recordings: VOD playlists, MP4s, crash recovery.

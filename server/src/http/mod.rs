@@ -51,10 +51,10 @@ use error::ApiError;
 pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(app::App);
-    let backend = state.backend.clone();
+    let services = state.services.clone();
     let assets = state.site.assets.clone();
     let context = move || {
-        leptos::prelude::provide_context(backend.clone());
+        services.provide();
         leptos::prelude::provide_context(assets.clone());
         headers::page_headers();
     };

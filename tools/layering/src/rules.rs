@@ -83,7 +83,8 @@ pub const APP: Rule = Rule {
                 "html",
                 "ids",
                 "return_to",
-                "backend",
+                // The server functions' shared plumbing (ssr only).
+                "serverfn",
                 "assets",
                 // Numbers for people; the browser's clocks (hydrate only).
                 "format",
@@ -91,46 +92,5 @@ pub const APP: Rule = Rule {
             ],
         ),
     ],
-    exceptions: &[
-        (
-            "backend",
-            "accounts",
-            "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "backend",
-            "analytics",
-            "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "backend",
-            "health",
-            "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "backend",
-            "recordings",
-            "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "backend",
-            "search",
-            "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "backend",
-            "streams",
-            "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "backend",
-            "summaries",
-            "#11: one server-function trait per area replaces backend",
-        ),
-        (
-            "backend",
-            "transcripts",
-            "#11: one server-function trait per area replaces backend",
-        ),
-    ],
+    exceptions: &[],
 };
