@@ -6,6 +6,7 @@
 
 pub mod encoder;
 pub mod outputs;
+pub mod protocol;
 pub mod rtmp;
 mod socket;
 pub mod srt;

@@ -1,19 +1,20 @@
-//! The ingest WebSocket handler: hello, auth, chunks with acks, end, and a
-//! close code plus JSON reason for every refusal.
+//! The ingest WebSocket handler's IO: it reads the socket, asks the sans-IO
+//! `ingest::protocol` what each message means (hello, chunks, resends, the
+//! byte budget, periods, end), checks the credentials, feeds the pipeline,
+//! acks, and closes with a code plus JSON reason for every refusal.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::protocol::close::CloseReason;
-use app::protocol::ingest::{
-    close, decode_chunk, ClientMessage, IngestLimits as WireLimits, ServerMessage, PROTOCOL_VERSION,
-};
+use app::protocol::ingest::{close, IngestLimits as WireLimits, ServerMessage};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 
+use super::protocol::{read_hello, Hello, Incoming, Receiver, Refusal, Step};
 use super::{AttachError, IngestHub, Session};
 use crate::connections::Admission;
 use crate::media::demux::Feed;
@@ -100,8 +101,6 @@ async fn authorize_session(
     }
 }
 
-type Refusal = (u16, &'static str, String);
-
 impl Conn {
     async fn send(&mut self, msg: &ServerMessage) -> Result<(), Refusal> {
         let text =
@@ -176,8 +175,8 @@ async fn serve(
             )
         })?;
     let hello = match first? {
-        Some(Message::Text(t)) => serde_json::from_str::<ClientMessage>(&t)
-            .map_err(|e| (close::BAD_HELLO, "bad_hello", format!("invalid hello: {e}")))?,
+        Some(Message::Text(t)) => read_hello(Incoming::Text(&t), crate::clock::now_ms())?,
+        Some(Message::Binary(b)) => read_hello(Incoming::Binary(&b), crate::clock::now_ms())?,
         Some(_) => {
             return Err((
                 close::PROTOCOL,
@@ -187,29 +186,12 @@ async fn serve(
         }
         None => return Ok(()),
     };
-    let ClientMessage::Hello {
-        version,
+    let Hello {
         token,
         capture_start_ms,
         resume_after,
         new_period,
-        ..
-    } = hello
-    else {
-        return Err((
-            close::BAD_HELLO,
-            "bad_hello",
-            "the first message must be hello".into(),
-        ));
-    };
-    if version != PROTOCOL_VERSION {
-        return Err((
-            close::BAD_HELLO,
-            "bad_hello",
-            format!("protocol version {version} is not supported; use {PROTOCOL_VERSION}"),
-        ));
-    }
-    check_capture_start(capture_start_ms)?;
+    } = hello;
     // 2. auth (the token is never logged)
     match (
         auth.bearer.or(token).filter(|t| !t.is_empty()),
@@ -266,12 +248,6 @@ async fn serve(
     result.map(|_| ())
 }
 
-/// `capture_start_ms` within [`app::protocol::ingest::check_capture_start`]'s window.
-fn check_capture_start(capture_start_ms: i64) -> Result<(), Refusal> {
-    app::protocol::ingest::check_capture_start(capture_start_ms, crate::clock::now_ms())
-        .map_err(|m| (close::PROTOCOL, "protocol", m))
-}
-
 /// Tells the pipeline that the next chunk starts a new container.
 async fn start_period(session: &Arc<Session>, capture_start_ms: i64) -> Result<(), Refusal> {
     let Some(tx) = session.sender() else {
@@ -308,7 +284,7 @@ async fn publish(
     session: &Arc<Session>,
     next_seq: u64,
     capture_start_ms: i64,
-    mut marked: bool,
+    marked: bool,
 ) -> Result<bool, Refusal> {
     let limits = hub.limits;
     conn.send(&ServerMessage::Ready {
@@ -321,11 +297,7 @@ async fn publish(
     })
     .await?;
     let mut outcome = session.outcome.clone();
-    // Token bucket in bytes: refills at max_bitrate/8 per second, holds two seconds.
-    let rate = limits.max_bitrate / 8;
-    let capacity = rate * 2;
-    let mut bucket = capacity as f64;
-    let mut last = Instant::now();
+    let mut rx = Receiver::new(limits.max_bitrate, marked, Instant::now());
     loop {
         let msg = tokio::select! {
             m = conn.recv(limits.idle_timeout) => m?,
@@ -337,50 +309,26 @@ async fn publish(
                 };
             }
         };
-        match msg {
+        let step = match &msg {
             None | Some(Message::Close(_)) => return Ok(false),
-            Some(Message::Binary(frame)) => {
-                let Some((seq, chunk)) = decode_chunk(&frame) else {
-                    return Err((
-                        close::PROTOCOL,
-                        "protocol",
-                        "a binary message is shorter than its 8-byte header".into(),
-                    ));
-                };
-                let expected = session.next_seq.load(Ordering::SeqCst);
-                if seq < expected {
-                    continue; // a resend of something we have
-                }
-                if seq > expected {
-                    return Err((
-                        close::PROTOCOL,
-                        "protocol",
-                        format!("chunk {seq} arrived, expected {expected}"),
-                    ));
-                }
-                let Some(next) = app::protocol::ingest::next_seq(seq) else {
-                    return Err((
-                        close::PROTOCOL,
-                        "protocol",
-                        format!("sequence numbers end at {}", app::protocol::ingest::MAX_SEQ),
-                    ));
-                };
-                let now = Instant::now();
-                bucket = (bucket + now.duration_since(last).as_secs_f64() * rate as f64)
-                    .min(capacity as f64);
-                last = now;
-                bucket -= frame.len() as f64;
-                if bucket < 0.0 {
-                    return Err((
-                        close::RATE_LIMITED,
-                        "rate_limited",
-                        format!("ingest exceeds {} bit/s", limits.max_bitrate),
-                    ));
-                }
-                if !marked
-                    && session.received.load(Ordering::SeqCst)
-                    && super::starts_container(chunk)
-                {
+            Some(Message::Binary(frame)) => rx.binary(
+                frame,
+                session.next_seq.load(Ordering::SeqCst),
+                session.received.load(Ordering::SeqCst),
+                Instant::now(),
+            )?,
+            Some(Message::Text(t)) => rx.text(t, crate::clock::now_ms())?,
+            Some(_) => Step::Nothing, // ping/pong are answered by the library
+        };
+        match step {
+            Step::Nothing | Step::Duplicate => {}
+            Step::Chunk {
+                seq,
+                next,
+                data,
+                new_period,
+            } => {
+                if new_period {
                     tracing::info!(stream = %session.stream_id, seq, "a new container: a new period");
                     start_period(session, capture_start_ms).await?;
                 }
@@ -391,10 +339,9 @@ async fn publish(
                         "the stream has already ended".into(),
                     ));
                 };
-                marked = false;
                 session.received.store(true, Ordering::SeqCst);
                 if tx
-                    .send(Feed::Chunk(Bytes::copy_from_slice(chunk)))
+                    .send(Feed::Chunk(Bytes::copy_from_slice(data)))
                     .await
                     .is_err()
                 {
@@ -418,43 +365,32 @@ async fn publish(
                 session.next_seq.store(next, Ordering::SeqCst);
                 conn.send(&ServerMessage::Ack { seq }).await?;
             }
-            Some(Message::Text(t)) => match serde_json::from_str::<ClientMessage>(&t) {
-                Ok(ClientMessage::End) => {
-                    session.close_input();
-                    session.attached.store(false, Ordering::SeqCst);
-                    // Wait (bounded) for the pipeline to flush the last segment.
-                    let failed = match tokio::time::timeout(
-                        Duration::from_secs(30),
-                        outcome.wait_for(|o| o.is_some()),
-                    )
-                    .await
-                    {
-                        Ok(Ok(o)) => o.clone().and_then(|r| r.err()),
-                        _ => None,
-                    };
-                    if let Some(e) = failed {
-                        return Err((close::BAD_MEDIA, "bad_media", e));
-                    }
-                    hub.set_state(&session.stream_id, app::protocol::StreamState::Ended)
-                        .await;
-                    conn.send(&ServerMessage::Ended).await?;
-                    conn.close(1000, "ended", "the stream has ended").await;
-                    return Ok(true);
+            Step::End => {
+                session.close_input();
+                session.attached.store(false, Ordering::SeqCst);
+                // Wait (bounded) for the pipeline to flush the last segment.
+                let failed = match tokio::time::timeout(
+                    Duration::from_secs(30),
+                    outcome.wait_for(|o| o.is_some()),
+                )
+                .await
+                {
+                    Ok(Ok(o)) => o.clone().and_then(|r| r.err()),
+                    _ => None,
+                };
+                if let Some(e) = failed {
+                    return Err((close::BAD_MEDIA, "bad_media", e));
                 }
-                Ok(ClientMessage::NewPeriod { capture_start_ms }) => {
-                    check_capture_start(capture_start_ms)?;
-                    tracing::info!(stream = %session.stream_id, "the publisher started a new period");
-                    start_period(session, capture_start_ms).await?;
-                    marked = true;
-                }
-                Ok(ClientMessage::Hello { .. }) => {
-                    return Err((close::PROTOCOL, "protocol", "hello was already sent".into()))
-                }
-                Err(e) => {
-                    return Err((close::PROTOCOL, "protocol", format!("unknown message: {e}")))
-                }
-            },
-            Some(_) => {} // ping/pong are answered by the library
+                hub.set_state(&session.stream_id, app::protocol::StreamState::Ended)
+                    .await;
+                conn.send(&ServerMessage::Ended).await?;
+                conn.close(1000, "ended", "the stream has ended").await;
+                return Ok(true);
+            }
+            Step::NewPeriod { capture_start_ms } => {
+                tracing::info!(stream = %session.stream_id, "the publisher started a new period");
+                start_period(session, capture_start_ms).await?;
+            }
         }
     }
 }
