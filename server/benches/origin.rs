@@ -109,24 +109,11 @@ fn next_part(seg: &mut Segmenter, dts: &mut u64, live: &LiveStream) {
 async fn bench() {
     let n = waiters();
     let data = tempfile::tempdir().expect("tempdir");
-    let argv = [
-        "onair",
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--db",
-        "mem://",
-        "--data-dir",
-        data.path().to_str().expect("utf8"),
-        // Every waiter is 127.0.0.1: no per-address connection cap.
-        "--http-max-connections-per-ip",
-        "0",
-    ];
-    let args = match <onair_server::config::Cli as clap::Parser>::parse_from(argv).command {
-        onair_server::config::Command::Serve(a) => *a,
-        _ => unreachable!("serve"),
-    };
-    let state = onair_server::server::build_state(&args)
+    let mut config = onair_server::config::Config::defaults(data.path());
+    config.db.engine = onair_server::db::DbConfig::Memory;
+    // Every waiter is 127.0.0.1: no per-address connection cap.
+    config.connections.http_per_ip = 0;
+    let state = onair_server::server::build_state(&config)
         .await
         .expect("server state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -12,7 +12,15 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             telemetry::init_logging(args.log_format.into());
-            match server::run(*args).await {
+            let config = match args.resolve() {
+                Ok(config) => config,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("onair: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match server::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");

@@ -9,7 +9,7 @@ use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
 use crate::backend::Services;
-use crate::config::ServeArgs;
+use crate::config::Config;
 use crate::db::{Database, DbError};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
@@ -75,7 +75,7 @@ pub fn leptos_options(site: &crate::bundle::Site, addr: std::net::SocketAddr) ->
 }
 
 /// Opens everything `onair serve` needs and returns the shared state.
-pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
+pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
     let ffmpeg = media::init()?;
     tracing::info!(
         avcodec = %ffmpeg.avcodec,
@@ -89,35 +89,35 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
     }
 
     // Accounts settings first: a bad flag fails before anything is opened.
-    let accounts_config = args.accounts_config()?;
-    private_data_dir(args.data_dir()).map_err(|(path, source)| StartError::DataDir {
+    let accounts_config = config.accounts.clone();
+    private_data_dir(&config.data_dir).map_err(|(path, source)| StartError::DataDir {
         path: path.display().to_string(),
         source,
     })?;
-    let playback_key = match args.playback_key()? {
+    let playback_key = match config.playback_key.clone() {
         Some(key) => key,
-        None => crate::auth::playback::load_or_create_secret(args.data_dir())?,
+        None => crate::auth::playback::load_or_create_secret(&config.data_dir)?,
     };
     let accounts = Arc::new(crate::auth::Accounts::new(accounts_config, &playback_key));
-    let analytics_config = args.analytics_config()?;
+    let analytics_config = config.analytics.clone();
     let connections = Arc::new(crate::connections::Connections::new(
-        args.connection_limits(),
+        config.connections,
         analytics_config.trusted.clone(),
-        args.trust_forwarded_for,
+        config.accounts.trust_forwarded_for,
     ));
-    let summary_config = args.llm.summary_config()?;
+    let summary_config = config.summary.clone();
 
-    let db = Database::connect(&args.db_settings()?).await?;
+    let db = Database::connect(&config.db).await?;
     let report = db.migrate().await?;
     tracing::info!(version = report.current, applied = ?report.applied, "database schema up to date");
 
-    let store = store::open(&args.store_config()?).await?;
+    let store = store::open(&config.store).await?;
     if let Err(e) = store.check().await {
         // Keep running: /readyz reports it, and the store may come back.
         tracing::warn!(store = %store.describe(), error = %e, "the object store is not reachable yet");
     }
 
-    let site = Arc::new(crate::bundle::Site::load(&args.site_root));
+    let site = Arc::new(crate::bundle::Site::load(&config.site_root));
     let pkg_js = site.js_path();
     if !pkg_js.exists() {
         tracing::warn!(
@@ -126,22 +126,19 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         );
     }
 
-    let spill_dir = args.data_dir().join("spill");
-    let uploader = crate::store::uploader::Uploader::start(
-        store.clone(),
-        args.uploader_config(spill_dir.clone()),
-    )
-    .await
-    .map_err(|source| StartError::Spill {
-        path: spill_dir.display().to_string(),
-        source,
-    })?;
+    let spill_dir = config.uploader.spill_dir.clone();
+    let uploader = crate::store::uploader::Uploader::start(store.clone(), config.uploader.clone())
+        .await
+        .map_err(|source| StartError::Spill {
+            path: spill_dir.display().to_string(),
+            source,
+        })?;
     let origin = crate::origin::Origin::new();
     let recorder = crate::recording::Recorder::new(
         db.clone(),
         store.clone(),
         uploader.clone(),
-        args.recording_config(),
+        config.recording.clone(),
     );
     match recorder.recover().await {
         Ok(0) => {}
@@ -150,17 +147,17 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
             tracing::error!(error = %e, "could not recover streams that were live before the restart")
         }
     }
-    let rooms = crate::realtime::Rooms::new(db.clone(), args.realtime_config());
-    let transcriber = args.asr_config().map(|cfg| {
+    let rooms = crate::realtime::Rooms::new(db.clone(), config.realtime);
+    let transcriber = config.asr.clone().map(|cfg| {
         tracing::info!(url = %cfg.endpoint.url, model = %cfg.endpoint.model, provider = ?cfg.endpoint.provider, "live captions on");
-        crate::transcribe::Transcriber::new(cfg, db.clone(), rooms.clone(), args.live_config().window_segments)
+        crate::transcribe::Transcriber::new(cfg, db.clone(), rooms.clone(), config.live.window_segments)
     });
     if transcriber.is_none() {
         tracing::info!("live captions off (no --asr-url)");
     }
     let ingest = crate::ingest::IngestHub::new(
-        args.ingest_limits(),
-        args.live_config(),
+        config.ingest,
+        config.live,
         origin.clone(),
         db.clone(),
         uploader.clone(),
@@ -186,7 +183,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         analytics: analytics.clone(),
         rooms: rooms.clone(),
         recorder: recorder.clone(),
-        leptos_options: leptos_options(&site, args.addr),
+        leptos_options: leptos_options(&site, config.addr),
         site,
         ingest: ingest.clone(),
         uploader,
@@ -205,13 +202,8 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
         metrics: telemetry::metrics_handle(),
         origin,
         accounts,
-        api_max_body_bytes: args.api_max_body_bytes.max(1024),
-        metrics_token: args
-            .metrics_token
-            .as_ref()
-            .map(|t| t.expose().trim().to_string())
-            .filter(|t| !t.is_empty())
-            .map(Arc::from),
+        api_max_body_bytes: config.api_max_body_bytes,
+        metrics_token: config.metrics_token.clone(),
         connections,
     })
 }
@@ -256,17 +248,17 @@ pub async fn serve(
 
 /// `onair serve`: builds the state, binds, logs where things are, and serves
 /// until Ctrl-C or SIGTERM.
-pub async fn run(args: ServeArgs) -> Result<(), StartError> {
-    let state = build_state(&args).await?;
-    let listener = TcpListener::bind(args.addr)
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let state = build_state(&config).await?;
+    let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Bind {
-            addr: args.addr,
+            addr: config.addr,
             source,
         })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
     // RTMP ingest (OBS and other encoders), into the same live sessions.
-    let rtmp = match args.rtmp_addr()? {
+    let rtmp = match config.rtmp_addr {
         Some(addr) => {
             let rtmp = TcpListener::bind(addr)
                 .await
@@ -277,7 +269,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             );
             let cfg = crate::ingest::rtmp::RtmpConfig {
                 keys: Some(state.accounts.playback.clone()),
-                ..args.rtmp_config()
+                ..config.rtmp.clone()
             };
             Some(tokio::spawn(crate::ingest::rtmp::serve(
                 rtmp,
@@ -288,9 +280,8 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         None => None,
     };
     // RTMPS: the same listener behind TLS, on its own port.
-    let rtmps = match args.rtmps_addr()? {
-        Some(addr) => {
-            let tls = args.rtmps_tls()?;
+    let rtmps = match config.rtmps.clone() {
+        Some(crate::config::RtmpsListen { addr, tls }) => {
             let rtmps = TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Bind { addr, source })?;
@@ -298,7 +289,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
             tracing::info!("RTMPS ingest: rtmps://{bound}/live");
             let cfg = crate::ingest::rtmp::RtmpConfig {
                 keys: Some(state.accounts.playback.clone()),
-                ..args.rtmp_config()
+                ..config.rtmp.clone()
             };
             Some(tokio::spawn(crate::ingest::rtmp::serve_tls(
                 rtmps,
@@ -310,13 +301,13 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         None => None,
     };
     // SRT ingest (UDP, libsrt), into the same live sessions.
-    let _srt = match args.srt_addr()? {
+    let _srt = match config.srt_addr {
         Some(addr) => {
             let socket = std::net::UdpSocket::bind(addr)
                 .map_err(|source| StartError::Bind { addr, source })?;
             let cfg = crate::ingest::srt::SrtConfig {
                 keys: Some(state.accounts.playback.clone()),
-                ..args.srt_config()
+                ..config.srt.clone()
             };
             let srt = crate::ingest::srt::serve(socket, state.ingest.clone(), cfg)
                 .map_err(|e| StartError::Serve(std::io::Error::other(e)))?;
@@ -329,7 +320,7 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         None => None,
     };
     tracing::info!(
-        data_dir = %args.data_dir().display(),
+        data_dir = %config.data_dir.display(),
         database = %state.db.describe(),
         store = %state.store.describe(),
         "Onair is serving: open http://{local}/",

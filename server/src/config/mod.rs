@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod built;
 mod db;
 mod llm;
 mod resolve;
@@ -11,6 +12,7 @@ mod serve;
 mod values;
 
 pub use admin::{AdminArgs, AdminCommand, CreateUserArgs, RoleArg};
+pub use built::{Config, RtmpsListen};
 pub use db::DbArgs;
 pub use llm::{LlmArgs, MIN_LLM_CONTEXT_CHARS};
 pub use serve::ServeArgs;

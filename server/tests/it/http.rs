@@ -9,7 +9,7 @@ use crate::support::{TestApp, Weed};
 
 #[tokio::test]
 async fn health_metrics_and_api_errors() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
 
     let res = app
         .http
@@ -87,7 +87,7 @@ async fn health_metrics_and_api_errors() {
 
 #[tokio::test]
 async fn pages_render_on_the_server() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
 
     let res = app.http.get(app.url("/")).send().await.expect("home");
     assert_eq!(res.status(), 200);
@@ -120,7 +120,7 @@ async fn static_files_answer_revalidation_and_ranges() {
     std::fs::create_dir_all(site.path().join("pkg")).expect("pkg dir");
     let wasm = b"\0asm\x01\0\0\0 a small stand-in module body";
     std::fs::write(site.path().join("pkg/onair_bg.wasm"), wasm).expect("write wasm");
-    let app = TestApp::start(&["--site-root".into(), site.path().display().to_string()]).await;
+    let app = TestApp::start(|c| c.site_root = site.path().to_path_buf()).await;
 
     let res = app
         .http
@@ -181,7 +181,7 @@ async fn static_files_answer_revalidation_and_ranges() {
 
 #[tokio::test]
 async fn home_lists_live_streams_from_the_database() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     app.state
         .db
         .client()
@@ -225,7 +225,7 @@ async fn readyz(app: &TestApp) -> (u16, Value) {
 async fn readyz_follows_the_s3_store_and_the_process_keeps_running() {
     let mut weed = Weed::start();
     weed.create_bucket("media").await;
-    let app = TestApp::start(&weed.store_args("media", "live")).await;
+    let app = TestApp::start(|c| c.store = weed.store_config("media", "live")).await;
 
     let (status, body) = readyz(&app).await;
     assert_eq!(status, 200, "{body}");
@@ -334,7 +334,7 @@ async fn playback_tokens_are_redacted_from_logged_uris() {
 #[tokio::test]
 async fn server_functions_answer_malformed_arguments_with_400() {
     use leptos::server_fn::ServerFn;
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let get_stream = app::streams::GetStream::PATH;
     let search = app::search::Search::PATH;
     let create_stream = app::streams::CreateStream::PATH;

@@ -105,7 +105,7 @@ pub async fn send_chunks(ws: &mut Ws, chunks: &[Vec<u8>], from: u64, to: u64) ->
 // Multi-threaded: ffmpeg/ffprobe block a thread while the in-process server answers them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_drop_resume_end_and_play_over_http() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let media = mkv_h264_opus(6);
     let chunks: Vec<Vec<u8>> = media.chunks(32 * 1024).map(<[u8]>::to_vec).collect();
@@ -189,11 +189,7 @@ async fn publish_drop_resume_end_and_play_over_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_carry_a_close_code_and_a_reason_and_other_streams_are_unaffected() {
-    let app = TestApp::start(&[
-        "--ingest-max-message-bytes".into(),
-        (4 * 1024 * 1024).to_string(),
-    ])
-    .await;
+    let app = TestApp::start(|c| c.ingest.max_message_bytes = 4 * 1024 * 1024).await;
     let (id, token) = app.new_stream().await;
 
     // wrong token
@@ -319,7 +315,7 @@ fn msns(playlist: &str) -> Vec<u64> {
 /// URL or stored object is reused; media answers carry ETags and serve ranges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_become_periods_and_a_later_session_continues_the_numbering() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let split =
         |media: Vec<u8>| -> Vec<Vec<u8>> { media.chunks(32 * 1024).map(<[u8]>::to_vec).collect() };
@@ -457,7 +453,7 @@ async fn restarts_become_periods_and_a_later_session_continues_the_numbering() {
 /// this site only; another user's session is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_owner_publishes_without_the_token_from_this_site_only() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (_, owner) = crate::accounts::mint(&app, "owner1", "broadcaster").await;
     let (_, other) = crate::accounts::mint(&app, "other1", "broadcaster").await;
     let stream = crate::accounts::create_stream(&app, &owner, "Mine", "public").await;
@@ -539,7 +535,7 @@ async fn refused_hello(app: &TestApp, id: &str, token: &str, hello: Message) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_numbers_near_u64_max_are_refused_and_the_stream_stays_publishable() {
     use app::protocol::ingest::MAX_SEQ;
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let now = onair_server::realtime::now_ms();
     // The attack: resume after 2^64 - 2, then send chunk 2^64 - 1.
@@ -602,7 +598,7 @@ async fn sequence_numbers_near_u64_max_are_refused_and_the_stream_stays_publisha
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_date_outside_the_window_is_refused() {
     use app::protocol::ingest::{MAX_CAPTURE_AHEAD_MS, MIN_CAPTURE_START_MS};
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let now = onair_server::realtime::now_ms();
     let year_0 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
@@ -643,7 +639,7 @@ async fn a_program_date_outside_the_window_is_refused() {
 /// leave the stream attached to nobody.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publisher_guard_detaches_when_its_task_panics() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, _) = app.new_stream().await;
     let hub = app.state.ingest.clone();
     let now = onair_server::realtime::now_ms();

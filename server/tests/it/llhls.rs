@@ -229,12 +229,7 @@ async fn with_the_ladder_every_rendition_keeps_the_ll_hls_rules() {
 }
 
 async fn follow_a_published_stream(ladder: bool) {
-    let flags: Vec<String> = if ladder {
-        Vec::new()
-    } else {
-        vec!["--passthrough-only".into()]
-    };
-    let app = TestApp::start(&flags).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = !ladder).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("b-frames.mp4");

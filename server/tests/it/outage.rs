@@ -89,7 +89,7 @@ async fn s3_down_for_20_s_during_a_live_publish_loses_no_segment() {
     let _spill = spill_metrics_lock().await;
     let mut weed = Weed::start();
     weed.create_bucket("media").await;
-    let app = TestApp::start(&weed.store_args("media", "")).await;
+    let app = TestApp::start(|c| c.store = weed.store_config("media", "")).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("camera.mkv");
@@ -278,17 +278,10 @@ async fn s3_down_for_20_s_during_a_live_publish_loses_no_segment() {
 async fn a_streams_end_lands_once_the_database_takes_writes_again() {
     use crate::accounts::{create_stream, mint};
     use crate::ingest::{attach, end, mkv_h264_opus, send_chunks};
-    use crate::support::{SurrealServer, SURREAL_PASSWORD};
+    use crate::support::{remote_db, SurrealServer, SURREAL_PASSWORD};
     let mut surreal = SurrealServer::start();
-    let app = TestApp::start(&[
-        "--db".into(),
-        surreal.url.clone(),
-        "--db-user".into(),
-        "root".into(),
-        "--db-password".into(),
-        SURREAL_PASSWORD.into(),
-    ])
-    .await;
+    let db = remote_db(&surreal.url, SURREAL_PASSWORD);
+    let app = TestApp::start(|c| c.db = db).await;
     let (_, owner) = mint(&app, "caster", "broadcaster").await;
     let stream = create_stream(&app, &owner, "Full disk show", "public").await;
     let id = stream["id"].as_str().expect("id").to_string();

@@ -95,7 +95,7 @@ fn ids(list: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn profiles_list_public_streams_only_live_first() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (alice_id, alice) = mint(&app, "alice", "broadcaster").await;
     let (_, bob) = mint(&app, "bob", "broadcaster").await;
     let new = |session: &'static str, title: &'static str, visibility: &'static str| {
@@ -298,7 +298,7 @@ async fn profiles_list_public_streams_only_live_first() {
 
 #[tokio::test]
 async fn the_recent_list_is_bounded() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let mut made = Vec::new();
     for i in 0..14 {
@@ -319,13 +319,11 @@ async fn the_recent_list_is_bounded() {
 
 #[tokio::test]
 async fn registration_is_throttled_per_ip() {
-    let app = TestApp::start(&[
-        "--register-max-per-ip".into(),
-        "2".into(),
-        "--register-window".into(),
-        "600".into(),
-        "--trust-forwarded-for".into(),
-    ])
+    let app = TestApp::start(|c| {
+        c.accounts.registration.per_ip = 2;
+        c.accounts.registration.window = std::time::Duration::from_secs(600);
+        c.accounts.trust_forwarded_for = true;
+    })
     .await;
     let register = |username: &'static str, password: &'static str, ip: &'static str| {
         let app = &app;

@@ -64,7 +64,7 @@ pub(crate) async fn publish(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mp4_file_is_published_and_plays() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mp4 = make_file(dir.path(), "in.mp4", 6, H264_AAC);
@@ -91,7 +91,7 @@ async fn an_mp4_file_is_published_and_plays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realtime_pacing_refusals_and_vp8() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let dir = tempfile::tempdir().expect("tempdir");
 
     // --realtime sends at the media's pace: 3 s of media takes about 3 s.
@@ -185,7 +185,7 @@ async fn realtime_pacing_refusals_and_vp8() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mpeg4_video_and_mp3_audio_are_encoded_published_and_play() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     // An old-style AVI the server does not take: MPEG-4 Part 2 and MP3.
@@ -231,7 +231,7 @@ async fn mpeg4_video_and_mp3_audio_are_encoded_published_and_play() {
 /// (before, the burst was refused with 4029).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_is_paced_under_the_servers_ingest_limit() {
-    let app = TestApp::start(&["--ingest-max-bitrate".into(), "2000000".into()]).await;
+    let app = TestApp::start(|c| c.ingest.max_bitrate = 2_000_000).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mp4 = make_file(dir.path(), "in.mp4", 6, H264_AAC);
@@ -312,7 +312,7 @@ fn extinf_ms(text: &str) -> Vec<i64> {
 /// increasing decode times; segment N is the same media in every rendition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_b_frame_file_plays_at_its_own_pace_in_every_rendition() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("in.mp4");
@@ -464,7 +464,7 @@ async fn a_b_frame_file_plays_at_its_own_pace_in_every_rendition() {
 /// and audio stays with the video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_publisher_on_a_live_stream_starts_a_new_period() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("in.mp4");

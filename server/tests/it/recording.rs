@@ -239,13 +239,13 @@ async fn publish_and_record(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_stream_becomes_a_vod_and_an_mp4_on_disk() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     publish_and_record(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_stream_becomes_a_vod_and_an_mp4_on_s3() {
-    let (_weed, app) = s3_app("rec", &[]).await;
+    let (_weed, app) = s3_app("rec").await;
     publish_and_record(&app).await;
 }
 
@@ -326,13 +326,13 @@ async fn reattach_new_period(app: &TestApp, id: &str, token: &str, acked: u64) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_within_the_grace_period_is_one_recording_on_disk() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     resume_within_grace(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_within_the_grace_period_is_one_recording_on_s3() {
-    let (_weed, app) = s3_app("resume", &[]).await;
+    let (_weed, app) = s3_app("resume").await;
     resume_within_grace(&app).await;
 }
 

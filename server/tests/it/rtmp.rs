@@ -188,7 +188,7 @@ pub(crate) async fn metrics(app: &TestApp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_over_rtmp_and_it_plays_for_as_long_as_the_input() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let base = rtmp_listener(&app).await;
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -202,7 +202,7 @@ async fn ffmpeg_publishes_over_rtmp_and_it_plays_for_as_long_as_the_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmp_refusals_are_clear_and_leave_other_streams_alone() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let base = rtmp_listener(&app).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = make_file(dir.path(), "long.mp4", 20, QUICK);
@@ -282,7 +282,7 @@ async fn rtmp_refusals_are_clear_and_leave_other_streams_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let base = rtmp_listener(&app).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = make_file(dir.path(), "in.mp4", 4, QUICK);
@@ -348,7 +348,7 @@ pub(crate) fn refusal_counted(text: &str, transport: &str, reason: &str) -> bool
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_encoder_panel_key_publishes_and_a_new_token_retires_it() {
     use crate::accounts::{create_stream, mint};
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let base = rtmp_listener(&app).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let (_, bob) = mint(&app, "bob", "broadcaster").await;
@@ -442,7 +442,7 @@ fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_over_rtmps() {
     use onair_server::ingest::rtmp::{serve_tls, tls_acceptor};
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key) = self_signed(dir.path());
     let tls = tls_acceptor(&cert, &key).expect("the certificate and key");

@@ -94,7 +94,7 @@ const VOD_FILES: &[&str] = &[
 
 #[tokio::test]
 async fn encoded_ids_never_open_a_private_stream() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let private = create_stream(&app, &alice, "Private", "private").await;
     let pid = private["id"].as_str().expect("id").to_string();
@@ -158,7 +158,7 @@ async fn encoded_ids_never_open_a_private_stream() {
 
 #[tokio::test]
 async fn metrics_name_no_stream_and_can_require_a_token() {
-    let app = TestApp::start(&["--metrics-token".into(), "s3cret-metrics".into()]).await;
+    let app = TestApp::start(|c| c.metrics_token = Some("s3cret-metrics".into())).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let private = create_stream(&app, &alice, "Private", "private").await;
     let pid = private["id"].as_str().expect("id").to_string();
@@ -196,7 +196,7 @@ async fn metrics_name_no_stream_and_can_require_a_token() {
     assert!(!text.contains(&pid), "a stream id in /metrics:\n{text}");
 
     // Without the flag, /metrics is open.
-    let open = TestApp::start(&[]).await;
+    let open = TestApp::start(|_| {}).await;
     let (status, _, _) = get(&open, "/metrics", None).await;
     assert_eq!(status, 200);
 }
@@ -217,7 +217,7 @@ const MARKERS: &[&str] = &[
 
 #[tokio::test]
 async fn hostile_titles_are_escaped_in_every_rendered_page() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let mut ids = Vec::new();
     for title in HOSTILE {

@@ -96,7 +96,7 @@ async fn publish_to_the_end(app: &TestApp, id: &str, file: &std::path::Path, url
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_over_srt_and_it_plays_for_as_long_as_the_input() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let srt = srt_listener(&app);
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -111,7 +111,7 @@ async fn ffmpeg_publishes_over_srt_and_it_plays_for_as_long_as_the_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srt_refusals_are_clear_and_leave_other_streams_alone() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let srt = srt_listener(&app);
     let addr = srt.local_addr();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -173,11 +173,10 @@ async fn srt_refusals_are_clear_and_leave_other_streams_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srt_publisher_over_the_bitrate_limit_is_cut_off() {
-    let app = TestApp::start(&[
-        "--passthrough-only".into(),
-        "--ingest-max-bitrate".into(),
-        "100000".into(),
-    ])
+    let app = TestApp::start(|c| {
+        c.live.passthrough_only = true;
+        c.ingest.max_bitrate = 100_000;
+    })
     .await;
     let srt = srt_listener(&app);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -220,7 +219,7 @@ async fn an_srt_publisher_over_the_bitrate_limit_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srt_encoder_that_reconnects_continues_the_same_stream_as_a_new_period() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let srt = srt_listener(&app);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = make_file(dir.path(), "in.mp4", 4, QUICK);
@@ -260,7 +259,7 @@ async fn an_srt_encoder_that_reconnects_continues_the_same_stream_as_a_new_perio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_encoder_panel_gives_an_srt_url_whose_passphrase_is_the_stream_key() {
     use crate::accounts::{create_stream, mint};
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let srt = srt_listener(&app);
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let stream = create_stream(&app, &alice, "SRT show", "public").await;
@@ -364,11 +363,10 @@ async fn srt_delivers_every_frame_over_a_link_that_loses_five_percent() {
     // and the stream is `interrupted` after the grace (1 s here) instead of
     // `ended`. Either way the input is closed and the playlists end; what
     // this test measures is the media.
-    let app = TestApp::start(&[
-        "--passthrough-only".into(),
-        "--ingest-resume-grace".into(),
-        "1".into(),
-    ])
+    let app = TestApp::start(|c| {
+        c.live.passthrough_only = true;
+        c.ingest.resume_grace = Duration::from_secs(1);
+    })
     .await;
     // SRT latency 8× the 80 ms round trip (the rule of thumb is at least 4×).
     let latency_ms = 640;

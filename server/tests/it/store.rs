@@ -422,7 +422,7 @@ mod file_modes {
     use bytes::Bytes;
     use onair_server::store::ObjectKey;
 
-    use crate::support::serve_args;
+    use crate::support::test_config;
 
     /// The permission bits, in octal as `ls` shows them.
     fn mode(p: &Path) -> String {
@@ -456,8 +456,9 @@ mod file_modes {
         let _spill = crate::support::spill_metrics_lock().await;
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("onair");
-        let args = serve_args(&["--data-dir".into(), data.display().to_string()]);
-        let state = onair_server::server::build_state(&args)
+        // The embedded database under the data directory, as `onair serve` has it.
+        let config = onair_server::config::Config::defaults(&data);
+        let state = onair_server::server::build_state(&config)
             .await
             .expect("build state");
         for dir in ["", "db", "store", "store/.tmp", "spill"] {
@@ -521,13 +522,8 @@ mod file_modes {
         ] {
             chmod(&data.join(dir), 0o755);
         }
-        let args = serve_args(&[
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--db".into(),
-            "mem://".into(),
-        ]);
-        let _state = onair_server::server::build_state(&args)
+        let config = test_config(&data, |_| {});
+        let _state = onair_server::server::build_state(&config)
             .await
             .expect("build state");
         // The operator's directory keeps its mode (a warning says so); the

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use clap::Parser;
-use onair_server::config::{Cli, Command as Sub, ServeArgs};
+pub use onair_server::config::Config;
+use onair_server::db::{DbConfig, DbSettings};
 use onair_server::state::AppState;
+use onair_server::store::{S3Config, StoreConfig};
 
 pub const S3_ACCESS_KEY: &str = "onair-test-key";
 pub const S3_SECRET_KEY: &str = "onair-test-secret-0123456789";
@@ -245,6 +246,7 @@ impl Weed {
     }
 
     /// The store flags for `onair serve` against this server.
+    /// The `onair serve` flags for this bucket, for a server run as a process.
     pub fn store_args(&self, bucket: &str, prefix: &str) -> Vec<String> {
         vec![
             "--store".into(),
@@ -259,6 +261,20 @@ impl Weed {
             "--s3-part-size".into(),
             (5 * 1024 * 1024).to_string(),
         ]
+    }
+
+    /// This bucket as an in-process server's store.
+    pub fn store_config(&self, bucket: &str, prefix: &str) -> StoreConfig {
+        StoreConfig::S3(S3Config {
+            bucket: bucket.into(),
+            prefix: prefix.trim_matches('/').into(),
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key_id: S3_ACCESS_KEY.into(),
+            secret_access_key: S3_SECRET_KEY.into(),
+            part_size: 5 * 1024 * 1024,
+        })
     }
 }
 
@@ -384,18 +400,25 @@ impl Drop for SurrealServer {
     }
 }
 
-/// Parses `onair serve` flags as the binary would.
-pub fn serve_args(extra: &[String]) -> ServeArgs {
-    let mut argv = vec![
-        "onair".to_string(),
-        "serve".to_string(),
-        "--addr".into(),
-        "127.0.0.1:0".into(),
-    ];
-    argv.extend_from_slice(extra);
-    match Cli::try_parse_from(argv).expect("valid flags").command {
-        Sub::Serve(args) => *args,
-        _ => panic!("expected serve"),
+/// A configuration for an in-process server: `onair serve`'s defaults
+/// (with no `ONAIR_*` variable of the test process read) on `data_dir`, an
+/// in-memory database, then whatever `configure` changes.
+pub fn test_config(data_dir: &Path, configure: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::defaults(data_dir);
+    config.db.engine = DbConfig::Memory;
+    configure(&mut config);
+    config
+}
+
+/// A remote SurrealDB server signed in as root (`--db ws://…`).
+pub fn remote_db(url: &str, password: &str) -> DbSettings {
+    DbSettings {
+        engine: DbConfig::Remote {
+            url: url.to_string(),
+            user: Some("root".into()),
+            password: Some(password.into()),
+        },
+        ..Config::defaults(std::env::temp_dir()).db
     }
 }
 
@@ -409,17 +432,12 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts Onair with a fresh data dir, an in-memory database unless `extra`
-    /// says otherwise, and the given extra flags.
-    pub async fn start(extra: &[String]) -> TestApp {
+    /// Starts Onair with a fresh data dir and [`test_config`]: the defaults,
+    /// an in-memory database, and what `configure` changes.
+    pub async fn start(configure: impl FnOnce(&mut Config)) -> TestApp {
         let data = tempfile::tempdir().expect("tempdir");
-        let mut flags = vec!["--data-dir".to_string(), data.path().display().to_string()];
-        if !extra.iter().any(|f| f == "--db") {
-            flags.extend(["--db".to_string(), "mem://".to_string()]);
-        }
-        flags.extend_from_slice(extra);
-        let args = serve_args(&flags);
-        let state = onair_server::server::build_state(&args)
+        let config = test_config(data.path(), configure);
+        let state = onair_server::server::build_state(&config)
             .await
             .expect("build state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -481,12 +499,11 @@ impl Drop for TestApp {
 
 /// A SeaweedFS server with a `media` bucket, and Onair in-process storing
 /// under `prefix` in it. Keep the `Weed` alive as long as the app.
-pub async fn s3_app(prefix: &str, extra: &[String]) -> (Weed, TestApp) {
+pub async fn s3_app(prefix: &str) -> (Weed, TestApp) {
     let weed = Weed::start();
     weed.create_bucket("media").await;
-    let mut flags = weed.store_args("media", prefix);
-    flags.extend_from_slice(extra);
-    let app = TestApp::start(&flags).await;
+    let store = weed.store_config("media", prefix);
+    let app = TestApp::start(|c| c.store = store).await;
     (weed, app)
 }
 

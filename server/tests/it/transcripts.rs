@@ -12,7 +12,22 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::accounts::{create_stream, mint};
+use onair_server::summary::llm::{LlmConfig, Provider};
+use onair_server::summary::SummaryConfig;
+
 use crate::support::{AiServer, TestApp};
+
+/// An OpenAI-compatible model at `url` with `key` (empty: none), as
+/// `--llm-url`, `--llm-key` and `--llm-model` make it.
+fn llm(url: &str, key: &str, model: &str) -> LlmConfig {
+    LlmConfig {
+        url: url.trim_end_matches('/').to_string(),
+        model: model.to_string(),
+        key: (!key.is_empty()).then(|| key.to_string()),
+        provider: Provider::OpenAi,
+        timeout: Duration::from_secs(120),
+    }
+}
 
 /// Status, headers and body (JSON, or `Null` and the text in `text`).
 struct Res {
@@ -102,7 +117,7 @@ async fn world(app: &TestApp) -> World {
 
 #[tokio::test]
 async fn transcripts_read_and_download_with_the_watch_rules() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let w = world(&app).await;
     lines(
         &app,
@@ -273,7 +288,7 @@ async fn transcripts_read_and_download_with_the_watch_rules() {
 
 #[tokio::test]
 async fn search_finds_titles_descriptions_and_lines_the_caller_may_see() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let w = world(&app).await;
     app.state
         .db
@@ -466,16 +481,12 @@ async fn cooking(app: &TestApp, id: &str) {
 #[tokio::test]
 async fn summaries_with_the_local_model_openai_and_azure() {
     let ai = AiServer::start();
-    let app = TestApp::start(&[
-        "--llm-url".into(),
-        ai.url.clone(),
-        "--llm-key".into(),
-        ai.key.clone(),
-        "--llm-model".into(),
-        "smollm2-135m-instruct".into(),
-        "--llm-context-chars".into(),
-        "200".into(),
-    ])
+    let app = TestApp::start(|c| {
+        c.summary = SummaryConfig {
+            llm: Some(llm(&ai.url, &ai.key, "smollm2-135m-instruct")),
+            context_chars: 200,
+        }
+    })
     .await;
     let w = world(&app).await;
     cooking(&app, &w.public).await;
@@ -558,20 +569,15 @@ async fn summaries_with_the_local_model_openai_and_azure() {
     // The Azure OpenAI path against the same server (it answers only with
     // ?api-version= and under /openai/deployments/{deployment}/).
     let base = ai.url.trim_end_matches("/v1").to_string();
-    let azure = TestApp::start(&[
-        "--llm-provider".into(),
-        "azure".into(),
-        "--llm-url".into(),
-        base,
-        "--llm-key".into(),
-        ai.key.clone(),
-        "--llm-model".into(),
-        "smollm2-azure".into(),
-        "--llm-azure-deployment".into(),
-        "smollm2".into(),
-        "--llm-azure-api-version".into(),
-        "2024-10-21".into(),
-    ])
+    let azure = TestApp::start(|c| {
+        c.summary.llm = Some(LlmConfig {
+            provider: Provider::Azure {
+                deployment: "smollm2".into(),
+                api_version: "2024-10-21".into(),
+            },
+            ..llm(&base, &ai.key, "smollm2-azure")
+        })
+    })
     .await;
     let (_, owner) = mint(&azure, "cat", "broadcaster").await;
     let id = create_stream(&azure, &owner, "Azure pasta", "public").await["id"]
@@ -592,13 +598,8 @@ async fn summaries_with_the_local_model_openai_and_azure() {
     );
 
     // A wrong key: a clear error, and the previous summary is kept.
-    let wrong = TestApp::start(&[
-        "--llm-url".into(),
-        ai.url.clone(),
-        "--llm-key".into(),
-        "not-the-key".into(),
-    ])
-    .await;
+    let wrong =
+        TestApp::start(|c| c.summary.llm = Some(llm(&ai.url, "not-the-key", "gpt-4o-mini"))).await;
     let (_, owner) = mint(&wrong, "dan", "broadcaster").await;
     let id = create_stream(&wrong, &owner, "Wrong key", "public").await["id"]
         .as_str()
@@ -625,7 +626,7 @@ async fn summaries_with_the_local_model_openai_and_azure() {
 
 #[tokio::test]
 async fn without_a_model_summaries_are_extractive_and_labelled() {
-    let app = TestApp::start(&[]).await;
+    let app = TestApp::start(|_| {}).await;
     let w = world(&app).await;
     cooking(&app, &w.public).await;
     let before = get(
@@ -674,21 +675,22 @@ async fn an_unreachable_or_silent_endpoint_fails_clearly_and_keeps_the_summary()
     for (url, timeout, expected) in [
         (
             format!("http://127.0.0.1:{closed}/v1"),
-            "120",
+            120,
             "could not connect to the AI endpoint",
         ),
         (
             format!("http://127.0.0.1:{silent_port}/v1"),
-            "1",
+            1,
             "did not answer within 1 s",
         ),
     ] {
-        let app = TestApp::start(&[
-            "--llm-url".into(),
-            url,
-            "--llm-timeout".into(),
-            timeout.into(),
-        ])
+        let app = TestApp::start(|c| {
+            c.summary.llm = Some(LlmConfig {
+                key: None,
+                timeout: Duration::from_secs(timeout),
+                ..llm(&url, "", "gpt-4o-mini")
+            })
+        })
         .await;
         let w = world(&app).await;
         cooking(&app, &w.public).await;

@@ -6,7 +6,7 @@ use crate::support::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_aac_is_copied_at_the_files_rate_and_channels() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let dir = tempfile::tempdir().expect("tempdir");
     for (rate, channels) in [(44_100, 1), (48_000, 2)] {
         let file = aac_file(dir.path(), rate, channels);

@@ -70,7 +70,7 @@ pub(crate) async fn check_copied(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmp_aac_is_copied_at_the_sources_rate_and_channels() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let base = rtmp_listener(&app).await;
     let dir = tempfile::tempdir().expect("tempdir");
     for (rate, channels) in [(44_100, 1), (48_000, 2), (44_100, 2), (48_000, 1)] {

@@ -39,7 +39,7 @@ async fn wait_for(app: &TestApp, id: &str, session: &str, ready: impl Fn(&Value)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_sees_what_an_rtmp_encoder_sends() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
     let base = rtmp_listener(&app).await;
     let (_, alice) = mint(&app, "alice", "broadcaster").await;
     let (_, bob) = mint(&app, "bob", "broadcaster").await;
