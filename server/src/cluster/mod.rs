@@ -250,8 +250,11 @@ impl Bus for Arc<LocalBus> {
 mod tests {
     use super::*;
 
+    /// What a sink got: the numbering and the bytes.
+    type Got = (Option<(u64, u64)>, Vec<u8>);
+
     #[derive(Default)]
-    struct Collect(Mutex<Vec<(Option<(u64, u64)>, Vec<u8>)>>);
+    struct Collect(Mutex<Vec<Got>>);
 
     impl Sink for Collect {
         fn deliver(&self, numbered: Option<(u64, u64)>, body: &[u8]) {

@@ -388,7 +388,7 @@ fn decode_viewers(mut b: &[u8]) -> Option<(String, u32, Vec<u64>)> {
     let node = String::from_utf8(b[..n].to_vec()).ok()?;
     b.advance(n);
     let bare = b.get_u32_le();
-    if b.len() % 8 != 0 || b.len() / 8 > MAX_SHARED_VIEWERS {
+    if !b.len().is_multiple_of(8) || b.len() / 8 > MAX_SHARED_VIEWERS {
         return None;
     }
     let mut keys = Vec::with_capacity(b.len() / 8);
