@@ -162,27 +162,46 @@ impl NatsBus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
+    fn rooms_config(&self) -> stream::Config {
+        stream::Config {
+            name: ROOMS_STREAM.to_string(),
+            subjects: vec!["onair.room.*".to_string()],
+            max_messages_per_subject: self.config.room_history,
+            max_age: self.config.room_max_age,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+
     /// The rooms' JetStream stream, created if missing (tried again on each
     /// use until it works).
     async fn rooms(&self) -> Result<&stream::Stream, BusError> {
         self.rooms
             .get_or_try_init(|| async {
-                let config = stream::Config {
-                    name: ROOMS_STREAM.to_string(),
-                    subjects: vec!["onair.room.*".to_string()],
-                    max_messages_per_subject: self.config.room_history,
-                    max_age: self.config.room_max_age,
-                    storage: stream::StorageType::File,
-                    discard: stream::DiscardPolicy::Old,
-                    allow_direct: true,
-                    ..Default::default()
-                };
-                tokio::time::timeout(REQUEST_TIMEOUT, self.js.get_or_create_stream(config))
-                    .await
-                    .map_err(unavailable)?
-                    .map_err(unavailable)
+                tokio::time::timeout(
+                    REQUEST_TIMEOUT,
+                    self.js.get_or_create_stream(self.rooms_config()),
+                )
+                .await
+                .map_err(unavailable)?
+                .map_err(unavailable)
             })
             .await
+    }
+
+    /// Makes the rooms' stream again if NATS lost it (a new server, or its
+    /// storage gone); a no-op when it is there.
+    async fn remake_rooms(&self) {
+        let made = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.js.get_or_create_stream(self.rooms_config()),
+        )
+        .await;
+        if let Ok(Err(e)) = made {
+            tracing::debug!(error = %e, "cannot make the rooms' stream");
+        }
     }
 
     /// The last sequence of a room on NATS (0: none held).
@@ -197,7 +216,13 @@ impl NatsBus {
         {
             Ok(m) => Ok(m.sequence),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => {
+                if self.connected() {
+                    // NATS may have lost the stream (a new server).
+                    self.remake_rooms().await;
+                }
+                Err(unavailable(e))
+            }
         }
     }
 
@@ -243,7 +268,13 @@ impl NatsBus {
                     expected = self.last_of(&subject).await?;
                     self.note_last(&stream, expected);
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => {
+                    if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound {
+                        // Made again for the next event; this one stays here.
+                        self.remake_rooms().await;
+                    }
+                    return Err(unavailable(e));
+                }
             }
         }
         Err(BusError::Unavailable(format!(
@@ -307,6 +338,10 @@ async fn run_follow(
             Ok(Err::<_, async_nats::Error>(e)) => {
                 failures += 1;
                 tracing::debug!(stream, error = %e, "cannot follow a room yet");
+                if bus.connected() {
+                    // NATS may have lost the stream (a new server).
+                    bus.remake_rooms().await;
+                }
                 continue;
             }
             Err(_) => {

@@ -218,3 +218,165 @@ impl crate::cluster::Sink for Room {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    use app::protocol::events::ChatSettings;
+
+    use super::*;
+    use crate::realtime::RealtimeConfig;
+
+    /// A room as cluster mode opens it (no event yet), keeping `backlog`.
+    fn room(backlog: usize) -> Room {
+        Room {
+            stream_id: "s".into(),
+            owner_id: "owner".into(),
+            key: 1,
+            fanout: Vec::new(),
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                backlog: VecDeque::new(),
+                viewers: HashMap::new(),
+                connections: 0,
+                empty_since: None,
+                sent_viewers: 0,
+                state: StreamState::Live,
+                broadcaster_away: false,
+                private: false,
+                rules: Rules::default(),
+                bans: HashMap::new(),
+                buckets: HashMap::new(),
+                last_post: HashMap::new(),
+            }),
+            config: RealtimeConfig {
+                backlog,
+                ..RealtimeConfig::default()
+            },
+        }
+    }
+
+    fn caption(n: i64) -> RoomMessage {
+        RoomMessage::event(ServerEvent::Caption(app::protocol::events::Caption {
+            start_ms: n,
+            end_ms: n,
+            text: n.to_string(),
+        }))
+    }
+
+    fn replayed(r: &Room, last_id: u64) -> Option<Vec<u64>> {
+        r.join(None, Some(last_id), None)
+            .replay
+            .map(|f| f.iter().map(|f| f.id).collect())
+    }
+
+    #[test]
+    fn bus_numbered_events_resume_only_without_a_gap() {
+        // Sequences 5, 9, 12 of a shared stream; the room keeps two.
+        let r = room(2);
+        r.deliver_message(Some((5, 0)), caption(1));
+        r.deliver_message(Some((9, 5)), caption(2));
+        r.deliver_message(Some((12, 9)), caption(3));
+        // A feed made again hands 9 over twice: applied once.
+        r.deliver_message(Some((9, 5)), caption(2));
+        assert_eq!(r.snapshot().0, 12);
+        assert_eq!(replayed(&r, 12), Some(vec![]));
+        assert_eq!(replayed(&r, 9), Some(vec![12]));
+        assert_eq!(replayed(&r, 5), Some(vec![9, 12]), "9 names 5 before it");
+        assert_eq!(replayed(&r, 4), None, "5 is gone: resync");
+        assert_eq!(replayed(&r, 0), None, "the start is gone: resync");
+
+        // The first event of a room (nothing before it on the bus).
+        let fresh = room(8);
+        fresh.deliver_message(Some((20, 0)), caption(1));
+        assert_eq!(
+            replayed(&fresh, 0),
+            Some(vec![20]),
+            "welcomed on an empty room"
+        );
+        assert_eq!(
+            replayed(&fresh, 7),
+            None,
+            "the client saw events the bus no longer holds"
+        );
+        fresh.deliver_message(Some((25, 20)), caption(2));
+        assert_eq!(
+            replayed(&fresh, 20),
+            Some(vec![25]),
+            "a client that has the first event held resumes after it"
+        );
+    }
+
+    #[test]
+    fn effects_from_other_nodes_hold_here() {
+        let r = room(8);
+        let rules = Rules::from_row(crate::db::chat::ChatConfigRow {
+            slow_mode_secs: 10,
+            ..Default::default()
+        });
+        r.deliver_message(
+            Some((1, 0)),
+            RoomMessage {
+                event: ServerEvent::Settings(ChatSettings::default()),
+                effect: Some(Effect::Rules(rules)),
+            },
+        );
+        // Posted on another node at t = 1 s: slow mode counts from it here.
+        r.deliver_message(
+            Some((2, 1)),
+            RoomMessage {
+                event: ServerEvent::Pong,
+                effect: Some(Effect::Posted {
+                    user_id: "u".into(),
+                    at: 1_000,
+                }),
+            },
+        );
+        assert_eq!(
+            r.check_post("u", false, "hi", 5_000).unwrap_err().code,
+            "slow_mode"
+        );
+        // Banned on another node.
+        r.deliver_message(
+            Some((3, 2)),
+            RoomMessage {
+                event: ServerEvent::Pong,
+                effect: Some(Effect::Ban {
+                    user_id: "v".into(),
+                    until: None,
+                    lift: false,
+                }),
+            },
+        );
+        assert!(!r.may_post("v", 0));
+        assert_eq!(
+            r.check_post("v", false, "hi", 0).unwrap_err().code,
+            "banned"
+        );
+        // A visibility change is told with this node's rules.
+        r.deliver_message(
+            Some((4, 3)),
+            RoomMessage {
+                event: ServerEvent::Settings(ChatSettings::default()),
+                effect: Some(Effect::Private(true)),
+            },
+        );
+        assert!(r.is_private());
+        let last = r.lock().backlog.back().cloned().expect("kept");
+        let text = String::from_utf8_lossy(&last.wire).into_owned();
+        assert!(text.contains("\"slow_mode_secs\":10"), "{text}");
+        // Served alone (NATS down): applied, not numbered, not kept.
+        r.deliver_alone(RoomMessage {
+            event: ServerEvent::Pong,
+            effect: Some(Effect::Ban {
+                user_id: "v".into(),
+                until: None,
+                lift: true,
+            }),
+        });
+        assert!(r.may_post("v", 0));
+        assert_eq!(r.snapshot().0, 4);
+    }
+}

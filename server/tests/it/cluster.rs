@@ -9,8 +9,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use app::protocol::events::{ChatMessage, ClientMessage, ClientRole, Envelope, ServerEvent};
+use app::protocol::events::{
+    Caption, ChatMessage, ClientMessage, ClientRole, Envelope, ServerEvent,
+};
 use app::protocol::StreamState;
+use futures::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::accounts::{create_stream, mint};
 use crate::events::{hello, next, open, send, welcome, Ws};
@@ -375,6 +379,39 @@ async fn rooms_span_two_nodes_on_nats_and_survive_its_restart() {
         )
     })
     .await;
+    // A publisher's socket on B (the studio's protocol) is refused as a
+    // second publisher on one node is: 4009 already_publishing.
+    let token = stream["ingest_token"].as_str().expect("ingest token");
+    let mut second = crate::ingest::connect(&b, &id, Some(token)).await;
+    let ingest_hello = app::protocol::ingest::ClientMessage::Hello {
+        version: 1,
+        token: None,
+        mime_type: "video/x-matroska;codecs=avc1,opus".into(),
+        capture_start_ms: now,
+        resume_after: None,
+        new_period: false,
+    };
+    second
+        .send(Message::Text(
+            serde_json::to_string(&ingest_hello).expect("json").into(),
+        ))
+        .await
+        .expect("hello");
+    let (code, reason) = crate::ingest::next(&mut second).await.expect_err("refused");
+    assert_eq!((code, reason.code.as_str()), (4009, "already_publishing"));
+
+    // Captions made on the owner's node reach B's viewers.
+    a.state.rooms.publish_caption(
+        &id,
+        Caption {
+            start_ms: now,
+            end_ms: now + 2000,
+            text: "hello from node A".into(),
+        },
+    );
+    let e = until(&mut carl_b, |e| matches!(e, ServerEvent::Caption(_))).await;
+    assert!(e.id.is_some(), "captions are numbered room events");
+    assert!(matches!(e.event, ServerEvent::Caption(c) if c.text == "hello from node A"));
 
     // 6. NATS goes away: no crash, each node serves its own viewers, and
     // /readyz says degraded.
