@@ -470,3 +470,76 @@ async fn rooms_span_two_nodes_on_nats_and_survive_its_restart() {
     assert_eq!(crossed.0, crossed.1, "the same id on both nodes");
     drop(publisher);
 }
+
+/// A measurement, not a check (`--ignored`): how long an event made on
+/// node A takes to reach a viewer's socket on node B, through NATS. 500
+/// caption events (the chat path's bus append, without the per-user rate
+/// limit), one every 5 ms; prints p50, p99 and max.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; run it by name with --ignored"]
+async fn measure_event_delivery_across_nodes() {
+    let nats = NatsServer::start();
+    let surreal = SurrealServer::start();
+    let a = node(&surreal, &nats, "node-a").await;
+    let b = node(&surreal, &nats, "node-b").await;
+    let (_, owner) = mint(&a, "owner", "broadcaster").await;
+    let stream = create_stream(&a, &owner, "Latency", "public").await;
+    let id = stream["id"].as_str().expect("id").to_string();
+    let mut viewer = open(&b, &id, None, None).await;
+    send(
+        &mut viewer,
+        &hello(ClientRole::Viewer, Some("viewer-1"), None),
+    )
+    .await;
+    welcome(&mut viewer).await;
+    // The room must be open on A too for a caption to be posted there.
+    let mut local = open(&a, &id, None, None).await;
+    send(
+        &mut local,
+        &hello(ClientRole::Viewer, Some("viewer-2"), None),
+    )
+    .await;
+    welcome(&mut local).await;
+    const N: usize = 500;
+    let start = std::time::Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::with_capacity(N);
+        while got.len() < N {
+            let e = until(&mut viewer, |e| matches!(e, ServerEvent::Caption(_))).await;
+            if let ServerEvent::Caption(c) = e.event {
+                got.push((c.start_ms, start.elapsed()));
+            }
+        }
+        got
+    });
+    let mut sent = Vec::with_capacity(N);
+    for n in 0..N {
+        sent.push(start.elapsed());
+        a.state.rooms.publish_caption(
+            &id,
+            Caption {
+                start_ms: n as i64,
+                end_ms: n as i64,
+                text: String::new(),
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = reader.await.expect("reader");
+    let mut lat: Vec<f64> = got
+        .iter()
+        .map(|(n, at)| (*at - sent[*n as usize]).as_secs_f64() * 1000.0)
+        .collect();
+    assert!(
+        got.windows(2).all(|w| w[0].0 < w[1].0),
+        "in order, none twice"
+    );
+    lat.sort_by(|x, y| x.total_cmp(y));
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "event A -> viewer on B over NATS: {N} events, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.5),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+}
