@@ -4,7 +4,7 @@
 //! leases of cluster mode ([`leases::NatsLeases`]).
 //!
 //! The bus carries each room's events as opaque bytes keyed by stream id; it
-//! knows nothing of chat or moderation (the rooms, [`crate::realtime`], do).
+//! knows nothing of chat or moderation (the rooms, `realtime`, do).
 //! What it guarantees:
 //! - **One order, one id.** [`Bus::append`] puts an event in its room's
 //!   history; every follower of the room ([`Bus::follow`]), on every node,

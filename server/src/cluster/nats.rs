@@ -434,8 +434,18 @@ fn decode_viewers(mut b: &[u8]) -> Option<(String, u32, Vec<u64>)> {
 }
 
 async fn listen_viewers(bus: Weak<NatsBus>, mut sub: async_nats::Subscriber) {
+    let mut pruned = Instant::now();
     while let Some(msg) = sub.next().await {
         let Some(bus) = bus.upgrade() else { return };
+        if pruned.elapsed() >= VIEWERS_FRESH {
+            // Streams no node shares any more (ended, or not open here).
+            pruned = Instant::now();
+            let mut all = bus.viewers.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|_, nodes| {
+                nodes.retain(|_, (_, _, at)| at.elapsed() < VIEWERS_FRESH);
+                !nodes.is_empty()
+            });
+        }
         let Some(stream) = msg.subject.strip_prefix("onair.viewers.") else {
             continue;
         };

@@ -98,3 +98,64 @@ impl ClusterArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command, ServeArgs};
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut full = vec!["onair", "serve"];
+        full.extend_from_slice(args);
+        match Cli::try_parse_from(full).expect("valid arguments").command {
+            Command::Serve(args) => *args,
+            _ => panic!("expected serve"),
+        }
+    }
+
+    #[test]
+    fn cluster_flags_resolve_and_refuse_unusable_values() {
+        let alone = serve(&[]).cluster.cluster_config().expect("default");
+        assert_eq!(alone.nats_url, None, "no --nats-url: one node");
+        assert!(!alone.node_id.is_empty() && alone.node_id.len() <= 64);
+        assert_eq!(alone.room_history, 512);
+        assert_eq!(alone.lease_ttl.as_secs(), 5);
+
+        let c = serve(&[
+            "--nats-url",
+            " nats://10.0.0.5:4222 ",
+            "--node-id",
+            "edge-1",
+            "--nats-room-history",
+            "1000",
+            "--nats-lease-ttl",
+            "10",
+        ])
+        .cluster
+        .cluster_config()
+        .expect("cluster");
+        assert_eq!(c.nats_url.as_deref(), Some("nats://10.0.0.5:4222"));
+        assert_eq!(c.node_id, "edge-1");
+        assert_eq!(c.room_history, 1000);
+        assert_eq!(c.lease_ttl.as_secs(), 10);
+
+        for bad in [
+            &["--node-id", "a.b"][..],
+            &["--node-id", "node with spaces"],
+            &["--nats-room-history", "0"],
+            &["--nats-room-history", "100001"],
+            &["--nats-room-max-age", "59"],
+            &["--nats-lease-ttl", "1"],
+            &["--nats-lease-ttl", "61"],
+        ] {
+            let e = serve(bad).cluster.cluster_config().expect_err("refused");
+            assert!(e.to_string().starts_with("--n"), "{bad:?}: {e}");
+        }
+        let long = "n".repeat(65);
+        assert!(serve(&["--node-id", &long])
+            .cluster
+            .cluster_config()
+            .is_err());
+    }
+}
