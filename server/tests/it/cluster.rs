@@ -543,3 +543,52 @@ async fn measure_event_delivery_across_nodes() {
         lat[lat.len() - 1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_lapses_when_its_owner_dies_and_is_free_once_released() {
+    use onair_server::cluster::leases::{LeaseError, NatsLeases, LEASES_BUCKET};
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client.clone());
+    let ttl = Duration::from_secs(2);
+    let a = NatsLeases::new(js.clone(), client.clone(), "node-a".into(), ttl);
+    let b = NatsLeases::new(js.clone(), client.clone(), "node-b".into(), ttl);
+
+    let held = a.claim("s1").await.expect("A takes the stream");
+    match b.claim("s1").await {
+        Err(LeaseError::Taken(owner)) => assert_eq!(owner, "node-a"),
+        other => panic!("B must be refused: {other:?}"),
+    }
+    // A renews it: its revision moves on while A holds it.
+    let kv = js.get_key_value(LEASES_BUCKET).await.expect("bucket");
+    let first = kv.entry("s1").await.expect("entry").expect("held").revision;
+    eventually(20, "the lease is renewed", || async {
+        kv.entry("s1")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.revision > first && e.value.as_ref() == b"node-a")
+    })
+    .await;
+    // A dies (its renewal stops, nothing is released): the lease lapses
+    // and B can take the stream.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let taken = loop {
+        if let Ok(lease) = b.claim("s1").await {
+            break lease;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B never took a dead owner's stream"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // B releases it: A may take it at once (well within a time to live).
+    taken.release();
+    eventually(30, "A takes a released stream", || {
+        let a = a.clone();
+        async move { a.claim("s1").await.is_ok() }
+    })
+    .await;
+}
