@@ -8,6 +8,9 @@ use crate::cluster::{viewer_hash, Bus, Follow, LocalBus};
 use futures::FutureExt;
 use relay::{Effect, RoomMessage};
 
+/// A room's feed from the bus, made once.
+type FollowCell = Arc<tokio::sync::OnceCell<Follow>>;
+
 /// A stored message as the protocol shows it.
 pub fn chat_message(row: ChatRow, moderator: bool) -> ChatMessage {
     ChatMessage {
@@ -37,7 +40,8 @@ pub struct Rooms {
     /// The events between nodes (in-process on one node).
     bus: Arc<dyn Bus>,
     /// Per open room, its feed from the bus (made once).
-    follows: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Follow>>>>,
+    /// Per open room (its key with the fan-out), its feed from the bus.
+    follows: Mutex<HashMap<String, (u64, FollowCell)>>,
     /// Cluster mode: per stream, the state and "away" this node last
     /// announced (its ingest's changes are told once each).
     announced: Mutex<HashMap<String, (StreamState, bool)>>,
@@ -394,13 +398,19 @@ impl Rooms {
     /// Makes the room's feed from the bus, once; waits until the history
     /// the bus holds has reached the room (so a resume here finds it).
     async fn follow_room(&self, room: &Arc<Room>) {
-        let cell = self
-            .follows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(room.stream_id.clone())
-            .or_default()
-            .clone();
+        let cell = {
+            let mut follows = self.follows.lock().unwrap_or_else(|e| e.into_inner());
+            match follows.get(&room.stream_id) {
+                Some((key, cell)) if *key == room.key => cell.clone(),
+                // None yet, or an earlier room's (dropped meanwhile): this
+                // room's feed replaces it.
+                _ => {
+                    let cell = FollowCell::default();
+                    follows.insert(room.stream_id.clone(), (room.key, cell.clone()));
+                    cell
+                }
+            }
+        };
         cell.get_or_init(|| {
             let sink = Arc::downgrade(room) as Weak<dyn crate::cluster::Sink>;
             self.bus.follow(&room.stream_id, sink)
@@ -457,13 +467,15 @@ async fn ticker(rooms: Weak<Rooms>) {
             for id in expired {
                 // Only if still empty: someone may have joined since the tick.
                 if map.get(&id).is_some_and(|r| r.lock().connections == 0) {
-                    map.remove(&id);
-                    // Its feed from the bus stops.
-                    rooms
-                        .follows
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
+                    let Some(gone) = map.remove(&id) else {
+                        continue;
+                    };
+                    // Its feed from the bus stops (if it is still its own).
+                    let mut follows = rooms.follows.lock().unwrap_or_else(|e| e.into_inner());
+                    if follows.get(&id).is_some_and(|(key, _)| *key == gone.key) {
+                        follows.remove(&id);
+                    }
+                    drop(follows);
                     rooms
                         .counts
                         .lock()
