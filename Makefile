@@ -27,7 +27,7 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev libavutil-dev libsrt1.5-gnutls \
              libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg \
              binaryen brotli
-APT_TEST := chromium espeak-ng python3-venv iproute2 nginx-light
+APT_TEST := chromium espeak-ng python3-venv iproute2 nginx-light nats-server
 # The peers `make bench` compares Onair with: nginx (with the RTMP module) and wrk.
 APT_BENCH := nginx-light libnginx-mod-rtmp wrk
 # The free DB-IP city GeoIP database (CC BY 4.0, attribution to DB-IP.com):

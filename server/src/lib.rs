@@ -36,6 +36,7 @@ pub mod auth;
 pub mod backend;
 pub mod bundle;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod db;

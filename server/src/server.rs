@@ -58,6 +58,9 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The NATS URL is unusable.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::BusError),
     /// The server stopped with an I/O error.
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
@@ -147,7 +150,20 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
             tracing::error!(error = %e, "could not recover streams that were live before the restart")
         }
     }
-    let rooms = crate::realtime::Rooms::new(db.clone(), config.realtime);
+    let cluster = config.cluster.clone();
+    let nats = match &cluster.nats_url {
+        Some(url) => {
+            tracing::info!(node = %cluster.node_id, nats = %url, "cluster mode: rooms and stream leases on NATS");
+            Some(crate::cluster::nats::NatsBus::connect(cluster.clone()).await?)
+        }
+        None => None,
+    };
+    let rooms = match &nats {
+        Some(bus) => {
+            crate::realtime::Rooms::with_bus(db.clone(), config.realtime, Arc::new(bus.clone()))
+        }
+        None => crate::realtime::Rooms::new(db.clone(), config.realtime),
+    };
     let transcriber = config.asr.clone().map(|cfg| {
         tracing::info!(url = %cfg.endpoint.url, model = %cfg.endpoint.model, provider = ?cfg.endpoint.provider, "live captions on");
         crate::transcribe::Transcriber::new(cfg, db.clone(), rooms.clone(), config.live.window_segments)
@@ -166,6 +182,9 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
     );
     if let Some(t) = transcriber {
         ingest.set_transcriber(t);
+    }
+    if let Some(bus) = &nats {
+        ingest.set_ownership(Arc::new(NatsOwnership(bus.leases())));
     }
     rooms.follow(ingest.subscribe_states());
     let captions_on = ingest.captions_on();
@@ -206,6 +225,29 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         metrics_token: config.metrics_token.clone(),
         connections,
     })
+}
+
+/// Stream ownership on NATS leases, as ingest sees it
+/// ([`crate::ingest::Ownership`]): ingest does not know NATS.
+#[derive(Debug)]
+struct NatsOwnership(crate::cluster::leases::NatsLeases);
+
+#[async_trait::async_trait]
+impl crate::ingest::Ownership for NatsOwnership {
+    async fn claim(&self, stream_id: &str) -> crate::ingest::Claim {
+        use crate::cluster::leases::LeaseError;
+        match self.0.claim(stream_id).await {
+            Ok(lease) => crate::ingest::Claim::Held(Box::new(lease)),
+            Err(LeaseError::Taken(owner)) => crate::ingest::Claim::Taken { owner },
+            Err(e) => crate::ingest::Claim::Unknown(e.to_string()),
+        }
+    }
+}
+
+impl crate::ingest::Lease for crate::cluster::leases::NatsLease {
+    fn release(self: Box<Self>) {
+        crate::cluster::leases::NatsLease::release(*self);
+    }
 }
 
 /// The server's own directories under the data directory.

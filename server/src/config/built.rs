@@ -79,6 +79,9 @@ pub struct Config {
     pub srt_addr: Option<SocketAddr>,
     /// SRT listener settings.
     pub srt: crate::ingest::srt::SrtConfig,
+    /// Cluster mode (`--nats-url`, `--node-id`, `--nats-*`); without a NATS
+    /// URL the node is alone.
+    pub cluster: crate::cluster::ClusterConfig,
     /// Largest request body under `/api/`, in bytes.
     pub api_max_body_bytes: usize,
     /// The bearer token `/metrics` requires, if any.
@@ -118,6 +121,7 @@ impl ServeArgs {
             rtmp: self.rtmp_config(),
             srt_addr: self.srt_addr()?,
             srt: self.srt_config(),
+            cluster: self.cluster.cluster_config()?,
             api_max_body_bytes: self.api_max_body_bytes.max(1024),
             metrics_token: self
                 .metrics_token

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod built;
+mod cluster;
 mod db;
 mod llm;
 mod resolve;
@@ -13,6 +14,7 @@ mod values;
 
 pub use admin::{AdminArgs, AdminCommand, CreateUserArgs, RoleArg};
 pub use built::{Config, RtmpsListen};
+pub use cluster::ClusterArgs;
 pub use db::DbArgs;
 pub use llm::{LlmArgs, MIN_LLM_CONTEXT_CHARS};
 pub use serve::ServeArgs;
@@ -62,6 +64,14 @@ pub enum ConfigError {
         "--playback-secret must be at least 32 characters (or leave it empty to generate one)"
     )]
     PlaybackSecret,
+    /// A cluster flag (`--node-id`, `--nats-*`) is unusable.
+    #[error("{flag}: {message}")]
+    Cluster {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// `--trusted-proxy` is not an address or network.
     #[error("{0}")]
     TrustedProxy(String),

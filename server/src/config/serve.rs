@@ -388,6 +388,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub llm: LlmArgs,
 
+    /// Cluster mode: several nodes on NATS.
+    #[command(flatten)]
+    pub cluster: super::ClusterArgs,
+
     /// Log format on stderr.
     #[arg(long, env = "ONAIR_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,

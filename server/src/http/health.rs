@@ -19,7 +19,8 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// The `/readyz` body.
 #[derive(Debug, Serialize)]
 pub struct Readiness {
-    /// `ready` or `not_ready`.
+    /// `ready`, `degraded` (ready, but cut off from the other nodes: 200
+    /// still) or `not_ready` (503).
     pub status: &'static str,
     /// One entry per dependency.
     pub checks: Vec<Check>,
@@ -28,7 +29,7 @@ pub struct Readiness {
 /// The result of checking one dependency.
 #[derive(Debug, Serialize)]
 pub struct Check {
-    /// `database` or `store`.
+    /// `database`, `store` or (cluster mode) `bus`.
     pub name: &'static str,
     /// Whether it answered.
     pub ok: bool,
@@ -56,7 +57,10 @@ where
     }
 }
 
-/// 200 when the database and the store answer, 503 with the reasons otherwise.
+/// 200 when the database and the store answer, 503 with the reasons
+/// otherwise. In cluster mode a `bus` check says whether NATS is reachable;
+/// without it the status is `degraded` (still 200: the node serves its own
+/// viewers).
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let (db, store) = tokio::join!(timed(state.db.check()), timed(state.store.check()));
     let checks = vec![
@@ -74,6 +78,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         },
     ];
     let ready = checks.iter().all(|c| c.ok);
+    // Cluster mode: without NATS the node still serves its own viewers, so
+    // it stays ready, but says it is degraded.
+    let mut checks = checks;
+    let bus = state.rooms.bus().health();
+    let degraded = bus.as_ref().is_some_and(|b| b.problem.is_some());
+    if let Some(b) = bus {
+        checks.push(Check {
+            name: "bus",
+            ok: b.problem.is_none(),
+            target: b.target,
+            reason: b.problem,
+        });
+    }
     for c in checks.iter().filter(|c| !c.ok) {
         tracing::warn!(
             dependency = c.name,
@@ -87,7 +104,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = Readiness {
-        status: if ready { "ready" } else { "not_ready" },
+        status: match (ready, degraded) {
+            (false, _) => "not_ready",
+            (true, true) => "degraded",
+            (true, false) => "ready",
+        },
         checks,
     };
     (status, Json(body))

@@ -190,7 +190,7 @@ impl EncoderPublish {
         header: Option<Bytes>,
     ) -> Result<Self, Refusal> {
         let now_ms = crate::clock::now_ms();
-        let (guard, _, is_new) = match hub.attach(id, now_ms, None) {
+        let (guard, _, is_new) = match hub.attach_owned(id, now_ms, None).await {
             Ok(s) => s,
             Err(AttachError::AlreadyPublishing) => {
                 return Err(Refusal::new(

@@ -31,6 +31,40 @@ use crate::store::ObjectStore;
 
 pub use socket::ingest_route;
 
+/// Who owns a live stream's pipeline when several nodes serve (cluster
+/// mode): a lease per stream, held by the node that accepted its ingest.
+/// Implemented on NATS at start-up (`server`); ingest knows only this.
+#[async_trait::async_trait]
+pub trait Ownership: Send + Sync + std::fmt::Debug {
+    /// Takes the stream's lease for this node (or finds it is this node's
+    /// already). [`Claim::Taken`] refuses the publisher as a second
+    /// publisher is refused on one node.
+    async fn claim(&self, stream_id: &str) -> Claim;
+}
+
+/// The answer to [`Ownership::claim`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Claim {
+    /// Held by this node until released.
+    Held(Box<dyn Lease>),
+    /// Another node owns the stream.
+    Taken {
+        /// The owner.
+        owner: String,
+    },
+    /// Nobody can say now (NATS is down): the publisher is taken, this
+    /// node serves the stream alone, and says so in the log.
+    Unknown(String),
+}
+
+/// A held lease: renewed while it lives; [`Lease::release`] gives it back
+/// when the pipeline stops (dropped without it, it lapses).
+pub trait Lease: Send + Sync + std::fmt::Debug {
+    /// Gives the lease back.
+    fn release(self: Box<Self>);
+}
+
 /// Ingest limits; each is a flag (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestLimits {
@@ -137,6 +171,10 @@ pub struct IngestHub {
     pub srt_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Writes stream states to the database until they land.
     writer: Arc<states::StateWriter>,
+    /// Stream ownership among nodes (cluster mode; set once at start-up).
+    ownership: std::sync::OnceLock<Arc<dyn Ownership>>,
+    /// The leases this node holds, per stream, while its pipeline runs.
+    leases: Mutex<HashMap<String, Box<dyn Lease>>>,
     /// Checks encoder stream keys.
     db: Database,
 }
@@ -226,7 +264,54 @@ impl IngestHub {
             rtmp_addr: std::sync::OnceLock::new(),
             rtmps_addr: std::sync::OnceLock::new(),
             srt_addr: std::sync::OnceLock::new(),
+            ownership: std::sync::OnceLock::new(),
+            leases: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Takes a lease for each stream before its pipeline starts (cluster
+    /// mode; set once, at start-up).
+    pub fn set_ownership(&self, ownership: Arc<dyn Ownership>) {
+        let _ = self.ownership.set(ownership);
+    }
+
+    /// [`IngestHub::attach`] with stream ownership: a stream whose session
+    /// is not on this node needs its lease first, and another node's lease
+    /// refuses the publisher ([`AttachError::AlreadyPublishing`]), as a
+    /// second publisher on one node is. Every publisher attaches through
+    /// this; without ownership (one node) it is [`IngestHub::attach`].
+    pub async fn attach_owned(
+        self: &Arc<Self>,
+        stream_id: &str,
+        capture_start_ms: i64,
+        resume_after: Option<u64>,
+    ) -> Result<(Publisher, u64, bool), AttachError> {
+        let Some(ownership) = self.ownership.get() else {
+            return self.attach(stream_id, capture_start_ms, resume_after);
+        };
+        if self.session(stream_id).is_some() {
+            // A resume (or a second publisher) here: the lease is this node's.
+            return self.attach(stream_id, capture_start_ms, resume_after);
+        }
+        let lease = match ownership.claim(stream_id).await {
+            Claim::Held(lease) => Some(lease),
+            Claim::Taken { owner } => {
+                tracing::info!(stream = stream_id, owner = %owner, "publisher refused: another node owns the stream");
+                return Err(AttachError::AlreadyPublishing);
+            }
+            Claim::Unknown(why) => {
+                tracing::warn!(stream = stream_id, reason = %why, "stream ownership unknown: serving this publisher without a lease");
+                None
+            }
+        };
+        let attached = self.attach(stream_id, capture_start_ms, resume_after);
+        if let (Ok((_, _, true)), Some(lease)) = (&attached, lease) {
+            self.leases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(stream_id.to_string(), lease);
+        }
+        attached
     }
 
     /// Transcribes every stream that starts from now on (set once, at start-up).
@@ -428,6 +513,14 @@ impl IngestHub {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+        let lease = self
+            .leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(lease) = lease {
+            lease.release();
+        }
     }
 
     /// Streams whose latest state is not in the database yet (it is being

@@ -219,16 +219,17 @@ async fn serve(
         }
     }
     // 3. attach (the publisher detaches when dropped, however this ends)
-    let (publisher, next_seq, is_new) =
-        hub.attach(id, capture_start_ms, resume_after)
-            .map_err(|e| match e {
-                AttachError::AlreadyPublishing => (
-                    close::ALREADY_PUBLISHING,
-                    "already_publishing",
-                    e.to_string(),
-                ),
-                _ => (close::PROTOCOL, "protocol", e.to_string()),
-            })?;
+    let (publisher, next_seq, is_new) = hub
+        .attach_owned(id, capture_start_ms, resume_after)
+        .await
+        .map_err(|e| match e {
+            AttachError::AlreadyPublishing => (
+                close::ALREADY_PUBLISHING,
+                "already_publishing",
+                e.to_string(),
+            ),
+            _ => (close::PROTOCOL, "protocol", e.to_string()),
+        })?;
     let session = publisher.session().clone();
     session.health().set_protocol("websocket");
     if is_new {

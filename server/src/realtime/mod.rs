@@ -28,6 +28,7 @@ pub mod socket;
 pub mod upgrade;
 pub mod wire;
 
+pub(crate) mod relay;
 mod rooms;
 pub use rooms::{chat_message, Rooms, Slot};
 
@@ -92,6 +93,9 @@ impl Default for RealtimeConfig {
 pub struct Frame {
     /// The event id.
     pub id: u64,
+    /// The id of the event before it in the room (0: none known; see
+    /// [`Room::join`]).
+    pub prev: u64,
     /// The serialised [`Envelope`] as a WebSocket text frame ([`wire::text`]),
     /// the same bytes for every client.
     pub wire: Bytes,
@@ -103,8 +107,8 @@ pub struct Frame {
 pub use crate::clock::now_ms;
 
 /// A room's chat rules in the form the checks use.
-#[derive(Debug, Clone, Default)]
-struct Rules {
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Rules {
     slow_mode_secs: u32,
     block_links: bool,
     banned_words: Vec<String>,
@@ -112,7 +116,7 @@ struct Rules {
 }
 
 impl Rules {
-    fn from_row(row: ChatConfigRow) -> Self {
+    pub(crate) fn from_row(row: ChatConfigRow) -> Self {
         Rules {
             slow_mode_secs: u32::try_from(row.slow_mode_secs.max(0)).unwrap_or(u32::MAX),
             block_links: row.block_links,
@@ -226,38 +230,7 @@ impl Room {
     pub fn broadcast(&self, event: ServerEvent) {
         let mut inner = self.lock();
         let id = inner.next_id;
-        inner.next_id += 1;
-        let envelope = Envelope {
-            id: Some(id),
-            event,
-        };
-        let json = match serde_json::to_string(&envelope) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise an event");
-                return;
-            }
-        };
-        let frame = Frame {
-            id,
-            wire: wire::text(&json),
-            settings: matches!(envelope.event, ServerEvent::Settings(_)),
-        };
-        for tx in &self.fanout {
-            let cmd = fanout::Command::Frame {
-                room: self.key,
-                bytes: frame.wire.clone(),
-                settings: frame.settings,
-            };
-            if tx.send(cmd).is_err() {
-                tracing::error!(stream = %self.stream_id, "a fan-out thread is gone");
-            }
-        }
-        // No one connected is fine: the backlog keeps it for resumes.
-        inner.backlog.push_back(frame);
-        while inner.backlog.len() > self.config.backlog {
-            inner.backlog.pop_front();
-        }
+        self.send_numbered(&mut inner, id, id.saturating_sub(1), event);
     }
 
     /// Registers a connection. `viewer` is the viewer key for watch pages,
@@ -291,8 +264,13 @@ impl Room {
             if l == newest {
                 return Some(Vec::new());
             }
-            let first = inner.backlog.front()?.id;
-            (l < newest && first <= l + 1)
+            // Complete from `l` on if the client has the oldest frame kept,
+            // or that frame follows `l` (or an event before it). A `prev` of
+            // 0 (the bus held nothing before it) follows only a client that
+            // saw nothing either: the client's events may have expired.
+            let first = inner.backlog.front()?;
+            let complete = first.id <= l || (first.prev <= l && (first.prev > 0 || l == 0));
+            (l < newest && complete)
                 .then(|| inner.backlog.iter().filter(|f| f.id > l).cloned().collect())
         });
         Joined {

@@ -101,9 +101,8 @@ pub async fn set_settings(
     {
         tracing::error!(stream = %id, error = %e, "could not log a settings change");
     }
-    if let Some(room) = rooms.get(id) {
-        room.set_rules(stored.clone());
-    }
+    // Through the rooms: on every node where the room is open.
+    rooms.set_rules(id, stored.clone());
     Ok(admin_view(stored))
 }
 

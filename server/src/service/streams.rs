@@ -278,8 +278,9 @@ pub async fn update(
         // This node stops serving the old visibility at once; others within
         // the cache lifetime (5 s).
         accounts.visibility.invalidate(id);
-        if let Some(room) = rooms.and_then(|r| r.get(id)) {
-            room.set_private(is_private(&row));
+        // Through the rooms: on every node where the room is open.
+        if let Some(rooms) = rooms {
+            rooms.set_private(id, is_private(&row));
         }
     }
     tracing::info!(stream = %id, by = %user.user.id, "stream updated");

@@ -6,6 +6,7 @@ mod accounts;
 mod analytics;
 mod bundle;
 mod captions;
+mod cluster;
 mod connections;
 mod db;
 mod edge;

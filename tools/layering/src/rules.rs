@@ -25,10 +25,11 @@ pub const SERVER: Rule = Rule {
         ),
         // What a stream produces besides its live window.
         ("domain", &["recording", "transcribe", "analytics"]),
-        // Storage, the live window, accounts' primitives, the AI client.
+        // Storage, the live window, accounts' primitives, the AI client, the
+        // bus between nodes (NATS).
         (
             "infrastructure",
-            &["origin", "auth", "db", "store", "openai"],
+            &["origin", "auth", "db", "store", "openai", "cluster"],
         ),
         // The FFmpeg pipeline: only the packager below it.
         ("media", &["media"]),

@@ -2,6 +2,7 @@
 //! moderation actions, each checked against the person's role.
 
 use super::*;
+use crate::realtime::relay::{Effect, RoomMessage};
 
 /// One client message. The outer error closes the connection; the inner
 /// one is sent to this client as an `error`.
@@ -67,9 +68,23 @@ pub(super) async fn handle(
                 Err(e) => return Ok(Err(db_failed(e))),
             };
             metrics::counter!("onair_chat_messages_total").increment(1);
-            room.broadcast(ServerEvent::Chat {
+            let event = ServerEvent::Chat {
                 message: chat_message(row, peer.moderator(room)),
-            });
+            };
+            let posted = Effect::Posted {
+                user_id: user.id.clone(),
+                at: now,
+            };
+            state
+                .rooms
+                .post(
+                    &room.stream_id,
+                    RoomMessage {
+                        event,
+                        effect: Some(posted),
+                    },
+                )
+                .await;
             Ok(Ok(()))
         }
         ClientMessage::Delete { message_id } => {
@@ -105,15 +120,23 @@ pub(super) async fn handle(
             {
                 tracing::error!(error = %e, "could not log a moderation action");
             }
-            room.broadcast(ServerEvent::ChatDeleted {
+            let deleted = ServerEvent::ChatDeleted {
                 message_id: row.id.clone(),
-            });
-            room.broadcast(ServerEvent::Moderation {
+            };
+            state
+                .rooms
+                .post(&room.stream_id, RoomMessage::event(deleted))
+                .await;
+            let notice = ServerEvent::Moderation {
                 action: ModerationAction::Delete,
                 username: row.username,
                 by: me.username.clone(),
                 until_ms: None,
-            });
+            };
+            state
+                .rooms
+                .post(&room.stream_id, RoomMessage::event(notice))
+                .await;
             Ok(Ok(()))
         }
         ClientMessage::Timeout { username, minutes } => {
@@ -231,7 +254,6 @@ async fn moderate(
     if let Err(e) = stored {
         return failed(e);
     }
-    room.set_ban(&target.id, until, action == ModerationAction::Unban);
     if let Err(e) = state
         .db
         .log_moderation(&room.stream_id, &me.id, name, Some(&target.id), detail)
@@ -239,11 +261,28 @@ async fn moderate(
     {
         tracing::error!(error = %e, "could not log a moderation action");
     }
-    room.broadcast(ServerEvent::Moderation {
+    // The ban holds on every node where the room is open (each applies it
+    // as the event arrives).
+    let event = ServerEvent::Moderation {
         action,
         username: target.username,
         by: me.username.clone(),
         until_ms: until,
-    });
+    };
+    let ban = Effect::Ban {
+        user_id: target.id,
+        until,
+        lift: action == ModerationAction::Unban,
+    };
+    state
+        .rooms
+        .post(
+            &room.stream_id,
+            RoomMessage {
+                event,
+                effect: Some(ban),
+            },
+        )
+        .await;
     Ok(Ok(()))
 }

@@ -343,7 +343,11 @@ async fn serve(
         _ => format!("c:{}", super::next_conn()),
     });
     // Leaves the room when dropped, however this task ends.
-    let (member, joined) = room.enter(viewer_key.as_deref(), last_id, Some(&conn.outbox));
+    let (member, mut joined) = room.enter(viewer_key.as_deref(), last_id, Some(&conn.outbox));
+    if let Some(count) = rooms.last_count(id) {
+        // Cluster mode: the count across nodes, as of the last tick.
+        joined.viewers = joined.viewers.max(count);
+    }
     let result = run(conn, state, &room, &peer, joined, last_id.is_some()).await;
     conn.outbox.close();
     drop(member);
