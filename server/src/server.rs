@@ -212,6 +212,7 @@ pub async fn build_state(args: &ServeArgs) -> Result<AppState, StartError> {
             .filter(|t| !t.is_empty())
             .map(Arc::from),
         connections,
+        webrtc: Arc::default(),
     })
 }
 
@@ -327,6 +328,25 @@ pub async fn run(args: ServeArgs) -> Result<(), StartError> {
         }
         None => None,
     };
+    // WHIP ingest (WebRTC over one UDP socket), into the same live sessions.
+    if let Some(addr) = args.webrtc_udp_addr()? {
+        let socket =
+            std::net::UdpSocket::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let endpoint = crate::webrtc::serve(
+            socket,
+            state.ingest.clone(),
+            state.db.clone(),
+            Some(state.accounts.playback.clone()),
+            args.webrtc_config(),
+        )
+        .map_err(StartError::Serve)?;
+        tracing::info!(
+            "WHIP ingest: http://{local}/api/v1/streams/<stream id>/whip (Bearer <stream key>), media on UDP {} (candidate {})",
+            endpoint.local_addr(),
+            endpoint.candidate_addr()
+        );
+        let _ = state.webrtc.set(endpoint);
+    }
     tracing::info!(
         data_dir = %args.data_dir().display(),
         database = %state.db.describe(),

@@ -435,6 +435,13 @@ impl IngestHub {
         self.writer.unwritten()
     }
 
+    /// Whether a publisher is attached to the stream's session now (a new
+    /// one would be refused as already publishing).
+    pub fn is_publishing(&self, id: &str) -> bool {
+        self.session(id)
+            .is_some_and(|s| s.attached.load(Ordering::SeqCst))
+    }
+
     /// The stream's session, if one is running (for tests and metrics).
     pub fn session(&self, id: &str) -> Option<Arc<Session>> {
         self.sessions

@@ -15,6 +15,7 @@ pub mod remux;
 #[doc(hidden)]
 pub mod testsrc;
 pub mod transcode;
+pub mod tsmux;
 
 #[cfg(test)]
 mod demux_tests;

@@ -24,3 +24,4 @@ mod srt;
 mod store;
 mod support;
 mod transcripts;
+mod whip;

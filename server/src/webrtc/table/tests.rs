@@ -1,0 +1,232 @@
+//! The table with real str0m on both sides and no socket: a publishing
+//! `Rtc` (full ICE, the offerer) and the table's ICE-lite answerer exchange
+//! datagrams in memory, on a clock the test moves.
+
+use super::*;
+use str0m::format::Codec;
+use str0m::media::Direction;
+use str0m::{Candidate, RtcConfig};
+
+const SERVER: &str = "127.0.0.1:8189";
+const CLIENT: &str = "127.0.0.1:50000";
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+fn config() -> RtcConfig {
+    RtcConfig::new()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .set_stats_interval(None)
+}
+
+/// A publisher offering H.264 and the server's accepted `Rtc` for it.
+fn pair(now: Instant) -> (Rtc, Mid, Rtc) {
+    let mut client = config().build(now);
+    client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("candidate"));
+    let mut api = client.sdp_api();
+    let mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, pending) = api.apply().expect("offer");
+    let mut server = config().set_ice_lite(true).build(now);
+    server.add_local_candidate(Candidate::host(addr(SERVER), "udp").expect("candidate"));
+    let answer = server.sdp_api().accept_offer(offer).expect("answer");
+    client
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .expect("accepted");
+    (client, mid, server)
+}
+
+/// Drains the client, delivering its datagrams to the table; returns the
+/// client's next timeout.
+fn client_to_table(client: &mut Rtc, table: &mut Table, now: Instant, out: &mut Vec<Out>) {
+    loop {
+        match client.poll_output().expect("client output") {
+            Output::Timeout(_) => return,
+            Output::Transmit(t) => {
+                assert_eq!(t.destination, addr(SERVER));
+                table.receive(now, addr(CLIENT), addr(SERVER), &t.contents, out);
+            }
+            Output::Event(_) => {}
+        }
+    }
+}
+
+/// Delivers the table's datagrams to the client; returns the rest.
+fn table_to_client(client: &mut Rtc, now: Instant, out: &mut Vec<Out>) -> Vec<Out> {
+    let mut rest = Vec::new();
+    for o in out.drain(..) {
+        match o {
+            Out::Transmit {
+                destination,
+                contents,
+            } => {
+                assert_eq!(destination, addr(CLIENT));
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source: addr(SERVER),
+                        destination: addr(CLIENT),
+                        contents: contents.as_slice().try_into().expect("datagram"),
+                    },
+                );
+                client.handle_input(input).expect("client input");
+            }
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
+/// Runs both sides for up to `steps` of 10 ms; returns the table's events.
+fn run(client: &mut Rtc, table: &mut Table, now: &mut Instant, steps: usize) -> Vec<Out> {
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    for _ in 0..steps {
+        client_to_table(client, table, *now, &mut out);
+        table.tick(*now, &mut out);
+        events.extend(table_to_client(client, *now, &mut out));
+        *now += Duration::from_millis(10);
+        client
+            .handle_input(Input::Timeout(*now))
+            .expect("client timeout");
+    }
+    events
+}
+
+/// An IDR access unit in Annex B: SPS, PPS and an IDR slice (contents are
+/// not decoded here, only the NAL types matter).
+fn idr() -> Vec<u8> {
+    let mut v = Vec::new();
+    for nal in [
+        &[0x67u8, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5][..],
+        &[0x68, 0xce, 0x3c, 0x80][..],
+        &[0x65, 0x88, 0x84, 0x00, 0x33, 0xff][..],
+    ] {
+        v.extend_from_slice(&[0, 0, 0, 1]);
+        v.extend_from_slice(nal);
+    }
+    v
+}
+
+#[test]
+fn a_publisher_connects_through_the_table_and_its_frames_come_out() {
+    let mut now = Instant::now();
+    let (mut client, mid, server) = pair(now);
+    let mut table = Table::new(TIMEOUT);
+    let mut out = Vec::new();
+    table.insert(7, server, now, &mut out);
+    assert!(out.is_empty(), "an ICE-lite answerer waits: {out:?}");
+    assert_eq!(table.len(), 1);
+
+    let events = run(&mut client, &mut table, &mut now, 300);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Out::Connected(7, p) if *p == addr(CLIENT))),
+        "connected: {events:?}"
+    );
+
+    // A frame before any keyframe is not handed over; an IDR is.
+    let pt = {
+        let w = client.writer(mid).expect("writer");
+        let pt = w
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::H264)
+            .expect("H.264 negotiated")
+            .pt();
+        pt
+    };
+    let p_slice = [0u8, 0, 0, 1, 0x41, 0x9a, 0x02, 0x03];
+    let t0 = str0m::media::MediaTime::from_90khz(90_000);
+    client
+        .writer(mid)
+        .expect("writer")
+        .write(pt, now, t0, &p_slice[..])
+        .expect("write");
+    let events = run(&mut client, &mut table, &mut now, 30);
+    assert!(
+        !events.iter().any(|e| matches!(e, Out::Frame(..))),
+        "{events:?}"
+    );
+    let t1 = str0m::media::MediaTime::from_90khz(93_000);
+    client
+        .writer(mid)
+        .expect("writer")
+        .write(pt, now, t1, &idr()[..])
+        .expect("write");
+    let events = run(&mut client, &mut table, &mut now, 30);
+    let frames: Vec<&Frame> = events
+        .iter()
+        .filter_map(|e| match e {
+            Out::Frame(7, f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 1, "{events:?}");
+    assert!(frames[0].keyframe && frames[0].kind == MediaKind::Video);
+    assert_eq!(&*frames[0].data, &idr()[..]);
+
+    // A datagram from nobody's address, and not STUN, goes nowhere.
+    let mut stray = Vec::new();
+    assert!(!table.receive(
+        now,
+        addr("127.0.0.1:40000"),
+        addr(SERVER),
+        &[0x80; 40],
+        &mut stray
+    ));
+    assert!(stray.is_empty());
+
+    // The publisher falls silent: the session is freed after the time-out.
+    let silent_until = now + TIMEOUT + Duration::from_millis(10);
+    let mut out = Vec::new();
+    while now < silent_until && !table.is_empty() {
+        now += Duration::from_millis(100);
+        table.tick(now, &mut out);
+    }
+    assert!(table.is_empty());
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, Out::Closed(7, Closed::Gone))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_session_that_never_connects_is_freed_at_the_timeout_and_not_before() {
+    let now = Instant::now();
+    let (_client, _mid, server) = pair(now);
+    let mut table = Table::new(TIMEOUT);
+    let mut out = Vec::new();
+    table.insert(1, server, now, &mut out);
+    let wake = table.next_wake().expect("a wake-up");
+    assert!(wake <= now + TIMEOUT);
+    table.tick(now + TIMEOUT - Duration::from_millis(1), &mut out);
+    assert_eq!(table.len(), 1);
+    table.tick(now + TIMEOUT, &mut out);
+    assert!(table.is_empty());
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, Out::Closed(1, Closed::ConnectTimeout))),
+        "{out:?}"
+    );
+    assert_eq!(table.next_wake(), None);
+}
+
+#[test]
+fn remove_frees_a_session_once() {
+    let now = Instant::now();
+    let (_client, _mid, server) = pair(now);
+    let mut table = Table::new(TIMEOUT);
+    let mut out = Vec::new();
+    table.insert(3, server, now, &mut out);
+    assert!(table.contains(3));
+    assert!(table.remove(3, &mut out));
+    assert!(!table.remove(3, &mut out));
+    assert!(table.is_empty());
+}

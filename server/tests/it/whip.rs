@@ -1,0 +1,424 @@
+//! WHIP ingest (RFC 9725) with an independent peer: aiortc from PyPI
+//! (tools/whip-peer, installed by `make test`'s deps step) publishes an
+//! FFmpeg-made file, re-encoded by aiortc to H.264 and Opus, over WebRTC to
+//! the server's UDP socket on 127.0.0.1; ffprobe reads the LL-HLS output.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use onair_server::media::testsrc::probe;
+use onair_server::webrtc::{serve, Endpoint, WebrtcConfig};
+
+use crate::publish::make_file;
+use crate::rtmp::{metrics, refusal_count, state, video_frames, wait_for_state, QUICK};
+use crate::support::TestApp;
+
+/// The venv's Python with aiortc (tools/whip-peer/setup.sh).
+fn peer_python() -> PathBuf {
+    let dir = std::env::var_os("ONAIR_WHIP_PEER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/onair/whip-peer")
+        });
+    let python = dir.join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tools/whip-peer/setup.sh (make test does)",
+        python.display()
+    );
+    python
+}
+
+fn peer_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/whip-peer/whip_peer.py")
+}
+
+/// Starts the WHIP endpoint of `app` on a free UDP port of 127.0.0.1.
+fn whip_endpoint(app: &TestApp, cfg: WebrtcConfig) -> Arc<Endpoint> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let endpoint = serve(
+        socket,
+        app.state.ingest.clone(),
+        app.state.db.clone(),
+        Some(app.state.accounts.playback.clone()),
+        cfg,
+    )
+    .expect("whip endpoint");
+    assert!(app.state.webrtc.set(endpoint.clone()).is_ok(), "set once");
+    endpoint
+}
+
+/// aiortc's offer for `file` (H.264 preferred, Opus), as a browser or OBS
+/// would send it.
+async fn aiortc_offer(file: &std::path::Path) -> String {
+    let out = tokio::process::Command::new(peer_python())
+        .arg(peer_script())
+        .args([
+            "--url",
+            "http://127.0.0.1:9/unused",
+            "--offer-only",
+            "--file",
+        ])
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8 offer")
+}
+
+struct Answer {
+    status: u16,
+    code: String,
+    location: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+async fn post_offer(
+    app: &TestApp,
+    id: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &str,
+) -> Answer {
+    let mut req = app
+        .http
+        .post(app.url(&format!("/api/v1/streams/{id}/whip")))
+        .header("content-type", content_type)
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let res = req.send().await.expect("answered");
+    let status = res.status().as_u16();
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let location = header("location");
+    let content_type = header("content-type");
+    let body = res.text().await.expect("body");
+    let code = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    Answer {
+        status,
+        code,
+        location,
+        content_type,
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_publishes_over_whip_and_it_plays_as_h264_and_aac() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let endpoint = whip_endpoint(&app, WebrtcConfig::default());
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "source.mp4", 10, QUICK);
+
+    let sent_s = 5.0;
+    let peer = tokio::process::Command::new(peer_python())
+        .arg(peer_script())
+        .arg("--url")
+        .arg(app.url(&format!("/api/v1/streams/{id}/whip")))
+        .args(["--token", &format!("{id}_{token}")])
+        .arg("--file")
+        .arg(&file)
+        .args(["--seconds", &sent_s.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python runs");
+    wait_for_state(&app, &id, "live").await;
+    assert_eq!(endpoint.session_count(), 1);
+    let out = peer.wait_with_output().await.expect("peer ends");
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("json report");
+    assert_eq!(report["status"], 201, "{report}");
+    assert_eq!(report["connected"], true, "{report}");
+    assert_eq!(report["delete_status"], 204, "{report}");
+    // DELETE ended the stream (no resume grace), and freed the session.
+    wait_for_state(&app, &id, "ended").await;
+    assert_eq!(endpoint.session_count(), 0);
+
+    // ffprobe reads what viewers get: H.264 video with frames, AAC audio
+    // (from Opus), about as long as what was sent.
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let summary = probe(&url).expect("ffprobe the live playlist");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
+    assert!(
+        summary.duration_s > sent_s - 2.5 && summary.duration_s < sent_s + 1.5,
+        "about as long as the {sent_s} s sent: {summary:?}"
+    );
+    let frames = video_frames(&url);
+    assert!(frames >= 30, "{frames} video frames");
+    onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_refusals_are_clear_and_counted() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let endpoint = whip_endpoint(
+        &app,
+        WebrtcConfig {
+            max_sessions: 1,
+            connect_timeout: Duration::from_secs(120),
+            ..WebrtcConfig::default()
+        },
+    );
+    let (id, token) = app.new_stream().await;
+    let (other, other_token) = app.new_stream().await;
+    let key = format!("{id}_{token}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "source.mp4", 1, QUICK);
+    let offer = aiortc_offer(&file).await;
+    assert!(offer.contains("H264/90000"), "{offer}");
+
+    // Each refusal: status, JSON code, and its counter moved by one.
+    async fn refused(
+        app: &TestApp,
+        id: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+        (status, code, reason): (u16, &str, &str),
+    ) {
+        let before = refusal_count(&metrics(app).await, "whip", reason);
+        let a = post_offer(app, id, token, content_type, body).await;
+        assert_eq!((a.status, a.code.as_str()), (status, code), "{}", a.body);
+        let after = refusal_count(&metrics(app).await, "whip", reason);
+        assert!(after >= before + 1.0, "{reason}: {before} -> {after}");
+    }
+    let sdp = "application/sdp";
+    refused(
+        &app,
+        &id,
+        Some(&key),
+        sdp,
+        "hello",
+        (400, "malformed_sdp", "protocol"),
+    )
+    .await;
+    let hostile = "v=0\r\nm=video 99999999999 UDP 96\r\n\u{0}";
+    refused(
+        &app,
+        &id,
+        Some(&key),
+        sdp,
+        hostile,
+        (400, "malformed_sdp", "protocol"),
+    )
+    .await;
+    refused(
+        &app,
+        &id,
+        Some(&key),
+        "text/plain",
+        &offer,
+        (415, "unsupported_media_type", "protocol"),
+    )
+    .await;
+    let vp9_only = offer.replace("H264/90000", "VP9/90000");
+    refused(
+        &app,
+        &id,
+        Some(&key),
+        sdp,
+        &vp9_only,
+        (400, "unsupported_codec", "unsupported_codec"),
+    )
+    .await;
+    let no_video = {
+        let cut = offer.find("m=video").expect("video section");
+        let audio = offer.find("m=audio").expect("audio section");
+        assert!(cut < audio, "aiortc puts video first");
+        format!("{}{}", &offer[..cut], &offer[audio..])
+    };
+    refused(
+        &app,
+        &id,
+        Some(&key),
+        sdp,
+        &no_video,
+        (400, "unsupported_codec", "unsupported_codec"),
+    )
+    .await;
+    refused(
+        &app,
+        &id,
+        None,
+        sdp,
+        &offer,
+        (401, "unauthenticated", "wrong_key"),
+    )
+    .await;
+    let wrong = format!("{id}_{}", "0".repeat(64));
+    refused(
+        &app,
+        &id,
+        Some(&wrong),
+        sdp,
+        &offer,
+        (403, "wrong_key", "wrong_key"),
+    )
+    .await;
+    // Another stream's key is not this stream's.
+    let others = format!("{other}_{other_token}");
+    refused(
+        &app,
+        &id,
+        Some(&others),
+        sdp,
+        &offer,
+        (403, "wrong_key", "wrong_key"),
+    )
+    .await;
+    refused(
+        &app,
+        "nosuchstream",
+        Some(&key),
+        sdp,
+        &offer,
+        (404, "not_found", "wrong_key"),
+    )
+    .await;
+
+    // A publisher is live on the stream (another transport's, through the
+    // same hub): a second one is refused.
+    let (first, _, _) = app
+        .state
+        .ingest
+        .attach(&id, onair_server::clock::now_ms(), None)
+        .expect("first publisher");
+    refused(
+        &app,
+        &id,
+        Some(&key),
+        sdp,
+        &offer,
+        (409, "already_publishing", "already_publishing"),
+    )
+    .await;
+    drop(first);
+    assert_eq!(endpoint.session_count(), 0, "no refusal holds a session");
+
+    // The session cap (1 here): a valid offer is answered, the next refused.
+    let a = post_offer(&app, &other, Some(&others), sdp, &offer).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.content_type.as_deref(), Some("application/sdp"));
+    assert!(a.body.starts_with("v=0"), "{}", a.body);
+    assert!(a.body.contains("a=ice-lite"), "{}", a.body);
+    assert!(
+        a.body.to_ascii_lowercase().contains("h264/90000"),
+        "{}",
+        a.body
+    );
+    let location = a.location.expect("Location");
+    assert!(
+        location.starts_with(&format!("/api/v1/streams/{other}/whip/")),
+        "{location}"
+    );
+    assert_eq!(endpoint.session_count(), 1);
+    refused(
+        &app,
+        &id,
+        Some(&key),
+        sdp,
+        &offer,
+        (503, "too_many_sessions", "too_many_connections"),
+    )
+    .await;
+
+    // DELETE needs the stream's key too, then frees the session.
+    let del = |token: Option<String>| {
+        let mut req = app.http.delete(app.url(&location));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.send()
+    };
+    assert_eq!(
+        del(Some(key.clone())).await.expect("answered").status(),
+        403
+    );
+    assert_eq!(del(None).await.expect("answered").status(), 401);
+    assert_eq!(
+        del(Some(others.clone())).await.expect("answered").status(),
+        204
+    );
+    assert_eq!(endpoint.session_count(), 0);
+    assert_eq!(del(Some(others)).await.expect("answered").status(), 404);
+    // Nothing went live.
+    assert_ne!(state(&app, &id).await, "live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_whose_ice_never_completes_is_freed_after_the_timeout() {
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let endpoint = whip_endpoint(
+        &app,
+        WebrtcConfig {
+            connect_timeout: Duration::from_secs(1),
+            ..WebrtcConfig::default()
+        },
+    );
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "source.mp4", 1, QUICK);
+    let offer = aiortc_offer(&file).await;
+    let before = refusal_count(&metrics(&app).await, "whip", "timeout");
+
+    // The offer is answered; no UDP packet is ever sent.
+    let a = post_offer(
+        &app,
+        &id,
+        Some(&format!("{id}_{token}")),
+        "application/sdp",
+        &offer,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(endpoint.session_count(), 1);
+
+    let until = Instant::now() + Duration::from_secs(60);
+    while endpoint.session_count() > 0 {
+        assert!(Instant::now() < until, "the session was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = metrics(&app).await;
+    assert!(
+        refusal_count(&text, "whip", "timeout") >= before + 1.0,
+        "counted as a timeout:\n{text}"
+    );
+    // The stream never went live, and a new offer is taken.
+    assert_ne!(state(&app, &id).await, "live");
+    let again = post_offer(
+        &app,
+        &id,
+        Some(&format!("{id}_{token}")),
+        "application/sdp",
+        &offer,
+    )
+    .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+}
