@@ -123,11 +123,15 @@ async fn post_offer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiortc_publishes_over_whip_and_it_plays_as_h264_and_aac() {
-    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    // The full pipeline: passthrough top rung and the ladder below it.
+    let app = TestApp::start(&[]).await;
     let endpoint = whip_endpoint(&app, WebrtcConfig::default());
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = make_file(dir.path(), "source.mp4", 10, QUICK);
+    // 480p: passed through as the top rung, with a 360p rung encoded below.
+    let file = dir.path().join("source.mp4");
+    onair_server::media::testsrc::av("854x480", 10, QUICK, file.to_str().expect("utf8"))
+        .expect("test media");
 
     let sent_s = 5.0;
     let peer = tokio::process::Command::new(peer_python())
@@ -170,10 +174,43 @@ async fn aiortc_publishes_over_whip_and_it_plays_as_h264_and_aac() {
         summary.duration_s > sent_s - 2.5 && summary.duration_s < sent_s + 1.5,
         "about as long as the {sent_s} s sent: {summary:?}"
     );
+    let master = crate::rtmp::text_of(&app, &format!("/live/{id}/master.m3u8")).await;
+    assert!(
+        master.matches("#EXT-X-STREAM-INF").count() >= 2,
+        "the passthrough rung and the ladder:\n{master}"
+    );
     let frames = video_frames(&url);
     eprintln!("WHIP publish of {sent_s} s: {summary:?}, {frames} video frames");
     assert!(frames >= 90, "{frames} video frames of about 150 sent");
     onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+
+    // The recording is every source's: a VOD that ffprobe reads as H.264 +
+    // AAC of the same length, once its MP4 is ready.
+    let until = Instant::now() + Duration::from_secs(120);
+    let rec = loop {
+        let res = app
+            .http
+            .get(app.url(&format!("/api/v1/streams/{id}/recording")))
+            .send()
+            .await
+            .expect("answered");
+        if res.status() == 200 {
+            let rec: serde_json::Value = res.json().await.expect("json");
+            match rec["mp4"]["state"].as_str() {
+                Some("ready") => break rec,
+                Some("failed") => panic!("the MP4 failed: {rec}"),
+                _ => {}
+            }
+        }
+        assert!(Instant::now() < until, "no recording");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let vod = probe(&app.url(&format!("/vod/{id}/master.m3u8"))).expect("ffprobe the VOD");
+    assert!(vod.has(&["h264", "aac"]), "{vod:?} {rec}");
+    assert!(
+        (vod.duration_s - summary.duration_s).abs() < 1.0,
+        "{vod:?} against the live {summary:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
