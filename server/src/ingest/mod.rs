@@ -134,6 +134,9 @@ pub struct IngestHub {
     pub rtmps_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Where the SRT listener is bound, once it is ([`srt::serve`]).
     pub srt_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Where the WHIP endpoint's UDP socket is bound, once it is
+    /// (`webrtc::serve`).
+    pub whip_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Writes stream states to the database until they land.
     writer: Arc<states::StateWriter>,
     /// Checks encoder stream keys.
@@ -225,6 +228,7 @@ impl IngestHub {
             rtmp_addr: std::sync::OnceLock::new(),
             rtmps_addr: std::sync::OnceLock::new(),
             srt_addr: std::sync::OnceLock::new(),
+            whip_addr: std::sync::OnceLock::new(),
         })
     }
 

@@ -220,6 +220,7 @@ pub fn serve(
     let local = socket.local_addr()?;
     let candidate = SocketAddr::new(cfg.public_ip.unwrap_or(local.ip()), local.port());
     let (commands, rx) = mpsc::unbounded_channel();
+    let _ = hub.whip_addr.set(local);
     let endpoint = Arc::new(Endpoint {
         cfg: cfg.clone(),
         hub,

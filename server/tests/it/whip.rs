@@ -518,3 +518,98 @@ async fn a_whip_publisher_that_disappears_is_a_dropped_encoder() {
     wait_for_state(&app, &id, "interrupted").await;
     assert_eq!(endpoint.session_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encoder_panel_gives_the_whip_url_and_the_owner_needs_no_key() {
+    use crate::accounts::{create_stream, mint};
+    let app = TestApp::start(&["--passthrough-only".into()]).await;
+    let endpoint = whip_endpoint(
+        &app,
+        WebrtcConfig {
+            connect_timeout: Duration::from_secs(120),
+            ..WebrtcConfig::default()
+        },
+    );
+    let (_, alice) = mint(&app, "alice", "broadcaster").await;
+    let (_, bob) = mint(&app, "bob", "broadcaster").await;
+    let stream = create_stream(&app, &alice, "WHIP show", "public").await;
+    let id = stream["id"].as_str().expect("id").to_string();
+    let info: serde_json::Value = app
+        .http
+        .get(app.url(&format!("/api/v1/streams/{id}/encoder")))
+        .header("cookie", format!("onair_session={alice}"))
+        .send()
+        .await
+        .expect("encoder")
+        .json()
+        .await
+        .expect("json");
+    let whip_url = app.url(&format!("/api/v1/streams/{id}/whip"));
+    assert_eq!(info["whip_url"].as_str(), Some(whip_url.as_str()), "{info}");
+    let key = info["stream_key"].as_str().expect("key").to_string();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "source.mp4", 1, QUICK);
+    let offer = aiortc_offer(&file).await;
+
+    // The panel's key (not the ingest token) is a bearer token.
+    let a = post_offer(&app, &id, Some(&key), "application/sdp", &offer).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let location = a.location.expect("Location");
+    let res = app
+        .http
+        .delete(app.url(&location))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status().as_u16(), 204);
+
+    // The owner's session from this origin needs no key; someone else's does.
+    let post = |session: &str| {
+        app.http
+            .post(&whip_url)
+            .header("cookie", format!("onair_session={session}"))
+            .header("origin", format!("http://{}", app.addr))
+            .header("content-type", "application/sdp")
+            .body(offer.clone())
+            .send()
+    };
+    let res = post(&bob).await.expect("bob");
+    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(
+        res.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let res = post(&alice).await.expect("alice");
+    assert_eq!(res.status().as_u16(), 201);
+    let location = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("Location")
+        .to_string();
+    assert_eq!(endpoint.session_count(), 1);
+    // From another site, the session cookie is not taken (the API's CSRF rule).
+    let res = app
+        .http
+        .delete(app.url(&location))
+        .header("cookie", format!("onair_session={alice}"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status().as_u16(), 403);
+    let res = app
+        .http
+        .delete(app.url(&location))
+        .header("cookie", format!("onair_session={alice}"))
+        .header("origin", format!("http://{}", app.addr))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(endpoint.session_count(), 0);
+}
