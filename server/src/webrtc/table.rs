@@ -223,6 +223,15 @@ impl Table {
                     continue;
                 }
             }
+            // Still no keyframe: ask again (each mutation drained).
+            if let Some(at) = keyframe_due(&self.entries[i]) {
+                if at <= now {
+                    ask_keyframe(&mut self.entries[i], now);
+                    if !self.drain(i, now, out) {
+                        continue;
+                    }
+                }
+            }
             i += 1;
         }
     }
@@ -233,7 +242,8 @@ impl Table {
             .iter()
             .map(|e| {
                 let limit = e.connect_by.unwrap_or(e.last_heard + self.timeout);
-                e.wake.min(limit)
+                let wake = e.wake.min(limit);
+                keyframe_due(e).map_or(wake, |at| wake.min(at))
             })
             .min()
     }
@@ -327,13 +337,22 @@ fn ask_keyframe(e: &mut Entry, now: Instant) {
     {
         return;
     }
+    // Tried or not (no packet of the stream yet), the next try is one
+    // interval later.
+    e.last_pli = Some(now);
     if let Some(mut w) = e.rtc.writer(mid) {
-        if w.is_request_keyframe_possible(KeyframeRequestKind::Pli)
-            && w.request_keyframe(None, KeyframeRequestKind::Pli).is_ok()
-        {
-            e.last_pli = Some(now);
+        if w.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+            let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
         }
     }
+}
+
+/// When a connected session that has had no keyframe asks for one next.
+fn keyframe_due(e: &Entry) -> Option<Instant> {
+    if e.connect_by.is_some() || e.keyframe_seen || e.video.is_none() {
+        return None;
+    }
+    Some(e.last_pli.map_or(e.last_heard, |t| t + PLI_INTERVAL))
 }
 
 #[cfg(test)]

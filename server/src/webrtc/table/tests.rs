@@ -40,15 +40,20 @@ fn pair(now: Instant) -> (Rtc, Mid, Rtc) {
     (client, mid, server)
 }
 
-/// Drains the client, delivering its datagrams to the table; returns the
-/// client's next timeout.
-fn client_to_table(client: &mut Rtc, table: &mut Table, now: Instant, out: &mut Vec<Out>) {
+/// Drains the client, delivering its datagrams to the table; returns how
+/// many keyframe requests (PLI) the client was given.
+fn client_to_table(client: &mut Rtc, table: &mut Table, now: Instant, out: &mut Vec<Out>) -> usize {
+    let mut requests = 0;
     loop {
         match client.poll_output().expect("client output") {
-            Output::Timeout(_) => return,
+            Output::Timeout(_) => return requests,
             Output::Transmit(t) => {
                 assert_eq!(t.destination, addr(SERVER));
                 table.receive(now, addr(CLIENT), addr(SERVER), &t.contents, out);
+            }
+            Output::Event(Event::KeyframeRequest(r)) => {
+                assert_eq!(r.kind, KeyframeRequestKind::Pli);
+                requests += 1;
             }
             Output::Event(_) => {}
         }
@@ -82,12 +87,14 @@ fn table_to_client(client: &mut Rtc, now: Instant, out: &mut Vec<Out>) -> Vec<Ou
     rest
 }
 
-/// Runs both sides for up to `steps` of 10 ms; returns the table's events.
-fn run(client: &mut Rtc, table: &mut Table, now: &mut Instant, steps: usize) -> Vec<Out> {
+/// Runs both sides for `steps` of 10 ms; returns the table's events and
+/// the keyframe requests the client got.
+fn run(client: &mut Rtc, table: &mut Table, now: &mut Instant, steps: usize) -> (Vec<Out>, usize) {
     let mut out = Vec::new();
     let mut events = Vec::new();
+    let mut requests = 0;
     for _ in 0..steps {
-        client_to_table(client, table, *now, &mut out);
+        requests += client_to_table(client, table, *now, &mut out);
         table.tick(*now, &mut out);
         events.extend(table_to_client(client, *now, &mut out));
         *now += Duration::from_millis(10);
@@ -95,7 +102,7 @@ fn run(client: &mut Rtc, table: &mut Table, now: &mut Instant, steps: usize) -> 
             .handle_input(Input::Timeout(*now))
             .expect("client timeout");
     }
-    events
+    (events, requests)
 }
 
 /// An IDR access unit in Annex B: SPS, PPS and an IDR slice (contents are
@@ -123,7 +130,7 @@ fn a_publisher_connects_through_the_table_and_its_frames_come_out() {
     assert!(out.is_empty(), "an ICE-lite answerer waits: {out:?}");
     assert_eq!(table.len(), 1);
 
-    let events = run(&mut client, &mut table, &mut now, 300);
+    let (events, _) = run(&mut client, &mut table, &mut now, 300);
     assert!(
         events
             .iter()
@@ -148,18 +155,20 @@ fn a_publisher_connects_through_the_table_and_its_frames_come_out() {
         .expect("writer")
         .write(pt, now, t0, &p_slice[..])
         .expect("write");
-    let events = run(&mut client, &mut table, &mut now, 30);
+    // 1 s without a keyframe: asked for one (PLI) at least twice.
+    let (events, requests) = run(&mut client, &mut table, &mut now, 100);
     assert!(
         !events.iter().any(|e| matches!(e, Out::Frame(..))),
         "{events:?}"
     );
+    assert!(requests >= 2, "{requests} keyframe requests");
     let t1 = str0m::media::MediaTime::from_90khz(93_000);
     client
         .writer(mid)
         .expect("writer")
         .write(pt, now, t1, &idr()[..])
         .expect("write");
-    let events = run(&mut client, &mut table, &mut now, 30);
+    let (events, _) = run(&mut client, &mut table, &mut now, 30);
     let frames: Vec<&Frame> = events
         .iter()
         .filter_map(|e| match e {
