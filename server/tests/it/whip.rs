@@ -613,3 +613,44 @@ async fn the_encoder_panel_gives_the_whip_url_and_the_owner_needs_no_key() {
     assert_eq!(res.status().as_u16(), 204);
     assert_eq!(endpoint.session_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_over_the_bitrate_limit_is_cut_off() {
+    let app = TestApp::start(&[
+        "--passthrough-only".into(),
+        "--ingest-max-bitrate".into(),
+        "100000".into(),
+    ])
+    .await;
+    let endpoint = whip_endpoint(&app, WebrtcConfig::default());
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "source.mp4", 10, QUICK);
+    let before = refusal_count(&metrics(&app).await, "whip", "bitrate");
+    let _peer = tokio::process::Command::new(peer_python())
+        .arg(peer_script())
+        .arg("--url")
+        .arg(app.url(&format!("/api/v1/streams/{id}/whip")))
+        .args(["--token", &format!("{id}_{token}")])
+        .arg("--file")
+        .arg(&file)
+        .args(["--seconds", "10"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python runs");
+    wait_for_state(&app, &id, "live").await;
+    // aiortc sends several hundred kbit/s against a 100 kbit/s limit: the
+    // session is cut off and freed, and the refusal counted.
+    let until = Instant::now() + Duration::from_secs(60);
+    while refusal_count(&metrics(&app).await, "whip", "bitrate") < before + 1.0 {
+        assert!(Instant::now() < until, "never cut off");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    while endpoint.session_count() > 0 {
+        assert!(Instant::now() < until, "the session was not freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
