@@ -25,8 +25,13 @@ fn config() -> RtcConfig {
 
 /// A publisher offering H.264 and the server's accepted `Rtc` for it.
 fn pair(now: Instant) -> (Rtc, Mid, Rtc) {
+    pair_at(now, addr(CLIENT))
+}
+
+/// [`pair`] for a publisher at `client`.
+fn pair_at(now: Instant, client_addr: SocketAddr) -> (Rtc, Mid, Rtc) {
     let mut client = config().build(now);
-    client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").expect("candidate"));
+    client.add_local_candidate(Candidate::host(client_addr, "udp").expect("candidate"));
     let mut api = client.sdp_api();
     let mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = api.apply().expect("offer");
@@ -139,15 +144,7 @@ fn a_publisher_connects_through_the_table_and_its_frames_come_out() {
     );
 
     // A frame before any keyframe is not handed over; an IDR is.
-    let pt = {
-        let w = client.writer(mid).expect("writer");
-        let pt = w
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::H264)
-            .expect("H.264 negotiated")
-            .pt();
-        pt
-    };
+    let pt = h264_pt(&mut client, mid);
     let p_slice = [0u8, 0, 0, 1, 0x41, 0x9a, 0x02, 0x03];
     let t0 = str0m::media::MediaTime::from_90khz(90_000);
     client
@@ -238,4 +235,120 @@ fn remove_frees_a_session_once() {
     assert!(table.remove(3, &mut out));
     assert!(!table.remove(3, &mut out));
     assert!(table.is_empty());
+}
+
+/// The H.264 payload type the publisher negotiated.
+fn h264_pt(client: &mut Rtc, mid: Mid) -> str0m::media::Pt {
+    let w = client.writer(mid).expect("writer");
+    let pt = w
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::H264)
+        .expect("H.264 negotiated")
+        .pt();
+    pt
+}
+
+#[test]
+fn two_publishers_on_one_socket_each_reach_their_own_session() {
+    let mut now = Instant::now();
+    let addrs = [addr("127.0.0.1:50001"), addr("127.0.0.1:50002")];
+    let mut table = Table::new(TIMEOUT);
+    let mut out = Vec::new();
+    let mut clients = Vec::new();
+    for (k, a) in addrs.iter().enumerate() {
+        let (client, mid, server) = pair_at(now, *a);
+        table.insert(k as u64 + 1, server, now, &mut out);
+        clients.push((client, mid));
+    }
+    // Both sides of both sessions, in memory: the table's datagrams go to
+    // the client they are addressed to.
+    let step = |clients: &mut Vec<(Rtc, Mid)>, table: &mut Table, now: &mut Instant| {
+        let mut out = Vec::new();
+        for (k, (client, _)) in clients.iter_mut().enumerate() {
+            loop {
+                match client.poll_output().expect("client output") {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        table.receive(*now, addrs[k], addr(SERVER), &t.contents, &mut out);
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+        }
+        table.tick(*now, &mut out);
+        let mut rest = Vec::new();
+        for o in out {
+            match o {
+                Out::Transmit {
+                    destination,
+                    contents,
+                } => {
+                    let k = addrs
+                        .iter()
+                        .position(|a| *a == destination)
+                        .expect("a client's address");
+                    let input = Input::Receive(
+                        *now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: addr(SERVER),
+                            destination,
+                            contents: contents.as_slice().try_into().expect("datagram"),
+                        },
+                    );
+                    clients[k].0.handle_input(input).expect("client input");
+                }
+                other => rest.push(other),
+            }
+        }
+        *now += Duration::from_millis(10);
+        for (client, _) in clients.iter_mut() {
+            client.handle_input(Input::Timeout(*now)).expect("timeout");
+        }
+        rest
+    };
+    let mut events = Vec::new();
+    for _ in 0..300 {
+        events.extend(step(&mut clients, &mut table, &mut now));
+    }
+    for (k, a) in addrs.iter().enumerate() {
+        let id = k as u64 + 1;
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Out::Connected(i, p) if *i == id && p == a)),
+            "session {id} connected from {a}: {events:?}"
+        );
+    }
+    // Each sends its own keyframe; each comes out of its own session.
+    for (k, (client, mid)) in clients.iter_mut().enumerate() {
+        let pt = h264_pt(client, *mid);
+        let mut au = idr();
+        au.push(k as u8 + 1);
+        client
+            .writer(*mid)
+            .expect("writer")
+            .write(
+                pt,
+                now,
+                str0m::media::MediaTime::from_90khz(90_000),
+                &au[..],
+            )
+            .expect("write");
+    }
+    let mut events = Vec::new();
+    for _ in 0..30 {
+        events.extend(step(&mut clients, &mut table, &mut now));
+    }
+    for id in [1u64, 2] {
+        let frames: Vec<&Frame> = events
+            .iter()
+            .filter_map(|e| match e {
+                Out::Frame(i, f) if *i == id => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames.len(), 1, "session {id}: {events:?}");
+        assert_eq!(frames[0].data.last(), Some(&(id as u8)), "its own frame");
+    }
 }
