@@ -179,6 +179,23 @@ async fn aiortc_publishes_over_whip_and_it_plays_as_h264_and_aac() {
         master.matches("#EXT-X-STREAM-INF").count() >= 2,
         "the passthrough rung and the ladder:\n{master}"
     );
+    let starts = onair_server::media::testsrc::ffprobe_json(&[
+        "-show_entries",
+        "stream=codec_name,start_time",
+        &url,
+    ])
+    .expect("ffprobe");
+    // Audio and video start together (each track's RTP clock has its own
+    // random origin; the timeline places both on arrival).
+    let start_of = |codec: &str| -> f64 {
+        starts["streams"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["codec_name"] == codec))
+            .and_then(|s| s["start_time"].as_str()?.parse().ok())
+            .expect("a start time")
+    };
+    let skew = (start_of("aac") - start_of("h264")).abs();
+    assert!(skew < 0.2, "audio and video start {skew} s apart: {starts}");
     let frames = video_frames(&url);
     eprintln!("WHIP publish of {sent_s} s: {summary:?}, {frames} video frames");
     assert!(frames >= 90, "{frames} video frames of about 150 sent");
