@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A WHIP publisher that Onair did not write: aiortc (PyPI) sends a media
 file, decoded by FFmpeg (PyAV) and encoded again by aiortc (H.264 with
-libx264, Opus), to a WHIP endpoint (RFC 9725), for the given number of
+libx264, or VP8 with --video-codec VP8; Opus), to a WHIP endpoint (RFC 9725), for the given number of
 seconds, then ends the session with DELETE.
 
 Used by server/tests/it/whip.rs; installed by tools/whip-peer/setup.sh.
@@ -53,6 +53,7 @@ async def main():
     ap.add_argument("--file", required=True, help="media to send")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--offer-only", action="store_true")
+    ap.add_argument("--video-codec", default="H264", choices=["H264", "VP8"])
     args = ap.parse_args()
 
     player = MediaPlayer(args.file)
@@ -65,12 +66,12 @@ async def main():
             connected.set()
 
     video = pc.addTransceiver(player.video, direction="sendonly")
-    h264 = [
+    wanted = [
         c
         for c in RTCRtpSender.getCapabilities("video").codecs
-        if c.mimeType == "video/H264"
+        if c.mimeType == f"video/{args.video_codec}"
     ]
-    video.setCodecPreferences(h264)
+    video.setCodecPreferences(wanted)
     if player.audio is not None:
         pc.addTransceiver(player.audio, direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())

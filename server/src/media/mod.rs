@@ -8,6 +8,7 @@
 pub mod aac;
 pub mod audio;
 pub mod demux;
+pub mod framemux;
 pub mod health;
 pub mod ladder;
 pub mod live;
@@ -15,7 +16,6 @@ pub mod remux;
 #[doc(hidden)]
 pub mod testsrc;
 pub mod transcode;
-pub mod tsmux;
 
 #[cfg(test)]
 mod demux_tests;

@@ -1,4 +1,4 @@
-//! WebRTC ingest: WHIP (RFC 9725) publishers send H.264 and Opus over one
+//! WebRTC ingest: WHIP (RFC 9725) publishers send H.264 (or VP8) and Opus over one
 //! UDP socket (`--webrtc-udp-addr`), into the same live session as every
 //! other source.
 //!
@@ -11,9 +11,10 @@
 //!   the sans-IO core): datagrams go to the `Rtc` that accepts them, timers
 //!   are driven, and a session that does not connect (ICE and DTLS) within
 //!   `--webrtc-connect-timeout-ms`, or falls silent that long, is freed.
-//! - Per session, a task muxes the depacketized frames (H.264 Annex B at
-//!   90 kHz, Opus at 48 kHz) into MPEG-TS ([`crate::media::tsmux`]) and hands
-//!   it to [`EncoderPublish`] as SRT does: the pipeline, ladder, Opus→AAC,
+//! - Per session, a task muxes the depacketized frames (H.264 Annex B or
+//!   VP8 at 90 kHz, Opus at 48 kHz) into MPEG-TS for H.264, live WebM for
+//!   VP8 ([`crate::media::framemux`]), and hands it to [`EncoderPublish`] as
+//!   SRT does: the pipeline, ladder, Opus→AAC,
 //!   recording and captions are the ones every source gets. The publisher
 //!   is asked for a keyframe (PLI) when it connects and while none came;
 //!   nothing before the first keyframe is kept.
@@ -26,7 +27,7 @@
 //!
 //! Not built yet: WHEP playback (a viewer's `Rtc` would live in the same
 //! table; the seam is [`table::Out::Frame`], whose RTP-level twin a
-//! forwarder would take), trickle ICE (`PATCH`), VP8.
+//! forwarder would take), trickle ICE (`PATCH`).
 
 pub mod sdp;
 pub mod table;
@@ -38,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
+use str0m::format::Codec;
 use str0m::media::MediaKind;
 use str0m::{Candidate, Rtc};
 use tokio::net::UdpSocket;
@@ -47,7 +49,7 @@ use crate::auth::playback::PlaybackSigner;
 use crate::db::Database;
 use crate::ingest::encoder::{check_key, refused, split_key, EncoderPublish, Reason, Transport};
 use crate::ingest::IngestHub;
-use crate::media::tsmux::{Track, TsMux, AUDIO_HZ, VIDEO_HZ};
+use crate::media::framemux::{vp8_keyframe_size, FrameMux, Track, VideoCodec, AUDIO_HZ, VIDEO_HZ};
 use sdp::OfferError;
 use table::{Closed, Frame, Out, SessionId, Table};
 
@@ -351,6 +353,7 @@ impl Endpoint {
             .set_ice_lite(true)
             .clear_codecs()
             .enable_h264(true)
+            .enable_vp8(true)
             .enable_opus(true, false)
             .set_stats_interval(None)
             .build(now);
@@ -362,9 +365,9 @@ impl Endpoint {
             .accept_offer(offer)
             .map_err(|e| WhipError::MalformedSdp(format!("the offer cannot be negotiated: {e}")))?;
         let answer = answer.to_sdp_string();
-        if !answer_has_h264(&answer) {
-            return Err(WhipError::Codec(OfferError::NoH264 {
-                offered: "no H.264 profile the server takes".into(),
+        if !answer_has_video(&answer) {
+            return Err(WhipError::Codec(OfferError::NoVideoCodec {
+                offered: "no H.264 profile or VP8 that the server takes".into(),
             }));
         }
         let (feed, frames) = mpsc::channel(FRAME_QUEUE);
@@ -434,13 +437,13 @@ impl Endpoint {
     }
 }
 
-/// Whether the answer's first enabled video section kept H.264.
-fn answer_has_h264(answer: &str) -> bool {
+/// Whether the answer's first enabled video section kept H.264 or VP8.
+fn answer_has_video(answer: &str) -> bool {
     sdp::check_offer(answer).is_ok()
-        || answer
-            .split("m=video ")
-            .skip(1)
-            .any(|s| !s.starts_with('0') && s.to_ascii_lowercase().contains("h264/90000"))
+        || answer.split("m=video ").skip(1).any(|s| {
+            let s = s.to_ascii_lowercase();
+            !s.starts_with('0') && (s.contains("h264/90000") || s.contains("vp8/90000"))
+        })
 }
 
 /// 128 random bits, hex: a resource id nobody guesses.
@@ -580,30 +583,44 @@ async fn mux_task(
         endpoint.forget(id);
         let _ = endpoint.commands.send(Command::Remove { id, ended: false });
     };
-    let mut publish: Option<(EncoderPublish, TsMux)> = None;
+    let mut publish: Option<(EncoderPublish, FrameMux)> = None;
+    let mut peer = SocketAddr::from(([0, 0, 0, 0], 0));
     let mut timeline = Timeline::default();
     while let Some(media) = frames.recv().await {
         match media {
-            Media::Connected(peer) => {
-                let (mux, header) = match TsMux::open(audio) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot open the MPEG-TS muxer");
-                        refused(Transport::Whip, Reason::Internal);
-                        return stop("muxer");
-                    }
-                };
-                match EncoderPublish::start(&hub, Transport::Whip, &stream, peer, Some(header))
-                    .await
-                {
-                    Ok(p) => publish = Some((p, mux)),
-                    Err(r) => {
-                        refused(Transport::Whip, r.reason);
-                        return stop(&r.why);
+            Media::Connected(from) => peer = from,
+            Media::Frame(frame) => {
+                if publish.is_none() {
+                    // The first frame is the first keyframe (the table holds
+                    // back everything before it): its codec picks the
+                    // container, and the publish starts.
+                    let video = match frame.codec {
+                        _ if frame.kind != MediaKind::Video => continue,
+                        Codec::H264 => VideoCodec::H264,
+                        Codec::Vp8 => match vp8_keyframe_size(&frame.data) {
+                            Some((width, height)) => VideoCodec::Vp8 { width, height },
+                            None => continue,
+                        },
+                        _ => continue,
+                    };
+                    let (mux, header) = match FrameMux::open(video, audio) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot open the muxer");
+                            refused(Transport::Whip, Reason::Internal);
+                            return stop("muxer");
+                        }
+                    };
+                    match EncoderPublish::start(&hub, Transport::Whip, &stream, peer, Some(header))
+                        .await
+                    {
+                        Ok(p) => publish = Some((p, mux)),
+                        Err(r) => {
+                            refused(Transport::Whip, r.reason);
+                            return stop(&r.why);
+                        }
                     }
                 }
-            }
-            Media::Frame(frame) => {
                 let Some((p, mux)) = publish.as_mut() else {
                     continue;
                 };

@@ -2,10 +2,11 @@
 //! read from the SDP text itself (RFC 8866), so each refusal names what was
 //! missing. str0m then parses the offer again and negotiates.
 //!
-//! The rule: one video section (port not 0) that offers `H264/90000`; an
-//! audio section, if any, offers `opus/48000`. VP8, VP9 and AV1 are refused
-//! (the pipeline's passthrough rung is H.264); an offer with no video is
-//! refused too (a stream is a picture).
+//! The rule: one video section (port not 0) that offers `H264/90000` or
+//! `VP8/90000`; an audio section, if any, offers `opus/48000`. VP9 and AV1
+//! are refused (H.264 passes through to the top rung; VP8 is decoded for
+//! the ladder like the studio's); an offer with no video is refused too (a
+//! stream is a picture).
 
 /// Why an offer cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,9 +15,9 @@ pub enum OfferError {
     /// Not SDP: no `v=0` first, no media section, or a media line that does not parse.
     #[error("the body is not an SDP offer: {0}")]
     Malformed(&'static str),
-    /// No video section offers H.264.
-    #[error("the offer has no H.264 video (it offers {offered}): publish H.264 video, with Opus audio if any")]
-    NoH264 {
+    /// No video section offers H.264 or VP8.
+    #[error("the offer has no H.264 or VP8 video (it offers {offered}): publish H.264 (or VP8) video, with Opus audio if any")]
+    NoVideoCodec {
         /// The video codecs the offer named, or `no video`.
         offered: String,
     },
@@ -118,9 +119,13 @@ pub fn check_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
         .iter()
         .filter(|s| s.kind == "audio" && s.enabled)
         .collect();
-    let h264 = |s: &&Section| s.codecs.iter().any(|c| c.starts_with("h264/90000"));
-    if !video.iter().any(h264) {
-        return Err(OfferError::NoH264 {
+    let usable = |s: &&Section| {
+        s.codecs
+            .iter()
+            .any(|c| c.starts_with("h264/90000") || c.starts_with("vp8/90000"))
+    };
+    if !video.iter().any(usable) {
+        return Err(OfferError::NoVideoCodec {
             offered: if video.is_empty() {
                 "no video".into()
             } else {
@@ -162,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn h264_with_opus_or_without_audio_is_taken() {
+    fn h264_or_vp8_with_opus_or_without_audio_is_taken() {
         let both = offer(
             &["VP8/90000", "H264/90000", "rtx/90000"],
             Some(&["opus/48000/2"]),
@@ -170,18 +175,20 @@ mod tests {
         assert_eq!(check_offer(&both), Ok(OfferSummary { audio: true }));
         let video = offer(&["H264/90000"], None);
         assert_eq!(check_offer(&video), Ok(OfferSummary { audio: false }));
+        let vp8 = offer(&["VP8/90000", "rtx/90000"], Some(&["opus/48000/2"]));
+        assert_eq!(check_offer(&vp8), Ok(OfferSummary { audio: true }));
     }
 
     #[test]
     fn other_video_codecs_and_other_audio_are_refused_by_name() {
         let vp = offer(
-            &["VP8/90000", "VP9/90000", "rtx/90000"],
+            &["VP9/90000", "AV1/90000", "rtx/90000"],
             Some(&["opus/48000/2"]),
         );
         assert_eq!(
             check_offer(&vp),
-            Err(OfferError::NoH264 {
-                offered: "vp8, vp9".into()
+            Err(OfferError::NoVideoCodec {
+                offered: "av1, vp9".into()
             })
         );
         let pcm = offer(
@@ -197,7 +204,7 @@ mod tests {
         let audio_only = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
         assert_eq!(
             check_offer(audio_only),
-            Err(OfferError::NoH264 {
+            Err(OfferError::NoVideoCodec {
                 offered: "no video".into()
             })
         );
@@ -206,7 +213,10 @@ mod tests {
     #[test]
     fn a_disabled_video_section_does_not_count() {
         let s = "v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n";
-        assert!(matches!(check_offer(s), Err(OfferError::NoH264 { .. })));
+        assert!(matches!(
+            check_offer(s),
+            Err(OfferError::NoVideoCodec { .. })
+        ));
     }
 
     #[test]
@@ -227,6 +237,9 @@ mod tests {
         }
         // rtpmap before any m= line, and without a codec, are ignored.
         let odd = "v=0\r\na=rtpmap:96 H264/90000\r\nm=video 9 UDP 96\r\na=rtpmap:96\r\n";
-        assert!(matches!(check_offer(odd), Err(OfferError::NoH264 { .. })));
+        assert!(matches!(
+            check_offer(odd),
+            Err(OfferError::NoVideoCodec { .. })
+        ));
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
@@ -34,8 +35,10 @@ pub enum Closed {
 /// One depacketized frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// Video (H.264, Annex B) or audio (Opus).
+    /// Video (H.264 in Annex B, or VP8) or audio (Opus).
     pub kind: MediaKind,
+    /// The negotiated codec of its payload type.
+    pub codec: Codec,
     /// RTP time, extended to 64 bits, in the track's clock (90 kHz, 48 kHz).
     pub rtp_time: u64,
     /// When its last packet arrived.
@@ -311,6 +314,7 @@ impl Table {
                             e.id,
                             Frame {
                                 kind,
+                                codec: d.params.spec().codec,
                                 rtp_time: d.time.numer(),
                                 arrived: d.network_time,
                                 keyframe,

@@ -21,11 +21,16 @@ fn each_track_starts_where_its_first_frame_arrived_and_then_follows_rtp() {
 }
 
 #[test]
-fn answers_keep_h264_only_when_a_video_section_does() {
-    assert!(answer_has_h264(
+fn answers_keep_h264_or_vp8_only_when_a_video_section_does() {
+    assert!(answer_has_video(
         "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n"
     ));
-    assert!(!answer_has_h264("v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 0\r\n"));
+    assert!(!answer_has_video(
+        "v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 0\r\n"
+    ));
+    assert!(answer_has_video(
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n"
+    ));
 }
 
 #[test]
@@ -47,7 +52,7 @@ fn whip_refusals_name_their_metric_reason() {
         "protocol"
     );
     assert_eq!(
-        WhipError::Codec(OfferError::NoH264 {
+        WhipError::Codec(OfferError::NoVideoCodec {
             offered: "vp8".into()
         })
         .reason()

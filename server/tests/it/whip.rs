@@ -679,3 +679,63 @@ async fn a_whip_publisher_over_the_bitrate_limit_is_cut_off() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_publishes_vp8_over_whip_and_it_plays_as_h264() {
+    let app = TestApp::start(&[]).await;
+    let endpoint = whip_endpoint(&app, WebrtcConfig::default());
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("source.mp4");
+    onair_server::media::testsrc::av("320x240", 10, QUICK, file.to_str().expect("utf8"))
+        .expect("test media");
+    let out = tokio::process::Command::new(peer_python())
+        .arg(peer_script())
+        .arg("--url")
+        .arg(app.url(&format!("/api/v1/streams/{id}/whip")))
+        .args(["--token", &format!("{id}_{token}")])
+        .arg("--file")
+        .arg(&file)
+        .args(["--seconds", "4", "--video-codec", "VP8"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python runs");
+    // What the pipeline measures of the input: VP8 over WHIP.
+    wait_for_state(&app, &id, "live").await;
+    let until = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let h = app.state.ingest.session(&id).map(|s| s.health().snapshot());
+        if let Some(h) = h.filter(|h| h.video.is_some()) {
+            break h;
+        }
+        assert!(Instant::now() < until, "no video measured");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(health.protocol.as_deref(), Some("whip"));
+    assert_eq!(health.video.as_ref().map(|v| v.codec.as_str()), Some("vp8"));
+    let out = out.wait_with_output().await.expect("peer ends");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("json report");
+    assert_eq!(report["delete_status"], 204, "{report}");
+    wait_for_state(&app, &id, "ended").await;
+    assert_eq!(endpoint.session_count(), 0);
+    // VP8 is decoded and encoded to H.264 for HLS, like the studio's VP8.
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let summary = probe(&url).expect("ffprobe the live playlist");
+    assert!(summary.has(&["h264", "aac"]), "{summary:?}");
+    assert!(
+        summary.duration_s >= 1.0 && summary.duration_s < 5.5,
+        "{summary:?}"
+    );
+    let frames = video_frames(&url);
+    assert!(frames >= 30, "{frames} video frames");
+    onair_server::media::testsrc::decode(&url).expect("decodes without an error");
+}

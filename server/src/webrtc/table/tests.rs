@@ -3,7 +3,6 @@
 //! datagrams in memory, on a clock the test moves.
 
 use super::*;
-use str0m::format::Codec;
 use str0m::media::Direction;
 use str0m::{Candidate, RtcConfig};
 

@@ -1,12 +1,15 @@
-//! Elementary frames into a live MPEG-TS byte stream in memory: H.264 access
-//! units in Annex B (SPS/PPS in band) and Opus packets, each with an integer
-//! timestamp in its RTP clock (90 kHz video, 48 kHz audio), become the
-//! container that the live pipeline reads like an SRT encoder's. Used by the
-//! WebRTC (WHIP) ingest, whose depacketized frames have no container.
+//! Elementary frames into a live container byte stream in memory: H.264
+//! access units in Annex B (SPS/PPS in band) or VP8 frames, and Opus
+//! packets, each with an integer timestamp in its RTP clock (90 kHz video,
+//! 48 kHz audio), become the container that the live pipeline reads like an
+//! encoder's. Used by the WebRTC (WHIP) ingest, whose depacketized frames
+//! have no container.
 //!
-//! FFmpeg's own MPEG-TS muxer writes it (Opus in MPEG-TS as FFmpeg's
-//! demuxer reads it back), through a write-only custom AVIO context; every
-//! [`TsMux::write`] returns the bytes it made.
+//! H.264 goes into MPEG-TS (Annex B as it is, like an SRT encoder's; Opus
+//! in MPEG-TS as FFmpeg's demuxer reads it back); VP8 into live WebM (as a
+//! browser's MediaRecorder sends it), with an `OpusHead` for the audio.
+//! FFmpeg's own muxers write them, through a write-only custom AVIO
+//! context; every [`FrameMux::write`] returns the bytes it made.
 
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -23,7 +26,7 @@ pub const AUDIO_HZ: i32 = 48_000;
 /// The muxer failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TsMuxError {
+pub enum FrameMuxError {
     /// FFmpeg refused a step.
     #[error("MPEG-TS muxing failed: {0}")]
     Ffmpeg(#[from] ffmpeg_next::Error),
@@ -34,6 +37,38 @@ pub enum TsMuxError {
     #[error("this stream has no audio track")]
     NoAudio,
 }
+
+/// The video codec, which picks the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// H.264 in Annex B: MPEG-TS.
+    H264,
+    /// VP8: WebM. The keyframe's picture size is given.
+    Vp8 {
+        /// Width in pixels.
+        width: u16,
+        /// Height in pixels.
+        height: u16,
+    },
+}
+
+/// The picture size in a VP8 keyframe's header (RFC 6386 9.1), if `frame`
+/// is a keyframe.
+pub fn vp8_keyframe_size(frame: &[u8]) -> Option<(u16, u16)> {
+    let tag = *frame.first()?;
+    if tag & 1 != 0 || frame.get(3..6)? != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u16::from_le_bytes([*frame.get(6)?, *frame.get(7)?]) & 0x3fff;
+    let h = u16::from_le_bytes([*frame.get(8)?, *frame.get(9)?]) & 0x3fff;
+    (w > 0 && h > 0).then_some((w, h))
+}
+
+/// Opus's identification header (RFC 7845 5.1): stereo, 48 kHz, the
+/// encoder delay WebRTC's Opus uses (312 samples).
+const OPUS_HEAD: [u8; 19] = [
+    b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0,
+];
 
 /// Which track a frame belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +83,7 @@ unsafe extern "C" fn write_packet(opaque: *mut c_void, buf: *mut u8, size: c_int
     if opaque.is_null() || buf.is_null() || size <= 0 {
         return 0;
     }
-    // SAFETY: opaque is the Box<Vec<u8>> owned by the TsMux, alive while the
+    // SAFETY: opaque is the Box<Vec<u8>> owned by the FrameMux, alive while the
     // output exists; FFmpeg passes a readable buffer of `size` bytes.
     unsafe {
         let sink = &mut *(opaque as *mut Vec<u8>);
@@ -58,7 +93,7 @@ unsafe extern "C" fn write_packet(opaque: *mut c_void, buf: *mut u8, size: c_int
 }
 
 /// A live MPEG-TS writer of one H.264 track and, optionally, one Opus track.
-pub struct TsMux {
+pub struct FrameMux {
     output: Option<Output>,
     avio: *mut ffi::AVIOContext,
     sink: *mut Vec<u8>,
@@ -71,31 +106,37 @@ pub struct TsMux {
 
 // SAFETY: the raw pointers and the FFmpeg context are owned exclusively by
 // this value, which is used from one thread at a time.
-unsafe impl Send for TsMux {}
+unsafe impl Send for FrameMux {}
 
-impl std::fmt::Debug for TsMux {
+impl std::fmt::Debug for FrameMux {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TsMux").field("audio", &self.audio).finish()
+        f.debug_struct("FrameMux")
+            .field("audio", &self.audio)
+            .finish()
     }
 }
 
-impl TsMux {
-    /// Opens the muxer with a video track and, if `audio`, an Opus track
+impl FrameMux {
+    /// Opens the muxer with a `video` track and, if `audio`, an Opus track
     /// (stereo, 48 kHz); returns it with the header bytes.
-    pub fn open(audio: bool) -> Result<(Self, Bytes), TsMuxError> {
+    pub fn open(video: VideoCodec, audio: bool) -> Result<(Self, Bytes), FrameMuxError> {
+        let format = match video {
+            VideoCodec::H264 => c"mpegts",
+            VideoCodec::Vp8 { .. } => c"webm",
+        };
         // SAFETY: allocation of the output context and a write-only custom
-        // AVIO context; ownership moves into the TsMux, whose Drop detaches
+        // AVIO context; ownership moves into the FrameMux, whose Drop detaches
         // `pb` before the Output is freed and then frees the AVIO and the sink.
         let (ctx, avio, sink) = unsafe {
             let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
             let ret = ffi::avformat_alloc_output_context2(
                 &mut ctx,
                 ptr::null(),
-                c"mpegts".as_ptr(),
+                format.as_ptr(),
                 ptr::null(),
             );
             if ret < 0 || ctx.is_null() {
-                return Err(TsMuxError::Ffmpeg(ffmpeg_next::Error::from(ret)));
+                return Err(FrameMuxError::Ffmpeg(ffmpeg_next::Error::from(ret)));
             }
             let buffer = ffi::av_malloc(64 * 1024) as *mut u8;
             let sink = Box::into_raw(Box::new(Vec::<u8>::new()));
@@ -114,14 +155,14 @@ impl TsMux {
                 }
                 ffi::avformat_free_context(ctx);
                 drop(Box::from_raw(sink));
-                return Err(TsMuxError::Alloc);
+                return Err(FrameMuxError::Alloc);
             }
             (*avio).seekable = 0;
             (*ctx).pb = avio;
             (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
             (ctx, avio, sink)
         };
-        let mut this = TsMux {
+        let mut this = FrameMux {
             // SAFETY: ctx is a valid output context we own.
             output: Some(unsafe { Output::wrap(ctx) }),
             avio,
@@ -135,10 +176,17 @@ impl TsMux {
         unsafe {
             let v = ffi::avformat_new_stream(ctx, ptr::null());
             if v.is_null() {
-                return Err(TsMuxError::Alloc);
+                return Err(FrameMuxError::Alloc);
             }
             (*(*v).codecpar).codec_type = ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
-            (*(*v).codecpar).codec_id = ffi::AVCodecID::AV_CODEC_ID_H264;
+            match video {
+                VideoCodec::H264 => (*(*v).codecpar).codec_id = ffi::AVCodecID::AV_CODEC_ID_H264,
+                VideoCodec::Vp8 { width, height } => {
+                    (*(*v).codecpar).codec_id = ffi::AVCodecID::AV_CODEC_ID_VP8;
+                    (*(*v).codecpar).width = c_int::from(width);
+                    (*(*v).codecpar).height = c_int::from(height);
+                }
+            }
             (*v).time_base = ffi::AVRational {
                 num: 1,
                 den: VIDEO_HZ,
@@ -146,21 +194,38 @@ impl TsMux {
             if audio {
                 let a = ffi::avformat_new_stream(ctx, ptr::null());
                 if a.is_null() {
-                    return Err(TsMuxError::Alloc);
+                    return Err(FrameMuxError::Alloc);
                 }
                 let par = (*a).codecpar;
                 (*par).codec_type = ffi::AVMediaType::AVMEDIA_TYPE_AUDIO;
                 (*par).codec_id = ffi::AVCodecID::AV_CODEC_ID_OPUS;
                 (*par).sample_rate = AUDIO_HZ;
                 ffi::av_channel_layout_default(&mut (*par).ch_layout, 2);
+                if matches!(video, VideoCodec::Vp8 { .. }) {
+                    // WebM's Opus track carries its OpusHead; the muxer frees it.
+                    let padded = OPUS_HEAD.len() + ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+                    let extra = ffi::av_mallocz(padded) as *mut u8;
+                    if extra.is_null() {
+                        return Err(FrameMuxError::Alloc);
+                    }
+                    ptr::copy_nonoverlapping(OPUS_HEAD.as_ptr(), extra, OPUS_HEAD.len());
+                    (*par).extradata = extra;
+                    (*par).extradata_size = OPUS_HEAD.len() as c_int;
+                }
                 (*a).time_base = ffi::AVRational {
                     num: 1,
                     den: AUDIO_HZ,
                 };
             }
         }
-        let output = this.output.as_mut().ok_or(TsMuxError::Alloc)?;
-        output.write_header()?;
+        let output = this.output.as_mut().ok_or(FrameMuxError::Alloc)?;
+        let mut opts = ffmpeg_next::Dictionary::new();
+        if matches!(video, VideoCodec::Vp8 { .. }) {
+            // Live WebM: no seeking back, clusters of at most 500 ms.
+            opts.set("live", "1");
+            opts.set("cluster_time_limit", "500");
+        }
+        output.write_header_with(opts)?;
         this.time_bases = output.streams().map(|s| s.time_base()).collect();
         let header = this.take_sink();
         Ok((this, header))
@@ -175,11 +240,11 @@ impl TsMux {
         ts: i64,
         keyframe: bool,
         data: &[u8],
-    ) -> Result<Bytes, TsMuxError> {
+    ) -> Result<Bytes, FrameMuxError> {
         let (index, clock) = match track {
             Track::Video => (0usize, VIDEO_HZ),
             Track::Audio if self.audio => (1, AUDIO_HZ),
-            Track::Audio => return Err(TsMuxError::NoAudio),
+            Track::Audio => return Err(FrameMuxError::NoAudio),
         };
         let ts = match self.last[index] {
             Some(last) if ts <= last => last.saturating_add(1),
@@ -199,14 +264,14 @@ impl TsMux {
             .copied()
             .unwrap_or(Rational::new(1, clock));
         packet.rescale_ts(Rational::new(1, clock), to);
-        let output = self.output.as_mut().ok_or(TsMuxError::Alloc)?;
+        let output = self.output.as_mut().ok_or(FrameMuxError::Alloc)?;
         packet.write(output)?;
         Ok(self.take_sink())
     }
 
     /// Ends the stream; returns the last bytes.
-    pub fn finish(&mut self) -> Result<Bytes, TsMuxError> {
-        let output = self.output.as_mut().ok_or(TsMuxError::Alloc)?;
+    pub fn finish(&mut self) -> Result<Bytes, FrameMuxError> {
+        let output = self.output.as_mut().ok_or(FrameMuxError::Alloc)?;
         output.write_trailer()?;
         Ok(self.take_sink())
     }
@@ -221,7 +286,7 @@ impl TsMux {
     }
 }
 
-impl Drop for TsMux {
+impl Drop for FrameMux {
     fn drop(&mut self) {
         // SAFETY: detach our AVIO from the output so its destructor does not
         // avio_close() it as if FFmpeg had opened it, then free what we own.
@@ -271,7 +336,7 @@ mod tests {
             .streams()
             .map(|s| (s.parameters().medium(), s.time_base()))
             .collect();
-        let (mut mux, header) = TsMux::open(true).expect("open");
+        let (mut mux, header) = FrameMux::open(VideoCodec::H264, true).expect("open");
         let mut bytes = header.to_vec();
         let (mut video, mut audio) = (0u64, 0u64);
         for (stream, packet) in demux.packets() {
@@ -318,12 +383,119 @@ mod tests {
     }
 
     #[test]
+    fn vp8_and_opus_frames_become_live_webm_that_ffmpeg_reads_back_whole() {
+        ffmpeg_next::init().expect("init");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.webm");
+        let args = [
+            testsrc::VP8_REALTIME,
+            &["-g", "30", "-c:a", "libopus", "-f", "webm"],
+        ]
+        .concat();
+        testsrc::av("320x240", 3, &args, input.to_str().expect("utf8")).expect("ffmpeg");
+        let mut demux = ffmpeg_next::format::input(&input).expect("open");
+        let kinds: Vec<(Type, Rational)> = demux
+            .streams()
+            .map(|s| (s.parameters().medium(), s.time_base()))
+            .collect();
+        let mut mux: Option<FrameMux> = None;
+        let mut bytes = Vec::new();
+        let (mut video, mut audio) = (0u64, 0u64);
+        for (stream, packet) in demux.packets() {
+            let (kind, tb) = kinds[stream.index()];
+            let (track, hz) = match kind {
+                Type::Video => (Track::Video, VIDEO_HZ),
+                Type::Audio => (Track::Audio, AUDIO_HZ),
+                _ => continue,
+            };
+            let data = packet.data().expect("data");
+            if mux.is_none() {
+                // Opened at the first keyframe, from the size it states.
+                let Some((width, height)) = vp8_keyframe_size(data) else {
+                    continue;
+                };
+                assert_eq!((width, height), (320, 240));
+                let (m, header) =
+                    FrameMux::open(VideoCodec::Vp8 { width, height }, true).expect("open");
+                bytes.extend_from_slice(&header);
+                mux = Some(m);
+            }
+            let m = mux.as_mut().expect("open");
+            let pts = packet.pts().expect("pts");
+            let ts = pts * i64::from(hz) * i64::from(tb.numerator()) / i64::from(tb.denominator());
+            bytes.extend_from_slice(&m.write(track, ts, packet.is_key(), data).expect("write"));
+            match track {
+                Track::Video => video += 1,
+                Track::Audio => audio += 1,
+            }
+        }
+        bytes.extend_from_slice(&mux.expect("opened").finish().expect("finish"));
+        assert!(
+            crate::ingest::starts_container(&bytes),
+            "a WebM header first"
+        );
+        let out = dir.path().join("out.webm");
+        std::fs::write(&out, &bytes).expect("write");
+        let out = out.to_str().expect("utf8");
+        // Live WebM states no duration (like MediaRecorder's): the codecs,
+        // every packet, and the last video timestamp tell what is in it.
+        let json = testsrc::ffprobe_json(&[
+            "-count_packets",
+            "-show_entries",
+            "stream=codec_name,nb_read_packets",
+            out,
+        ])
+        .expect("ffprobe");
+        let codecs: Vec<&str> = json["streams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .filter_map(|s| s["codec_name"].as_str())
+            .collect();
+        assert_eq!(codecs, ["vp8", "opus"], "{json}");
+        let last = testsrc::ffprobe_json(&[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            out,
+        ])
+        .expect("ffprobe")["packets"]
+            .as_array()
+            .and_then(|p| p.last()?["pts_time"].as_str()?.parse::<f64>().ok())
+            .expect("a last video packet");
+        assert!((last - 2.967).abs() < 0.05, "last video frame at {last} s");
+        let count = |i: usize| -> u64 {
+            json["streams"][i]["nb_read_packets"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        assert_eq!((count(0), count(1)), (video, audio));
+        testsrc::decode(out).expect("decodes without an error");
+    }
+
+    #[test]
+    fn a_vp8_keyframe_states_its_size_and_other_frames_do_not() {
+        // Frame tag (keyframe, shown), start code, 640x360 with no scaling.
+        let key = [
+            0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0x00,
+        ];
+        assert_eq!(vp8_keyframe_size(&key), Some((640, 360)));
+        let mut inter = key;
+        inter[0] |= 1;
+        assert_eq!(vp8_keyframe_size(&inter), None);
+        assert_eq!(vp8_keyframe_size(&key[..8]), None);
+        assert_eq!(vp8_keyframe_size(&[]), None);
+    }
+
+    #[test]
     fn timestamps_that_go_back_are_moved_forward_and_audio_needs_its_track() {
         ffmpeg_next::init().expect("init");
-        let (mut mux, _) = TsMux::open(false).expect("open");
+        let (mut mux, _) = FrameMux::open(VideoCodec::H264, false).expect("open");
         assert!(matches!(
             mux.write(Track::Audio, 0, false, &[1, 2, 3]),
-            Err(TsMuxError::NoAudio)
+            Err(FrameMuxError::NoAudio)
         ));
         let au = [0u8, 0, 0, 1, 0x09, 0xf0];
         mux.write(Track::Video, 3000, true, &au).expect("write");
