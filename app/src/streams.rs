@@ -196,6 +196,11 @@ pub struct EncoderInfo {
     /// The SRT listener accepts only callers on the server's own machine.
     #[serde(default)]
     pub srt_loopback_only: bool,
+    /// WHIP (WebRTC, OBS 30+): `http(s)://HOST/api/v1/streams/<id>/whip`,
+    /// with the stream key as the bearer token; `None` when the server has
+    /// no WHIP endpoint (`--webrtc-udp-addr`).
+    #[serde(default)]
+    pub whip_url: Option<String>,
 }
 
 /// Encoder settings that suit low latency and the ladder: a keyframe every

@@ -14,8 +14,9 @@ const SITE_ROOT = process.env.ONAIR_SITE_ROOT;
 export async function startOnair(extraArgs = []) {
   if (!BIN || !SITE_ROOT) throw new Error('set ONAIR_BIN and ONAIR_SITE_ROOT (make test does)');
   const dataDir = mkdtempSync(join(tmpdir(), 'onair-e2e-'));
-  // RTMP and SRT on free ports too (the defaults would collide between servers).
-  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--rtmp-addr', '127.0.0.1:0', '--srt-addr', '127.0.0.1:0', '--data-dir', dataDir,
+  // RTMP, SRT and WHIP on free ports too (the defaults would collide between servers).
+  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--rtmp-addr', '127.0.0.1:0', '--srt-addr', '127.0.0.1:0',
+    '--webrtc-udp-addr', '127.0.0.1:0', '--data-dir', dataDir,
     '--site-root', SITE_ROOT, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const url = await new Promise((resolve, reject) => {

@@ -35,10 +35,10 @@ pub fn start(extra: &[String]) -> Server {
         .map(|a| a.port())
         .expect("a free port");
     let addr = format!("127.0.0.1:{port}");
-    // No RTMP or SRT listener unless `extra` asks for one (a flag may be
-    // given only once).
+    // No RTMP, SRT or WHIP listener unless `extra` asks for one (a flag may
+    // be given only once).
     let mut defaults = Vec::new();
-    for flag in ["--rtmp-addr", "--srt-addr"] {
+    for flag in ["--rtmp-addr", "--srt-addr", "--webrtc-udp-addr"] {
         if !extra.iter().any(|a| a == flag) {
             defaults.extend([flag, ""]);
         }

@@ -27,6 +27,8 @@
 //! - [`service`]: account and stream operations shared by the JSON API and
 //!   the server functions.
 //! - [`clock`]: wall-clock time in Unix milliseconds, stated once.
+//! - [`webrtc`]: WHIP ingest over one UDP socket (str0m), into the same live
+//!   sessions as every other source.
 //! - [`summary`]: on-demand summaries of transcripts (chat completions with
 //!   map-reduce for long ones, or the built-in extractive summary).
 
@@ -58,3 +60,4 @@ pub mod store;
 pub mod summary;
 pub mod telemetry;
 pub mod transcribe;
+pub mod webrtc;

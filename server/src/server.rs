@@ -224,6 +224,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         api_max_body_bytes: config.api_max_body_bytes,
         metrics_token: config.metrics_token.clone(),
         connections,
+        webrtc: Arc::default(),
     })
 }
 
@@ -361,6 +362,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
         None => None,
     };
+    // WHIP ingest (WebRTC over one UDP socket), into the same live sessions.
+    if let Some(addr) = config.webrtc_addr {
+        let socket =
+            std::net::UdpSocket::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let endpoint = crate::webrtc::serve(
+            socket,
+            state.ingest.clone(),
+            state.db.clone(),
+            Some(state.accounts.playback.clone()),
+            config.webrtc.clone(),
+        )
+        .map_err(StartError::Serve)?;
+        tracing::info!(
+            "WHIP ingest: http://{local}/api/v1/streams/<stream id>/whip (Bearer <stream key>), media on UDP {} (candidate {})",
+            endpoint.local_addr(),
+            endpoint.candidate_addr()
+        );
+        let _ = state.webrtc.set(endpoint);
+    }
     tracing::info!(
         data_dir = %config.data_dir.display(),
         database = %state.db.describe(),

@@ -84,6 +84,21 @@ fn EncoderFields(info: EncoderInfo) -> impl IntoView {
                 </p>
             }
         })}
+        {info.whip_url.clone().map(|whip| {
+            let copy_whip = whip.clone();
+            view! {
+                <div class="field-row">
+                    <span class="field-label">"WHIP URL"</span>
+                    <code data-testid="encoder-whip">{whip}</code>
+                    <button type="button" class="button-secondary" data-testid="copy-whip"
+                        on:click=move |_| copy(copy_whip.clone(), copied, "WHIP URL")>"Copy"</button>
+                </div>
+                <p class="muted" data-testid="encoder-whip-help">
+                    "For WebRTC (OBS 30+): Service " <strong>"WHIP"</strong>
+                    ", Server the WHIP URL, Bearer Token the stream key. H.264 video and Opus audio."
+                </p>
+            }
+        })}
         <p class="muted" role="status" data-testid="copied">{move || copied.get().map(|w| format!("Copied the {w}."))}</p>
         {info.loopback_only.then(|| view! {
             <p class="notice warning" data-testid="encoder-loopback">

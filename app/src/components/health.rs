@@ -47,6 +47,7 @@ fn HealthFields(health: StreamHealth) -> impl IntoView {
         Some("rtmp") => "RTMP (encoder)".to_string(),
         Some("rtmps") => "RTMPS (encoder)".to_string(),
         Some("srt") => "SRT (encoder)".to_string(),
+        Some("whip") => "WebRTC (WHIP)".to_string(),
         Some("websocket") => "WebSocket (studio or onair publish)".to_string(),
         Some(other) => other.to_string(),
         None => "—".to_string(),

@@ -79,6 +79,10 @@ pub struct Config {
     pub srt_addr: Option<SocketAddr>,
     /// SRT listener settings.
     pub srt: crate::ingest::srt::SrtConfig,
+    /// The WHIP endpoint's UDP socket; `None`: no WHIP ingest.
+    pub webrtc_addr: Option<SocketAddr>,
+    /// WHIP ingest settings (public IP, session cap, connect timeout).
+    pub webrtc: crate::webrtc::WebrtcConfig,
     /// Cluster mode (`--nats-url`, `--node-id`, `--nats-*`); without a NATS
     /// URL the node is alone.
     pub cluster: crate::cluster::ClusterConfig,
@@ -121,6 +125,8 @@ impl ServeArgs {
             rtmp: self.rtmp_config(),
             srt_addr: self.srt_addr()?,
             srt: self.srt_config(),
+            webrtc_addr: self.webrtc_udp_addr()?,
+            webrtc: self.webrtc_config(),
             cluster: self.cluster.cluster_config()?,
             api_max_body_bytes: self.api_max_body_bytes.max(1024),
             metrics_token: self

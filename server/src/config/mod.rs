@@ -87,6 +87,12 @@ pub enum ConfigError {
     /// `--srt-addr` is not an address.
     #[error("--srt-addr {0:?}: expected empty or an address such as 0.0.0.0:9000")]
     SrtAddr(String),
+    /// `--webrtc-udp-addr` is not an address.
+    #[error("--webrtc-udp-addr {0:?}: expected empty or an address such as 0.0.0.0:8189")]
+    WebrtcUdpAddr(String),
+    /// `--webrtc-udp-addr` binds every interface without `--webrtc-public-ip`.
+    #[error("--webrtc-udp-addr {0} binds every interface: set --webrtc-public-ip to the address publishers reach")]
+    WebrtcPublicIp(String),
     /// An `--llm-*` value is unusable.
     #[error("{0}")]
     Llm(String),

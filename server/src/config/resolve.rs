@@ -172,6 +172,33 @@ impl ServeArgs {
             .map_err(|_| ConfigError::SrtAddr(raw.to_string()))
     }
 
+    /// `--webrtc-udp-addr`, parsed; `None` when empty (no WHIP ingest).
+    /// An unspecified address (0.0.0.0, ::) needs `--webrtc-public-ip`:
+    /// publishers cannot reach "every interface".
+    pub fn webrtc_udp_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let raw = self.webrtc_udp_addr.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = raw
+            .parse()
+            .map_err(|_| ConfigError::WebrtcUdpAddr(raw.to_string()))?;
+        if addr.ip().is_unspecified() && self.webrtc_public_ip.is_none() {
+            return Err(ConfigError::WebrtcPublicIp(raw.to_string()));
+        }
+        Ok(Some(addr))
+    }
+
+    /// WebRTC (WHIP) settings from the flags.
+    pub fn webrtc_config(&self) -> crate::webrtc::WebrtcConfig {
+        crate::webrtc::WebrtcConfig {
+            public_ip: self.webrtc_public_ip,
+            max_sessions: self.webrtc_max_sessions,
+            connect_timeout: std::time::Duration::from_millis(self.webrtc_connect_timeout_ms),
+        }
+        .sanitized()
+    }
+
     /// SRT listener settings from the flags.
     pub fn srt_config(&self) -> crate::ingest::srt::SrtConfig {
         crate::ingest::srt::SrtConfig {

@@ -363,6 +363,35 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_SRT_MAX_CONNECTIONS", default_value_t = 64)]
     pub srt_max_connections: usize,
 
+    /// Where WHIP publishers' WebRTC media arrives: one UDP port for every
+    /// session (ICE-lite, host candidates only). Empty: no WHIP ingest. The
+    /// default answers only this machine, like `--rtmp-addr`; use
+    /// `0.0.0.0:8189` with `--webrtc-public-ip` to take publishers from the
+    /// network (port 0 picks a free port).
+    #[arg(long, env = "ONAIR_WEBRTC_UDP_ADDR", default_value = "127.0.0.1:8189")]
+    pub webrtc_udp_addr: String,
+
+    /// The address announced as the ICE host candidate, when the server is
+    /// behind NAT or bound to every interface (0.0.0.0). Empty: the bound
+    /// address.
+    #[arg(long, env = "ONAIR_WEBRTC_PUBLIC_IP")]
+    pub webrtc_public_ip: Option<std::net::IpAddr>,
+
+    /// Concurrent WHIP sessions (connecting or publishing); more are refused
+    /// with 503.
+    #[arg(long, env = "ONAIR_WEBRTC_MAX_SESSIONS", default_value_t = 32)]
+    pub webrtc_max_sessions: usize,
+
+    /// How long a WHIP session may take from its offer to connected (ICE and
+    /// DTLS), in milliseconds; then it is freed. A connected session whose
+    /// ICE stops answering is freed the same way.
+    #[arg(
+        long,
+        env = "ONAIR_WEBRTC_CONNECT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub webrtc_connect_timeout_ms: u64,
+
     /// A bearer token that `GET /metrics` requires (`Authorization: Bearer
     /// <token>`). Empty: `/metrics` is open to anyone who can reach the
     /// listen address (it names no stream or user either way).

@@ -364,3 +364,53 @@ fn resolving_the_flags_fills_every_modules_config_once() {
         .unwrap_err();
     assert!(no_key.to_string().contains("rtmps"), "{no_key}");
 }
+
+#[test]
+fn webrtc_flags_resolve_into_the_whip_config() {
+    use std::time::Duration;
+    let default = serve(&[]);
+    assert_eq!(
+        default.webrtc_udp_addr().expect("default"),
+        Some("127.0.0.1:8189".parse().expect("addr"))
+    );
+    let cfg = default.webrtc_config();
+    assert_eq!(cfg.public_ip, None);
+    assert_eq!(cfg.max_sessions, 32);
+    assert_eq!(cfg.connect_timeout, Duration::from_secs(10));
+
+    let off = serve(&["--webrtc-udp-addr", ""]);
+    assert_eq!(off.webrtc_udp_addr().expect("empty"), None);
+    let any_port = serve(&["--webrtc-udp-addr", "127.0.0.1:0"]);
+    assert_eq!(
+        any_port.webrtc_udp_addr().expect("port 0"),
+        Some("127.0.0.1:0".parse().expect("addr"))
+    );
+
+    // Every interface needs the address publishers reach.
+    let wild = serve(&["--webrtc-udp-addr", "0.0.0.0:8189"]);
+    assert!(matches!(
+        wild.webrtc_udp_addr(),
+        Err(ConfigError::WebrtcPublicIp(_))
+    ));
+    let nat = serve(&[
+        "--webrtc-udp-addr",
+        "0.0.0.0:8189",
+        "--webrtc-public-ip",
+        "203.0.113.7",
+        "--webrtc-max-sessions",
+        "0",
+        "--webrtc-connect-timeout-ms",
+        "1500",
+    ]);
+    assert!(nat.webrtc_udp_addr().expect("with public ip").is_some());
+    let cfg = nat.webrtc_config();
+    assert_eq!(cfg.public_ip, Some("203.0.113.7".parse().expect("ip")));
+    assert_eq!(cfg.max_sessions, 1, "at least one");
+    assert_eq!(cfg.connect_timeout, Duration::from_millis(1500));
+
+    assert!(matches!(
+        serve(&["--webrtc-udp-addr", "nowhere"]).webrtc_udp_addr(),
+        Err(ConfigError::WebrtcUdpAddr(_))
+    ));
+    assert!(Cli::try_parse_from(["onair", "serve", "--webrtc-public-ip", "not-an-ip"]).is_err());
+}

@@ -31,6 +31,7 @@ pub mod streams;
 pub mod transcripts;
 pub mod users;
 pub mod vod;
+pub mod whip;
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(transcripts::routes())
         .merge(chat::routes())
         .merge(users::routes())
+        .merge(whip::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed)
         // API answers are per user (and may hold tokens): never cached.

@@ -1,4 +1,4 @@
-//! What every encoder transport (RTMP, RTMPS, SRT) shares: the stream key,
+//! What every encoder transport (RTMP, RTMPS, SRT, WHIP) shares: the stream key,
 //! the refusal reasons and their metric, the bitrate budget, and the bridge
 //! into the live session ([`EncoderPublish`]). A transport parses its own
 //! protocol and hands the container bytes it carries (FLV for RTMP, MPEG-TS
@@ -32,6 +32,8 @@ pub enum Transport {
     Rtmps,
     /// SRT over UDP.
     Srt,
+    /// WebRTC (WHIP) over UDP.
+    Whip,
 }
 
 impl Transport {
@@ -41,6 +43,7 @@ impl Transport {
             Transport::Rtmp => "rtmp",
             Transport::Rtmps => "rtmps",
             Transport::Srt => "srt",
+            Transport::Whip => "whip",
         }
     }
 }

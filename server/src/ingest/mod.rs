@@ -169,6 +169,9 @@ pub struct IngestHub {
     pub rtmps_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Where the SRT listener is bound, once it is ([`srt::serve`]).
     pub srt_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Where the WHIP endpoint's UDP socket is bound, once it is
+    /// (`webrtc::serve`).
+    pub whip_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Writes stream states to the database until they land.
     writer: Arc<states::StateWriter>,
     /// Stream ownership among nodes (cluster mode; set once at start-up).
@@ -266,6 +269,7 @@ impl IngestHub {
             srt_addr: std::sync::OnceLock::new(),
             ownership: std::sync::OnceLock::new(),
             leases: Mutex::new(HashMap::new()),
+            whip_addr: std::sync::OnceLock::new(),
         })
     }
 
@@ -527,6 +531,13 @@ impl IngestHub {
     /// retried).
     pub fn unwritten_states(&self) -> usize {
         self.writer.unwritten()
+    }
+
+    /// Whether a publisher is attached to the stream's session now (a new
+    /// one would be refused as already publishing).
+    pub fn is_publishing(&self, id: &str) -> bool {
+        self.session(id)
+            .is_some_and(|s| s.attached.load(Ordering::SeqCst))
     }
 
     /// The stream's session, if one is running (for tests and metrics).

@@ -8,6 +8,7 @@
 pub mod aac;
 pub mod audio;
 pub mod demux;
+pub mod framemux;
 pub mod health;
 pub mod ladder;
 pub mod live;

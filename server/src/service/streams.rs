@@ -333,7 +333,7 @@ pub async fn regenerate_token(
 }
 
 /// The master playlist to load, with a playback token for private streams.
-/// How an encoder publishes to a stream: the RTMP, RTMPS and SRT URLs
+/// How an encoder publishes to a stream: the RTMP, RTMPS, SRT and WHIP URLs
 /// (host from `--public-url` or the request, ports from the listeners) and
 /// the stream key derived from the current ingest token. Owner or admin.
 pub async fn encoder(
@@ -360,7 +360,12 @@ pub async fn encoder(
     } else {
         host
     };
-    let EncoderListeners { rtmp, rtmps, srt } = *listeners;
+    let EncoderListeners {
+        rtmp,
+        rtmps,
+        srt,
+        whip,
+    } = *listeners;
     Ok(app::streams::EncoderInfo {
         rtmp_server: rtmp.map(|a| format!("rtmp://{host}:{}/live", a.port())),
         stream_key: format!("{}_{key}", row.id),
@@ -374,6 +379,7 @@ pub async fn encoder(
             )
         }),
         srt_loopback_only: srt.is_some_and(|a| a.ip().is_loopback()),
+        whip_url: whip.map(|_| format!("{base}/api/v1/streams/{}/whip", row.id)),
     })
 }
 
@@ -441,6 +447,8 @@ pub struct EncoderListeners {
     pub rtmps: Option<std::net::SocketAddr>,
     /// `--srt-addr`.
     pub srt: Option<std::net::SocketAddr>,
+    /// `--webrtc-udp-addr` (WHIP).
+    pub whip: Option<std::net::SocketAddr>,
 }
 
 impl EncoderListeners {
@@ -450,6 +458,7 @@ impl EncoderListeners {
             rtmp: hub.rtmp_addr.get().copied(),
             rtmps: hub.rtmps_addr.get().copied(),
             srt: hub.srt_addr.get().copied(),
+            whip: hub.whip_addr.get().copied(),
         }
     }
 }

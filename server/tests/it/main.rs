@@ -25,3 +25,4 @@ mod srt;
 mod store;
 mod support;
 mod transcripts;
+mod whip;

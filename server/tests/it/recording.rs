@@ -360,6 +360,8 @@ impl Server {
                 "",
                 "--srt-addr",
                 "",
+                "--webrtc-udp-addr",
+                "",
                 "--data-dir",
             ])
             .arg(data)

@@ -21,7 +21,14 @@ pub const SERVER: Rule = Rule {
         // Long-lived per-stream and per-connection work.
         (
             "sessions",
-            &["ingest", "realtime", "summary", "publish", "connections"],
+            &[
+                "ingest",
+                "realtime",
+                "summary",
+                "publish",
+                "connections",
+                "webrtc",
+            ],
         ),
         // What a stream produces besides its live window.
         ("domain", &["recording", "transcribe", "analytics"]),

@@ -1,0 +1,671 @@
+//! WebRTC ingest: WHIP (RFC 9725) publishers send H.264 (or VP8) and Opus over one
+//! UDP socket (`--webrtc-udp-addr`), into the same live session as every
+//! other source.
+//!
+//! - `POST /api/v1/streams/{id}/whip` ([`Endpoint::publish`]) takes an SDP
+//!   offer, checks it ([`sdp::check_offer`]) and the publisher's right
+//!   (`Authorization: Bearer <stream key>` as RTMP and SRT take it, or the
+//!   owner's session), and answers with str0m's SDP answer: ICE-lite, one
+//!   host candidate (`--webrtc-public-ip`, else the bound address).
+//! - One task owns the socket and every session's `Rtc` ([`table::Table`],
+//!   the sans-IO core): datagrams go to the `Rtc` that accepts them, timers
+//!   are driven, and a session that does not connect (ICE and DTLS) within
+//!   `--webrtc-connect-timeout-ms`, or falls silent that long, is freed.
+//! - Per session, a task muxes the depacketized frames (H.264 Annex B or
+//!   VP8 at 90 kHz, Opus at 48 kHz) into MPEG-TS for H.264, live WebM for
+//!   VP8 ([`crate::media::framemux`]), and hands it to [`EncoderPublish`] as
+//!   SRT does: the pipeline, ladder, Opus→AAC,
+//!   recording and captions are the ones every source gets. The publisher
+//!   is asked for a keyframe (PLI) when it connects and while none came;
+//!   nothing before the first keyframe is kept.
+//! - `DELETE` on the answer's `Location` ends the stream; a publisher that
+//!   disappears is a dropped encoder: the stream waits
+//!   `--ingest-resume-grace` for it.
+//!
+//! Refusals are counted in `onair_ingest_refusals_total{transport="whip"}`;
+//! `onair_webrtc_sessions` is the number of sessions held.
+//!
+//! Not built yet: WHEP playback (a viewer's `Rtc` would live in the same
+//! table; the seam is [`table::Out::Frame`], whose RTP-level twin a
+//! forwarder would take), trickle ICE (`PATCH`).
+
+pub mod sdp;
+pub mod table;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use str0m::{Candidate, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::auth::playback::PlaybackSigner;
+use crate::db::Database;
+use crate::ingest::encoder::{check_key, refused, split_key, EncoderPublish, Reason, Transport};
+use crate::ingest::IngestHub;
+use crate::media::framemux::{vp8_keyframe_size, FrameMux, Track, VideoCodec, AUDIO_HZ, VIDEO_HZ};
+use sdp::OfferError;
+use table::{Closed, Frame, Out, SessionId, Table};
+
+/// Frames buffered between the socket task and a session's muxing task.
+const FRAME_QUEUE: usize = 1024;
+/// IP, UDP, SRTP and RTP headers of one packet, counted against the bitrate.
+const PACKET_OVERHEAD: u64 = 20 + 8 + 12 + 10;
+/// One RTP packet's payload, about (to count packets per frame).
+const PACKET_PAYLOAD: u64 = 1200;
+
+/// WebRTC ingest settings; each is a flag (see the README).
+#[derive(Debug, Clone)]
+pub struct WebrtcConfig {
+    /// The host candidate's address; `None`: the bound address.
+    pub public_ip: Option<IpAddr>,
+    /// Concurrent WHIP sessions, connecting or publishing.
+    pub max_sessions: usize,
+    /// How long connecting (ICE and DTLS) may take, and how long a connected
+    /// publisher may be silent.
+    pub connect_timeout: Duration,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        WebrtcConfig {
+            public_ip: None,
+            max_sessions: 32,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl WebrtcConfig {
+    /// At least one session, a time-out between 100 ms and 5 minutes.
+    pub fn sanitized(mut self) -> Self {
+        self.max_sessions = self.max_sessions.max(1);
+        self.connect_timeout = self
+            .connect_timeout
+            .clamp(Duration::from_millis(100), Duration::from_secs(300));
+        self
+    }
+}
+
+/// Why a WHIP request is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WhipError {
+    /// The body is not `application/sdp`.
+    #[error("the offer must be sent as Content-Type: application/sdp")]
+    ContentType,
+    /// The offer is not SDP, or str0m cannot negotiate it.
+    #[error("{0}")]
+    MalformedSdp(String),
+    /// No usable codec.
+    #[error(transparent)]
+    Codec(OfferError),
+    /// No stream with this id.
+    #[error("no stream {0}")]
+    UnknownStream(String),
+    /// No `Authorization: Bearer` and no owner's session.
+    #[error("send the stream key as Authorization: Bearer <stream key>")]
+    Unauthenticated,
+    /// A key that is not this stream's.
+    #[error("wrong stream key: copy it from the stream's Encoder panel")]
+    WrongKey,
+    /// Another publisher is live on the stream.
+    #[error("another publisher is live on this stream")]
+    AlreadyPublishing,
+    /// `--webrtc-max-sessions` sessions are held.
+    #[error("the server has {0} WebRTC sessions, its limit: try again later")]
+    TooManySessions(usize),
+    /// No such WHIP session (`DELETE`).
+    #[error("no WHIP session {0} on this stream")]
+    UnknownSession(String),
+    /// The server cannot take the publish now (database, socket task).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl WhipError {
+    /// The refusal metric's reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            WhipError::ContentType | WhipError::MalformedSdp(_) => Reason::Protocol,
+            WhipError::Codec(_) => Reason::Codec,
+            WhipError::UnknownStream(_)
+            | WhipError::Unauthenticated
+            | WhipError::WrongKey
+            | WhipError::UnknownSession(_) => Reason::WrongKey,
+            WhipError::AlreadyPublishing => Reason::AlreadyPublishing,
+            WhipError::TooManySessions(_) => Reason::TooManyConnections,
+            WhipError::Internal(_) => Reason::Internal,
+        }
+    }
+}
+
+/// Who asks: the `Authorization` header's bearer token, and whether the
+/// request's session is the stream owner's or an admin's (the caller looks
+/// the session up; `owner` is its user id and role).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// `Authorization: Bearer <token>`.
+    pub bearer: Option<String>,
+    /// The signed-in user's id and role, if any.
+    pub user: Option<(String, String)>,
+}
+
+/// An accepted offer.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The SDP answer.
+    pub answer: String,
+    /// The session's resource id (for `Location` and `DELETE`).
+    pub resource: String,
+}
+
+enum Command {
+    Add {
+        id: SessionId,
+        rtc: Box<Rtc>,
+        feed: mpsc::Sender<Media>,
+    },
+    Remove {
+        id: SessionId,
+        /// The publisher ended the stream (`DELETE`).
+        ended: bool,
+    },
+}
+
+/// What a session's muxing task is told.
+#[derive(Debug)]
+enum Media {
+    Connected(SocketAddr),
+    Frame(Frame),
+    End,
+}
+
+#[derive(Debug)]
+struct Info {
+    id: SessionId,
+    stream: String,
+}
+
+/// The WHIP endpoint: its socket task and the sessions it holds.
+#[derive(Debug)]
+pub struct Endpoint {
+    cfg: WebrtcConfig,
+    hub: Arc<IngestHub>,
+    db: Database,
+    keys: Option<PlaybackSigner>,
+    local: SocketAddr,
+    candidate: SocketAddr,
+    commands: mpsc::UnboundedSender<Command>,
+    sessions: Mutex<HashMap<String, Info>>,
+    next_id: AtomicU64,
+}
+
+/// Starts the WHIP endpoint on `socket` (already bound): spawns its socket
+/// task, which runs until the endpoint is dropped.
+pub fn serve(
+    socket: std::net::UdpSocket,
+    hub: Arc<IngestHub>,
+    db: Database,
+    keys: Option<PlaybackSigner>,
+    cfg: WebrtcConfig,
+) -> std::io::Result<Arc<Endpoint>> {
+    let cfg = cfg.sanitized();
+    socket.set_nonblocking(true)?;
+    let socket = UdpSocket::from_std(socket)?;
+    let local = socket.local_addr()?;
+    let candidate = SocketAddr::new(cfg.public_ip.unwrap_or(local.ip()), local.port());
+    let (commands, rx) = mpsc::unbounded_channel();
+    let _ = hub.whip_addr.set(local);
+    let endpoint = Arc::new(Endpoint {
+        cfg: cfg.clone(),
+        hub,
+        db,
+        keys,
+        local,
+        candidate,
+        commands,
+        sessions: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+    });
+    metrics::gauge!("onair_webrtc_sessions").set(0.0);
+    tokio::spawn(run(
+        socket,
+        candidate,
+        Arc::downgrade(&endpoint),
+        rx,
+        cfg.connect_timeout,
+    ));
+    Ok(endpoint)
+}
+
+impl Endpoint {
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The address announced as the ICE host candidate.
+    pub fn candidate_addr(&self) -> SocketAddr {
+        self.candidate
+    }
+
+    /// WHIP sessions held (connecting or publishing).
+    pub fn session_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Info>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forget(&self, id: SessionId) {
+        let mut s = self.lock();
+        s.retain(|_, i| i.id != id);
+        metrics::gauge!("onair_webrtc_sessions").set(s.len() as f64);
+    }
+
+    /// `POST /api/v1/streams/{stream}/whip`: checks and accepts `offer`.
+    /// Every refusal is counted.
+    pub async fn publish(
+        self: &Arc<Self>,
+        stream: &str,
+        content_type: Option<&str>,
+        caller: &Caller,
+        offer: &[u8],
+    ) -> Result<Accepted, WhipError> {
+        let result = self.try_publish(stream, content_type, caller, offer).await;
+        if let Err(e) = &result {
+            refused(Transport::Whip, e.reason());
+            tracing::info!(stream, error = %e, "WHIP publish refused");
+        }
+        result
+    }
+
+    async fn try_publish(
+        self: &Arc<Self>,
+        stream: &str,
+        content_type: Option<&str>,
+        caller: &Caller,
+        offer: &[u8],
+    ) -> Result<Accepted, WhipError> {
+        let sdp_type = content_type
+            .and_then(|c| c.split(';').next())
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
+        if !sdp_type {
+            return Err(WhipError::ContentType);
+        }
+        self.authorize(stream, caller).await?;
+        let text = std::str::from_utf8(offer)
+            .map_err(|_| WhipError::MalformedSdp("the offer is not UTF-8 text".into()))?;
+        let summary = sdp::check_offer(text).map_err(|e| match e {
+            OfferError::Malformed(_) => WhipError::MalformedSdp(e.to_string()),
+            other => WhipError::Codec(other),
+        })?;
+        let parsed = SdpOffer::from_sdp_string(text)
+            .map_err(|e| WhipError::MalformedSdp(format!("the body is not an SDP offer: {e}")))?;
+        if self.hub.is_publishing(stream) {
+            return Err(WhipError::AlreadyPublishing);
+        }
+        let max = self.cfg.max_sessions;
+        // Reserve the slot before the (quick) negotiation, so a burst of
+        // offers cannot pass the cap together.
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let resource = random_resource().map_err(WhipError::Internal)?;
+        {
+            let mut s = self.lock();
+            if s.len() >= max {
+                return Err(WhipError::TooManySessions(max));
+            }
+            s.insert(
+                resource.clone(),
+                Info {
+                    id,
+                    stream: stream.to_string(),
+                },
+            );
+            metrics::gauge!("onair_webrtc_sessions").set(s.len() as f64);
+        }
+        match self.negotiate(id, stream, parsed, summary.audio) {
+            Ok(answer) => Ok(Accepted { answer, resource }),
+            Err(e) => {
+                self.forget(id);
+                Err(e)
+            }
+        }
+    }
+
+    fn negotiate(
+        self: &Arc<Self>,
+        id: SessionId,
+        stream: &str,
+        offer: SdpOffer,
+        audio: bool,
+    ) -> Result<String, WhipError> {
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_vp8(true)
+            .enable_opus(true, false)
+            .set_stats_interval(None)
+            .build(now);
+        let candidate = Candidate::host(self.candidate, "udp")
+            .map_err(|e| WhipError::Internal(format!("no host candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WhipError::MalformedSdp(format!("the offer cannot be negotiated: {e}")))?;
+        let answer = answer.to_sdp_string();
+        if !answer_has_video(&answer) {
+            return Err(WhipError::Codec(OfferError::NoVideoCodec {
+                offered: "no H.264 profile or VP8 that the server takes".into(),
+            }));
+        }
+        let (feed, frames) = mpsc::channel(FRAME_QUEUE);
+        self.commands
+            .send(Command::Add {
+                id,
+                rtc: Box::new(rtc),
+                feed,
+            })
+            .map_err(|_| WhipError::Internal("the WebRTC socket task stopped".into()))?;
+        tokio::spawn(mux_task(
+            self.clone(),
+            id,
+            stream.to_string(),
+            audio,
+            frames,
+        ));
+        Ok(answer)
+    }
+
+    /// `DELETE` on a session's resource: the publisher ends the stream.
+    pub async fn end(
+        &self,
+        stream: &str,
+        resource: &str,
+        caller: &Caller,
+    ) -> Result<(), WhipError> {
+        let id = {
+            let s = self.lock();
+            match s.get(resource) {
+                Some(i) if i.stream == stream => i.id,
+                _ => return Err(WhipError::UnknownSession(resource.to_string())),
+            }
+        };
+        self.authorize(stream, caller).await?;
+        self.forget(id);
+        let _ = self.commands.send(Command::Remove { id, ended: true });
+        Ok(())
+    }
+
+    /// The stream exists, and the caller holds its key or is its owner (or
+    /// an admin) signed in.
+    async fn authorize(&self, stream: &str, caller: &Caller) -> Result<(), WhipError> {
+        let row = self.db.get_stream(stream).await.map_err(|e| {
+            tracing::error!(stream, error = %e, "cannot read a stream for WHIP");
+            WhipError::Internal("the server cannot check the stream right now; retry".into())
+        })?;
+        let Some(row) = row else {
+            return Err(WhipError::UnknownStream(stream.to_string()));
+        };
+        if let Some((user, role)) = &caller.user {
+            if crate::auth::owner_or_admin(user, role, &row.owner_id) {
+                return Ok(());
+            }
+        }
+        let Some(key) = caller.bearer.as_deref() else {
+            return Err(WhipError::Unauthenticated);
+        };
+        if split_key(key).map(|(id, _)| id) != Some(stream) {
+            return Err(WhipError::WrongKey);
+        }
+        match check_key(&self.hub, self.keys.as_ref(), key).await {
+            Ok(_) => Ok(()),
+            Err(r) if r.reason == Reason::WrongKey => Err(WhipError::WrongKey),
+            Err(r) => Err(WhipError::Internal(r.why)),
+        }
+    }
+}
+
+/// Whether the answer's first enabled video section kept H.264 or VP8.
+fn answer_has_video(answer: &str) -> bool {
+    sdp::check_offer(answer).is_ok()
+        || answer.split("m=video ").skip(1).any(|s| {
+            let s = s.to_ascii_lowercase();
+            !s.starts_with('0') && (s.contains("h264/90000") || s.contains("vp8/90000"))
+        })
+}
+
+/// 128 random bits, hex: a resource id nobody guesses.
+fn random_resource() -> Result<String, String> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(hex::encode(raw))
+}
+
+/// The socket task: reads datagrams, drives the table, carries out its output.
+async fn run(
+    socket: UdpSocket,
+    candidate: SocketAddr,
+    endpoint: std::sync::Weak<Endpoint>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    timeout: Duration,
+) {
+    let mut table = Table::new(timeout);
+    let mut feeds: HashMap<SessionId, mpsc::Sender<Media>> = HashMap::new();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let wake = table
+            .next_wake()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, source)) => {
+                    let bytes = buf.get(..n).unwrap_or_default();
+                    table.receive(Instant::now(), source, candidate, bytes, &mut out);
+                }
+                Err(e) => tracing::debug!(error = %e, "WebRTC socket read failed"),
+            },
+            command = commands.recv() => match command {
+                None => break,
+                Some(Command::Add { id, rtc, feed }) => {
+                    feeds.insert(id, feed);
+                    table.insert(id, *rtc, Instant::now(), &mut out);
+                }
+                Some(Command::Remove { id, ended }) => {
+                    table.remove(id, &mut out);
+                    if let Some(feed) = feeds.remove(&id) {
+                        if ended {
+                            tokio::spawn(async move { let _ = feed.send(Media::End).await; });
+                        }
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(wake) => table.tick(Instant::now(), &mut out),
+        }
+        for o in out.drain(..) {
+            match o {
+                Out::Transmit {
+                    destination,
+                    contents,
+                } => {
+                    if let Err(e) = socket.send_to(&contents, destination).await {
+                        tracing::debug!(%destination, error = %e, "WebRTC send failed");
+                    }
+                }
+                Out::Connected(id, peer) => {
+                    if let Some(feed) = feeds.get(&id) {
+                        let _ = feed.try_send(Media::Connected(peer));
+                    }
+                }
+                Out::Frame(id, frame) => {
+                    if let Some(feed) = feeds.get(&id) {
+                        if feed.try_send(Media::Frame(frame)).is_err() {
+                            tracing::warn!(
+                                session = id,
+                                "WHIP frame dropped: the pipeline is behind"
+                            );
+                        }
+                    }
+                }
+                Out::Closed(id, why) => {
+                    tracing::info!(session = id, reason = ?why, "WebRTC session freed");
+                    if why == Closed::ConnectTimeout {
+                        refused(Transport::Whip, Reason::Timeout);
+                    }
+                    // Dropping the feed ends the muxing task: a dropped encoder.
+                    feeds.remove(&id);
+                    if let Some(endpoint) = endpoint.upgrade() {
+                        endpoint.forget(id);
+                    }
+                }
+            }
+        }
+        if endpoint.strong_count() == 0 {
+            break;
+        }
+    }
+}
+
+/// Media timestamps: each track's RTP time from its first frame, placed on
+/// the session's timeline by that first frame's arrival (RTP clocks of
+/// different tracks start at unrelated values). Integer ticks of the track's
+/// clock.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    start: Option<Instant>,
+    /// Per track (video, audio): its first RTP time and that frame's ticks.
+    first: [Option<(u64, i64)>; 2],
+}
+
+impl Timeline {
+    /// The frame's timestamp in its track's clock (90 kHz video, 48 kHz audio).
+    pub fn ticks(&mut self, track: Track, rtp_time: u64, arrived: Instant) -> i64 {
+        let (k, hz) = match track {
+            Track::Video => (0, VIDEO_HZ),
+            Track::Audio => (1, AUDIO_HZ),
+        };
+        let start = *self.start.get_or_insert(arrived);
+        let (first_rtp, first_ticks) = *self.first[k].get_or_insert_with(|| {
+            let us = arrived.saturating_duration_since(start).as_micros();
+            let ticks = us.saturating_mul(hz as u128) / 1_000_000;
+            (rtp_time, i64::try_from(ticks).unwrap_or(i64::MAX))
+        });
+        let delta = i128::from(rtp_time) - i128::from(first_rtp);
+        let ts = i128::from(first_ticks) + delta;
+        i64::try_from(ts.max(0)).unwrap_or(i64::MAX)
+    }
+}
+
+/// One session's frames into MPEG-TS, into the live session.
+async fn mux_task(
+    endpoint: Arc<Endpoint>,
+    id: SessionId,
+    stream: String,
+    audio: bool,
+    mut frames: mpsc::Receiver<Media>,
+) {
+    let hub = endpoint.hub.clone();
+    let stop = |why: &str| {
+        tracing::info!(stream = %stream, session = id, why, "WHIP publish stopped");
+        endpoint.forget(id);
+        let _ = endpoint.commands.send(Command::Remove { id, ended: false });
+    };
+    let mut publish: Option<(EncoderPublish, FrameMux)> = None;
+    let mut peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut timeline = Timeline::default();
+    while let Some(media) = frames.recv().await {
+        match media {
+            Media::Connected(from) => peer = from,
+            Media::Frame(frame) => {
+                if publish.is_none() {
+                    // The first frame is the first keyframe (the table holds
+                    // back everything before it): its codec picks the
+                    // container, and the publish starts.
+                    let video = match frame.codec {
+                        _ if frame.kind != MediaKind::Video => continue,
+                        Codec::H264 => VideoCodec::H264,
+                        Codec::Vp8 => match vp8_keyframe_size(&frame.data) {
+                            Some((width, height)) => VideoCodec::Vp8 { width, height },
+                            None => continue,
+                        },
+                        _ => continue,
+                    };
+                    let (mux, header) = match FrameMux::open(video, audio) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot open the muxer");
+                            refused(Transport::Whip, Reason::Internal);
+                            return stop("muxer");
+                        }
+                    };
+                    match EncoderPublish::start(&hub, Transport::Whip, &stream, peer, Some(header))
+                        .await
+                    {
+                        Ok(p) => publish = Some((p, mux)),
+                        Err(r) => {
+                            refused(Transport::Whip, r.reason);
+                            return stop(&r.why);
+                        }
+                    }
+                }
+                let Some((p, mux)) = publish.as_mut() else {
+                    continue;
+                };
+                let track = if frame.kind == MediaKind::Video {
+                    Track::Video
+                } else if audio {
+                    Track::Audio
+                } else {
+                    continue;
+                };
+                let ts = timeline.ticks(track, frame.rtp_time, frame.arrived);
+                let bytes = match mux.write(track, ts, frame.keyframe, &frame.data) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(stream = %stream, error = %e, "WHIP frame not muxed");
+                        continue;
+                    }
+                };
+                if bytes.is_empty() {
+                    continue;
+                }
+                let len = frame.data.len() as u64;
+                let packets = len.div_ceil(PACKET_PAYLOAD).max(1);
+                let wire = len.saturating_add(packets.saturating_mul(PACKET_OVERHEAD));
+                if let Err(r) = p.send(bytes, wire).await {
+                    refused(Transport::Whip, r.reason);
+                    return stop(&r.why);
+                }
+            }
+            Media::End => {
+                if let Some((mut p, mut mux)) = publish.take() {
+                    if let Ok(last) = mux.finish() {
+                        if !last.is_empty() {
+                            let _ = p.send(last, 0).await;
+                        }
+                    }
+                    p.end(&hub).await;
+                }
+                return;
+            }
+        }
+    }
+    // The socket task dropped the session: the publisher is gone; dropping
+    // the publish detaches it (the resume grace applies).
+}
+
+#[cfg(test)]
+mod tests;
