@@ -1,6 +1,6 @@
 //! Chat administration types for the JSON API (`/api/v1/streams/{id}/chat`):
 //! a stream's chat rules and moderators, and its moderation log. What flows
-//! over the events socket is in [`crate::events`].
+//! over the events socket is in [`crate::protocol::events`].
 
 use serde::{Deserialize, Serialize};
 

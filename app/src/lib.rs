@@ -15,7 +15,7 @@
 //! - [`transcripts`]: transcript lines, their WebVTT/SRT/text forms and the
 //!   transcript page's server function; [`search`]: search results with
 //!   safe highlights; [`summaries`]: on-demand summaries of a transcript.
-//! - [`format`]: numbers for people (the `m:ss` clock, counts, durations,
+//! - [`format`](mod@format): numbers for people (the `m:ss` clock, counts, durations,
 //!   sizes, bitrates).
 //! - [`error`]: [`error::AppError`], the error type that crosses the wire.
 //! - [`protocol`]: the wire types, a leaf below every area: the events

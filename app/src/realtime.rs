@@ -1,5 +1,5 @@
 //! The browser's connection to a stream's room (`WS /api/v1/streams/{id}/events`,
-//! see [`crate::events`]): [`use_room`] opens it for as long as the calling
+//! see [`crate::protocol::events`]): [`use_room`] opens it for as long as the calling
 //! component lives and hands back a [`RoomHandle`] whose signals the chat, the
 //! viewer count and the stream state read.
 //!

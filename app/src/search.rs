@@ -136,7 +136,7 @@ pub fn fragments(marked: &str, open: char, close: char) -> Vec<Fragment> {
 }
 
 /// An excerpt of long fragments: from a little before the first match, at
-/// most [`EXCERPT_CHARS`] characters, with `…` where text was cut.
+/// most `EXCERPT_CHARS` characters, with `…` where text was cut.
 pub fn excerpt(frags: Vec<Fragment>) -> Vec<Fragment> {
     let total: usize = frags.iter().map(|f| f.text.chars().count()).sum();
     if total <= EXCERPT_CHARS {
@@ -201,7 +201,7 @@ pub fn fragments_html(frags: &[Fragment]) -> String {
 /// What this area's server functions need from the server (server build
 /// only). The server implements it and provides an `Arc<dyn SearchBackend>` in the
 /// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
-/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// are [`AppError::Refused`] with the API's
 /// status and code.
 #[cfg(feature = "ssr")]
 pub trait SearchBackend: Send + Sync + 'static {

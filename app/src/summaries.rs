@@ -107,7 +107,7 @@ pub struct SummaryStatus {
 /// What this area's server functions need from the server (server build
 /// only). The server implements it and provides an `Arc<dyn SummariesBackend>` in the
 /// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
-/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// are [`AppError::Refused`] with the API's
 /// status and code.
 #[cfg(feature = "ssr")]
 pub trait SummariesBackend: Send + Sync + 'static {

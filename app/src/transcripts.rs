@@ -239,7 +239,7 @@ pub struct Transcript {
 /// What this area's server functions need from the server (server build
 /// only). The server implements it and provides an `Arc<dyn TranscriptsBackend>` in the
 /// Leptos context; the rules are the JSON API's (docs/api.md), and refusals
-/// are [`AppError::Refused`](crate::error::AppError::Refused) with the API's
+/// are [`AppError::Refused`] with the API's
 /// status and code.
 #[cfg(feature = "ssr")]
 pub trait TranscriptsBackend: Send + Sync + 'static {

@@ -1,6 +1,6 @@
 //! Account and stream operations, shared by the JSON API (`http::auth`,
 //! `http::streams`) and the web app's server functions
-//! ([`crate::backend::DbBackend`]). Both are thin adapters: they turn a request
+//! ([`crate::backend::Services`]). Both are thin adapters: they turn a request
 //! into a [`RequestInfo`] and a result into their own answer.
 //!
 //! - [`accounts`]: who is signed in, register, log in, log out.

@@ -24,7 +24,7 @@ const CAPTION_QUEUE: usize = 32;
 /// `EXT-X-PROGRAM-DATE-TIME` clock, Unix ms): from its start, or from when it
 /// arrived if the picture was already past its start (transcription takes a
 /// few seconds, so a viewer at the live edge gets it late), for its duration
-/// (at most 6 s) plus [`CAPTION_HOLD_MS`].
+/// (at most 6 s) plus `CAPTION_HOLD_MS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimedCaption {
     /// The caption.
