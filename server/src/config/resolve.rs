@@ -1,5 +1,9 @@
-//! `ServeArgs` resolved into each module's own config type; every bound is
-//! checked here once, with a [`ConfigError`] naming the flag.
+//! `ServeArgs` resolved into each module's own config type. Each module
+//! states its own bounds (`IngestLimits::sanitized`,
+//! `RealtimeConfig::sanitized`, `LiveConfig::sanitized`, the listeners'
+//! `sanitized`, the errors of `DbConfig::parse`, …); this file applies them
+//! once, at resolution, with a [`ConfigError`] naming the flag where a
+//! value is refused rather than raised to a floor.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,12 +17,13 @@ impl ServeArgs {
     /// The ingest limits from the flags.
     pub fn ingest_limits(&self) -> crate::ingest::IngestLimits {
         crate::ingest::IngestLimits {
-            max_message_bytes: self.ingest_max_message_bytes.max(1024),
-            max_bitrate: self.ingest_max_bitrate.max(1000),
-            idle_timeout: std::time::Duration::from_secs(self.ingest_idle_timeout.max(1)),
+            max_message_bytes: self.ingest_max_message_bytes,
+            max_bitrate: self.ingest_max_bitrate,
+            idle_timeout: std::time::Duration::from_secs(self.ingest_idle_timeout),
             resume_grace: std::time::Duration::from_secs(self.ingest_resume_grace),
             ..Default::default()
         }
+        .sanitized()
     }
 
     /// Analytics settings from the flags.
@@ -65,17 +70,18 @@ impl ServeArgs {
     /// Events socket and chat settings from the flags.
     pub fn realtime_config(&self) -> crate::realtime::RealtimeConfig {
         crate::realtime::RealtimeConfig {
-            max_message_bytes: self.events_max_message_bytes.max(256),
-            max_connections: self.events_max_connections.max(1),
-            client_queue: self.events_client_queue.max(16),
-            backlog: self.events_backlog.max(16),
+            max_message_bytes: self.events_max_message_bytes,
+            max_connections: self.events_max_connections,
+            client_queue: self.events_client_queue,
+            backlog: self.events_backlog,
             rate: crate::realtime::rules::RateLimit {
-                burst: self.chat_burst.max(1),
-                refill_ms: self.chat_refill_ms.max(1),
+                burst: self.chat_burst,
+                refill_ms: self.chat_refill_ms,
             },
-            heartbeat: std::time::Duration::from_secs(self.events_heartbeat.max(1)),
+            heartbeat: std::time::Duration::from_secs(self.events_heartbeat),
             ..Default::default()
         }
+        .sanitized()
     }
 
     /// Upload queue settings, spilling to `dir`.
@@ -122,12 +128,13 @@ impl ServeArgs {
     /// Live output timing from the flags.
     pub fn live_config(&self) -> crate::media::live::LiveConfig {
         crate::media::live::LiveConfig {
-            segment_ms: self.hls_segment_ms.max(500),
-            part_ms: self.hls_part_ms.clamp(100, self.hls_segment_ms.max(500)),
-            window_segments: self.hls_window_segments.max(3),
+            segment_ms: self.hls_segment_ms,
+            part_ms: self.hls_part_ms,
+            window_segments: self.hls_window_segments,
             passthrough_only: self.passthrough_only,
             ..Default::default()
         }
+        .sanitized()
     }
 
     /// `--rtmp-addr`, parsed; `None` when empty (no RTMP listener).

@@ -363,6 +363,28 @@ fn resolving_the_flags_fills_every_modules_config_once() {
         .resolve()
         .unwrap_err();
     assert!(no_key.to_string().contains("rtmps"), "{no_key}");
+    // Each module's floors, applied once at resolution.
+    let floors = serve(&[
+        "--hls-segment-ms",
+        "1",
+        "--hls-part-ms",
+        "99999",
+        "--hls-window-segments",
+        "0",
+        "--events-client-queue",
+        "0",
+        "--chat-burst",
+        "0",
+        "--ingest-idle-timeout",
+        "0",
+    ])
+    .resolve()
+    .expect("raised, not refused");
+    assert_eq!((floors.live.segment_ms, floors.live.part_ms), (500, 500));
+    assert_eq!(floors.live.window_segments, 3);
+    assert_eq!(floors.realtime.client_queue, 16);
+    assert_eq!(floors.realtime.rate.burst, 1);
+    assert_eq!(floors.ingest.idle_timeout.as_secs(), 1);
 }
 
 #[test]

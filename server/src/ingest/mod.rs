@@ -80,6 +80,18 @@ pub struct IngestLimits {
     pub queue_chunks: usize,
 }
 
+impl IngestLimits {
+    /// Within this module's bounds: messages of at least 1 KiB, at least
+    /// 1 kbit/s, an idle timeout of at least a second.
+    pub fn sanitized(mut self) -> Self {
+        self.max_message_bytes = self.max_message_bytes.max(1024);
+        self.max_bitrate = self.max_bitrate.max(1000);
+        self.idle_timeout = self.idle_timeout.max(Duration::from_secs(1));
+        self.queue_chunks = self.queue_chunks.max(1);
+        self
+    }
+}
+
 impl Default for IngestLimits {
     fn default() -> Self {
         IngestLimits {

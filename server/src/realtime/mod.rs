@@ -73,6 +73,23 @@ pub struct RealtimeConfig {
     pub linger: Duration,
 }
 
+impl RealtimeConfig {
+    /// Within this module's bounds: frames of at least 256 bytes, at least
+    /// one socket, queues and backlogs of at least 16, a chat rate of at
+    /// least one message per burst and a 1 ms refill, a heartbeat of at
+    /// least a second.
+    pub fn sanitized(mut self) -> Self {
+        self.max_message_bytes = self.max_message_bytes.max(256);
+        self.max_connections = self.max_connections.max(1);
+        self.client_queue = self.client_queue.max(16);
+        self.backlog = self.backlog.max(16);
+        self.rate.burst = self.rate.burst.max(1);
+        self.rate.refill_ms = self.rate.refill_ms.max(1);
+        self.heartbeat = self.heartbeat.max(std::time::Duration::from_secs(1));
+        self
+    }
+}
+
 impl Default for RealtimeConfig {
     fn default() -> Self {
         RealtimeConfig {

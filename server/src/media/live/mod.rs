@@ -109,6 +109,17 @@ pub struct LiveConfig {
     pub passthrough_only: bool,
 }
 
+impl LiveConfig {
+    /// Within this module's bounds: segments of at least 500 ms, parts of
+    /// 100 ms up to a segment, a window of at least three segments.
+    pub fn sanitized(mut self) -> Self {
+        self.segment_ms = self.segment_ms.max(500);
+        self.part_ms = self.part_ms.clamp(100, self.segment_ms);
+        self.window_segments = self.window_segments.max(3);
+        self
+    }
+}
+
 impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
