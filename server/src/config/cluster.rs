@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::*;
 
-/// Several nodes on NATS (see `docs/deploy.md`).
+/// Several nodes on NATS (see docs/deploy.md).
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// NATS server(s) with JetStream, e.g. `nats://127.0.0.1:4222`
