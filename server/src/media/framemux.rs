@@ -11,12 +11,13 @@
 //! FFmpeg's own muxers write them, through a write-only custom AVIO
 //! context; every [`FrameMux::write`] returns the bytes it made.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::ptr;
 
 use bytes::Bytes;
-use ffmpeg_next::format::context::Output;
 use ffmpeg_next::{ffi, Packet, Rational};
+
+use super::memout::{MemoryOutput, MemoryOutputError};
 
 /// The video clock: RTP's for H.264.
 pub const VIDEO_HZ: i32 = 90_000;
@@ -36,6 +37,15 @@ pub enum FrameMuxError {
     /// A frame for a track the muxer was not opened with.
     #[error("this stream has no audio track")]
     NoAudio,
+}
+
+impl From<MemoryOutputError> for FrameMuxError {
+    fn from(e: MemoryOutputError) -> Self {
+        match e {
+            MemoryOutputError::Ffmpeg(e) => FrameMuxError::Ffmpeg(e),
+            MemoryOutputError::Alloc => FrameMuxError::Alloc,
+        }
+    }
 }
 
 /// The video codec, which picks the container.
@@ -79,34 +89,15 @@ pub enum Track {
     Audio,
 }
 
-unsafe extern "C" fn write_packet(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
-    if opaque.is_null() || buf.is_null() || size <= 0 {
-        return 0;
-    }
-    // SAFETY: opaque is the Box<Vec<u8>> owned by the FrameMux, alive while the
-    // output exists; FFmpeg passes a readable buffer of `size` bytes.
-    unsafe {
-        let sink = &mut *(opaque as *mut Vec<u8>);
-        sink.extend_from_slice(std::slice::from_raw_parts(buf, size as usize));
-    }
-    size
-}
-
 /// A live MPEG-TS writer of one H.264 track and, optionally, one Opus track.
 pub struct FrameMux {
-    output: Option<Output>,
-    avio: *mut ffi::AVIOContext,
-    sink: *mut Vec<u8>,
+    out: MemoryOutput,
     audio: bool,
     /// Output time bases after the header: video, then audio.
     time_bases: Vec<Rational>,
     /// The last DTS written per track, in its own clock (kept increasing).
     last: [Option<i64>; 2],
 }
-
-// SAFETY: the raw pointers and the FFmpeg context are owned exclusively by
-// this value, which is used from one thread at a time.
-unsafe impl Send for FrameMux {}
 
 impl std::fmt::Debug for FrameMux {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,49 +115,8 @@ impl FrameMux {
             VideoCodec::H264 => c"mpegts",
             VideoCodec::Vp8 { .. } => c"webm",
         };
-        // SAFETY: allocation of the output context and a write-only custom
-        // AVIO context; ownership moves into the FrameMux, whose Drop detaches
-        // `pb` before the Output is freed and then frees the AVIO and the sink.
-        let (ctx, avio, sink) = unsafe {
-            let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
-            let ret = ffi::avformat_alloc_output_context2(
-                &mut ctx,
-                ptr::null(),
-                format.as_ptr(),
-                ptr::null(),
-            );
-            if ret < 0 || ctx.is_null() {
-                return Err(FrameMuxError::Ffmpeg(ffmpeg_next::Error::from(ret)));
-            }
-            let buffer = ffi::av_malloc(64 * 1024) as *mut u8;
-            let sink = Box::into_raw(Box::new(Vec::<u8>::new()));
-            let avio = ffi::avio_alloc_context(
-                buffer,
-                64 * 1024,
-                1,
-                sink as *mut c_void,
-                None,
-                Some(write_packet),
-                None,
-            );
-            if buffer.is_null() || avio.is_null() {
-                if !buffer.is_null() {
-                    ffi::av_free(buffer as *mut c_void);
-                }
-                ffi::avformat_free_context(ctx);
-                drop(Box::from_raw(sink));
-                return Err(FrameMuxError::Alloc);
-            }
-            (*avio).seekable = 0;
-            (*ctx).pb = avio;
-            (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
-            (ctx, avio, sink)
-        };
         let mut this = FrameMux {
-            // SAFETY: ctx is a valid output context we own.
-            output: Some(unsafe { Output::wrap(ctx) }),
-            avio,
-            sink,
+            out: MemoryOutput::new(format)?,
             audio,
             time_bases: Vec::new(),
             last: [None, None],
@@ -174,6 +124,7 @@ impl FrameMux {
         // SAFETY: adding streams to the context we own and filling their
         // codec parameters before the header is written.
         unsafe {
+            let ctx = this.out.output().as_mut_ptr();
             let v = ffi::avformat_new_stream(ctx, ptr::null());
             if v.is_null() {
                 return Err(FrameMuxError::Alloc);
@@ -218,7 +169,7 @@ impl FrameMux {
                 };
             }
         }
-        let output = this.output.as_mut().ok_or(FrameMuxError::Alloc)?;
+        let output = this.out.output();
         let mut opts = ffmpeg_next::Dictionary::new();
         if matches!(video, VideoCodec::Vp8 { .. }) {
             // Live WebM: no seeking back, clusters of at most 500 ms.
@@ -227,7 +178,7 @@ impl FrameMux {
         }
         output.write_header_with(opts)?;
         this.time_bases = output.streams().map(|s| s.time_base()).collect();
-        let header = this.take_sink();
+        let header = this.out.take();
         Ok((this, header))
     }
 
@@ -264,46 +215,14 @@ impl FrameMux {
             .copied()
             .unwrap_or(Rational::new(1, clock));
         packet.rescale_ts(Rational::new(1, clock), to);
-        let output = self.output.as_mut().ok_or(FrameMuxError::Alloc)?;
-        packet.write(output)?;
-        Ok(self.take_sink())
+        packet.write(self.out.output())?;
+        Ok(self.out.take())
     }
 
     /// Ends the stream; returns the last bytes.
     pub fn finish(&mut self) -> Result<Bytes, FrameMuxError> {
-        let output = self.output.as_mut().ok_or(FrameMuxError::Alloc)?;
-        output.write_trailer()?;
-        Ok(self.take_sink())
-    }
-
-    fn take_sink(&mut self) -> Bytes {
-        // SAFETY: flush the AVIO buffer into the sink, then take the sink's
-        // contents; both are owned by self and not aliased.
-        unsafe {
-            ffi::avio_flush(self.avio);
-            Bytes::from(std::mem::take(&mut *self.sink))
-        }
-    }
-}
-
-impl Drop for FrameMux {
-    fn drop(&mut self) {
-        // SAFETY: detach our AVIO from the output so its destructor does not
-        // avio_close() it as if FFmpeg had opened it, then free what we own.
-        unsafe {
-            if let Some(mut out) = self.output.take() {
-                (*out.as_mut_ptr()).pb = ptr::null_mut();
-                drop(out);
-            }
-            if !self.avio.is_null() {
-                ffi::av_freep(&mut (*self.avio).buffer as *mut *mut u8 as *mut c_void);
-                ffi::avio_context_free(&mut self.avio);
-            }
-            if !self.sink.is_null() {
-                drop(Box::from_raw(self.sink));
-                self.sink = ptr::null_mut();
-            }
-        }
+        self.out.output().write_trailer()?;
+        Ok(self.out.take())
     }
 }
 

@@ -12,6 +12,7 @@ pub mod framemux;
 pub mod health;
 pub mod ladder;
 pub mod live;
+pub mod memout;
 pub mod remux;
 #[doc(hidden)]
 pub mod testsrc;

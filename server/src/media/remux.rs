@@ -5,15 +5,14 @@
 //! encoded in-process ([`super::transcode`]): video to H.264, audio to Opus
 //! (AAC without libopus). The first video and the first audio stream are sent.
 
-use std::ffi::{c_int, c_void};
 use std::path::Path;
-use std::ptr;
 
 use bytes::Bytes;
 use ffmpeg_next::format::context::{Input, Output};
 use ffmpeg_next::media::Type;
 use ffmpeg_next::{codec, encoder, ffi, Dictionary, Packet, Rational};
 
+use super::memout::{MemoryOutput, MemoryOutputError};
 use super::transcode::{
     audio_encoder, AudioEncode, TranscodeError, VideoEncode, SERVER_AUDIO, SERVER_VIDEO,
 };
@@ -51,19 +50,6 @@ pub struct Chunk {
     pub bytes: Bytes,
     /// Media time of the last packet in it, microseconds from the start.
     pub media_us: i64,
-}
-
-unsafe extern "C" fn write_packet(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
-    if opaque.is_null() || buf.is_null() || size <= 0 {
-        return 0;
-    }
-    // SAFETY: opaque is the Box<Vec<u8>> owned by the Remuxer, alive while the
-    // output exists; FFmpeg passes a readable buffer of `size` bytes.
-    unsafe {
-        let sink = &mut *(opaque as *mut Vec<u8>);
-        sink.extend_from_slice(std::slice::from_raw_parts(buf, size as usize));
-    }
-    size
 }
 
 /// What happens to one stream of the input.
@@ -109,9 +95,7 @@ enum Route {
 /// Reads a file and yields live Matroska chunks.
 pub struct Remuxer {
     input: Input,
-    output: Option<Output>,
-    avio: *mut ffi::AVIOContext,
-    sink: *mut Vec<u8>,
+    out: MemoryOutput,
     routes: Vec<Option<Route>>,
     /// Output stream time bases, by output index (known after the header).
     out_tbs: Vec<Rational>,
@@ -123,9 +107,9 @@ pub struct Remuxer {
     done: bool,
 }
 
-// SAFETY: the raw pointers and the FFmpeg contexts (demuxer, muxer, decoders,
-// encoders, scaler, resampler) are owned exclusively by this value, which is
-// used from one thread at a time.
+// SAFETY: the FFmpeg contexts (demuxer, decoders, encoders, scaler,
+// resampler) are owned exclusively by this value, which is used from one
+// thread at a time (the muxer is a `MemoryOutput`, Send itself).
 unsafe impl Send for Remuxer {}
 
 impl Remuxer {
@@ -135,46 +119,12 @@ impl Remuxer {
             path: path.display().to_string(),
             source,
         })?;
-        // SAFETY: allocation of the output context and a write-only custom AVIO
-        // context; ownership moves into the Remuxer, whose Drop detaches `pb`
-        // before the Output is freed and then frees the AVIO and the sink.
-        let (output, avio, sink) = unsafe {
-            let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
-            let ret = ffi::avformat_alloc_output_context2(
-                &mut ctx,
-                ptr::null(),
-                c"matroska".as_ptr(),
-                ptr::null(),
-            );
-            if ret < 0 || ctx.is_null() {
-                return Err(RemuxError::Ffmpeg(ffmpeg_next::Error::from(ret)));
-            }
-            let buffer = ffi::av_malloc(64 * 1024) as *mut u8;
-            let sink = Box::into_raw(Box::new(Vec::<u8>::new()));
-            let avio = ffi::avio_alloc_context(
-                buffer,
-                64 * 1024,
-                1,
-                sink as *mut c_void,
-                None,
-                Some(write_packet),
-                None,
-            );
-            if buffer.is_null() || avio.is_null() {
-                ffi::avformat_free_context(ctx);
-                drop(Box::from_raw(sink));
-                return Err(RemuxError::Alloc);
-            }
-            (*avio).seekable = 0;
-            (*ctx).pb = avio;
-            (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
-            (Output::wrap(ctx), avio, sink)
-        };
         let mut this = Remuxer {
             input,
-            output: Some(output),
-            avio,
-            sink,
+            out: MemoryOutput::new(c"matroska").map_err(|e| match e {
+                MemoryOutputError::Ffmpeg(e) => RemuxError::Ffmpeg(e),
+                MemoryOutputError::Alloc => RemuxError::Alloc,
+            })?,
             routes: Vec::new(),
             out_tbs: Vec::new(),
             plan: Vec::new(),
@@ -189,8 +139,7 @@ impl Remuxer {
     }
 
     fn output(&mut self) -> &mut Output {
-        // Present from open until Drop.
-        self.output.as_mut().expect("output is open")
+        self.out.output()
     }
 
     /// The streams that are published, and whether each is copied or encoded.
@@ -386,15 +335,6 @@ impl Remuxer {
         Ok(())
     }
 
-    fn take_sink(&mut self) -> Bytes {
-        // SAFETY: flush the AVIO buffer into the sink, then take the sink's
-        // contents; both are owned by self and not aliased.
-        unsafe {
-            ffi::avio_flush(self.avio);
-            Bytes::from(std::mem::take(&mut *self.sink))
-        }
-    }
-
     /// The input's duration in microseconds, when its container states one
     /// (a live or piped input does not).
     pub fn duration_us(&self) -> Option<i64> {
@@ -415,7 +355,7 @@ impl Remuxer {
                     self.flush_encoders()?;
                     self.output().write_trailer()?;
                     self.done = true;
-                    let bytes = self.take_sink();
+                    let bytes = self.out.take();
                     return Ok((!bytes.is_empty()).then_some(Chunk {
                         bytes,
                         media_us: self.last_us,
@@ -426,34 +366,13 @@ impl Remuxer {
             self.route(packet)?;
             if self.last_us >= self.next_cut_us + self.interval_us {
                 self.next_cut_us = self.last_us;
-                let bytes = self.take_sink();
+                let bytes = self.out.take();
                 if !bytes.is_empty() {
                     return Ok(Some(Chunk {
                         bytes,
                         media_us: self.last_us,
                     }));
                 }
-            }
-        }
-    }
-}
-
-impl Drop for Remuxer {
-    fn drop(&mut self) {
-        // SAFETY: detach our AVIO from the output so its destructor does not
-        // avio_close() it as if FFmpeg had opened it, then free what we own.
-        unsafe {
-            if let Some(mut out) = self.output.take() {
-                (*out.as_mut_ptr()).pb = ptr::null_mut();
-                drop(out);
-            }
-            if !self.avio.is_null() {
-                ffi::av_freep(&mut (*self.avio).buffer as *mut *mut u8 as *mut c_void);
-                ffi::avio_context_free(&mut self.avio);
-            }
-            if !self.sink.is_null() {
-                drop(Box::from_raw(self.sink));
-                self.sink = ptr::null_mut();
             }
         }
     }
