@@ -85,7 +85,20 @@ test('a cut ingest socket shows reconnecting, recovers by itself, and the viewer
   // The viewer kept playing through it.
   const t0 = await watch.evaluate(() => document.querySelector('[data-testid=player]').currentTime);
   await watch.waitForFunction((t) => document.querySelector('[data-testid=player]').currentTime > t + 2,
-    t0, { timeout: 20_000 });
+    t0, { timeout: 20_000 })
+    .catch(async (e) => {
+      // Say where the player stood, so a failure here can be told apart:
+      // stalled on a gap, waiting for data, or an hls.js error.
+      const state = await watch.evaluate(() => {
+        const v = document.querySelector('[data-testid=player]');
+        const ranges = [];
+        for (let i = 0; i < v.buffered.length; i++) ranges.push([v.buffered.start(i), v.buffered.end(i)]);
+        return { currentTime: v.currentTime, paused: v.paused, readyState: v.readyState,
+          buffered: ranges, status: document.querySelector('[data-testid=player-status]')?.dataset.state };
+      });
+      throw new Error(`${e.message}: the viewer did not advance from ${t0}: ${JSON.stringify(state)}
+server log:\n${server.log().slice(-2500)}`);
+    });
   assert.equal(await watch.getAttribute('[data-testid=player-status]', 'data-state'), 'playing');
 
   // A second studio tab on the live stream says so and offers no Go live.
