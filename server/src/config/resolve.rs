@@ -64,6 +64,10 @@ impl ServeArgs {
             ingest_per_ip: self.ingest_max_connections_per_ip,
             events_per_ip: self.events_max_connections_per_ip,
             hello_timeout: std::time::Duration::from_secs(self.ws_hello_timeout.max(1)),
+            writes: crate::connections::writes::WriteLimits {
+                per_minute: self.api_write_rate,
+                burst: self.api_write_burst.max(1),
+            },
         }
     }
 

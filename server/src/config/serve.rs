@@ -123,6 +123,17 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
     pub http_max_connections_per_ip: u32,
 
+    /// API writes a minute per client IP (IPv6: per /64), sustained: POST,
+    /// PUT, PATCH and DELETE under /api/v1 and the pages' server functions
+    /// that change something (beacons excepted). Beyond the burst, 429 with
+    /// Retry-After. 0: no limit.
+    #[arg(long, env = "ONAIR_API_WRITE_RATE", default_value_t = 120)]
+    pub api_write_rate: u32,
+
+    /// API writes a client may make at once before --api-write-rate applies.
+    #[arg(long, env = "ONAIR_API_WRITE_BURST", default_value_t = 60)]
+    pub api_write_burst: u32,
+
     /// Events a client may fall behind before it is skipped ahead with a resync.
     #[arg(long, env = "ONAIR_EVENTS_CLIENT_QUEUE", default_value_t = 256)]
     pub events_client_queue: usize,

@@ -22,10 +22,15 @@
 //!   say) can never use up the owner's. Every socket must send `hello`
 //!   within `--ws-hello-timeout` (close 4408), which frees its place.
 //!
+//! - **API writes** ([`writes`]): at most `--api-write-burst` writes at once
+//!   and `--api-write-rate` a minute, sustained, per client IP; beyond, a 429
+//!   with `Retry-After` ([`Connections::admit_write`]).
+//!
 //! A client is an IPv4 address or an IPv6 /64
 //! ([`crate::auth::throttle::ip_key`]). A cap of 0 turns it off.
 
 pub mod accept;
+pub mod writes;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,6 +57,8 @@ pub struct ConnectionLimits {
     pub events_per_ip: u32,
     /// Time a new socket has to send `hello`.
     pub hello_timeout: Duration,
+    /// API writes per client.
+    pub writes: writes::WriteLimits,
 }
 
 impl Default for ConnectionLimits {
@@ -63,6 +70,7 @@ impl Default for ConnectionLimits {
             ingest_per_ip: 8,
             events_per_ip: 64,
             hello_timeout: Duration::from_secs(10),
+            writes: writes::WriteLimits::default(),
         }
     }
 }
@@ -168,6 +176,7 @@ pub struct Connections {
     ingest_staff: PerIp,
     events: PerIp,
     events_staff: PerIp,
+    writes: writes::WriteLimiter,
 }
 
 impl Connections {
@@ -187,6 +196,7 @@ impl Connections {
             ingest_staff: PerIp::new(limits.ingest_per_ip),
             events: PerIp::new(limits.events_per_ip),
             events_staff: PerIp::new(limits.events_per_ip),
+            writes: writes::WriteLimiter::new(limits.writes),
         }
     }
 
@@ -201,6 +211,16 @@ impl Connections {
             metrics::counter!("onair_connections_refused_total", "kind" => "http").increment(1);
         }
         permit
+    }
+
+    /// One API write for client `ip`; `Err` holds the wait until the next
+    /// (counted in `onair_api_writes_limited_total`).
+    pub fn admit_write(&self, ip: IpAddr) -> Result<(), Duration> {
+        let taken = self.writes.take(ip);
+        if taken.is_err() {
+            metrics::counter!("onair_api_writes_limited_total").increment(1);
+        }
+        taken
     }
 
     /// The client IP behind a request from `peer`: with `--trusted-proxy`,

@@ -32,6 +32,7 @@ pub mod transcripts;
 pub mod users;
 pub mod vod;
 pub mod whip;
+pub mod writes;
 
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
@@ -117,6 +118,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             json::limit_api_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            writes::limit_api_writes,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), csrf::guard))
         .layer(SetResponseHeaderLayer::if_not_present(nosniff.0, nosniff.1))

@@ -421,3 +421,129 @@ async fn the_sockets_origin_rule_is_the_csrf_rule_with_its_scheme() {
         Ok(ServerMessage::Ready { .. })
     ));
 }
+
+/// An API write from `ip` (through `X-Forwarded-For`, which this server
+/// trusts) with the owner's session: its status and `Retry-After`.
+async fn write_from(
+    app: &TestApp,
+    ip: &str,
+    session: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
+    let res = app
+        .http
+        .post(app.url(path))
+        .header("cookie", format!("onair_session={session}"))
+        .header("origin", format!("http://{}", app.addr))
+        .header("x-forwarded-for", ip)
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = res.json().await.unwrap_or(serde_json::Value::Null);
+    (status, retry, body)
+}
+
+#[tokio::test]
+async fn api_writes_are_limited_per_client_and_reads_and_beacons_are_not() {
+    let app = TestApp::start(|c| {
+        c.accounts.trust_forwarded_for = true;
+        c.connections.writes = onair_server::connections::writes::WriteLimits {
+            per_minute: 60,
+            burst: 5,
+        };
+    })
+    .await;
+    let (_, owner) = mint(&app, "owner", "broadcaster").await;
+    let new = serde_json::json!({"title": "Spam?", "visibility": "public"});
+    let mut id = String::new();
+    for n in 0..5 {
+        let (status, _, body) =
+            write_from(&app, "192.0.2.1", &owner, "/api/v1/streams", new.clone()).await;
+        assert_eq!(status, 201, "write {n}: {body}");
+        id = body["id"].as_str().expect("id").to_string();
+    }
+    // The burst is spent: refused, with the wait stated, and nothing made.
+    let (status, retry, body) =
+        write_from(&app, "192.0.2.1", &owner, "/api/v1/streams", new.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(retry.as_deref(), Some("1"), "one write a second");
+    let mine = app
+        .state
+        .db
+        .list_streams(onair_server::db::streams::StreamFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(mine.len(), 5, "the refused write made nothing");
+    // A server function that changes something counts too.
+    let create = <app::streams::CreateStream as leptos::server_fn::ServerFn>::PATH;
+    let (status, _, _) = write_from(&app, "192.0.2.1", &owner, create, serde_json::json!({})).await;
+    assert_eq!(status, 429);
+
+    // Reads are not writes: the API's GETs, and the server functions the
+    // pages call (as POSTs) to load and refresh.
+    let read = app
+        .http
+        .get(app.url(&format!("/api/v1/streams/{id}")))
+        .header("x-forwarded-for", "192.0.2.1")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(read.status(), 200);
+    let me = <app::accounts::CurrentUser as leptos::server_fn::ServerFn>::PATH;
+    for _ in 0..10 {
+        let (status, _, body) =
+            write_from(&app, "192.0.2.1", &owner, me, serde_json::json!({})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Nor are beacons (their own bounds apply): whatever they answer, it
+    // is not the write limit.
+    for _ in 0..10 {
+        let (status, _, body) = write_from(
+            &app,
+            "192.0.2.1",
+            &owner,
+            "/api/v1/beacons",
+            serde_json::json!({}),
+        )
+        .await;
+        assert_ne!(status, 429, "{body}");
+    }
+
+    // Another client is not touched; the first gets a write back after a
+    // second.
+    let (status, _, body) =
+        write_from(&app, "192.0.2.2", &owner, "/api/v1/streams", new.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, body) =
+        write_from(&app, "192.0.2.1", &owner, "/api/v1/streams", new.clone()).await;
+    assert_eq!(status, 201, "{body}");
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let limited = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("onair_api_writes_limited_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(limited >= 2.0, "counted: {limited}");
+}
