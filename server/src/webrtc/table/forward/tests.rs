@@ -60,13 +60,15 @@ struct Client {
     /// Lose this many of the next datagrams to this client that are longer
     /// than 1,000 bytes.
     lose: usize,
+    /// Stopped: reads nothing, sends nothing.
+    frozen: bool,
 }
 
 /// One 10 ms step of every client and the table; returns the table's
 /// events other than datagrams.
 fn step(clients: &mut [Client], table: &mut Table, now: &mut Instant) -> Vec<Out> {
     let mut out = Vec::new();
-    for c in clients.iter_mut() {
+    for c in clients.iter_mut().filter(|c| !c.frozen) {
         loop {
             match c.rtc.poll_output().expect("client output") {
                 Output::Timeout(_) => break,
@@ -97,6 +99,9 @@ fn step(clients: &mut [Client], table: &mut Table, now: &mut Instant) -> Vec<Out
                 let Some(c) = clients.iter_mut().find(|c| c.at == destination) else {
                     continue;
                 };
+                if c.frozen {
+                    continue;
+                }
                 if c.lose > 0 && contents.len() > 1000 {
                     c.lose -= 1;
                     continue;
@@ -116,7 +121,7 @@ fn step(clients: &mut [Client], table: &mut Table, now: &mut Instant) -> Vec<Out
         }
     }
     *now += Duration::from_millis(10);
-    for c in clients.iter_mut() {
+    for c in clients.iter_mut().filter(|c| !c.frozen) {
         c.rtc.handle_input(Input::Timeout(*now)).expect("timeout");
     }
     rest
@@ -192,6 +197,7 @@ fn client(rtc: Rtc, at: SocketAddr, video: Mid, audio: Mid) -> Client {
         audio,
         seen: Seen::default(),
         lose: 0,
+        frozen: false,
     }
 }
 
@@ -349,4 +355,52 @@ fn a_packet_lost_on_the_way_to_a_viewer_is_resent_when_it_nacks() {
     let got = video_of(&clients[1]);
     let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
     assert!(got == vec![idr(1), big], "frames of {sizes:?} bytes");
+}
+
+#[test]
+fn a_viewer_that_stops_reading_is_freed_and_the_others_play_on() {
+    let mut now = Instant::now();
+    let ats = [
+        addr("127.0.0.1:50021"),
+        addr("127.0.0.1:50022"),
+        addr("127.0.0.1:50023"),
+    ];
+    let (p, p_video, p_audio, p_server) = pair(now, ats[0], Direction::SendOnly);
+    let mut table = Table::new(TIMEOUT);
+    let mut out = Vec::new();
+    table.insert(1, p_server, now, &mut out);
+    let mut clients = vec![client(p, ats[0], p_video, p_audio)];
+    for (k, at) in ats.iter().enumerate().skip(1) {
+        let (v, v_video, v_audio, v_server) = pair(now, *at, Direction::RecvOnly);
+        table.insert_as(k as u64 + 1, Role::Viewer(1), v_server, now, &mut out);
+        clients.push(client(v, *at, v_video, v_audio));
+    }
+    run(&mut clients, &mut table, &mut now, 300);
+    assert_eq!(table.viewers_of(1), 2);
+    // Viewer 3 stops; the publisher sends 7 s of frames (10 a second).
+    clients[2].frozen = true;
+    let mut sent = Vec::new();
+    let mut events = Vec::new();
+    for k in 0..70u8 {
+        let frame = if k % 30 == 0 { idr(k) } else { p_slice(k) };
+        send(
+            &mut clients[0],
+            now,
+            MediaKind::Video,
+            90_000 + 9_000 * u64::from(k),
+            &frame,
+        );
+        sent.push(frame);
+        events.extend(run(&mut clients, &mut table, &mut now, 10));
+    }
+    // Freed when silent for the time-out; the other viewer got every frame.
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Out::Closed(3, Closed::Gone))),
+        "{events:?}"
+    );
+    assert_eq!(table.viewers_of(1), 1);
+    assert!(video_of(&clients[1]) == sent, "every frame, in order");
+    assert!(table.contains(1) && table.contains(2));
 }
