@@ -365,3 +365,54 @@ async fn whep_refusals_are_clear_and_counted() {
     assert_eq!(again.status, 201, "{}", again.body);
     drop(live);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vp8_whip_publish_plays_over_whep() {
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
+    let endpoint = whip_endpoint(&app, WebrtcConfig::default());
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("source.mp4");
+    onair_server::media::testsrc::av("320x240", 20, QUICK, file.to_str().expect("utf8"))
+        .expect("test media");
+    let whip = app.url(&format!("/api/v1/streams/{id}/whip"));
+    let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
+    let key = format!("{id}_{token}");
+    let publisher = peer(&[
+        "--url",
+        &whip,
+        "--token",
+        &key,
+        "--file",
+        file.to_str().expect("utf8"),
+        "--video-codec",
+        "VP8",
+        "--seconds",
+        "12",
+    ]);
+    wait_for_state(&app, &id, "live").await;
+    // aiortc offers VP8 and H.264; the publisher's VP8 frames are forwarded.
+    let report = report_of(peer(&["--mode", "whep", "--url", &whep, "--seconds", "3"])).await;
+    eprintln!("the WHEP viewer's report: {report}");
+    assert_eq!(report["connected"], true, "{report}");
+    assert!(
+        report["video_frames"].as_u64().expect("count") > 20,
+        "{report}"
+    );
+    assert_eq!(
+        (report["width"].as_u64(), report["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{report}"
+    );
+    assert!(
+        report["distinct_pictures"].as_u64().expect("count") > 10,
+        "{report}"
+    );
+    assert!(
+        report["audio_frames"].as_u64().expect("count") > 25,
+        "{report}"
+    );
+    assert_eq!(endpoint.viewer_count(), 0, "its DELETE freed it");
+    let report = report_of(publisher).await;
+    assert_eq!(report["delete_status"], 204, "{report}");
+}
