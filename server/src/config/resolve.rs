@@ -205,6 +205,7 @@ impl ServeArgs {
         crate::webrtc::WebrtcConfig {
             public_ip: self.webrtc_public_ip,
             max_sessions: self.webrtc_max_sessions,
+            max_viewers: self.webrtc_max_viewers,
             connect_timeout: std::time::Duration::from_millis(self.webrtc_connect_timeout_ms),
         }
         .sanitized()

@@ -393,6 +393,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ONAIR_WEBRTC_MAX_SESSIONS", default_value_t = 32)]
     pub webrtc_max_sessions: usize,
 
+    /// Concurrent WHEP viewers (connecting or playing) on this node; more
+    /// are refused with 503, and the watch page plays LL-HLS instead.
+    #[arg(long, env = "ONAIR_WEBRTC_MAX_VIEWERS", default_value_t = 200)]
+    pub webrtc_max_viewers: usize,
+
     /// How long a WHIP session may take from its offer to connected (ICE and
     /// DTLS), in milliseconds; then it is freed. A connected session whose
     /// ICE stops answering is freed the same way.

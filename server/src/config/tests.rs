@@ -421,6 +421,8 @@ fn webrtc_flags_resolve_into_the_whip_config() {
         "203.0.113.7",
         "--webrtc-max-sessions",
         "0",
+        "--webrtc-max-viewers",
+        "0",
         "--webrtc-connect-timeout-ms",
         "1500",
     ]);
@@ -428,6 +430,7 @@ fn webrtc_flags_resolve_into_the_whip_config() {
     let cfg = nat.webrtc_config();
     assert_eq!(cfg.public_ip, Some("203.0.113.7".parse().expect("ip")));
     assert_eq!(cfg.max_sessions, 1, "at least one");
+    assert_eq!(cfg.max_viewers, 1, "at least one viewer");
     assert_eq!(cfg.connect_timeout, Duration::from_millis(1500));
 
     assert!(matches!(

@@ -31,6 +31,7 @@ pub mod streams;
 pub mod transcripts;
 pub mod users;
 pub mod vod;
+pub mod whep;
 pub mod whip;
 pub mod writes;
 
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(chat::routes())
         .merge(users::routes())
         .merge(whip::routes())
+        .merge(whep::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed)
         // API answers are per user (and may hold tokens): never cached.

@@ -152,8 +152,73 @@ fn query_token(uri: &Uri) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn refuse(code: &'static str, message: &str) -> Response {
-    ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
+/// Why playback of a stream is refused (the LL-HLS gate's and WHEP's rule).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No such stream.
+    #[error("no stream {0}")]
+    UnknownStream(String),
+    /// The database cannot say.
+    #[error("cannot check access to this stream right now; retry")]
+    Unavailable,
+    /// A private stream and no token.
+    #[error("this stream is private: play it through the URL from /api/v1/streams/{{id}}/watch")]
+    TokenRequired,
+    /// A token past its expiry.
+    #[error("the playback token has expired: get a new URL from /api/v1/streams/{{id}}/watch")]
+    TokenExpired,
+    /// A token that is not this stream's.
+    #[error("{0}")]
+    TokenInvalid(String),
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        let message = e.to_string();
+        match e {
+            AccessError::UnknownStream(_) => ApiError::not_found(message),
+            AccessError::Unavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            AccessError::TokenRequired => {
+                ApiError::new(StatusCode::FORBIDDEN, "playback_token_required", message)
+            }
+            AccessError::TokenExpired => {
+                ApiError::new(StatusCode::FORBIDDEN, "playback_token_expired", message)
+            }
+            AccessError::TokenInvalid(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "playback_token_invalid", message)
+            }
+        }
+    }
+}
+
+/// Whether stream `id` may be played with `token` at `now` (Unix seconds):
+/// public and unlisted streams by anyone (`None`), private ones with a
+/// valid token (`Some(its expiry)`).
+pub async fn check_access(
+    state: &AppState,
+    id: &str,
+    token: Option<&str>,
+    now: u64,
+) -> Result<Option<u64>, AccessError> {
+    let visibility = match state.accounts.visibility.lookup(&state.db, id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return Err(AccessError::UnknownStream(id.to_string())),
+        Err(e) => {
+            tracing::error!(stream = %id, error = %e, "cannot check the stream's visibility");
+            return Err(AccessError::Unavailable);
+        }
+    };
+    if visibility != Visibility::Private {
+        return Ok(None);
+    }
+    let token = token.ok_or(AccessError::TokenRequired)?;
+    match state.accounts.playback.verify(id, token, now) {
+        Ok(exp) => Ok(Some(exp)),
+        Err(TokenError::Expired) => Err(AccessError::TokenExpired),
+        Err(e) => Err(AccessError::TokenInvalid(e.to_string())),
+    }
 }
 
 /// Middleware: lets requests for public and unlisted streams through, and for
@@ -172,43 +237,16 @@ async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     };
     let id = stream.as_str().to_string();
     req.extensions_mut().insert(GatedStream(stream));
-    let visibility = match state.accounts.visibility.lookup(&state.db, &id).await {
-        Ok(Some(v)) => v,
-        Ok(None) => return ApiError::not_found(format!("no stream {id}")).into_response(),
-        Err(e) => {
-            tracing::error!(stream = %id, error = %e, "cannot check the stream's visibility");
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "cannot check access to this stream right now; retry",
-            )
-            .into_response();
-        }
-    };
-    if visibility != Visibility::Private {
-        return next.run(req).await;
-    }
     let token = req
         .extensions()
         .get::<PathToken>()
         .map(|t| t.0.clone())
         .or_else(|| query_token(req.uri()));
-    let Some(token) = token else {
-        return refuse(
-            "playback_token_required",
-            "this stream is private: play it through the URL from /api/v1/streams/{id}/watch",
-        );
-    };
     let now = unix_now();
-    let expires = match state.accounts.playback.verify(&id, &token, now) {
-        Ok(exp) => exp,
-        Err(TokenError::Expired) => {
-            return refuse(
-                "playback_token_expired",
-                "the playback token has expired: get a new URL from /api/v1/streams/{id}/watch",
-            )
-        }
-        Err(e) => return refuse("playback_token_invalid", &e.to_string()),
+    let expires = match check_access(&state, &id, token.as_deref(), now).await {
+        Ok(None) => return next.run(req).await,
+        Ok(Some(expires)) => expires,
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let mut res = next.run(req).await;
     cap_max_age(&mut res, expires.saturating_sub(now));

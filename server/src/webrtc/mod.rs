@@ -25,16 +25,22 @@
 //! Refusals are counted in `onair_ingest_refusals_total{transport="whip"}`;
 //! `onair_webrtc_sessions` is the number of sessions held.
 //!
-//! Not built yet: WHEP playback (a viewer's `Rtc` would live in the same
-//! table; the seam is [`table::Out::Frame`], whose RTP-level twin a
-//! forwarder would take), trickle ICE (`PATCH`).
+//! WHEP playback ([`Endpoint::play`], `whep.rs`): a viewer's `Rtc` lives in
+//! the same table as a viewer of the stream's WHIP publisher, whose media is
+//! forwarded to it as received (no decoding); `--webrtc-max-viewers` caps
+//! them.
+//!
+//! Not built yet: trickle ICE (`PATCH`), WHEP of non-WebRTC sources (see
+//! `whep.rs`).
 
 mod mux;
 pub mod sdp;
 pub mod table;
+mod whep;
 
 use mux::mux_task;
 pub use mux::Timeline;
+pub use whep::{viewer_refused, WhepError};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -55,7 +61,7 @@ use crate::ingest::encoder::{check_key, refused, split_key, EncoderPublish, Reas
 use crate::ingest::IngestHub;
 use crate::media::framemux::{vp8_keyframe_size, FrameMux, Track, VideoCodec, AUDIO_HZ, VIDEO_HZ};
 use sdp::OfferError;
-use table::{Closed, Frame, Out, SessionId, Table};
+use table::{Closed, Frame, Out, Role, SessionId, Table};
 
 /// Frames buffered between the socket task and a session's muxing task.
 const FRAME_QUEUE: usize = 1024;
@@ -71,6 +77,8 @@ pub struct WebrtcConfig {
     pub public_ip: Option<IpAddr>,
     /// Concurrent WHIP sessions, connecting or publishing.
     pub max_sessions: usize,
+    /// Concurrent WHEP viewers, connecting or playing.
+    pub max_viewers: usize,
     /// How long connecting (ICE and DTLS) may take, and how long a connected
     /// publisher may be silent.
     pub connect_timeout: Duration,
@@ -81,15 +89,17 @@ impl Default for WebrtcConfig {
         WebrtcConfig {
             public_ip: None,
             max_sessions: 32,
+            max_viewers: 200,
             connect_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl WebrtcConfig {
-    /// At least one session, a time-out between 100 ms and 5 minutes.
+    /// At least one session and one viewer, a time-out between 100 ms and 5 minutes.
     pub fn sanitized(mut self) -> Self {
         self.max_sessions = self.max_sessions.max(1);
+        self.max_viewers = self.max_viewers.max(1);
         self.connect_timeout = self
             .connect_timeout
             .clamp(Duration::from_millis(100), Duration::from_secs(300));
@@ -176,6 +186,11 @@ enum Command {
         rtc: Box<Rtc>,
         feed: mpsc::Sender<Media>,
     },
+    AddViewer {
+        id: SessionId,
+        source: SessionId,
+        rtc: Box<Rtc>,
+    },
     Remove {
         id: SessionId,
         /// The publisher ended the stream (`DELETE`).
@@ -195,6 +210,8 @@ enum Media {
 struct Info {
     id: SessionId,
     stream: String,
+    /// A publisher's video codecs, as its answer took them.
+    video: Vec<&'static str>,
 }
 
 /// The WHIP endpoint: its socket task and the sessions it holds.
@@ -208,6 +225,7 @@ pub struct Endpoint {
     candidate: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
     sessions: Mutex<HashMap<String, Info>>,
+    viewers: Mutex<HashMap<String, Info>>,
     next_id: AtomicU64,
 }
 
@@ -236,9 +254,11 @@ pub fn serve(
         candidate,
         commands,
         sessions: Mutex::new(HashMap::new()),
+        viewers: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
     });
     metrics::gauge!("onair_webrtc_sessions").set(0.0);
+    metrics::gauge!("onair_webrtc_viewers").set(0.0);
     tokio::spawn(run(
         socket,
         candidate,
@@ -273,6 +293,10 @@ impl Endpoint {
         let mut s = self.lock();
         s.retain(|_, i| i.id != id);
         metrics::gauge!("onair_webrtc_sessions").set(s.len() as f64);
+        drop(s);
+        let mut v = self.lock_viewers();
+        v.retain(|_, i| i.id != id);
+        metrics::gauge!("onair_webrtc_viewers").set(v.len() as f64);
     }
 
     /// `POST /api/v1/streams/{stream}/whip`: checks and accepts `offer`.
@@ -332,6 +356,7 @@ impl Endpoint {
                 Info {
                     id,
                     stream: stream.to_string(),
+                    video: Vec::new(),
                 },
             );
             metrics::gauge!("onair_webrtc_sessions").set(s.len() as f64);
@@ -373,6 +398,9 @@ impl Endpoint {
             return Err(WhipError::Codec(OfferError::NoVideoCodec {
                 offered: "no H.264 profile or VP8 that the server takes".into(),
             }));
+        }
+        if let Some(i) = self.lock().values_mut().find(|i| i.id == id) {
+            i.video = sdp::video_codecs(&answer);
         }
         let (feed, frames) = mpsc::channel(FRAME_QUEUE);
         self.commands
@@ -488,6 +516,9 @@ async fn run(
                     feeds.insert(id, feed);
                     table.insert(id, *rtc, Instant::now(), &mut out);
                 }
+                Some(Command::AddViewer { id, source, rtc }) => {
+                    table.insert_as(id, Role::Viewer(source), *rtc, Instant::now(), &mut out);
+                }
                 Some(Command::Remove { id, ended }) => {
                     table.remove(id, &mut out);
                     if let Some(feed) = feeds.remove(&id) {
@@ -505,7 +536,10 @@ async fn run(
                     destination,
                     contents,
                 } => {
-                    if let Err(e) = socket.send_to(&contents, destination).await {
+                    // Never waits: a full socket buffer drops this datagram
+                    // (RTP's loss, NACKed), not every session's turn.
+                    if let Err(e) = socket.try_send_to(&contents, destination) {
+                        metrics::counter!("onair_webrtc_send_drops_total").increment(1);
                         tracing::debug!(%destination, error = %e, "WebRTC send failed");
                     }
                 }
@@ -526,11 +560,15 @@ async fn run(
                 }
                 Out::Closed(id, why) => {
                     tracing::info!(session = id, reason = ?why, "WebRTC session freed");
-                    if why == Closed::ConnectTimeout {
-                        refused(Transport::Whip, Reason::Timeout);
-                    }
                     // Dropping the feed ends the muxing task: a dropped encoder.
-                    feeds.remove(&id);
+                    let publisher = feeds.remove(&id).is_some();
+                    if why == Closed::ConnectTimeout {
+                        if publisher {
+                            refused(Transport::Whip, Reason::Timeout);
+                        } else {
+                            viewer_refused("timeout");
+                        }
+                    }
                     if let Some(endpoint) = endpoint.upgrade() {
                         endpoint.forget(id);
                     }

@@ -144,9 +144,36 @@ pub fn check_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
     })
 }
 
+/// The forwardable video codecs (`h264`, `vp8`) of the enabled video
+/// sections of `sdp` (an answer): what a publisher may send, what a viewer
+/// can take. Empty if `sdp` does not parse.
+pub fn video_codecs(sdp: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for s in sections(sdp).unwrap_or_default() {
+        if s.kind != "video" || !s.enabled {
+            continue;
+        }
+        for (prefix, name) in [("h264/90000", "h264"), ("vp8/90000", "vp8")] {
+            if s.codecs.iter().any(|c| c.starts_with(prefix)) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn video_codecs_are_read_from_enabled_sections_only() {
+        let both = offer(&["VP8/90000", "H264/90000", "rtx/90000"], None);
+        assert_eq!(video_codecs(&both), vec!["h264", "vp8"]);
+        let off = "v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n";
+        assert!(video_codecs(off).is_empty());
+        assert!(video_codecs("hello").is_empty());
+    }
 
     fn offer(video: &[&str], audio: Option<&[&str]>) -> String {
         let mut s = String::from("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");

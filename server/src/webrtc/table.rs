@@ -1,24 +1,55 @@
-//! The sans-IO core: every WHIP session's `Rtc` on the one UDP socket, with
-//! its bookkeeping. Datagrams go to the session whose `Rtc` accepts them
-//! (STUN by its ICE credentials, the rest by the peer's address); each
-//! mutation is followed by a full drain of the `Rtc`'s output, which comes
-//! back as [`Out`] for the caller to carry out (send, hand frames over).
+//! The sans-IO core: every WebRTC session's `Rtc` on the one UDP socket,
+//! with its bookkeeping: WHIP publishers, and WHEP viewers of a publisher.
+//! Datagrams go to the session whose `Rtc` accepts them (STUN by its ICE
+//! credentials, the rest by the peer's address); each mutation is followed
+//! by a full drain of the `Rtc`'s output, which comes back as [`Out`] for the
+//! caller to carry out (send, hand frames over).
+//!
+//! Forwarding (the SFU part, no decoding): a publisher's media data, as
+//! str0m depacketized it, is written to each of its connected viewers'
+//! matching media (payload type matched on the codec's parameters), each
+//! viewer starting at a keyframe; str0m packetizes it again and keeps it
+//! for NACKs ([`SEND_BUFFER_VIDEO`]). A viewer joining, or asking for a
+//! keyframe, makes the publisher be asked (PLI). Each viewer costs one
+//! write per frame and its own bounded buffers: a viewer that stops reading
+//! only loses its own packets ([`Table::dropped`]), and is freed when it
+//! falls silent. A publisher that goes ends its viewers
+//! ([`Closed::SourceEnded`]).
+//!
 //! Time is passed in: nothing here reads a clock or touches a socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::format::Codec;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
-/// A WHIP session's id (the resource URL's last part).
+/// A WebRTC session's id (WHIP or WHEP).
 pub type SessionId = u64;
 
 /// How often a keyframe is asked for while none has come.
 pub const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A viewer's outgoing video packets kept by str0m, for pacing and to answer
+/// NACKs (with RTX, when the viewer negotiated it): 1000 packets, about 8 s
+/// of a 1.2 Mbps stream. str0m answers NACKs for packets up to 3 s old.
+pub const SEND_BUFFER_VIDEO: usize = 1000;
+/// A viewer's outgoing audio packets kept by str0m (one per Opus frame of
+/// 20 ms: one second).
+pub const SEND_BUFFER_AUDIO: usize = 50;
+
+/// What a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A WHIP publisher: its frames come out as [`Out::Frame`] and are
+    /// forwarded to its viewers.
+    Publisher,
+    /// A WHEP viewer of the publisher with this id.
+    Viewer(SessionId),
+}
 
 /// Why a session was freed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +61,8 @@ pub enum Closed {
     Gone,
     /// str0m failed on the peer's data.
     Protocol,
+    /// A viewer whose publisher is gone.
+    SourceEnded,
 }
 
 /// One depacketized frame.
@@ -61,7 +94,7 @@ pub enum Out {
     },
     /// ICE and DTLS are up: media follows. The peer's address.
     Connected(SessionId, SocketAddr),
-    /// A frame of a session.
+    /// A frame of a publisher.
     Frame(SessionId, Frame),
     /// The session is freed (no longer in the table).
     Closed(SessionId, Closed),
@@ -69,6 +102,7 @@ pub enum Out {
 
 struct Entry {
     id: SessionId,
+    role: Role,
     rtc: Rtc,
     /// Until connected: when the session is given up.
     connect_by: Option<Instant>,
@@ -79,8 +113,21 @@ struct Entry {
     wake: Instant,
     video: Option<Mid>,
     audio: Option<Mid>,
+    /// Publisher: a keyframe came. Viewer: its video has started (at a keyframe).
     keyframe_seen: bool,
+    /// Publisher: a viewer wants a keyframe (joined, or asked).
+    want_keyframe: bool,
     last_pli: Option<Instant>,
+    /// To be freed at the next tick (set where indices must not move).
+    doomed: Option<Closed>,
+}
+
+/// What one drain of an `Rtc` asks of the table.
+#[derive(Default)]
+struct Drained {
+    forward: Vec<Forward>,
+    /// A viewer connected, or asked for a keyframe.
+    wants_keyframe: bool,
 }
 
 /// Every session on one socket.
@@ -88,6 +135,8 @@ pub struct Table {
     entries: Vec<Entry>,
     /// How long connecting may take, and how long a connected peer may be silent.
     timeout: Duration,
+    /// Frames not given to a viewer (no matching codec, or str0m refused them).
+    dropped: u64,
 }
 
 impl std::fmt::Debug for Table {
@@ -104,6 +153,7 @@ impl Table {
         Table {
             entries: Vec::new(),
             timeout,
+            dropped: 0,
         }
     }
 
@@ -122,10 +172,44 @@ impl Table {
         self.entries.iter().any(|e| e.id == id)
     }
 
-    /// Adds a session whose offer was accepted, at `now`.
+    /// Viewers held of publisher `source`.
+    pub fn viewers_of(&self, source: SessionId) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.role == Role::Viewer(source) && e.doomed.is_none())
+            .count()
+    }
+
+    /// Frames not given to a viewer so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Adds a publisher whose offer was accepted, at `now`.
     pub fn insert(&mut self, id: SessionId, rtc: Rtc, now: Instant, out: &mut Vec<Out>) {
+        self.insert_as(id, Role::Publisher, rtc, now, out);
+    }
+
+    /// Adds a session with its role; a viewer whose publisher is not held is
+    /// freed at the next tick ([`Closed::SourceEnded`]).
+    pub fn insert_as(
+        &mut self,
+        id: SessionId,
+        role: Role,
+        rtc: Rtc,
+        now: Instant,
+        out: &mut Vec<Out>,
+    ) {
+        let orphan = match role {
+            Role::Viewer(source) => !self
+                .entries
+                .iter()
+                .any(|e| e.id == source && e.role == Role::Publisher && e.doomed.is_none()),
+            Role::Publisher => false,
+        };
         self.entries.push(Entry {
             id,
+            role,
             rtc,
             connect_by: Some(now + self.timeout),
             last_heard: now,
@@ -134,31 +218,23 @@ impl Table {
             video: None,
             audio: None,
             keyframe_seen: false,
+            want_keyframe: false,
             last_pli: None,
+            doomed: orphan.then_some(Closed::SourceEnded),
         });
         let last = self.entries.len() - 1;
         self.drain(last, now, out);
     }
 
-    /// Frees session `id` (the publisher's `DELETE`); false if unknown.
+    /// Frees session `id` (a `DELETE`), telling its peer; a publisher's
+    /// viewers are freed at the next tick. False if unknown.
     pub fn remove(&mut self, id: SessionId, out: &mut Vec<Out>) -> bool {
         let Some(i) = self.entries.iter().position(|e| e.id == id) else {
             return false;
         };
         let mut e = self.entries.swap_remove(i);
-        // Tell the peer (DTLS close_notify, RTCP BYE) as far as it goes.
-        if e.rtc.close().is_ok() {
-            while let Ok(o) = e.rtc.poll_output() {
-                match o {
-                    Output::Transmit(t) => out.push(Out::Transmit {
-                        destination: t.destination,
-                        contents: t.contents.into(),
-                    }),
-                    Output::Timeout(_) => break,
-                    Output::Event(_) => {}
-                }
-            }
-        }
+        shut(&mut e, out);
+        self.orphan_viewers_of(&e);
         true
     }
 
@@ -199,11 +275,19 @@ impl Table {
     }
 
     /// Drives every session whose timeout is due at `now`, and frees those
-    /// that did not connect, or fell silent, within the time-out.
+    /// that did not connect, or fell silent, within the time-out, and
+    /// viewers whose publisher went.
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Out>) {
         let mut i = 0;
         while i < self.entries.len() {
-            let e = &self.entries[i];
+            let e = &mut self.entries[i];
+            if let Some(why) = e.doomed {
+                if why == Closed::SourceEnded {
+                    shut(e, out);
+                }
+                self.close(i, why, out);
+                continue;
+            }
             let expired = match e.connect_by {
                 Some(by) => (now >= by).then_some(Closed::ConnectTimeout),
                 None => (now.saturating_duration_since(e.last_heard) >= self.timeout)
@@ -226,7 +310,7 @@ impl Table {
                     continue;
                 }
             }
-            // Still no keyframe: ask again (each mutation drained).
+            // No keyframe yet, or a viewer wants one: ask (each mutation drained).
             if let Some(at) = keyframe_due(&self.entries[i]) {
                 if at <= now {
                     ask_keyframe(&mut self.entries[i], now);
@@ -244,6 +328,9 @@ impl Table {
         self.entries
             .iter()
             .map(|e| {
+                if e.doomed.is_some() {
+                    return e.last_heard.min(e.wake);
+                }
                 let limit = e.connect_by.unwrap_or(e.last_heard + self.timeout);
                 let wake = e.wake.min(limit);
                 keyframe_due(e).map_or(wake, |at| wake.min(at))
@@ -253,81 +340,140 @@ impl Table {
 
     fn close(&mut self, i: usize, why: Closed, out: &mut Vec<Out>) {
         let e = self.entries.swap_remove(i);
+        self.orphan_viewers_of(&e);
         out.push(Out::Closed(e.id, why));
     }
 
-    /// Polls entry `i` until its next timeout. Returns false if it was closed
-    /// (and removed).
+    /// A publisher is gone: its viewers are freed at the next tick.
+    fn orphan_viewers_of(&mut self, gone: &Entry) {
+        if gone.role != Role::Publisher {
+            return;
+        }
+        for v in self.entries.iter_mut() {
+            if v.role == Role::Viewer(gone.id) && v.doomed.is_none() {
+                v.doomed = Some(Closed::SourceEnded);
+            }
+        }
+    }
+
+    /// Polls entry `i` until its next timeout, then forwards what a
+    /// publisher gave. Returns false if it was closed (and removed). Other
+    /// entries' indices do not move.
     fn drain(&mut self, i: usize, now: Instant, out: &mut Vec<Out>) -> bool {
-        let e = &mut self.entries[i];
-        let closed = loop {
-            let o = match e.rtc.poll_output() {
-                Ok(o) => o,
-                Err(err) => {
-                    tracing::info!(session = e.id, error = %err, "WebRTC session failed");
-                    break Closed::Protocol;
-                }
-            };
+        let mut got = Drained::default();
+        let polled = poll(&mut self.entries[i], now, out, &mut got);
+        let (id, role) = (self.entries[i].id, self.entries[i].role);
+        if got.wants_keyframe {
+            if let Role::Viewer(source) = role {
+                self.want_keyframe(source);
+            }
+        }
+        if !got.forward.is_empty() {
+            self.forward(id, &got.forward, now, out);
+        }
+        match polled {
+            Ok(()) => true,
+            Err(why) => {
+                self.close(i, why, out);
+                false
+            }
+        }
+    }
+}
+
+/// Tells the peer the session ends (DTLS close_notify, RTCP BYE), as far
+/// as it goes.
+fn shut(e: &mut Entry, out: &mut Vec<Out>) {
+    if e.rtc.close().is_ok() {
+        while let Ok(o) = e.rtc.poll_output() {
             match o {
-                Output::Timeout(t) => {
-                    e.wake = t;
-                    return true;
-                }
                 Output::Transmit(t) => out.push(Out::Transmit {
                     destination: t.destination,
                     contents: t.contents.into(),
                 }),
-                Output::Event(ev) => match ev {
-                    Event::Connected => {
-                        e.connect_by = None;
-                        let peer = e.peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                        out.push(Out::Connected(e.id, peer));
-                        ask_keyframe(e, now);
-                    }
-                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                        break Closed::Gone;
-                    }
-                    Event::MediaAdded(m) => match m.kind {
-                        MediaKind::Video if e.video.is_none() => e.video = Some(m.mid),
-                        MediaKind::Audio if e.audio.is_none() => e.audio = Some(m.mid),
-                        _ => {}
-                    },
-                    Event::MediaData(d) => {
-                        let kind = if Some(d.mid) == e.video {
-                            MediaKind::Video
-                        } else if Some(d.mid) == e.audio {
-                            MediaKind::Audio
-                        } else {
-                            continue;
-                        };
-                        let keyframe = kind == MediaKind::Video && d.is_keyframe();
-                        if kind == MediaKind::Video && keyframe {
-                            e.keyframe_seen = true;
-                        }
-                        // Nothing before the first keyframe: the stream starts
-                        // with a picture that decodes, the audio with it.
-                        if !e.keyframe_seen {
-                            ask_keyframe(e, now);
-                            continue;
-                        }
-                        out.push(Out::Frame(
-                            e.id,
-                            Frame {
-                                kind,
-                                codec: d.params.spec().codec,
-                                rtp_time: d.time.numer(),
-                                arrived: d.network_time,
-                                keyframe,
-                                data: d.data,
-                            },
-                        ));
-                    }
-                    _ => {}
-                },
+                Output::Timeout(_) => break,
+                Output::Event(_) => {}
+            }
+        }
+    }
+}
+
+/// Polls one entry until its next timeout.
+fn poll(e: &mut Entry, now: Instant, out: &mut Vec<Out>, got: &mut Drained) -> Result<(), Closed> {
+    loop {
+        let o = match e.rtc.poll_output() {
+            Ok(o) => o,
+            Err(err) => {
+                tracing::info!(session = e.id, error = %err, "WebRTC session failed");
+                return Err(Closed::Protocol);
             }
         };
-        self.close(i, closed, out);
-        false
+        match o {
+            Output::Timeout(t) => {
+                e.wake = t;
+                return Ok(());
+            }
+            Output::Transmit(t) => out.push(Out::Transmit {
+                destination: t.destination,
+                contents: t.contents.into(),
+            }),
+            Output::Event(ev) => match ev {
+                Event::Connected => {
+                    e.connect_by = None;
+                    let peer = e.peer.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    out.push(Out::Connected(e.id, peer));
+                    match e.role {
+                        Role::Publisher => ask_keyframe(e, now),
+                        // A viewer starts at a keyframe: ask its publisher.
+                        Role::Viewer(_) => got.wants_keyframe = true,
+                    }
+                }
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                    return Err(Closed::Gone);
+                }
+                Event::MediaAdded(m) => match m.kind {
+                    MediaKind::Video if e.video.is_none() => e.video = Some(m.mid),
+                    MediaKind::Audio if e.audio.is_none() => e.audio = Some(m.mid),
+                    _ => {}
+                },
+                Event::KeyframeRequest(_) if matches!(e.role, Role::Viewer(_)) => {
+                    got.wants_keyframe = true;
+                }
+                Event::MediaData(d) if e.role == Role::Publisher => {
+                    let kind = if Some(d.mid) == e.video {
+                        MediaKind::Video
+                    } else if Some(d.mid) == e.audio {
+                        MediaKind::Audio
+                    } else {
+                        continue;
+                    };
+                    let keyframe = kind == MediaKind::Video && d.is_keyframe();
+                    if keyframe {
+                        e.keyframe_seen = true;
+                        e.want_keyframe = false;
+                    }
+                    // Nothing before the first keyframe: the stream starts
+                    // with a picture that decodes, the audio with it.
+                    if !e.keyframe_seen {
+                        ask_keyframe(e, now);
+                        continue;
+                    }
+                    got.forward.push(Forward::of(kind, &d));
+                    out.push(Out::Frame(
+                        e.id,
+                        Frame {
+                            kind,
+                            codec: d.params.spec().codec,
+                            rtp_time: d.time.numer(),
+                            arrived: d.network_time,
+                            keyframe,
+                            data: d.data,
+                        },
+                    ));
+                }
+                _ => {}
+            },
+        }
     }
 }
 
@@ -336,8 +482,9 @@ fn ask_keyframe(e: &mut Entry, now: Instant) {
     let Some(mid) = e.video else {
         return;
     };
-    if e.last_pli
-        .is_some_and(|t| now.saturating_duration_since(t) < PLI_INTERVAL)
+    if e.role != Role::Publisher
+        || e.last_pli
+            .is_some_and(|t| now.saturating_duration_since(t) < PLI_INTERVAL)
     {
         return;
     }
@@ -351,13 +498,21 @@ fn ask_keyframe(e: &mut Entry, now: Instant) {
     }
 }
 
-/// When a connected session that has had no keyframe asks for one next.
+/// When a connected publisher that has had no keyframe, or whose viewer
+/// wants one, asks for one next.
 fn keyframe_due(e: &Entry) -> Option<Instant> {
-    if e.connect_by.is_some() || e.keyframe_seen || e.video.is_none() {
+    if e.role != Role::Publisher
+        || e.connect_by.is_some()
+        || (e.keyframe_seen && !e.want_keyframe)
+        || e.video.is_none()
+    {
         return None;
     }
     Some(e.last_pli.map_or(e.last_heard, |t| t + PLI_INTERVAL))
 }
+
+mod forward;
+use forward::Forward;
 
 #[cfg(test)]
 mod tests;

@@ -25,4 +25,5 @@ mod srt;
 mod store;
 mod support;
 mod transcripts;
+mod whep;
 mod whip;

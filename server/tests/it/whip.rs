@@ -16,7 +16,7 @@ use crate::rtmp::{metrics, refusal_count, state, video_frames, wait_for_state, Q
 use crate::support::TestApp;
 
 /// The venv's Python with aiortc (tools/whip-peer/setup.sh).
-fn peer_python() -> PathBuf {
+pub(crate) fn peer_python() -> PathBuf {
     let dir = std::env::var_os("ONAIR_WHIP_PEER_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -31,12 +31,12 @@ fn peer_python() -> PathBuf {
     python
 }
 
-fn peer_script() -> PathBuf {
+pub(crate) fn peer_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/whip-peer/whip_peer.py")
 }
 
 /// Starts the WHIP endpoint of `app` on a free UDP port of 127.0.0.1.
-fn whip_endpoint(app: &TestApp, cfg: WebrtcConfig) -> Arc<Endpoint> {
+pub(crate) fn whip_endpoint(app: &TestApp, cfg: WebrtcConfig) -> Arc<Endpoint> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let endpoint = serve(
         socket,
@@ -52,7 +52,7 @@ fn whip_endpoint(app: &TestApp, cfg: WebrtcConfig) -> Arc<Endpoint> {
 
 /// aiortc's offer for `file` (H.264 preferred, Opus), as a browser or OBS
 /// would send it.
-async fn aiortc_offer(file: &std::path::Path) -> String {
+pub(crate) async fn aiortc_offer(file: &std::path::Path) -> String {
     let out = tokio::process::Command::new(peer_python())
         .arg(peer_script())
         .args([
@@ -74,15 +74,15 @@ async fn aiortc_offer(file: &std::path::Path) -> String {
     String::from_utf8(out.stdout).expect("utf8 offer")
 }
 
-struct Answer {
-    status: u16,
-    code: String,
-    location: Option<String>,
-    content_type: Option<String>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) code: String,
+    pub(crate) location: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: String,
 }
 
-async fn post_offer(
+pub(crate) async fn post_offer(
     app: &TestApp,
     id: &str,
     token: Option<&str>,
