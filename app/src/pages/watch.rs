@@ -94,9 +94,9 @@ fn watch_page(embed: bool) -> impl IntoView {
                             }.into_any()
                         }
                         Some((id, stream, watch)) => {
-                            // A private stream opened from a link: the stream
-                            // lookup refused (its 404 status was set), but the
-                            // link's token plays it, so this page is found.
+                            // Found: a stream the caller may see, or a private
+                            // one opened from a link whose token plays it (the
+                            // lookup refused, but the token is what counts).
                             #[cfg(feature = "ssr")]
                             if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
                                 res.set_status(http::StatusCode::OK);
