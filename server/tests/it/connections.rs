@@ -531,19 +531,6 @@ async fn api_writes_are_limited_per_client_and_reads_and_beacons_are_not() {
         write_from(&app, "192.0.2.1", &owner, "/api/v1/streams", new.clone()).await;
     assert_eq!(status, 201, "{body}");
 
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let limited = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("onair_api_writes_limited_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let limited = app.metric("onair_api_writes_limited_total").await;
     assert!(limited >= 2.0, "counted: {limited}");
 }

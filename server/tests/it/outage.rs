@@ -23,22 +23,6 @@ fn listed(playlist: &str) -> Vec<u64> {
         .collect()
 }
 
-/// A value from the Prometheus text at `/metrics` (0 if absent).
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// What the origin serves, fetched over HTTP as a player would.
 struct Served {
     app_url: String,
@@ -151,7 +135,7 @@ async fn s3_down_for_20_s_during_a_live_publish_loses_no_segment() {
         before.contains(&format!("streams/{id}/360p/0.m4s")),
         "archived while S3 is up: {before:?}"
     );
-    assert_eq!(metric(&app, "onair_upload_spill_objects").await, 0.0);
+    assert_eq!(app.metric("onair_upload_spill_objects").await, 0.0);
 
     // S3 goes away for 20 s. Playback must not notice.
     tokio::task::block_in_place(|| weed.stop());
@@ -169,8 +153,8 @@ async fn s3_down_for_20_s_during_a_live_publish_loses_no_segment() {
                 newest = n;
             }
         }
-        max_spilled = max_spilled.max(metric(&app, "onair_upload_spill_objects").await);
-        max_spill_bytes = max_spill_bytes.max(metric(&app, "onair_upload_spill_bytes").await);
+        max_spilled = max_spilled.max(app.metric("onair_upload_spill_objects").await);
+        max_spill_bytes = max_spill_bytes.max(app.metric("onair_upload_spill_bytes").await);
     }
     let (first, last) = (
         first_newest.expect("segments before the outage"),
@@ -201,8 +185,8 @@ async fn s3_down_for_20_s_during_a_live_publish_loses_no_segment() {
         "the spill drained: {} objects pending",
         app.state.uploader.pending()
     );
-    assert_eq!(metric(&app, "onair_upload_spill_objects").await, 0.0);
-    assert_eq!(metric(&app, "onair_upload_spill_bytes").await, 0.0);
+    assert_eq!(app.metric("onair_upload_spill_objects").await, 0.0);
+    assert_eq!(app.metric("onair_upload_spill_bytes").await, 0.0);
 
     // Every segment of every rendition, 0..=last, plus init.mp4: in the bucket
     // and byte-identical to what the origin served.

@@ -468,6 +468,23 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A value from the Prometheus text at `/metrics` (0 if absent): `name`
+    /// is the whole series, labels included.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Creates a broadcaster and a stream straight in the database (until the
     /// accounts API exists); returns the stream id and its ingest token.
     pub async fn new_stream(&self) -> (String, String) {
