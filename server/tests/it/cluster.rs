@@ -156,7 +156,7 @@ fn say(text: &str) -> ClientMessage {
 }
 
 /// Polls `f` every 100 ms until it holds, for at most `secs` seconds.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+pub(crate) async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -168,7 +168,7 @@ where
     }
 }
 
-async fn readiness(app: &TestApp) -> String {
+pub(crate) async fn readiness(app: &TestApp) -> String {
     let res = app
         .http
         .get(app.url("/readyz"))
@@ -546,14 +546,27 @@ async fn a_lease_is_renewed_lapses_when_its_owner_dies_and_is_free_once_released
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client.clone());
     let ttl = Duration::from_secs(2);
-    let a = NatsLeases::new(js.clone(), client.clone(), "node-a".into(), ttl);
-    let b = NatsLeases::new(js.clone(), client.clone(), "node-b".into(), ttl);
+    let a_url = std::sync::Arc::new(std::sync::OnceLock::from("http://127.0.0.1:1".to_string()));
+    let a = NatsLeases::new(js.clone(), client.clone(), "node-a".into(), ttl, a_url);
+    let b = NatsLeases::new(
+        js.clone(),
+        client.clone(),
+        "node-b".into(),
+        ttl,
+        Default::default(),
+    );
 
     let held = a.claim("s1").await.expect("A takes the stream");
     match b.claim("s1").await {
         Err(LeaseError::Taken(owner)) => assert_eq!(owner, "node-a"),
         other => panic!("B must be refused: {other:?}"),
     }
+    // The lease names its holder and where to reach it.
+    let holder = b.owner("s1").await.expect("read").expect("held");
+    assert_eq!(
+        (holder.node.as_str(), holder.url.as_str()),
+        ("node-a", "http://127.0.0.1:1")
+    );
     // A renews it: its revision moves on while A holds it.
     let kv = js.get_key_value(LEASES_BUCKET).await.expect("bucket");
     let first = kv.entry("s1").await.expect("entry").expect("held").revision;

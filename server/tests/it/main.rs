@@ -11,6 +11,7 @@ mod connections;
 mod db;
 mod edge;
 mod events;
+mod forward;
 mod http;
 mod ingest;
 mod llhls;
