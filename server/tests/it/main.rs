@@ -11,6 +11,7 @@ mod connections;
 mod db;
 mod edge;
 mod events;
+mod failover;
 mod forward;
 mod http;
 mod ingest;
