@@ -1,5 +1,7 @@
 //! Any node serves any stream: FFmpeg publishes over RTMP to node A, and
 //! node B (which does not own the stream) serves it by forwarding to A.
+//! The stream is private: B's gate refuses a request without a playback
+//! token before anything is forwarded, and A's gate takes the token B signs.
 //! Both nodes share one NATS, one SurrealDB server and one S3 (SeaweedFS),
 //! all on 127.0.0.1 and started here.
 //!
@@ -114,6 +116,24 @@ async fn a_stream_owned_by_one_node_plays_from_another_with_requests_collapsed()
     // FFmpeg publishes to A over RTMP, in real time.
     let rtmp = rtmp_listener(&a).await;
     let (id, token) = a.new_stream().await;
+    // A private stream: the gate runs on B before forwarding, and A's gate
+    // accepts the token B signs for it.
+    a.state
+        .db
+        .client()
+        .query("UPDATE type::record('stream', $id) SET visibility = 'private'")
+        .bind(("id", id.clone()))
+        .await
+        .expect("private")
+        .check()
+        .expect("private ok");
+    let (ticket, _) = b.state.accounts.playback.issue(
+        &id,
+        std::time::Duration::from_secs(600),
+        onair_server::auth::playback::unix_now(),
+    );
+    // Every path below carries the token as the watch URL does.
+    let live = format!("/live/{id}/t/{ticket}");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = make_file(dir.path(), "long.mp4", 40, QUICK);
     let mut encoder = ffmpeg_publish(&file, &format!("{rtmp}/{id}_{token}"), &["-c", "copy"])
@@ -121,12 +141,14 @@ async fn a_stream_owned_by_one_node_plays_from_another_with_requests_collapsed()
         .expect("ffmpeg");
 
     // B does not have it live, A does; B forwards to A.
-    let master = format!("/live/{id}/master.m3u8");
+    let master = format!("{live}/master.m3u8");
     eventually(30, "A serves the master playlist", || async {
         get(&a, &master).await.0 == 200
     })
     .await;
     assert!(b.state.origin.get(&id).is_none(), "B is not the owner");
+    let (status, refusal) = get(&b, &format!("/live/{id}/master.m3u8")).await;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&refusal));
     let master_b = text(&b, &master).await;
     assert_eq!(
         master_b,
@@ -139,7 +161,7 @@ async fn a_stream_owned_by_one_node_plays_from_another_with_requests_collapsed()
         .and_then(|l| l.strip_suffix("/index.m3u8"))
         .expect("a media playlist")
         .to_string();
-    let media = format!("/live/{id}/{rendition}/index.m3u8");
+    let media = format!("{live}/{rendition}/index.m3u8");
 
     // ffprobe opens B's master playlist and reads frames.
     let url = b.url(&master);
@@ -185,7 +207,7 @@ async fn a_stream_owned_by_one_node_plays_from_another_with_requests_collapsed()
     let n = pa.len().min(pb.len());
     assert!(n >= 3, "parts listed: {pa:?}");
     assert_eq!(pa[pa.len() - n..], pb[pb.len() - n..], "B lists A's parts");
-    let part_path = format!("/live/{id}/{rendition}/{hint}");
+    let part_path = format!("{live}/{rendition}/{hint}");
     let (sa, part_a) = get(&a, &part_path).await;
     let (sb, part_b) = get(&b, &part_path).await;
     assert_eq!((sa, sb), (200, 200));
@@ -205,7 +227,7 @@ async fn a_stream_owned_by_one_node_plays_from_another_with_requests_collapsed()
         let mut waiting = Vec::new();
         for i in 0..80 {
             let path = if i % 2 == 0 {
-                format!("/live/{id}/{rendition}/{hint}")
+                format!("{live}/{rendition}/{hint}")
             } else {
                 format!("{media}?_HLS_msn={msn}&_HLS_part={part}")
             };
@@ -248,7 +270,7 @@ async fn a_stream_owned_by_one_node_plays_from_another_with_requests_collapsed()
     );
 
     // A segment older than A's window (three segments) comes from S3.
-    let first = format!("/live/{id}/{rendition}/0.m4s");
+    let first = format!("{live}/{rendition}/0.m4s");
     eventually(30, "segment 0 left A's window", || async {
         get(&a, &first).await.0 == 404
     })
