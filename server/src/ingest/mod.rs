@@ -65,6 +65,10 @@ pub trait Lease: Send + Sync + std::fmt::Debug {
     fn release(self: Box<Self>);
 }
 
+/// Sequence numbers a new session skips after stored segments another node
+/// (or an earlier process) numbered: see `IngestHub::first_msn`.
+pub const FOREIGN_MSN_MARGIN: u64 = 10;
+
 /// Ingest limits; each is a flag (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestLimits {
@@ -370,6 +374,11 @@ impl IngestHub {
     /// Where a new session of `stream` starts numbering segments: after the
     /// last one this node produced, and after the highest one in the store
     /// (from before a restart), so no URL or object key is ever reused.
+    /// Stored segments this node did not number (another node's, before a
+    /// failover, or this process's before a restart) are followed by
+    /// [`FOREIGN_MSN_MARGIN`] unused numbers: their numberer may have
+    /// published more (its open segment's parts, its upload queue) than
+    /// reached the store, and those URLs must not name other media.
     async fn first_msn(&self, stream: &str) -> u64 {
         let known = self
             .next_msn
@@ -394,7 +403,11 @@ impl IngestHub {
                 0
             }
         };
-        known.max(stored)
+        if stored > known {
+            stored.saturating_add(FOREIGN_MSN_MARGIN)
+        } else {
+            known
+        }
     }
 
     /// Attaches a publisher: resumes the stream's session or starts a new one
