@@ -7,7 +7,8 @@
 //!   [`OWNER_FRESH`], and dropped at once when the owner does not answer.
 //! - **Collapsing**: requests for the same URI (its query included, so one
 //!   blocking reload `_HLS_msn=M&_HLS_part=N` is one key) share one request
-//!   to the owner ([`flights::Flights`]).
+//!   to the owner ([`flights::Flights`]). Keys name the owner too, so media
+//!   kept from a dead owner is never served for its successor's URLs.
 //! - **Keeping**: parts, segments and init segments fetched from the owner
 //!   are immutable; they are kept ([`cache::MediaCache`]) for
 //!   `--edge-cache-secs` within `--edge-cache-bytes`. Playlists are only
@@ -254,11 +255,15 @@ impl Forwarder {
         kind: Kind,
         token: Option<String>,
     ) -> Result<Fetched, ForwardError> {
-        let key = if query.is_empty() {
+        let uri = if query.is_empty() {
             format!("/live/{stream}/{path}")
         } else {
             format!("/live/{stream}/{path}?{query}")
         };
+        let owner = self.owner(stream).await?;
+        // Keyed on the owner too: a stream that moved to another node
+        // (failover) may number from a sequence the dead owner had used.
+        let key = format!("{} {uri}", owner.node);
         if kind.immutable() {
             let kept = self
                 .cache
@@ -271,13 +276,12 @@ impl Forwarder {
                 return Ok(Fetched::Media(media));
             }
         }
-        let owner = self.owner(stream).await?;
         let this = self.clone();
-        let fetch_key = key.clone();
+        let cache_key = key.clone();
         let (answer, led) = self
             .flights
             .run(&key, move || async move {
-                this.fetch(&owner, &fetch_key, kind, token).await
+                this.fetch(&owner, &uri, &cache_key, kind, token).await
             })
             .await;
         if !led {
@@ -289,10 +293,12 @@ impl Forwarder {
         answer
     }
 
-    /// One request to the owner.
+    /// One request to the owner for `uri`; immutable media is kept under
+    /// `key`.
     async fn fetch(
         &self,
         owner: &Owner,
+        uri: &str,
         key: &str,
         kind: Kind,
         token: Option<String>,
@@ -307,9 +313,9 @@ impl Forwarder {
         if owner.url.is_empty() {
             return Err(unreachable("its lease names no URL".into()));
         }
-        let mut url = format!("{}{key}", owner.url.trim_end_matches('/'));
+        let mut url = format!("{}{uri}", owner.url.trim_end_matches('/'));
         if let Some(t) = token {
-            url.push(if key.contains('?') { '&' } else { '?' });
+            url.push(if uri.contains('?') { '&' } else { '?' });
             url.push_str("token=");
             url.push_str(&t);
         }
@@ -370,24 +376,4 @@ pub fn default_node_url(addr: std::net::SocketAddr) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_url_is_the_bound_address_or_the_host_name() {
-        assert_eq!(
-            default_node_url("127.0.0.1:8080".parse().expect("addr")),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(
-            default_node_url("[::1]:8080".parse().expect("addr")),
-            "http://[::1]:8080"
-        );
-        let any = default_node_url("0.0.0.0:9000".parse().expect("addr"));
-        assert!(
-            any.starts_with("http://") && any.ends_with(":9000"),
-            "{any}"
-        );
-        assert!(!any.contains("0.0.0.0"), "{any}");
-    }
-}
+mod tests;
