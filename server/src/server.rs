@@ -143,7 +143,14 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         uploader.clone(),
         config.recording.clone(),
     );
-    match recorder.recover().await {
+    // Cluster mode: streams still marked live may be another node's; the
+    // orphan sweep (below) interrupts those whose node is gone.
+    let recovered = if config.cluster.nats_url.is_some() {
+        recorder.recover_recordings().await
+    } else {
+        recorder.recover().await
+    };
+    match recovered {
         Ok(0) => {}
         Ok(n) => tracing::info!(recordings = n, "finishing recordings a restart cut short"),
         Err(e) => {
@@ -185,6 +192,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
     }
     if let Some(bus) = &nats {
         ingest.set_ownership(Arc::new(NatsOwnership(bus.leases())));
+        ingest.sweep_orphans(cluster.lease_ttl);
     }
     let forward = nats.as_ref().map(|bus| {
         crate::forward::Forwarder::new(
@@ -256,6 +264,14 @@ impl crate::ingest::Ownership for NatsOwnership {
             Ok(lease) => crate::ingest::Claim::Held(Box::new(lease)),
             Err(LeaseError::Taken(owner)) => crate::ingest::Claim::Taken { owner },
             Err(e) => crate::ingest::Claim::Unknown(e.to_string()),
+        }
+    }
+
+    async fn holder(&self, stream_id: &str) -> Result<Option<String>, String> {
+        match self.0.owner(stream_id).await {
+            Ok(Some(h)) if h.node != self.0.node() => Ok(Some(h.node)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
     }
 }

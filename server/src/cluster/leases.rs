@@ -109,6 +109,11 @@ impl NatsLeases {
         .value()
     }
 
+    /// This node's id, as its leases name it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Who holds the stream's lease now, if anyone.
     pub async fn owner(&self, stream: &str) -> Result<Option<Holder>, LeaseError> {
         if !app::ids::valid_stream_id(stream) {

@@ -5,6 +5,7 @@
 //! sink: the one place a stream's outputs fan out (origin, archive, captions).
 
 pub mod encoder;
+mod orphans;
 pub mod outputs;
 pub mod protocol;
 pub mod rtmp;
@@ -40,6 +41,12 @@ pub trait Ownership: Send + Sync + std::fmt::Debug {
     /// already). [`Claim::Taken`] refuses the publisher as a second
     /// publisher is refused on one node.
     async fn claim(&self, stream_id: &str) -> Claim;
+
+    /// The other node holding the stream's lease now, if any (a lease of
+    /// this node's is `None`: without a session here it is a leftover from
+    /// before a restart, and lapses); an error when nobody can say (NATS is
+    /// down).
+    async fn holder(&self, stream_id: &str) -> Result<Option<String>, String>;
 }
 
 /// The answer to [`Ownership::claim`].

@@ -541,7 +541,7 @@ async fn measure_event_delivery_across_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_is_renewed_lapses_when_its_owner_dies_and_is_free_once_released() {
-    use onair_server::cluster::leases::{LeaseError, NatsLeases, LEASES_BUCKET};
+    use onair_server::cluster::leases::{Holder, LeaseError, NatsLeases, LEASES_BUCKET};
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client.clone());
@@ -575,7 +575,7 @@ async fn a_lease_is_renewed_lapses_when_its_owner_dies_and_is_free_once_released
             .await
             .ok()
             .flatten()
-            .is_some_and(|e| e.revision > first && e.value.as_ref() == b"node-a")
+            .is_some_and(|e| e.revision > first && Holder::parse(&e.value).node == "node-a")
     })
     .await;
     // A dies (its renewal stops, nothing is released): the lease lapses

@@ -8,7 +8,10 @@
 //!   everything a viewer saw in A's playlist (no URL names other media);
 //! - the viewer on B gets a playlist again, and ffprobe reads frames;
 //! - the recording holds both periods (one `EXT-X-DISCONTINUITY` where
-//!   they meet) and every segment stored before the kill.
+//!   they meet) and every segment stored before the kill;
+//! - a second stream on A whose encoder never comes back is marked
+//!   interrupted by B once the resume grace is over, and its recording is
+//!   built from what A stored.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -166,6 +169,8 @@ async fn a_killed_owner_s_stream_continues_on_another_node_as_a_new_period() {
         "--playback-secret".into(),
         "failover-test-playback-secret-of-32+chars".into(),
         "--passthrough-only".into(),
+        "--ingest-resume-grace".into(),
+        "8".into(),
     ];
     shared.extend(weed.store_args("media", "failover"));
     let http = reqwest::Client::builder()
@@ -194,24 +199,41 @@ async fn a_killed_owner_s_stream_continues_on_another_node_as_a_new_period() {
         .next()
         .expect("pair")
         .to_string();
-    let s: Value = http
-        .post(a.url("/api/v1/streams"))
-        .header("cookie", cookie)
-        .header("origin", &a.base)
-        .json(&serde_json::json!({"title": "Failover", "visibility": "public"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = s["id"].as_str().expect("id").to_string();
-    let key = format!("{id}_{}", s["ingest_token"].as_str().expect("token"));
+    let create = |title: &'static str| {
+        let (http, cookie, url, origin) = (
+            http.clone(),
+            cookie.clone(),
+            a.url("/api/v1/streams"),
+            a.base.clone(),
+        );
+        async move {
+            let s: Value = http
+                .post(url)
+                .header("cookie", cookie)
+                .header("origin", origin)
+                .json(&serde_json::json!({"title": title, "visibility": "public"}))
+                .send()
+                .await
+                .expect("create")
+                .json()
+                .await
+                .expect("json");
+            let id = s["id"].as_str().expect("id").to_string();
+            let key = format!("{id}_{}", s["ingest_token"].as_str().expect("token"));
+            (id, key)
+        }
+    };
+    let (id, key) = create("Failover").await;
+    // A second stream on A whose encoder never comes back.
+    let (gone, gone_key) = create("Never back").await;
 
     // FFmpeg publishes to A in real time; a viewer plays on B (forwarded).
     let files = tempfile::tempdir().expect("tempdir");
     let long = make_file(files.path(), "long.mp4", 60, QUICK);
     let mut to_a = ffmpeg_publish(&long, &format!("{}/{key}", a.rtmp), &["-c", "copy"])
+        .spawn()
+        .expect("ffmpeg to A");
+    let mut gone_to_a = ffmpeg_publish(&long, &format!("{}/{gone_key}", a.rtmp), &["-c", "copy"])
         .spawn()
         .expect("ffmpeg to A");
     let master = format!("/live/{id}/master.m3u8");
@@ -237,6 +259,10 @@ async fn a_killed_owner_s_stream_continues_on_another_node_as_a_new_period() {
             >= 4
     })
     .await;
+    eventually(30, "a few segments of the other stream stored", || async {
+        stored(&weed, &gone).await.len() >= 4
+    })
+    .await;
     assert!(text(&http, &media).await.contains("#EXT-X-PART:"));
 
     // SIGKILL the owner mid-stream, right after a viewer on B saw its
@@ -244,6 +270,7 @@ async fn a_killed_owner_s_stream_continues_on_another_node_as_a_new_period() {
     let seen = highest_msn(&text(&http, &media).await);
     a.kill9();
     let _ = to_a.kill().await;
+    let _ = gone_to_a.kill().await;
     let before = stored(&weed, &id).await;
     let last_before = before.iter().map(|(_, m)| *m).max().expect("stored");
 
@@ -356,4 +383,30 @@ async fn a_killed_owner_s_stream_continues_on_another_node_as_a_new_period() {
         .await
         .expect("join")
         .expect("the recording decodes");
+
+    // The other stream's encoder never came back: once the resume grace is
+    // over, B marks it interrupted (the dead node cannot) and builds its
+    // recording from what A stored.
+    let gone_api = b.url(&format!("/api/v1/streams/{gone}"));
+    eventually(60, "the orphaned stream is interrupted", || {
+        let (http, url) = (http.clone(), gone_api.clone());
+        async move {
+            let s: Value = match http.get(&url).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            s["state"] == "interrupted"
+        }
+    })
+    .await;
+    let gone_vod = b.url(&format!("/vod/{gone}/master.m3u8"));
+    eventually(90, "the orphaned stream's recording", || {
+        let (http, url) = (http.clone(), gone_vod.clone());
+        async move { status(&http, &url).await == 200 }
+    })
+    .await;
+    tokio::task::spawn_blocking(move || decode(&gone_vod))
+        .await
+        .expect("join")
+        .expect("the orphaned stream's recording decodes");
 }
