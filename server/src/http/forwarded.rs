@@ -67,6 +67,7 @@ pub(crate) fn canonical_query(q: PlaylistQuery) -> String {
 /// gone, or the owner's refusal).
 async fn ask(
     state: &AppState,
+    headers: &HeaderMap,
     id: &str,
     path: &str,
     query: &str,
@@ -75,6 +76,11 @@ async fn ask(
     let Some(forward) = &state.forward else {
         return Err(ApiError::not_found(format!("stream {id} is not live")).into_response());
     };
+    // Forwarded once already: never again (two nodes whose views of the
+    // lease differ for a moment must not bounce a request between them).
+    if headers.contains_key(EDGE_HEADER) {
+        return Err(ApiError::not_found(format!("stream {id} is not live here")).into_response());
+    }
     let (token, _) = state
         .accounts
         .playback
@@ -103,7 +109,7 @@ fn refused(status: u16, body: Bytes) -> Response {
 
 /// `master.m3u8` of a stream another node owns.
 pub(crate) async fn master(state: &AppState, id: &str, headers: &HeaderMap) -> Response {
-    match ask(state, id, "master.m3u8", "", Kind::Master).await {
+    match ask(state, headers, id, "master.m3u8", "", Kind::Master).await {
         Ok(Fetched::Text(t)) => {
             let text = String::from_utf8_lossy(&t).into_owned();
             live::text_playlist(text, headers, live::LIVE_PLAYLIST)
@@ -135,7 +141,7 @@ pub(crate) async fn media_playlist(
     } else {
         live::LIVE_PLAYLIST
     };
-    match ask(state, id, &path, &query, kind).await {
+    match ask(state, headers, id, &path, &query, kind).await {
         Ok(Fetched::Text(t)) => {
             let zipped = t.clone();
             live::playlist(t, move || crate::origin::gzip(&zipped), headers, cache)
@@ -157,7 +163,7 @@ pub(crate) async fn media_file(
 ) -> Response {
     let path = format!("{rendition}/{file}");
     if rendition == SUBTITLES_RENDITION {
-        return match ask(state, id, &path, "", Kind::Captions).await {
+        return match ask(state, headers, id, &path, "", Kind::Captions).await {
             Ok(Fetched::Text(t)) => {
                 live::immutable_media(Media::new(t), "text/vtt; charset=utf-8", headers)
             }
@@ -174,7 +180,7 @@ pub(crate) async fn media_file(
         MediaFile::Segment(_) => (Kind::Segment, "video/iso.segment"),
         MediaFile::Part(..) => (Kind::Part, "video/iso.segment"),
     };
-    match ask(state, id, &path, "", kind).await {
+    match ask(state, headers, id, &path, "", kind).await {
         Ok(Fetched::Media(m)) => live::immutable_media(m, content_type, headers),
         Ok(Fetched::Refused { status: 404, body }) if kind != Kind::Part => {
             // Older than the owner's window: the recording's copy.

@@ -149,6 +149,16 @@ async fn a_stream_owned_by_one_node_plays_from_another_with_requests_collapsed()
     assert!(b.state.origin.get(&id).is_none(), "B is not the owner");
     let (status, refusal) = get(&b, &format!("/live/{id}/master.m3u8")).await;
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&refusal));
+    // A request another node forwarded already is never forwarded again
+    // (two nodes must not bounce it between them).
+    let again = b
+        .http
+        .get(b.url(&master))
+        .header("x-onair-edge", "node-x")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(again.status().as_u16(), 404);
     let master_b = text(&b, &master).await;
     assert_eq!(
         master_b,
