@@ -141,3 +141,34 @@ async fn media_is_kept_per_owner_and_a_dead_owner_is_a_clear_error() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn an_owner_that_accepts_but_never_answers_is_unreachable_after_the_deadline() {
+    // Accepts connections (the kernel's backlog) and never reads them.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let leases = Arc::new(Leases::default());
+    *leases.0.lock().expect("lock") = Some(Owner {
+        node: "node-s".into(),
+        url: format!("http://{}", silent.local_addr().expect("addr")),
+    });
+    let f = Forwarder::new(
+        ForwardConfig {
+            node_id: "edge".into(),
+            cache_bytes: 1 << 20,
+            cache_ttl: Duration::from_secs(60),
+            timeout: Duration::from_millis(300),
+        },
+        leases,
+        Arc::default(),
+    );
+    let got = f
+        .get("s1", "720p/index.m3u8", "_HLS_msn=9", Kind::Playlist, None)
+        .await;
+    assert!(
+        matches!(&got, Err(ForwardError::OwnerUnreachable { owner, .. }) if owner == "node-s"),
+        "{got:?}"
+    );
+    drop(silent);
+}
