@@ -17,6 +17,8 @@
 //! - [`media`]: the FFmpeg libraries and what they can do.
 //! - [`packager`]: sans-IO CMAF/fMP4 and LL-HLS playlists.
 //! - [`origin`]: the live window in memory and blocking playlist reload.
+//! - [`forward`]: cluster mode's edge: a stream another node owns is served
+//!   by forwarding to it, requests collapsed, media kept for a while.
 //! - [`publish`]: `onair publish`, the command-line publisher.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`backend`]: what the web app's server functions may ask of the database.
@@ -42,6 +44,7 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod db;
+pub mod forward;
 pub mod http;
 pub mod ingest;
 pub mod media;

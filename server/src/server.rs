@@ -143,7 +143,14 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         uploader.clone(),
         config.recording.clone(),
     );
-    match recorder.recover().await {
+    // Cluster mode: streams still marked live may be another node's; the
+    // orphan sweep (below) interrupts those whose node is gone.
+    let recovered = if config.cluster.nats_url.is_some() {
+        recorder.recover_recordings().await
+    } else {
+        recorder.recover().await
+    };
+    match recovered {
         Ok(0) => {}
         Ok(n) => tracing::info!(recordings = n, "finishing recordings a restart cut short"),
         Err(e) => {
@@ -185,7 +192,22 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
     }
     if let Some(bus) = &nats {
         ingest.set_ownership(Arc::new(NatsOwnership(bus.leases())));
+        ingest.sweep_orphans(cluster.lease_ttl);
     }
+    let forward = nats.as_ref().map(|bus| {
+        crate::forward::Forwarder::new(
+            crate::forward::ForwardConfig {
+                node_id: cluster.node_id.clone(),
+                cache_bytes: cluster.edge_cache_bytes,
+                cache_ttl: cluster.edge_cache_ttl,
+                // Longer than the owner's longest blocking wait (three segments).
+                timeout: std::time::Duration::from_millis(config.live.segment_ms.saturating_mul(3))
+                    + std::time::Duration::from_secs(5),
+            },
+            Arc::new(NatsOwners(bus.leases())),
+            bus.node_url(),
+        )
+    });
     rooms.follow(ingest.subscribe_states());
     let captions_on = ingest.captions_on();
     let analytics = crate::analytics::Analytics::new(db.clone(), analytics_config);
@@ -224,6 +246,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         api_max_body_bytes: config.api_max_body_bytes,
         metrics_token: config.metrics_token.clone(),
         connections,
+        forward,
         webrtc: Arc::default(),
     })
 }
@@ -241,6 +264,31 @@ impl crate::ingest::Ownership for NatsOwnership {
             Ok(lease) => crate::ingest::Claim::Held(Box::new(lease)),
             Err(LeaseError::Taken(owner)) => crate::ingest::Claim::Taken { owner },
             Err(e) => crate::ingest::Claim::Unknown(e.to_string()),
+        }
+    }
+
+    async fn holder(&self, stream_id: &str) -> Result<Option<String>, String> {
+        match self.0.owner(stream_id).await {
+            Ok(Some(h)) if h.node != self.0.node() => Ok(Some(h.node)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Stream owners from the NATS leases, as forwarding reads them.
+#[derive(Debug)]
+struct NatsOwners(crate::cluster::leases::NatsLeases);
+
+#[async_trait::async_trait]
+impl crate::forward::Owners for NatsOwners {
+    async fn owner(&self, stream: &str) -> Result<Option<crate::forward::Owner>, String> {
+        match self.0.owner(stream).await {
+            Ok(h) => Ok(h.map(|h| crate::forward::Owner {
+                node: h.node,
+                url: h.url,
+            })),
+            Err(e) => Err(e.to_string()),
         }
     }
 }
@@ -283,6 +331,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let connections = state.connections.clone();
+    // Cluster mode: the other nodes reach this one where it listens, unless
+    // --node-url said otherwise.
+    if let (Some(forward), Ok(addr)) = (&state.forward, listener.local_addr()) {
+        forward.set_node_url(crate::forward::default_node_url(addr));
+    }
     let app = http::router(state);
     crate::connections::accept::serve(listener, app, connections, shutdown)
         .await

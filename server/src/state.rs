@@ -48,6 +48,9 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// Connection timeouts and per-client caps, with their counters.
     pub connections: Arc<crate::connections::Connections>,
+    /// Cluster mode: forwards requests for streams another node owns
+    /// (none on a node alone).
+    pub forward: Option<Arc<crate::forward::Forwarder>>,
     /// The WHIP endpoint, once its UDP socket is bound (`onair serve` binds
     /// `--webrtc-udp-addr`; tests bind their own). Unset: WHIP answers 503.
     pub webrtc: Arc<std::sync::OnceLock<Arc<crate::webrtc::Endpoint>>>,

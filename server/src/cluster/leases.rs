@@ -4,8 +4,13 @@
 //! (create-only: a second node is refused), renews it five times per time
 //! to live while the pipeline runs, and deletes it when the pipeline stops.
 //! A dead owner's key lapses within the time to live.
+//!
+//! A lease's value names its holder: `{"node":"<node id>","url":"<base
+//! URL>"}`, the URL other nodes forward the stream's playlist and media
+//! requests to (`--node-url`; see `crate::forward`). A bare node id (no
+//! URL) is read as a holder that cannot be forwarded to.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
@@ -37,7 +42,34 @@ pub struct NatsLeases {
     client: async_nats::Client,
     node: String,
     ttl: Duration,
+    /// This node's base URL for other nodes, once known (`--node-url`, or
+    /// the bound listen address).
+    url: Arc<OnceLock<String>>,
     kv: Arc<OnceCell<kv::Store>>,
+}
+
+/// Who holds a stream's lease.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    /// The node's id.
+    pub node: String,
+    /// The node's base URL for other nodes (empty: unknown).
+    #[serde(default)]
+    pub url: String,
+}
+
+impl Holder {
+    /// Reads a lease's value: the JSON object, or a bare node id.
+    pub fn parse(value: &[u8]) -> Holder {
+        serde_json::from_slice(value).unwrap_or_else(|_| Holder {
+            node: String::from_utf8_lossy(value).into_owned(),
+            url: String::new(),
+        })
+    }
+
+    fn value(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
 }
 
 /// A held lease: renewed until [`NatsLease::release`] (or until dropped,
@@ -56,14 +88,38 @@ impl NatsLeases {
         client: async_nats::Client,
         node: String,
         ttl: Duration,
+        url: Arc<OnceLock<String>>,
     ) -> NatsLeases {
         NatsLeases {
             js,
             client,
             node,
             ttl,
+            url,
             kv: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// This node's lease value (its id and URL as known now).
+    fn value(&self) -> Bytes {
+        Holder {
+            node: self.node.clone(),
+            url: self.url.get().cloned().unwrap_or_default(),
+        }
+        .value()
+    }
+
+    /// This node's id, as its leases name it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Who holds the stream's lease now, if anyone.
+    pub async fn owner(&self, stream: &str) -> Result<Option<Holder>, LeaseError> {
+        if !app::ids::valid_stream_id(stream) {
+            return Ok(None);
+        }
+        Ok(self.holder(stream).await?.map(|(h, _)| h))
     }
 
     async fn store(&self) -> Result<&kv::Store, LeaseError> {
@@ -109,13 +165,12 @@ impl NatsLeases {
     }
 
     /// Who holds the stream's lease now, and its revision.
-    async fn holder(&self, stream: &str) -> Result<Option<(String, u64)>, LeaseError> {
+    async fn holder(&self, stream: &str) -> Result<Option<(Holder, u64)>, LeaseError> {
         let kv = self.store().await?;
         match tokio::time::timeout(REQUEST_TIMEOUT, kv.entry(stream)).await {
-            Ok(Ok(Some(e))) if e.operation == kv::Operation::Put => Ok(Some((
-                String::from_utf8_lossy(&e.value).into_owned(),
-                e.revision,
-            ))),
+            Ok(Ok(Some(e))) if e.operation == kv::Operation::Put => {
+                Ok(Some((Holder::parse(&e.value), e.revision)))
+            }
             Ok(Ok(_)) => Ok(None),
             Ok(Err(e)) => Err(LeaseError::Unavailable(e.to_string())),
             Err(_) => Err(LeaseError::Unavailable("no answer".into())),
@@ -131,21 +186,18 @@ impl NatsLeases {
             )));
         }
         let kv = self.store().await?;
-        let created = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            kv.create(stream, Bytes::from(self.node.clone())),
-        )
-        .await
-        .map_err(|_| LeaseError::Unavailable("no answer".into()))?;
+        let created = tokio::time::timeout(REQUEST_TIMEOUT, kv.create(stream, self.value()))
+            .await
+            .map_err(|_| LeaseError::Unavailable("no answer".into()))?;
         let revision = match created {
             Ok(rev) => rev,
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 match self.holder(stream).await? {
-                    Some((node, rev)) if node == self.node => rev,
-                    Some((node, _)) => return Err(LeaseError::Taken(node)),
+                    Some((h, rev)) if h.node == self.node => rev,
+                    Some((h, _)) => return Err(LeaseError::Taken(h.node)),
                     // Gone between the two calls: try once more.
                     None => kv
-                        .create(stream, Bytes::from(self.node.clone()))
+                        .create(stream, self.value())
                         .await
                         .map_err(|e| LeaseError::Unavailable(e.to_string()))?,
                 }
@@ -169,13 +221,13 @@ async fn renew(leases: NatsLeases, stream: String, mut revision: u64) {
         let Ok(kv) = leases.store().await else {
             continue;
         };
-        let value = Bytes::from(leases.node.clone());
+        let value = leases.value();
         match tokio::time::timeout(REQUEST_TIMEOUT, kv.update(&stream, value.clone(), revision))
             .await
         {
             Ok(Ok(rev)) => revision = rev,
             _ => match leases.holder(&stream).await {
-                Ok(Some((node, rev))) if node == leases.node => revision = rev,
+                Ok(Some((h, rev))) if h.node == leases.node => revision = rev,
                 Ok(None) => match kv.create(&stream, value).await {
                     Ok(rev) => {
                         tracing::info!(stream, "stream lease taken again after it lapsed");
@@ -183,8 +235,8 @@ async fn renew(leases: NatsLeases, stream: String, mut revision: u64) {
                     }
                     Err(e) => tracing::warn!(stream, error = %e, "cannot renew the stream lease"),
                 },
-                Ok(Some((node, _))) => {
-                    tracing::error!(stream, owner = %node, "the stream's lease lapsed and another node took it");
+                Ok(Some((h, _))) => {
+                    tracing::error!(stream, owner = %h.node, "the stream's lease lapsed and another node took it");
                     return;
                 }
                 Err(e) => tracing::warn!(stream, error = %e, "cannot renew the stream lease"),
@@ -204,13 +256,35 @@ impl NatsLease {
         } = self;
         drop(_renew);
         tokio::spawn(async move {
-            if let Ok(Some((node, rev))) = leases.holder(&stream).await {
-                if node == leases.node {
+            if let Ok(Some((h, rev))) = leases.holder(&stream).await {
+                if h.node == leases.node {
                     if let Ok(kv) = leases.store().await {
                         let _ = kv.delete_expect_revision(&stream, Some(rev)).await;
                     }
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_values_name_the_node_and_its_url() {
+        let h = Holder {
+            node: "node-a".into(),
+            url: "http://10.0.0.1:8080".into(),
+        };
+        assert_eq!(Holder::parse(&h.value()), h);
+        // A bare id (an older node's value): no URL to forward to.
+        assert_eq!(
+            Holder::parse(b"node-b"),
+            Holder {
+                node: "node-b".into(),
+                url: String::new()
+            }
+        );
     }
 }

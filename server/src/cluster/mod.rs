@@ -42,6 +42,14 @@ pub struct ClusterConfig {
     pub room_max_age: Duration,
     /// A stream lease's time to live: a dead owner's lease expires after it.
     pub lease_ttl: Duration,
+    /// This node's base URL for the other nodes (`--node-url`); none: the
+    /// bound listen address.
+    pub node_url: Option<String>,
+    /// Bytes of forwarded parts, segments and init segments a node keeps
+    /// for the streams it serves as an edge (`--edge-cache-bytes`).
+    pub edge_cache_bytes: usize,
+    /// How long a forwarded part or segment is kept (`--edge-cache-secs`).
+    pub edge_cache_ttl: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -52,6 +60,9 @@ impl Default for ClusterConfig {
             room_history: 512,
             room_max_age: Duration::from_secs(3600),
             lease_ttl: Duration::from_secs(5),
+            node_url: None,
+            edge_cache_bytes: 256 * 1024 * 1024,
+            edge_cache_ttl: Duration::from_secs(60),
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct NatsBus {
     last: Mutex<HashMap<String, u64>>,
     /// Per stream, the other nodes' viewer keys.
     viewers: Mutex<HashMap<String, Shared>>,
+    /// This node's base URL for the others (`--node-url`, or set once the
+    /// listener is bound), written into its leases.
+    node_url: Arc<std::sync::OnceLock<String>>,
 }
 
 impl NatsBus {
@@ -116,7 +119,12 @@ impl NatsBus {
             .await
             .map_err(unavailable)?;
         let js = jetstream::new(client.clone());
+        let node_url = Arc::new(std::sync::OnceLock::new());
+        if let Some(u) = &config.node_url {
+            let _ = node_url.set(u.clone());
+        }
         let bus = Arc::new(NatsBus {
+            node_url,
             client,
             js,
             target: describe(&url),
@@ -155,7 +163,14 @@ impl NatsBus {
             self.client.clone(),
             self.config.node_id.clone(),
             self.config.lease_ttl,
+            self.node_url.clone(),
         )
+    }
+
+    /// This node's base URL for the others, as its leases carry it; set
+    /// once (`--node-url` sets it at start, else the bound address).
+    pub fn node_url(&self) -> Arc<std::sync::OnceLock<String>> {
+        self.node_url.clone()
     }
 
     fn connected(&self) -> bool {

@@ -1,4 +1,5 @@
-//! Cluster mode flags (`--nats-url`, `--node-id`, `--nats-*`), resolved into
+//! Cluster mode flags (`--nats-url`, `--node-id`, `--nats-*`, `--node-url`,
+//! `--edge-cache-*`), resolved into
 //! [`crate::cluster::ClusterConfig`]. Without `--nats-url` the node is alone
 //! (the in-process bus).
 
@@ -34,6 +35,22 @@ pub struct ClusterArgs {
     /// a dead owner's streams are free after this. Renewed five times as often.
     #[arg(long, env = "ONAIR_NATS_LEASE_TTL", default_value_t = 5)]
     pub nats_lease_ttl: u64,
+
+    /// This node's base URL for the other nodes (`http://host:port`): they
+    /// forward the requests for streams this node owns there. Empty: the
+    /// bound listen address (the host name for 0.0.0.0).
+    #[arg(long, env = "ONAIR_NODE_URL", default_value = "")]
+    pub node_url: String,
+
+    /// Bytes of parts and segments a node keeps from the owners of the
+    /// streams it forwards (1 MiB to 64 GiB).
+    #[arg(long, env = "ONAIR_EDGE_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub edge_cache_bytes: u64,
+
+    /// Seconds a forwarded part or segment is kept (1 to 3600; about the
+    /// live window).
+    #[arg(long, env = "ONAIR_EDGE_CACHE_SECS", default_value_t = 60)]
+    pub edge_cache_secs: u64,
 }
 
 /// Whether `id` can name a node.
@@ -89,7 +106,36 @@ impl ClusterArgs {
                 message: "must be 2 to 60 seconds".into(),
             });
         }
+        let node_url = match self.node_url.trim().trim_end_matches('/') {
+            "" => None,
+            u => match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {
+                    Some(u.to_string())
+                }
+                _ => {
+                    return Err(ConfigError::Cluster {
+                        flag: "--node-url",
+                        message: format!("{u:?} is not an http(s) URL with a host"),
+                    })
+                }
+            },
+        };
+        if !(1 << 20..=64 << 30).contains(&self.edge_cache_bytes) {
+            return Err(ConfigError::Cluster {
+                flag: "--edge-cache-bytes",
+                message: "must be 1 MiB to 64 GiB".into(),
+            });
+        }
+        if !(1..=3600).contains(&self.edge_cache_secs) {
+            return Err(ConfigError::Cluster {
+                flag: "--edge-cache-secs",
+                message: "must be 1 to 3600 seconds".into(),
+            });
+        }
         Ok(crate::cluster::ClusterConfig {
+            node_url,
+            edge_cache_bytes: usize::try_from(self.edge_cache_bytes).unwrap_or(usize::MAX),
+            edge_cache_ttl: Duration::from_secs(self.edge_cache_secs),
             nats_url: (!url.is_empty()).then(|| url.to_string()),
             node_id,
             room_history: self.nats_room_history,
@@ -121,6 +167,9 @@ mod tests {
         assert!(!alone.node_id.is_empty() && alone.node_id.len() <= 64);
         assert_eq!(alone.room_history, 512);
         assert_eq!(alone.lease_ttl.as_secs(), 5);
+        assert_eq!(alone.node_url, None);
+        assert_eq!(alone.edge_cache_bytes, 256 << 20);
+        assert_eq!(alone.edge_cache_ttl.as_secs(), 60);
 
         let c = serve(&[
             "--nats-url",
@@ -131,6 +180,12 @@ mod tests {
             "1000",
             "--nats-lease-ttl",
             "10",
+            "--node-url",
+            "http://10.0.0.5:8080/",
+            "--edge-cache-bytes",
+            "1048576",
+            "--edge-cache-secs",
+            "30",
         ])
         .cluster
         .cluster_config()
@@ -139,6 +194,9 @@ mod tests {
         assert_eq!(c.node_id, "edge-1");
         assert_eq!(c.room_history, 1000);
         assert_eq!(c.lease_ttl.as_secs(), 10);
+        assert_eq!(c.node_url.as_deref(), Some("http://10.0.0.5:8080"));
+        assert_eq!(c.edge_cache_bytes, 1 << 20);
+        assert_eq!(c.edge_cache_ttl.as_secs(), 30);
 
         for bad in [
             &["--node-id", "a.b"][..],
@@ -148,9 +206,13 @@ mod tests {
             &["--nats-room-max-age", "59"],
             &["--nats-lease-ttl", "1"],
             &["--nats-lease-ttl", "61"],
+            &["--node-url", "10.0.0.5:8080"],
+            &["--node-url", "ftp://x"],
+            &["--edge-cache-bytes", "1000"],
+            &["--edge-cache-secs", "0"],
         ] {
             let e = serve(bad).cluster.cluster_config().expect_err("refused");
-            assert!(e.to_string().starts_with("--n"), "{bad:?}: {e}");
+            assert!(e.to_string().starts_with("--"), "{bad:?}: {e}");
         }
         let long = "n".repeat(65);
         assert!(serve(&["--node-id", &long])

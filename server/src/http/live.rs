@@ -9,6 +9,9 @@
 //! | `/live/{stream}/{rendition}/{msn}.{part}.m4s` | a part (the preload-hinted one waits) |
 //! | `/live/{stream}/subs/index.m3u8`, `/live/{stream}/subs/{msn}.vtt` | the captions' WebVTT rendition |
 //!
+//! A stream this node does not have live may be owned by another node
+//! (cluster mode): those requests go to [`super::forwarded`].
+//!
 //! Media answers carry a strong `ETag` (a hash of the bytes) and honour
 //! `If-None-Match` (304) and single-range `Range` requests (206, or 416 when
 //! unsatisfiable; `If-Range` with another ETag gets the whole body).
@@ -29,6 +32,7 @@ use bytes::Bytes;
 
 use super::error::ApiError;
 use super::playback::GatedStream;
+use crate::forward::Kind;
 use crate::origin::{Media, OriginError, PlaylistQuery};
 use crate::packager::webvtt::SUBTITLES_RENDITION;
 use crate::state::AppState;
@@ -38,9 +42,9 @@ use crate::store::ByteRange;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// A blocking response names the exact part it waited for, so a CDN may cache it
 /// keyed on the query for a few seconds.
-const BLOCKING_PLAYLIST: &str = "public, max-age=6";
+pub(crate) const BLOCKING_PLAYLIST: &str = "public, max-age=6";
 /// A plain reload must always revalidate.
-const LIVE_PLAYLIST: &str = "no-cache";
+pub(crate) const LIVE_PLAYLIST: &str = "no-cache";
 /// Errors are never stored: what is missing now may exist in a moment.
 const ERROR: &str = "no-store";
 
@@ -99,7 +103,7 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// A playlist answer: gzip when the client takes it, `Vary: Accept-Encoding`
 /// either way (a cache keeps one copy per encoding).
-fn playlist(
+pub(crate) fn playlist(
     text: Bytes,
     gzip: impl FnOnce() -> Bytes,
     req: &HeaderMap,
@@ -122,7 +126,7 @@ fn playlist(
 
 /// A playlist held as text: compressed per answer (the master and caption
 /// playlists, each fetched about once per viewer).
-fn text_playlist(text: String, req: &HeaderMap, cache: &'static str) -> Response {
+pub(crate) fn text_playlist(text: String, req: &HeaderMap, cache: &'static str) -> Response {
     let text = Bytes::from(text);
     let zipped = text.clone();
     playlist(text, move || crate::origin::gzip(&zipped), req, cache)
@@ -142,23 +146,18 @@ impl From<OriginError> for ApiError {
     }
 }
 
-fn stream(
-    state: &AppState,
-    id: &str,
-) -> Result<std::sync::Arc<crate::origin::LiveStream>, ApiError> {
-    state
-        .origin
-        .get(id)
-        .ok_or_else(|| ApiError::not_found(format!("stream {id} is not live")))
-}
-
 async fn master(
     State(state): State<AppState>,
     GatedStream(gated): GatedStream,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = gated.to_string();
-    let text = stream(&state, &id)?
+    let Some(live) = state.origin.get(&id) else {
+        // Not live here: another node may own it (cluster mode).
+        return Ok(super::forwarded::master(&state, &id, &headers).await);
+    };
+    super::forwarded::count_served(&headers, Kind::Master);
+    let text = live
         .master()
         .ok_or_else(|| ApiError::not_found(format!("stream {id} has no output yet")))?;
     Ok(text_playlist(text, &headers, LIVE_PLAYLIST))
@@ -210,7 +209,10 @@ async fn media_playlist(
 ) -> Result<Response, ApiError> {
     let id = gated.to_string();
     let q = parse_query(&params)?;
-    let live = stream(&state, &id)?;
+    let Some(live) = state.origin.get(&id) else {
+        return Ok(super::forwarded::media_playlist(&state, &id, &rendition, q, &headers).await);
+    };
+    super::forwarded::count_served(&headers, Kind::Playlist);
     if rendition == SUBTITLES_RENDITION {
         // A plain live playlist (no parts, no blocking reload).
         let text = live
@@ -265,7 +267,9 @@ async fn media_file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = gated.to_string();
-    let live = stream(&state, &id)?;
+    let Some(live) = state.origin.get(&id) else {
+        return Ok(super::forwarded::media_file(&state, &id, &rendition, &file, &headers).await);
+    };
     if rendition == SUBTITLES_RENDITION {
         let bytes = file
             .strip_suffix(".vtt")
@@ -284,6 +288,12 @@ async fn media_file(
         })?,
         MediaFile::Part(msn, part) => live.part(&rendition, msn, part).await?,
     };
+    let counted = match kind {
+        MediaFile::Init => Kind::Init,
+        MediaFile::Segment(_) => Kind::Segment,
+        MediaFile::Part(..) => Kind::Part,
+    };
+    super::forwarded::count_served(&headers, counted);
     let content_type = if matches!(kind, MediaFile::Init) {
         "video/mp4"
     } else {

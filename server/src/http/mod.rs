@@ -5,7 +5,8 @@
 //!   [`transcripts`]: transcripts, search, summaries); unknown
 //!   paths get a JSON 404 ([`error::ApiError`]).
 //! - `/api/fn/...`: Leptos server functions.
-//! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]).
+//! - `/live/...`: the origin ([`live`]) behind the playback gate ([`playback`]);
+//!   a stream another node owns is forwarded there ([`forwarded`]).
 //! - everything under `/api/`: body size limit ([`json::limit_api_body`]) and
 //!   the cross-site request check ([`csrf`]); the WebSocket routes' session
 //!   and per-client cap ([`sockets`]).
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod chat;
 pub mod csrf;
 pub mod error;
+pub mod forwarded;
 pub mod headers;
 pub mod health;
 pub mod json;

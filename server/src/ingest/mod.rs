@@ -5,6 +5,7 @@
 //! sink: the one place a stream's outputs fan out (origin, archive, captions).
 
 pub mod encoder;
+mod orphans;
 pub mod outputs;
 pub mod protocol;
 pub mod rtmp;
@@ -40,6 +41,12 @@ pub trait Ownership: Send + Sync + std::fmt::Debug {
     /// already). [`Claim::Taken`] refuses the publisher as a second
     /// publisher is refused on one node.
     async fn claim(&self, stream_id: &str) -> Claim;
+
+    /// The other node holding the stream's lease now, if any (a lease of
+    /// this node's is `None`: without a session here it is a leftover from
+    /// before a restart, and lapses); an error when nobody can say (NATS is
+    /// down).
+    async fn holder(&self, stream_id: &str) -> Result<Option<String>, String>;
 }
 
 /// The answer to [`Ownership::claim`].
@@ -64,6 +71,10 @@ pub trait Lease: Send + Sync + std::fmt::Debug {
     /// Gives the lease back.
     fn release(self: Box<Self>);
 }
+
+/// Sequence numbers a new session skips after stored segments another node
+/// (or an earlier process) numbered: see `IngestHub::first_msn`.
+pub const FOREIGN_MSN_MARGIN: u64 = 10;
 
 /// Ingest limits; each is a flag (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,6 +381,11 @@ impl IngestHub {
     /// Where a new session of `stream` starts numbering segments: after the
     /// last one this node produced, and after the highest one in the store
     /// (from before a restart), so no URL or object key is ever reused.
+    /// Stored segments this node did not number (another node's, before a
+    /// failover, or this process's before a restart) are followed by
+    /// [`FOREIGN_MSN_MARGIN`] unused numbers: their numberer may have
+    /// published more (its open segment's parts, its upload queue) than
+    /// reached the store, and those URLs must not name other media.
     async fn first_msn(&self, stream: &str) -> u64 {
         let known = self
             .next_msn
@@ -394,7 +410,11 @@ impl IngestHub {
                 0
             }
         };
-        known.max(stored)
+        if stored > known {
+            stored.saturating_add(FOREIGN_MSN_MARGIN)
+        } else {
+            known
+        }
     }
 
     /// Attaches a publisher: resumes the stream's session or starts a new one

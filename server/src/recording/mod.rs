@@ -481,6 +481,14 @@ impl Recorder {
                 .set_stream_state(id, "interrupted", crate::clock::now_ms())
                 .await?;
         }
+        self.recover_recordings().await
+    }
+
+    /// The part of [`Recorder::recover`] that cluster mode runs at start-up:
+    /// finishes the recordings of streams that are over. Streams still
+    /// marked live may be another node's; `ingest`'s orphan sweep
+    /// interrupts those whose owner is gone.
+    pub async fn recover_recordings(self: &Arc<Self>) -> Result<usize, RecordingError> {
         let unfinished = self.db.unfinished_recordings().await?;
         for id in &unfinished {
             self.stream_over(id);

@@ -156,7 +156,7 @@ fn say(text: &str) -> ClientMessage {
 }
 
 /// Polls `f` every 100 ms until it holds, for at most `secs` seconds.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+pub(crate) async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -168,7 +168,7 @@ where
     }
 }
 
-async fn readiness(app: &TestApp) -> String {
+pub(crate) async fn readiness(app: &TestApp) -> String {
     let res = app
         .http
         .get(app.url("/readyz"))
@@ -541,19 +541,32 @@ async fn measure_event_delivery_across_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_is_renewed_lapses_when_its_owner_dies_and_is_free_once_released() {
-    use onair_server::cluster::leases::{LeaseError, NatsLeases, LEASES_BUCKET};
+    use onair_server::cluster::leases::{Holder, LeaseError, NatsLeases, LEASES_BUCKET};
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client.clone());
     let ttl = Duration::from_secs(2);
-    let a = NatsLeases::new(js.clone(), client.clone(), "node-a".into(), ttl);
-    let b = NatsLeases::new(js.clone(), client.clone(), "node-b".into(), ttl);
+    let a_url = std::sync::Arc::new(std::sync::OnceLock::from("http://127.0.0.1:1".to_string()));
+    let a = NatsLeases::new(js.clone(), client.clone(), "node-a".into(), ttl, a_url);
+    let b = NatsLeases::new(
+        js.clone(),
+        client.clone(),
+        "node-b".into(),
+        ttl,
+        Default::default(),
+    );
 
     let held = a.claim("s1").await.expect("A takes the stream");
     match b.claim("s1").await {
         Err(LeaseError::Taken(owner)) => assert_eq!(owner, "node-a"),
         other => panic!("B must be refused: {other:?}"),
     }
+    // The lease names its holder and where to reach it.
+    let holder = b.owner("s1").await.expect("read").expect("held");
+    assert_eq!(
+        (holder.node.as_str(), holder.url.as_str()),
+        ("node-a", "http://127.0.0.1:1")
+    );
     // A renews it: its revision moves on while A holds it.
     let kv = js.get_key_value(LEASES_BUCKET).await.expect("bucket");
     let first = kv.entry("s1").await.expect("entry").expect("held").revision;
@@ -562,7 +575,7 @@ async fn a_lease_is_renewed_lapses_when_its_owner_dies_and_is_free_once_released
             .await
             .ok()
             .flatten()
-            .is_some_and(|e| e.revision > first && e.value.as_ref() == b"node-a")
+            .is_some_and(|e| e.revision > first && Holder::parse(&e.value).node == "node-a")
     })
     .await;
     // A dies (its renewal stops, nothing is released): the lease lapses

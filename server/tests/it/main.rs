@@ -11,6 +11,8 @@ mod connections;
 mod db;
 mod edge;
 mod events;
+mod failover;
+mod forward;
 mod http;
 mod ingest;
 mod llhls;

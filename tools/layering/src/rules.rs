@@ -28,6 +28,8 @@ pub const SERVER: Rule = Rule {
                 "publish",
                 "connections",
                 "webrtc",
+                // A non-owner node forwarding a stream's requests to its owner.
+                "forward",
             ],
         ),
         // What a stream produces besides its live window.
