@@ -7,6 +7,7 @@
 pub mod encoder;
 pub mod outputs;
 pub mod protocol;
+pub mod rtc;
 pub mod rtmp;
 mod socket;
 pub mod srt;
@@ -192,6 +193,8 @@ pub struct IngestHub {
     leases: Mutex<HashMap<String, Box<dyn Lease>>>,
     /// Checks encoder stream keys.
     db: Database,
+    /// Per stream, its WebRTC output queue ([`rtc::RtcFeed`]).
+    rtc_feeds: Mutex<HashMap<String, Arc<rtc::RtcFeed>>>,
 }
 
 /// A stream went live, ended or was interrupted on this node.
@@ -281,6 +284,7 @@ impl IngestHub {
             srt_addr: std::sync::OnceLock::new(),
             ownership: std::sync::OnceLock::new(),
             leases: Mutex::new(HashMap::new()),
+            rtc_feeds: Mutex::new(HashMap::new()),
             whip_addr: std::sync::OnceLock::new(),
         })
     }
@@ -467,7 +471,8 @@ impl IngestHub {
             };
             let tap = hub.transcriber.get().map(|t| t.start(&id, window.clone()));
             let published = window.clone();
-            let mut outputs = outputs::LiveOutputs::new(window, Some(archive), tap);
+            let mut outputs =
+                outputs::LiveOutputs::new(window, Some(archive), tap).with_rtc(hub.rtc_feed(&id));
             let result =
                 tokio::task::spawn_blocking(move || live::run(reader, cfg, opts, &mut outputs))
                     .await;
@@ -543,6 +548,12 @@ impl IngestHub {
     /// retried).
     pub fn unwritten_states(&self) -> usize {
         self.writer.unwritten()
+    }
+
+    /// Stream `id`'s WebRTC output queue (one per stream id, kept).
+    pub fn rtc_feed(&self, id: &str) -> Arc<rtc::RtcFeed> {
+        let mut feeds = self.rtc_feeds.lock().unwrap_or_else(|e| e.into_inner());
+        feeds.entry(id.to_string()).or_default().clone()
     }
 
     /// Whether a publisher is attached to the stream's session now (a new
