@@ -502,3 +502,66 @@ async fn an_rtmp_publish_plays_over_whep_and_ll_hls_at_once() {
     assert_eq!(crate::rtmp::state(&app, &id).await, "live");
     let _ = encoder.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_publish_with_opus_plays_over_whep() {
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
+    let endpoint = whip_endpoint(&app, WebrtcConfig::default());
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // What a browser's MediaRecorder sends: Matroska, H.264 and Opus (kept
+    // as sent for the WHEP viewer).
+    let codecs = [
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "30",
+        "-c:a",
+        "libopus",
+    ];
+    let mkv = make_file(dir.path(), "in.mkv", 15, &codecs);
+    let mut publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
+        .args(["publish", "--server", &format!("http://{}", app.addr)])
+        .args(["--stream", &id, "--token", &token, "--realtime"])
+        .arg(&mkv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("onair publish runs");
+    wait_for_state(&app, &id, "live").await;
+
+    let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
+    let report = report_of(peer(&["--mode", "whep", "--url", &whep, "--seconds", "4"])).await;
+    eprintln!("the WHEP viewer's report: {report}");
+    assert_eq!(report["connected"], true, "{report}");
+    assert!(
+        report["video_frames"].as_u64().expect("count") > 30,
+        "{report}"
+    );
+    assert_eq!(
+        (report["width"].as_u64(), report["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{report}"
+    );
+    assert!(
+        report["distinct_pictures"].as_u64().expect("count") > 20,
+        "{report}"
+    );
+    assert!(
+        report["audio_frames"].as_u64().expect("count") > 50,
+        "{report}"
+    );
+    assert_eq!(report["audio_rate"], 48_000, "{report}");
+    assert!(
+        report["audio_loud"].as_u64().expect("count") > 10,
+        "{report}"
+    );
+    assert_eq!(endpoint.viewer_count(), 0, "its DELETE freed it");
+    let _ = publisher.kill().await;
+}

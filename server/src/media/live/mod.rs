@@ -55,7 +55,7 @@ use crate::packager::time::{rescale, MediaTime, MILLIS, VIDEO_TIMESCALE};
 pub use audio::tap_scale;
 use audio::{push_audio, release_audio, AudioState};
 use rtc::RtcAudio;
-pub use rtc::{annex_b, opus_time, RtcFrame, RtcKind};
+pub use rtc::{annex_b, opus_time, ticks_48k, RtcFrame, RtcKind};
 use rungs::Transcode;
 use timeline::{offer_cut, on_timeline, publish, to_90k_signed, to_ms, Ctx};
 use video::VideoState;

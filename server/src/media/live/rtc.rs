@@ -4,9 +4,10 @@
 //! in Annex B, the parameter sets in band before each keyframe, at their
 //! presentation time on the stream's 90 kHz timeline; the source's audio is
 //! decoded and encoded to Opus at 48 kHz, once per stream, on the same
-//! timeline. Nothing is converted, and no encoder is open, otherwise.
+//! timeline (Opus from the source is kept as sent). Nothing is converted,
+//! and no encoder is open, otherwise.
 //!
-//! The conversions ([`annex_b`], [`opus_time`]) are sans-IO.
+//! The conversions ([`annex_b`], [`opus_time`], [`ticks_48k`]) are sans-IO.
 
 use bytes::Bytes;
 use ffmpeg_next::{codec, Rational};
@@ -68,6 +69,18 @@ pub fn opus_time(pts_48k: i64, offset_90k: i64) -> u64 {
     u64::try_from((i128::from(pts_48k) + offset).max(0)).unwrap_or(u64::MAX)
 }
 
+/// A timestamp in `time_base` (numerator, denominator) at 48 kHz, rounded
+/// down; a time base that is not positive counts as 1/1000.
+pub fn ticks_48k(ts: i64, (num, den): (i32, i32)) -> i64 {
+    let (num, den) = if num > 0 && den > 0 {
+        (i128::from(num), i128::from(den))
+    } else {
+        (1, 1000)
+    };
+    let v = (i128::from(ts) * num * 48_000).div_euclid(den);
+    i64::try_from(v.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or(0)
+}
+
 /// The audio stream the Opus encoder reads: its parameters, as the period opened it.
 pub(super) struct RtcAudioSource {
     pub(super) params: codec::Parameters,
@@ -109,6 +122,20 @@ impl RtcAudio {
         let Some(source) = self.source.as_ref().filter(|s| s.stream_index == index) else {
             return;
         };
+        if source.params.id() == codec::Id::OPUS {
+            // The source's Opus is kept as sent (the browser studio's).
+            let (Some(pts), Some(data)) = (packet.pts().or(packet.dts()), packet.data()) else {
+                return;
+            };
+            let tb = (source.time_base.numerator(), source.time_base.denominator());
+            ctx.sink.borrow_mut().rtc(RtcFrame {
+                kind: RtcKind::Audio,
+                time: opus_time(ticks_48k(pts, tb), offset_90k),
+                keyframe: false,
+                data: Bytes::copy_from_slice(data),
+            });
+            return;
+        }
         if self.failed {
             return;
         }
@@ -219,5 +246,18 @@ mod tests {
         assert_eq!(opus_time(-960, 0), 0);
         // Huge values saturate instead of wrapping.
         assert!(opus_time(i64::MAX, i64::MAX) > i64::MAX as u64);
+    }
+
+    #[test]
+    fn kept_opus_times_come_to_48_khz() {
+        // Matroska's milliseconds, MPEG-TS's 90 kHz, Opus's own 48 kHz.
+        assert_eq!(ticks_48k(20, (1, 1000)), 960);
+        assert_eq!(ticks_48k(1_800, (1, 90_000)), 960);
+        assert_eq!(ticks_48k(960, (1, 48_000)), 960);
+        assert_eq!(ticks_48k(-20, (1, 1000)), -960);
+        // A broken time base, huge values: no panic, no wrap.
+        assert_eq!(ticks_48k(20, (0, 0)), 960);
+        assert_eq!(ticks_48k(i64::MAX, (1, 1)), i64::MAX);
+        assert_eq!(ticks_48k(i64::MIN, (1, 1)), i64::MIN);
     }
 }
