@@ -19,11 +19,48 @@ use crate::media::live::{RtcFrame, RtcKind};
 /// about four seconds of 30 fps video with its audio.
 pub const RTC_QUEUE: usize = 400;
 
+/// Where a queue that drops frames lets video through: after a dropped
+/// video frame (or at the start), only from the next keyframe on, so no
+/// viewer decodes a picture whose reference is missing. Audio always passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyframeGate {
+    waiting: bool,
+}
+
+impl Default for KeyframeGate {
+    /// Waiting for a keyframe.
+    fn default() -> Self {
+        KeyframeGate { waiting: true }
+    }
+}
+
+impl KeyframeGate {
+    /// Letting video through (it starts at a keyframe already).
+    pub fn open() -> Self {
+        KeyframeGate { waiting: false }
+    }
+
+    /// Whether `frame` may be queued.
+    pub fn pass(&mut self, frame: &RtcFrame) -> bool {
+        if frame.kind != RtcKind::Video || !self.waiting {
+            return true;
+        }
+        if frame.keyframe {
+            self.waiting = false;
+        }
+        !self.waiting
+    }
+
+    /// `frame` was dropped after passing: video waits for a keyframe again.
+    pub fn dropped(&mut self, frame_kind: RtcKind) {
+        self.waiting |= frame_kind == RtcKind::Video;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Attached {
     tx: Option<mpsc::Sender<RtcFrame>>,
-    /// A video frame was dropped: skip video until the next keyframe.
-    resync: bool,
+    gate: KeyframeGate,
 }
 
 /// One stream's WebRTC output queue, attached while it has WHEP viewers.
@@ -43,7 +80,7 @@ impl RtcFeed {
         let (tx, rx) = mpsc::channel(RTC_QUEUE);
         let mut a = self.lock();
         a.tx = Some(tx);
-        a.resync = true;
+        a.gate = KeyframeGate::default();
         rx
     }
 
@@ -63,13 +100,10 @@ impl RtcFeed {
         if a.tx.is_none() {
             return;
         }
-        let video = frame.kind == RtcKind::Video;
-        if video && a.resync {
-            if !frame.keyframe {
-                return;
-            }
-            a.resync = false;
+        if !a.gate.pass(&frame) {
+            return;
         }
+        let kind = frame.kind;
         let Some(tx) = a.tx.as_ref() else {
             return;
         };
@@ -77,7 +111,7 @@ impl RtcFeed {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("onair_webrtc_feed_drops_total").increment(1);
-                a.resync |= video;
+                a.gate.dropped(kind);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => a.tx = None,
         }
@@ -116,6 +150,24 @@ mod tests {
         feed.detach();
         assert!(!feed.attached());
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_gate_holds_video_until_a_keyframe_after_a_drop() {
+        let mut gate = KeyframeGate::open();
+        assert!(gate.pass(&frame(RtcKind::Video, 0, false)));
+        gate.dropped(RtcKind::Audio);
+        assert!(gate.pass(&frame(RtcKind::Video, 1, false)));
+        gate.dropped(RtcKind::Video);
+        assert!(!gate.pass(&frame(RtcKind::Video, 2, false)));
+        assert!(gate.pass(&frame(RtcKind::Audio, 3, false)));
+        assert!(gate.pass(&frame(RtcKind::Video, 4, true)));
+        assert!(gate.pass(&frame(RtcKind::Video, 5, false)));
+        assert_eq!(KeyframeGate::default(), {
+            let mut g = KeyframeGate::open();
+            g.dropped(RtcKind::Video);
+            g
+        });
     }
 
     #[test]

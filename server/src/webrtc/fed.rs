@@ -9,7 +9,15 @@
 //! the queue, the source and its viewers.
 
 use super::*;
+use crate::ingest::rtc::KeyframeGate;
 use crate::media::live::RtcFrame;
+use std::sync::atomic::AtomicUsize;
+
+/// A fed source's frames handed to the socket task and not yet written:
+/// beyond this many (the socket task is behind) the pump drops frames,
+/// counted in `onair_webrtc_feed_drops_total`, video then resuming at a
+/// keyframe.
+pub(super) const FED_BACKLOG: usize = 256;
 
 impl Endpoint {
     fn lock_fed(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionId>> {
@@ -58,8 +66,21 @@ async fn pump(
     stream: String,
     mut frames: mpsc::Receiver<RtcFrame>,
 ) {
+    let backlog = Arc::new(AtomicUsize::new(0));
+    // The feed already starts video at a keyframe.
+    let mut gate = KeyframeGate::open();
     while let Some(frame) = frames.recv().await {
-        if commands.send(Command::Feed { id, frame }).is_err() {
+        if !gate.pass(&frame) {
+            continue;
+        }
+        if backlog.load(Ordering::Relaxed) >= FED_BACKLOG {
+            metrics::counter!("onair_webrtc_feed_drops_total").increment(1);
+            gate.dropped(frame.kind);
+            continue;
+        }
+        backlog.fetch_add(1, Ordering::Relaxed);
+        let backlog = backlog.clone();
+        if commands.send(Command::Feed { id, frame, backlog }).is_err() {
             break;
         }
     }

@@ -201,6 +201,8 @@ enum Command {
     Feed {
         id: SessionId,
         frame: crate::media::live::RtcFrame,
+        /// The source's frames not yet written (`fed::FED_BACKLOG`).
+        backlog: Arc<std::sync::atomic::AtomicUsize>,
     },
     Remove {
         id: SessionId,

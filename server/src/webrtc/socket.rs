@@ -40,8 +40,9 @@ pub(super) async fn run(
                     table.insert_as(id, Role::Viewer(source), *rtc, Instant::now(), &mut out);
                 }
                 Some(Command::AddFed { id }) => table.insert_fed(id),
-                Some(Command::Feed { id, frame }) => {
+                Some(Command::Feed { id, frame, backlog }) => {
                     table.feed(id, &frame, Instant::now(), &mut out);
+                    backlog.fetch_sub(1, Ordering::Relaxed);
                 }
                 Some(Command::Remove { id, ended }) => {
                     table.remove(id, &mut out);
