@@ -93,7 +93,7 @@ async fn post_whep(
 }
 
 /// Starts an aiortc process: `args` after the script.
-fn peer(args: &[&str]) -> tokio::process::Child {
+pub(crate) fn peer(args: &[&str]) -> tokio::process::Child {
     tokio::process::Command::new(peer_python())
         .arg(peer_script())
         .args(args)
@@ -105,7 +105,7 @@ fn peer(args: &[&str]) -> tokio::process::Child {
         .expect("python runs")
 }
 
-async fn report_of(child: tokio::process::Child) -> serde_json::Value {
+pub(crate) async fn report_of(child: tokio::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().await.expect("peer ends");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -538,15 +538,25 @@ async fn a_websocket_publish_with_opus_plays_over_whep() {
 
     let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
     let report = report_of(peer(&["--mode", "whep", "--url", &whep, "--seconds", "4"])).await;
+    assert_played(&report, (640, 360));
+    assert_eq!(endpoint.viewer_count(), 0, "its DELETE freed it");
+    let _ = publisher.kill().await;
+}
+
+/// An aiortc viewer's report of about 4 s of a 30 fps stream with a tone:
+/// more than 30 frames decoded at `size`, more than 20 distinct, more than
+/// 50 Opus frames at 48 kHz, more than 10 not silent; its DELETE answered.
+pub(crate) fn assert_played(report: &serde_json::Value, size: (u64, u64)) {
     eprintln!("the WHEP viewer's report: {report}");
     assert_eq!(report["connected"], true, "{report}");
+    assert_eq!(report["delete_status"], 204, "{report}");
     assert!(
         report["video_frames"].as_u64().expect("count") > 30,
         "{report}"
     );
     assert_eq!(
         (report["width"].as_u64(), report["height"].as_u64()),
-        (Some(640), Some(360)),
+        (Some(size.0), Some(size.1)),
         "{report}"
     );
     assert!(
@@ -562,6 +572,4 @@ async fn a_websocket_publish_with_opus_plays_over_whep() {
         report["audio_loud"].as_u64().expect("count") > 10,
         "{report}"
     );
-    assert_eq!(endpoint.viewer_count(), 0, "its DELETE freed it");
-    let _ = publisher.kill().await;
 }
