@@ -176,6 +176,8 @@ impl Pipeline<'_> {
         }
         let mut video_seen = false;
         let mut audio_seen = false;
+        // The WebRTC audio follows this period's audio stream, if any.
+        self.rtc_audio.set_source(None);
         self.lead = 0;
         for stream in input.input().streams() {
             let params = stream.parameters();
