@@ -38,7 +38,6 @@ impl From<WhepError> for ApiError {
                 (StatusCode::NOT_FOUND, "not_found")
             }
             WhepError::NotLive(_) => (StatusCode::CONFLICT, "not_live"),
-            WhepError::NotWebrtc(_) => (StatusCode::CONFLICT, "not_webrtc"),
             WhepError::TokenRequired => (StatusCode::UNAUTHORIZED, "playback_token_required"),
             WhepError::TokenRejected(_) => (StatusCode::FORBIDDEN, "playback_token_invalid"),
             WhepError::TooManyViewers(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_viewers"),

@@ -8,6 +8,7 @@ pub mod encoder;
 mod orphans;
 pub mod outputs;
 pub mod protocol;
+pub mod rtc;
 pub mod rtmp;
 mod socket;
 pub mod srt;
@@ -203,6 +204,8 @@ pub struct IngestHub {
     leases: Mutex<HashMap<String, Box<dyn Lease>>>,
     /// Checks encoder stream keys.
     db: Database,
+    /// Per stream, its WebRTC output queue ([`rtc::RtcFeed`]).
+    rtc_feeds: Mutex<HashMap<String, Arc<rtc::RtcFeed>>>,
 }
 
 /// A stream went live, ended or was interrupted on this node.
@@ -292,6 +295,7 @@ impl IngestHub {
             srt_addr: std::sync::OnceLock::new(),
             ownership: std::sync::OnceLock::new(),
             leases: Mutex::new(HashMap::new()),
+            rtc_feeds: Mutex::new(HashMap::new()),
             whip_addr: std::sync::OnceLock::new(),
         })
     }
@@ -487,7 +491,8 @@ impl IngestHub {
             };
             let tap = hub.transcriber.get().map(|t| t.start(&id, window.clone()));
             let published = window.clone();
-            let mut outputs = outputs::LiveOutputs::new(window, Some(archive), tap);
+            let mut outputs =
+                outputs::LiveOutputs::new(window, Some(archive), tap).with_rtc(hub.rtc_feed(&id));
             let result =
                 tokio::task::spawn_blocking(move || live::run(reader, cfg, opts, &mut outputs))
                     .await;
@@ -563,6 +568,12 @@ impl IngestHub {
     /// retried).
     pub fn unwritten_states(&self) -> usize {
         self.writer.unwritten()
+    }
+
+    /// Stream `id`'s WebRTC output queue (one per stream id, kept).
+    pub fn rtc_feed(&self, id: &str) -> Arc<rtc::RtcFeed> {
+        let mut feeds = self.rtc_feeds.lock().unwrap_or_else(|e| e.into_inner());
+        feeds.entry(id.to_string()).or_default().clone()
     }
 
     /// Whether a publisher is attached to the stream's session now (a new

@@ -3,17 +3,20 @@
 //! and playlist goes to the origin's live window; init segments and completed
 //! segments also go to the recording's [`Archive`] (upload queue and
 //! catalog); the audio rendition's segments and the decoded audio go to the
-//! captions' [`AudioTap`]. A new destination for a stream's media plugs in
+//! captions' [`AudioTap`]; while the stream has WHEP viewers, the
+//! pipeline's WebRTC frames go to its [`RtcFeed`]. A new destination for a stream's media plugs in
 //! here.
 
 use std::sync::Arc;
 
-use crate::media::live::{tap_scale, Publish, AUDIO_RENDITION};
+use crate::media::live::{tap_scale, Publish, RtcFrame, AUDIO_RENDITION};
 use crate::origin::LiveStream;
 use crate::packager::playlist::MediaSnapshot;
 use crate::packager::segmenter::{Output, Segmenter};
 use crate::packager::time::rescale;
 use crate::recording::Archive;
+
+use super::rtc::RtcFeed;
 use crate::transcribe::{AudioTap, TapEvent};
 
 /// One live stream's destinations.
@@ -22,12 +25,33 @@ pub struct LiveOutputs {
     live: Arc<LiveStream>,
     archive: Option<Archive>,
     tap: Option<AudioTap>,
+    rtc: Option<Arc<RtcFeed>>,
 }
 
 impl LiveOutputs {
     /// Outputs into `live`, and into `archive` and `tap` when given.
     pub fn new(live: Arc<LiveStream>, archive: Option<Archive>, tap: Option<AudioTap>) -> Self {
-        LiveOutputs { live, archive, tap }
+        LiveOutputs {
+            live,
+            archive,
+            tap,
+            rtc: None,
+        }
+    }
+
+    /// Also into `feed`, while WHEP viewers hold it.
+    pub fn with_rtc(mut self, feed: Arc<RtcFeed>) -> Self {
+        self.rtc = Some(feed);
+        self
+    }
+}
+
+impl Drop for LiveOutputs {
+    /// The pipeline stopped: its WHEP viewers' queue ends.
+    fn drop(&mut self) {
+        if let Some(feed) = &self.rtc {
+            feed.detach();
+        }
     }
 }
 
@@ -92,6 +116,16 @@ impl Publish for LiveOutputs {
     fn audio(&mut self, at: u64, samples: Vec<f32>) {
         if let Some(tap) = &self.tap {
             tap.send(TapEvent::Audio { at, samples });
+        }
+    }
+
+    fn wants_rtc(&self) -> bool {
+        self.rtc.as_ref().is_some_and(|f| f.attached())
+    }
+
+    fn rtc(&mut self, frame: RtcFrame) {
+        if let Some(feed) = &self.rtc {
+            feed.send(frame);
         }
     }
 }

@@ -27,19 +27,23 @@
 //!
 //! WHEP playback ([`Endpoint::play`], `whep.rs`): a viewer's `Rtc` lives in
 //! the same table as a viewer of the stream's WHIP publisher, whose media is
-//! forwarded to it as received (no decoding); `--webrtc-max-viewers` caps
-//! them.
+//! forwarded to it as received (no decoding), or of a fed source: the
+//! pipeline's H.264 passthrough rendition and Opus audio of a stream live
+//! from RTMP, SRT or WebSocket (`fed.rs`); `--webrtc-max-viewers` caps
+//! them. `socket.rs` is the socket task.
 //!
-//! Not built yet: trickle ICE (`PATCH`), WHEP of non-WebRTC sources (see
-//! `whep.rs`).
+//! Not built yet: trickle ICE (`PATCH`).
 
+mod fed;
 mod mux;
 pub mod sdp;
+mod socket;
 pub mod table;
 mod whep;
 
 use mux::mux_task;
 pub use mux::Timeline;
+use socket::run;
 pub use whep::{viewer_refused, WhepError};
 
 use std::collections::HashMap;
@@ -191,6 +195,15 @@ enum Command {
         source: SessionId,
         rtc: Box<Rtc>,
     },
+    /// A live pipeline's WebRTC output becomes a source (`fed.rs`).
+    AddFed { id: SessionId },
+    /// One frame of a fed source.
+    Feed {
+        id: SessionId,
+        frame: crate::media::live::RtcFrame,
+        /// The source's frames not yet written (`fed::FED_BACKLOG`).
+        backlog: Arc<std::sync::atomic::AtomicUsize>,
+    },
     Remove {
         id: SessionId,
         /// The publisher ended the stream (`DELETE`).
@@ -226,6 +239,8 @@ pub struct Endpoint {
     commands: mpsc::UnboundedSender<Command>,
     sessions: Mutex<HashMap<String, Info>>,
     viewers: Mutex<HashMap<String, Info>>,
+    /// Per stream, its fed source's id (WHEP of a non-WebRTC source).
+    fed: Mutex<HashMap<String, SessionId>>,
     next_id: AtomicU64,
 }
 
@@ -255,6 +270,7 @@ pub fn serve(
         commands,
         sessions: Mutex::new(HashMap::new()),
         viewers: Mutex::new(HashMap::new()),
+        fed: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
     });
     metrics::gauge!("onair_webrtc_sessions").set(0.0);
@@ -295,8 +311,21 @@ impl Endpoint {
         metrics::gauge!("onair_webrtc_sessions").set(s.len() as f64);
         drop(s);
         let mut v = self.lock_viewers();
+        let left: Vec<String> = v
+            .values()
+            .filter(|i| i.id == id)
+            .map(|i| i.stream.clone())
+            .collect();
         v.retain(|_, i| i.id != id);
         metrics::gauge!("onair_webrtc_viewers").set(v.len() as f64);
+        let idle: Vec<String> = left
+            .into_iter()
+            .filter(|s| !v.values().any(|i| &i.stream == s))
+            .collect();
+        drop(v);
+        for stream in idle {
+            self.end_fed(&stream);
+        }
     }
 
     /// `POST /api/v1/streams/{stream}/whip`: checks and accepts `offer`.
@@ -483,102 +512,6 @@ fn random_resource() -> Result<String, String> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).map_err(|e| format!("no randomness: {e}"))?;
     Ok(hex::encode(raw))
-}
-
-/// The socket task: reads datagrams, drives the table, carries out its output.
-async fn run(
-    socket: UdpSocket,
-    candidate: SocketAddr,
-    endpoint: std::sync::Weak<Endpoint>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    timeout: Duration,
-) {
-    let mut table = Table::new(timeout);
-    let mut feeds: HashMap<SessionId, mpsc::Sender<Media>> = HashMap::new();
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let wake = table
-            .next_wake()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, source)) => {
-                    let bytes = buf.get(..n).unwrap_or_default();
-                    table.receive(Instant::now(), source, candidate, bytes, &mut out);
-                }
-                Err(e) => tracing::debug!(error = %e, "WebRTC socket read failed"),
-            },
-            command = commands.recv() => match command {
-                None => break,
-                Some(Command::Add { id, rtc, feed }) => {
-                    feeds.insert(id, feed);
-                    table.insert(id, *rtc, Instant::now(), &mut out);
-                }
-                Some(Command::AddViewer { id, source, rtc }) => {
-                    table.insert_as(id, Role::Viewer(source), *rtc, Instant::now(), &mut out);
-                }
-                Some(Command::Remove { id, ended }) => {
-                    table.remove(id, &mut out);
-                    if let Some(feed) = feeds.remove(&id) {
-                        if ended {
-                            tokio::spawn(async move { let _ = feed.send(Media::End).await; });
-                        }
-                    }
-                }
-            },
-            _ = tokio::time::sleep_until(wake) => table.tick(Instant::now(), &mut out),
-        }
-        for o in out.drain(..) {
-            match o {
-                Out::Transmit {
-                    destination,
-                    contents,
-                } => {
-                    // Never waits: a full socket buffer drops this datagram
-                    // (RTP's loss, NACKed), not every session's turn.
-                    if let Err(e) = socket.try_send_to(&contents, destination) {
-                        metrics::counter!("onair_webrtc_send_drops_total").increment(1);
-                        tracing::debug!(%destination, error = %e, "WebRTC send failed");
-                    }
-                }
-                Out::Connected(id, peer) => {
-                    if let Some(feed) = feeds.get(&id) {
-                        let _ = feed.try_send(Media::Connected(peer));
-                    }
-                }
-                Out::Frame(id, frame) => {
-                    if let Some(feed) = feeds.get(&id) {
-                        if feed.try_send(Media::Frame(frame)).is_err() {
-                            tracing::warn!(
-                                session = id,
-                                "WHIP frame dropped: the pipeline is behind"
-                            );
-                        }
-                    }
-                }
-                Out::Closed(id, why) => {
-                    tracing::info!(session = id, reason = ?why, "WebRTC session freed");
-                    // Dropping the feed ends the muxing task: a dropped encoder.
-                    let publisher = feeds.remove(&id).is_some();
-                    if why == Closed::ConnectTimeout {
-                        if publisher {
-                            refused(Transport::Whip, Reason::Timeout);
-                        } else {
-                            viewer_refused("timeout");
-                        }
-                    }
-                    if let Some(endpoint) = endpoint.upgrade() {
-                        endpoint.forget(id);
-                    }
-                }
-            }
-        }
-        if endpoint.strong_count() == 0 {
-            break;
-        }
-    }
 }
 
 #[cfg(test)]

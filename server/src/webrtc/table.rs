@@ -137,6 +137,8 @@ pub struct Table {
     timeout: Duration,
     /// Frames not given to a viewer (no matching codec, or str0m refused them).
     dropped: u64,
+    /// Fed sources (`fed.rs`).
+    fed: Vec<SessionId>,
 }
 
 impl std::fmt::Debug for Table {
@@ -154,6 +156,7 @@ impl Table {
             entries: Vec::new(),
             timeout,
             dropped: 0,
+            fed: Vec::new(),
         }
     }
 
@@ -201,10 +204,13 @@ impl Table {
         out: &mut Vec<Out>,
     ) {
         let orphan = match role {
-            Role::Viewer(source) => !self
-                .entries
-                .iter()
-                .any(|e| e.id == source && e.role == Role::Publisher && e.doomed.is_none()),
+            Role::Viewer(source) => {
+                !self.is_fed(source)
+                    && !self
+                        .entries
+                        .iter()
+                        .any(|e| e.id == source && e.role == Role::Publisher && e.doomed.is_none())
+            }
             Role::Publisher => false,
         };
         self.entries.push(Entry {
@@ -230,7 +236,7 @@ impl Table {
     /// viewers are freed at the next tick. False if unknown.
     pub fn remove(&mut self, id: SessionId, out: &mut Vec<Out>) -> bool {
         let Some(i) = self.entries.iter().position(|e| e.id == id) else {
-            return false;
+            return self.remove_fed(id);
         };
         let mut e = self.entries.swap_remove(i);
         shut(&mut e, out);
@@ -346,11 +352,14 @@ impl Table {
 
     /// A publisher is gone: its viewers are freed at the next tick.
     fn orphan_viewers_of(&mut self, gone: &Entry) {
-        if gone.role != Role::Publisher {
-            return;
+        if gone.role == Role::Publisher {
+            self.orphan_viewers(gone.id);
         }
+    }
+
+    fn orphan_viewers(&mut self, source: SessionId) {
         for v in self.entries.iter_mut() {
-            if v.role == Role::Viewer(gone.id) && v.doomed.is_none() {
+            if v.role == Role::Viewer(source) && v.doomed.is_none() {
                 v.doomed = Some(Closed::SourceEnded);
             }
         }
@@ -511,6 +520,7 @@ fn keyframe_due(e: &Entry) -> Option<Instant> {
     Some(e.last_pli.map_or(e.last_heard, |t| t + PLI_INTERVAL))
 }
 
+mod fed;
 mod forward;
 use forward::Forward;
 

@@ -9,11 +9,11 @@
 //! `onair_playback_refusals_total{transport="whep",reason}`;
 //! `onair_webrtc_viewers` is the number of viewers held.
 //!
-//! Only a WHIP source is forwarded today. The seam for other sources
-//! (RTMP, SRT, WebSocket: the pipeline's H.264 passthrough rendition,
-//! packetized by str0m's writer, and Opus encoded once per stream) is a
-//! publisher-like table entry fed frames instead of datagrams; until then
-//! such a stream is refused with [`WhepError::NotWebrtc`].
+//! A WHIP source is forwarded as received. Any other live source (RTMP,
+//! SRT, WebSocket) is fed from its pipeline (`fed.rs`): the H.264
+//! passthrough rendition in Annex B and the audio encoded to Opus once per
+//! stream, packetized by str0m's writer; a viewer starts at the next
+//! keyframe (no PLI can reach such a source).
 
 use super::*;
 use table::{SEND_BUFFER_AUDIO, SEND_BUFFER_VIDEO};
@@ -37,9 +37,6 @@ pub enum WhepError {
     /// The stream exists and is not live.
     #[error("stream {0} is not live")]
     NotLive(String),
-    /// The stream is live from a source that is not forwarded over WebRTC.
-    #[error("stream {0} is live from a source that WHEP does not play yet (only WHIP): play it over LL-HLS")]
-    NotWebrtc(String),
     /// A private stream without a playback token.
     #[error("this stream is private: send its playback token as Authorization: Bearer <token> (from /api/v1/streams/{{id}}/watch)")]
     TokenRequired,
@@ -65,7 +62,6 @@ impl WhepError {
             WhepError::Codec(_) => "unsupported_codec",
             WhepError::UnknownStream(_) | WhepError::UnknownSession(_) => "not_found",
             WhepError::NotLive(_) => "not_live",
-            WhepError::NotWebrtc(_) => "not_webrtc",
             WhepError::TokenRequired => "token_required",
             WhepError::TokenRejected(_) => "wrong_token",
             WhepError::TooManyViewers(_) => "too_many_viewers",
@@ -137,11 +133,11 @@ impl Endpoint {
             .values()
             .find(|i| i.stream == stream)
             .map(|i| (i.id, i.video.clone()));
-        let (source, codecs) = match source {
-            Some(s) if self.hub.is_publishing(stream) => s,
-            _ if self.hub.is_publishing(stream) => {
-                return Err(WhepError::NotWebrtc(stream.to_string()))
-            }
+        // A WHIP publisher is forwarded as received; any other live source
+        // is fed from its pipeline (`fed.rs`), H.264 only.
+        let source = match source {
+            Some(s) if self.hub.is_publishing(stream) => Some(s),
+            _ if self.hub.is_publishing(stream) => None,
             _ => return Err(WhepError::NotLive(stream.to_string())),
         };
         let max = self.cfg.max_viewers;
@@ -162,6 +158,16 @@ impl Endpoint {
             );
             metrics::gauge!("onair_webrtc_viewers").set(v.len() as f64);
         }
+        let (source, codecs) = match source {
+            Some(s) => s,
+            None => match self.fed_source(stream) {
+                Ok(fed) => (fed, vec!["h264"]),
+                Err(e) => {
+                    self.forget(id);
+                    return Err(e);
+                }
+            },
+        };
         match self.negotiate_viewer(id, source, parsed, &codecs) {
             Ok(answer) => Ok(Accepted { answer, resource }),
             Err(e) => {

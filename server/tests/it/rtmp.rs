@@ -489,3 +489,46 @@ async fn ffmpeg_publishes_over_rtmps() {
     let text = metrics(&app).await;
     assert!(refusal_counted(&text, "rtmps", "protocol"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_viewer_plays_on_when_the_rtmp_encoder_reconnects() {
+    use crate::whep::{peer, report_of};
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
+    let _endpoint = crate::whip::whip_endpoint(&app, Default::default());
+    let base = rtmp_listener(&app).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "in.mp4", 20, OBS_LIKE);
+    let (id, token) = app.new_stream().await;
+    let url = format!("{base}/{id}_{token}");
+    let mut first = ffmpeg_publish(&file, &url, &["-c", "copy"])
+        .spawn()
+        .expect("ffmpeg");
+    wait_for_state(&app, &id, "live").await;
+    let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
+    let viewer = peer(&["--mode", "whep", "--url", &whep, "--seconds", "9"]);
+    // The encoder dies 3 s in and comes back within the grace: a new
+    // period of the same pipeline, whose WebRTC output goes on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.kill().await.expect("kill");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut second = ffmpeg_publish(&file, &url, &["-c", "copy"])
+        .spawn()
+        .expect("ffmpeg");
+    let report = report_of(viewer).await;
+    eprintln!("the WHEP viewer's report: {report}");
+    assert_eq!(report["connected"], true, "{report}");
+    // At 30 fps, at most 3 s (90 frames) came before the encoder died:
+    // more means the second encoder's frames played too.
+    let frames = report["video_frames"].as_u64().expect("count");
+    assert!(frames > 120, "{report}");
+    assert_eq!(
+        (report["width"].as_u64(), report["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{report}"
+    );
+    assert!(
+        report["audio_frames"].as_u64().expect("count") > 250,
+        "the audio goes on too: {report}"
+    );
+    let _ = second.kill().await;
+}

@@ -485,3 +485,25 @@ async fn wait_until_over(app: &TestApp, id: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srt_publish_plays_over_whep() {
+    use crate::whep::{assert_played, peer, report_of};
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
+    let endpoint = crate::whip::whip_endpoint(&app, Default::default());
+    let srt = srt_listener(&app);
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = make_file(dir.path(), "obs.mp4", 15, OBS_LIKE);
+    let url = srt_url(srt.local_addr(), &format!("{id}_{token}"), "");
+    let mut encoder = ffmpeg_srt(None, &file, &url, &[]).spawn().expect("ffmpeg");
+    wait_for_state(&app, &id, "live").await;
+
+    // MPEG-TS over SRT: the H.264 passthrough rendition and the AAC
+    // encoded to Opus reach an aiortc WHEP viewer.
+    let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
+    let report = report_of(peer(&["--mode", "whep", "--url", &whep, "--seconds", "4"])).await;
+    assert_played(&report, (640, 360));
+    assert_eq!(endpoint.viewer_count(), 0, "its DELETE freed it");
+    let _ = encoder.kill().await;
+}

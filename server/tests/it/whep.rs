@@ -10,7 +10,9 @@ use onair_server::db::streams::StreamChanges;
 use onair_server::webrtc::WebrtcConfig;
 
 use crate::publish::make_file;
-use crate::rtmp::{metrics, wait_for_state, QUICK};
+use crate::rtmp::{
+    ffmpeg_publish, metrics, rtmp_listener, text_of, wait_for_state, OBS_LIKE, QUICK,
+};
 use crate::support::TestApp;
 use crate::whip::{aiortc_offer, peer_python, peer_script, post_offer, whip_endpoint, Answer};
 
@@ -91,7 +93,7 @@ async fn post_whep(
 }
 
 /// Starts an aiortc process: `args` after the script.
-fn peer(args: &[&str]) -> tokio::process::Child {
+pub(crate) fn peer(args: &[&str]) -> tokio::process::Child {
     tokio::process::Command::new(peer_python())
         .arg(peer_script())
         .args(args)
@@ -103,7 +105,7 @@ fn peer(args: &[&str]) -> tokio::process::Child {
         .expect("python runs")
 }
 
-async fn report_of(child: tokio::process::Child) -> serde_json::Value {
+pub(crate) async fn report_of(child: tokio::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().await.expect("peer ends");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -273,27 +275,29 @@ async fn whep_refusals_are_clear_and_counted() {
         assert!(after >= before + 1.0, "{reason}: {before} -> {after}");
     }
 
-    // Unknown, hostile ids, a stream that is not live, one that is live
-    // from a source WHEP does not forward (RTMP here, through the hub).
+    // Unknown, hostile ids, a stream that is not live.
     let not_found = (404, "not_found", "not_found");
     refused(&app, "nosuchstream", None, sdp, &offer, not_found).await;
     refused(&app, "..%2F..%2Fetc", None, sdp, &offer, not_found).await;
     let not_live = (409, "not_live", "not_live");
     refused(&app, &idle, None, sdp, &offer, not_live).await;
+    // A stream live from another source (RTMP-like, through the hub) is
+    // answered: it is fed from its pipeline. Its DELETE frees the viewer
+    // and detaches the pipeline's WebRTC output.
     let (held, _, _) = app
         .state
         .ingest
         .attach(&rtmp, onair_server::clock::now_ms(), None)
         .expect("an RTMP-like publisher");
-    refused(
-        &app,
-        &rtmp,
-        None,
-        sdp,
-        &offer,
-        (409, "not_webrtc", "not_webrtc"),
-    )
-    .await;
+    let fed = post_whep(&app, &rtmp, None, sdp, &offer).await;
+    assert_eq!(fed.status, 201, "{}", fed.body);
+    assert!(fed.body.contains("a=sendonly"), "{}", fed.body);
+    assert!(app.state.ingest.rtc_feed(&rtmp).attached());
+    let location = fed.location.expect("Location");
+    let gone = app.http.delete(app.url(&location)).send().await;
+    assert_eq!(gone.expect("answered").status(), 204);
+    assert!(!app.state.ingest.rtc_feed(&rtmp).attached());
+    assert_eq!(endpoint.viewer_count(), 0);
     drop(held);
 
     // A private stream: no token, a wrong one, an expired one; the right
@@ -415,4 +419,157 @@ async fn a_vp8_whip_publish_plays_over_whep() {
     assert_eq!(endpoint.viewer_count(), 0, "its DELETE freed it");
     let report = report_of(publisher).await;
     assert_eq!(report["delete_status"], 204, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_publish_plays_over_whep_and_ll_hls_at_once() {
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
+    let endpoint = whip_endpoint(&app, WebrtcConfig::default());
+    let base = rtmp_listener(&app).await;
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // OBS's x264 defaults: B-frames, a keyframe a second, AAC with a tone.
+    let file = make_file(dir.path(), "obs.mp4", 20, OBS_LIKE);
+    let mut encoder = ffmpeg_publish(&file, &format!("{base}/{id}_{token}"), &["-c", "copy"])
+        .spawn()
+        .expect("ffmpeg");
+    wait_for_state(&app, &id, "live").await;
+    assert!(
+        !app.state.ingest.rtc_feed(&id).attached(),
+        "no WebRTC output without a viewer"
+    );
+
+    let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
+    let viewer = peer(&["--mode", "whep", "--url", &whep, "--seconds", "5"]);
+    // LL-HLS plays at the same time: the master playlist answers and
+    // ffprobe reads the rendition's media.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let master = text_of(&app, &format!("/live/{id}/master.m3u8")).await;
+        if master.starts_with("#EXTM3U") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no master playlist: {master}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = app.url(&format!("/live/{id}/master.m3u8"));
+    let probed = onair_server::media::testsrc::ffprobe_json(&[
+        "-show_entries",
+        "stream=codec_name,width,height",
+        &url,
+    ])
+    .expect("ffprobe the live playlist");
+    let codecs: Vec<&str> = probed["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["codec_name"].as_str())
+        .collect();
+    assert!(
+        codecs.contains(&"h264") && codecs.contains(&"aac"),
+        "{probed}"
+    );
+
+    let report = report_of(viewer).await;
+    eprintln!("the WHEP viewer's report: {report}");
+    assert_eq!(report["status"], 201, "{report}");
+    assert_eq!(report["connected"], true, "{report}");
+    assert_eq!(report["delete_status"], 204, "{report}");
+    // The passthrough rendition, decoded at its size, the picture moving
+    // (the wait for the first keyframe is at most a second here).
+    let frames = report["video_frames"].as_u64().expect("count");
+    assert!(frames > 30, "{report}");
+    assert_eq!(
+        (report["width"].as_u64(), report["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{report}"
+    );
+    let distinct = report["distinct_pictures"].as_u64().expect("count");
+    assert!(distinct > 20, "the picture moves: {report}");
+    // The AAC encoded to Opus at 48 kHz, the tone in it.
+    assert!(
+        report["audio_frames"].as_u64().expect("count") > 50,
+        "{report}"
+    );
+    assert_eq!(report["audio_rate"], 48_000, "{report}");
+    assert!(
+        report["audio_loud"].as_u64().expect("count") > 10,
+        "{report}"
+    );
+    // The viewer left: the pipeline no longer converts anything for WebRTC.
+    assert_eq!(endpoint.viewer_count(), 0);
+    assert!(!app.state.ingest.rtc_feed(&id).attached());
+    assert_eq!(crate::rtmp::state(&app, &id).await, "live");
+    let _ = encoder.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_publish_with_opus_plays_over_whep() {
+    let app = TestApp::start(|c| c.live.passthrough_only = true).await;
+    let endpoint = whip_endpoint(&app, WebrtcConfig::default());
+    let (id, token) = app.new_stream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // What a browser's MediaRecorder sends: Matroska, H.264 and Opus (kept
+    // as sent for the WHEP viewer).
+    let codecs = [
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "30",
+        "-c:a",
+        "libopus",
+    ];
+    let mkv = make_file(dir.path(), "in.mkv", 15, &codecs);
+    let mut publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_onair"))
+        .args(["publish", "--server", &format!("http://{}", app.addr)])
+        .args(["--stream", &id, "--token", &token, "--realtime"])
+        .arg(&mkv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("onair publish runs");
+    wait_for_state(&app, &id, "live").await;
+
+    let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
+    let report = report_of(peer(&["--mode", "whep", "--url", &whep, "--seconds", "4"])).await;
+    assert_played(&report, (640, 360));
+    assert_eq!(endpoint.viewer_count(), 0, "its DELETE freed it");
+    let _ = publisher.kill().await;
+}
+
+/// An aiortc viewer's report of about 4 s of a 30 fps stream with a tone:
+/// more than 30 frames decoded at `size`, more than 20 distinct, more than
+/// 50 Opus frames at 48 kHz, more than 10 not silent; its DELETE answered.
+pub(crate) fn assert_played(report: &serde_json::Value, size: (u64, u64)) {
+    eprintln!("the WHEP viewer's report: {report}");
+    assert_eq!(report["connected"], true, "{report}");
+    assert_eq!(report["delete_status"], 204, "{report}");
+    assert!(
+        report["video_frames"].as_u64().expect("count") > 30,
+        "{report}"
+    );
+    assert_eq!(
+        (report["width"].as_u64(), report["height"].as_u64()),
+        (Some(size.0), Some(size.1)),
+        "{report}"
+    );
+    assert!(
+        report["distinct_pictures"].as_u64().expect("count") > 20,
+        "{report}"
+    );
+    assert!(
+        report["audio_frames"].as_u64().expect("count") > 50,
+        "{report}"
+    );
+    assert_eq!(report["audio_rate"], 48_000, "{report}");
+    assert!(
+        report["audio_loud"].as_u64().expect("count") > 10,
+        "{report}"
+    );
 }

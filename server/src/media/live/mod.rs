@@ -25,6 +25,7 @@
 mod audio;
 mod master;
 mod periods;
+mod rtc;
 mod rungs;
 mod timeline;
 mod video;
@@ -53,6 +54,8 @@ use crate::packager::time::{rescale, MediaTime, MILLIS, VIDEO_TIMESCALE};
 
 pub use audio::tap_scale;
 use audio::{push_audio, release_audio, AudioState};
+use rtc::RtcAudio;
+pub use rtc::{annex_b, opus_time, ticks_48k, RtcFrame, RtcKind};
 use rungs::Transcode;
 use timeline::{offer_cut, on_timeline, publish, to_90k_signed, to_ms, Ctx};
 use video::VideoState;
@@ -92,6 +95,18 @@ pub trait Publish {
     /// Decoded mono audio (samples in [-1, 1]) whose first sample is `at` on
     /// the 48 kHz timeline ([`AAC_RATE`](super::audio::AAC_RATE)). Only when [`Publish::wants_audio`].
     fn audio(&mut self, _at: u64, _samples: Vec<f32>) {}
+
+    /// Whether the sink takes [`Publish::rtc`] frames now (the stream has
+    /// WebRTC viewers). Asked for each packet: nothing is converted or
+    /// encoded for WebRTC while it says no.
+    fn wants_rtc(&self) -> bool {
+        false
+    }
+
+    /// One frame for WebRTC viewers: the passed-through H.264 in Annex B
+    /// (parameter sets before each keyframe), in decode order, or the audio
+    /// encoded to Opus ([`RtcFrame`]). Only while [`Publish::wants_rtc`].
+    fn rtc(&mut self, _frame: RtcFrame) {}
 }
 
 /// Timing and quality settings for live output.
@@ -228,6 +243,7 @@ pub fn run(
         video: None,
         transcode: None,
         audio: None,
+        rtc_audio: RtcAudio::default(),
         master: None,
         completed_seen: 0,
         segment_90k: rescale(
@@ -270,6 +286,8 @@ struct Pipeline<'a> {
     video: Option<VideoState>,
     transcode: Option<Transcode>,
     audio: Option<AudioState>,
+    /// The audio encoded to Opus for WebRTC viewers, while there are some.
+    rtc_audio: RtcAudio,
     /// The master playlist last published.
     master: Option<String>,
     completed_seen: u64,
@@ -307,8 +325,14 @@ impl Pipeline<'_> {
                 }
             }
             let ctx = &self.ctx;
+            let for_rtc = ctx.sink.borrow().wants_rtc();
             if let Some(v) = self.video.as_mut().filter(|v| v.stream_index == index) {
                 if let Some(sample) = v.sample(&packet) {
+                    if for_rtc {
+                        // `sample.dts` is the presentation time here.
+                        let (key, data) = (sample.keyframe, &sample.data);
+                        rtc::video_sample(ctx, sample.dts, key, data, &v.sps, &v.pps);
+                    }
                     // Passed through: the source's keyframes lead the cuts
                     // (`sample.dts` is still the presentation time here).
                     if sample.keyframe {
@@ -341,6 +365,11 @@ impl Pipeline<'_> {
                     a.based = true;
                 }
                 push_audio(a, ctx, frames);
+            }
+            if for_rtc {
+                self.rtc_audio.packet(ctx, index, &packet, offset);
+            } else {
+                self.rtc_audio.idle();
             }
             self.sync_targets();
             self.refresh_master(false);

@@ -8,6 +8,7 @@ use ffmpeg_next::codec::Id;
 use ffmpeg_next::media::Type;
 
 use super::audio::{aac_track, log_audio, AudioState};
+use super::rtc::RtcAudioSource;
 use super::rungs::Transcode;
 use super::timeline::{frame_interval_90k, lead_for, new_segmenter, set_init};
 use super::video::{parse_avcc, VideoState};
@@ -107,6 +108,11 @@ impl Pipeline<'_> {
                     self.transcode = Some(t);
                 }
                 Type::Audio if self.audio.is_none() => {
+                    self.rtc_audio.set_source(Some(RtcAudioSource {
+                        params: params.clone(),
+                        time_base: stream.time_base(),
+                        stream_index: stream.index(),
+                    }));
                     let coder = AudioCoder::open(
                         params,
                         stream.time_base(),
@@ -170,6 +176,8 @@ impl Pipeline<'_> {
         }
         let mut video_seen = false;
         let mut audio_seen = false;
+        // The WebRTC audio follows this period's audio stream, if any.
+        self.rtc_audio.set_source(None);
         self.lead = 0;
         for stream in input.input().streams() {
             let params = stream.parameters();
@@ -221,6 +229,11 @@ impl Pipeline<'_> {
                 Type::Audio if !audio_seen => {
                     if let Some(a) = self.audio.as_mut() {
                         audio_seen = true;
+                        self.rtc_audio.set_source(Some(RtcAudioSource {
+                            params: params.clone(),
+                            time_base: stream.time_base(),
+                            stream_index: stream.index(),
+                        }));
                         a.coder = AudioCoder::open(
                             params,
                             stream.time_base(),

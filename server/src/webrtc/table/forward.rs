@@ -6,19 +6,22 @@ use super::*;
 /// A publisher's media data, as its viewers are given it.
 #[derive(Debug, Clone)]
 pub(super) struct Forward {
-    kind: MediaKind,
-    params: PayloadParams,
-    time: MediaTime,
-    wallclock: Instant,
-    keyframe: bool,
-    data: Arc<[u8]>,
+    pub(super) kind: MediaKind,
+    pub(super) codec: Codec,
+    /// The publisher's payload parameters (none for a fed source).
+    pub(super) params: Option<PayloadParams>,
+    pub(super) time: MediaTime,
+    pub(super) wallclock: Instant,
+    pub(super) keyframe: bool,
+    pub(super) data: Arc<[u8]>,
 }
 
 impl Forward {
     pub(super) fn of(kind: MediaKind, d: &MediaData) -> Self {
         Forward {
             kind,
-            params: d.params,
+            codec: d.params.spec().codec,
+            params: Some(d.params),
             time: d.time,
             wallclock: d.network_time,
             keyframe: kind == MediaKind::Video && d.is_keyframe(),
@@ -87,16 +90,18 @@ impl Table {
 }
 
 /// Writes one frame to a viewer's media `mid`, on its payload type for the
-/// publisher's codec parameters (or, failing an exact match, the first of
-/// the same codec). False if it could not be written.
+/// publisher's codec parameters or, failing an exact match (or for a fed
+/// source), the first of the same codec (H.264: packetization mode 1
+/// preferred). False if it could not be written.
 fn write(rtc: &mut Rtc, mid: Mid, f: &Forward) -> bool {
     let Some(w) = rtc.writer(mid) else {
         return false;
     };
-    let codec = f.params.spec().codec;
-    let pt = w.match_params(f.params).or_else(|| {
-        w.payload_params()
-            .find(|p| p.spec().codec == codec)
+    let pt = f.params.and_then(|p| w.match_params(p)).or_else(|| {
+        let same = || w.payload_params().filter(|p| p.spec().codec == f.codec);
+        same()
+            .find(|p| p.spec().format.packetization_mode == Some(1))
+            .or_else(|| same().next())
             .map(|p| p.pt())
     });
     let Some(pt) = pt else {

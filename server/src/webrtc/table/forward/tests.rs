@@ -404,3 +404,84 @@ fn a_viewer_that_stops_reading_is_freed_and_the_others_play_on() {
     assert!(video_of(&clients[1]) == sent, "every frame, in order");
     assert!(table.contains(1) && table.contains(2));
 }
+
+fn fed(
+    kind: crate::media::live::RtcKind,
+    time: u64,
+    keyframe: bool,
+    data: &[u8],
+) -> crate::media::live::RtcFrame {
+    crate::media::live::RtcFrame {
+        kind,
+        time,
+        keyframe,
+        data: bytes::Bytes::copy_from_slice(data),
+    }
+}
+
+#[test]
+fn a_fed_sources_viewer_starts_at_the_next_keyframe_and_ends_with_it() {
+    use crate::media::live::RtcKind;
+    let mut now = Instant::now();
+    let at = addr("127.0.0.1:50011");
+    let (v, v_video, v_audio, v_server) = pair(now, at, Direction::RecvOnly);
+    let mut table = Table::new(TIMEOUT);
+    let mut out = Vec::new();
+    table.insert_fed(1);
+    table.insert_as(2, Role::Viewer(1), v_server, now, &mut out);
+    assert_eq!(table.viewers_of(1), 1);
+    let mut clients = vec![client(v, at, v_video, v_audio)];
+    let events = run(&mut clients, &mut table, &mut now, 300);
+    assert!(
+        events.iter().any(|e| matches!(e, Out::Connected(2, _))),
+        "connected: {events:?}"
+    );
+
+    // Joined mid-GOP: nothing is asked of the source; the delta frame
+    // before the next keyframe is skipped, the audio is not.
+    assert!(table.feed(
+        1,
+        &fed(RtcKind::Video, 3_000, false, &p_slice(0)),
+        now,
+        &mut out
+    ));
+    assert!(table.feed(
+        1,
+        &fed(RtcKind::Audio, 960, false, &[0xfc, 9]),
+        now,
+        &mut out
+    ));
+    run(&mut clients, &mut table, &mut now, 10);
+    table.feed(1, &fed(RtcKind::Video, 6_000, true, &idr(1)), now, &mut out);
+    table.feed(
+        1,
+        &fed(RtcKind::Video, 9_000, false, &p_slice(2)),
+        now,
+        &mut out,
+    );
+    run(&mut clients, &mut table, &mut now, 20);
+    assert_eq!(video_of(&clients[0]), vec![idr(1), p_slice(2)]);
+    assert!(
+        clients[0]
+            .seen
+            .media
+            .iter()
+            .any(|m| m.0 == MediaKind::Audio && m.2 == [0xfc, 9]),
+        "audio fed: {:?}",
+        clients[0].seen.media
+    );
+    assert_eq!(clients[0].seen.keyframe_requests, 0);
+    assert!(!table.feed(7, &fed(RtcKind::Video, 0, true, &idr(3)), now, &mut out));
+
+    // The pipeline stops: the source goes, its viewer is freed.
+    assert!(table.remove(1, &mut out));
+    assert!(!table.is_fed(1));
+    let events = run(&mut clients, &mut table, &mut now, 2);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Out::Closed(2, Closed::SourceEnded))),
+        "{events:?}"
+    );
+    assert!(table.is_empty());
+}
