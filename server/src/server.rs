@@ -111,7 +111,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
     let summary_config = config.summary.clone();
 
     let db = Database::connect(&config.db).await?;
-    let report = db.migrate().await?;
+    let report = db.migrate_as(&config.cluster.node_id).await?;
     tracing::info!(version = report.current, applied = ?report.applied, "database schema up to date");
 
     let store = store::open(&config.store).await?;

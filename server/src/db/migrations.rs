@@ -2,11 +2,44 @@
 //! together with the row that records it in the `migration` table, so running
 //! [`apply`] again is a no-op and a failed migration leaves no half-applied schema.
 //! Add new migrations at the end of [`MIGRATIONS`]; never edit an applied one.
+//!
+//! Several nodes may start at once against one SurrealDB server (systemd or
+//! an orchestrator starting them all, or all coming back after an outage).
+//! Migrations are therefore applied under a lease in the database itself:
+//! one record, `migration_lock:schema`, that a node claims with a `CREATE`
+//! (which fails when the record exists, so exactly one node wins). The
+//! winner renews it every [`LOCK_RENEW`] while it migrates and deletes it
+//! when done; the others poll until every migration is recorded (done by
+//! the winner) and go on without migrating. A holder that dies leaves a
+//! lease that expires after [`LOCK_TTL`] (the database's clock), and the
+//! next node deletes it and takes over. A node that waits longer than
+//! [`LOCK_WAIT`] gives up with [`DbError::MigrationLock`] (the server exits).
+//! A lock rather than idempotent steps: a migration's statements (such as
+//! migration 2's `UPDATE`s) are not all safe to run twice concurrently, and
+//! SurrealDB answers concurrent schema writes with "Transaction write
+//! conflict" rather than treating the loser's as done.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use surrealdb::engine::any::Any;
+use surrealdb::types::SurrealValue;
 use surrealdb::Surreal;
 
 use super::DbError;
+
+/// How long a claimed migration lease lasts without renewal (SurrealQL duration).
+const LOCK_TTL_QL: &str = "30s";
+/// [`LOCK_TTL_QL`] as a `Duration`.
+pub const LOCK_TTL: Duration = Duration::from_secs(30);
+/// How often the holder renews its lease while it migrates.
+pub const LOCK_RENEW: Duration = Duration::from_secs(10);
+/// How long a node waits for another node's migrations before it gives up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(600);
+/// How often a waiting node looks again.
+const LOCK_POLL: Duration = Duration::from_millis(250);
+/// Claims that fail while no lease exists (another error) before giving up.
+const CLAIM_ATTEMPTS: u32 = 5;
 
 /// One schema change.
 #[derive(Debug, Clone, Copy)]
@@ -262,15 +295,213 @@ DEFINE INDEX IF NOT EXISTS stream_description_text ON stream FIELDS description 
     },
 ];
 
-/// Applies the migrations in `all` that the database has not seen yet.
-pub async fn apply(db: &Surreal<Any>, all: &[Migration]) -> Result<Report, DbError> {
-    db.query(BOOKKEEPING).await?.check()?;
+/// The lease as a waiting node reads it.
+#[derive(Debug, Clone, PartialEq, SurrealValue)]
+struct LockRow {
+    holder: String,
+    expired: bool,
+}
+
+/// Versions recorded in the `migration` table, sorted (none on a fresh
+/// database, where the table does not exist yet).
+async fn recorded(db: &Surreal<Any>) -> Result<Vec<i64>, DbError> {
+    if !table_exists(db, "migration").await? {
+        return Ok(Vec::new());
+    }
     let mut done: Vec<i64> = db
         .query("SELECT VALUE version FROM migration")
         .await?
         .check()?
         .take(0)?;
     done.sort_unstable();
+    Ok(done)
+}
+
+/// Whether `table` is defined (selecting from an undefined table is an error).
+async fn table_exists(db: &Surreal<Any>, table: &str) -> Result<bool, DbError> {
+    let tables: Vec<String> = db
+        .query("RETURN object::keys((INFO FOR DB).tables)")
+        .await?
+        .check()?
+        .take(0)?;
+    Ok(tables.iter().any(|t| t == table))
+}
+
+fn pending(all: &[Migration], done: &[i64]) -> bool {
+    all.iter().any(|m| done.binary_search(&m.version).is_err())
+}
+
+/// This process's name for the lease: `who`, the pid and a counter (tests
+/// start several nodes in one process).
+fn holder_name(who: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{who} (pid {}, #{n})", std::process::id())
+}
+
+/// Applies the migrations in `all` that the database has not seen yet, under
+/// the migration lease (see the module docs); `who` names this node in the
+/// lease and the logs.
+pub async fn apply(db: &Surreal<Any>, all: &[Migration], who: &str) -> Result<Report, DbError> {
+    apply_waiting(db, all, who, LOCK_WAIT).await
+}
+
+/// [`apply`], waiting at most `wait` for another node's lease.
+async fn apply_waiting(
+    db: &Surreal<Any>,
+    all: &[Migration],
+    who: &str,
+    wait: Duration,
+) -> Result<Report, DbError> {
+    let current = all.iter().map(|m| m.version).max().unwrap_or(0);
+    // Up to date (every restart but the first after an upgrade): no lease.
+    if !pending(all, &recorded(db).await?) {
+        return Ok(Report {
+            applied: Vec::new(),
+            current,
+        });
+    }
+    let holder = holder_name(who);
+    let started = Instant::now();
+    let mut failed_claims = 0u32;
+    let mut announced: Option<String> = None;
+    loop {
+        let claim = db
+            .query(format!(
+                "CREATE migration_lock:schema SET holder = $holder, expires_at = time::now() + {LOCK_TTL_QL};"
+            ))
+            .bind(("holder", holder.clone()))
+            .await
+            .and_then(|r| r.check());
+        match claim {
+            Ok(_) => {
+                tracing::info!(holder = %holder, "claimed the schema migration lock");
+                let result = apply_holding(db, all, &holder).await;
+                let release = db
+                    .query("DELETE migration_lock:schema WHERE holder = $holder")
+                    .bind(("holder", holder.clone()))
+                    .await
+                    .and_then(|r| r.check());
+                if let Err(e) = release {
+                    // It expires after LOCK_TTL anyway.
+                    tracing::warn!(holder = %holder, error = %e, "could not release the schema migration lock");
+                }
+                return result.map(|applied| Report { applied, current });
+            }
+            Err(claim_error) => {
+                let lock: Vec<LockRow> = if table_exists(db, "migration_lock").await? {
+                    db.query(
+                        "SELECT holder, expires_at < time::now() AS expired FROM migration_lock:schema",
+                    )
+                    .await?
+                    .check()?
+                    .take(0)?
+                } else {
+                    Vec::new()
+                };
+                match lock.into_iter().next() {
+                    None => {
+                        // Not a lost race: released in between, or a real error.
+                        failed_claims += 1;
+                        if failed_claims >= CLAIM_ATTEMPTS {
+                            return Err(DbError::Query(claim_error));
+                        }
+                        tracing::debug!(error = %claim_error, "claiming the schema migration lock failed, retrying");
+                    }
+                    Some(LockRow {
+                        holder: other,
+                        expired: true,
+                    }) => {
+                        tracing::warn!(
+                            holder = %holder,
+                            expired_holder = %other,
+                            "the schema migration lock expired (its holder stopped?): taking it over"
+                        );
+                        // Another node may take it over at the same moment:
+                        // a conflict here is that race, and the claim decides.
+                        let takeover = db
+                            .query("DELETE migration_lock:schema WHERE expires_at < time::now()")
+                            .await
+                            .and_then(|r| r.check());
+                        if let Err(e) = takeover {
+                            tracing::debug!(error = %e, "deleting the expired schema migration lock failed");
+                        }
+                        continue;
+                    }
+                    Some(LockRow { holder: other, .. }) => {
+                        if announced.as_deref() != Some(other.as_str()) {
+                            tracing::info!(
+                                holder = %holder,
+                                migrating = %other,
+                                "another node is migrating the schema: waiting for it"
+                            );
+                            announced = Some(other.clone());
+                        }
+                        if started.elapsed() >= wait {
+                            return Err(DbError::MigrationLock {
+                                holder: other,
+                                waited_secs: wait.as_secs(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+        if !pending(all, &recorded(db).await?) {
+            tracing::info!(holder = %holder, "the schema was migrated by another node");
+            return Ok(Report {
+                applied: Vec::new(),
+                current,
+            });
+        }
+    }
+}
+
+/// Applies what is pending while holding the lease, renewing it every
+/// [`LOCK_RENEW`] until done.
+async fn apply_holding(
+    db: &Surreal<Any>,
+    all: &[Migration],
+    holder: &str,
+) -> Result<Vec<i64>, DbError> {
+    let work = apply_pending(db, all);
+    tokio::pin!(work);
+    let mut renew = tokio::time::interval(LOCK_RENEW);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.tick().await; // the first tick is immediate; the lease is fresh
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = renew.tick() => {
+                let renewed: Result<Vec<String>, surrealdb::Error> = async {
+                    db.query(format!(
+                        "UPDATE migration_lock:schema SET expires_at = time::now() + {LOCK_TTL_QL} WHERE holder = $holder RETURN VALUE holder"
+                    ))
+                    .bind(("holder", holder.to_string()))
+                    .await?
+                    .check()?
+                    .take(0)
+                }
+                .await;
+                match renewed {
+                    Ok(rows) if rows.is_empty() => tracing::error!(
+                        holder = %holder,
+                        "lost the schema migration lock (it expired and another node took it over)"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(holder = %holder, error = %e, "could not renew the schema migration lock"),
+                }
+            }
+        }
+    }
+}
+
+/// The migrations themselves: the bookkeeping table, then each one not recorded yet.
+async fn apply_pending(db: &Surreal<Any>, all: &[Migration]) -> Result<Vec<i64>, DbError> {
+    db.query(BOOKKEEPING).await?.check()?;
+    // Read again under the lease: the previous holder may have finished.
+    let done = recorded(db).await?;
     let mut applied = Vec::new();
     for m in all {
         if done.binary_search(&m.version).is_ok() {
@@ -307,6 +538,97 @@ pub async fn apply(db: &Surreal<Any>, all: &[Migration]) -> Result<Report, DbErr
         );
         applied.push(m.version);
     }
-    let current = all.iter().map(|m| m.version).max().unwrap_or(0);
-    Ok(Report { applied, current })
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Database, DbConfig, DbSettings};
+
+    async fn fresh() -> Database {
+        Database::connect(&DbSettings {
+            engine: DbConfig::Memory,
+            namespace: "onair".into(),
+            database: "locks".into(),
+        })
+        .await
+        .expect("memory database")
+    }
+
+    async fn lock(db: &Database, holder: &str, expires: &str) {
+        db.client()
+            .query(format!(
+                "CREATE migration_lock:schema SET holder = $holder, expires_at = time::now() {expires}"
+            ))
+            .bind(("holder", holder.to_string()))
+            .await
+            .expect("query")
+            .check()
+            .expect("lock");
+    }
+
+    async fn holders(db: &Database) -> Vec<String> {
+        db.client()
+            .query("SELECT VALUE holder FROM migration_lock")
+            .await
+            .expect("query")
+            .check()
+            .expect("holders")
+            .take(0)
+            .expect("take")
+    }
+
+    fn versions() -> Vec<i64> {
+        MIGRATIONS.iter().map(|m| m.version).collect()
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_and_released() {
+        let db = fresh().await;
+        lock(&db, "a node that died", "- 1m").await;
+        let report = apply(db.client(), MIGRATIONS, "node-b")
+            .await
+            .expect("migrate");
+        assert_eq!(report.applied, versions());
+        assert!(holders(&db).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_node_sees_the_holders_migrations_and_does_not_redo_them() {
+        let db = fresh().await;
+        lock(&db, "node-a", "+ 1h").await;
+        let waiter = {
+            let db = db.clone();
+            tokio::spawn(async move { apply(db.client(), MIGRATIONS, "node-b").await })
+        };
+        // node-a migrates while it holds the lease.
+        assert_eq!(
+            apply_pending(db.client(), MIGRATIONS)
+                .await
+                .expect("node-a"),
+            versions()
+        );
+        let report = waiter.await.expect("join").expect("node-b");
+        assert!(report.applied.is_empty(), "{report:?}");
+        assert_eq!(report.current, 7);
+        assert_eq!(
+            holders(&db).await,
+            ["node-a"],
+            "the holder's lease is its own"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_never_frees_ends_the_wait_with_an_error() {
+        let db = fresh().await;
+        lock(&db, "node-a", "+ 1h").await;
+        let waited = apply_waiting(db.client(), MIGRATIONS, "node-b", Duration::ZERO).await;
+        match waited {
+            Err(DbError::MigrationLock { holder, .. }) => assert_eq!(holder, "node-a"),
+            other => panic!("expected MigrationLock, got {other:?}"),
+        }
+        // Nothing was migrated by the node that gave up.
+        assert!(recorded(db.client()).await.expect("versions").is_empty());
+    }
 }

@@ -60,6 +60,15 @@ pub enum DbError {
         /// What SurrealDB said.
         source: surrealdb::Error,
     },
+    /// Another node held the schema migration lock for longer than this
+    /// node waits ([`migrations::LOCK_WAIT`]).
+    #[error("gave up after {waited_secs} s waiting for {holder} to finish migrating the schema (its lock is `migration_lock:schema`)")]
+    MigrationLock {
+        /// Who holds the lock.
+        holder: String,
+        /// How long this node waited.
+        waited_secs: u64,
+    },
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] surrealdb::Error),
@@ -186,9 +195,16 @@ impl Database {
         &self.db
     }
 
-    /// Applies every migration not applied yet; see [`migrations`].
+    /// Applies every migration not applied yet; see [`migrations`]. Safe to
+    /// run on several nodes at once: one migrates, the others wait for it.
     pub async fn migrate(&self) -> Result<migrations::Report, DbError> {
-        migrations::apply(&self.db, migrations::MIGRATIONS).await
+        self.migrate_as("onair").await
+    }
+
+    /// [`Database::migrate`], naming this node (`who`) in the migration
+    /// lock and the logs.
+    pub async fn migrate_as(&self, who: &str) -> Result<migrations::Report, DbError> {
+        migrations::apply(&self.db, migrations::MIGRATIONS, who).await
     }
 
     /// Checks that the database answers a query, for `/readyz`.

@@ -7,7 +7,7 @@ use onair_server::db::users::Upserted;
 use onair_server::db::{migrations, Database, DbError};
 use onair_server::db::{DbConfig, DbSettings};
 
-use crate::support::{SurrealServer, SURREAL_PASSWORD};
+use crate::support::{remote_db, SurrealServer, TestApp, SURREAL_PASSWORD};
 
 /// Inserts a user and two streams, one live, straight through SurrealQL.
 async fn seed(db: &Database) {
@@ -136,7 +136,7 @@ async fn migration_2_trims_long_titles_and_descriptions() {
     let db = Database::open_embedded(&dir.path().join("db"))
         .await
         .expect("open");
-    migrations::apply(db.client(), &migrations::MIGRATIONS[..1])
+    migrations::apply(db.client(), &migrations::MIGRATIONS[..1], "test")
         .await
         .expect("migration 1");
     db.client()
@@ -220,4 +220,81 @@ async fn surrealdb_server_over_websocket() {
 
     let wrong = Database::connect(&settings("wrong-password")).await;
     assert!(matches!(wrong, Err(DbError::Auth { .. })), "{wrong:?}");
+}
+
+/// Several nodes started at the same moment against one fresh SurrealDB
+/// server (systemd or an orchestrator starting them all, or all coming back
+/// after an outage): every one comes up and answers `/readyz`, and the
+/// schema is at the current version once: one `migration` row per version,
+/// every table and index defined, and the migration lock released.
+#[tokio::test]
+async fn several_nodes_start_together_on_a_fresh_server() {
+    let server = SurrealServer::start();
+    let start = |name: &'static str| {
+        let db = remote_db(&server.url, SURREAL_PASSWORD);
+        TestApp::start(move |c| {
+            c.db = db;
+            c.cluster.node_id = name.into();
+        })
+    };
+    let (a, b, c) = tokio::join!(start("node-a"), start("node-b"), start("node-c"));
+    for app in [&a, &b, &c] {
+        let ready = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz");
+        assert_eq!(ready.status(), 200, "{}", app.addr);
+    }
+
+    let db = Database::connect(&remote_db(&server.url, SURREAL_PASSWORD))
+        .await
+        .expect("connect");
+    let mut versions: Vec<i64> = db
+        .client()
+        .query("SELECT VALUE version FROM migration")
+        .await
+        .expect("query")
+        .check()
+        .expect("versions")
+        .take(0)
+        .expect("take");
+    versions.sort_unstable();
+    let all: Vec<i64> = migrations::MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(versions, all, "one row per migration, none twice");
+    let locks: Vec<String> = db
+        .client()
+        .query("SELECT VALUE holder FROM migration_lock")
+        .await
+        .expect("query")
+        .check()
+        .expect("locks")
+        .take(0)
+        .expect("take");
+    assert!(locks.is_empty(), "the lock is released: {locks:?}");
+    let mut indexes: Vec<String> = db
+        .client()
+        .query("RETURN object::keys((INFO FOR TABLE stream).indexes)")
+        .await
+        .expect("query")
+        .check()
+        .expect("info")
+        .take(0)
+        .expect("take");
+    indexes.sort_unstable();
+    assert_eq!(
+        indexes,
+        [
+            "stream_description_text",
+            "stream_owner",
+            "stream_state",
+            "stream_title_text",
+            "stream_visibility_state"
+        ]
+    );
+    // The schema works: a second migrate is a no-op and queries run.
+    assert!(db.migrate().await.expect("migrate").applied.is_empty());
+    seed(&db).await;
+    assert_eq!(db.live_streams(10).await.expect("live").len(), 1);
 }
