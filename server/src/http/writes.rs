@@ -3,7 +3,7 @@
 //!
 //! A write is a POST, PUT, PATCH or DELETE under `/api/v1/`, or a call of a
 //! server function that changes something (every one under `/api/fn/` but
-//! the reads listed in [`READS`], which the pages call as POSTs to load and
+//! the reads listed in `READS`, which the pages call as POSTs to load and
 //! refresh). Beacons (`POST /api/v1/beacons`) are not counted: a page sends
 //! them on its own, many viewers may share an address, and their own bounds
 //! apply (docs/api.md). Over the limit: 429 `rate_limited` with
