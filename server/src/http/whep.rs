@@ -128,19 +128,10 @@ async fn play(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     match endpoint.play(&id, content_type, &body) {
-        Ok(accepted) => {
-            let location = format!("/api/v1/streams/{id}/whep/{}", accepted.resource);
-            let mut res = (StatusCode::CREATED, accepted.answer).into_response();
-            let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/sdp"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                h.insert(header::LOCATION, v);
-            }
-            res
-        }
+        Ok(accepted) => super::whip::sdp_created(
+            accepted.answer,
+            &format!("/api/v1/streams/{id}/whep/{}", accepted.resource),
+        ),
         Err(e) => refusal(e),
     }
 }

@@ -42,6 +42,21 @@ impl From<WhipError> for ApiError {
     }
 }
 
+/// `201 Created` with an SDP answer and the session's `Location` (for its
+/// `DELETE`): the answer to a WHIP publish and to a WHEP play alike.
+pub(super) fn sdp_created(answer: String, location: &str) -> Response {
+    let mut res = (StatusCode::CREATED, answer).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    res
+}
+
 fn endpoint(state: &AppState) -> Result<&std::sync::Arc<Endpoint>, ApiError> {
     state.webrtc.get().ok_or_else(|| {
         ApiError::new(
@@ -95,19 +110,10 @@ async fn publish(
         .and_then(|v| v.to_str().ok());
     let caller = caller(&headers, user);
     match endpoint.publish(&id, content_type, &caller, &body).await {
-        Ok(accepted) => {
-            let location = format!("/api/v1/streams/{id}/whip/{}", accepted.resource);
-            let mut res = (StatusCode::CREATED, accepted.answer).into_response();
-            let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/sdp"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                h.insert(header::LOCATION, v);
-            }
-            res
-        }
+        Ok(accepted) => sdp_created(
+            accepted.answer,
+            &format!("/api/v1/streams/{id}/whip/{}", accepted.resource),
+        ),
         Err(e) => refusal(e),
     }
 }
