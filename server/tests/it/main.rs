@@ -10,6 +10,7 @@ mod cluster;
 mod connections;
 mod db;
 mod edge;
+mod edge_kit;
 mod events;
 mod failover;
 mod forward;
