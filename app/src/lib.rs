@@ -41,6 +41,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod assets;
+pub mod chapters;
 pub mod chat;
 pub mod components;
 pub mod error;

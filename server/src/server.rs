@@ -219,6 +219,14 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         None => tracing::info!("no AI model configured (--llm-url): summaries are extractive"),
     }
     let summaries = crate::summary::Summarizer::new(db.clone(), summary_config);
+    {
+        // A built recording gets its chapters, unless it has some.
+        let summaries = summaries.clone();
+        recorder.on_built(move |id| {
+            let (summaries, id) = (summaries.clone(), id.to_string());
+            tokio::spawn(async move { summaries.chapters_after_stream(&id).await });
+        });
+    }
     Ok(AppState {
         summaries: summaries.clone(),
         analytics: analytics.clone(),

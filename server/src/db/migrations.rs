@@ -294,6 +294,24 @@ DEFINE INDEX IF NOT EXISTS stream_description_text ON stream FIELDS description 
 ",
         transactional: false,
     },
+    Migration {
+        version: 8,
+        name: "chapters of a stream's recording",
+        sql: "
+-- A stream's chapters (record key: the stream id): `kind` is `llm` (made by
+-- `model`), `builtin` (topic segmentation) or `edited` (by the owner);
+-- `items` in order of `start_ms` (ms on the media timeline), the first at 0.
+DEFINE TABLE chapters SCHEMAFULL;
+DEFINE FIELD stream ON chapters TYPE record<stream>;
+DEFINE FIELD kind ON chapters TYPE string ASSERT $value IN ['llm', 'builtin', 'edited'];
+DEFINE FIELD model ON chapters TYPE option<string>;
+DEFINE FIELD items ON chapters TYPE array<object>;
+DEFINE FIELD items.*.start_ms ON chapters TYPE int;
+DEFINE FIELD items.*.title ON chapters TYPE string;
+DEFINE FIELD updated_at ON chapters TYPE datetime DEFAULT time::now();
+",
+        transactional: true,
+    },
 ];
 
 /// The lease as a waiting node reads it.

@@ -69,7 +69,7 @@ async fn a_waiting_node_sees_the_holders_migrations_and_does_not_redo_them() {
     );
     let report = waiter.await.expect("join").expect("node-b");
     assert!(report.applied.is_empty(), "{report:?}");
-    assert_eq!(report.current, 7);
+    assert_eq!(report.current, 8);
     assert_eq!(
         holders(&db).await,
         ["node-a"],

@@ -3,6 +3,7 @@
 //! config value. [`Database::connect`] opens it and [`Database::migrate`] brings
 //! the schema up to date.
 
+pub mod chapters;
 pub mod chat;
 pub mod migrations;
 pub mod recordings;

@@ -87,12 +87,13 @@ impl Database {
         Ok(!rows.is_empty())
     }
 
-    /// Deletes a stream's transcript (and its summary).
+    /// Deletes a stream's transcript (and its summary and chapters).
     pub async fn delete_transcript(&self, stream: &str) -> Result<(), DbError> {
         self.client()
             .query(
                 "DELETE transcript WHERE stream = type::record('stream', $stream); \
-                 DELETE type::record('summary', $stream);",
+                 DELETE type::record('summary', $stream); \
+                 DELETE type::record('chapters', $stream);",
             )
             .bind(("stream", stream.to_string()))
             .await?

@@ -18,6 +18,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod chapters;
 pub mod chat;
 pub mod csrf;
 pub mod error;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analytics::routes())
         .merge(streams::routes())
         .merge(transcripts::routes())
+        .merge(chapters::routes())
         .merge(chat::routes())
         .merge(users::routes())
         .merge(whip::routes())

@@ -89,6 +89,25 @@ pub struct Recorder {
     mp4_jobs: Semaphore,
     /// Streams whose recording is being built now (a second request waits its turn).
     building: Mutex<HashSet<String>>,
+    /// Told each time a stream's recording has been built.
+    on_built: OnBuilt,
+}
+
+/// A hook called with a stream's id.
+type StreamHook = Box<dyn Fn(&str) + Send + Sync>;
+
+/// What [`Recorder::on_built`] set.
+#[derive(Default)]
+struct OnBuilt(std::sync::OnceLock<StreamHook>);
+
+impl std::fmt::Debug for OnBuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "OnBuilt(set)"
+        } else {
+            "OnBuilt(none)"
+        })
+    }
 }
 
 /// The object key of a file of a stream's recording.
@@ -138,7 +157,15 @@ impl Recorder {
             cfg,
             mp4_jobs: Semaphore::new(1),
             building: Mutex::new(HashSet::new()),
+            on_built: OnBuilt::default(),
         })
+    }
+
+    /// Sets what is told, with the stream's id, each time a recording has
+    /// been built (its playlists written and its row stored): the wiring
+    /// starts the chapters there. Set once; later calls are ignored.
+    pub fn on_built(&self, f: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.on_built.0.set(Box::new(f));
     }
 
     /// The catalog live pipelines record into.
@@ -289,6 +316,9 @@ impl Recorder {
         };
         self.db.put_recording(stream, &row).await?;
         metrics::counter!("onair_recordings_total").increment(1);
+        if let Some(told) = self.on_built.0.get() {
+            told(stream);
+        }
         tracing::info!(
             stream,
             duration_ms = plan.duration_ms(),

@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod chapters;
 pub mod chat;
 pub mod error;
 pub mod listings;

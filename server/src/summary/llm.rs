@@ -17,9 +17,13 @@ use crate::openai::{Endpoint, OpenAiClient};
 /// The longest answer asked of the model per call, in tokens.
 pub const MAX_ANSWER_TOKENS: u32 = 300;
 
-/// What the model is told it is doing.
+/// What the model is told it is doing, for summaries.
 const SYSTEM: &str =
     "You summarise transcripts of live video streams. Answer with the summary only.";
+
+/// What the model is told it is doing, for chapters.
+const CHAPTERS_SYSTEM: &str = "You divide transcripts of live video streams into chapters. \
+     Answer only with lines of the form `mm:ss Title`, one per chapter.";
 
 /// Which API shape the endpoint speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,10 +138,46 @@ impl LlmClient {
         .await
     }
 
+    /// Chapters of one part of a transcript whose lines start with their
+    /// time (`[mm:ss] text`): the model's `mm:ss Title` lines.
+    pub async fn chapters_part(&self, timed: &str, max: usize) -> Result<String, LlmError> {
+        self.chat_as(
+            CHAPTERS_SYSTEM,
+            &format!(
+                "Divide this part of a live stream transcript into at most {max} chapters, \
+                 starting where the topic changes. Each transcript line starts with its time \
+                 [mm:ss]. Answer with one line per chapter: its start time as mm:ss (a time from \
+                 the transcript), a space, and a title of two to six words.\n\nTranscript:\n{}",
+                timed.trim()
+            ),
+        )
+        .await
+    }
+
+    /// Fewer chapters from the chapters of consecutive parts (`mm:ss Title`
+    /// lines).
+    pub async fn combine_chapters(&self, lines: &str, max: usize) -> Result<String, LlmError> {
+        self.chat_as(
+            CHAPTERS_SYSTEM,
+            &format!(
+                "These are the chapters of one live stream, in order. Merge neighbouring chapters \
+                 on the same topic so that at most {max} remain. Keep each kept chapter's start \
+                 time. Answer with one line per chapter: mm:ss, a space, and its title.\n\n\
+                 Chapters:\n{}",
+                lines.trim()
+            ),
+        )
+        .await
+    }
+
     async fn chat(&self, prompt: &str) -> Result<String, LlmError> {
+        self.chat_as(SYSTEM, prompt).await
+    }
+
+    async fn chat_as(&self, system: &str, prompt: &str) -> Result<String, LlmError> {
         let messages: Vec<ChatCompletionRequestMessage> = vec![
             ChatCompletionRequestSystemMessage::from(
-                ChatCompletionRequestSystemMessageContent::from(SYSTEM),
+                ChatCompletionRequestSystemMessageContent::from(system),
             )
             .into(),
             ChatCompletionRequestUserMessage::from(ChatCompletionRequestUserMessageContent::from(

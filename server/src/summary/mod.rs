@@ -12,7 +12,12 @@
 //! progress (model calls done of the calls it takes; after a job, what it
 //! took), the stored summary, or why the last attempt failed. A failure keeps the previous summary. Jobs
 //! live in this node's memory; summaries live in the database.
+//!
+//! Chapters of a recording are made the same way ([`chapter_jobs`]): by the
+//! model, or by the built-in topic segmentation ([`chapters`]).
 
+pub mod chapter_jobs;
+pub mod chapters;
 pub mod extractive;
 pub mod llm;
 pub mod split;
@@ -76,6 +81,8 @@ pub struct Summarizer {
     llm: Option<LlmClient>,
     context_chars: usize,
     jobs: Mutex<HashMap<String, Job>>,
+    /// Chapter jobs ([`chapter_jobs`]), by stream.
+    chapter_jobs: Mutex<HashMap<String, Job>>,
     permits: Semaphore,
 }
 
@@ -99,6 +106,7 @@ impl Summarizer {
             llm: config.llm.map(LlmClient::new),
             context_chars: config.context_chars.max(1),
             jobs: Mutex::new(HashMap::new()),
+            chapter_jobs: Mutex::new(HashMap::new()),
             permits: Semaphore::new(CONCURRENT_JOBS),
         })
     }

@@ -6,6 +6,7 @@ mod accounts;
 mod analytics;
 mod bundle;
 mod captions;
+mod chapters;
 mod cluster;
 mod connections;
 mod db;

@@ -13,11 +13,17 @@ use crate::ingest::{attach, end, hello_new_period, mkv_h264_opus, send_chunks, W
 use crate::support::{free_port_pair, s3_app, TestApp, Weed};
 
 /// 640x360 H.264 (a keyframe every 2 s) and AAC, as an MP4 file.
-fn media(dir: &Path, seconds: u32) -> std::path::PathBuf {
+pub(crate) fn media(dir: &Path, seconds: u32) -> std::path::PathBuf {
     crate::publish::make_file(dir, "in.mp4", seconds, crate::publish::H264_AAC)
 }
 
-fn publish_cmd(server: &str, id: &str, token: &str, file: &Path, extra: &[&str]) -> Command {
+pub(crate) fn publish_cmd(
+    server: &str,
+    id: &str,
+    token: &str,
+    file: &Path,
+    extra: &[&str],
+) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onair"));
     cmd.args([
         "publish", "--server", server, "--stream", id, "--token", token,

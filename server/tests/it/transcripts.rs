@@ -19,7 +19,7 @@ use crate::support::{AiServer, TestApp};
 
 /// An OpenAI-compatible model at `url` with `key` (empty: none), as
 /// `--llm-url`, `--llm-key` and `--llm-model` make it.
-fn llm(url: &str, key: &str, model: &str) -> LlmConfig {
+pub(crate) fn llm(url: &str, key: &str, model: &str) -> LlmConfig {
     LlmConfig {
         url: url.trim_end_matches('/').to_string(),
         model: model.to_string(),
@@ -30,28 +30,28 @@ fn llm(url: &str, key: &str, model: &str) -> LlmConfig {
 }
 
 /// Status, headers and body (JSON, or `Null` and the text in `text`).
-struct Res {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-    text: String,
+pub(crate) struct Res {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
+    pub(crate) text: String,
 }
 
 impl Res {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
 
-    fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
 }
 
 /// A request as a browser on the same origin would send it.
-async fn call(app: &TestApp, method: Method, path: &str, session: Option<&str>) -> Res {
+pub(crate) async fn call(app: &TestApp, method: Method, path: &str, session: Option<&str>) -> Res {
     let mut req = app.http.request(method, app.url(path));
     if let Some(s) = session {
         req = req
@@ -70,11 +70,11 @@ async fn call(app: &TestApp, method: Method, path: &str, session: Option<&str>) 
     }
 }
 
-async fn get(app: &TestApp, path: &str, session: Option<&str>) -> Res {
+pub(crate) async fn get(app: &TestApp, path: &str, session: Option<&str>) -> Res {
     call(app, Method::GET, path, session).await
 }
 
-async fn lines(app: &TestApp, stream: &str, texts: &[(i64, &str)]) {
+pub(crate) async fn lines(app: &TestApp, stream: &str, texts: &[(i64, &str)]) {
     let rows: Vec<TranscriptRow> = texts
         .iter()
         .map(|(start, text)| TranscriptRow {
@@ -89,14 +89,14 @@ async fn lines(app: &TestApp, stream: &str, texts: &[(i64, &str)]) {
 }
 
 /// An owner with a public and a private stream, and another user.
-struct World {
-    owner: String,
-    other: String,
-    public: String,
-    private: String,
+pub(crate) struct World {
+    pub(crate) owner: String,
+    pub(crate) other: String,
+    pub(crate) public: String,
+    pub(crate) private: String,
 }
 
-async fn world(app: &TestApp) -> World {
+pub(crate) async fn world(app: &TestApp) -> World {
     let (_, owner) = mint(app, "ann", "broadcaster").await;
     let (_, other) = mint(app, "bob", "broadcaster").await;
     let public = create_stream(app, &owner, "Cooking pasta at home", "public").await["id"]
@@ -442,7 +442,7 @@ async fn post_summary(app: &TestApp, id: &str, session: Option<&str>) -> Res {
 }
 
 /// The AI server's count of chat completions it answered.
-async fn completions(ai: &AiServer) -> u64 {
+pub(crate) async fn completions(ai: &AiServer) -> u64 {
     let base = ai.url.trim_end_matches("/v1");
     let health: Value = reqwest::get(format!("{base}/health"))
         .await
