@@ -51,9 +51,6 @@ impl From<WhepError> for ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                 "owner_refused",
             ),
-            // `WhepError` is non-exhaustive.
-            #[allow(unreachable_patterns)]
-            _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
         ApiError::new(status, code, message)
     }
@@ -142,9 +139,7 @@ async fn play(
     // Not live here, another node may own it (cluster mode): a relay from
     // the owner, unless this request was relayed here already.
     let relayed = match &state.forward {
-        Some(forward)
-            if !state.ingest.is_publishing(&id) && !headers.contains_key(EDGE_HEADER) =>
-        {
+        Some(forward) if !state.ingest.is_publishing(&id) && !headers.contains_key(EDGE_HEADER) => {
             let (token, _) = state
                 .accounts
                 .playback

@@ -50,8 +50,8 @@ mod whep;
 
 use mux::mux_task;
 pub use mux::Timeline;
-use socket::run;
 pub use relay::{OwnerAnswer, OwnerLink, RELAY_LINGER};
+use socket::run;
 pub use whep::{viewer_refused, WhepError};
 
 use std::collections::HashMap;

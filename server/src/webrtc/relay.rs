@@ -95,7 +95,9 @@ impl Endpoint {
         offer: &[u8],
         link: Arc<dyn OwnerLink>,
     ) -> Result<Accepted, WhepError> {
-        let result = self.try_play_relayed(stream, content_type, offer, link).await;
+        let result = self
+            .try_play_relayed(stream, content_type, offer, link)
+            .await;
         if let Err(e) = &result {
             e.count();
             tracing::info!(stream, error = %e, "relayed WHEP play refused");
@@ -441,11 +443,7 @@ fn send_out(
                 }
                 backlog.fetch_add(1, Ordering::Relaxed);
                 let backlog = backlog.clone();
-                let _ = commands.send(Command::Relayed {
-                    id,
-                    frame,
-                    backlog,
-                });
+                let _ = commands.send(Command::Relayed { id, frame, backlog });
             }
         }
     }

@@ -179,9 +179,7 @@ impl Upstream {
             return Ok(());
         }
         self.last_heard = now;
-        self.rtc
-            .handle_input(input)
-            .map_err(|_| UpEnd::Protocol)?;
+        self.rtc.handle_input(input).map_err(|_| UpEnd::Protocol)?;
         self.drain(now, out)
     }
 
@@ -216,9 +214,7 @@ impl Upstream {
 
     /// The earliest moment [`Upstream::tick`] has work.
     pub fn next_wake(&self) -> Instant {
-        let limit = self
-            .connect_by
-            .unwrap_or(self.last_heard + self.timeout);
+        let limit = self.connect_by.unwrap_or(self.last_heard + self.timeout);
         let mut wake = self.wake.min(limit);
         if self.want_keyframe && self.connect_by.is_none() {
             let at = self.last_pli.map_or(self.last_heard, |t| t + PLI_INTERVAL);

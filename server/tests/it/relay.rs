@@ -91,7 +91,18 @@ async fn whep_viewers_on_another_node_share_one_relay_from_the_owner() {
     );
     let whep = b.url(&format!("/api/v1/streams/{id}/whep"));
     let viewers: Vec<_> = (0..3)
-        .map(|_| peer(&["--mode", "whep", "--url", &whep, "--token", &ticket, "--seconds", "6"]))
+        .map(|_| {
+            peer(&[
+                "--mode",
+                "whep",
+                "--url",
+                &whep,
+                "--token",
+                &ticket,
+                "--seconds",
+                "6",
+            ])
+        })
         .collect();
     eventually(60, "B holds its three viewers", || async {
         on_b.viewer_count() == 3
@@ -99,7 +110,11 @@ async fn whep_viewers_on_another_node_share_one_relay_from_the_owner() {
     .await;
     // However many viewers B has, A feeds one: the relay.
     assert_eq!(on_b.relay_count(), 1);
-    assert_eq!(on_a.viewer_count(), 1, "A holds one WebRTC viewer: B's relay");
+    assert_eq!(
+        on_a.viewer_count(),
+        1,
+        "A holds one WebRTC viewer: B's relay"
+    );
     // (Both nodes run in this process and share one metrics recorder: only
     // B sets the relay gauge above 0.)
     assert_eq!(b.metric("onair_webrtc_relays").await, 1.0);
@@ -120,7 +135,14 @@ async fn whep_viewers_on_another_node_share_one_relay_from_the_owner() {
 
     // A new viewer starts a new relay, and stays.
     let staying = peer(&[
-        "--mode", "whep", "--url", &whep, "--token", &ticket, "--seconds", "60",
+        "--mode",
+        "whep",
+        "--url",
+        &whep,
+        "--token",
+        &ticket,
+        "--seconds",
+        "60",
     ]);
     eventually(60, "a new relay feeds the staying viewer", || async {
         on_b.viewer_count() == 1 && on_b.relay_count() == 1 && on_a.viewer_count() == 1
@@ -144,7 +166,10 @@ async fn whep_viewers_on_another_node_share_one_relay_from_the_owner() {
     })
     .await;
     let after = failures(&crate::rtmp::metrics(&b).await);
-    assert!(after >= before + 1.0, "the relay's end is counted: {before} -> {after}");
+    assert!(
+        after >= before + 1.0,
+        "the relay's end is counted: {before} -> {after}"
+    );
     drop(staying);
 
     // A new offer on B: a JSON answer at once (its lease not yet expired:

@@ -40,7 +40,13 @@ impl Table {
     /// One frame of relayed source `id` (a fed source whose frames are a
     /// relay's upstream media data), written to its connected viewers at
     /// `now`. False if `id` is not a fed source.
-    pub fn relay(&mut self, id: SessionId, frame: &Forward, now: Instant, out: &mut Vec<Out>) -> bool {
+    pub fn relay(
+        &mut self,
+        id: SessionId,
+        frame: &Forward,
+        now: Instant,
+        out: &mut Vec<Out>,
+    ) -> bool {
         if !self.is_fed(id) {
             return false;
         }
