@@ -303,3 +303,6 @@ impl Upstream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

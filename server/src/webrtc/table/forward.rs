@@ -40,6 +40,11 @@ impl Forward {
     pub fn is_keyframe(&self) -> bool {
         self.keyframe
     }
+
+    /// The payload (H.264 in Annex B, VP8, or Opus).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
 }
 
 impl Table {
