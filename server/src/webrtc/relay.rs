@@ -368,7 +368,7 @@ async fn relay_task(
             control = t.control.recv() => match control {
                 Some(Control::Keyframe) => t.upstream.request_keyframe(Instant::now(), &mut out),
                 Some(Control::Idle) => {
-                    idle_until.get_or_insert(Instant::now() + RELAY_LINGER);
+                    idle_until = Some(Instant::now() + RELAY_LINGER);
                     Ok(())
                 }
                 None => break None,

@@ -82,13 +82,28 @@ async fn whep_viewers_on_another_node_share_one_relay_from_the_owner() {
     assert_eq!(on_b.relay_count(), 0);
     assert_eq!(on_a.viewer_count(), 0, "nothing reached A");
 
-    // Three viewers on B with the playback token (B signs it; nodes share
-    // the key).
+    // An offer another node relayed already is never relayed again (two
+    // nodes whose views of the lease differ must not bounce it).
     let (ticket, _) = b.state.accounts.playback.issue(
         &id,
         Duration::from_secs(600),
         onair_server::auth::playback::unix_now(),
     );
+    let again = b
+        .http
+        .post(b.url(&format!("/api/v1/streams/{id}/whep")))
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {ticket}"))
+        .header("x-onair-edge", "node-x")
+        .body(offer.clone())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(again.status().as_u16(), 409);
+    assert_eq!(on_b.relay_count(), 0);
+
+    // Three viewers on B with the playback token (B signs it; nodes share
+    // the key).
     let whep = b.url(&format!("/api/v1/streams/{id}/whep"));
     let viewers: Vec<_> = (0..3)
         .map(|_| {
@@ -104,12 +119,12 @@ async fn whep_viewers_on_another_node_share_one_relay_from_the_owner() {
             ])
         })
         .collect();
-    eventually(60, "B holds its three viewers", || async {
-        on_b.viewer_count() == 3
+    // (A viewer's slot is held before its relay is looked up or started.)
+    eventually(60, "B holds its three viewers and a relay", || async {
+        on_b.viewer_count() == 3 && on_b.relay_count() == 1
     })
     .await;
     // However many viewers B has, A feeds one: the relay.
-    assert_eq!(on_b.relay_count(), 1);
     assert_eq!(
         on_a.viewer_count(),
         1,
