@@ -3,6 +3,12 @@
 //! the LL-HLS gate's rule ([`super::playback::check_access`]): a private
 //! stream needs its playback token, as `Authorization: Bearer <token>` or
 //! `?token=`. The WebRTC work is [`crate::webrtc`]'s.
+//!
+//! Cluster mode: a stream not live on this node is played through the
+//! node's relay of it from the owner (`Endpoint::play_relayed`); the owner
+//! is found and asked through [`crate::forward::Forwarder`] (the lease's
+//! URL, a playback token this node signs, the `x-onair-edge` header: an
+//! offer carrying it is never relayed again).
 
 use app::ids::StreamId;
 use axum::body::Bytes;
