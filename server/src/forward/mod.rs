@@ -17,6 +17,10 @@
 //!   (`http::playback`); the request to the owner carries a playback token
 //!   this node signs (nodes share `--playback-key`), so private streams pass
 //!   the owner's gate too.
+//! - WHEP viewers are relayed (`crate::webrtc`'s relays): one upstream
+//!   WebRTC session per stream, whose offer goes to the owner's WHEP
+//!   endpoint through [`Forwarder::whep_offer`] with the same token and
+//!   edge header.
 //! - An owner that does not answer is [`ForwardError::OwnerUnreachable`]
 //!   (502, counted in `onair_edge_owner_errors_total`), never a hang: each
 //!   request to the owner has a deadline longer than the owner's own
@@ -24,6 +28,7 @@
 
 pub mod cache;
 pub mod flights;
+pub mod whep;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

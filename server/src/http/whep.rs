@@ -3,6 +3,12 @@
 //! the LL-HLS gate's rule ([`super::playback::check_access`]): a private
 //! stream needs its playback token, as `Authorization: Bearer <token>` or
 //! `?token=`. The WebRTC work is [`crate::webrtc`]'s.
+//!
+//! Cluster mode: a stream not live on this node is played through the
+//! node's relay of it from the owner (`Endpoint::play_relayed`); the owner
+//! is found and asked through [`crate::forward::Forwarder`] (the lease's
+//! URL, a playback token this node signs, the `x-onair-edge` header: an
+//! offer carrying it is never relayed again).
 
 use app::ids::StreamId;
 use axum::body::Bytes;
@@ -15,8 +21,11 @@ use axum::Router;
 use super::error::ApiError;
 use super::playback::{check_access, AccessError};
 use crate::auth::playback::unix_now;
+use crate::forward::whep::WhepPosted;
+use crate::forward::{ForwardError, Forwarder, Owner, EDGE_HEADER};
 use crate::state::AppState;
-use crate::webrtc::WhepError;
+use crate::webrtc::{OwnerAnswer, OwnerLink, WhepError};
+use std::sync::Arc;
 
 /// The routes under `/api/v1`.
 pub fn routes() -> Router<AppState> {
@@ -42,6 +51,12 @@ impl From<WhepError> for ApiError {
             WhepError::TokenRejected(_) => (StatusCode::FORBIDDEN, "playback_token_invalid"),
             WhepError::TooManyViewers(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_many_viewers"),
             WhepError::Internal(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            WhepError::OwnerUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "owner_unknown"),
+            WhepError::OwnerUnreachable(_) => (StatusCode::BAD_GATEWAY, "owner_unreachable"),
+            WhepError::OwnerRefused { status, .. } => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+                "owner_refused",
+            ),
         };
         ApiError::new(status, code, message)
     }
@@ -127,12 +142,97 @@ async fn play(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    match endpoint.play(&id, content_type, &body) {
+    // Not live here, another node may own it (cluster mode): a relay from
+    // the owner, unless this request was relayed here already.
+    let relayed = match &state.forward {
+        Some(forward) if !state.ingest.is_publishing(&id) && !headers.contains_key(EDGE_HEADER) => {
+            let (token, _) = state
+                .accounts
+                .playback
+                .issue(&id, OWNER_TOKEN_TTL, unix_now());
+            let link = Arc::new(ForwardLink {
+                forward: forward.clone(),
+                token,
+                owner: tokio::sync::OnceCell::new(),
+            });
+            Some(endpoint.play_relayed(&id, content_type, &body, link).await)
+        }
+        _ => None,
+    };
+    let played = match relayed {
+        Some(r) => r,
+        None => endpoint.play(&id, content_type, &body),
+    };
+    match played {
         Ok(accepted) => super::whip::sdp_created(
             accepted.answer,
             &format!("/api/v1/streams/{id}/whep/{}", accepted.resource),
         ),
         Err(e) => refusal(e),
+    }
+}
+
+/// How long the playback token a relay's offer carries to the owner lives
+/// (it is checked once, when the owner answers the offer).
+const OWNER_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The way to a stream's owner for a relay: the forwarder's client and
+/// lease lookup, with a playback token this node signed.
+#[derive(Debug)]
+struct ForwardLink {
+    forward: Arc<Forwarder>,
+    token: String,
+    /// Looked up once: the offer and the `DELETE` go to the same node.
+    owner: tokio::sync::OnceCell<Owner>,
+}
+
+impl ForwardLink {
+    async fn owner(&self, stream: &str) -> Result<&Owner, WhepError> {
+        self.owner
+            .get_or_try_init(|| async {
+                self.forward.owner_of(stream).await.map_err(|e| match e {
+                    ForwardError::NotLive(id) => WhepError::NotLive(id),
+                    ForwardError::OwnerUnknown(m) => WhepError::OwnerUnknown(m),
+                    other => WhepError::OwnerUnreachable(other.to_string()),
+                })
+            })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl OwnerLink for ForwardLink {
+    async fn url(&self, stream: &str) -> Result<String, WhepError> {
+        Ok(self.owner(stream).await?.url.clone())
+    }
+
+    async fn offer(&self, stream: &str, offer: String) -> Result<OwnerAnswer, WhepError> {
+        let owner = self.owner(stream).await?;
+        let posted = self
+            .forward
+            .whep_offer(owner, stream, offer, &self.token)
+            .await
+            .map_err(|e| WhepError::OwnerUnreachable(e.to_string()))?;
+        match posted {
+            WhepPosted::Answer { answer, location } => Ok(OwnerAnswer { answer, location }),
+            WhepPosted::Refused { status, body } => {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let message = v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+                    .to_string();
+                Err(match status {
+                    404 | 409 => WhepError::NotLive(stream.to_string()),
+                    _ => WhepError::OwnerRefused { status, message },
+                })
+            }
+        }
+    }
+
+    async fn delete(&self, location: &str) {
+        if let Some(owner) = self.owner.get() {
+            self.forward.whep_delete(owner, location).await;
+        }
     }
 }
 

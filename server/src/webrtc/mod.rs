@@ -32,17 +32,25 @@
 //! from RTMP, SRT or WebSocket (`fed.rs`); `--webrtc-max-viewers` caps
 //! them. `socket.rs` is the socket task.
 //!
+//! Cluster mode (`relay.rs`): a WHEP viewer on a node that does not own the
+//! stream is a viewer of the stream's relay, one upstream WebRTC session
+//! ([`upstream::Upstream`]) from this node to the owner, shared by every
+//! viewer of the stream on this node.
+//!
 //! Not built yet: trickle ICE (`PATCH`).
 
 mod fed;
 mod mux;
+mod relay;
 pub mod sdp;
 mod socket;
 pub mod table;
+pub mod upstream;
 mod whep;
 
 use mux::mux_task;
 pub use mux::Timeline;
+pub use relay::{OwnerAnswer, OwnerLink, RELAY_LINGER};
 use socket::run;
 pub use whep::{viewer_refused, WhepError};
 
@@ -204,6 +212,13 @@ enum Command {
         /// The source's frames not yet written (`fed::FED_BACKLOG`).
         backlog: Arc<std::sync::atomic::AtomicUsize>,
     },
+    /// One frame of a relay's upstream (`relay.rs`).
+    Relayed {
+        id: SessionId,
+        frame: table::Forward,
+        /// The relay's frames not yet written (`fed::FED_BACKLOG`).
+        backlog: Arc<std::sync::atomic::AtomicUsize>,
+    },
     Remove {
         id: SessionId,
         /// The publisher ended the stream (`DELETE`).
@@ -241,6 +256,10 @@ pub struct Endpoint {
     viewers: Mutex<HashMap<String, Info>>,
     /// Per stream, its fed source's id (WHEP of a non-WebRTC source).
     fed: Mutex<HashMap<String, SessionId>>,
+    /// Per stream played here from another node, its relay (`relay.rs`).
+    relays: Mutex<HashMap<String, relay::Relay>>,
+    /// Per stream, the relay start under way (one at a time).
+    relay_starts: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     next_id: AtomicU64,
 }
 
@@ -271,10 +290,13 @@ pub fn serve(
         sessions: Mutex::new(HashMap::new()),
         viewers: Mutex::new(HashMap::new()),
         fed: Mutex::new(HashMap::new()),
+        relays: Mutex::new(HashMap::new()),
+        relay_starts: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
     });
     metrics::gauge!("onair_webrtc_sessions").set(0.0);
     metrics::gauge!("onair_webrtc_viewers").set(0.0);
+    metrics::gauge!("onair_webrtc_relays").set(0.0);
     tokio::spawn(run(
         socket,
         candidate,
@@ -325,6 +347,7 @@ impl Endpoint {
         drop(v);
         for stream in idle {
             self.end_fed(&stream);
+            self.relay_idle(&stream);
         }
     }
 

@@ -44,6 +44,10 @@ pub(super) async fn run(
                     table.feed(id, &frame, Instant::now(), &mut out);
                     backlog.fetch_sub(1, Ordering::Relaxed);
                 }
+                Some(Command::Relayed { id, frame, backlog }) => {
+                    table.relay(id, &frame, Instant::now(), &mut out);
+                    backlog.fetch_sub(1, Ordering::Relaxed);
+                }
                 Some(Command::Remove { id, ended }) => {
                     table.remove(id, &mut out);
                     if let Some(feed) = feeds.remove(&id) {
@@ -54,6 +58,15 @@ pub(super) async fn run(
                 }
             },
             _ = tokio::time::sleep_until(wake) => table.tick(Instant::now(), &mut out),
+        }
+        // Viewers of a relay want a keyframe: the relay asks the owner.
+        let wants = table.take_keyframe_wants();
+        if !wants.is_empty() {
+            if let Some(endpoint) = endpoint.upgrade() {
+                for id in wants {
+                    endpoint.relay_keyframe(id);
+                }
+            }
         }
         for o in out.drain(..) {
             match o {

@@ -137,8 +137,11 @@ pub struct Table {
     timeout: Duration,
     /// Frames not given to a viewer (no matching codec, or str0m refused them).
     dropped: u64,
-    /// Fed sources (`fed.rs`).
+    /// Fed sources (`fed.rs`) and relayed ones.
     fed: Vec<SessionId>,
+    /// Fed sources a viewer wants a keyframe of (joined, or asked), until
+    /// taken ([`Table::take_keyframe_wants`]): a relay asks its upstream.
+    keyframe_wants: Vec<SessionId>,
 }
 
 impl std::fmt::Debug for Table {
@@ -157,6 +160,7 @@ impl Table {
             timeout,
             dropped: 0,
             fed: Vec::new(),
+            keyframe_wants: Vec::new(),
         }
     }
 
@@ -522,7 +526,7 @@ fn keyframe_due(e: &Entry) -> Option<Instant> {
 
 mod fed;
 mod forward;
-use forward::Forward;
+pub use forward::Forward;
 
 #[cfg(test)]
 mod tests;

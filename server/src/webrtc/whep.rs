@@ -52,6 +52,22 @@ pub enum WhepError {
     /// The server cannot take the viewer now (database, socket task).
     #[error("{0}")]
     Internal(String),
+    /// Cluster mode: the leases cannot be read now (no owner known).
+    #[error("cannot find the node that serves this stream: {0}")]
+    OwnerUnknown(String),
+    /// Cluster mode: the owner does not answer the relay's offer, or
+    /// answers it with nonsense.
+    #[error("the node that serves this stream does not answer: {0}")]
+    OwnerUnreachable(String),
+    /// Cluster mode: the owner refused the relay's offer (its status and
+    /// message).
+    #[error("the node that serves this stream refused: {message}")]
+    OwnerRefused {
+        /// The owner's status (4xx, or 503).
+        status: u16,
+        /// The owner's message.
+        message: String,
+    },
 }
 
 impl WhepError {
@@ -66,6 +82,9 @@ impl WhepError {
             WhepError::TokenRejected(_) => "wrong_token",
             WhepError::TooManyViewers(_) => "too_many_viewers",
             WhepError::Internal(_) => "internal",
+            WhepError::OwnerUnknown(_) => "owner_unknown",
+            WhepError::OwnerUnreachable(_) => "owner_unreachable",
+            WhepError::OwnerRefused { .. } => "owner_refused",
         }
     }
 
@@ -114,20 +133,7 @@ impl Endpoint {
         content_type: Option<&str>,
         offer: &[u8],
     ) -> Result<Accepted, WhepError> {
-        let sdp_type = content_type
-            .and_then(|c| c.split(';').next())
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
-        if !sdp_type {
-            return Err(WhepError::ContentType);
-        }
-        let text = std::str::from_utf8(offer)
-            .map_err(|_| WhepError::MalformedSdp("the offer is not UTF-8 text".into()))?;
-        sdp::check_offer(text).map_err(|e| match e {
-            OfferError::Malformed(_) => WhepError::MalformedSdp(e.to_string()),
-            other => WhepError::Codec(other.to_string()),
-        })?;
-        let parsed = SdpOffer::from_sdp_string(text)
-            .map_err(|e| WhepError::MalformedSdp(format!("the body is not an SDP offer: {e}")))?;
+        let parsed = relay::check_viewer_offer(content_type, offer)?;
         let source = self
             .lock()
             .values()
@@ -140,24 +146,7 @@ impl Endpoint {
             _ if self.hub.is_publishing(stream) => None,
             _ => return Err(WhepError::NotLive(stream.to_string())),
         };
-        let max = self.cfg.max_viewers;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let resource = random_resource().map_err(WhepError::Internal)?;
-        {
-            let mut v = self.lock_viewers();
-            if v.len() >= max {
-                return Err(WhepError::TooManyViewers(max));
-            }
-            v.insert(
-                resource.clone(),
-                Info {
-                    id,
-                    stream: stream.to_string(),
-                    video: Vec::new(),
-                },
-            );
-            metrics::gauge!("onair_webrtc_viewers").set(v.len() as f64);
-        }
+        let (id, resource) = self.reserve_viewer(stream)?;
         let (source, codecs) = match source {
             Some(s) => s,
             None => match self.fed_source(stream) {
@@ -177,7 +166,29 @@ impl Endpoint {
         }
     }
 
-    fn negotiate_viewer(
+    /// A viewer's id and resource, its slot held (so that a burst of
+    /// offers cannot pass `--webrtc-max-viewers` together).
+    pub(super) fn reserve_viewer(&self, stream: &str) -> Result<(SessionId, String), WhepError> {
+        let max = self.cfg.max_viewers;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let resource = random_resource().map_err(WhepError::Internal)?;
+        let mut v = self.lock_viewers();
+        if v.len() >= max {
+            return Err(WhepError::TooManyViewers(max));
+        }
+        v.insert(
+            resource.clone(),
+            Info {
+                id,
+                stream: stream.to_string(),
+                video: Vec::new(),
+            },
+        );
+        metrics::gauge!("onair_webrtc_viewers").set(v.len() as f64);
+        Ok((id, resource))
+    }
+
+    pub(super) fn negotiate_viewer(
         &self,
         id: SessionId,
         source: SessionId,

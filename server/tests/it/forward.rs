@@ -27,7 +27,12 @@ const PLAYBACK_KEY: &[u8] = b"forward-test-playback-key-32-bytes!";
 
 /// A node on this NATS, database and S3, with a small live window (three
 /// segments) so that old segments leave it quickly.
-async fn node(surreal: &SurrealServer, nats: &NatsServer, weed: &Weed, name: &str) -> TestApp {
+pub(crate) async fn node(
+    surreal: &SurrealServer,
+    nats: &NatsServer,
+    weed: &Weed,
+    name: &str,
+) -> TestApp {
     let db = remote_db(&surreal.url, SURREAL_PASSWORD);
     let nats_url = nats.url();
     let store = weed.store_config("media", "forward");

@@ -23,6 +23,7 @@ mod outage;
 mod profiles;
 mod publish;
 mod recording;
+mod relay;
 mod rtmp;
 mod security;
 mod srt;

@@ -29,7 +29,7 @@ fn refusals(text: &str, reason: &str) -> f64 {
 }
 
 /// aiortc's WHEP offer (recvonly video and audio).
-async fn viewer_offer() -> String {
+pub(crate) async fn viewer_offer() -> String {
     let out = tokio::process::Command::new(peer_python())
         .arg(peer_script())
         .args([
@@ -53,7 +53,7 @@ async fn viewer_offer() -> String {
     offer
 }
 
-async fn post_whep(
+pub(crate) async fn post_whep(
     app: &TestApp,
     id: &str,
     token: Option<&str>,

@@ -37,12 +37,36 @@ impl Table {
         true
     }
 
+    /// One frame of relayed source `id` (a fed source whose frames are a
+    /// relay's upstream media data), written to its connected viewers at
+    /// `now`. False if `id` is not a fed source.
+    pub fn relay(
+        &mut self,
+        id: SessionId,
+        frame: &Forward,
+        now: Instant,
+        out: &mut Vec<Out>,
+    ) -> bool {
+        if !self.is_fed(id) {
+            return false;
+        }
+        self.forward(id, std::slice::from_ref(frame), now, out);
+        true
+    }
+
+    /// The fed sources a viewer wants a keyframe of since the last call
+    /// (a relay asks its upstream with PLI; a pipeline cannot be asked).
+    pub fn take_keyframe_wants(&mut self) -> Vec<SessionId> {
+        std::mem::take(&mut self.keyframe_wants)
+    }
+
     /// Frees fed source `id`; its viewers are freed at the next tick.
     pub(super) fn remove_fed(&mut self, id: SessionId) -> bool {
         let Some(i) = self.fed.iter().position(|&f| f == id) else {
             return false;
         };
         self.fed.swap_remove(i);
+        self.keyframe_wants.retain(|&w| w != id);
         self.orphan_viewers(id);
         true
     }

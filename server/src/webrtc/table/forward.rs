@@ -5,7 +5,7 @@ use super::*;
 
 /// A publisher's media data, as its viewers are given it.
 #[derive(Debug, Clone)]
-pub(super) struct Forward {
+pub struct Forward {
     pub(super) kind: MediaKind,
     pub(super) codec: Codec,
     /// The publisher's payload parameters (none for a fed source).
@@ -17,7 +17,9 @@ pub(super) struct Forward {
 }
 
 impl Forward {
-    pub(super) fn of(kind: MediaKind, d: &MediaData) -> Self {
+    /// Media data of `kind` as str0m depacketized it (a WHIP publisher's,
+    /// or a relay's upstream).
+    pub fn of(kind: MediaKind, d: &MediaData) -> Self {
         Forward {
             kind,
             codec: d.params.spec().codec,
@@ -28,10 +30,31 @@ impl Forward {
             data: d.data.clone(),
         }
     }
+
+    /// Video or audio.
+    pub fn kind(&self) -> MediaKind {
+        self.kind
+    }
+
+    /// A video keyframe.
+    pub fn is_keyframe(&self) -> bool {
+        self.keyframe
+    }
+
+    /// The payload (H.264 in Annex B, VP8, or Opus).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
 }
 
 impl Table {
     pub(super) fn want_keyframe(&mut self, source: SessionId) {
+        if self.is_fed(source) {
+            if !self.keyframe_wants.contains(&source) {
+                self.keyframe_wants.push(source);
+            }
+            return;
+        }
         if let Some(p) = self
             .entries
             .iter_mut()
