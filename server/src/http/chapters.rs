@@ -53,6 +53,24 @@ impl From<ChaptersError> for ApiError {
     }
 }
 
+/// The chapters' status for whoever may watch the stream.
+async fn read(
+    state: &AppState,
+    user: Option<&crate::service::SessionUser>,
+    id: &str,
+    token: Option<&str>,
+) -> Result<ChaptersStatus, ApiError> {
+    Ok(chapters::status(
+        &state.db,
+        &state.accounts,
+        &state.summaries,
+        user,
+        id,
+        token,
+    )
+    .await?)
+}
+
 async fn status(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
@@ -60,15 +78,7 @@ async fn status(
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Json<ChaptersStatus>, ApiError> {
     Ok(Json(
-        chapters::status(
-            &state.db,
-            &state.accounts,
-            &state.summaries,
-            user.as_ref(),
-            &id,
-            q.token.as_deref(),
-        )
-        .await?,
+        read(&state, user.as_ref(), &id, q.token.as_deref()).await?,
     ))
 }
 
@@ -78,15 +88,7 @@ async fn vtt(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let status = chapters::status(
-        &state.db,
-        &state.accounts,
-        &state.summaries,
-        user.as_ref(),
-        &id,
-        q.token.as_deref(),
-    )
-    .await?;
+    let status = read(&state, user.as_ref(), &id, q.token.as_deref()).await?;
     let Some(list) = status.chapters else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -13,7 +13,7 @@ use app::transcripts::TranscriptLine;
 
 use super::chapters::{self, Segmenter};
 use super::llm::{LlmClient, LlmError};
-use super::{split, Job, Summarizer, SummaryError};
+use super::{claim, split, Job, Summarizer, SummaryError};
 use crate::db::DbError;
 
 /// Chapters a model is asked for per transcript part.
@@ -117,18 +117,8 @@ impl Summarizer {
             Some(_) => split::split(&timed_text(&lines), self.context_chars).len() as u32,
             None => 0,
         };
-        {
-            let mut jobs = self.chapter_jobs();
-            let job = jobs.entry(stream.to_string()).or_default();
-            if job.running {
-                return Err(SummaryError::Running);
-            }
-            *job = Job {
-                running: true,
-                done: 0,
-                total,
-                error: None,
-            };
+        if !claim(&mut self.chapter_jobs(), stream, total) {
+            return Err(SummaryError::Running);
         }
         tracing::info!(stream = %stream, calls = total, llm = self.llm.is_some(), "chapters started");
         let this = self.clone();

@@ -161,18 +161,8 @@ impl Summarizer {
             Some(_) => calls_for(&text, self.context_chars),
             None => 1,
         };
-        {
-            let mut jobs = self.jobs();
-            let job = jobs.entry(stream.to_string()).or_default();
-            if job.running {
-                return Err(SummaryError::Running);
-            }
-            *job = Job {
-                running: true,
-                done: 0,
-                total,
-                error: None,
-            };
+        if !claim(&mut self.jobs(), stream, total) {
+            return Err(SummaryError::Running);
         }
         tracing::info!(stream = %stream, calls = total, llm = self.llm.is_some(), "summary started");
         let this = self.clone();
@@ -283,6 +273,22 @@ impl Summarizer {
         }
         Err(LlmError("the part summaries could not be combined".into()))
     }
+}
+
+/// Records a new running job of `total` calls for `stream` in `jobs`;
+/// false if one runs already.
+fn claim(jobs: &mut HashMap<String, Job>, stream: &str, total: u32) -> bool {
+    let job = jobs.entry(stream.to_string()).or_default();
+    if job.running {
+        return false;
+    }
+    *job = Job {
+        running: true,
+        done: 0,
+        total,
+        error: None,
+    };
+    true
 }
 
 /// Model calls a transcript takes at first sight: one per part, plus one to

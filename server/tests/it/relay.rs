@@ -18,9 +18,8 @@ use onair_server::webrtc::{WebrtcConfig, RELAY_LINGER};
 
 use crate::cluster::{eventually, readiness, NatsServer};
 use crate::forward::node;
-use crate::rtmp::{wait_for_state, QUICK};
 use crate::support::{SurrealServer, Weed};
-use crate::whep::{assert_played, peer, post_whep, report_of, viewer_offer};
+use crate::whep::{assert_played, peer, post_whep, report_of, viewer_offer, whip_publish};
 use crate::whip::whip_endpoint;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -52,22 +51,7 @@ async fn whep_viewers_on_another_node_share_one_relay_from_the_owner() {
         .check()
         .expect("private ok");
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("source.mp4");
-    onair_server::media::testsrc::av("640x360", 30, QUICK, file.to_str().expect("utf8"))
-        .expect("test media");
-    let whip = a.url(&format!("/api/v1/streams/{id}/whip"));
-    let key = format!("{id}_{token}");
-    let publisher = peer(&[
-        "--url",
-        &whip,
-        "--token",
-        &key,
-        "--file",
-        file.to_str().expect("utf8"),
-        "--seconds",
-        "40",
-    ]);
-    wait_for_state(&a, &id, "live").await;
+    let publisher = whip_publish(&a, (&id, &token), dir.path(), ("640x360", 30), 40, &[]).await;
     assert!(!b.state.ingest.is_publishing(&id), "B is not the owner");
 
     // B's gate: no token, no relay.

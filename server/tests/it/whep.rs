@@ -105,6 +105,39 @@ pub(crate) fn peer(args: &[&str]) -> tokio::process::Child {
         .expect("python runs")
 }
 
+/// aiortc publishes `size` test media (made in `dir`, `media_s` long) to
+/// stream `id` of `app` over WHIP for `seconds`, with `extra` arguments;
+/// returns the publisher once the stream is live.
+pub(crate) async fn whip_publish(
+    app: &TestApp,
+    (id, token): (&str, &str),
+    dir: &std::path::Path,
+    (size, media_s): (&str, u32),
+    seconds: u32,
+    extra: &[&str],
+) -> tokio::process::Child {
+    let file = dir.join("source.mp4");
+    onair_server::media::testsrc::av(size, media_s, QUICK, file.to_str().expect("utf8"))
+        .expect("test media");
+    let whip = app.url(&format!("/api/v1/streams/{id}/whip"));
+    let key = format!("{id}_{token}");
+    let seconds = seconds.to_string();
+    let mut args = vec![
+        "--url",
+        &whip,
+        "--token",
+        &key,
+        "--file",
+        file.to_str().expect("utf8"),
+        "--seconds",
+        &seconds,
+    ];
+    args.extend_from_slice(extra);
+    let publisher = peer(&args);
+    wait_for_state(app, id, "live").await;
+    publisher
+}
+
 pub(crate) async fn report_of(child: tokio::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().await.expect("peer ends");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -137,23 +170,8 @@ async fn aiortc_plays_an_aiortc_whip_publish_over_whep() {
     );
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("source.mp4");
-    onair_server::media::testsrc::av("640x360", 30, QUICK, file.to_str().expect("utf8"))
-        .expect("test media");
-    let whip = app.url(&format!("/api/v1/streams/{id}/whip"));
     let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
-    let key = format!("{id}_{token}");
-    let publisher = peer(&[
-        "--url",
-        &whip,
-        "--token",
-        &key,
-        "--file",
-        file.to_str().expect("utf8"),
-        "--seconds",
-        "25",
-    ]);
-    wait_for_state(&app, &id, "live").await;
+    let publisher = whip_publish(&app, (&id, &token), dir.path(), ("640x360", 30), 25, &[]).await;
 
     // A viewer whose ICE never starts: freed at the connect time-out
     // (3 s here), counted, while the publisher plays on.
@@ -376,25 +394,16 @@ async fn a_vp8_whip_publish_plays_over_whep() {
     let endpoint = whip_endpoint(&app, WebrtcConfig::default());
     let (id, token) = app.new_stream().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("source.mp4");
-    onair_server::media::testsrc::av("320x240", 20, QUICK, file.to_str().expect("utf8"))
-        .expect("test media");
-    let whip = app.url(&format!("/api/v1/streams/{id}/whip"));
     let whep = app.url(&format!("/api/v1/streams/{id}/whep"));
-    let key = format!("{id}_{token}");
-    let publisher = peer(&[
-        "--url",
-        &whip,
-        "--token",
-        &key,
-        "--file",
-        file.to_str().expect("utf8"),
-        "--video-codec",
-        "VP8",
-        "--seconds",
-        "12",
-    ]);
-    wait_for_state(&app, &id, "live").await;
+    let publisher = whip_publish(
+        &app,
+        (&id, &token),
+        dir.path(),
+        ("320x240", 20),
+        12,
+        &["--video-codec", "VP8"],
+    )
+    .await;
     // aiortc offers VP8 and H.264; the publisher's VP8 frames are forwarded.
     let report = report_of(peer(&["--mode", "whep", "--url", &whep, "--seconds", "3"])).await;
     eprintln!("the WHEP viewer's report: {report}");
