@@ -18,8 +18,9 @@ const CLIENTS: usize = 500;
 const FOLLOW: Duration = Duration::from_secs(6);
 
 /// nginx with `deploy/nginx/edge.conf` as shipped, but for what only a real
-/// host has: the upstream is `origin`, it listens on a free loopback port,
-/// and its cache, log and pid live in `dir`. Stopped on drop.
+/// host has: every node of its upstreams is `origin` (one node here), it
+/// listens on a free loopback port, and its cache, log and pid live in
+/// `dir`. Stopped on drop.
 struct Edge {
     child: std::process::Child,
     port: u16,
@@ -37,7 +38,8 @@ impl Edge {
         )
         .expect("deploy/nginx/edge.conf");
         let site = shipped
-            .replace("server 127.0.0.1:3000;", &format!("server {origin};"))
+            .replace("server 127.0.0.1:3000", &format!("server {origin}"))
+            .replace("server 127.0.0.1:3001", &format!("server {origin}"))
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
             .replace("    listen [::]:80;\n", "")
             .replace(
