@@ -630,13 +630,22 @@ mod tests {
             }
         ));
         let out = p.on_message(&ready_with(1, true));
-        assert!(out.is_empty(), "nothing of the old container is sent: {out:?}");
-        assert!(p.take_recorder_restart(), "the page is asked for a new recorder");
+        assert!(
+            out.is_empty(),
+            "nothing of the old container is sent: {out:?}"
+        );
+        assert!(
+            p.take_recorder_restart(),
+            "the page is asked for a new recorder"
+        );
         assert!(!p.take_recorder_restart(), "once");
         assert_eq!(p.phase(), Phase::Live);
         let stats = p.stats();
         assert_eq!((stats.pending, stats.pending_bytes), (0, 0));
-        assert_eq!((stats.new_sessions, stats.dropped, stats.reconnects), (1, 3, 1));
+        assert_eq!(
+            (stats.new_sessions, stats.dropped, stats.reconnects),
+            (1, 3, 1)
+        );
         // The new recorder's header is the server's next_seq.
         assert_eq!(seqs(&p.on_chunk(b"new header".to_vec())), vec![1]);
         assert_eq!(seqs(&p.on_chunk(b"new cluster".to_vec())), vec![2]);
@@ -655,7 +664,10 @@ mod tests {
         let out = p.on_message(&ready_with(3, true));
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(hello(&out[0]), ClientMessage::End);
-        assert!(!p.take_recorder_restart(), "no recorder for an ending stream");
+        assert!(
+            !p.take_recorder_restart(),
+            "no recorder for an ending stream"
+        );
     }
 
     #[test]
