@@ -9,6 +9,12 @@
 //! - after a reconnect, `hello` carries `resume_after` and every chunk from the
 //!   server's `next_seq` on is sent again;
 //! - a recorder restart is announced before the new recorder's first chunk;
+//! - a reconnect that lands on a new session (another node took the stream
+//!   after its owner died) gives up the old container's unacked chunks and
+//!   asks for a new recorder, whose first chunk gets the server's `next_seq`;
+//! - `already_publishing` right after a drop is retried a few times: the
+//!   server (or, after a failover, the dead owner's lease) may not have let go
+//!   of the old connection yet;
 //! - the buffer is bounded: past the limit the publisher stops with an error
 //!   instead of growing without end.
 
@@ -64,6 +70,12 @@ pub enum PublishFailure {
     Protocol(String),
 }
 
+/// How many `already_publishing` refusals in a row a reconnect waits out
+/// before giving up. With the studio's backoff (0.5 s doubling, capped at
+/// 10 s) eight attempts span about 20 to 40 s: longer than a dead owner's
+/// lease (`--nats-lease-ttl`, 5 s) and about the resume grace (30 s).
+pub const MAX_TAKEOVER_RETRIES: u32 = 8;
+
 /// Close codes after which reconnecting cannot help.
 fn is_final(code: u16) -> bool {
     // 1000 is a normal close; 4500 (internal), 1006 (dropped), 4408 (hello
@@ -86,6 +98,11 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Successful reconnects.
     pub reconnects: u32,
+    /// Reconnects that landed on a new session (another node): the old
+    /// container's unacked chunks were given up and the recorder restarted.
+    pub new_sessions: u32,
+    /// Unacked chunks given up that way.
+    pub dropped: u64,
 }
 
 /// The publishing state machine for one stream.
@@ -104,6 +121,11 @@ pub struct Publisher {
     period: Option<(i64, u64)>,
     ever_connected: bool,
     ending_after_reconnect: bool,
+    /// `already_publishing` refusals since the last `ready`.
+    takeover_refusals: u32,
+    /// The server started a new session on a reconnect: the page must start
+    /// a new recorder (see [`Publisher::take_recorder_restart`]).
+    restart_recorder: bool,
     stats: Stats,
     failure: Option<PublishFailure>,
 }
@@ -128,6 +150,8 @@ impl Publisher {
             period: None,
             ever_connected: false,
             ending_after_reconnect: false,
+            takeover_refusals: 0,
+            restart_recorder: false,
             stats: Stats::default(),
             failure: None,
         }
@@ -210,6 +234,15 @@ impl Publisher {
         self.period = Some((capture_start_ms, self.next_seq));
     }
 
+    /// Whether the page must replace its recorder now (once per request):
+    /// a reconnect landed on a new session, which needs a new container.
+    /// Chunks of the old recorder that arrive after this must not reach
+    /// [`Publisher::on_chunk`]; the new recorder's first chunk gets the
+    /// server's `next_seq`.
+    pub fn take_recorder_restart(&mut self) -> bool {
+        std::mem::take(&mut self.restart_recorder)
+    }
+
     /// The broadcaster ends the stream: `end` goes out once everything is acked
     /// (now, or from [`Publisher::on_message`] when the last ack arrives).
     pub fn end(&mut self) -> Vec<Frame> {
@@ -241,11 +274,19 @@ impl Publisher {
             }
         };
         match msg {
-            ServerMessage::Ready { next_seq, .. } => {
+            ServerMessage::Ready {
+                next_seq,
+                new_session,
+                ..
+            } => {
                 let ending = self.phase == Phase::Ending || self.ending_after_reconnect;
                 self.ending_after_reconnect = false;
+                self.takeover_refusals = 0;
                 if self.ever_connected {
                     self.stats.reconnects += 1;
+                    if new_session && self.stats.chunks > 0 {
+                        return self.start_over(next_seq, ending);
+                    }
                 }
                 self.ever_connected = true;
                 self.phase = if ending { Phase::Ending } else { Phase::Live };
@@ -273,12 +314,42 @@ impl Publisher {
         }
     }
 
+    /// A reconnect landed on a new session at `next_seq`: the server has
+    /// nothing of the current container, so its unacked chunks cannot be
+    /// read there. They are given up, and the next chunk (the new
+    /// recorder's first) is numbered `next_seq`. Ending meanwhile: nothing
+    /// is left to send, so `end` goes out at once.
+    fn start_over(&mut self, next_seq: u64, ending: bool) -> Vec<Frame> {
+        self.stats.new_sessions += 1;
+        self.stats.dropped += self.pending.len() as u64;
+        self.pending.clear();
+        self.stats.pending = 0;
+        self.stats.pending_bytes = 0;
+        self.period = None;
+        self.next_seq = next_seq;
+        self.phase = if ending { Phase::Ending } else { Phase::Live };
+        if ending {
+            return self.finish_if_drained();
+        }
+        self.restart_recorder = true;
+        Vec::new()
+    }
+
     /// The socket closed with `code` and the server's reason (if any).
     pub fn on_close(&mut self, code: u16, reason: &str) {
         if matches!(self.phase, Phase::Ended | Phase::Failed) {
             return;
         }
-        if is_final(code) {
+        // Right after a drop, "already publishing" is most likely this
+        // publisher's own old connection (or a dead owner's lease, in a
+        // cluster) not yet let go: wait it out, a bounded number of times.
+        let takeover = code == crate::protocol::ingest::close::ALREADY_PUBLISHING
+            && self.ever_connected
+            && self.takeover_refusals < MAX_TAKEOVER_RETRIES;
+        if takeover {
+            self.takeover_refusals += 1;
+        }
+        if is_final(code) && !takeover {
             let parsed: Option<CloseReason> = serde_json::from_str(reason).ok();
             let (reason, message) = parsed.map(|r| (r.code, r.message)).unwrap_or_else(|| {
                 (
@@ -350,6 +421,10 @@ mod tests {
     use crate::protocol::ingest::{decode_chunk, IngestLimits};
 
     fn ready(next_seq: u64) -> String {
+        ready_with(next_seq, false)
+    }
+
+    fn ready_with(next_seq: u64, new_session: bool) -> String {
         serde_json::to_string(&ServerMessage::Ready {
             next_seq,
             limits: IngestLimits {
@@ -357,6 +432,7 @@ mod tests {
                 max_bitrate: 20_000_000,
                 idle_timeout_s: 15,
             },
+            new_session,
         })
         .expect("json")
     }
@@ -528,6 +604,110 @@ mod tests {
             );
             assert_eq!(p.phase(), Phase::Disconnected, "{code}");
             assert!(p.wants_connection(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_reconnect_to_a_new_session_starts_a_new_container_at_the_servers_number() {
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        // The first connection is a new session too: nothing to restart.
+        assert!(p.on_message(&ready_with(0, true)).is_empty());
+        assert!(!p.take_recorder_restart());
+        p.on_chunk(b"header".to_vec());
+        p.on_chunk(b"cluster 1".to_vec());
+        p.on_message(&ack(0));
+        p.on_chunk(b"cluster 2".to_vec());
+        // The owner dies; the reconnect lands on another node, which has no
+        // session: chunks 1 and 2 continue a container it never saw.
+        p.on_close(1006, "");
+        p.on_chunk(b"cluster 3".to_vec());
+        assert!(matches!(
+            hello(&p.on_open()),
+            ClientMessage::Hello {
+                resume_after: Some(0),
+                ..
+            }
+        ));
+        let out = p.on_message(&ready_with(1, true));
+        assert!(
+            out.is_empty(),
+            "nothing of the old container is sent: {out:?}"
+        );
+        assert!(
+            p.take_recorder_restart(),
+            "the page is asked for a new recorder"
+        );
+        assert!(!p.take_recorder_restart(), "once");
+        assert_eq!(p.phase(), Phase::Live);
+        let stats = p.stats();
+        assert_eq!((stats.pending, stats.pending_bytes), (0, 0));
+        assert_eq!(
+            (stats.new_sessions, stats.dropped, stats.reconnects),
+            (1, 3, 1)
+        );
+        // The new recorder's header is the server's next_seq.
+        assert_eq!(seqs(&p.on_chunk(b"new header".to_vec())), vec![1]);
+        assert_eq!(seqs(&p.on_chunk(b"new cluster".to_vec())), vec![2]);
+
+        // A resume of the same session (the same node) resends as before.
+        p.on_close(1006, "");
+        p.on_open();
+        assert_eq!(seqs(&p.on_message(&ready_with(1, false))), vec![1, 2]);
+        assert!(!p.take_recorder_restart());
+
+        // Ending while away, then landing on a new session: nothing is left
+        // to send, so `end` goes out at once.
+        p.on_close(1006, "");
+        assert!(p.end().is_empty());
+        p.on_open();
+        let out = p.on_message(&ready_with(3, true));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(hello(&out[0]), ClientMessage::End);
+        assert!(
+            !p.take_recorder_restart(),
+            "no recorder for an ending stream"
+        );
+    }
+
+    #[test]
+    fn already_publishing_right_after_a_drop_is_waited_out_a_bounded_number_of_times() {
+        use crate::protocol::ingest::close;
+        let refused = r#"{"code":"already_publishing","message":"another publisher is live"}"#;
+        // Before any connection succeeded it is another publisher: final.
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        p.on_close(close::ALREADY_PUBLISHING, refused);
+        assert_eq!(p.phase(), Phase::Failed);
+
+        // After a drop: the old connection, or a dead owner's lease, may
+        // still hold the stream for a moment.
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        p.on_message(&ready(0));
+        p.on_close(1006, "");
+        for _ in 0..MAX_TAKEOVER_RETRIES {
+            p.on_open();
+            p.on_close(close::ALREADY_PUBLISHING, refused);
+            assert!(p.wants_connection());
+        }
+        p.on_open();
+        p.on_close(close::ALREADY_PUBLISHING, refused);
+        assert_eq!(p.phase(), Phase::Failed, "not forever");
+
+        // A successful reconnect starts the count again.
+        let mut p = Publisher::new("tok", "video/webm", 0, 1 << 20);
+        p.on_open();
+        p.on_message(&ready(0));
+        for _ in 0..3 {
+            p.on_close(1006, "");
+            for _ in 0..MAX_TAKEOVER_RETRIES {
+                p.on_open();
+                p.on_close(close::ALREADY_PUBLISHING, refused);
+            }
+            p.on_open();
+            p.on_message(&ready(0));
+            assert_eq!(p.phase(), Phase::Live);
         }
     }
 }

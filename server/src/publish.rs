@@ -162,7 +162,9 @@ async fn attach(
         .await
         .map_err(|e| PublishError::Connection(e.to_string()))?;
     match recv(&mut ws).await {
-        Answer::Msg(ServerMessage::Ready { next_seq, limits }) => Ok((ws, next_seq, limits)),
+        Answer::Msg(ServerMessage::Ready {
+            next_seq, limits, ..
+        }) => Ok((ws, next_seq, limits)),
         Answer::Closed(Some((code, r))) => Err(PublishError::Refused {
             code,
             reason: r.code,

@@ -119,6 +119,14 @@ pub enum ServerMessage {
         next_seq: u64,
         /// Limits that apply to this connection.
         limits: IngestLimits,
+        /// This connection started a new session of the stream: nothing of
+        /// an earlier connection's container is here (after a failover, the
+        /// `resume_after` named a session another node had). A client that
+        /// was resuming gives up its unacknowledged chunks and starts a new
+        /// container (a new recorder) at `next_seq`. Absent (older servers)
+        /// means `false`.
+        #[serde(default)]
+        new_session: bool,
     },
     /// Every chunk up to and including `seq` is safely received.
     Ack {

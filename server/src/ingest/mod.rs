@@ -436,8 +436,16 @@ impl IngestHub {
             session,
             ended: false,
         };
-        // A client resuming a session this node no longer has continues its
-        // numbering; its next chunk must start a new container.
+        // A client resuming a session this node no longer has (another
+        // node's, before a failover) continues its numbering; its next chunk
+        // must start a new container, which it records from when it is told
+        // (`ready` with `new_session`): the session is dated from now, not
+        // from the hello's clock (the first container's, long gone).
+        let capture_start_ms = if resume_after.is_some() {
+            crate::clock::now_ms()
+        } else {
+            capture_start_ms
+        };
         let first_seq = match resume_after {
             Some(n) => {
                 app::protocol::ingest::next_seq(n).ok_or(AttachError::SequenceOverflow(n))?

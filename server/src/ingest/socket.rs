@@ -242,7 +242,16 @@ async fn serve(
         // starts a new container. (A new session starts fresh anyway.)
         start_period(&session, capture_start_ms).await?;
     }
-    let result = publish(conn, hub, &session, next_seq, capture_start_ms, marked).await;
+    let result = publish(
+        conn,
+        hub,
+        &session,
+        next_seq,
+        capture_start_ms,
+        marked,
+        is_new,
+    )
+    .await;
     if let Ok(true) = result {
         publisher.ended();
     }
@@ -286,10 +295,12 @@ async fn publish(
     next_seq: u64,
     capture_start_ms: i64,
     marked: bool,
+    new_session: bool,
 ) -> Result<bool, Refusal> {
     let limits = hub.limits;
     conn.send(&ServerMessage::Ready {
         next_seq,
+        new_session,
         limits: WireLimits {
             max_message_bytes: limits.max_message_bytes as u64,
             max_bitrate: limits.max_bitrate,

@@ -9,8 +9,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// nginx with `deploy/nginx/edge.conf` as shipped, but for what only a real
-/// host has: the upstream is `origin`, it listens on a free loopback port,
-/// and its cache, log and pid live in `dir`. Stopped on drop.
+/// host has: every node of its upstreams is `origin` (one node here), it
+/// listens on a free loopback port, and its cache, log and pid live in
+/// `dir`. Stopped on drop.
 pub struct Edge {
     child: std::process::Child,
     port: u16,
@@ -30,7 +31,8 @@ impl Edge {
         )
         .expect("deploy/nginx/edge.conf");
         let site = shipped
-            .replace("server 127.0.0.1:3000;", &format!("server {origin};"))
+            .replace("server 127.0.0.1:3000", &format!("server {origin}"))
+            .replace("server 127.0.0.1:3001", &format!("server {origin}"))
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
             .replace("    listen [::]:80;\n", "")
             .replace(

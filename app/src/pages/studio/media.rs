@@ -47,6 +47,10 @@ struct Core {
     /// Every captured track (the composite's sources too), stopped at the end.
     tracks: Vec<MediaStreamTrack>,
     recorder: Option<MediaRecorder>,
+    /// Counts recorders: a chunk from a replaced one is dropped.
+    recorder_generation: u32,
+    /// What the recorder was created with (a replacement gets the same).
+    recorder_options: Option<Object>,
     ws: Option<WebSocket>,
     publisher: Option<Publisher>,
     stream_id: String,
@@ -307,29 +311,7 @@ pub fn go_live(stream_id: String, token: String, preset: Preset, status: RwSigna
         ("audioBitsPerSecond", 128_000.into()),
         ("videoKeyFrameIntervalDuration", KEYFRAME_MS.into()),
     ]);
-    let recorder = match MediaRecorder::new_with_media_stream_and_media_recorder_options(
-        &stream,
-        options.unchecked_ref(),
-    ) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("This browser cannot record: {}", message(&e))),
-    };
-    let on_data = Closure::<dyn FnMut(BlobEvent)>::new(move |e: BlobEvent| {
-        let Some(blob) = e.data() else { return };
-        if blob.size() == 0.0 {
-            return;
-        }
-        leptos::task::spawn_local(async move {
-            if let Ok(buf) = JsFuture::from(blob.array_buffer()).await {
-                let bytes = Uint8Array::new(&buf).to_vec();
-                let frames = with_publisher(|p| p.on_chunk(bytes));
-                send(frames);
-                refresh();
-            }
-        });
-    });
-    recorder.set_ondataavailable(Some(on_data.as_ref().unchecked_ref()));
-    on_data.forget();
+    CORE.with(|c| c.borrow_mut().recorder_options = Some(options));
     CORE.with(|c| {
         let mut c = c.borrow_mut();
         c.status = Some(status);
@@ -350,10 +332,9 @@ pub fn go_live(stream_id: String, token: String, preset: Preset, status: RwSigna
         s.error = None;
         s.phase = "connecting".into();
     });
-    if let Err(e) = recorder.start_with_time_slice(CHUNK_MS) {
-        return fail(format!("The recorder did not start: {}", message(&e)));
+    if let Err(e) = start_recorder(&stream) {
+        return fail(e);
     }
-    CORE.with(|c| c.borrow_mut().recorder = Some(recorder));
     connect();
     // The status panel ticks once a second (elapsed time, bitrate).
     let tick = Closure::<dyn FnMut()>::new(refresh);
@@ -366,6 +347,72 @@ pub fn go_live(stream_id: String, token: String, preset: Preset, status: RwSigna
         }
     }
     tick.forget();
+}
+
+/// Starts a new recorder on `stream` (in place of the current one, which is
+/// stopped and whose late chunks are dropped) and feeds its chunks to the
+/// publisher.
+fn start_recorder(stream: &MediaStream) -> Result<(), String> {
+    let (options, generation, old) = CORE.with(|c| {
+        let mut c = c.borrow_mut();
+        c.recorder_generation = c.recorder_generation.wrapping_add(1);
+        (
+            c.recorder_options.clone().unwrap_or_else(Object::new),
+            c.recorder_generation,
+            c.recorder.take(),
+        )
+    });
+    if let Some(old) = old {
+        old.set_ondataavailable(None);
+        if old.state() == web_sys::RecordingState::Recording {
+            let _ = old.stop();
+        }
+    }
+    let recorder = MediaRecorder::new_with_media_stream_and_media_recorder_options(
+        stream,
+        options.unchecked_ref(),
+    )
+    .map_err(|e| format!("This browser cannot record: {}", message(&e)))?;
+    let on_data = Closure::<dyn FnMut(BlobEvent)>::new(move |e: BlobEvent| {
+        let Some(blob) = e.data() else { return };
+        if blob.size() == 0.0 {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            if let Ok(buf) = JsFuture::from(blob.array_buffer()).await {
+                // Read after the await: a chunk of a recorder replaced
+                // meanwhile continues a container the server does not have.
+                if CORE.with(|c| c.borrow().recorder_generation) != generation {
+                    return;
+                }
+                let bytes = Uint8Array::new(&buf).to_vec();
+                let frames = with_publisher(|p| p.on_chunk(bytes));
+                send(frames);
+                refresh();
+            }
+        });
+    });
+    recorder.set_ondataavailable(Some(on_data.as_ref().unchecked_ref()));
+    on_data.forget();
+    recorder
+        .start_with_time_slice(CHUNK_MS)
+        .map_err(|e| format!("The recorder did not start: {}", message(&e)))?;
+    CORE.with(|c| c.borrow_mut().recorder = Some(recorder));
+    Ok(())
+}
+
+/// A reconnect landed on a new session (another node, after the owner
+/// died): it needs a new container, so a new recorder on the same capture.
+fn restart_recorder_if_asked() {
+    if !with_publisher(|p| p.take_recorder_restart()) {
+        return;
+    }
+    let Some(stream) = CORE.with(|c| c.borrow().stream.clone()) else {
+        return;
+    };
+    if let Err(e) = start_recorder(&stream) {
+        fail(e);
+    }
 }
 
 fn with_publisher<T: Default>(f: impl FnOnce(&mut Publisher) -> T) -> T {
@@ -417,6 +464,7 @@ fn connect() {
                 CORE.with(|c| c.borrow_mut().attempts = 0);
             }
             send(frames);
+            restart_recorder_if_asked();
             refresh();
         }
     });
