@@ -132,7 +132,7 @@ pub async fn node(surreal: &SurrealServer, nats: &NatsServer, name: &str) -> Tes
 }
 
 /// The next event that matches (numbered or not).
-async fn until(ws: &mut Ws, mut pred: impl FnMut(&ServerEvent) -> bool) -> Envelope {
+pub(crate) async fn until(ws: &mut Ws, mut pred: impl FnMut(&ServerEvent) -> bool) -> Envelope {
     loop {
         let e = next(ws).await.unwrap_or_else(|c| panic!("closed: {c:?}"));
         if pred(&e.event) {
@@ -143,7 +143,7 @@ async fn until(ws: &mut Ws, mut pred: impl FnMut(&ServerEvent) -> bool) -> Envel
 
 /// The next chat message, with its event id (none if it was served by one
 /// node alone).
-async fn chat(ws: &mut Ws) -> (Option<u64>, ChatMessage) {
+pub(crate) async fn chat(ws: &mut Ws) -> (Option<u64>, ChatMessage) {
     let e = until(ws, |e| matches!(e, ServerEvent::Chat { .. })).await;
     match e.event {
         ServerEvent::Chat { message } => (e.id, message),
@@ -151,7 +151,7 @@ async fn chat(ws: &mut Ws) -> (Option<u64>, ChatMessage) {
     }
 }
 
-fn say(text: &str) -> ClientMessage {
+pub(crate) fn say(text: &str) -> ClientMessage {
     ClientMessage::Chat { text: text.into() }
 }
 

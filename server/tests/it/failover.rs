@@ -133,7 +133,7 @@ async fn stored(weed: &Weed, id: &str) -> Vec<(String, u64)> {
 
 /// The highest media sequence number a live playlist names (segments,
 /// parts, the preload hint).
-fn highest_msn(playlist: &str) -> u64 {
+pub(crate) fn highest_msn(playlist: &str) -> u64 {
     playlist
         .lines()
         .filter_map(|l| {

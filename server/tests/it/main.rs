@@ -19,6 +19,7 @@ mod http;
 mod ingest;
 mod llhls;
 mod lossy;
+mod nats_outage;
 mod outage;
 mod profiles;
 mod publish;
