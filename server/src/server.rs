@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
@@ -145,10 +146,18 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
     );
     // Cluster mode: streams still marked live may be another node's; the
     // orphan sweep (below) interrupts those whose node is gone.
+    // Streams a graceful shutdown left resumable get the resume grace (on a
+    // node alone: in cluster mode the orphan sweep gives every stream one).
+    let resumable = crate::ingest::resume::take_resumable(&config.data_dir);
+    let resumable = if config.cluster.nats_url.is_some() {
+        Vec::new()
+    } else {
+        resumable
+    };
     let recovered = if config.cluster.nats_url.is_some() {
         recorder.recover_recordings().await
     } else {
-        recorder.recover().await
+        recorder.recover(&resumable).await
     };
     match recovered {
         Ok(0) => {}
@@ -194,6 +203,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartError> {
         ingest.set_ownership(Arc::new(NatsOwnership(bus.leases())));
         ingest.sweep_orphans(cluster.lease_ttl);
     }
+    ingest.await_resume(resumable);
     let forward = nats.as_ref().map(|bus| {
         crate::forward::Forwarder::new(
             crate::forward::ForwardConfig {
@@ -449,13 +459,56 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         "Onair is serving: open http://{local}/",
     );
     let analytics = state.analytics.clone();
-    let served = serve(listener, state, shutdown_signal()).await;
+    let stop = graceful_stop(&state, config.data_dir.clone());
+    let served = serve(listener, state, stop).await;
     for task in [rtmp, rtmps].into_iter().flatten() {
         task.abort();
     }
     // Open viewer sessions and the current minute are written before exit.
     analytics.shutdown().await;
     served
+}
+
+/// How long a graceful shutdown waits for the live pipelines to finish
+/// their segments.
+pub const SHUTDOWN_PIPELINES: Duration = Duration::from_secs(10);
+/// How long it then waits for the upload queue and the catalog rows.
+pub const SHUTDOWN_WRITES: Duration = Duration::from_secs(20);
+
+/// Completes on Ctrl-C or SIGTERM once the live streams are left
+/// resumable (`ingest::resume`): their pipelines finished their segments
+/// (at most [`SHUTDOWN_PIPELINES`]), the uploads and catalog rows are
+/// written (at most [`SHUTDOWN_WRITES`] each; what is not uploaded stays in
+/// the spill directory), and the streams are listed for the restart.
+fn graceful_stop(state: &AppState, data_dir: std::path::PathBuf) -> impl Future<Output = ()> {
+    let (ingest, uploader, catalog) = (
+        state.ingest.clone(),
+        state.uploader.clone(),
+        state.recorder.catalog(),
+    );
+    async move {
+        shutdown_signal().await;
+        let resumable = ingest.shutdown(SHUTDOWN_PIPELINES).await;
+        if !uploader.drained(SHUTDOWN_WRITES).await {
+            tracing::warn!("shutdown: uploads still queued; they stay in the spill directory");
+        }
+        if !catalog.flushed(SHUTDOWN_WRITES).await {
+            tracing::warn!(
+                "shutdown: catalog rows still queued; the restart's recovery reads the store"
+            );
+        }
+        if !resumable.is_empty() {
+            match crate::ingest::resume::write_resumable(&data_dir, &resumable) {
+                Ok(()) => tracing::info!(
+                    streams = resumable.len(),
+                    "live streams listed for the restart"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list the live streams for the restart: they will be interrupted")
+                }
+            }
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -74,6 +74,9 @@ pub mod close {
     pub const HELLO_TIMEOUT: u16 = 4408;
     /// Too many sockets of this kind from this client IP; retry later.
     pub const TOO_MANY_CONNECTIONS: u16 = 4429;
+    /// The server is restarting (RFC 6455's "service restart"); the stream
+    /// is resumable: reconnect and resume.
+    pub const SERVICE_RESTART: u16 = 1012;
 }
 
 /// Messages from the publisher.

@@ -5,9 +5,11 @@
 //! sink: the one place a stream's outputs fan out (origin, archive, captions).
 
 pub mod encoder;
+mod numbering;
 mod orphans;
 pub mod outputs;
 pub mod protocol;
+pub mod resume;
 pub mod rtc;
 pub mod rtmp;
 mod socket;
@@ -202,6 +204,8 @@ pub struct IngestHub {
     ownership: std::sync::OnceLock<Arc<dyn Ownership>>,
     /// The leases this node holds, per stream, while its pipeline runs.
     leases: Mutex<HashMap<String, Box<dyn Lease>>>,
+    /// Set by [`IngestHub::shutdown`]: ending pipelines leave their streams resumable.
+    stopping: AtomicBool,
     /// Checks encoder stream keys.
     db: Database,
     /// Per stream, its WebRTC output queue ([`rtc::RtcFeed`]).
@@ -230,6 +234,9 @@ pub enum AttachError {
     /// `resume_after` leaves no sequence number to continue with.
     #[error("resume_after {0} is past the last sequence number ({max})", max = app::protocol::ingest::MAX_SEQ)]
     SequenceOverflow(u64),
+    /// The server is shutting down; publish again after its restart.
+    #[error("the server is restarting; publish again in a moment")]
+    ShuttingDown,
 }
 
 /// A publisher attached to a live session: while it exists, nobody else can
@@ -295,6 +302,7 @@ impl IngestHub {
             srt_addr: std::sync::OnceLock::new(),
             ownership: std::sync::OnceLock::new(),
             leases: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
             rtc_feeds: Mutex::new(HashMap::new()),
             whip_addr: std::sync::OnceLock::new(),
         })
@@ -382,45 +390,6 @@ impl IngestHub {
         });
     }
 
-    /// Where a new session of `stream` starts numbering segments: after the
-    /// last one this node produced, and after the highest one in the store
-    /// (from before a restart), so no URL or object key is ever reused.
-    /// Stored segments this node did not number (another node's, before a
-    /// failover, or this process's before a restart) are followed by
-    /// [`FOREIGN_MSN_MARGIN`] unused numbers: their numberer may have
-    /// published more (its open segment's parts, its upload queue) than
-    /// reached the store, and those URLs must not name other media.
-    async fn first_msn(&self, stream: &str) -> u64 {
-        let known = self
-            .next_msn
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(stream)
-            .copied()
-            .unwrap_or(0);
-        let prefix = format!("streams/{stream}/");
-        let stored = match self.store.list(&prefix).await {
-            Ok(objects) => objects
-                .iter()
-                .filter_map(|o| {
-                    let name = o.key.rsplit('/').next()?;
-                    name.strip_suffix(".m4s")?.parse::<u64>().ok()
-                })
-                .max()
-                .map(|m| m + 1)
-                .unwrap_or(0),
-            Err(e) => {
-                tracing::warn!(stream, error = %e, "cannot list earlier segments; numbering from what this node knows");
-                0
-            }
-        };
-        if stored > known {
-            stored.saturating_add(FOREIGN_MSN_MARGIN)
-        } else {
-            known
-        }
-    }
-
     /// Attaches a publisher: resumes the stream's session or starts a new one
     /// (and its pipeline). Returns the attached publisher (detached when
     /// dropped), the next expected sequence number, and whether the session
@@ -431,6 +400,9 @@ impl IngestHub {
         capture_start_ms: i64,
         resume_after: Option<u64>,
     ) -> Result<(Publisher, u64, bool), AttachError> {
+        if self.stopping() {
+            return Err(AttachError::ShuttingDown);
+        }
         let publisher = |session: Arc<Session>| Publisher {
             hub: self.clone(),
             session,
@@ -524,8 +496,11 @@ impl IngestHub {
             };
             let _ = outcome_tx.send(Some(outcome));
             hub.finished(&id).await;
-            // Ended or interrupted: everything archived becomes the recording.
-            hub.recorder.stream_over(&id);
+            // Ended or interrupted: everything archived becomes the recording
+            // (not at a shutdown: the stream is resumable after the restart).
+            if !hub.stopping.load(Ordering::SeqCst) {
+                hub.recorder.stream_over(&id);
+            }
         });
         Ok((publisher(session), first_seq, true))
     }

@@ -228,6 +228,7 @@ async fn serve(
                 "already_publishing",
                 e.to_string(),
             ),
+            AttachError::ShuttingDown => (close::SERVICE_RESTART, "server_restart", e.to_string()),
             _ => (close::PROTOCOL, "protocol", e.to_string()),
         })?;
     let session = publisher.session().clone();
@@ -317,6 +318,12 @@ async fn publish(
                 let failed = outcome.borrow().clone();
                 return match failed {
                     Some(Err(e)) => Err((close::BAD_MEDIA, "bad_media", e)),
+                    // A shutdown ended the pipeline: the stream is resumable.
+                    _ if hub.stopping() => Err((
+                        close::SERVICE_RESTART,
+                        "server_restart",
+                        "the server is restarting; the stream resumes when it is back".into(),
+                    )),
                     _ => Ok(false),
                 };
             }

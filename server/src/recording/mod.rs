@@ -501,11 +501,12 @@ impl Recorder {
     }
 
     /// After a restart: streams still marked live are interrupted (no pipeline
-    /// owns them now), and every recording a restart cut short is built.
-    /// Returns how many recordings were queued.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, RecordingError> {
+    /// owns them now), but for `resumable` ones (left so by a graceful
+    /// shutdown: `ingest::resume`), and every recording a restart cut short
+    /// is built. Returns how many recordings were queued.
+    pub async fn recover(self: &Arc<Self>, resumable: &[String]) -> Result<usize, RecordingError> {
         let live = self.db.live_stream_ids().await?;
-        for id in &live {
+        for id in live.iter().filter(|id| !resumable.contains(id)) {
             tracing::warn!(stream = %id, "stream was live when the server stopped: marked interrupted");
             self.db
                 .set_stream_state(id, "interrupted", crate::clock::now_ms())

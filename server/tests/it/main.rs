@@ -27,6 +27,7 @@ mod recording;
 mod relay;
 mod rtmp;
 mod security;
+mod shutdown;
 mod srt;
 mod store;
 mod support;

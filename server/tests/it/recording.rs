@@ -34,7 +34,12 @@ pub(crate) fn publish_cmd(
 }
 
 /// Polls the recording API until the MP4 is ready (or failed), returning the JSON.
-async fn wait_recording(http: &reqwest::Client, base: &str, id: &str, limit: Duration) -> Value {
+pub(crate) async fn wait_recording(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    limit: Duration,
+) -> Value {
     let start = Instant::now();
     let mut last = Value::Null;
     let mut progress_seen = Vec::new();
@@ -343,13 +348,13 @@ async fn a_resume_within_the_grace_period_is_one_recording_on_s3() {
 }
 
 /// `onair serve` as its own process, so it can be killed with SIGKILL.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(data: &Path, extra: &[String]) -> Server {
+    pub(crate) fn start(data: &Path, extra: &[String]) -> Server {
         let port = free_port_pair();
         let base = format!("http://127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new()
@@ -379,7 +384,7 @@ impl Server {
         Server { child, base }
     }
 
-    async fn ready(&self, http: &reqwest::Client) {
+    pub(crate) async fn ready(&self, http: &reqwest::Client) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
             if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await {
@@ -409,9 +414,18 @@ impl Drop for Server {
 
 /// Registers a broadcaster and creates a stream over the API; returns its id and token.
 async fn api_stream(http: &reqwest::Client, base: &str) -> (String, String) {
+    api_stream_as(http, base, "killtest").await
+}
+
+/// As [`api_stream`], for a broadcaster named `username`.
+pub(crate) async fn api_stream_as(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+) -> (String, String) {
     let reg = http
         .post(format!("{base}/api/v1/auth/register"))
-        .json(&serde_json::json!({"username": "killtest", "password": "correct horse"}))
+        .json(&serde_json::json!({"username": username, "password": "correct horse"}))
         .send()
         .await
         .expect("register");
