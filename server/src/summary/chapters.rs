@@ -30,151 +30,26 @@ use app::transcripts::TranscriptLine;
 /// The least depth of a topic change (a drop in similarity, 0–2).
 const MIN_DEPTH: f64 = 0.1;
 
-/// Words that say nothing about a topic.
-const STOP_WORDS: &[&str] = &[
-    "about",
-    "above",
-    "actually",
-    "after",
-    "again",
-    "against",
-    "all",
-    "also",
-    "and",
-    "any",
-    "are",
-    "around",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "both",
-    "but",
-    "can",
-    "cannot",
-    "could",
-    "did",
-    "does",
-    "doing",
-    "done",
-    "down",
-    "during",
-    "each",
-    "even",
-    "every",
-    "few",
-    "for",
-    "from",
-    "get",
-    "gets",
-    "getting",
-    "going",
-    "gonna",
-    "got",
-    "had",
-    "has",
-    "have",
-    "having",
-    "her",
-    "here",
-    "hers",
-    "herself",
-    "him",
-    "himself",
-    "his",
-    "how",
-    "into",
-    "its",
-    "itself",
-    "just",
-    "know",
-    "let",
-    "like",
-    "look",
-    "lot",
-    "make",
-    "makes",
-    "many",
-    "may",
-    "more",
-    "most",
-    "much",
-    "must",
-    "need",
-    "now",
-    "off",
-    "okay",
-    "once",
-    "one",
-    "only",
-    "other",
-    "our",
-    "ours",
-    "ourselves",
-    "out",
-    "over",
-    "own",
-    "really",
-    "right",
-    "same",
-    "say",
-    "see",
-    "she",
-    "should",
-    "some",
-    "something",
-    "such",
-    "sure",
-    "take",
-    "than",
-    "that",
-    "the",
-    "their",
-    "theirs",
-    "them",
-    "themselves",
-    "then",
-    "there",
-    "these",
-    "they",
-    "thing",
-    "things",
-    "think",
-    "this",
-    "those",
-    "through",
-    "too",
-    "two",
-    "under",
-    "until",
-    "use",
-    "very",
-    "want",
-    "was",
-    "way",
-    "well",
-    "were",
-    "what",
-    "when",
-    "where",
-    "which",
-    "while",
-    "who",
-    "whom",
-    "why",
-    "will",
-    "with",
-    "would",
-    "yeah",
-    "yes",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-];
+/// Words that say nothing about a topic (sorted, one space apart).
+const STOP_WORDS: &str =
+    "about above actually after again against all also and any are around because been \
+     before being below between both but can cannot could did does doing done down during \
+     each even every few for from get gets getting going gonna got had has have having her \
+     here hers herself him himself his how into its itself just know let like look lot make \
+     makes many may more most much must need now off okay once one only other our ours \
+     ourselves out over own really right same say see she should some something such sure \
+     take than that the their theirs them themselves then there these they thing things \
+     think this those through too two under until use very want was way well were what when \
+     where which while who whom why will with would yeah yes you your yours yourself \
+     yourselves";
+
+/// [`STOP_WORDS`] as a set.
+fn is_stop_word(w: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| STOP_WORDS.split(' ').collect())
+        .contains(w)
+}
 
 /// The built-in method's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +81,7 @@ fn words(text: &str) -> Vec<(String, String)> {
         .map(|w| w.trim_matches('\'').to_lowercase())
         .map(|w| w.strip_suffix("'s").map(str::to_string).unwrap_or(w))
         .filter(|w| w.chars().count() >= 3 && !w.chars().all(|c| c.is_ascii_digit()))
-        .filter(|w| STOP_WORDS.binary_search(&w.as_str()).is_err())
+        .filter(|w| !is_stop_word(w))
         .map(|w| (stem(&w), w))
         .collect()
 }

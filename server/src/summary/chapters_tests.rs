@@ -78,8 +78,14 @@ fn ch(start_ms: i64, title: &str) -> Chapter {
 }
 
 #[test]
-fn the_stop_words_are_sorted_for_the_binary_search() {
-    assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+fn the_stop_words_are_sorted_and_one_space_apart() {
+    let words: Vec<&str> = STOP_WORDS.split(' ').collect();
+    assert!(
+        words.windows(2).all(|w| w[0] < w[1]),
+        "sorted, one space apart"
+    );
+    assert!(words.len() > 100 && words.iter().all(|w| !w.is_empty()));
+    assert!(is_stop_word("the") && !is_stop_word("sourdough"));
 }
 
 #[test]

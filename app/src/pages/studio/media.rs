@@ -349,9 +349,8 @@ pub fn go_live(stream_id: String, token: String, preset: Preset, status: RwSigna
     tick.forget();
 }
 
-/// Starts a new recorder on `stream` (in place of the current one, which is
-/// stopped and whose late chunks are dropped) and feeds its chunks to the
-/// publisher.
+/// Starts a new recorder on `stream` (replacing the current one, whose late
+/// chunks are dropped) and feeds its chunks to the publisher.
 fn start_recorder(stream: &MediaStream) -> Result<(), String> {
     let (options, generation, old) = CORE.with(|c| {
         let mut c = c.borrow_mut();
