@@ -258,10 +258,7 @@ pub trait ChaptersBackend: Send + Sync + 'static {
 /// A stream's chapters and where making them stands, for whoever may watch
 /// it (a private stream's playback token counts, as on the watch page).
 #[server(prefix = "/api/fn")]
-pub async fn get_chapters(
-    id: String,
-    token: Option<String>,
-) -> Result<ChaptersStatus, AppError> {
+pub async fn get_chapters(id: String, token: Option<String>) -> Result<ChaptersStatus, AppError> {
     use crate::serverfn::{provided, request, status};
     status(
         provided::<dyn ChaptersBackend>()?
@@ -285,10 +282,7 @@ pub async fn generate_chapters(id: String) -> Result<ChaptersStatus, AppError> {
 /// admins); a list against the rules is refused with the API's `422
 /// invalid_chapters` and its message.
 #[server(prefix = "/api/fn", input = Json)]
-pub async fn edit_chapters(
-    id: String,
-    chapters: Vec<Chapter>,
-) -> Result<ChaptersStatus, AppError> {
+pub async fn edit_chapters(id: String, chapters: Vec<Chapter>) -> Result<ChaptersStatus, AppError> {
     use crate::serverfn::{provided, request, status};
     status(
         provided::<dyn ChaptersBackend>()?
@@ -373,12 +367,29 @@ mod tests {
         assert_eq!(parse_start("0:00"), Some(0));
         assert_eq!(parse_start(" 1:05 "), Some(65_000));
         assert_eq!(parse_start("12:30"), Some(750_000));
-        assert_eq!(parse_start("75:00"), Some(4_500_000), "minutes past 59 as typed");
+        assert_eq!(
+            parse_start("75:00"),
+            Some(4_500_000),
+            "minutes past 59 as typed"
+        );
         assert_eq!(parse_start("1:02:03"), Some(3_723_000));
         assert_eq!(parse_start("90"), Some(90_000));
         for bad in [
-            "", " ", "1:60", "1:5x", "-1:00", "1:-5", "1::00", ":30", "1:", "1.5", "1:00:00:00",
-            "1:02:60", "١:٠٠", "+5", "999999999999:00",
+            "",
+            " ",
+            "1:60",
+            "1:5x",
+            "-1:00",
+            "1:-5",
+            "1::00",
+            ":30",
+            "1:",
+            "1.5",
+            "1:00:00:00",
+            "1:02:60",
+            "١:٠٠",
+            "+5",
+            "999999999999:00",
         ] {
             assert_eq!(parse_start(bad), None, "{bad:?}");
         }

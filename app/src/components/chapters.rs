@@ -210,16 +210,18 @@ pub fn ChaptersPanel(id: String) -> impl IntoView {
         }
     };
     let add = move |_| {
-        let last = rows.with_untracked(|r| {
-            r.last()
-                .and_then(|r| parse_start(&r.start.get_untracked()))
-        });
+        let last =
+            rows.with_untracked(|r| r.last().and_then(|r| parse_start(&r.start.get_untracked())));
         let start = last.map_or(0, |ms| ms.saturating_add(60_000));
         let row = new_row(format_start(start), String::new());
         rows.update(|r| r.push(row));
     };
     let save_error = move || {
-        let server = save.value().get().and_then(Result::err).map(|e| e.to_string());
+        let server = save
+            .value()
+            .get()
+            .and_then(Result::err)
+            .map(|e| e.to_string());
         local_error.get().or(server).map(|e| {
             view! { <p class="error" data-testid="chapters-save-error" role="alert">{e}</p> }
         })
