@@ -98,5 +98,14 @@ mod tests {
         let write = <app::streams::CreateStream as ServerFn>::PATH;
         assert!(!is_write(&Method::POST, read), "{read}");
         assert!(is_write(&Method::POST, write), "{write}");
+        // Reading chapters is a read; making and editing them are writes.
+        let read = <app::chapters::GetChapters as ServerFn>::PATH;
+        assert!(!is_write(&Method::POST, read), "{read}");
+        for write in [
+            <app::chapters::GenerateChapters as ServerFn>::PATH,
+            <app::chapters::EditChapters as ServerFn>::PATH,
+        ] {
+            assert!(is_write(&Method::POST, write), "{write}");
+        }
     }
 }
