@@ -72,6 +72,7 @@ pub const APP: Rule = Rule {
             &[
                 "accounts",
                 "analytics",
+                "chapters",
                 "chat",
                 "health",
                 "recordings",
