@@ -6,9 +6,14 @@
 //! Times are integer milliseconds on the stream's media timeline, the same
 //! as the transcript's and the recording's (`?t=`).
 
+#[cfg(feature = "ssr")]
+use crate::serverfn::{BoxFuture, Parts};
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::transcripts::{vtt_text, vtt_timestamp};
+use crate::error::AppError;
+use crate::transcripts::{url_token, vtt_text, vtt_timestamp};
 
 /// The most chapters a list may have.
 pub const MAX_CHAPTERS: usize = 100;
@@ -177,6 +182,115 @@ pub fn render_vtt(chapters: &[Chapter], end_ms: Option<i64>) -> String {
     out
 }
 
+/// Where a stream's WebVTT chapters track is, with a private stream's
+/// playback token (as the transcript's downloads carry it).
+pub fn vtt_url(stream: &str, token: Option<&str>) -> String {
+    match url_token(token) {
+        Some(t) => format!("/api/v1/streams/{stream}/chapters.vtt?token={t}"),
+        None => format!("/api/v1/streams/{stream}/chapters.vtt"),
+    }
+}
+
+/// The chapter playing at `position_ms`: the last one started at or before
+/// it (none before the first start).
+pub fn current(chapters: &[Chapter], position_ms: i64) -> Option<usize> {
+    chapters.iter().rposition(|c| c.start_ms <= position_ms)
+}
+
+/// A start as the editor shows it: `m:ss`, or `h:mm:ss` past an hour.
+pub fn format_start(ms: i64) -> String {
+    crate::format::clock(ms)
+}
+
+/// Reads a start typed in the editor: `m:ss`, `h:mm:ss` or whole seconds
+/// (`90`), surrounding spaces ignored; seconds and minutes after the first
+/// field below 60. The answer is ms; `None` for anything else (also a
+/// number too big to be a time).
+pub fn parse_start(input: &str) -> Option<i64> {
+    let fields: Vec<&str> = input.trim().split(':').collect();
+    if fields.len() > 3 {
+        return None;
+    }
+    let mut secs: i64 = 0;
+    for (i, f) in fields.iter().enumerate() {
+        if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: i64 = f.parse().ok()?;
+        if i > 0 && n >= 60 {
+            return None;
+        }
+        secs = secs.checked_mul(60)?.checked_add(n)?;
+    }
+    secs.checked_mul(1000)
+}
+
+/// What this area's server functions need from the server (server build
+/// only). The server implements it and provides an `Arc<dyn
+/// ChaptersBackend>` in the Leptos context; the rules are the JSON API's
+/// (docs/api.md, "Chapters"), and refusals are [`AppError::Refused`] with
+/// the API's status and code.
+#[cfg(feature = "ssr")]
+pub trait ChaptersBackend: Send + Sync + 'static {
+    /// A stream's chapters and where making them stands (whoever may watch
+    /// it; `token`: a private stream's playback token).
+    fn chapters(
+        &self,
+        req: Parts,
+        id: String,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<ChaptersStatus, AppError>>;
+    /// Starts making a stream's chapters (owner and admins).
+    fn start_chapters(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<ChaptersStatus, AppError>>;
+    /// Replaces a stream's chapters with the owner's list (owner and admins).
+    fn edit_chapters(
+        &self,
+        req: Parts,
+        id: String,
+        chapters: Vec<Chapter>,
+    ) -> BoxFuture<'_, Result<ChaptersStatus, AppError>>;
+}
+
+/// A stream's chapters and where making them stands, for whoever may watch
+/// it (a private stream's playback token counts, as on the watch page).
+#[server(prefix = "/api/fn")]
+pub async fn get_chapters(id: String, token: Option<String>) -> Result<ChaptersStatus, AppError> {
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn ChaptersBackend>()?
+            .chapters(request()?, id, token)
+            .await,
+    )
+}
+
+/// Starts making a stream's chapters (again) (owner and admins).
+#[server(prefix = "/api/fn")]
+pub async fn generate_chapters(id: String) -> Result<ChaptersStatus, AppError> {
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn ChaptersBackend>()?
+            .start_chapters(request()?, id)
+            .await,
+    )
+}
+
+/// Replaces a stream's chapters with the owner's edited list (owner and
+/// admins); a list against the rules is refused with the API's `422
+/// invalid_chapters` and its message.
+#[server(prefix = "/api/fn", input = Json)]
+pub async fn edit_chapters(id: String, chapters: Vec<Chapter>) -> Result<ChaptersStatus, AppError> {
+    use crate::serverfn::{provided, request, status};
+    status(
+        provided::<dyn ChaptersBackend>()?
+            .edit_chapters(request()?, id, chapters)
+            .await,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +360,67 @@ mod tests {
         assert!(render_vtt(&[ch(0, "Only")], None).contains("00:00:00.000 --> 00:00:01.000"));
         // A huge start does not overflow.
         assert!(render_vtt(&[ch(i64::MAX, "Far")], None).contains("Far"));
+    }
+
+    #[test]
+    fn typed_starts_read_as_m_ss_h_mm_ss_or_seconds() {
+        assert_eq!(parse_start("0:00"), Some(0));
+        assert_eq!(parse_start(" 1:05 "), Some(65_000));
+        assert_eq!(parse_start("12:30"), Some(750_000));
+        assert_eq!(
+            parse_start("75:00"),
+            Some(4_500_000),
+            "minutes past 59 as typed"
+        );
+        assert_eq!(parse_start("1:02:03"), Some(3_723_000));
+        assert_eq!(parse_start("90"), Some(90_000));
+        for bad in [
+            "",
+            " ",
+            "1:60",
+            "1:5x",
+            "-1:00",
+            "1:-5",
+            "1::00",
+            ":30",
+            "1:",
+            "1.5",
+            "1:00:00:00",
+            "1:02:60",
+            "١:٠٠",
+            "+5",
+            "999999999999:00",
+        ] {
+            assert_eq!(parse_start(bad), None, "{bad:?}");
+        }
+        // What is shown reads back.
+        for ms in [0, 65_000, 3_723_000] {
+            assert_eq!(parse_start(&format_start(ms)), Some(ms));
+        }
+    }
+
+    #[test]
+    fn the_current_chapter_is_the_last_started() {
+        let list = [ch(0, "A"), ch(10_000, "B"), ch(20_000, "C")];
+        assert_eq!(current(&list, 0), Some(0));
+        assert_eq!(current(&list, 9_999), Some(0));
+        assert_eq!(current(&list, 10_000), Some(1));
+        assert_eq!(current(&list, 99_000), Some(2));
+        assert_eq!(current(&list, -1), None);
+        assert_eq!(current(&[], 5), None);
+    }
+
+    #[test]
+    fn the_track_url_carries_only_a_well_formed_token() {
+        assert_eq!(vtt_url("abc", None), "/api/v1/streams/abc/chapters.vtt");
+        assert_eq!(vtt_url("abc", Some("")), "/api/v1/streams/abc/chapters.vtt");
+        assert_eq!(
+            vtt_url("abc", Some("9.sig_-")),
+            "/api/v1/streams/abc/chapters.vtt?token=9.sig_-"
+        );
+        assert_eq!(
+            vtt_url("abc", Some("x&y=<b>")),
+            "/api/v1/streams/abc/chapters.vtt"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Components shared by several pages.
 
+pub mod chapters;
 pub mod charts;
 pub mod chat;
 pub mod clipboard;

@@ -365,7 +365,10 @@ pub fn StreamAnalyticsPage() -> impl IntoView {
             // Outside the 5-second refresh, so its progress and button keep their state.
             {move || {
                 let id = params.read().get("id").unwrap_or_default();
-                view! { <crate::components::summary::SummaryPanel id=id /> }
+                view! {
+                    <crate::components::summary::SummaryPanel id=id.clone() />
+                    <crate::components::chapters::ChaptersPanel id=id />
+                }
             }}
         </section>
     }

@@ -17,6 +17,7 @@ use leptos_meta::Meta;
 use crate::components::head::PageTitle;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use crate::chapters::Chapter;
 use crate::components::chat::{Chat, ViewerCount};
 use crate::components::clipboard::copy;
 use crate::components::player::Player;
@@ -433,9 +434,11 @@ fn Body(
             // The recording's captions sit beside its master playlist.
             let captions_url =
                 vod_captions.then(|| vod.replace("master.m3u8", "subs/captions.vtt"));
+            let (chapters, chapters_vtt) = recording_chapters(&id);
             return view! {
                 <p class="watch-recording" data-testid="watch-recording">"Recording of the stream. "</p>
-                <Player src=vod vod=true start_at=start_at.unwrap_or(0.0) captions_url=captions_url.unwrap_or_default() captions_note="This recording has no captions" />
+                <Player src=vod vod=true start_at=start_at.unwrap_or(0.0) captions_url=captions_url.unwrap_or_default() captions_note="This recording has no captions"
+                    chapters=chapters chapters_vtt=chapters_vtt />
                 <RecordingDownload id=id.clone() />
                 <TranscriptLink id=id />
             }
@@ -453,6 +456,28 @@ fn Body(
         }}
     }
     .into_any()
+}
+
+/// A recording's chapters, read in the browser (none until they answer, and
+/// none on a refusal: the list stays hidden), and the URL of their WebVTT
+/// track, both with the page's playback token for a private stream.
+fn recording_chapters(id: &str) -> (Signal<Vec<Chapter>>, String) {
+    let token = use_query_map()
+        .read_untracked()
+        .get("token")
+        .filter(|t| !t.is_empty());
+    let list = RwSignal::new(Vec::<Chapter>::new());
+    let vtt = crate::chapters::vtt_url(id, token.as_deref());
+    let id = id.to_string();
+    Effect::new(move |_| {
+        let (id, token) = (id.clone(), token.clone());
+        leptos::task::spawn_local(async move {
+            if let Ok(s) = crate::chapters::get_chapters(id, token).await {
+                list.set(s.chapters.map(|c| c.chapters).unwrap_or_default());
+            }
+        });
+    });
+    (list.into(), vtt)
 }
 
 /// The link to a finished stream's transcript page (with the page's

@@ -108,6 +108,56 @@ impl app::summaries::SummariesBackend for Services {
     }
 }
 
+impl app::chapters::ChaptersBackend for Services {
+    fn chapters(
+        &self,
+        req: Parts,
+        id: String,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<app::chapters::ChaptersStatus, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::chapters::status(
+                &self.db,
+                &self.accounts,
+                &self.summaries,
+                user.as_ref(),
+                &id,
+                token.as_deref(),
+            )
+            .await
+            .map_err(refused)
+        })
+    }
+
+    fn start_chapters(
+        &self,
+        req: Parts,
+        id: String,
+    ) -> BoxFuture<'_, Result<app::chapters::ChaptersStatus, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::chapters::start(&self.db, &self.summaries, user.as_ref(), &id)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn edit_chapters(
+        &self,
+        req: Parts,
+        id: String,
+        chapters: Vec<app::chapters::Chapter>,
+    ) -> BoxFuture<'_, Result<app::chapters::ChaptersStatus, AppError>> {
+        Box::pin(async move {
+            let (_, user) = self.user(&req).await?;
+            crate::service::chapters::edit(&self.db, &self.summaries, user.as_ref(), &id, chapters)
+                .await
+                .map_err(refused)
+        })
+    }
+}
+
 impl app::analytics::AnalyticsBackend for Services {
     fn dashboard(&self, req: Parts) -> BoxFuture<'_, Result<app::analytics::Dashboard, AppError>> {
         Box::pin(async move {

@@ -58,6 +58,7 @@ impl Services {
         provide_context::<Arc<dyn app::transcripts::TranscriptsBackend>>(self.clone());
         provide_context::<Arc<dyn app::search::SearchBackend>>(self.clone());
         provide_context::<Arc<dyn app::summaries::SummariesBackend>>(self.clone());
+        provide_context::<Arc<dyn app::chapters::ChaptersBackend>>(self.clone());
         provide_context::<Arc<dyn app::analytics::AnalyticsBackend>>(self.clone());
     }
 

@@ -22,7 +22,8 @@ use crate::state::AppState;
 
 /// The server functions that only read. A server function missing here is
 /// counted as a write: the safe side.
-const READS: [&str; 15] = [
+const READS: [&str; 16] = [
+    <app::chapters::GetChapters as ServerFn>::PATH,
     <app::accounts::CurrentUser as ServerFn>::PATH,
     <app::analytics::GetDashboard as ServerFn>::PATH,
     <app::analytics::GetStreamAnalytics as ServerFn>::PATH,
@@ -97,5 +98,14 @@ mod tests {
         let write = <app::streams::CreateStream as ServerFn>::PATH;
         assert!(!is_write(&Method::POST, read), "{read}");
         assert!(is_write(&Method::POST, write), "{write}");
+        // Reading chapters is a read; making and editing them are writes.
+        let read = <app::chapters::GetChapters as ServerFn>::PATH;
+        assert!(!is_write(&Method::POST, read), "{read}");
+        for write in [
+            <app::chapters::GenerateChapters as ServerFn>::PATH,
+            <app::chapters::EditChapters as ServerFn>::PATH,
+        ] {
+            assert!(is_write(&Method::POST, write), "{write}");
+        }
     }
 }

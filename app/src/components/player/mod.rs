@@ -19,6 +19,8 @@
 
 use leptos::prelude::*;
 
+use crate::chapters::Chapter;
+use crate::components::chapters::ChapterList;
 use crate::format::clock;
 use crate::protocol::events::Caption;
 
@@ -198,6 +200,13 @@ pub fn Player(
     /// Why there are no captions, for the CC button's tooltip.
     #[prop(optional)]
     captions_note: Option<&'static str>,
+    /// A recording's chapters: listed under the video (a click seeks), and
+    /// given to the video as a `chapters` track from `chapters_vtt`.
+    #[prop(optional, into)]
+    chapters: Option<Signal<Vec<Chapter>>>,
+    /// The WebVTT chapters track of `chapters`.
+    #[prop(optional)]
+    chapters_vtt: Option<String>,
 ) -> impl IntoView {
     let video = NodeRef::<leptos::html::Video>::new();
     let state = PlayerState::new();
@@ -293,6 +302,30 @@ pub fn Player(
         }
         muted.set(false);
     };
+    // A chapter's click: play from its start.
+    let seek = Callback::new(move |ms: i64| {
+        state.position_ms.set(ms);
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = video.get_untracked() {
+            el.set_current_time(ms as f64 / 1000.0);
+            if el.paused() {
+                let _ = el.play();
+            }
+        }
+    });
+    let track = chapters.zip(chapters_vtt).map(|(list, url)| {
+        move || {
+            list.with(|c| !c.is_empty()).then(|| {
+                view! { <track kind="chapters" label="Chapters" src=url.clone() data-testid="chapters-track" /> }
+            })
+        }
+    });
+    let chapter_list = chapters.map(|list| {
+        view! {
+            <ChapterList chapters=list position_ms=state.position_ms.into()
+                duration_ms=state.duration_ms.into() seek=seek />
+        }
+    });
     // Keyboard shortcuts, page-wide while the player is on it (not while
     // typing in the chat or another field).
     let screen = NodeRef::<leptos::html::Div>::new();
@@ -373,7 +406,7 @@ pub fn Player(
                     autoplay=true
                     playsinline=true
                     on:volumechange=on_volume
-                ></video>
+                >{track}</video>
                 <button type="button" class="unmute" data-testid="unmute"
                     hidden=move || !muted.get() || !playing()
                     on:click=unmute>
@@ -466,6 +499,7 @@ pub fn Player(
                     </select>
                 </label>
             </div>
+            {chapter_list}
         </div>
     }
 }
