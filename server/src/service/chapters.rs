@@ -1,6 +1,6 @@
 //! Chapters as the API sees them: whoever may watch a stream reads its
-//! chapters (the transcript's rules: [`load_watchable`]); only its owner and
-//! admins make or edit them (the summaries' rules: [`load_managed`]). The
+//! chapters (the transcript's rules: `load_watchable`); only its owner and
+//! admins make or edit them (the summaries' rules: `load_managed`). The
 //! work is in [`crate::summary::chapter_jobs`].
 
 use std::sync::Arc;
