@@ -155,6 +155,33 @@ pub(crate) fn say(text: &str) -> ClientMessage {
     ClientMessage::Chat { text: text.into() }
 }
 
+/// After NATS came back: posts on `from` (one a second, the chat rate
+/// limit's refill) until one is numbered by the bus, then checks `to`, a
+/// viewer on the other node, gets it with the same id.
+pub(crate) async fn chat_crosses_again(from: &mut Ws, to: &mut Ws) {
+    let mut n = 0;
+    let crossed = loop {
+        n += 1;
+        assert!(n <= 20, "chat never crossed nodes again");
+        let text = format!("back {n}");
+        send(from, &say(&text)).await;
+        let (id_from, _) = chat(from).await;
+        if id_from.is_none() {
+            // The link was not fully back yet: served on this node alone.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // The other node gets it (after any earlier attempts, which it never saw).
+        let got = until(
+            to,
+            |e| matches!(e, ServerEvent::Chat { message } if message.text == text),
+        )
+        .await;
+        break (id_from, got.id);
+    };
+    assert_eq!(crossed.0, crossed.1, "the same id on both nodes");
+}
+
 /// Polls `f` every 100 ms until it holds, for at most `secs` seconds.
 pub(crate) async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
@@ -441,28 +468,7 @@ async fn rooms_span_two_nodes_on_nats_and_survive_its_restart() {
         readiness(&b).await == "ready"
     })
     .await;
-    let mut n = 0;
-    let crossed = loop {
-        n += 1;
-        assert!(n <= 20, "chat never crossed nodes again");
-        let text = format!("back {n}");
-        send(&mut ann_a, &say(&text)).await;
-        let (id_a, _) = chat(&mut ann_a).await;
-        if id_a.is_none() {
-            // The link was not fully back yet: served on A alone. (One try
-            // a second: the chat rate limit refills one message a second.)
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        // B gets it (after any earlier attempts, which B never saw).
-        let got = until(
-            &mut carl_b,
-            |e| matches!(e, ServerEvent::Chat { message } if message.text == text),
-        )
-        .await;
-        break (id_a, got.id);
-    };
-    assert_eq!(crossed.0, crossed.1, "the same id on both nodes");
+    chat_crosses_again(&mut ann_a, &mut carl_b).await;
     drop(publisher);
 }
 

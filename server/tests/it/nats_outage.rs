@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use app::protocol::events::ClientRole;
 
 use crate::accounts::mint;
-use crate::cluster::{chat, eventually, readiness, say, until, NatsServer};
+use crate::cluster::{chat, chat_crosses_again, eventually, readiness, say, NatsServer};
 use crate::events::{hello, open, send, welcome};
 use crate::failover::highest_msn;
 use crate::rtmp::{ffmpeg_publish, rtmp_listener, wait_for_state, QUICK};
 use crate::support::{remote_db, SurrealServer, TestApp, SURREAL_PASSWORD};
-use app::protocol::events::ServerEvent;
 
 /// A node on this NATS and database, publishing the source rendition only.
 async fn node(surreal: &SurrealServer, nats: &NatsServer, name: &str) -> TestApp {
@@ -132,25 +131,7 @@ async fn a_20_s_nats_outage_mid_stream_keeps_the_stream_and_local_rooms_and_chat
         readiness(&b).await == "ready"
     })
     .await;
-    let mut n = 0;
-    let crossed = loop {
-        n += 1;
-        assert!(n <= 20, "chat never crossed nodes again");
-        let text = format!("back {n}");
-        send(&mut on_a, &say(&text)).await;
-        let (id_a, _) = chat(&mut on_a).await;
-        if id_a.is_none() {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        let got = until(
-            &mut on_b,
-            |e| matches!(e, ServerEvent::Chat { message } if message.text == text),
-        )
-        .await;
-        break (id_a, got.id);
-    };
-    assert_eq!(crossed.0, crossed.1, "the same id on both nodes");
+    chat_crosses_again(&mut on_a, &mut on_b).await;
     eventually(30, "B forwards the stream again", || async {
         get(&b, &format!("/live/{id}/master.m3u8")).await.0 == 200
     })
