@@ -151,7 +151,7 @@ async fn migration_2_trims_long_titles_and_descriptions() {
         .expect("seed ok");
     assert_eq!(
         db.migrate().await.expect("migrate").applied,
-        vec![2, 3, 4, 5, 6, 7]
+        vec![2, 3, 4, 5, 6, 7, 8]
     );
     let row = db.get_stream("long").await.expect("get").expect("row");
     assert_eq!(row.title.chars().count(), 120);
