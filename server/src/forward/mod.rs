@@ -58,6 +58,27 @@ pub struct Owner {
     pub url: String,
 }
 
+impl Owner {
+    /// The owner did not answer as it should (`message` says how); counted
+    /// in `onair_edge_owner_errors_total`.
+    pub fn unreachable(&self, message: String) -> ForwardError {
+        metrics::counter!("onair_edge_owner_errors_total").increment(1);
+        ForwardError::OwnerUnreachable {
+            owner: self.node.clone(),
+            message,
+        }
+    }
+
+    /// The owner's URL of `path` (which starts with `/`); refused when its
+    /// lease names no URL.
+    pub fn url_of(&self, path: &str) -> Result<String, ForwardError> {
+        if self.url.is_empty() {
+            return Err(self.unreachable("its lease names no URL".into()));
+        }
+        Ok(format!("{}{path}", self.url.trim_end_matches('/')))
+    }
+}
+
 /// Where the leases are read (NATS in `server`; a fake in tests).
 #[async_trait::async_trait]
 pub trait Owners: Send + Sync + std::fmt::Debug {
@@ -308,17 +329,8 @@ impl Forwarder {
         kind: Kind,
         token: Option<String>,
     ) -> Result<Fetched, ForwardError> {
-        let unreachable = |message: String| {
-            metrics::counter!("onair_edge_owner_errors_total").increment(1);
-            ForwardError::OwnerUnreachable {
-                owner: owner.node.clone(),
-                message,
-            }
-        };
-        if owner.url.is_empty() {
-            return Err(unreachable("its lease names no URL".into()));
-        }
-        let mut url = format!("{}{uri}", owner.url.trim_end_matches('/'));
+        let unreachable = |message: String| owner.unreachable(message);
+        let mut url = owner.url_of(uri)?;
         if let Some(t) = token {
             url.push(if uri.contains('?') { '&' } else { '?' });
             url.push_str("token=");

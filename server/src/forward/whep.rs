@@ -41,20 +41,8 @@ impl Forwarder {
         offer: String,
         token: &str,
     ) -> Result<WhepPosted, ForwardError> {
-        let unreachable = |message: String| {
-            metrics::counter!("onair_edge_owner_errors_total").increment(1);
-            ForwardError::OwnerUnreachable {
-                owner: owner.node.clone(),
-                message,
-            }
-        };
-        if owner.url.is_empty() {
-            return Err(unreachable("its lease names no URL".into()));
-        }
-        let url = format!(
-            "{}/api/v1/streams/{stream}/whep",
-            owner.url.trim_end_matches('/')
-        );
+        let unreachable = |message: String| owner.unreachable(message);
+        let url = owner.url_of(&format!("/api/v1/streams/{stream}/whep"))?;
         let res = self
             .client
             .post(&url)
@@ -112,7 +100,14 @@ impl Forwarder {
     /// `DELETE`s a relay's resource `location` (a path) at `owner`, as far
     /// as it goes.
     pub async fn whep_delete(&self, owner: &Owner, location: &str) {
-        let url = format!("{}{location}", owner.url.trim_end_matches('/'));
+        // No URL: nothing to reach (and no owner error to count: the
+        // offer already failed on it).
+        if owner.url.is_empty() {
+            return;
+        }
+        let Ok(url) = owner.url_of(location) else {
+            return;
+        };
         let res = self
             .client
             .delete(&url)
